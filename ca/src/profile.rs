@@ -1,0 +1,317 @@
+//! Profiles: the policy every issuance request passes before anything is signed.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use ::time::{Duration, OffsetDateTime};
+
+use crate::issue::{Approved, IssuanceRequest, SigningCa};
+use crate::names::{DnsRule, normalize_dns_name};
+use crate::KeyAlgorithm;
+
+/// A rule of a profile that a request broke. The message names the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("profile {profile:?}: rule {rule}: {detail}")]
+pub struct PolicyViolation {
+    /// The profile's name.
+    pub profile: String,
+    /// The rule, as named in the profile's JSON (`allowed_dns_names`, `max_validity_days`, ...).
+    pub rule: &'static str,
+    /// What was wrong.
+    pub detail: String,
+}
+
+/// Key usage bits a profile may grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum KeyUsage {
+    DigitalSignature,
+    ContentCommitment,
+    KeyEncipherment,
+    DataEncipherment,
+    KeyAgreement,
+}
+
+impl KeyUsage {
+    pub(crate) fn to_rcgen(self) -> rcgen::KeyUsagePurpose {
+        use rcgen::KeyUsagePurpose as K;
+        match self {
+            KeyUsage::DigitalSignature => K::DigitalSignature,
+            KeyUsage::ContentCommitment => K::ContentCommitment,
+            KeyUsage::KeyEncipherment => K::KeyEncipherment,
+            KeyUsage::DataEncipherment => K::DataEncipherment,
+            KeyUsage::KeyAgreement => K::KeyAgreement,
+        }
+    }
+}
+
+/// Extended key usages a profile may grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ExtKeyUsage {
+    ServerAuth,
+    ClientAuth,
+    CodeSigning,
+    EmailProtection,
+    TimeStamping,
+    OcspSigning,
+}
+
+impl ExtKeyUsage {
+    pub(crate) fn to_rcgen(self) -> rcgen::ExtendedKeyUsagePurpose {
+        use rcgen::ExtendedKeyUsagePurpose as E;
+        match self {
+            ExtKeyUsage::ServerAuth => E::ServerAuth,
+            ExtKeyUsage::ClientAuth => E::ClientAuth,
+            ExtKeyUsage::CodeSigning => E::CodeSigning,
+            ExtKeyUsage::EmailProtection => E::EmailProtection,
+            ExtKeyUsage::TimeStamping => E::TimeStamping,
+            ExtKeyUsage::OcspSigning => E::OcspSigning,
+        }
+    }
+}
+
+fn default_key_usages() -> Vec<KeyUsage> {
+    vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment]
+}
+fn default_ekus() -> Vec<ExtKeyUsage> {
+    vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
+}
+fn default_max_validity() -> u32 {
+    90
+}
+fn default_key_types() -> Vec<KeyAlgorithm> {
+    KeyAlgorithm::GENERATABLE.to_vec()
+}
+fn default_max_names() -> u32 {
+    100
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A certificate template with policy. Every field has a default, so `{}` is a valid
+/// profile body apart from its name: TLS server and client usages, 90 days, any generatable
+/// key type, and no names allowed until `allowed_dns_names` / `allowed_ip_ranges` say so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The profile's name (unique).
+    pub name: String,
+    /// Key usages set in issued certificates.
+    #[serde(default = "default_key_usages")]
+    pub key_usages: Vec<KeyUsage>,
+    /// Extended key usages set in issued certificates.
+    #[serde(default = "default_ekus")]
+    pub ext_key_usages: Vec<ExtKeyUsage>,
+    /// Longest validity a request may ask for, in days.
+    #[serde(default = "default_max_validity")]
+    pub max_validity_days: u32,
+    /// Validity when the request names none, in days (defaults to the maximum).
+    #[serde(default)]
+    pub default_validity_days: Option<u32>,
+    /// Subscriber key types accepted (`ecdsa-p256`, `rsa-2048`, ...).
+    #[serde(default = "default_key_types")]
+    pub allowed_key_types: Vec<KeyAlgorithm>,
+    /// DNS names allowed: `*` (any), `host.example.com`, `*.example.com`, `.example.com`.
+    #[serde(default)]
+    pub allowed_dns_names: Vec<DnsRule>,
+    /// Whether wildcard names (`*.example.com`) may be requested at all.
+    #[serde(default = "default_true")]
+    pub allow_wildcards: bool,
+    /// IP ranges whose addresses may appear in subjectAltName.
+    #[serde(default)]
+    pub allowed_ip_ranges: Vec<IpNetwork>,
+    /// Copy O, OU, C, ST, L from the CSR's subject (the CN is always taken from the request
+    /// if it is one of the requested names, or set to the first name).
+    #[serde(default)]
+    pub copy_subject: bool,
+    /// Most names (DNS + IP) in one certificate.
+    #[serde(default = "default_max_names")]
+    pub max_names: u32,
+}
+
+impl Profile {
+    /// A profile for TLS servers with the defaults and no names allowed yet.
+    pub fn tls_server(name: &str) -> Profile {
+        Profile {
+            name: name.to_string(),
+            key_usages: default_key_usages(),
+            ext_key_usages: default_ekus(),
+            max_validity_days: default_max_validity(),
+            default_validity_days: None,
+            allowed_key_types: default_key_types(),
+            allowed_dns_names: Vec::new(),
+            allow_wildcards: true,
+            allowed_ip_ranges: Vec::new(),
+            copy_subject: false,
+            max_names: default_max_names(),
+        }
+    }
+
+    fn violation(&self, rule: &'static str, detail: String) -> PolicyViolation {
+        PolicyViolation { profile: self.name.clone(), rule, detail }
+    }
+
+    /// Check the profile itself for contradictions (empty name, zero validity, ...).
+    pub fn validate(&self) -> Result<(), PolicyViolation> {
+        if self.name.trim().is_empty()
+            || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(self.violation("name", "must be non-empty and use only letters, digits, '-', '_' and '.'".into()));
+        }
+        if self.max_validity_days == 0 || self.max_validity_days > 3650 {
+            return Err(self.violation("max_validity_days", "must be between 1 and 3650".into()));
+        }
+        if let Some(d) = self.default_validity_days
+            && (d == 0 || d > self.max_validity_days)
+        {
+            return Err(self.violation(
+                "default_validity_days",
+                format!("{d} must be between 1 and max_validity_days ({})", self.max_validity_days),
+            ));
+        }
+        if self.allowed_key_types.is_empty() {
+            return Err(self.violation("allowed_key_types", "must name at least one key type".into()));
+        }
+        if self.max_names == 0 {
+            return Err(self.violation("max_names", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Check a request against this profile and the issuing CA, and turn it into the only
+    /// thing [`SigningCa::issue`] accepts.
+    pub fn approve(
+        &self,
+        req: IssuanceRequest,
+        ca: &SigningCa,
+        now: OffsetDateTime,
+    ) -> Result<Approved, PolicyViolation> {
+        // Key type.
+        let key_alg = KeyAlgorithm::of_spki(&req.public_key_der)
+            .map_err(|e| self.violation("allowed_key_types", e.to_string()))?;
+        if !self.allowed_key_types.contains(&key_alg) {
+            let allowed: Vec<String> = self.allowed_key_types.iter().map(|k| k.to_string()).collect();
+            return Err(self.violation(
+                "allowed_key_types",
+                format!("key type {key_alg} is not allowed (allowed: {})", allowed.join(", ")),
+            ));
+        }
+
+        // Names.
+        let mut dns = Vec::new();
+        for raw in &req.dns_names {
+            let n = normalize_dns_name(raw).map_err(|e| self.violation("allowed_dns_names", e))?;
+            if n.starts_with("*.") && !self.allow_wildcards {
+                return Err(self.violation("allow_wildcards", format!("wildcard name {n} is not allowed")));
+            }
+            if !self.allowed_dns_names.iter().any(|r| r.allows(&n)) {
+                return Err(self.violation(
+                    "allowed_dns_names",
+                    format!("DNS name {n} is not allowed by any rule{}", rules_hint(&self.allowed_dns_names)),
+                ));
+            }
+            if let Err(e) = ca.name_constraints_allow_dns(&n) {
+                return Err(self.violation("ca_name_constraints", e));
+            }
+            if !dns.contains(&n) {
+                dns.push(n);
+            }
+        }
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for ip in &req.ip_addresses {
+            if !self.allowed_ip_ranges.iter().any(|r| r.contains(*ip)) {
+                return Err(self.violation(
+                    "allowed_ip_ranges",
+                    format!("IP address {ip} is not inside any allowed range"),
+                ));
+            }
+            if let Err(e) = ca.name_constraints_allow_ip(*ip) {
+                return Err(self.violation("ca_name_constraints", e));
+            }
+            if !ips.contains(ip) {
+                ips.push(*ip);
+            }
+        }
+        if dns.is_empty() && ips.is_empty() {
+            return Err(self.violation("allowed_dns_names", "the request names no DNS name or IP address".into()));
+        }
+        if dns.len() + ips.len() > self.max_names as usize {
+            return Err(self.violation(
+                "max_names",
+                format!("{} names requested, at most {} allowed", dns.len() + ips.len(), self.max_names),
+            ));
+        }
+
+        // Validity.
+        let not_before = now - Duration::minutes(1);
+        let max = Duration::days(self.max_validity_days.into());
+        let wanted = match (req.validity, req.not_after) {
+            (Some(v), _) => v,
+            (None, Some(na)) => na - now,
+            (None, None) => Duration::days(self.default_validity_days.unwrap_or(self.max_validity_days).into()),
+        };
+        if wanted <= Duration::ZERO {
+            return Err(self.violation("max_validity_days", "the requested validity is not positive".into()));
+        }
+        if wanted > max {
+            return Err(self.violation(
+                "max_validity_days",
+                format!(
+                    "requested validity of {} days exceeds the maximum of {} days",
+                    (wanted.whole_hours() as f64 / 24.0).ceil(),
+                    self.max_validity_days
+                ),
+            ));
+        }
+        let ca_not_after = ca.info().not_after;
+        if ca_not_after <= now {
+            return Err(self.violation("issuer", "the issuing CA has expired".into()));
+        }
+        let not_after = (now + wanted).min(ca_not_after);
+
+        // Subject: CN is a requested name; other fields copied only if the profile says so.
+        let mut subject: Vec<(String, String)> = Vec::new();
+        let cn = req
+            .subject
+            .iter()
+            .find(|(k, _)| k == "CN")
+            .map(|(_, v)| v.to_ascii_lowercase().trim_end_matches('.').to_string())
+            .filter(|cn| dns.contains(cn) || ips.iter().any(|ip| ip.to_string() == *cn))
+            .or_else(|| dns.first().cloned())
+            .unwrap_or_else(|| ips[0].to_string());
+        subject.push(("CN".into(), cn));
+        if self.copy_subject {
+            for (k, v) in &req.subject {
+                if matches!(k.as_str(), "O" | "OU" | "C" | "ST" | "L") {
+                    subject.push((k.clone(), v.clone()));
+                }
+            }
+        }
+
+        Ok(Approved::new(
+            self.name.clone(),
+            req.public_key_der,
+            subject,
+            dns,
+            ips,
+            self.key_usages.clone(),
+            self.ext_key_usages.clone(),
+            not_before,
+            not_after,
+        ))
+    }
+}
+
+fn rules_hint(rules: &[DnsRule]) -> String {
+    if rules.is_empty() {
+        " (the profile allows no DNS names)".into()
+    } else {
+        let r: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+        format!(" (allowed: {})", r.join(", "))
+    }
+}
