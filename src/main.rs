@@ -1,1 +1,94 @@
-fn main(){}
+//! The `certkeeper` command: `serve`, `init`, and client commands for a running server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use certkeeper::client::{self, ClientArgs, ClientCommand, ConnOpts};
+use certkeeper::config::{LogFormat, Settings};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "certkeeper",
+    version,
+    about = "X.509 certificate lifecycle manager: private CA, REST API, CRL and OCSP"
+)]
+struct Cli {
+    /// Data directory (database, master key, admin token, root certificate).
+    #[arg(
+        long,
+        global = true,
+        env = "CERTKEEPER_DATA_DIR",
+        default_value = "./certkeeper-data"
+    )]
+    data_dir: PathBuf,
+    /// Settings file (default: <data-dir>/certkeeper.toml when it exists).
+    #[arg(long, global = true, env = "CERTKEEPER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    conn: ConnOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (creates everything it needs on first start).
+    Serve,
+    /// Do the first-start work (data directory, CAs, admin token) without serving.
+    Init,
+    /// Talk to a running server.
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve | Command::Init => {
+            let settings = Arc::new(Settings::load(&cli.data_dir, cli.config.as_deref())?);
+            init_logging(&settings);
+            rt.block_on(async {
+                let clock: Arc<dyn certkeeper_ca::Clock> = Arc::new(certkeeper_ca::SystemClock);
+                let booted = certkeeper::bootstrap::boot(settings.clone(), clock).await?;
+                if matches!(cli.command, Command::Serve) {
+                    certkeeper::server::run(booted, certkeeper::server::shutdown_signal()).await
+                } else {
+                    if let Some(t) = &booted.new_admin_token {
+                        println!(
+                            "admin token (shown once; also in {}):\n{t}",
+                            settings.data_dir.join("admin.token").display()
+                        );
+                    }
+                    println!(
+                        "root certificate: {}",
+                        settings.data_dir.join("root.pem").display()
+                    );
+                    booted.pki.store().pool().close().await;
+                    Ok(())
+                }
+            })
+        }
+        Command::Client(cmd) => {
+            let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
+            rt.block_on(client::run(args, cmd))
+        }
+    }
+}

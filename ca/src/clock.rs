@@ -1,7 +1,7 @@
 //! Injected time, so validity, expiry and schedules can be tested without sleeping.
 
-use std::sync::Mutex;
 use ::time::OffsetDateTime;
+use std::sync::Mutex;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {

@@ -1,10 +1,10 @@
 //! Certificate revocation lists.
 
-use rcgen::{
-    CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint, KeyIdMethod,
-    RevocationReason, RevokedCertParams, SerialNumber,
-};
 use ::time::OffsetDateTime;
+use rcgen::{
+    CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint,
+    KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber,
+};
 
 use crate::{CaError, SigningCa};
 
@@ -46,7 +46,9 @@ pub fn build_crl(
         next_update,
         crl_number: SerialNumber::from_slice(&crl_number.to_be_bytes()),
         issuing_distribution_point: crl_url.map(|u| CrlIssuingDistributionPoint {
-            distribution_point: CrlDistributionPoint { uris: vec![u.to_string()] },
+            distribution_point: CrlDistributionPoint {
+                uris: vec![u.to_string()],
+            },
             scope: None,
         }),
         revoked_certs,

@@ -30,7 +30,10 @@ pub struct ParsedCsr {
 impl ParsedCsr {
     /// The subject common name, if any.
     pub fn common_name(&self) -> Option<&str> {
-        self.subject.iter().find(|(k, _)| k == "CN").map(|(_, v)| v.as_str())
+        self.subject
+            .iter()
+            .find(|(k, _)| k == "CN")
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -38,7 +41,8 @@ impl ParsedCsr {
 pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, CaError> {
     let trimmed = input.trim_ascii_start();
     let der = if trimmed.starts_with(b"-----BEGIN") {
-        let p = ::pem::parse(trimmed).map_err(|e| CaError::BadCsr(format!("malformed PEM: {e}")))?;
+        let p =
+            ::pem::parse(trimmed).map_err(|e| CaError::BadCsr(format!("malformed PEM: {e}")))?;
         if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
             return Err(CaError::BadCsr(format!(
                 "PEM block is {:?}, expected \"CERTIFICATE REQUEST\"",
@@ -54,8 +58,9 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, CaError> {
     if !rest.is_empty() {
         return Err(CaError::BadCsr("trailing data after the request".into()));
     }
-    csr.verify_signature()
-        .map_err(|_| CaError::BadCsr("the request's signature does not verify with its public key".into()))?;
+    csr.verify_signature().map_err(|_| {
+        CaError::BadCsr("the request's signature does not verify with its public key".into())
+    })?;
     let info = &csr.certification_request_info;
     let key_algorithm = KeyAlgorithm::of_parsed_spki(&info.subject_pki)
         .map_err(|e| CaError::BadCsr(e.to_string()))?;
@@ -80,9 +85,11 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, CaError> {
                 for gn in &san.general_names {
                     match gn {
                         GeneralName::DNSName(n) => dns_names.push(n.to_string()),
-                        GeneralName::IPAddress(b) => ip_addresses.push(
-                            ip_from_bytes(b).ok_or_else(|| CaError::BadCsr("malformed IP address in subjectAltName".into()))?,
-                        ),
+                        GeneralName::IPAddress(b) => {
+                            ip_addresses.push(ip_from_bytes(b).ok_or_else(|| {
+                                CaError::BadCsr("malformed IP address in subjectAltName".into())
+                            })?)
+                        }
                         other => {
                             return Err(CaError::BadCsr(format!(
                                 "unsupported subjectAltName entry {other}; only DNS names and IP addresses are accepted"
@@ -95,7 +102,9 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, CaError> {
     }
     let mut challenge_password = None;
     for attr in csr.certification_request_info.iter_attributes() {
-        if let x509_parser::cri_attributes::ParsedCriAttribute::ChallengePassword(p) = attr.parsed_attribute() {
+        if let x509_parser::cri_attributes::ParsedCriAttribute::ChallengePassword(p) =
+            attr.parsed_attribute()
+        {
             challenge_password = Some(p.0.clone());
         }
     }

@@ -22,7 +22,9 @@ impl Links {
 
     pub(crate) fn apply(&self, params: &mut rcgen::CertificateParams) {
         if let Some(crl) = &self.crl_url {
-            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![crl.clone()] }];
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![crl.clone()],
+            }];
         }
         if let Some(ext) = self.aia_extension() {
             params.custom_extensions.push(ext);
@@ -47,13 +49,19 @@ impl Links {
             w.write_sequence(|w| {
                 for (oid, url) in &entries {
                     w.next().write_sequence(|w| {
-                        w.next().write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                        w.next()
+                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
                         // GeneralName uniformResourceIdentifier [6] IMPLICIT IA5String
-                        w.next().write_tagged_implicit(yasna::Tag::context(6), |w| w.write_ia5_string(url));
+                        w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
+                            w.write_ia5_string(url)
+                        });
                     });
                 }
             })
         });
-        Some(CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der))
+        Some(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            der,
+        ))
     }
 }

@@ -1,16 +1,18 @@
 //! CA hierarchy: roots, intermediates at any depth, externally signed and imported CAs.
 
+use ::time::{Duration, OffsetDateTime};
 use ipnetwork::IpNetwork;
 use rcgen::{
-    BasicConstraints, CertificateParams, CidrSubnet, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose,
-    NameConstraints, PublicKeyData, SerialNumber,
+    BasicConstraints, CertificateParams, CidrSubnet, GeneralSubtree, IsCa, KeyPair,
+    KeyUsagePurpose, NameConstraints, PublicKeyData, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
-use ::time::{Duration, OffsetDateTime};
 use x509_parser::prelude::*;
 
 use crate::issue::{distinguished_name, random_serial};
-use crate::{CaError, CertInfo, KeyAlgorithm, Links, SigningCa, inspect_certificate, parse_pem_or_der_certs};
+use crate::{
+    CaError, CertInfo, KeyAlgorithm, Links, SigningCa, inspect_certificate, parse_pem_or_der_certs,
+};
 
 /// Name constraints for a CA (RFC 5280 §4.2.1.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,12 +83,16 @@ impl CaSpec {
 
     fn params(&self, now: OffsetDateTime) -> Result<CertificateParams, CaError> {
         if self.validity_days == 0 || self.validity_days > 36500 {
-            return Err(CaError::InvalidCa("validity_days must be between 1 and 36500".into()));
+            return Err(CaError::InvalidCa(
+                "validity_days must be between 1 and 36500".into(),
+            ));
         }
         if let Some(c) = &self.country
             && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            return Err(CaError::InvalidCa("country must be two upper-case letters".into()));
+            return Err(CaError::InvalidCa(
+                "country must be two upper-case letters".into(),
+            ));
         }
         let mut attrs = vec![("CN".to_string(), self.common_name.trim().to_string())];
         if let Some(o) = &self.organization {
@@ -121,14 +127,22 @@ impl CaSpec {
             };
             let ips = |v: &Vec<IpNetwork>| -> Vec<GeneralSubtree> {
                 v.iter()
-                    .map(|n| GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(n.network(), n.prefix())))
+                    .map(|n| {
+                        GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+                            n.network(),
+                            n.prefix(),
+                        ))
+                    })
                     .collect()
             };
             let mut permitted = dns(&nc.permitted_dns)?;
             permitted.extend(ips(&nc.permitted_ips));
             let mut excluded = dns(&nc.excluded_dns)?;
             excluded.extend(ips(&nc.excluded_ips));
-            params.name_constraints = Some(NameConstraints { permitted_subtrees: permitted, excluded_subtrees: excluded });
+            params.name_constraints = Some(NameConstraints {
+                permitted_subtrees: permitted,
+                excluded_subtrees: excluded,
+            });
         }
         Ok(params)
     }
@@ -148,7 +162,9 @@ pub struct NewCa {
 
 impl std::fmt::Debug for NewCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewCa").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("NewCa")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,7 +174,12 @@ pub fn create_root(spec: &CaSpec, now: OffsetDateTime) -> Result<NewCa, CaError>
     let params = spec.params(now)?;
     let cert = params.self_signed(&key)?;
     let der = cert.der().to_vec();
-    Ok(NewCa { info: inspect_certificate(&der)?, cert_der: der, chain_der: vec![], key_pkcs8: key.serialize_der() })
+    Ok(NewCa {
+        info: inspect_certificate(&der)?,
+        cert_der: der,
+        chain_der: vec![],
+        key_pkcs8: key.serialize_der(),
+    })
 }
 
 /// Create an intermediate CA signed by `parent`. The parent's path length limit is enforced,
@@ -198,7 +219,12 @@ pub fn create_intermediate(
     params.use_authority_key_identifier_extension = true;
     links.apply(&mut params);
     let issued = parent.sign(&params, &key)?;
-    Ok(NewCa { cert_der: issued.der, chain_der: vec![], key_pkcs8: key.serialize_der(), info: issued.info })
+    Ok(NewCa {
+        cert_der: issued.der,
+        chain_der: vec![],
+        key_pkcs8: key.serialize_der(),
+        info: issued.info,
+    })
 }
 
 /// An intermediate CA whose certificate will be signed elsewhere: a key and a CSR.
@@ -225,12 +251,19 @@ impl PendingCa {
         params.serial_number = None;
         params.name_constraints = None;
         let csr = params.serialize_request(&key)?;
-        Ok(PendingCa { csr_der: csr.der().to_vec(), key_pkcs8: key.serialize_der() })
+        Ok(PendingCa {
+            csr_der: csr.der().to_vec(),
+            key_pkcs8: key.serialize_der(),
+        })
     }
 
     /// The CSR as PEM.
     pub fn csr_pem(&self) -> String {
-        ::pem::encode(&::pem::Pem::new("CERTIFICATE REQUEST", self.csr_der.clone())).replace("\r\n", "\n")
+        ::pem::encode(&::pem::Pem::new(
+            "CERTIFICATE REQUEST",
+            self.csr_der.clone(),
+        ))
+        .replace("\r\n", "\n")
     }
 }
 
@@ -249,10 +282,17 @@ pub fn import_ca(cert_input: &[u8], key_input: &[u8]) -> Result<NewCa, CaError> 
     let (_, cert) = X509Certificate::from_der(&cert_der)
         .map_err(|e| CaError::BadCertificate(format!("not a DER X.509 certificate: {e}")))?;
     if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
-        return Err(CaError::BadKey("the private key does not match the certificate".into()));
+        return Err(CaError::BadKey(
+            "the private key does not match the certificate".into(),
+        ));
     }
     // Check it is a usable CA by loading it for signing.
     SigningCa::load(cert_der.clone(), &key.serialize_der())?;
     let info = inspect_certificate(&cert_der)?;
-    Ok(NewCa { cert_der, chain_der: certs, key_pkcs8: key.serialize_der(), info })
+    Ok(NewCa {
+        cert_der,
+        chain_der: certs,
+        key_pkcs8: key.serialize_der(),
+        info,
+    })
 }

@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
 use ::time::OffsetDateTime;
+use serde::Serialize;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::*;
 
@@ -47,7 +47,9 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertInfo, CaError> {
     let (rest, cert) = X509Certificate::from_der(der)
         .map_err(|e| CaError::BadCertificate(format!("not a DER X.509 certificate: {e}")))?;
     if !rest.is_empty() {
-        return Err(CaError::BadCertificate("trailing data after the certificate".into()));
+        return Err(CaError::BadCertificate(
+            "trailing data after the certificate".into(),
+        ));
     }
     Ok(info_of(&cert, der))
 }
@@ -72,8 +74,8 @@ pub(crate) fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
         Ok(Some(bc)) => (bc.value.ca, bc.value.path_len_constraint),
         _ => (false, None),
     };
-    let self_signed = cert.subject().as_raw() == cert.issuer().as_raw()
-        && cert.verify_signature(None).is_ok();
+    let self_signed =
+        cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok();
     CertInfo {
         subject: cert.subject().to_string(),
         common_name: cert
@@ -83,12 +85,16 @@ pub(crate) fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_string),
         issuer: cert.issuer().to_string(),
-        serial: hex::encode(cert.raw_serial()).trim_start_matches("00").to_string(),
+        serial: hex::encode(cert.raw_serial())
+            .trim_start_matches("00")
+            .to_string(),
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
         dns_names,
         ip_addresses,
-        key_algorithm: KeyAlgorithm::of_parsed_spki(cert.public_key()).ok().map(|k| k.to_string()),
+        key_algorithm: KeyAlgorithm::of_parsed_spki(cert.public_key())
+            .ok()
+            .map(|k| k.to_string()),
         fingerprint_sha256: sha256_hex(der),
         is_ca,
         path_len,
@@ -120,7 +126,9 @@ pub fn parse_pem_or_der_certs(input: &[u8]) -> Result<Vec<Vec<u8>>, CaError> {
             .map(|b| b.into_contents())
             .collect();
         if certs.is_empty() {
-            return Err(CaError::BadCertificate("no CERTIFICATE block in the PEM input".into()));
+            return Err(CaError::BadCertificate(
+                "no CERTIFICATE block in the PEM input".into(),
+            ));
         }
         for c in &certs {
             inspect_certificate(c)?;
@@ -136,7 +144,10 @@ pub fn parse_pem_or_der_certs(input: &[u8]) -> Result<Vec<Vec<u8>>, CaError> {
 pub fn pem_encode_certs<'a>(ders: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut out = String::new();
     for der in ders {
-        out.push_str(&::pem::encode(&::pem::Pem::new("CERTIFICATE", der.to_vec())));
+        out.push_str(&::pem::encode(&::pem::Pem::new(
+            "CERTIFICATE",
+            der.to_vec(),
+        )));
     }
     out.replace("\r\n", "\n")
 }

@@ -6,11 +6,11 @@
 
 use std::net::IpAddr;
 
+use ::time::{Duration, OffsetDateTime};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SubjectPublicKeyInfo,
 };
-use ::time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::*;
 
@@ -39,7 +39,10 @@ pub struct IssuanceRequest {
 impl IssuanceRequest {
     /// A request for the given public key (DER SubjectPublicKeyInfo) with no names yet.
     pub fn for_key(public_key_der: &[u8]) -> IssuanceRequest {
-        IssuanceRequest { public_key_der: public_key_der.to_vec(), ..Default::default() }
+        IssuanceRequest {
+            public_key_der: public_key_der.to_vec(),
+            ..Default::default()
+        }
     }
 
     /// A request from a parsed CSR.
@@ -164,7 +167,11 @@ fn ip_within(ip: IpAddr, (addr, mask): &(Vec<u8>, Vec<u8>)) -> bool {
         IpAddr::V6(v) => v.octets().to_vec(),
     };
     bytes.len() == addr.len()
-        && bytes.iter().zip(addr).zip(mask).all(|((b, a), m)| b & m == a & m)
+        && bytes
+            .iter()
+            .zip(addr)
+            .zip(mask)
+            .all(|((b, a), m)| b & m == a & m)
 }
 
 /// A CA whose key is loaded and ready to sign.
@@ -178,7 +185,9 @@ pub struct SigningCa {
 
 impl std::fmt::Debug for SigningCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningCa").field("subject", &self.info.subject).finish_non_exhaustive()
+        f.debug_struct("SigningCa")
+            .field("subject", &self.info.subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,23 +199,29 @@ impl SigningCa {
         let (_, cert) = X509Certificate::from_der(&cert_der)
             .map_err(|e| CaError::BadCertificate(format!("not a DER X.509 certificate: {e}")))?;
         if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
-            return Err(CaError::BadKey("the private key does not match the certificate".into()));
+            return Err(CaError::BadKey(
+                "the private key does not match the certificate".into(),
+            ));
         }
         let info = info_of(&cert, &cert_der);
         if !info.is_ca {
-            return Err(CaError::BadCertificate("the certificate is not a CA (basicConstraints cA is not set)".into()));
+            return Err(CaError::BadCertificate(
+                "the certificate is not a CA (basicConstraints cA is not set)".into(),
+            ));
         }
         if let Ok(Some(ku)) = cert.key_usage()
             && !ku.value.key_cert_sign()
         {
-            return Err(CaError::BadCertificate("the CA certificate's key usage does not allow keyCertSign".into()));
+            return Err(CaError::BadCertificate(
+                "the CA certificate's key usage does not allow keyCertSign".into(),
+            ));
         }
         let key_algorithm = KeyAlgorithm::of_parsed_spki(cert.public_key())?;
         let mut constraints = Constraints::default();
         if let Ok(Some(nc)) = cert.name_constraints() {
             let collect = |subtrees: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>,
-                               dns: &mut Vec<String>,
-                               ips: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+                           dns: &mut Vec<String>,
+                           ips: &mut Vec<(Vec<u8>, Vec<u8>)>| {
                 for st in subtrees.iter().flatten() {
                     match &st.base {
                         GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
@@ -218,11 +233,25 @@ impl SigningCa {
                     }
                 }
             };
-            collect(&nc.value.permitted_subtrees, &mut constraints.permitted_dns, &mut constraints.permitted_ip);
-            collect(&nc.value.excluded_subtrees, &mut constraints.excluded_dns, &mut constraints.excluded_ip);
+            collect(
+                &nc.value.permitted_subtrees,
+                &mut constraints.permitted_dns,
+                &mut constraints.permitted_ip,
+            );
+            collect(
+                &nc.value.excluded_subtrees,
+                &mut constraints.excluded_dns,
+                &mut constraints.excluded_ip,
+            );
         }
         let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), key)?;
-        Ok(SigningCa { cert_der, info, key_algorithm, issuer, constraints })
+        Ok(SigningCa {
+            cert_der,
+            info,
+            key_algorithm,
+            issuer,
+            constraints,
+        })
     }
 
     /// The CA certificate, DER.
@@ -253,7 +282,9 @@ impl SigningCa {
     pub fn name_constraints_allow_dns(&self, name: &str) -> Result<(), String> {
         let c = &self.constraints;
         if let Some(base) = c.excluded_dns.iter().find(|b| dns_within(name, b)) {
-            return Err(format!("DNS name {name} is excluded by the CA's name constraint {base}"));
+            return Err(format!(
+                "DNS name {name} is excluded by the CA's name constraint {base}"
+            ));
         }
         if !c.permitted_dns.is_empty() && !c.permitted_dns.iter().any(|b| dns_within(name, b)) {
             return Err(format!(
@@ -268,7 +299,9 @@ impl SigningCa {
     pub fn name_constraints_allow_ip(&self, ip: IpAddr) -> Result<(), String> {
         let c = &self.constraints;
         if c.excluded_ip.iter().any(|r| ip_within(ip, r)) {
-            return Err(format!("IP address {ip} is excluded by the CA's name constraints"));
+            return Err(format!(
+                "IP address {ip} is excluded by the CA's name constraints"
+            ));
         }
         let same_family: Vec<_> = c
             .permitted_ip
@@ -276,7 +309,9 @@ impl SigningCa {
             .filter(|(a, _)| a.len() == if ip.is_ipv4() { 4 } else { 16 })
             .collect();
         if !c.permitted_ip.is_empty() && !same_family.iter().any(|r| ip_within(ip, r)) {
-            return Err(format!("IP address {ip} is outside the CA's permitted IP ranges"));
+            return Err(format!(
+                "IP address {ip} is outside the CA's permitted IP ranges"
+            ));
         }
         Ok(())
     }
@@ -293,11 +328,20 @@ impl SigningCa {
             .dns_names
             .iter()
             .map(|n| Ok(SanType::DnsName(n.as_str().try_into()?)))
-            .chain(approved.ip_addresses.iter().map(|ip| Ok(SanType::IpAddress(*ip))))
+            .chain(
+                approved
+                    .ip_addresses
+                    .iter()
+                    .map(|ip| Ok(SanType::IpAddress(*ip))),
+            )
             .collect::<Result<_, rcgen::Error>>()?;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = approved.key_usages.iter().map(|k| k.to_rcgen()).collect();
-        params.extended_key_usages = approved.ext_key_usages.iter().map(|e| e.to_rcgen()).collect();
+        params.extended_key_usages = approved
+            .ext_key_usages
+            .iter()
+            .map(|e| e.to_rcgen())
+            .collect();
         params.use_authority_key_identifier_extension = true;
         links.apply(&mut params);
         let spki = SubjectPublicKeyInfo::from_der(&approved.public_key_der)
@@ -318,17 +362,25 @@ impl SigningCa {
         params.not_after = (now + validity).min(self.info.not_after);
         params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("{} OCSP Responder", self.info.common_name.as_deref().unwrap_or("CA")));
+        dn.push(
+            DnType::CommonName,
+            format!(
+                "{} OCSP Responder",
+                self.info.common_name.as_deref().unwrap_or("CA")
+            ),
+        );
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
         params.use_authority_key_identifier_extension = true;
         // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): NULL
-        params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(
-            &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5],
-            vec![0x05, 0x00],
-        ));
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5],
+                vec![0x05, 0x00],
+            ));
         self.sign(&params, responder_key)
     }
 
@@ -355,10 +407,16 @@ pub(crate) fn distinguished_name(attrs: &[(String, String)]) -> Result<Distingui
             "C" => DnType::CountryName,
             "ST" => DnType::StateOrProvinceName,
             "L" => DnType::LocalityName,
-            other => return Err(CaError::InvalidCa(format!("unsupported subject attribute {other}"))),
+            other => {
+                return Err(CaError::InvalidCa(format!(
+                    "unsupported subject attribute {other}"
+                )));
+            }
         };
         if v.is_empty() || v.len() > 64 {
-            return Err(CaError::InvalidCa(format!("subject attribute {k} must be 1 to 64 characters")));
+            return Err(CaError::InvalidCa(format!(
+                "subject attribute {k} must be 1 to 64 characters"
+            )));
         }
         dn.push(ty, v.as_str());
     }

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rcgen::{KeyPair, RsaKeySize};
 #[cfg(test)]
 use rcgen::PublicKeyData;
+use rcgen::{KeyPair, RsaKeySize};
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -76,7 +76,9 @@ impl KeyAlgorithm {
                 }
             }
             "1.3.101.112" => Ok(KeyAlgorithm::Ed25519),
-            other => Err(CaError::UnsupportedKey(format!("public key algorithm {other}"))),
+            other => Err(CaError::UnsupportedKey(format!(
+                "public key algorithm {other}"
+            ))),
         }
     }
 }
@@ -136,9 +138,15 @@ pub fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair, CaError> {
         KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
         KeyAlgorithm::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
-        KeyAlgorithm::Rsa(2048) => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
-        KeyAlgorithm::Rsa(3072) => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
-        KeyAlgorithm::Rsa(4096) => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+        KeyAlgorithm::Rsa(2048) => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+        }
+        KeyAlgorithm::Rsa(3072) => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)
+        }
+        KeyAlgorithm::Rsa(4096) => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)
+        }
         other => {
             return Err(CaError::UnsupportedKey(format!(
                 "{other} cannot be generated (use ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072 or rsa-4096)"
@@ -174,7 +182,10 @@ mod tests {
             let kp = alg.generate().unwrap();
             assert_eq!(key_algorithm_of(&kp).unwrap(), alg);
             let reloaded = load_key(kp.serialize_pem().as_bytes()).unwrap();
-            assert_eq!(reloaded.subject_public_key_info(), kp.subject_public_key_info());
+            assert_eq!(
+                reloaded.subject_public_key_info(),
+                kp.subject_public_key_info()
+            );
         }
     }
 

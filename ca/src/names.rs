@@ -35,7 +35,9 @@ impl DnsRule {
             DnsRule::Exact(n) => n == name,
             DnsRule::Wildcard(base) => match name.strip_suffix(base.as_str()) {
                 Some(prefix) => {
-                    prefix.ends_with('.') && !prefix[..prefix.len() - 1].contains('.') && prefix.len() > 1
+                    prefix.ends_with('.')
+                        && !prefix[..prefix.len() - 1].contains('.')
+                        && prefix.len() > 1
                 }
                 None => false,
             },
@@ -73,7 +75,9 @@ impl FromStr for DnsRule {
             let base = normalize_dns_name(base).map_err(|e| bad(&e))?;
             return Ok(DnsRule::Suffix(base));
         }
-        normalize_dns_name(s).map(DnsRule::Exact).map_err(|e| bad(&e))
+        normalize_dns_name(s)
+            .map(DnsRule::Exact)
+            .map_err(|e| bad(&e))
     }
 }
 
@@ -109,15 +113,22 @@ pub fn normalize_dns_name(name: &str) -> Result<String, String> {
             return Err(format!("DNS name {n:?} has an empty label"));
         }
         if label.len() > 63 {
-            return Err(format!("DNS name {n:?} has a label longer than 63 characters"));
+            return Err(format!(
+                "DNS name {n:?} has a label longer than 63 characters"
+            ));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(format!(
                 "DNS name {n:?} has a character outside letters, digits and '-' (wildcards only as the whole leftmost label)"
             ));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("DNS name {n:?} has a label that starts or ends with '-'"));
+            return Err(format!(
+                "DNS name {n:?} has a label that starts or ends with '-'"
+            ));
         }
     }
     if n.parse::<std::net::IpAddr>().is_ok() {
@@ -151,7 +162,10 @@ mod tests {
 
     #[test]
     fn name_syntax() {
-        assert_eq!(normalize_dns_name("WWW.Example.COM.").unwrap(), "www.example.com");
+        assert_eq!(
+            normalize_dns_name("WWW.Example.COM.").unwrap(),
+            "www.example.com"
+        );
         assert!(normalize_dns_name("*.example.com").is_ok());
         assert!(normalize_dns_name("a.*.example.com").is_err());
         assert!(normalize_dns_name("foo_bar.com").is_err());

@@ -2,13 +2,13 @@
 
 use std::net::IpAddr;
 
+use ::time::{Duration, OffsetDateTime};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
-use ::time::{Duration, OffsetDateTime};
 
+use crate::KeyAlgorithm;
 use crate::issue::{Approved, IssuanceRequest, SigningCa};
 use crate::names::{DnsRule, normalize_dns_name};
-use crate::KeyAlgorithm;
 
 /// A rule of a profile that a request broke. The message names the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,15 +153,25 @@ impl Profile {
     }
 
     fn violation(&self, rule: &'static str, detail: String) -> PolicyViolation {
-        PolicyViolation { profile: self.name.clone(), rule, detail }
+        PolicyViolation {
+            profile: self.name.clone(),
+            rule,
+            detail,
+        }
     }
 
     /// Check the profile itself for contradictions (empty name, zero validity, ...).
     pub fn validate(&self) -> Result<(), PolicyViolation> {
         if self.name.trim().is_empty()
-            || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         {
-            return Err(self.violation("name", "must be non-empty and use only letters, digits, '-', '_' and '.'".into()));
+            return Err(self.violation(
+                "name",
+                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+            ));
         }
         if self.max_validity_days == 0 || self.max_validity_days > 3650 {
             return Err(self.violation("max_validity_days", "must be between 1 and 3650".into()));
@@ -171,11 +181,17 @@ impl Profile {
         {
             return Err(self.violation(
                 "default_validity_days",
-                format!("{d} must be between 1 and max_validity_days ({})", self.max_validity_days),
+                format!(
+                    "{d} must be between 1 and max_validity_days ({})",
+                    self.max_validity_days
+                ),
             ));
         }
         if self.allowed_key_types.is_empty() {
-            return Err(self.violation("allowed_key_types", "must name at least one key type".into()));
+            return Err(self.violation(
+                "allowed_key_types",
+                "must name at least one key type".into(),
+            ));
         }
         if self.max_names == 0 {
             return Err(self.violation("max_names", "must be at least 1".into()));
@@ -195,10 +211,17 @@ impl Profile {
         let key_alg = KeyAlgorithm::of_spki(&req.public_key_der)
             .map_err(|e| self.violation("allowed_key_types", e.to_string()))?;
         if !self.allowed_key_types.contains(&key_alg) {
-            let allowed: Vec<String> = self.allowed_key_types.iter().map(|k| k.to_string()).collect();
+            let allowed: Vec<String> = self
+                .allowed_key_types
+                .iter()
+                .map(|k| k.to_string())
+                .collect();
             return Err(self.violation(
                 "allowed_key_types",
-                format!("key type {key_alg} is not allowed (allowed: {})", allowed.join(", ")),
+                format!(
+                    "key type {key_alg} is not allowed (allowed: {})",
+                    allowed.join(", ")
+                ),
             ));
         }
 
@@ -207,12 +230,18 @@ impl Profile {
         for raw in &req.dns_names {
             let n = normalize_dns_name(raw).map_err(|e| self.violation("allowed_dns_names", e))?;
             if n.starts_with("*.") && !self.allow_wildcards {
-                return Err(self.violation("allow_wildcards", format!("wildcard name {n} is not allowed")));
+                return Err(self.violation(
+                    "allow_wildcards",
+                    format!("wildcard name {n} is not allowed"),
+                ));
             }
             if !self.allowed_dns_names.iter().any(|r| r.allows(&n)) {
                 return Err(self.violation(
                     "allowed_dns_names",
-                    format!("DNS name {n} is not allowed by any rule{}", rules_hint(&self.allowed_dns_names)),
+                    format!(
+                        "DNS name {n} is not allowed by any rule{}",
+                        rules_hint(&self.allowed_dns_names)
+                    ),
                 ));
             }
             if let Err(e) = ca.name_constraints_allow_dns(&n) {
@@ -238,12 +267,19 @@ impl Profile {
             }
         }
         if dns.is_empty() && ips.is_empty() {
-            return Err(self.violation("allowed_dns_names", "the request names no DNS name or IP address".into()));
+            return Err(self.violation(
+                "allowed_dns_names",
+                "the request names no DNS name or IP address".into(),
+            ));
         }
         if dns.len() + ips.len() > self.max_names as usize {
             return Err(self.violation(
                 "max_names",
-                format!("{} names requested, at most {} allowed", dns.len() + ips.len(), self.max_names),
+                format!(
+                    "{} names requested, at most {} allowed",
+                    dns.len() + ips.len(),
+                    self.max_names
+                ),
             ));
         }
 
@@ -253,10 +289,17 @@ impl Profile {
         let wanted = match (req.validity, req.not_after) {
             (Some(v), _) => v,
             (None, Some(na)) => na - now,
-            (None, None) => Duration::days(self.default_validity_days.unwrap_or(self.max_validity_days).into()),
+            (None, None) => Duration::days(
+                self.default_validity_days
+                    .unwrap_or(self.max_validity_days)
+                    .into(),
+            ),
         };
         if wanted <= Duration::ZERO {
-            return Err(self.violation("max_validity_days", "the requested validity is not positive".into()));
+            return Err(self.violation(
+                "max_validity_days",
+                "the requested validity is not positive".into(),
+            ));
         }
         if wanted > max {
             return Err(self.violation(

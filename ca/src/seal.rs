@@ -34,7 +34,9 @@ impl MasterKey {
     pub fn from_bytes(raw: &[u8]) -> Result<MasterKey, CaError> {
         let unbound = UnboundKey::new(&AES_256_GCM, raw)
             .map_err(|_| CaError::Crypto("master key must be exactly 32 bytes".into()))?;
-        Ok(MasterKey { key: LessSafeKey::new(unbound) })
+        Ok(MasterKey {
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     /// Seal `plaintext`; `context` (for example the CA's id) is authenticated, so a sealed
@@ -46,7 +48,11 @@ impl MasterKey {
             .map_err(|_| CaError::Crypto("random generator failed".into()))?;
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buf,
+            )
             .map_err(|_| CaError::Crypto("sealing failed".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
         out.push(VERSION);
@@ -60,7 +66,8 @@ impl MasterKey {
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
             return Err(CaError::Unseal);
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN]).map_err(|_| CaError::Unseal)?;
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN])
+            .map_err(|_| CaError::Unseal)?;
         let mut buf = sealed[1 + NONCE_LEN..].to_vec();
         let plain = self
             .key
@@ -87,7 +94,13 @@ mod tests {
         assert!(mk.open(&bad, b"ca-1").is_err());
         let (other, _) = MasterKey::generate().unwrap();
         assert!(other.open(&sealed, b"ca-1").is_err());
-        assert_eq!(MasterKey::from_bytes(&raw).unwrap().open(&sealed, b"ca-1").unwrap(), b"secret key");
+        assert_eq!(
+            MasterKey::from_bytes(&raw)
+                .unwrap()
+                .open(&sealed, b"ca-1")
+                .unwrap(),
+            b"secret key"
+        );
         assert!(MasterKey::from_bytes(&[0u8; 16]).is_err());
         assert_eq!(format!("{mk:?}"), "MasterKey(<redacted>)");
     }

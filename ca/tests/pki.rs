@@ -21,8 +21,15 @@ fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().expect("openssl runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -40,7 +47,10 @@ fn links() -> Links {
 
 fn web_profile() -> Profile {
     let mut p = Profile::tls_server("web");
-    p.allowed_dns_names = vec![".example.com".parse().unwrap(), "example.com".parse().unwrap()];
+    p.allowed_dns_names = vec![
+        ".example.com".parse().unwrap(),
+        "example.com".parse().unwrap(),
+    ];
     p.allowed_ip_ranges = vec!["10.0.0.0/8".parse().unwrap()];
     p
 }
@@ -56,30 +66,63 @@ fn three_level_chain_for_every_key_type_verifies_with_openssl() {
         spec.path_len = Some(1);
         let int1 = create_intermediate(&spec, &root_ca, &links(), now).unwrap();
         let int1_ca = SigningCa::load(int1.cert_der.clone(), &int1.key_pkcs8).unwrap();
-        let int2 = create_intermediate(&CaSpec::new("Test Intermediate 2", alg), &int1_ca, &links(), now).unwrap();
-        assert_eq!(int2.info.path_len, Some(0), "inherits one less than the parent");
+        let int2 = create_intermediate(
+            &CaSpec::new("Test Intermediate 2", alg),
+            &int1_ca,
+            &links(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            int2.info.path_len,
+            Some(0),
+            "inherits one less than the parent"
+        );
         let int2_ca = SigningCa::load(int2.cert_der.clone(), &int2.key_pkcs8).unwrap();
         // A fourth level is refused: the parent has path length 0.
-        let err = create_intermediate(&CaSpec::new("Too deep", alg), &int2_ca, &links(), now).unwrap_err();
+        let err = create_intermediate(&CaSpec::new("Too deep", alg), &int2_ca, &links(), now)
+            .unwrap_err();
         assert!(err.to_string().contains("path length 0"), "{err}");
 
         let leaf_key = KeyAlgorithm::EcdsaP256.generate().unwrap();
-        let req = IssuanceRequest::for_key(&leaf_key.subject_public_key_info()).with_dns("www.example.com");
+        let req = IssuanceRequest::for_key(&leaf_key.subject_public_key_info())
+            .with_dns("www.example.com");
         let approved = web_profile().approve(req, &int2_ca, now).unwrap();
         let leaf = int2_ca.issue(&approved, &links()).unwrap();
         assert_eq!(leaf.info.serial.len(), 32);
         let root_p = write(&dir, "root.pem", pem(&root.cert_der));
-        let chain_p = write(&dir, "chain.pem", format!("{}{}", pem(&int2.cert_der), pem(&int1.cert_der)));
+        let chain_p = write(
+            &dir,
+            "chain.pem",
+            format!("{}{}", pem(&int2.cert_der), pem(&int1.cert_der)),
+        );
         let leaf_p = write(&dir, "leaf.pem", leaf.pem());
         let (ok, out) = openssl(&[
-            "verify", "-CAfile", root_p.to_str().unwrap(), "-untrusted", chain_p.to_str().unwrap(),
-            "-purpose", "sslserver", "-verify_hostname", "www.example.com", leaf_p.to_str().unwrap(),
+            "verify",
+            "-CAfile",
+            root_p.to_str().unwrap(),
+            "-untrusted",
+            chain_p.to_str().unwrap(),
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            "www.example.com",
+            leaf_p.to_str().unwrap(),
         ]);
         assert!(ok && out.contains(": OK"), "{alg}: {out}");
         let (_, text) = openssl(&["x509", "-in", leaf_p.to_str().unwrap(), "-noout", "-text"]);
-        assert!(text.contains("OCSP - URI:http://127.0.0.1:8080/ocsp"), "{text}");
-        assert!(text.contains("CA Issuers - URI:http://127.0.0.1:8080/ca/x.crt"), "{text}");
-        assert!(text.contains("URI:http://127.0.0.1:8080/crl/x.crl"), "{text}");
+        assert!(
+            text.contains("OCSP - URI:http://127.0.0.1:8080/ocsp"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CA Issuers - URI:http://127.0.0.1:8080/ca/x.crt"),
+            "{text}"
+        );
+        assert!(
+            text.contains("URI:http://127.0.0.1:8080/crl/x.crl"),
+            "{text}"
+        );
         assert!(text.contains("CA:FALSE"), "{text}");
     }
 }
@@ -93,7 +136,10 @@ fn policy_violations_name_the_rule() {
     let spki = key.subject_public_key_info();
     let p = web_profile();
     let rule = |req: IssuanceRequest, p: &Profile| p.approve(req, &ca, now).unwrap_err().rule;
-    assert_eq!(rule(IssuanceRequest::for_key(&spki).with_dns("evil.org"), &p), "allowed_dns_names");
+    assert_eq!(
+        rule(IssuanceRequest::for_key(&spki).with_dns("evil.org"), &p),
+        "allowed_dns_names"
+    );
     let mut r = IssuanceRequest::for_key(&spki).with_dns("a.example.com");
     r.ip_addresses.push("192.168.1.1".parse().unwrap());
     assert_eq!(rule(r, &p), "allowed_ip_ranges");
@@ -104,18 +150,45 @@ fn policy_violations_name_the_rule() {
     assert!(v.to_string().contains("maximum of 90 days"), "{v}");
     let mut strict = p.clone();
     strict.allowed_key_types = vec![KeyAlgorithm::Rsa(3072)];
-    assert_eq!(rule(IssuanceRequest::for_key(&spki).with_dns("a.example.com"), &strict), "allowed_key_types");
+    assert_eq!(
+        rule(
+            IssuanceRequest::for_key(&spki).with_dns("a.example.com"),
+            &strict
+        ),
+        "allowed_key_types"
+    );
     strict = p.clone();
     strict.allow_wildcards = false;
-    assert_eq!(rule(IssuanceRequest::for_key(&spki).with_dns("*.example.com"), &strict), "allow_wildcards");
-    assert_eq!(rule(IssuanceRequest::for_key(&spki), &p), "allowed_dns_names");
-    assert_eq!(rule(IssuanceRequest::for_key(&spki).with_dns("bad_name.example.com"), &p), "allowed_dns_names");
+    assert_eq!(
+        rule(
+            IssuanceRequest::for_key(&spki).with_dns("*.example.com"),
+            &strict
+        ),
+        "allow_wildcards"
+    );
+    assert_eq!(
+        rule(IssuanceRequest::for_key(&spki), &p),
+        "allowed_dns_names"
+    );
+    assert_eq!(
+        rule(
+            IssuanceRequest::for_key(&spki).with_dns("bad_name.example.com"),
+            &p
+        ),
+        "allowed_dns_names"
+    );
     // A request within policy is clamped to the CA's own end of validity.
     let mut short = CaSpec::new("Short Root", KeyAlgorithm::EcdsaP256);
     short.validity_days = 10;
     let short = create_root(&short, now).unwrap();
     let short_ca = SigningCa::load(short.cert_der.clone(), &short.key_pkcs8).unwrap();
-    let ok = p.approve(IssuanceRequest::for_key(&spki).with_dns("a.example.com"), &short_ca, now).unwrap();
+    let ok = p
+        .approve(
+            IssuanceRequest::for_key(&spki).with_dns("a.example.com"),
+            &short_ca,
+            now,
+        )
+        .unwrap();
     let cert = short_ca.issue(&ok, &Links::none()).unwrap();
     assert!(cert.info.not_after <= short.info.not_after);
 }
@@ -139,18 +212,43 @@ fn name_constraints_are_written_and_enforced() {
     p.allowed_ip_ranges = vec!["0.0.0.0/0".parse().unwrap()];
     let key = KeyAlgorithm::Ed25519.generate().unwrap();
     let spki = key.subject_public_key_info();
-    assert!(p.approve(IssuanceRequest::for_key(&spki).with_dns("a.corp.example.com"), &ca, now).is_ok());
-    let e = p.approve(IssuanceRequest::for_key(&spki).with_dns("a.other.com"), &ca, now).unwrap_err();
+    assert!(
+        p.approve(
+            IssuanceRequest::for_key(&spki).with_dns("a.corp.example.com"),
+            &ca,
+            now
+        )
+        .is_ok()
+    );
+    let e = p
+        .approve(
+            IssuanceRequest::for_key(&spki).with_dns("a.other.com"),
+            &ca,
+            now,
+        )
+        .unwrap_err();
     assert_eq!(e.rule, "ca_name_constraints");
-    let e = p.approve(IssuanceRequest::for_key(&spki).with_dns("x.secret.corp.example.com"), &ca, now).unwrap_err();
+    let e = p
+        .approve(
+            IssuanceRequest::for_key(&spki).with_dns("x.secret.corp.example.com"),
+            &ca,
+            now,
+        )
+        .unwrap_err();
     assert!(e.detail.contains("excluded"), "{e}");
     let mut r = IssuanceRequest::for_key(&spki).with_dns("a.corp.example.com");
     r.ip_addresses.push("10.2.0.1".parse().unwrap());
-    assert_eq!(p.approve(r, &ca, now).unwrap_err().rule, "ca_name_constraints");
+    assert_eq!(
+        p.approve(r, &ca, now).unwrap_err().rule,
+        "ca_name_constraints"
+    );
     let dir = tmpdir("nc");
     let p_int = write(&dir, "int.pem", pem(&int.cert_der));
     let (_, text) = openssl(&["x509", "-in", p_int.to_str().unwrap(), "-noout", "-text"]);
-    assert!(text.contains("Permitted:") && text.contains("DNS:corp.example.com"), "{text}");
+    assert!(
+        text.contains("Permitted:") && text.contains("DNS:corp.example.com"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -163,17 +261,40 @@ fn crl_lists_revoked_serials_and_openssl_verifies_it() {
         revoked_at: now,
         reason: reason_from_code(1),
     }];
-    let crl = build_crl(&ca, &entries, 7, now, now + Duration::days(1), Some("http://x/crl")).unwrap();
+    let crl = build_crl(
+        &ca,
+        &entries,
+        7,
+        now,
+        now + Duration::days(1),
+        Some("http://x/crl"),
+    )
+    .unwrap();
     let dir = tmpdir("crl");
     let crl_p = write(&dir, "ca.crl", &crl);
     let root_p = write(&dir, "root.pem", pem(&root.cert_der));
     let (ok, out) = openssl(&[
-        "crl", "-inform", "DER", "-in", crl_p.to_str().unwrap(), "-CAfile", root_p.to_str().unwrap(), "-noout", "-text",
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl_p.to_str().unwrap(),
+        "-CAfile",
+        root_p.to_str().unwrap(),
+        "-noout",
+        "-text",
     ]);
     assert!(ok && out.contains("verify OK"), "{out}");
-    assert!(out.to_uppercase().contains("4A0B1C2D3E4F5A6B7C8D9E0F1A2B3C4D"), "{out}");
+    assert!(
+        out.to_uppercase()
+            .contains("4A0B1C2D3E4F5A6B7C8D9E0F1A2B3C4D"),
+        "{out}"
+    );
     assert!(out.contains("Key Compromise"), "{out}");
-    assert!(out.contains("X509v3 CRL Number") && out.contains("7"), "{out}");
+    assert!(
+        out.contains("X509v3 CRL Number") && out.contains("7"),
+        "{out}"
+    );
     assert!(reason_from_code(7).is_none());
 }
 
@@ -183,9 +304,25 @@ fn imports_external_and_pending_cas_and_rejects_mismatches() {
     let dir = tmpdir("import");
     // An "external" root made by openssl.
     let (ok, out) = openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=External Root",
-        "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout", dir.join("ext.key").to_str().unwrap(), "-out", dir.join("ext.pem").to_str().unwrap(),
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=External Root",
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        dir.join("ext.key").to_str().unwrap(),
+        "-out",
+        dir.join("ext.pem").to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
     let cert = std::fs::read(dir.join("ext.pem")).unwrap();
@@ -193,17 +330,38 @@ fn imports_external_and_pending_cas_and_rejects_mismatches() {
     let imported = import_ca(&cert, &key).unwrap();
     assert_eq!(imported.info.subject, "CN=External Root");
     let other = KeyAlgorithm::EcdsaP256.generate().unwrap();
-    assert!(matches!(import_ca(&cert, other.serialize_pem().as_bytes()), Err(CaError::BadKey(_))));
+    assert!(matches!(
+        import_ca(&cert, other.serialize_pem().as_bytes()),
+        Err(CaError::BadKey(_))
+    ));
     assert!(import_ca(b"not a cert", &key).is_err());
 
     // A pending intermediate whose CSR openssl signs with the external root.
-    let pending = PendingCa::new(&CaSpec::new("Pending Int", KeyAlgorithm::EcdsaP256), now).unwrap();
+    let pending =
+        PendingCa::new(&CaSpec::new("Pending Int", KeyAlgorithm::EcdsaP256), now).unwrap();
     write(&dir, "int.csr", pending.csr_pem());
-    write(&dir, "ext.cnf", "[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n");
+    write(
+        &dir,
+        "ext.cnf",
+        "[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n",
+    );
     let (ok, out) = openssl(&[
-        "x509", "-req", "-in", dir.join("int.csr").to_str().unwrap(), "-CA", dir.join("ext.pem").to_str().unwrap(),
-        "-CAkey", dir.join("ext.key").to_str().unwrap(), "-days", "10", "-extfile", dir.join("ext.cnf").to_str().unwrap(),
-        "-extensions", "v3", "-out", dir.join("int.pem").to_str().unwrap(),
+        "x509",
+        "-req",
+        "-in",
+        dir.join("int.csr").to_str().unwrap(),
+        "-CA",
+        dir.join("ext.pem").to_str().unwrap(),
+        "-CAkey",
+        dir.join("ext.key").to_str().unwrap(),
+        "-days",
+        "10",
+        "-extfile",
+        dir.join("ext.cnf").to_str().unwrap(),
+        "-extensions",
+        "v3",
+        "-out",
+        dir.join("int.pem").to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
     let signed = std::fs::read(dir.join("int.pem")).unwrap();
@@ -217,7 +375,15 @@ fn imports_external_and_pending_cas_and_rejects_mismatches() {
     p.allowed_dns_names = vec!["*".parse().unwrap()];
     let leaf_key = KeyAlgorithm::EcdsaP256.generate().unwrap();
     let leaf = leaf_ca
-        .issue(&p.approve(IssuanceRequest::for_key(&leaf_key.subject_public_key_info()).with_dns("a.b"), &leaf_ca, now).unwrap(), &Links::none())
+        .issue(
+            &p.approve(
+                IssuanceRequest::for_key(&leaf_key.subject_public_key_info()).with_dns("a.b"),
+                &leaf_ca,
+                now,
+            )
+            .unwrap(),
+            &Links::none(),
+        )
         .unwrap();
     let e = import_ca(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes()).unwrap_err();
     assert!(e.to_string().contains("not a CA"), "{e}");
@@ -227,8 +393,18 @@ fn imports_external_and_pending_cas_and_rejects_mismatches() {
 fn csr_parsing_checks_the_signature() {
     let dir = tmpdir("csr");
     let (ok, out) = openssl(&[
-        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=www.example.com/O=Acme", "-addext",
-        "subjectAltName=DNS:www.example.com,IP:10.0.0.5", "-keyout", dir.join("k.pem").to_str().unwrap(), "-out",
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=www.example.com/O=Acme",
+        "-addext",
+        "subjectAltName=DNS:www.example.com,IP:10.0.0.5",
+        "-keyout",
+        dir.join("k.pem").to_str().unwrap(),
+        "-out",
         dir.join("r.csr").to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
@@ -236,7 +412,10 @@ fn csr_parsing_checks_the_signature() {
     let parsed = parse_csr(&csr).unwrap();
     assert_eq!(parsed.key_algorithm, KeyAlgorithm::Rsa(2048));
     assert_eq!(parsed.dns_names, vec!["www.example.com"]);
-    assert_eq!(parsed.ip_addresses, vec!["10.0.0.5".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        parsed.ip_addresses,
+        vec!["10.0.0.5".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(parsed.common_name(), Some("www.example.com"));
     // Flip a byte in the signature: proof of possession fails.
     let mut der = ::pem::parse(&csr).unwrap().into_contents();
@@ -257,14 +436,47 @@ fn pkcs12_opens_with_openssl() {
     let mut p = Profile::tls_server("p");
     p.allowed_dns_names = vec!["*".parse().unwrap()];
     let cert = ca
-        .issue(&p.approve(IssuanceRequest::for_key(&key.subject_public_key_info()).with_dns("p12.test"), &ca, now).unwrap(), &Links::none())
+        .issue(
+            &p.approve(
+                IssuanceRequest::for_key(&key.subject_public_key_info()).with_dns("p12.test"),
+                &ca,
+                now,
+            )
+            .unwrap(),
+            &Links::none(),
+        )
         .unwrap();
-    let p12 = export_pkcs12(&key.serialize_der(), &cert.der, &[root.cert_der.clone()], "s3cret", "p12.test").unwrap();
+    let p12 = export_pkcs12(
+        &key.serialize_der(),
+        &cert.der,
+        &[root.cert_der.clone()],
+        "s3cret",
+        "p12.test",
+    )
+    .unwrap();
     let dir = tmpdir("p12");
     let f = write(&dir, "b.p12", p12);
-    let (ok, out) = openssl(&["pkcs12", "-in", f.to_str().unwrap(), "-passin", "pass:s3cret", "-nodes", "-info"]);
+    let (ok, out) = openssl(&[
+        "pkcs12",
+        "-in",
+        f.to_str().unwrap(),
+        "-passin",
+        "pass:s3cret",
+        "-nodes",
+        "-info",
+    ]);
     assert!(ok, "{out}");
-    assert!(out.contains("BEGIN PRIVATE KEY") && out.contains("CN=p12.test"), "{out}");
-    let (ok, _) = openssl(&["pkcs12", "-in", f.to_str().unwrap(), "-passin", "pass:wrong", "-nodes"]);
+    assert!(
+        out.contains("BEGIN PRIVATE KEY") && out.contains("CN=p12.test"),
+        "{out}"
+    );
+    let (ok, _) = openssl(&[
+        "pkcs12",
+        "-in",
+        f.to_str().unwrap(),
+        "-passin",
+        "pass:wrong",
+        "-nodes",
+    ]);
     assert!(!ok);
 }

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# REST issuance benchmark: certkeeper vs `cfssl serve`, same CSR, same
+# concurrency, one after the other. Everything happens in a fresh temp dir
+# that is removed on exit; both servers are stopped on exit.
+#
+# Usage: bash bench/run-rest.sh
+#
+# Environment (all optional):
+#   BENCH_CONCURRENCY      concurrent in-flight requests per target (default 32)
+#   BENCH_DURATION         measured seconds per target (default 20)
+#   BENCH_WARMUP           warm-up seconds per target, not counted (default 3)
+#   BENCH_JSON_OUT         also write the results as JSON to this file
+#   BENCH_SKIP_CERTKEEPER  1 = benchmark cfssl alone (for checking the setup)
+#   BENCH_KEEP_WORKDIR     1 = keep the temp dir (keys, configs, server logs)
+#   BENCH_STARTUP_TIMEOUT  seconds to wait for each server to come up (default 60)
+#   BENCH_BUILD_TIMEOUT    seconds allowed for `cargo build --release` (default 3600)
+set -euo pipefail
+
+CONCURRENCY="${BENCH_CONCURRENCY:-32}"
+DURATION="${BENCH_DURATION:-20}"
+WARMUP="${BENCH_WARMUP:-3}"
+SKIP_CERTKEEPER="${BENCH_SKIP_CERTKEEPER:-0}"
+KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
+STARTUP_TIMEOUT="${BENCH_STARTUP_TIMEOUT:-60}"
+BUILD_TIMEOUT="${BENCH_BUILD_TIMEOUT:-3600}"
+REQUEST_TIMEOUT=30
+
+for var in CONCURRENCY DURATION WARMUP STARTUP_TIMEOUT BUILD_TIMEOUT; do
+    if ! [[ "${!var}" =~ ^[0-9]+$ ]]; then
+        echo "run-rest.sh: BENCH_${var} must be a non-negative integer, got '${!var}'" >&2
+        exit 2
+    fi
+done
+
+log() { printf '[run-rest] %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/certkeeper-bench.XXXXXX")"
+CFSSL_PID=""
+CK_PID=""
+
+# Stops one background server: SIGTERM, up to 10 s grace, then SIGKILL.
+stop_pid() {
+    local pid="$1" name="$2" i
+    [[ -n "$pid" ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name did not stop after SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT
+    stop_pid "$CK_PID" certkeeper
+    stop_pid "$CFSSL_PID" cfssl
+    if [[ "$status" -ne 0 ]]; then
+        for f in "$WORK/certkeeper.log" "$WORK/cfssl.log"; do
+            if [[ -s "$f" ]]; then
+                log "last lines of $f:"
+                tail -n 20 "$f" >&2 || true
+            fi
+        done
+    fi
+    if [[ "$KEEP_WORKDIR" == 1 ]]; then
+        log "kept work dir $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Prints a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Prints N distinct free ports, one per line.
+free_ports() {
+    local n="$1" ports=() p tries=0
+    while ((${#ports[@]} < n)); do
+        ((tries++ < 50)) || die "could not find $n distinct free ports"
+        p="$(free_port)"
+        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+    done
+    printf '%s\n' "${ports[@]}"
+}
+
+# wait_until TIMEOUT PID NAME CMD...: runs CMD every 0.2 s until it succeeds,
+# failing if PID exits or TIMEOUT seconds pass.
+wait_until() {
+    local timeout="$1" pid="$2" name="$3"
+    shift 3
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
+        ((SECONDS < deadline)) || die "$name not ready after ${timeout}s"
+        sleep 0.2
+    done
+}
+
+# ---------------------------------------------------------------- tools
+for tool in curl python3 timeout; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+if ! command -v cfssl >/dev/null || ! command -v cfssljson >/dev/null; then
+    log "installing golang-cfssl"
+    SUDO=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null || die "cfssl missing and not root: install golang-cfssl"
+        SUDO=(sudo -n)
+    fi
+    timeout 600 "${SUDO[@]}" apt-get update -q >&2 || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive timeout 600 "${SUDO[@]}" apt-get install -y -q golang-cfssl >&2 ||
+        die "apt-get install golang-cfssl failed"
+fi
+
+# ---------------------------------------------------------------- build
+if [[ "$SKIP_CERTKEEPER" == 1 ]]; then
+    packages=(-p certkeeper-bench)
+else
+    packages=(-p certkeeper -p certkeeper-bench)
+fi
+log "building release binaries (${packages[*]})"
+(cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release "${packages[@]}") >&2 ||
+    die "cargo build failed"
+BENCH_BIN="$TARGET_DIR/release/certkeeper-bench"
+CK_BIN="$TARGET_DIR/release/certkeeper"
+[[ -x "$BENCH_BIN" ]] || die "missing $BENCH_BIN"
+
+mapfile -t PORTS < <(free_ports 3)
+CFSSL_PORT="${PORTS[0]}"
+CK_HTTPS_PORT="${PORTS[1]}"
+CK_HTTP_PORT="${PORTS[2]}"
+
+# ---------------------------------------------------------------- cfssl
+CFSSL_DIR="$WORK/cfssl"
+mkdir -p "$CFSSL_DIR"
+cat >"$CFSSL_DIR/csr.json" <<'EOF'
+{
+  "CN": "certkeeper-bench cfssl CA",
+  "key": { "algo": "ecdsa", "size": 256 },
+  "names": [{ "O": "certkeeper-bench" }]
+}
+EOF
+cat >"$CFSSL_DIR/config.json" <<'EOF'
+{
+  "signing": {
+    "default": {
+      "expiry": "2160h",
+      "usages": ["signing", "key encipherment", "server auth"]
+    }
+  }
+}
+EOF
+log "creating cfssl CA (ECDSA P-256)"
+(cd "$CFSSL_DIR" && timeout 60 cfssl genkey -initca csr.json 2>"$WORK/cfssl-genkey.log" |
+    timeout 60 cfssljson -bare ca) || die "cfssl CA creation failed"
+[[ -s "$CFSSL_DIR/ca.pem" && -s "$CFSSL_DIR/ca-key.pem" ]] || die "cfssl CA files missing"
+
+log "starting cfssl serve on 127.0.0.1:$CFSSL_PORT"
+(cd "$CFSSL_DIR" && exec cfssl serve -address 127.0.0.1 -port "$CFSSL_PORT" \
+    -ca ca.pem -ca-key ca-key.pem -config config.json) >"$WORK/cfssl.log" 2>&1 &
+CFSSL_PID=$!
+CFSSL_URL="http://127.0.0.1:$CFSSL_PORT"
+# Any HTTP answer means the listener is up.
+wait_until "$STARTUP_TIMEOUT" "$CFSSL_PID" cfssl \
+    curl -s -o /dev/null --max-time 2 "$CFSSL_URL/api/v1/cfssl/scaninfo"
+
+# ---------------------------------------------------------------- certkeeper
+ck_args=()
+if [[ "$SKIP_CERTKEEPER" != 1 ]]; then
+    [[ -x "$CK_BIN" ]] || die "missing $CK_BIN"
+    CK_DATA="$WORK/ck"
+    mkdir -m 700 "$CK_DATA"
+    CK_URL="https://127.0.0.1:$CK_HTTPS_PORT"
+    log "starting certkeeper serve on $CK_URL"
+    (
+        # Start from the server's defaults: drop any inherited CERTKEEPER_* settings.
+        while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CERTKEEPER_' || true)
+        export CERTKEEPER_HTTPS_LISTEN="127.0.0.1:$CK_HTTPS_PORT"
+        export CERTKEEPER_HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
+        exec "$CK_BIN" serve --data-dir "$CK_DATA"
+    ) >"$WORK/certkeeper.log" 2>&1 &
+    CK_PID=$!
+    wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
+        test -s "$CK_DATA/admin.token" -a -s "$CK_DATA/root.pem"
+    wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
+        curl -sf --max-time 2 --cacert "$CK_DATA/root.pem" "$CK_URL/healthz"
+    ck_args=(
+        --certkeeper-url "$CK_URL"
+        --certkeeper-token-file "$CK_DATA/admin.token"
+        --certkeeper-ca-file "$CK_DATA/root.pem"
+    )
+fi
+
+# ---------------------------------------------------------------- run
+json_args=(--json-out "$WORK/result.json")
+if [[ -n "${BENCH_JSON_OUT:-}" ]]; then
+    json_args=(--json-out "$BENCH_JSON_OUT")
+fi
+# Per target: preflight + warm-up + window + in-flight requests draining.
+RUN_TIMEOUT=$((2 * (WARMUP + DURATION + 2 * REQUEST_TIMEOUT) + 60))
+log "cfssl: $(cfssl version 2>/dev/null | head -n 1 || echo unknown version); $(nproc) CPUs shared by client and server"
+log "running load generator: concurrency $CONCURRENCY, ${DURATION}s (+${WARMUP}s warm-up) per target"
+timeout "$RUN_TIMEOUT" "$BENCH_BIN" \
+    "${ck_args[@]}" \
+    --cfssl-url "$CFSSL_URL" \
+    --concurrency "$CONCURRENCY" \
+    --duration-secs "$DURATION" \
+    --warmup-secs "$WARMUP" \
+    --request-timeout-secs "$REQUEST_TIMEOUT" \
+    "${json_args[@]}" || die "load generator failed"

@@ -1,0 +1,634 @@
+//! REST issuance benchmark.
+//!
+//! Drives certkeeper's CSR-signing endpoint (`POST /api/v1/certificates`) and
+//! `cfssl serve` (`POST /api/v1/cfssl/sign`) with the same ECDSA P-256 CSR at
+//! the same concurrency, one target after the other, and reports certificates
+//! issued per second for each target, latency percentiles, and the ratio
+//! certkeeper / cfssl.
+//!
+//! An issuance only counts as a success when the HTTP status is the expected
+//! success status *and* the response body really carries a PEM certificate.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Client, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+/// DNS name requested in the benchmark CSR.
+const CSR_DNS_NAME: &str = "bench.example.com";
+
+/// Marker that must appear in a returned certificate for it to count.
+const PEM_CERT_MARKER: &str = "-----BEGIN CERTIFICATE-----";
+
+/// How many distinct error messages are kept per target for the report.
+const MAX_ERROR_SAMPLES: usize = 5;
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "certkeeper-bench",
+    about = "REST issuance benchmark: certkeeper vs cfssl, same CSR, same concurrency"
+)]
+struct Args {
+    /// Base URL of certkeeper's HTTPS API, e.g. `https://127.0.0.1:8443`.
+    /// Omit to benchmark cfssl alone.
+    #[arg(long, requires = "certkeeper_token_file")]
+    certkeeper_url: Option<String>,
+
+    /// File holding the bearer token sent to certkeeper (surrounding
+    /// whitespace is trimmed).
+    #[arg(long)]
+    certkeeper_token_file: Option<PathBuf>,
+
+    /// PEM file with the root certificate(s) to trust for certkeeper's HTTPS.
+    /// When given, only these roots are trusted.
+    #[arg(long)]
+    certkeeper_ca_file: Option<PathBuf>,
+
+    /// Base URL of `cfssl serve`, e.g. `http://127.0.0.1:8888`.
+    /// Omit to benchmark certkeeper alone.
+    #[arg(long)]
+    cfssl_url: Option<String>,
+
+    /// Number of concurrent workers (in-flight requests) per target.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+
+    /// Length of the measured window per target, in seconds.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    duration_secs: u64,
+
+    /// Warm-up time per target before measuring starts, in seconds
+    /// (requests completed during warm-up are not counted).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    warmup_secs: u64,
+
+    /// Per-request timeout, in seconds (a timed-out request is an error).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    request_timeout_secs: u64,
+
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+/// Which API dialect a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// certkeeper: `POST /api/v1/certificates`, 201 + `{"certificate": "<PEM>"}`.
+    Certkeeper,
+    /// cfssl: `POST /api/v1/cfssl/sign`, `{"success": true, "result": {"certificate": "<PEM>"}}`.
+    Cfssl,
+}
+
+impl Kind {
+    /// Short name used in reports.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Certkeeper => "certkeeper",
+            Kind::Cfssl => "cfssl",
+        }
+    }
+}
+
+/// One benchmark target with its pre-built request.
+#[derive(Debug)]
+struct Target {
+    /// API dialect.
+    kind: Kind,
+    /// Full URL of the signing endpoint.
+    endpoint: String,
+    /// `Authorization` header value, if any.
+    auth: Option<HeaderValue>,
+    /// Serialized JSON request body (identical for every request).
+    body: Vec<u8>,
+}
+
+impl Target {
+    /// Builds the certkeeper target.
+    fn certkeeper(base_url: &str, token: &str, csr_pem: &str) -> Result<Self> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("certkeeper token is not a valid HTTP header value")?;
+        auth.set_sensitive(true);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "profile": "default",
+            "csr": csr_pem,
+        }))?;
+        Ok(Self {
+            kind: Kind::Certkeeper,
+            endpoint: join_url(base_url, "/api/v1/certificates"),
+            auth: Some(auth),
+            body,
+        })
+    }
+
+    /// Builds the cfssl target.
+    fn cfssl(base_url: &str, csr_pem: &str) -> Result<Self> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "certificate_request": csr_pem,
+        }))?;
+        Ok(Self {
+            kind: Kind::Cfssl,
+            endpoint: join_url(base_url, "/api/v1/cfssl/sign"),
+            auth: None,
+            body,
+        })
+    }
+}
+
+/// Joins a base URL and an absolute path without doubling the slash.
+fn join_url(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+/// Renders an error together with its chain of sources on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+/// First part of a response body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Sends one issuance request and checks that a PEM certificate came back.
+async fn issue_once(client: &Client, target: &Target) -> Result<(), String> {
+    let mut request = client
+        .post(&target.endpoint)
+        .header(CONTENT_TYPE, "application/json")
+        .body(target.body.clone());
+    if let Some(auth) = &target.auth {
+        request = request.header(AUTHORIZATION, auth.clone());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading response body failed: {}", error_chain(&e)))?;
+    check_response(target.kind, status, &body)
+}
+
+/// Decides whether a response is a successful issuance for the given dialect.
+fn check_response(kind: Kind, status: StatusCode, body: &[u8]) -> Result<(), String> {
+    let status_ok = match kind {
+        Kind::Certkeeper => status == StatusCode::CREATED,
+        Kind::Cfssl => status.is_success(),
+    };
+    if !status_ok {
+        return Err(format!("HTTP {status}: {}", snippet(body)));
+    }
+    let json: Value = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "HTTP {status} but body is not JSON ({e}): {}",
+            snippet(body)
+        )
+    })?;
+    let certificate = match kind {
+        Kind::Certkeeper => json.get("certificate").and_then(Value::as_str),
+        Kind::Cfssl => {
+            if json.get("success").and_then(Value::as_bool) != Some(true) {
+                return Err(format!("cfssl reported failure: {}", snippet(body)));
+            }
+            json.pointer("/result/certificate").and_then(Value::as_str)
+        }
+    };
+    match certificate {
+        Some(pem) if pem.contains(PEM_CERT_MARKER) => Ok(()),
+        Some(_) => Err(format!(
+            "HTTP {status}: certificate field is not PEM: {}",
+            snippet(body)
+        )),
+        None => Err(format!(
+            "HTTP {status}: no certificate in response: {}",
+            snippet(body)
+        )),
+    }
+}
+
+/// Counters gathered by one worker during the measured window.
+#[derive(Debug, Default)]
+struct WorkerStats {
+    /// Successful issuances completed inside the window.
+    successes: u64,
+    /// Failed requests completed inside the window.
+    errors: u64,
+    /// Latencies of the successful issuances.
+    latencies: Vec<Duration>,
+    /// A few distinct error messages.
+    error_samples: Vec<String>,
+}
+
+impl WorkerStats {
+    /// Merges another worker's counters into this one.
+    fn merge(&mut self, other: WorkerStats) {
+        self.successes += other.successes;
+        self.errors += other.errors;
+        self.latencies.extend(other.latencies);
+        for sample in other.error_samples {
+            record_error_sample(&mut self.error_samples, sample);
+        }
+    }
+}
+
+/// Keeps up to [`MAX_ERROR_SAMPLES`] distinct error messages.
+fn record_error_sample(samples: &mut Vec<String>, message: String) {
+    if samples.len() < MAX_ERROR_SAMPLES && !samples.contains(&message) {
+        samples.push(message);
+    }
+}
+
+/// One worker: issues requests back to back until `end`, recording only the
+/// requests that complete inside `[measure_start, end]`.
+async fn worker(
+    client: Client,
+    target: Arc<Target>,
+    measure_start: Instant,
+    end: Instant,
+) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    loop {
+        let started = Instant::now();
+        if started >= end {
+            break;
+        }
+        let outcome = issue_once(&client, &target).await;
+        let finished = Instant::now();
+        if finished < measure_start || finished > end {
+            continue;
+        }
+        match outcome {
+            Ok(()) => {
+                stats.successes += 1;
+                stats.latencies.push(finished - started);
+            }
+            Err(message) => {
+                stats.errors += 1;
+                record_error_sample(&mut stats.error_samples, message);
+            }
+        }
+    }
+    stats
+}
+
+/// Results for one target.
+#[derive(Debug, Serialize)]
+struct TargetReport {
+    /// Target name (`certkeeper` or `cfssl`).
+    name: &'static str,
+    /// Signing endpoint URL.
+    endpoint: String,
+    /// Concurrent workers used.
+    concurrency: u32,
+    /// Length of the measured window in seconds.
+    measured_secs: f64,
+    /// Successful issuances in the window.
+    successes: u64,
+    /// Failed requests in the window.
+    errors: u64,
+    /// Successful issuances per second.
+    certs_per_sec: f64,
+    /// Median latency of successful issuances, in milliseconds.
+    p50_ms: Option<f64>,
+    /// 99th percentile latency of successful issuances, in milliseconds.
+    p99_ms: Option<f64>,
+    /// Maximum latency of successful issuances, in milliseconds.
+    max_ms: Option<f64>,
+    /// A few distinct error messages seen in the window.
+    error_samples: Vec<String>,
+}
+
+/// Nearest-rank percentile of a sorted slice, in milliseconds.
+fn percentile_ms(sorted: &[Duration], pct: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
+    let index = rank.clamp(1, sorted.len()) - 1;
+    Some(sorted[index].as_secs_f64() * 1000.0)
+}
+
+/// Runs one target: a preflight request, then `concurrency` workers for the
+/// warm-up plus the measured window.
+async fn run_target(
+    client: &Client,
+    target: Target,
+    concurrency: u32,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<TargetReport> {
+    let name = target.kind.name();
+    issue_once(client, &target).await.map_err(|e| {
+        anyhow!(
+            "{name} preflight request to {} failed: {e}",
+            target.endpoint
+        )
+    })?;
+    eprintln!(
+        "{name}: preflight ok; {concurrency} workers, {}s warm-up + {}s measured",
+        warmup.as_secs(),
+        duration.as_secs()
+    );
+
+    let target = Arc::new(target);
+    let measure_start = Instant::now() + warmup;
+    let end = measure_start + duration;
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency {
+        workers.spawn(worker(
+            client.clone(),
+            Arc::clone(&target),
+            measure_start,
+            end,
+        ));
+    }
+    let mut total = WorkerStats::default();
+    while let Some(joined) = workers.join_next().await {
+        total.merge(joined.context("benchmark worker panicked")?);
+    }
+
+    total.latencies.sort_unstable();
+    let measured_secs = duration.as_secs_f64();
+    Ok(TargetReport {
+        name,
+        endpoint: target.endpoint.clone(),
+        concurrency,
+        measured_secs,
+        successes: total.successes,
+        errors: total.errors,
+        certs_per_sec: total.successes as f64 / measured_secs,
+        p50_ms: percentile_ms(&total.latencies, 50.0),
+        p99_ms: percentile_ms(&total.latencies, 99.0),
+        max_ms: total.latencies.last().map(|d| d.as_secs_f64() * 1000.0),
+        error_samples: total.error_samples,
+    })
+}
+
+/// Whole-run results, as written by `--json-out`.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// DNS name requested in the CSR.
+    csr_dns_name: &'static str,
+    /// CSR key algorithm.
+    csr_key: &'static str,
+    /// Concurrent workers per target.
+    concurrency: u32,
+    /// Warm-up per target, in seconds.
+    warmup_secs: u64,
+    /// Measured window per target, in seconds.
+    duration_secs: u64,
+    /// Per-target results, in the order they were run.
+    results: Vec<TargetReport>,
+    /// certkeeper certificates/s divided by cfssl certificates/s, when both ran
+    /// and cfssl issued at least one certificate.
+    ratio_certkeeper_over_cfssl: Option<f64>,
+}
+
+/// Formats an optional millisecond value for the table.
+fn fmt_ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+}
+
+/// Renders the result table.
+fn render_table(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "REST issuance: ECDSA P-256 CSR for {}, concurrency {}, {}s measured after {}s warm-up",
+        report.csr_dns_name, report.concurrency, report.duration_secs, report.warmup_secs
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9}",
+        "target", "issued", "errors", "certs/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for r in &report.results {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>10} {:>8} {:>10.1} {:>9} {:>9} {:>9}",
+            r.name,
+            r.successes,
+            r.errors,
+            r.certs_per_sec,
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            fmt_ms(r.max_ms)
+        );
+    }
+    match report.ratio_certkeeper_over_cfssl {
+        Some(ratio) => {
+            let _ = writeln!(out, "ratio certkeeper/cfssl: {ratio:.2}x");
+        }
+        None if report.results.len() > 1 => {
+            let _ = writeln!(out, "ratio certkeeper/cfssl: n/a (cfssl issued nothing)");
+        }
+        None => {}
+    }
+    for r in &report.results {
+        for sample in &r.error_samples {
+            let _ = writeln!(out, "{} error sample: {sample}", r.name);
+        }
+    }
+    out
+}
+
+/// Generates the benchmark CSR (fresh ECDSA P-256 key) as PEM.
+fn generate_csr() -> Result<String> {
+    let key = rcgen::KeyPair::generate().context("generating the CSR key")?;
+    let csr = rcgen::CertificateParams::new(vec![CSR_DNS_NAME.into()])
+        .context("building CSR parameters")?
+        .serialize_request(&key)
+        .context("signing the CSR")?
+        .pem()
+        .context("encoding the CSR as PEM")?;
+    Ok(csr)
+}
+
+/// Builds the shared HTTP client: HTTP/1.1 keep-alive with enough idle
+/// connections per host for every worker.
+fn build_client(args: &Args) -> Result<Client> {
+    let mut builder = Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(args.request_timeout_secs));
+    if let Some(ca_file) = &args.certkeeper_ca_file {
+        let pem = std::fs::read(ca_file)
+            .with_context(|| format!("reading CA file {}", ca_file.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("parsing CA file {}", ca_file.display()))?;
+        if roots.is_empty() {
+            bail!("CA file {} holds no certificate", ca_file.display());
+        }
+        builder = builder.tls_certs_only(roots);
+    }
+    builder.build().context("building the HTTP client")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.certkeeper_url.is_none() && args.cfssl_url.is_none() {
+        bail!("nothing to benchmark: give --certkeeper-url and/or --cfssl-url");
+    }
+
+    let csr_pem = generate_csr()?;
+    let client = build_client(&args)?;
+
+    let mut targets = Vec::new();
+    if let Some(url) = &args.certkeeper_url {
+        let token_file = args
+            .certkeeper_token_file
+            .as_ref()
+            .context("--certkeeper-url needs --certkeeper-token-file")?;
+        let token = std::fs::read_to_string(token_file)
+            .with_context(|| format!("reading token file {}", token_file.display()))?;
+        let token = token.trim();
+        if token.is_empty() {
+            bail!("token file {} is empty", token_file.display());
+        }
+        targets.push(Target::certkeeper(url, token, &csr_pem)?);
+    }
+    if let Some(url) = &args.cfssl_url {
+        targets.push(Target::cfssl(url, &csr_pem)?);
+    }
+
+    let warmup = Duration::from_secs(args.warmup_secs);
+    let duration = Duration::from_secs(args.duration_secs);
+    let mut results = Vec::new();
+    // Targets run strictly one after the other, never concurrently.
+    for target in targets {
+        results.push(run_target(&client, target, args.concurrency, warmup, duration).await?);
+    }
+
+    let rate = |kind: Kind| {
+        results
+            .iter()
+            .find(|r| r.name == kind.name())
+            .map(|r| r.certs_per_sec)
+    };
+    let ratio = match (rate(Kind::Certkeeper), rate(Kind::Cfssl)) {
+        (Some(ck), Some(cf)) if cf > 0.0 => Some(ck / cf),
+        _ => None,
+    };
+    let report = Report {
+        csr_dns_name: CSR_DNS_NAME,
+        csr_key: "ECDSA P-256",
+        concurrency: args.concurrency,
+        warmup_secs: args.warmup_secs,
+        duration_secs: args.duration_secs,
+        results,
+        ratio_certkeeper_over_cfssl: ratio,
+    };
+
+    print!("{}", render_table(&report));
+    if let Some(path) = &args.json_out {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+
+    let idle: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.successes == 0)
+        .map(|r| r.name)
+        .collect();
+    if !idle.is_empty() {
+        bail!(
+            "no certificate issued in the measured window by: {}",
+            idle.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certkeeper_success_needs_201_and_pem() {
+        let ok =
+            br#"{"certificate":"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}"#;
+        assert!(check_response(Kind::Certkeeper, StatusCode::CREATED, ok).is_ok());
+        assert!(check_response(Kind::Certkeeper, StatusCode::OK, ok).is_err());
+        let no_pem = br#"{"certificate":"nope"}"#;
+        assert!(check_response(Kind::Certkeeper, StatusCode::CREATED, no_pem).is_err());
+        assert!(check_response(Kind::Certkeeper, StatusCode::CREATED, b"{}").is_err());
+        assert!(check_response(Kind::Certkeeper, StatusCode::CREATED, b"oops").is_err());
+    }
+
+    #[test]
+    fn cfssl_success_needs_flag_and_pem() {
+        let ok =
+            br#"{"success":true,"result":{"certificate":"-----BEGIN CERTIFICATE-----\nMIIB\n"}}"#;
+        assert!(check_response(Kind::Cfssl, StatusCode::OK, ok).is_ok());
+        let failed = br#"{"success":false,"result":{"certificate":"-----BEGIN CERTIFICATE-----"}}"#;
+        assert!(check_response(Kind::Cfssl, StatusCode::OK, failed).is_err());
+        assert!(check_response(Kind::Cfssl, StatusCode::BAD_REQUEST, ok).is_err());
+        let empty = br#"{"success":true,"result":{}}"#;
+        assert!(check_response(Kind::Cfssl, StatusCode::OK, empty).is_err());
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-6);
+        assert!(close(percentile_ms(&sorted, 50.0), 50.0));
+        assert!(close(percentile_ms(&sorted, 99.0), 99.0));
+        assert!(close(percentile_ms(&sorted[..1], 99.0), 1.0));
+        assert_eq!(percentile_ms(&[], 50.0), None);
+    }
+
+    #[test]
+    fn csr_is_pem() -> Result<()> {
+        let csr = generate_csr()?;
+        assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+        Ok(())
+    }
+
+    #[test]
+    fn urls_join_without_double_slash() {
+        assert_eq!(
+            join_url("http://h:1/", "/api/v1/cfssl/sign"),
+            "http://h:1/api/v1/cfssl/sign"
+        );
+        assert_eq!(
+            join_url("http://h:1", "/api/v1/certificates"),
+            "http://h:1/api/v1/certificates"
+        );
+    }
+
+    #[test]
+    fn snippet_truncates_on_char_boundary() {
+        let long = "é".repeat(300);
+        let s = snippet(long.as_bytes());
+        assert!(s.ends_with("..."));
+        assert_eq!(s.chars().count(), 203);
+    }
+}

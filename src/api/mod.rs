@@ -1,0 +1,38 @@
+//! The REST API under `/api/v1`: bearer-token auth, JSON in and out, RFC 7807 errors.
+
+mod audit;
+pub mod auth;
+mod cas;
+mod certs;
+pub mod extract;
+mod openapi;
+mod profiles;
+mod tokens;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+
+use crate::error::AppError;
+use crate::server::AppState;
+
+/// Everything under `/api/v1`.
+pub fn router() -> Router<AppState> {
+    let v1 = Router::new()
+        .merge(cas::router())
+        .merge(profiles::router())
+        .merge(certs::router())
+        .merge(tokens::router())
+        .merge(audit::router())
+        .merge(openapi::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new().nest("/api/v1", v1)
+}
+
+async fn not_found(uri: Uri) -> AppError {
+    AppError::NotFound(format!("no API endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::BadRequest(format!("method {method} is not allowed on {}", uri.path()))
+}

@@ -1,0 +1,194 @@
+//! `/api/v1/profiles`: issuance templates with policy.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use certkeeper_ca::Profile;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::auth::{Admin, Reader};
+use super::extract::Json;
+use crate::error::AppError;
+use crate::server::AppState;
+use crate::store::{ProfileRecord, new_id};
+
+/// Routes.
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/profiles", get(list).post(create))
+        .route("/profiles/{name}", get(get_one).put(update).delete(delete))
+}
+
+/// A profile as the API shows it: the policy fields plus `ca`.
+#[derive(Debug, Serialize)]
+pub(super) struct ProfileView {
+    id: String,
+    ca: String,
+    #[serde(flatten)]
+    policy: Profile,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+fn view(r: ProfileRecord) -> ProfileView {
+    ProfileView {
+        id: r.id,
+        ca: r.ca_id,
+        policy: r.policy,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// Split a body into its `ca` and a validated policy.
+fn parse_body(
+    mut body: Value,
+    name_from_path: Option<&str>,
+) -> Result<(Option<String>, Profile), AppError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| AppError::BadRequest("the body must be a JSON object".into()))?;
+    let ca = match obj.remove("ca") {
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "\"ca\" must be a string (CA id or name)".into(),
+            ));
+        }
+        None => None,
+    };
+    if let Some(name) = name_from_path {
+        match obj.get("name") {
+            Some(Value::String(n)) if n != name => {
+                return Err(AppError::BadRequest(
+                    "a profile cannot be renamed: \"name\" differs from the path".into(),
+                ));
+            }
+            _ => {
+                obj.insert("name".into(), Value::String(name.to_string()));
+            }
+        }
+    }
+    let policy: Profile = serde_json::from_value(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid profile: {e}")))?;
+    policy.validate()?;
+    Ok((ca, policy))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _r: Reader,
+) -> Result<Json<Vec<ProfileView>>, AppError> {
+    Ok(Json(
+        state
+            .pki
+            .store()
+            .list_profiles()
+            .await?
+            .into_iter()
+            .map(view)
+            .collect(),
+    ))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    _r: Reader,
+    Path(name): Path<String>,
+) -> Result<Json<ProfileView>, AppError> {
+    Ok(Json(view(state.pki.store().get_profile(&name).await?)))
+}
+
+async fn resolve_ca(state: &AppState, ca: &str) -> Result<String, AppError> {
+    match state.pki.store().get_ca(ca).await {
+        Ok(c) if c.status == "active" => Ok(c.id),
+        Ok(c) => Err(AppError::BadRequest(format!(
+            "CA {:?} is {}, not active",
+            c.name, c.status
+        ))),
+        Err(crate::store::StoreError::NotFound(_)) => {
+            Err(AppError::BadRequest(format!("no CA {ca:?}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Json(body): Json<Value>,
+) -> Result<Response, AppError> {
+    let (ca, policy) = parse_body(body, None)?;
+    let ca = ca.ok_or_else(|| {
+        AppError::BadRequest("\"ca\" (the signing CA's id or name) is required".into())
+    })?;
+    let ca_id = resolve_ca(&state, &ca).await?;
+    let now = state.pki.now();
+    let rec = ProfileRecord {
+        id: new_id(),
+        ca_id,
+        policy,
+        created_at: now,
+        updated_at: now,
+    };
+    let ev = auth
+        .actor
+        .event("profile.create", "profile")
+        .object(&rec.id)
+        .detail(serde_json::json!({"name": rec.policy.name}));
+    state.pki.store().insert_profile(&rec, &ev).await?;
+    Ok((StatusCode::CREATED, Json(view(rec))).into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<ProfileView>, AppError> {
+    let existing = state.pki.store().get_profile(&name).await?;
+    let (ca, policy) = parse_body(body, Some(&existing.policy.name))?;
+    let ca_id = match ca {
+        Some(c) => resolve_ca(&state, &c).await?,
+        None => existing.ca_id.clone(),
+    };
+    let rec = ProfileRecord {
+        id: existing.id,
+        ca_id,
+        policy,
+        created_at: existing.created_at,
+        updated_at: state.pki.now(),
+    };
+    let ev = auth
+        .actor
+        .event("profile.update", "profile")
+        .object(&rec.id)
+        .detail(serde_json::json!({"name": rec.policy.name}));
+    state.pki.store().update_profile(&rec, &ev).await?;
+    Ok(Json(view(rec)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let existing = state.pki.store().get_profile(&name).await?;
+    let ev = auth
+        .actor
+        .event("profile.delete", "profile")
+        .object(&existing.id)
+        .detail(serde_json::json!({"name": existing.policy.name}));
+    state
+        .pki
+        .store()
+        .delete_profile(&existing.policy.name, &ev, state.pki.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

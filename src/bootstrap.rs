@@ -1,0 +1,334 @@
+//! First start and every start: data directory, master key, database, the default CA
+//! hierarchy and profiles, the admin token, `root.pem`, and the server's own certificate.
+//! Nothing that exists is ever overwritten.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use certkeeper_ca::{
+    CaSpec, Clock, DnsRule, IssuanceRequest, KeyAlgorithm, MasterKey, Profile, PublicKeyData,
+};
+use ipnetwork::IpNetwork;
+use time::Duration;
+
+use crate::api::auth::new_token;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::pki::{Actor, Pki};
+use crate::store::{ProfileRecord, Role, Store, StoreError, TokenRecord, new_id};
+
+/// Name of the root CA made on first start.
+pub const DEFAULT_ROOT: &str = "root";
+/// Name of the intermediate CA made on first start.
+pub const DEFAULT_INTERMEDIATE: &str = "intermediate";
+/// The profile made on first start: any name, 90 days, signed by the default intermediate.
+pub const DEFAULT_PROFILE: &str = "default";
+/// The internal profile for the server's own HTTPS certificate.
+pub const SERVER_PROFILE: &str = "certkeeper-server";
+const SERVER_TLS_STATE: &str = "server_tls_certificate";
+
+/// What start-up produced.
+#[derive(Debug)]
+pub struct Booted {
+    /// The CA service.
+    pub pki: Arc<Pki>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The admin token, when it was created by this start (shown once).
+    pub new_admin_token: Option<String>,
+}
+
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Some(s) = &settings.master_key {
+        let raw = b64
+            .decode(s.expose().trim())
+            .context("master_key (CERTKEEPER_MASTER_KEY) must be base64 of 32 bytes")?;
+        return MasterKey::from_bytes(&raw).context("master_key must be 32 bytes");
+    }
+    let path = settings.data_dir.join("master.key");
+    if path.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} is readable by others (mode {mode:o}); chmod 600 it",
+                path.display()
+            );
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let raw = b64
+            .decode(text.trim())
+            .context("master.key must hold base64 of 32 bytes")?;
+        return MasterKey::from_bytes(&raw).context("master.key must hold 32 bytes");
+    }
+    let (key, raw) = MasterKey::generate()?;
+    write_private(&path, format!("{}\n", b64.encode(raw)).as_bytes())?;
+    tracing::info!(path = %path.display(), "created master key");
+    Ok(key)
+}
+
+/// Prepare everything a server or `init` needs.
+pub async fn boot(settings: Arc<Settings>, clock: Arc<dyn Clock>) -> anyhow::Result<Booted> {
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.data_dir)
+            .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    }
+    let master = Arc::new(load_master_key(&settings)?);
+    let store = Store::connect(&settings)
+        .await
+        .context("opening the database")?;
+    let metrics = Arc::new(Metrics::default());
+    let pki = Arc::new(Pki::new(
+        store,
+        master,
+        clock,
+        settings.clone(),
+        metrics.clone(),
+    ));
+    ensure_default_hierarchy(&pki).await?;
+    ensure_server_profile(&pki).await?;
+    let new_admin_token = ensure_admin_token(&pki).await?;
+    write_root_pem(&pki).await?;
+    Ok(Booted {
+        pki,
+        metrics,
+        new_admin_token,
+    })
+}
+
+async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
+    let system = Actor::system();
+    let alg = pki.settings().ca_key_algorithm;
+    if !pki.store().list_cas().await?.is_empty() {
+        return Ok(());
+    }
+    let mut root_spec = CaSpec::new("certkeeper Root CA", alg);
+    root_spec.validity_days = 3650;
+    match pki.create_root(DEFAULT_ROOT, &root_spec, &system).await {
+        Ok(ca) => tracing::info!(id = %ca.id, subject = %ca.subject, "created root CA"),
+        // Another replica sharing the database got there first.
+        Err(crate::error::AppError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(anyhow::anyhow!("creating the root CA: {e}")),
+    }
+    let mut int_spec = CaSpec::new("certkeeper Intermediate CA", alg);
+    int_spec.validity_days = 1825;
+    int_spec.path_len = Some(0);
+    let int = pki
+        .create_intermediate(DEFAULT_INTERMEDIATE, DEFAULT_ROOT, &int_spec, &system)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the intermediate CA: {e}"))?;
+    tracing::info!(id = %int.id, subject = %int.subject, "created intermediate CA");
+    let mut policy = Profile::tls_server(DEFAULT_PROFILE);
+    policy.allowed_dns_names = vec![DnsRule::Any];
+    policy.allowed_ip_ranges = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
+    let now = pki.now();
+    let rec = ProfileRecord {
+        id: new_id(),
+        ca_id: int.id.clone(),
+        policy,
+        created_at: now,
+        updated_at: now,
+    };
+    let ev = system
+        .event("profile.create", "profile")
+        .object(&rec.id)
+        .detail(serde_json::json!({"name": DEFAULT_PROFILE}));
+    pki.store().insert_profile(&rec, &ev).await?;
+    Ok(())
+}
+
+fn server_policy(settings: &Settings) -> anyhow::Result<Profile> {
+    let mut p = Profile::tls_server(SERVER_PROFILE);
+    p.max_validity_days = settings.server_cert_days;
+    p.ext_key_usages = vec![certkeeper_ca::ExtKeyUsage::ServerAuth];
+    p.allowed_key_types = vec![KeyAlgorithm::EcdsaP256];
+    p.allowed_dns_names = vec![DnsRule::Exact("localhost".into())];
+    p.allowed_ip_ranges = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
+    for n in &settings.server_names {
+        match n.parse::<std::net::IpAddr>() {
+            Ok(ip) => p.allowed_ip_ranges.push(IpNetwork::from(ip)),
+            Err(_) => p.allowed_dns_names.push(n.parse()?),
+        }
+    }
+    let ip = settings.https_listen.ip();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        p.allowed_ip_ranges.push(IpNetwork::from(ip));
+    }
+    Ok(p)
+}
+
+async fn ensure_server_profile(pki: &Pki) -> anyhow::Result<()> {
+    let policy = server_policy(pki.settings())?;
+    let system = Actor::system();
+    let now = pki.now();
+    match pki.store().get_profile(SERVER_PROFILE).await {
+        Ok(existing) if existing.policy == policy => Ok(()),
+        Ok(existing) => {
+            let rec = ProfileRecord {
+                policy,
+                updated_at: now,
+                ..existing
+            };
+            let ev = system.event("profile.update", "profile").object(&rec.id);
+            pki.store().update_profile(&rec, &ev).await?;
+            Ok(())
+        }
+        Err(StoreError::NotFound(_)) => {
+            let ca = pki
+                .store()
+                .get_ca(DEFAULT_INTERMEDIATE)
+                .await
+                .context("the default intermediate CA is missing")?;
+            let rec = ProfileRecord {
+                id: new_id(),
+                ca_id: ca.id,
+                policy,
+                created_at: now,
+                updated_at: now,
+            };
+            let ev = system
+                .event("profile.create", "profile")
+                .object(&rec.id)
+                .detail(serde_json::json!({"name": SERVER_PROFILE}));
+            match pki.store().insert_profile(&rec, &ev).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn ensure_admin_token(pki: &Pki) -> anyhow::Result<Option<String>> {
+    if !pki.store().list_tokens().await?.is_empty() {
+        return Ok(None);
+    }
+    let (token, hash) = new_token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rec = TokenRecord::new(
+        new_id(),
+        "admin".into(),
+        Role::Admin,
+        vec![],
+        hash,
+        pki.now(),
+        None,
+        "system".into(),
+    );
+    let ev = Actor::system()
+        .event("token.create", "token")
+        .object(&rec.id)
+        .detail(serde_json::json!({"name": "admin", "role": "admin"}));
+    pki.store().insert_token(&rec, &ev).await?;
+    let path = pki.settings().data_dir.join("admin.token");
+    let _ = std::fs::remove_file(&path);
+    write_private(&path, format!("{token}\n").as_bytes())?;
+    Ok(Some(token))
+}
+
+async fn write_root_pem(pki: &Pki) -> anyhow::Result<()> {
+    let root = pki
+        .store()
+        .get_ca(DEFAULT_ROOT)
+        .await
+        .context("the default root CA is missing")?;
+    let der = root
+        .cert_der
+        .context("the default root CA has no certificate")?;
+    let path = pki.settings().data_dir.join("root.pem");
+    let pem = certkeeper_ca::pem_encode_certs([der.as_slice()]);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(pem.as_str()) {
+        std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The server's HTTPS certificate chain (leaf first) and PKCS#8 key, issued (through the
+/// internal profile, like any certificate) when missing, not covering the configured names,
+/// or past two thirds of its life.
+pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<u8>)> {
+    let settings = pki.settings();
+    let mut dns = vec!["localhost".to_string()];
+    let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
+    for n in &settings.server_names {
+        match n.parse::<std::net::IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => {
+                dns.push(certkeeper_ca::normalize_dns_name(n).map_err(|e| anyhow::anyhow!(e))?)
+            }
+        }
+    }
+    let ip = settings.https_listen.ip();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        ips.push(ip);
+    }
+    let now = pki.now();
+    if let Some(id) = pki.store().get_state(SERVER_TLS_STATE).await? {
+        let id = String::from_utf8_lossy(&id).to_string();
+        if let Ok(rec) = pki.store().get_certificate(&id).await {
+            let life = rec.not_after - rec.not_before;
+            let covers = dns
+                .iter()
+                .chain(ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().iter())
+                .all(|n| rec.sans.contains(n));
+            if rec.status == "valid" && covers && rec.not_after - now > life / 3 {
+                if let Some(sealed) = pki.store().get_certificate_key(&id).await? {
+                    let key = pki
+                        .master()
+                        .open(&sealed, format!("cert:{id}").as_bytes())?;
+                    let ca = pki.store().get_ca(&rec.ca_id).await?;
+                    let mut chain = vec![rec.der.clone()];
+                    let above = pki
+                        .chain_of(&ca)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    chain.extend(above);
+                    chain.pop_if(|c| {
+                        certkeeper_ca::inspect_certificate(c).is_ok_and(|i| i.self_signed)
+                    });
+                    return Ok((chain, key));
+                }
+            }
+        }
+    }
+    let profile = pki.store().get_profile(SERVER_PROFILE).await?;
+    let key = KeyAlgorithm::EcdsaP256.generate()?;
+    let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
+    req.dns_names = dns;
+    req.ip_addresses = ips;
+    req.validity = Some(Duration::days(settings.server_cert_days.into()));
+    let pkcs8 = key.serialize_der();
+    let issued = pki
+        .issue(&profile, req, Some(&pkcs8), &Actor::system())
+        .await
+        .map_err(|e| anyhow::anyhow!("issuing the server certificate: {e}"))?;
+    pki.store()
+        .put_state(SERVER_TLS_STATE, issued.id.as_bytes(), now.unix_timestamp())
+        .await?;
+    tracing::info!(serial = %issued.cert.info.serial, not_after = %issued.cert.info.not_after, "issued server HTTPS certificate");
+    let mut chain = vec![issued.cert.der.clone()];
+    chain.extend(issued.chain.iter().cloned());
+    chain.pop_if(|c| certkeeper_ca::inspect_certificate(c).is_ok_and(|i| i.self_signed));
+    Ok((chain, pkcs8))
+}

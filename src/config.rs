@@ -1,0 +1,333 @@
+//! Settings: defaults < `certkeeper.toml` < `CERTKEEPER_*` environment variables, then
+//! validated into a typed [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use certkeeper_ca::KeyAlgorithm;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret string that never prints itself.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's value; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Who signs OCSP responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OcspSigner {
+    /// The CA key itself.
+    Ca,
+    /// A delegated responder certificate issued by the CA (id-kp-OCSPSigning).
+    Delegated,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Raw settings as read from the layers, before validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    database_url: Option<String>,
+    https_listen: String,
+    http_listen: String,
+    public_url: Option<String>,
+    server_names: Vec<String>,
+    master_key: Option<Secret>,
+    crl_validity_hours: u32,
+    ocsp_signer: OcspSigner,
+    ca_key_algorithm: String,
+    log_format: LogFormat,
+    log_level: String,
+    max_body_bytes: usize,
+    db_max_connections: u32,
+    server_cert_days: u32,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            database_url: None,
+            https_listen: "127.0.0.1:8443".into(),
+            http_listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            server_names: Vec::new(),
+            master_key: None,
+            crl_validity_hours: 24,
+            ocsp_signer: OcspSigner::Ca,
+            ca_key_algorithm: "ecdsa-p256".into(),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            max_body_bytes: 1 << 20,
+            db_max_connections: 8,
+            server_cert_days: 30,
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the database (SQLite), master key, admin token and root certificate live.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` (default, in the data directory) or `postgres://...`.
+    pub database_url: String,
+    /// HTTPS listener (API, and everything else).
+    pub https_listen: SocketAddr,
+    /// Plain-HTTP listener: CA certificates, CRLs, OCSP, health.
+    pub http_listen: SocketAddr,
+    /// Base URL written into certificates for AIA, CRL and OCSP (default `http://<http_listen>`).
+    pub public_url: String,
+    /// Extra names for the server's own HTTPS certificate.
+    pub server_names: Vec<String>,
+    /// Master key (base64 of 32 bytes) from settings or environment; else the data-dir file.
+    pub master_key: Option<Secret>,
+    /// How long a CRL is valid; it is regenerated when half of that has passed.
+    pub crl_validity_hours: u32,
+    /// Who signs OCSP responses.
+    pub ocsp_signer: OcspSigner,
+    /// Key type of the CAs made on first start.
+    pub ca_key_algorithm: KeyAlgorithm,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax).
+    pub log_level: String,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// Lifetime of the server's own HTTPS certificate.
+    pub server_cert_days: u32,
+}
+
+/// Why settings were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or has a wrong type or an unknown key.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range or malformed.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Load the layers: defaults, then `config_file` (or `<data_dir>/certkeeper.toml` if it
+    /// exists), then `CERTKEEPER_*` environment variables; then validate.
+    pub fn load(data_dir: &Path, config_file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(RawSettings::default()));
+        match config_file {
+            Some(f) => {
+                if !f.exists() {
+                    return Err(invalid(
+                        "config",
+                        format!("file {} does not exist", f.display()),
+                    ));
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None => fig = fig.merge(Toml::file(data_dir.join("certkeeper.toml"))),
+        }
+        fig = fig.merge(
+            Env::prefixed("CERTKEEPER_")
+                .ignore(&["DATA_DIR", "CONFIG", "SERVER", "TOKEN", "CA_FILE"])
+                .lowercase(true),
+        );
+        let raw: RawSettings = fig.extract().map_err(Box::new)?;
+        Self::validate(data_dir, raw)
+    }
+
+    fn validate(data_dir: &Path, raw: RawSettings) -> Result<Settings, ConfigError> {
+        let https_listen: SocketAddr = raw.https_listen.parse().map_err(|_| {
+            invalid(
+                "https_listen",
+                format!("{:?} is not an address:port", raw.https_listen),
+            )
+        })?;
+        let http_listen: SocketAddr = raw.http_listen.parse().map_err(|_| {
+            invalid(
+                "http_listen",
+                format!("{:?} is not an address:port", raw.http_listen),
+            )
+        })?;
+        let database_url = match raw.database_url {
+            Some(u)
+                if u.starts_with("postgres://")
+                    || u.starts_with("postgresql://")
+                    || u.starts_with("sqlite:") =>
+            {
+                u
+            }
+            Some(u) => {
+                return Err(invalid(
+                    "database_url",
+                    format!(
+                        "{:?} must start with sqlite:, postgres:// or postgresql://",
+                        redact_url(&u)
+                    ),
+                ));
+            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("certkeeper.db").display()
+            ),
+        };
+        let public_url = raw
+            .public_url
+            .unwrap_or_else(|| format!("http://{http_listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        let parsed =
+            url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?;
+        if parsed.scheme() != "http" {
+            return Err(invalid(
+                "public_url",
+                "must be an http:// URL (CRL and OCSP clients fetch over plain HTTP, RFC 5280 / RFC 6960)",
+            ));
+        }
+        let ca_key_algorithm: KeyAlgorithm = raw
+            .ca_key_algorithm
+            .parse()
+            .map_err(|e: certkeeper_ca::CaError| invalid("ca_key_algorithm", e.to_string()))?;
+        if !KeyAlgorithm::GENERATABLE.contains(&ca_key_algorithm) {
+            return Err(invalid(
+                "ca_key_algorithm",
+                format!("{ca_key_algorithm} cannot be generated"),
+            ));
+        }
+        if raw.crl_validity_hours == 0 || raw.crl_validity_hours > 24 * 31 {
+            return Err(invalid("crl_validity_hours", "must be between 1 and 744"));
+        }
+        if raw.max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if raw.db_max_connections == 0 {
+            return Err(invalid("db_max_connections", "must be at least 1"));
+        }
+        if raw.server_cert_days == 0 || raw.server_cert_days > 397 {
+            return Err(invalid("server_cert_days", "must be between 1 and 397"));
+        }
+        for n in &raw.server_names {
+            if n.parse::<std::net::IpAddr>().is_err() {
+                certkeeper_ca::normalize_dns_name(n).map_err(|e| invalid("server_names", e))?;
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.log_level)
+            .map_err(|e| invalid("log_level", e.to_string()))?;
+        Ok(Settings {
+            data_dir: data_dir.to_path_buf(),
+            database_url,
+            https_listen,
+            http_listen,
+            public_url,
+            server_names: raw.server_names,
+            master_key: raw.master_key,
+            crl_validity_hours: raw.crl_validity_hours,
+            ocsp_signer: raw.ocsp_signer,
+            ca_key_algorithm,
+            log_format: raw.log_format,
+            log_level: raw.log_level,
+            max_body_bytes: raw.max_body_bytes,
+            db_max_connections: raw.db_max_connections,
+            server_cert_days: raw.server_cert_days,
+        })
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+}
+
+/// A database URL with any password replaced, for messages.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => u.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let s = Settings::validate(Path::new("/tmp/x"), RawSettings::default()).unwrap();
+        assert_eq!(s.https_listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert!(s.database_url.starts_with("sqlite:///tmp/x/certkeeper.db"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let raw = RawSettings {
+            https_listen: "nope".into(),
+            ..Default::default()
+        };
+        let e = Settings::validate(Path::new("/tmp"), raw).unwrap_err();
+        assert!(e.to_string().contains("https_listen"), "{e}");
+        let raw = RawSettings {
+            database_url: Some("mysql://u:pw@h/db".into()),
+            ..Default::default()
+        };
+        let e = Settings::validate(Path::new("/tmp"), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database_url") && !e.contains("pw@"), "{e}");
+        let raw = RawSettings {
+            ca_key_algorithm: "dsa".into(),
+            ..Default::default()
+        };
+        assert!(Settings::validate(Path::new("/tmp"), raw).is_err());
+        let raw = RawSettings {
+            public_url: Some("https://x".into()),
+            ..Default::default()
+        };
+        assert!(Settings::validate(Path::new("/tmp"), raw).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "<redacted>");
+    }
+}

@@ -1,0 +1,624 @@
+//! The registration authority: every front end (REST today; ACME and EST later) asks this
+//! module to create CAs, issue, revoke and answer status. It applies profile policy, calls
+//! the CA's single signing function, and records everything before returning it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use certkeeper_ca::ocsp::{self, CertStatus, OcspResponseStatus, Responder, SingleResponse};
+use certkeeper_ca::{
+    CaSpec, Clock, IssuanceRequest, IssuedCertificate, KeyAlgorithm, Links, MasterKey, PendingCa,
+    RevokedEntry, SigningCa, build_crl, reason_from_code,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::config::{OcspSigner, Settings};
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::store::{
+    AuditEvent, CaRecord, CertRecord, NewCaRecord, NewCertificate, ProfileRecord, Store, new_id,
+};
+
+/// Who is acting, for authorisation results and the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `token:<name>` or `system`.
+    pub name: String,
+    /// Client address.
+    pub source: Option<String>,
+}
+
+impl Actor {
+    /// The server itself.
+    pub fn system() -> Actor {
+        Actor {
+            name: "system".into(),
+            source: None,
+        }
+    }
+
+    /// An audit event by this actor.
+    pub fn event(&self, action: &str, object_type: &str) -> AuditEvent {
+        AuditEvent::new(&self.name, self.source.as_deref(), action, object_type)
+    }
+}
+
+/// A certificate just issued and recorded.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The record id.
+    pub id: String,
+    /// The certificate.
+    pub cert: IssuedCertificate,
+    /// Issuing CA id.
+    pub ca_id: String,
+    /// The issuer chain, nearest first (intermediates and the root).
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// The CA service.
+pub struct Pki {
+    store: Store,
+    master: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    signers: RwLock<HashMap<String, Arc<SigningCa>>>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki").finish_non_exhaustive()
+    }
+}
+
+fn key_context(prefix: &str, id: &str) -> Vec<u8> {
+    format!("{prefix}:{id}").into_bytes()
+}
+
+impl Pki {
+    /// A service over the given store and master key.
+    pub fn new(
+        store: Store,
+        master: Arc<MasterKey>,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+    ) -> Pki {
+        Pki {
+            store,
+            master,
+            clock,
+            settings,
+            metrics,
+            signers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current time from the injected clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The master key, to seal and open other secrets.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The URLs written into certificates issued by `ca_id`.
+    pub fn links_for(&self, ca_id: &str) -> Links {
+        let base = &self.settings.public_url;
+        Links {
+            ca_issuers_url: Some(format!("{base}/ca/{ca_id}.crt")),
+            ocsp_url: Some(format!("{base}/ocsp")),
+            crl_url: Some(format!("{base}/crl/{ca_id}.crl")),
+        }
+    }
+
+    /// The loaded signer of an active CA (cached; CA certificates and keys never change).
+    pub fn signer(&self, ca: &CaRecord) -> Result<Arc<SigningCa>, AppError> {
+        if ca.status != "active" {
+            return Err(AppError::Conflict(format!(
+                "CA {:?} is {}, not active",
+                ca.name, ca.status
+            )));
+        }
+        if let Some(s) = self
+            .signers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ca.id)
+        {
+            return Ok(s.clone());
+        }
+        let cert = ca
+            .cert_der
+            .clone()
+            .ok_or_else(|| AppError::Internal(format!("CA {} has no certificate", ca.id)))?;
+        let key = self
+            .master
+            .open(&ca.key_sealed, &key_context("ca", &ca.id))
+            .map_err(|e| AppError::Internal(format!("CA {} key: {e}", ca.id)))?;
+        let signer =
+            Arc::new(SigningCa::load(cert, &key).map_err(|e| AppError::Internal(e.to_string()))?);
+        self.signers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ca.id.clone(), signer.clone());
+        Ok(signer)
+    }
+
+    /// The issuer chain above and including `ca`, nearest first.
+    pub async fn chain_of(&self, ca: &CaRecord) -> Result<Vec<Vec<u8>>, AppError> {
+        let mut chain = Vec::new();
+        let mut current = ca.clone();
+        for _ in 0..16 {
+            if let Some(der) = &current.cert_der {
+                chain.push(der.clone());
+            }
+            if let Some(pem) = &current.chain_pem {
+                chain.extend(certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes())?);
+                break;
+            }
+            match &current.parent_id {
+                Some(p) => current = self.store.get_ca(p).await?,
+                None => break,
+            }
+        }
+        Ok(chain)
+    }
+
+    fn validate_ca_name(name: &str) -> Result<(), AppError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(AppError::BadRequest(
+                "CA name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn store_new_ca(
+        &self,
+        id: String,
+        name: &str,
+        parent_id: Option<String>,
+        kind: &'static str,
+        new: certkeeper_ca::NewCa,
+        actor: &Actor,
+    ) -> Result<CaRecord, AppError> {
+        let sealed = self.master.seal(&new.key_pkcs8, &key_context("ca", &id))?;
+        let chain_pem = if new.chain_der.is_empty() {
+            None
+        } else {
+            Some(certkeeper_ca::pem_encode_certs(
+                new.chain_der.iter().map(Vec::as_slice),
+            ))
+        };
+        let rec = NewCaRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            parent_id,
+            kind,
+            status: "active",
+            subject: new.info.subject.clone(),
+            key_algorithm: new.info.key_algorithm.clone().unwrap_or_default(),
+            cert_der: Some(new.cert_der.clone()),
+            chain_pem,
+            csr_der: None,
+            key_sealed: sealed,
+            info: Some(new.info.clone()),
+        };
+        let ev = actor
+            .event("ca.create", "ca")
+            .object(&id)
+            .detail(serde_json::json!({"name": name, "kind": kind, "subject": new.info.subject}));
+        self.store.insert_ca(&rec, &ev, self.now()).await?;
+        self.store.get_ca(&id).await.map_err(Into::into)
+    }
+
+    /// Create a self-signed root CA.
+    pub async fn create_root(
+        &self,
+        name: &str,
+        spec: &CaSpec,
+        actor: &Actor,
+    ) -> Result<CaRecord, AppError> {
+        Self::validate_ca_name(name)?;
+        let new = certkeeper_ca::create_root(spec, self.now())?;
+        self.store_new_ca(new_id(), name, None, "root", new, actor)
+            .await
+    }
+
+    /// Create an intermediate CA signed by one of ours.
+    pub async fn create_intermediate(
+        &self,
+        name: &str,
+        parent: &str,
+        spec: &CaSpec,
+        actor: &Actor,
+    ) -> Result<CaRecord, AppError> {
+        Self::validate_ca_name(name)?;
+        let parent = self.store.get_ca(parent).await?;
+        let signer = self.signer(&parent)?;
+        let new = certkeeper_ca::create_intermediate(
+            spec,
+            &signer,
+            &self.links_for(&parent.id),
+            self.now(),
+        )?;
+        self.store_new_ca(
+            new_id(),
+            name,
+            Some(parent.id.clone()),
+            "intermediate",
+            new,
+            actor,
+        )
+        .await
+    }
+
+    /// Import an existing CA certificate and key.
+    pub async fn import_ca(
+        &self,
+        name: &str,
+        cert: &[u8],
+        key: &[u8],
+        actor: &Actor,
+    ) -> Result<CaRecord, AppError> {
+        Self::validate_ca_name(name)?;
+        let new = certkeeper_ca::import_ca(cert, key)?;
+        self.store_new_ca(new_id(), name, None, "imported", new, actor)
+            .await
+    }
+
+    /// Create a pending CA whose certificate will be signed elsewhere; returns it with its CSR.
+    pub async fn create_external(
+        &self,
+        name: &str,
+        spec: &CaSpec,
+        actor: &Actor,
+    ) -> Result<CaRecord, AppError> {
+        Self::validate_ca_name(name)?;
+        let pending = PendingCa::new(spec, self.now())?;
+        let id = new_id();
+        let sealed = self
+            .master
+            .seal(&pending.key_pkcs8, &key_context("ca", &id))?;
+        let rec = NewCaRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            parent_id: None,
+            kind: "external",
+            status: "pending",
+            subject: format!("CN={}", spec.common_name),
+            key_algorithm: spec.key_algorithm.to_string(),
+            cert_der: None,
+            chain_pem: None,
+            csr_der: Some(pending.csr_der.clone()),
+            key_sealed: sealed,
+            info: None,
+        };
+        let ev = actor
+            .event("ca.create", "ca")
+            .object(&id)
+            .detail(serde_json::json!({"name": name, "kind": "external"}));
+        self.store.insert_ca(&rec, &ev, self.now()).await?;
+        self.store.get_ca(&id).await.map_err(Into::into)
+    }
+
+    /// Install the externally signed certificate of a pending CA.
+    pub async fn install_ca_certificate(
+        &self,
+        id: &str,
+        cert: &[u8],
+        actor: &Actor,
+    ) -> Result<CaRecord, AppError> {
+        let ca = self.store.get_ca(id).await?;
+        if ca.status != "pending" {
+            return Err(AppError::Conflict(format!(
+                "CA {:?} is not pending a certificate",
+                ca.name
+            )));
+        }
+        let key = self
+            .master
+            .open(&ca.key_sealed, &key_context("ca", &ca.id))?;
+        let new = certkeeper_ca::install_signed(&key, cert)?;
+        let chain_pem = if new.chain_der.is_empty() {
+            None
+        } else {
+            Some(certkeeper_ca::pem_encode_certs(
+                new.chain_der.iter().map(Vec::as_slice),
+            ))
+        };
+        let ev = actor.event("ca.install_certificate", "ca").object(&ca.id);
+        self.store
+            .install_ca_certificate(
+                &ca.id,
+                &new.cert_der,
+                chain_pem.as_deref(),
+                &new.info,
+                &ev,
+                self.now(),
+            )
+            .await?;
+        self.store.get_ca(&ca.id).await.map_err(Into::into)
+    }
+
+    /// The one issuance path for end-entity certificates: profile policy, signing, durable
+    /// record (with the sealed key for managed certificates), then the answer.
+    pub async fn issue(
+        &self,
+        profile: &ProfileRecord,
+        request: IssuanceRequest,
+        managed_key: Option<&[u8]>,
+        actor: &Actor,
+    ) -> Result<Issued, AppError> {
+        let ca = self.store.get_ca(&profile.ca_id).await?;
+        let signer = self.signer(&ca)?;
+        let approved = match profile.policy.approve(request, &signer, self.now()) {
+            Ok(a) => a,
+            Err(v) => {
+                self.metrics.policy_rejections.inc();
+                return Err(v.into());
+            }
+        };
+        let links = self.links_for(&ca.id);
+        let id = new_id();
+        let key_sealed = match managed_key {
+            Some(k) => Some(self.master.seal(k, &key_context("cert", &id))?),
+            None => None,
+        };
+        // A serial collision (2^-126) is answered by the unique constraint; try again once.
+        let mut attempt = 0;
+        let cert = loop {
+            attempt += 1;
+            let cert = signer.issue(&approved, &links)?;
+            let rec = NewCertificate {
+                id: id.clone(),
+                ca_id: ca.id.clone(),
+                profile_name: Some(profile.policy.name.clone()),
+                info: cert.info.clone(),
+                der: cert.der.clone(),
+                key_sealed: key_sealed.clone(),
+                created_by: actor.name.clone(),
+                created_at: self.now(),
+            };
+            let ev = actor
+                .event("certificate.issue", "certificate")
+                .object(&id)
+                .detail(serde_json::json!({
+                    "profile": profile.policy.name, "serial": cert.info.serial, "ca": ca.id,
+                    "names": rec.names(), "managed": managed_key.is_some(),
+                }));
+            match self.store.insert_certificate(rec, ev).await {
+                Ok(()) => break cert,
+                Err(crate::store::StoreError::Conflict(_)) if attempt < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.metrics.certificates_issued.inc();
+        let chain = self.chain_of(&ca).await?;
+        Ok(Issued {
+            id,
+            cert,
+            ca_id: ca.id,
+            chain,
+        })
+    }
+
+    /// Revoke a certificate with an RFC 5280 reason code, then refresh its CA's CRL.
+    pub async fn revoke(
+        &self,
+        cert_id: &str,
+        reason: u8,
+        actor: &Actor,
+    ) -> Result<CertRecord, AppError> {
+        if reason_from_code(reason).is_none() || reason == 8 {
+            return Err(AppError::BadRequest(format!(
+                "revocation reason {reason} is not allowed (use 0-6, 9 or 10; 7 is unassigned and 8 is removeFromCRL)"
+            )));
+        }
+        let ev = actor
+            .event("certificate.revoke", "certificate")
+            .object(cert_id)
+            .detail(serde_json::json!({"reason": reason}));
+        let rec = self
+            .store
+            .revoke_certificate(cert_id, i64::from(reason), &actor.name, &ev, self.now())
+            .await?;
+        self.metrics.certificates_revoked.inc();
+        self.regenerate_crl(&rec.ca_id).await?;
+        Ok(rec)
+    }
+
+    /// Build, sign and store a fresh CRL for a CA.
+    pub async fn regenerate_crl(&self, ca_id: &str) -> Result<Vec<u8>, AppError> {
+        let ca = self.store.get_ca(ca_id).await?;
+        let signer = self.signer(&ca)?;
+        let entries: Vec<RevokedEntry> = self
+            .store
+            .revocations_for_ca(ca_id)
+            .await?
+            .into_iter()
+            .map(|r| RevokedEntry {
+                serial_hex: r.serial,
+                revoked_at: r.revoked_at,
+                reason: u8::try_from(r.reason).ok().and_then(reason_from_code),
+            })
+            .collect();
+        let number = self.store.next_crl_number(ca_id).await?;
+        let now = self.now();
+        let this_update = now - Duration::minutes(1);
+        let next_update = now + Duration::hours(self.settings.crl_validity_hours.into());
+        let base = &self.settings.public_url;
+        let der = build_crl(
+            &signer,
+            &entries,
+            number as u64,
+            this_update,
+            next_update,
+            Some(&format!("{base}/crl/{ca_id}.crl")),
+        )?;
+        self.store
+            .put_crl(
+                ca_id,
+                number,
+                this_update.unix_timestamp(),
+                next_update.unix_timestamp(),
+                &der,
+            )
+            .await?;
+        self.metrics.crls_generated.inc();
+        Ok(der)
+    }
+
+    /// The current CRL of a CA, regenerated first if it is missing or past half its life.
+    pub async fn crl(&self, ca_id: &str) -> Result<Vec<u8>, AppError> {
+        let now = self.now().unix_timestamp();
+        let half = i64::from(self.settings.crl_validity_hours) * 3600 / 2;
+        match self.store.get_crl(ca_id).await? {
+            Some((der, _this, next)) if next - now > half => Ok(der),
+            _ => self.regenerate_crl(ca_id).await,
+        }
+    }
+
+    /// Regenerate every CRL that is due (run by the background job).
+    pub async fn refresh_due_crls(&self) -> Result<usize, AppError> {
+        let half = i64::from(self.settings.crl_validity_hours) * 3600 / 2;
+        let due = self
+            .store
+            .cas_needing_crl(self.now().unix_timestamp() + half)
+            .await?;
+        for id in &due {
+            self.regenerate_crl(id).await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Answer a DER OCSP request with a DER OCSP response (RFC 6960). Never fails: problems
+    /// become OCSP error statuses.
+    pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        self.metrics.ocsp_requests.inc();
+        let req = match ocsp::parse_request(request) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed OCSP request");
+                return ocsp::error_response(OcspResponseStatus::MalformedRequest);
+            }
+        };
+        match self.ocsp_inner(&req).await {
+            Ok(Some(resp)) => resp,
+            Ok(None) => ocsp::error_response(OcspResponseStatus::Unauthorized),
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP response failed");
+                ocsp::error_response(OcspResponseStatus::InternalError)
+            }
+        }
+    }
+
+    async fn ocsp_inner(&self, req: &ocsp::OcspRequest) -> Result<Option<Vec<u8>>, AppError> {
+        let cas = self.store.list_cas().await?;
+        let Some(first) = req.cert_ids.first() else {
+            return Ok(None);
+        };
+        let Some(ca) = cas.iter().find(|c| {
+            c.status == "active"
+                && c.cert_der
+                    .as_deref()
+                    .is_some_and(|d| first.matches_issuer(d))
+        }) else {
+            return Ok(None);
+        };
+        let ca_der = ca.cert_der.clone().unwrap_or_default();
+        let now = self.now();
+        let mut responses = Vec::new();
+        for id in &req.cert_ids {
+            let status = if id.matches_issuer(&ca_der) {
+                match self
+                    .store
+                    .certificate_status(&ca.id, &hex::encode(&id.serial))
+                    .await?
+                {
+                    Some((s, at, reason)) if s == "revoked" => CertStatus::Revoked {
+                        revoked_at: crate::store::from_ts(at.unwrap_or(0)),
+                        reason: reason.and_then(|r| u8::try_from(r).ok()),
+                    },
+                    Some(_) => CertStatus::Good,
+                    None => CertStatus::Unknown,
+                }
+            } else {
+                CertStatus::Unknown
+            };
+            responses.push(SingleResponse {
+                cert_id: id.clone(),
+                status,
+                this_update: now - Duration::minutes(1),
+                next_update: Some(now + Duration::hours(1)),
+            });
+        }
+        let signer = self.signer(ca)?;
+        let der = match self.settings.ocsp_signer {
+            OcspSigner::Ca => {
+                let responder = Responder {
+                    cert_der: signer.cert_der(),
+                    key: signer.key(),
+                    delegated: false,
+                };
+                ocsp::build_response(&responder, &responses, req.nonce.as_deref(), now)?
+            }
+            OcspSigner::Delegated => {
+                let (cert, key) = self.ocsp_responder(ca, &signer).await?;
+                let responder = Responder {
+                    cert_der: &cert,
+                    key: &key,
+                    delegated: true,
+                };
+                ocsp::build_response(&responder, &responses, req.nonce.as_deref(), now)?
+            }
+        };
+        Ok(Some(der))
+    }
+
+    /// The CA's delegated OCSP responder certificate and key, made or renewed when a third
+    /// of its 30-day life is left.
+    async fn ocsp_responder(
+        &self,
+        ca: &CaRecord,
+        signer: &SigningCa,
+    ) -> Result<(Vec<u8>, certkeeper_ca::KeyPair), AppError> {
+        let now = self.now();
+        let fresh = self.store.get_ca(&ca.id).await?;
+        if let (Some(cert), Some(sealed)) = (&fresh.ocsp_cert_der, &fresh.ocsp_key_sealed) {
+            let info = certkeeper_ca::inspect_certificate(cert)?;
+            if info.not_after - now > Duration::days(10) {
+                let key = self.master.open(sealed, &key_context("ocsp", &ca.id))?;
+                return Ok((cert.clone(), certkeeper_ca::load_key(&key)?));
+            }
+        }
+        let key = KeyAlgorithm::EcdsaP256.generate()?;
+        let cert = signer.issue_ocsp_responder(&key, now, Duration::days(30))?;
+        let sealed = self
+            .master
+            .seal(&key.serialize_der(), &key_context("ocsp", &ca.id))?;
+        self.store
+            .set_ocsp_responder(&ca.id, &cert.der, &sealed)
+            .await?;
+        Ok((cert.der, key))
+    }
+}

@@ -1,0 +1,277 @@
+//! The running server: router assembly, the HTTPS and plain-HTTP listeners, background
+//! jobs, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::bootstrap::{Booted, server_certificate};
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::pki::Pki;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The CA service.
+    pub pki: Arc<Pki>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Whether start-up finished.
+    pub ready: Arc<AtomicBool>,
+}
+
+async fn count_responses(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let resp = next.run(req).await;
+    match resp.status().as_u16() {
+        500..=599 => metrics.http_server_errors.inc(),
+        400..=499 => metrics.http_client_errors.inc(),
+        _ => metrics.http_ok.inc(),
+    }
+    resp
+}
+
+async fn not_found(uri: Uri) -> AppError {
+    AppError::NotFound(format!("nothing at {}", uri.path()))
+}
+
+fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.pki.settings().max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_responses,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state.clone())
+}
+
+/// The HTTPS application: the API and the public endpoints.
+pub fn https_app(state: &AppState) -> Router {
+    common_layers(crate::api::router().merge(crate::public::router()), state)
+}
+
+/// The plain-HTTP application: public endpoints only.
+pub fn http_app(state: &AppState) -> Router {
+    common_layers(crate::public::router(), state)
+}
+
+/// Serves the current server certificate; swapped in place on renewal.
+#[derive(Debug)]
+pub struct ServerCert(RwLock<Arc<CertifiedKey>>);
+
+impl ServerCert {
+    fn build(chain: Vec<Vec<u8>>, key: Vec<u8>) -> anyhow::Result<Arc<CertifiedKey>> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
+        let signing =
+            rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).context("server key")?;
+        let certs = chain.into_iter().map(CertificateDer::from).collect();
+        Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    }
+
+    fn replace(&self, ck: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ck;
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+async fn serve_listener(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = app.clone().map_request(move |mut r: Request<hyper::body::Incoming>| {
+                    r.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    r
+                });
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let svc = TowerToHyperService::new(svc);
+                    match tls {
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        None => {
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
+}
+
+/// Run the server until `shutdown` resolves.
+pub async fn run(
+    booted: Booted,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Booted {
+        pki,
+        metrics,
+        new_admin_token,
+    } = booted;
+    let settings = pki.settings().clone();
+    if let Some(token) = new_admin_token {
+        println!(
+            "certkeeper: admin token (shown once; also in {}):\n{token}",
+            settings.data_dir.join("admin.token").display()
+        );
+    }
+    let (chain, key) = server_certificate(&pki).await?;
+    let cert = Arc::new(ServerCert(RwLock::new(ServerCert::build(chain, key)?)));
+    let mut tls_config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_cert_resolver(cert.clone());
+    tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+
+    let state = AppState {
+        pki: pki.clone(),
+        metrics,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let https = TcpListener::bind(settings.https_listen)
+        .await
+        .with_context(|| format!("binding HTTPS listener {}", settings.https_listen))?;
+    let http = TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP listener {}", settings.http_listen))?;
+    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.public_url, "certkeeper listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let jobs = tokio::spawn(background_jobs(pki.clone(), cert.clone(), stop_rx.clone()));
+    let https_task = tokio::spawn(serve_listener(
+        https,
+        https_app(&state),
+        Some(acceptor),
+        stop_rx.clone(),
+    ));
+    let http_task = tokio::spawn(serve_listener(http, http_app(&state), None, stop_rx));
+    state.ready.store(true, Ordering::Relaxed);
+    println!(
+        "certkeeper: ready on https://{} (API) and http://{} (CRL, OCSP, AIA)",
+        settings.https_listen, settings.http_listen
+    );
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    state.ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let _ = https_task.await;
+    let _ = http_task.await;
+    let _ = jobs.await;
+    pki.store().pool().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// CRL refresh every minute; server certificate renewal check every ten minutes.
+async fn background_jobs(pki: Arc<Pki>, cert: Arc<ServerCert>, mut stop: watch::Receiver<bool>) {
+    let mut crl_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut cert_tick = tokio::time::interval(Duration::from_secs(600));
+    cert_tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = crl_tick.tick() => {
+                match pki.refresh_due_crls().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "regenerated CRLs"),
+                    Err(e) => tracing::error!(error = %e, "CRL refresh failed"),
+                }
+            }
+            _ = cert_tick.tick() => {
+                match server_certificate(&pki).await.and_then(|(c, k)| ServerCert::build(c, k)) {
+                    Ok(ck) => cert.replace(ck),
+                    Err(e) => tracing::error!(error = %e, "server certificate renewal failed"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

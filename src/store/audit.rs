@@ -1,0 +1,144 @@
+//! The audit log: who did what to which object, when, and from where.
+
+use serde::Serialize;
+use sqlx::{Any, Executor, Row};
+
+use super::{Store, StoreError, from_ts};
+
+/// An event to record alongside a mutation, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// The token (name and id) or `system`.
+    pub actor: String,
+    /// What happened, as `object.verb` (`certificate.issue`, `ca.create`, ...).
+    pub action: String,
+    /// The kind of object.
+    pub object_type: String,
+    /// The object's id, once known.
+    pub object_id: Option<String>,
+    /// Client address.
+    pub source: Option<String>,
+    /// Extra facts (never secrets).
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// An event by `actor` from `source`.
+    pub fn new(actor: &str, source: Option<&str>, action: &str, object_type: &str) -> AuditEvent {
+        AuditEvent {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            object_type: object_type.to_string(),
+            object_id: None,
+            source: source.map(str::to_string),
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    /// Set the object id.
+    pub fn object(mut self, id: &str) -> Self {
+        self.object_id = Some(id.to_string());
+        self
+    }
+
+    /// Set the detail.
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    pub(crate) async fn write<'e, E: Executor<'e, Database = Any>>(
+        &self,
+        exec: E,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let detail = if self.detail.is_null() {
+            None
+        } else {
+            Some(self.detail.to_string())
+        };
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, object_type, object_id, source, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(at)
+        .bind(&self.actor)
+        .bind(&self.action)
+        .bind(&self.object_type)
+        .bind(&self.object_id)
+        .bind(&self.source)
+        .bind(detail)
+        .execute(exec)
+        .await?;
+        Ok(())
+    }
+}
+
+/// One stored audit entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// Sequence number.
+    pub id: i64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// Kind of object.
+    pub object_type: String,
+    /// Which object.
+    pub object_id: Option<String>,
+    /// From where.
+    pub source: Option<String>,
+    /// Extra facts.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Filters for reading the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries older than this id (the previous page's last id).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+impl Store {
+    /// Record an event on its own (for actions with no other write).
+    pub async fn audit(&self, ev: &AuditEvent, at: i64) -> Result<(), StoreError> {
+        ev.write(&self.pool, at).await
+    }
+
+    /// Read the audit log, newest first.
+    pub async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, object_type, object_id, source, detail FROM audit_log
+             WHERE ($1 IS NULL OR action = $1) AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(&f.action)
+        .bind(f.before_id)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: Option<String> = r.try_get("detail")?;
+                Ok(AuditRecord {
+                    id: r.try_get("id")?,
+                    at: from_ts(r.try_get("at")?),
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    object_type: r.try_get("object_type")?,
+                    object_id: r.try_get("object_id")?,
+                    source: r.try_get("source")?,
+                    detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}

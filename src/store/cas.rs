@@ -1,0 +1,282 @@
+//! CA rows.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+
+use super::{AuditEvent, Store, StoreError, from_ts, ts};
+
+/// A CA as stored. Never serialised with its key.
+#[derive(Debug, Clone)]
+pub struct CaRecord {
+    /// Id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Issuer CA when it is ours.
+    pub parent_id: Option<String>,
+    /// `root`, `intermediate`, `imported` or `external`.
+    pub kind: String,
+    /// `active`, `pending` or `disabled`.
+    pub status: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Key type.
+    pub key_algorithm: String,
+    /// Certificate, once there is one.
+    pub cert_der: Option<Vec<u8>>,
+    /// Certificates above it that came with an import or installation (PEM).
+    pub chain_pem: Option<String>,
+    /// CSR of a pending CA.
+    pub csr_der: Option<Vec<u8>>,
+    /// Sealed private key.
+    pub key_sealed: Vec<u8>,
+    /// Serial (hex).
+    pub serial: Option<String>,
+    /// SHA-256 fingerprint.
+    pub fingerprint: Option<String>,
+    /// Validity start.
+    pub not_before: Option<OffsetDateTime>,
+    /// Validity end.
+    pub not_after: Option<OffsetDateTime>,
+    /// pathLenConstraint.
+    pub path_len: Option<i64>,
+    /// Delegated OCSP responder certificate.
+    pub ocsp_cert_der: Option<Vec<u8>>,
+    /// Its sealed key.
+    pub ocsp_key_sealed: Option<Vec<u8>>,
+    /// When created.
+    pub created_at: OffsetDateTime,
+}
+
+/// Fields of a new CA row.
+#[derive(Debug, Clone)]
+pub struct NewCaRecord {
+    /// Id (chosen by the caller: it is bound into the sealed key).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Issuer CA when it is ours.
+    pub parent_id: Option<String>,
+    /// Kind.
+    pub kind: &'static str,
+    /// Status.
+    pub status: &'static str,
+    /// Subject DN.
+    pub subject: String,
+    /// Key type.
+    pub key_algorithm: String,
+    /// Certificate.
+    pub cert_der: Option<Vec<u8>>,
+    /// Chain above (PEM).
+    pub chain_pem: Option<String>,
+    /// CSR for pending CAs.
+    pub csr_der: Option<Vec<u8>>,
+    /// Sealed key.
+    pub key_sealed: Vec<u8>,
+    /// Inventory fields when the certificate exists.
+    pub info: Option<certkeeper_ca::CertInfo>,
+}
+
+const COLS: &str = "id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, ocsp_cert_der, ocsp_key_sealed, created_at";
+
+fn row_to_ca(r: &AnyRow) -> Result<CaRecord, sqlx::Error> {
+    Ok(CaRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        parent_id: r.try_get("parent_id")?,
+        kind: r.try_get("kind")?,
+        status: r.try_get("status")?,
+        subject: r.try_get("subject")?,
+        key_algorithm: r.try_get("key_algorithm")?,
+        cert_der: r.try_get("cert_der")?,
+        chain_pem: r.try_get("chain_pem")?,
+        csr_der: r.try_get("csr_der")?,
+        key_sealed: r.try_get("key_sealed")?,
+        serial: r.try_get("serial")?,
+        fingerprint: r.try_get("fingerprint")?,
+        not_before: r.try_get::<Option<i64>, _>("not_before")?.map(from_ts),
+        not_after: r.try_get::<Option<i64>, _>("not_after")?.map(from_ts),
+        path_len: r.try_get("path_len")?,
+        ocsp_cert_der: r.try_get("ocsp_cert_der")?,
+        ocsp_key_sealed: r.try_get("ocsp_key_sealed")?,
+        created_at: from_ts(r.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Insert a CA and its audit event.
+    pub async fn insert_ca(
+        &self,
+        ca: &NewCaRecord,
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let info = ca.info.as_ref();
+        sqlx::query(
+            "INSERT INTO cas (id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(&ca.id)
+        .bind(&ca.name)
+        .bind(&ca.parent_id)
+        .bind(ca.kind)
+        .bind(ca.status)
+        .bind(&ca.subject)
+        .bind(&ca.key_algorithm)
+        .bind(&ca.cert_der)
+        .bind(&ca.chain_pem)
+        .bind(&ca.csr_der)
+        .bind(&ca.key_sealed)
+        .bind(info.map(|i| i.serial.clone()))
+        .bind(info.map(|i| i.fingerprint_sha256.clone()))
+        .bind(info.map(|i| ts(i.not_before)))
+        .bind(info.map(|i| ts(i.not_after)))
+        .bind(info.and_then(|i| i.path_len).map(i64::from))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        audit.write(&mut *tx, ts(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A CA by id or by name.
+    pub async fn get_ca(&self, id_or_name: &str) -> Result<CaRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLS} FROM cas WHERE id = $1 OR name = $1"
+        ))
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("CA {id_or_name:?}")))?;
+        Ok(row_to_ca(&row)?)
+    }
+
+    /// All CAs, oldest first.
+    pub async fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM cas ORDER BY created_at, name"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(row_to_ca).collect::<Result<_, _>>()?)
+    }
+
+    /// Install the signed certificate of a pending CA (only while it is still pending).
+    pub async fn install_ca_certificate(
+        &self,
+        id: &str,
+        cert_der: &[u8],
+        chain_pem: Option<&str>,
+        info: &certkeeper_ca::CertInfo,
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE cas SET cert_der = $1, chain_pem = $2, status = 'active', subject = $3, serial = $4, fingerprint = $5,
+             not_before = $6, not_after = $7, path_len = $8, csr_der = NULL WHERE id = $9 AND status = 'pending'",
+        )
+        .bind(cert_der)
+        .bind(chain_pem)
+        .bind(&info.subject)
+        .bind(&info.serial)
+        .bind(&info.fingerprint_sha256)
+        .bind(ts(info.not_before))
+        .bind(ts(info.not_after))
+        .bind(info.path_len.map(i64::from))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "the CA is not pending a certificate".into(),
+            ));
+        }
+        audit.write(&mut *tx, ts(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Store a delegated OCSP responder for a CA.
+    pub async fn set_ocsp_responder(
+        &self,
+        id: &str,
+        cert_der: &[u8],
+        key_sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cas SET ocsp_cert_der = $1, ocsp_key_sealed = $2 WHERE id = $3")
+            .bind(cert_der)
+            .bind(key_sealed)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Take the next CRL number for a CA (atomic across replicas).
+    pub async fn next_crl_number(&self, ca_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number",
+        )
+        .bind(ca_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Store a CRL unless a newer one is already stored.
+    pub async fn put_crl(
+        &self,
+        ca_id: &str,
+        number: i64,
+        this_update: i64,
+        next_update: i64,
+        der: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO crls (ca_id, crl_number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (ca_id) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
+             next_update = excluded.next_update, der = excluded.der WHERE crls.crl_number < excluded.crl_number",
+        )
+        .bind(ca_id)
+        .bind(number)
+        .bind(this_update)
+        .bind(next_update)
+        .bind(der)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The current CRL of a CA: (DER, next_update).
+    pub async fn get_crl(&self, ca_id: &str) -> Result<Option<(Vec<u8>, i64, i64)>, StoreError> {
+        let row = sqlx::query("SELECT der, this_update, next_update FROM crls WHERE ca_id = $1")
+            .bind(ca_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get("der")?,
+                r.try_get("this_update")?,
+                r.try_get("next_update")?,
+            )),
+            None => None,
+        })
+    }
+
+    /// Active CAs whose CRL is missing or due for refresh before `due_before`.
+    pub async fn cas_needing_crl(&self, due_before: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id FROM cas c LEFT JOIN crls l ON l.ca_id = c.id
+             WHERE c.status = 'active' AND (l.ca_id IS NULL OR l.next_update < $1)",
+        )
+        .bind(due_before)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+}

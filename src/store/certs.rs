@@ -1,0 +1,404 @@
+//! Certificate rows, names for search, and revocations.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+
+use certkeeper_ca::CertInfo;
+
+use super::{AuditEvent, Store, StoreError, from_ts, ts};
+
+/// A certificate to record. It is durably stored before anyone sees it.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    /// Id.
+    pub id: String,
+    /// Issuing CA.
+    pub ca_id: String,
+    /// Profile it was issued under.
+    pub profile_name: Option<String>,
+    /// Inventory fields.
+    pub info: CertInfo,
+    /// DER.
+    pub der: Vec<u8>,
+    /// Sealed private key, for managed certificates only.
+    pub key_sealed: Option<Vec<u8>>,
+    /// Who asked.
+    pub created_by: String,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+impl NewCertificate {
+    /// Every name (DNS and IP) in the certificate, for search.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.info.dns_names.clone();
+        v.extend(self.info.ip_addresses.iter().map(|i| i.to_string()));
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// A stored certificate.
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    /// Id.
+    pub id: String,
+    /// Issuing CA.
+    pub ca_id: String,
+    /// Profile.
+    pub profile_name: Option<String>,
+    /// Serial (hex).
+    pub serial: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Common name.
+    pub common_name: Option<String>,
+    /// DNS names and IP addresses.
+    pub sans: Vec<String>,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Validity start.
+    pub not_before: OffsetDateTime,
+    /// Validity end.
+    pub not_after: OffsetDateTime,
+    /// Key type.
+    pub key_algorithm: Option<String>,
+    /// SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// `valid` or `revoked` (expiry is computed from `not_after`).
+    pub status: String,
+    /// DER.
+    pub der: Vec<u8>,
+    /// Whether a sealed key is kept (managed certificate).
+    pub managed: bool,
+    /// Revocation time.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Revocation reason code.
+    pub revocation_reason: Option<i64>,
+    /// When recorded.
+    pub created_at: OffsetDateTime,
+    /// Who asked.
+    pub created_by: String,
+}
+
+const COLS: &str = "id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after, key_algorithm, fingerprint, status, der, key_sealed IS NOT NULL AS managed, revoked_at, revocation_reason, created_at, created_by";
+
+fn row_to_cert(r: &AnyRow) -> Result<CertRecord, StoreError> {
+    let sans: String = r.try_get("sans")?;
+    Ok(CertRecord {
+        id: r.try_get("id")?,
+        ca_id: r.try_get("ca_id")?,
+        profile_name: r.try_get("profile_name")?,
+        serial: r.try_get("serial")?,
+        subject: r.try_get("subject")?,
+        common_name: r.try_get("common_name")?,
+        sans: serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        issuer: r.try_get("issuer")?,
+        not_before: from_ts(r.try_get("not_before")?),
+        not_after: from_ts(r.try_get("not_after")?),
+        key_algorithm: r.try_get("key_algorithm")?,
+        fingerprint: r.try_get("fingerprint")?,
+        status: r.try_get("status")?,
+        der: r.try_get("der")?,
+        managed: r
+            .try_get::<bool, _>("managed")
+            .or_else(|_| r.try_get::<i64, _>("managed").map(|v| v != 0))?,
+        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ts),
+        revocation_reason: r.try_get("revocation_reason")?,
+        created_at: from_ts(r.try_get("created_at")?),
+        created_by: r.try_get("created_by")?,
+    })
+}
+
+/// Certificate status as searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatusFilter {
+    /// Not revoked and not expired.
+    Valid,
+    /// Not revoked but past `not_after`.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+/// Search filters; all optional, combined with AND; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CertFilter {
+    /// Issuing CA id.
+    pub ca_id: Option<String>,
+    /// Profile name.
+    pub profile: Option<String>,
+    /// Status.
+    pub status: Option<CertStatusFilter>,
+    /// A DNS name or IP address in the certificate; `*.example.com` or `.example.com`
+    /// matches every name below `example.com`.
+    pub san: Option<String>,
+    /// Serial (hex).
+    pub serial: Option<String>,
+    /// Only certificates whose `not_after` is before this.
+    pub expiring_before: Option<OffsetDateTime>,
+    /// Keyset cursor: (created_at, id) of the previous page's last row.
+    pub after: Option<(i64, String)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// Revocation facts for OCSP and CRLs.
+#[derive(Debug, Clone)]
+pub struct RevocationRecord {
+    /// Serial (hex).
+    pub serial: String,
+    /// When.
+    pub revoked_at: OffsetDateTime,
+    /// Reason code.
+    pub reason: i64,
+}
+
+impl Store {
+    /// Record an issued certificate with its audit event. Returns once the record is
+    /// committed (several concurrent issuances share one commit).
+    pub async fn insert_certificate(
+        &self,
+        cert: NewCertificate,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.writer.submit(cert, audit).await
+    }
+
+    /// A certificate by id.
+    pub async fn get_certificate(&self, id: &str) -> Result<CertRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM certificates WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("certificate {id:?}")))?;
+        row_to_cert(&row)
+    }
+
+    /// The sealed key of a managed certificate.
+    pub async fn get_certificate_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT key_sealed FROM certificates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("certificate {id:?}")))?;
+        Ok(row.try_get("key_sealed")?)
+    }
+
+    /// Search certificates.
+    pub async fn search_certificates(
+        &self,
+        f: &CertFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CertRecord>, StoreError> {
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        fn push(
+            conds: &mut Vec<String>,
+            args: &mut Vec<Arg>,
+            cond: impl Fn(usize) -> String,
+            arg: Arg,
+        ) {
+            args.push(arg);
+            conds.push(cond(args.len()));
+        }
+        if let Some(ca) = &f.ca_id {
+            push(
+                &mut conds,
+                &mut args,
+                |n| format!("ca_id = ${n}"),
+                Arg::Text(ca.clone()),
+            );
+        }
+        if let Some(p) = &f.profile {
+            push(
+                &mut conds,
+                &mut args,
+                |n| format!("profile_name = ${n}"),
+                Arg::Text(p.clone()),
+            );
+        }
+        if let Some(s) = &f.serial {
+            push(
+                &mut conds,
+                &mut args,
+                |n| format!("serial = ${n}"),
+                Arg::Text(s.to_ascii_lowercase()),
+            );
+        }
+        match f.status {
+            Some(CertStatusFilter::Valid) => push(
+                &mut conds,
+                &mut args,
+                |n| format!("status = 'valid' AND not_after >= ${n}"),
+                Arg::Int(ts(now)),
+            ),
+            Some(CertStatusFilter::Expired) => push(
+                &mut conds,
+                &mut args,
+                |n| format!("status = 'valid' AND not_after < ${n}"),
+                Arg::Int(ts(now)),
+            ),
+            Some(CertStatusFilter::Revoked) => conds.push("status = 'revoked'".into()),
+            None => {}
+        }
+        if let Some(san) = &f.san {
+            let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
+            if let Some(base) = san.strip_prefix("*.").or_else(|| san.strip_prefix('.')) {
+                let pattern = format!("%.{}", base.replace('%', "").replace('_', ""));
+                push(
+                    &mut conds,
+                    &mut args,
+                    |n| {
+                        format!(
+                            "id IN (SELECT certificate_id FROM certificate_names WHERE name LIKE ${n})"
+                        )
+                    },
+                    Arg::Text(pattern),
+                );
+            } else {
+                push(
+                    &mut conds,
+                    &mut args,
+                    |n| {
+                        format!(
+                            "id IN (SELECT certificate_id FROM certificate_names WHERE name = ${n})"
+                        )
+                    },
+                    Arg::Text(san),
+                );
+            }
+        }
+        if let Some(t) = f.expiring_before {
+            push(
+                &mut conds,
+                &mut args,
+                |n| format!("not_after < ${n}"),
+                Arg::Int(ts(t)),
+            );
+        }
+        if let Some((at, id)) = &f.after {
+            args.push(Arg::Int(*at));
+            args.push(Arg::Text(id.clone()));
+            let (a, b) = (args.len() - 1, args.len());
+            conds.push(format!(
+                "(created_at < ${a} OR (created_at = ${a} AND id < ${b}))"
+            ));
+        }
+        args.push(Arg::Int(f.limit));
+        let limit_n = args.len();
+        let where_clause = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLS} FROM certificates {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${limit_n}"
+        );
+        let mut q = sqlx::query(&sql);
+        for a in args {
+            q = match a {
+                Arg::Text(s) => q.bind(s),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_cert).collect()
+    }
+
+    /// Revoke a valid certificate, in one transaction with its revocation row and audit event.
+    pub async fn revoke_certificate(
+        &self,
+        id: &str,
+        reason: i64,
+        by: &str,
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<CertRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE id = $3 AND status = 'valid'",
+        )
+        .bind(ts(now))
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            let exists = sqlx::query("SELECT status FROM certificates WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("the certificate is already revoked".into()),
+                None => StoreError::NotFound(format!("certificate {id:?}")),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO revocations (certificate_id, ca_id, serial, reason, revoked_at, revoked_by)
+             SELECT id, ca_id, serial, $1, $2, $3 FROM certificates WHERE id = $4",
+        )
+        .bind(reason)
+        .bind(ts(now))
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        audit.write(&mut *tx, ts(now)).await?;
+        let row = sqlx::query(&format!("SELECT {COLS} FROM certificates WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row_to_cert(&row)
+    }
+
+    /// Every revocation of a CA's certificates, for its CRL.
+    pub async fn revocations_for_ca(
+        &self,
+        ca_id: &str,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        let rows = sqlx::query("SELECT serial, revoked_at, reason FROM revocations WHERE ca_id = $1 ORDER BY revoked_at")
+            .bind(ca_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevocationRecord {
+                    serial: r.try_get("serial")?,
+                    revoked_at: from_ts(r.try_get("revoked_at")?),
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The status of a serial under a CA: `None` if the CA never issued it, else (status,
+    /// revoked_at, reason).
+    pub async fn certificate_status(
+        &self,
+        ca_id: &str,
+        serial: &str,
+    ) -> Result<Option<(String, Option<i64>, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT status, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND serial = $2")
+            .bind(ca_id)
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get("status")?,
+                r.try_get("revoked_at")?,
+                r.try_get("revocation_reason")?,
+            )),
+            None => None,
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! Persistence for SQLite and PostgreSQL through sqlx's `Any` driver.
+//!
+//! Queries are written once, with `$n` placeholders (both engines accept them); the schema
+//! lives in `migrations/sqlite` and `migrations/postgres`. Constraint violations become
+//! [`StoreError::Conflict`], never a 500.
+
+mod audit;
+mod cas;
+mod certs;
+mod profiles;
+mod state;
+mod tokens;
+mod writer;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use time::OffsetDateTime;
+
+pub use audit::{AuditEvent, AuditFilter, AuditRecord};
+pub use cas::{CaRecord, NewCaRecord};
+pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
+pub use profiles::ProfileRecord;
+pub use tokens::{Role, TokenRecord};
+
+use crate::config::{Settings, redact_url};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Storage failures, already sorted into what callers must tell apart.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness or integrity rule was broken; the text says which.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                let what = db
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| db.message().to_string());
+                return StoreError::Conflict(describe_constraint(&what));
+            }
+            if db.is_foreign_key_violation() {
+                return StoreError::Conflict(
+                    "a referenced object does not exist or is still in use".into(),
+                );
+            }
+        }
+        if let sqlx::Error::RowNotFound = e {
+            return StoreError::NotFound("row".into());
+        }
+        StoreError::Db(e)
+    }
+}
+
+fn describe_constraint(raw: &str) -> String {
+    let table_col = raw.trim_start_matches("UNIQUE constraint failed: ");
+    match table_col {
+        s if s.contains("cas.name") || s.contains("cas_name_key") => {
+            "a CA with this name already exists".into()
+        }
+        s if s.contains("profiles.name") || s.contains("profiles_name_key") => {
+            "a profile with this name already exists".into()
+        }
+        s if s.contains("serial") => "serial number already used by this issuer".into(),
+        s if s.contains("fingerprint") => "this certificate is already recorded".into(),
+        s if s.contains("token_hash") => "token collision".into(),
+        other => format!("unique constraint {other}"),
+    }
+}
+
+/// Which engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite (WAL), the embedded default.
+    Sqlite,
+    /// PostgreSQL, for several replicas.
+    Postgres,
+}
+
+/// The database handle shared by every part of the server.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    writer: writer::CertWriter,
+}
+
+/// Unix seconds of a time.
+pub(crate) fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// A time from Unix seconds.
+pub(crate) fn from_ts(s: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Store {
+    /// Connect, configure and migrate.
+    pub async fn connect(settings: &Settings) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let engine = if settings.is_postgres() {
+            Engine::Postgres
+        } else {
+            Engine::Sqlite
+        };
+        let opts = AnyPoolOptions::new()
+            .max_connections(settings.db_max_connections)
+            .acquire_timeout(Duration::from_secs(30));
+        let opts = if engine == Engine::Sqlite {
+            opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // WAL with FULL sync: a commit is on disk before the call returns.
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    Ok(())
+                })
+            })
+        } else {
+            opts
+        };
+        let pool = opts.connect(&settings.database_url).await.map_err(|e| {
+            tracing::error!(url = %redact_url(&settings.database_url), error = %e, "database connection failed");
+            StoreError::Db(e)
+        })?;
+        match engine {
+            Engine::Sqlite => {
+                pool.execute("PRAGMA journal_mode = WAL").await?;
+                SQLITE_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(|e| StoreError::Db(e.into()))?;
+            }
+            Engine::Postgres => {
+                POSTGRES_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(|e| StoreError::Db(e.into()))?;
+            }
+        }
+        let writer = writer::CertWriter::start(pool.clone());
+        Ok(Store {
+            pool,
+            engine,
+            writer,
+        })
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The pool (for health checks and tests).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A new random identifier (UUID v4 text).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
