@@ -1,0 +1,252 @@
+//! Test harness: start the real `certkeeper` binary on free ports against a fresh SQLite
+//! data directory or a fresh PostgreSQL database, and talk to it like a client would.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Which database the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// PostgreSQL admin URL (the machine's local server, trust auth).
+pub fn pg_admin_url() -> String {
+    std::env::var("CERTKEEPER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), Instant::now().elapsed().as_nanos() % 1000)
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([&pg_admin_url(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A running server.
+pub struct TestServer {
+    pub db: Db,
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub https_port: u16,
+    pub http_port: u16,
+    pub database_url: Option<String>,
+    pg_db: Option<String>,
+    pub token: String,
+    pub root_pem: String,
+    pub client: reqwest::Client,
+    child: Option<Child>,
+    pub first_stdout: String,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_certkeeper")
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> TestServer {
+        Self::start_with(db, &[]).await
+    }
+
+    pub async fn start_with(db: Db, env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let (database_url, pg_db) = match db {
+            Db::Sqlite => (None, None),
+            Db::Postgres => {
+                let name = unique("ck_test");
+                psql(&format!("CREATE DATABASE {name}"));
+                let base = pg_admin_url();
+                let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+                (Some(url), Some(name))
+            }
+        };
+        let mut s = TestServer {
+            db,
+            dir,
+            data_dir,
+            https_port: free_port(),
+            http_port: free_port(),
+            database_url,
+            pg_db,
+            token: String::new(),
+            root_pem: String::new(),
+            client: reqwest::Client::new(),
+            child: None,
+            first_stdout: String::new(),
+        };
+        s.spawn(env).await;
+        s
+    }
+
+    /// Start (or restart) the process and wait until it is ready.
+    pub async fn spawn(&mut self, env: &[(&str, &str)]) {
+        let log = std::fs::File::create(self.dir.path().join(format!("server-{}.log", unique("run")))).unwrap();
+        let stdout_path = self.dir.path().join("stdout.txt");
+        let stdout = std::fs::File::create(&stdout_path).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("CERTKEEPER_HTTPS_LISTEN", format!("127.0.0.1:{}", self.https_port))
+            .env("CERTKEEPER_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
+            .env("CERTKEEPER_LOG_LEVEL", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(log));
+        if let Some(url) = &self.database_url {
+            cmd.env("CERTKEEPER_DATABASE_URL", url);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("server starts"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server exited early with {status}: {}", self.logs());
+            }
+            if self.data_dir.join("root.pem").exists() && self.data_dir.join("admin.token").exists() {
+                let root = std::fs::read_to_string(self.data_dir.join("root.pem")).unwrap();
+                if let Ok(cert) = reqwest::Certificate::from_pem(root.as_bytes()) {
+                    let client = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap();
+                    if let Ok(r) = client.get(self.url("/readyz")).send().await
+                        && r.status().is_success()
+                    {
+                        self.client = client;
+                        self.root_pem = root;
+                        self.token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap().trim().to_string();
+                        break;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready: {}", self.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.first_stdout = std::fs::read_to_string(stdout_path).unwrap_or_default();
+    }
+
+    /// Stop the process with SIGTERM and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("server-") {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.https_port)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    /// An API call with the admin token; returns (status, JSON body or Null).
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(&self.token.clone(), method, path, body).await
+    }
+
+    pub async fn api_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let text = resp.text().await.unwrap();
+        if status >= 400 {
+            assert_eq!(ct, "application/problem+json", "error bodies are problem documents: {status} {text}");
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Write a file in the test's temp dir.
+    pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(db) = &self.pg_db {
+            let _ = Command::new("psql")
+                .args([&pg_admin_url(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")])
+                .output();
+        }
+    }
+}
+
+/// Run openssl; returns (success, stdout+stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl").args(args).output().expect("openssl runs");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// openssl `-newkey` arguments for a P-256 key.
+pub const EC_P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+/// openssl `-newkey` arguments for an RSA-2048 key.
+pub const RSA_2048: &[&str] = &["-newkey", "rsa:2048"];
+
+/// Make a key and CSR with openssl in `dir`; returns (key path, csr PEM). `sans` is an
+/// openssl subjectAltName value such as `DNS:a.example.com,IP:10.0.0.1` (or empty).
+pub fn openssl_csr(dir: &Path, name: &str, subj: &str, sans: &str, key: &[&str]) -> (PathBuf, String) {
+    let key_path = dir.join(format!("{name}.key"));
+    let csr_path = dir.join(format!("{name}.csr"));
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(key);
+    args.extend(["-subj", subj, "-keyout", p(&key_path), "-out", p(&csr_path)]);
+    let ext = format!("subjectAltName={sans}");
+    if !sans.is_empty() {
+        args.extend(["-addext", &ext]);
+    }
+    let (ok, out) = openssl(&args);
+    assert!(ok, "{out}");
+    (key_path, std::fs::read_to_string(csr_path).unwrap())
+}
