@@ -45,6 +45,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certkeeper-bench.XXXXXX")"
 CFSSL_PID=""
 CK_PID=""
+BENCH_PID=""
 
 # Stops one background server: SIGTERM, up to 10 s grace, then SIGKILL.
 stop_pid() {
@@ -66,6 +67,7 @@ stop_pid() {
 cleanup() {
     local status=$?
     trap - EXIT
+    stop_pid "$BENCH_PID" certkeeper-bench
     stop_pid "$CK_PID" certkeeper
     stop_pid "$CFSSL_PID" cfssl
     if [[ "$status" -ne 0 ]]; then
@@ -225,6 +227,8 @@ fi
 RUN_TIMEOUT=$((2 * (WARMUP + DURATION + 2 * REQUEST_TIMEOUT) + 60))
 log "cfssl: $(cfssl version 2>/dev/null | head -n 1 || echo unknown version); $(nproc) CPUs shared by client and server"
 log "running load generator: concurrency $CONCURRENCY, ${DURATION}s (+${WARMUP}s warm-up) per target"
+# Run in the background and `wait`, so a signal to this script is handled at
+# once (the EXIT trap then stops the load generator and both servers).
 timeout "$RUN_TIMEOUT" "$BENCH_BIN" \
     "${ck_args[@]}" \
     --cfssl-url "$CFSSL_URL" \
@@ -232,4 +236,7 @@ timeout "$RUN_TIMEOUT" "$BENCH_BIN" \
     --duration-secs "$DURATION" \
     --warmup-secs "$WARMUP" \
     --request-timeout-secs "$REQUEST_TIMEOUT" \
-    "${json_args[@]}" || die "load generator failed"
+    "${json_args[@]}" &
+BENCH_PID=$!
+wait "$BENCH_PID" || die "load generator failed"
+BENCH_PID=""

@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -491,8 +492,18 @@ fn build_client(args: &Args) -> Result<Client> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("certkeeper-bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the whole benchmark as configured by `args`.
+async fn run(args: Args) -> Result<()> {
     if args.certkeeper_url.is_none() && args.cfssl_url.is_none() {
         bail!("nothing to benchmark: give --certkeeper-url and/or --cfssl-url");
     }

@@ -34,5 +34,5 @@ async fn not_found(uri: Uri) -> AppError {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
-    AppError::BadRequest(format!("method {method} is not allowed on {}", uri.path()))
+    AppError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
 }

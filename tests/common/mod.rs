@@ -19,17 +19,27 @@ pub enum Db {
 
 /// PostgreSQL admin URL (the machine's local server, trust auth).
 pub fn pg_admin_url() -> String {
-    std::env::var("CERTKEEPER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CERTKEEPER_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), Instant::now().elapsed().as_nanos() % 1000)
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        Instant::now().elapsed().as_nanos() % 1000
+    )
 }
 
 fn psql(sql: &str) {
@@ -37,7 +47,11 @@ fn psql(sql: &str) {
         .args([&pg_admin_url(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A running server.
@@ -98,16 +112,30 @@ impl TestServer {
 
     /// Start (or restart) the process and wait until it is ready.
     pub async fn spawn(&mut self, env: &[(&str, &str)]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("server-{}.log", unique("run")))).unwrap();
+        let log = std::fs::File::create(
+            self.dir
+                .path()
+                .join(format!("server-{}.log", unique("run"))),
+        )
+        .unwrap();
         let stdout_path = self.dir.path().join("stdout.txt");
         let stdout = std::fs::File::create(&stdout_path).unwrap();
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .env("CERTKEEPER_HTTPS_LISTEN", format!("127.0.0.1:{}", self.https_port))
-            .env("CERTKEEPER_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
-            .env("CERTKEEPER_LOG_LEVEL", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "CERTKEEPER_HTTPS_LISTEN",
+                format!("127.0.0.1:{}", self.https_port),
+            )
+            .env(
+                "CERTKEEPER_HTTP_LISTEN",
+                format!("127.0.0.1:{}", self.http_port),
+            )
+            .env(
+                "CERTKEEPER_LOG_LEVEL",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(log));
         if let Some(url) = &self.database_url {
@@ -122,21 +150,32 @@ impl TestServer {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("server exited early with {status}: {}", self.logs());
             }
-            if self.data_dir.join("root.pem").exists() && self.data_dir.join("admin.token").exists() {
+            if self.data_dir.join("root.pem").exists() && self.data_dir.join("admin.token").exists()
+            {
                 let root = std::fs::read_to_string(self.data_dir.join("root.pem")).unwrap();
                 if let Ok(cert) = reqwest::Certificate::from_pem(root.as_bytes()) {
-                    let client = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap();
+                    let client = reqwest::Client::builder()
+                        .tls_certs_only([cert])
+                        .build()
+                        .unwrap();
                     if let Ok(r) = client.get(self.url("/readyz")).send().await
                         && r.status().is_success()
                     {
                         self.client = client;
                         self.root_pem = root;
-                        self.token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap().trim().to_string();
+                        self.token = std::fs::read_to_string(self.data_dir.join("admin.token"))
+                            .unwrap()
+                            .trim()
+                            .to_string();
                         break;
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "server did not become ready: {}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "server did not become ready: {}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.first_stdout = std::fs::read_to_string(stdout_path).unwrap_or_default();
@@ -145,7 +184,10 @@ impl TestServer {
     /// Stop the process with SIGTERM and wait for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -177,21 +219,43 @@ impl TestServer {
     }
 
     /// An API call with the admin token; returns (status, JSON body or Null).
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.api_as(&self.token.clone(), method, path, body).await
     }
 
-    pub async fn api_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(token);
+    pub async fn api_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
-        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let text = resp.text().await.unwrap();
         if status >= 400 {
-            assert_eq!(ct, "application/problem+json", "error bodies are problem documents: {status} {text}");
+            assert_eq!(
+                ct, "application/problem+json",
+                "error bodies are problem documents: {status} {text}"
+            );
         }
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -213,7 +277,12 @@ impl Drop for TestServer {
         self.stop();
         if let Some(db) = &self.pg_db {
             let _ = Command::new("psql")
-                .args([&pg_admin_url(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")])
+                .args([
+                    &pg_admin_url(),
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                ])
                 .output();
         }
     }
@@ -221,8 +290,18 @@ impl Drop for TestServer {
 
 /// Run openssl; returns (success, stdout+stderr).
 pub fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().expect("openssl runs");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 pub fn p(path: &Path) -> &str {
@@ -236,7 +315,13 @@ pub const RSA_2048: &[&str] = &["-newkey", "rsa:2048"];
 
 /// Make a key and CSR with openssl in `dir`; returns (key path, csr PEM). `sans` is an
 /// openssl subjectAltName value such as `DNS:a.example.com,IP:10.0.0.1` (or empty).
-pub fn openssl_csr(dir: &Path, name: &str, subj: &str, sans: &str, key: &[&str]) -> (PathBuf, String) {
+pub fn openssl_csr(
+    dir: &Path,
+    name: &str,
+    subj: &str,
+    sans: &str,
+    key: &[&str],
+) -> (PathBuf, String) {
     let key_path = dir.join(format!("{name}.key"));
     let csr_path = dir.join(format!("{name}.csr"));
     let mut args = vec!["req", "-new", "-nodes"];
