@@ -292,8 +292,12 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
                 .iter()
                 .chain(ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().iter())
                 .all(|n| rec.sans.contains(n));
-            if rec.status == "valid" && covers && rec.not_after - now > life / 3 {
-                if let Some(sealed) = pki.store().get_certificate_key(&id).await? {
+            if rec.status == "valid"
+                && covers
+                && rec.not_after - now > life / 3
+                && let Some(sealed) = pki.store().get_certificate_key(&id).await?
+            {
+                {
                     let key = pki
                         .master()
                         .open(&sealed, format!("cert:{id}").as_bytes())?;

@@ -449,7 +449,7 @@ fn pkcs12_opens_with_openssl() {
     let p12 = export_pkcs12(
         &key.serialize_der(),
         &cert.der,
-        &[root.cert_der.clone()],
+        std::slice::from_ref(&root.cert_der),
         "s3cret",
         "p12.test",
     )

@@ -252,7 +252,7 @@ impl Store {
         if let Some(san) = &f.san {
             let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
             if let Some(base) = san.strip_prefix("*.").or_else(|| san.strip_prefix('.')) {
-                let pattern = format!("%.{}", base.replace('%', "").replace('_', ""));
+                let pattern = format!("%.{}", base.replace(['%', '_'], ""));
                 push(
                     &mut conds,
                     &mut args,

@@ -86,6 +86,7 @@ const COLS: &str =
 
 impl TokenRecord {
     /// A new token record for a secret's hash.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
         name: String,
