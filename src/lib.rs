@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -12,12 +12,17 @@ use certkeeper_ca::{
 };
 use time::{Duration, OffsetDateTime};
 
+use crate::cache::TtlCache;
 use crate::config::{OcspSigner, Settings};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::store::{
-    AuditEvent, CaRecord, CertRecord, NewCaRecord, NewCertificate, ProfileRecord, Store, new_id,
+    AuditEvent, CaRecord, CertRecord, NewCaRecord, NewCertificate, ProfileRecord, Store,
+    TokenRecord, new_id,
 };
+
+/// How long another replica's change to a profile or token may take to be seen here.
+const HOT_ROW_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Who is acting, for authorisation results and the audit log.
 #[derive(Debug, Clone)]
@@ -64,6 +69,10 @@ pub struct Pki {
     settings: Arc<Settings>,
     metrics: Arc<Metrics>,
     signers: RwLock<HashMap<String, Arc<SigningCa>>>,
+    profiles: TtlCache<String, ProfileRecord>,
+    active_cas: TtlCache<String, CaRecord>,
+    chains: TtlCache<String, Vec<Vec<u8>>>,
+    tokens: TtlCache<String, Option<TokenRecord>>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -92,7 +101,56 @@ impl Pki {
             settings,
             metrics,
             signers: RwLock::new(HashMap::new()),
+            profiles: TtlCache::new(HOT_ROW_TTL),
+            active_cas: TtlCache::new(std::time::Duration::from_secs(300)),
+            chains: TtlCache::new(std::time::Duration::from_secs(300)),
+            tokens: TtlCache::new(HOT_ROW_TTL),
         }
+    }
+
+    /// A profile by name or id, cached for a moment (issuance reads it on every request).
+    pub async fn profile(&self, name: &str) -> Result<ProfileRecord, crate::store::StoreError> {
+        if let Some(p) = self.profiles.get(&name.to_string()) {
+            return Ok(p);
+        }
+        let p = self.store.get_profile(name).await?;
+        self.profiles.put(name.to_string(), p.clone());
+        Ok(p)
+    }
+
+    /// Forget cached profiles after a change.
+    pub fn invalidate_profiles(&self) {
+        self.profiles.clear();
+    }
+
+    /// The token with this hash, cached for a moment.
+    pub async fn token_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<TokenRecord>, crate::store::StoreError> {
+        if let Some(t) = self.tokens.get(&hash.to_string()) {
+            return Ok(t);
+        }
+        let t = self.store.find_token(hash).await?;
+        self.tokens.put(hash.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// Forget cached tokens after a change.
+    pub fn invalidate_tokens(&self) {
+        self.tokens.clear();
+    }
+
+    /// A CA by id; active CAs (whose certificate and key never change) are cached.
+    pub async fn ca(&self, id: &str) -> Result<CaRecord, crate::store::StoreError> {
+        if let Some(c) = self.active_cas.get(&id.to_string()) {
+            return Ok(c);
+        }
+        let c = self.store.get_ca(id).await?;
+        if c.status == "active" {
+            self.active_cas.put(id.to_string(), c.clone());
+        }
+        Ok(c)
     }
 
     /// The store.
@@ -160,6 +218,11 @@ impl Pki {
 
     /// The issuer chain above and including `ca`, nearest first.
     pub async fn chain_of(&self, ca: &CaRecord) -> Result<Vec<Vec<u8>>, AppError> {
+        if ca.status == "active"
+            && let Some(c) = self.chains.get(&ca.id)
+        {
+            return Ok(c);
+        }
         let mut chain = Vec::new();
         let mut current = ca.clone();
         for _ in 0..16 {
@@ -171,9 +234,12 @@ impl Pki {
                 break;
             }
             match &current.parent_id {
-                Some(p) => current = self.store.get_ca(p).await?,
+                Some(p) => current = self.ca(p).await?,
                 None => break,
             }
+        }
+        if ca.status == "active" {
+            self.chains.put(ca.id.clone(), chain.clone());
         }
         Ok(chain)
     }
@@ -369,7 +435,7 @@ impl Pki {
         managed_key: Option<&[u8]>,
         actor: &Actor,
     ) -> Result<Issued, AppError> {
-        let ca = self.store.get_ca(&profile.ca_id).await?;
+        let ca = self.ca(&profile.ca_id).await?;
         let signer = self.signer(&ca)?;
         let approved = match profile.policy.approve(request, &signer, self.now()) {
             Ok(a) => a,

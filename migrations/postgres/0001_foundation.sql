@@ -104,7 +104,6 @@ CREATE TABLE audit_log (
     source      TEXT,
     detail      TEXT
 );
-CREATE INDEX audit_log_at ON audit_log (at);
 
 CREATE TABLE server_state (
     key        TEXT PRIMARY KEY,

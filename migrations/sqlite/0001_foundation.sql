@@ -95,7 +95,7 @@ CREATE TABLE api_tokens (
 );
 
 CREATE TABLE audit_log (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     at          BIGINT NOT NULL,
     actor       TEXT NOT NULL,
     action      TEXT NOT NULL,
@@ -104,7 +104,6 @@ CREATE TABLE audit_log (
     source      TEXT,
     detail      TEXT
 );
-CREATE INDEX audit_log_at ON audit_log (at);
 
 CREATE TABLE server_state (
     key        TEXT PRIMARY KEY,

@@ -102,8 +102,7 @@ impl FromRequestParts<AppState> for Auth {
             })?;
         let rec = state
             .pki
-            .store()
-            .find_token(&hash_token(token))
+            .token_by_hash(&hash_token(token))
             .await?
             .ok_or_else(|| AppError::Unauthorized("unknown token".into()))?;
         let now = state.pki.now();

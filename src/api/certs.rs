@@ -183,8 +183,7 @@ async fn issue_from_csr(
     auth.require_issuer_for(&body.profile)?;
     let profile = state
         .pki
-        .store()
-        .get_profile(&body.profile)
+        .profile(&body.profile)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::NotFound(_) => {
@@ -255,8 +254,7 @@ async fn issue_with_key(
     };
     let profile = state
         .pki
-        .store()
-        .get_profile(&body.profile)
+        .profile(&body.profile)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::NotFound(_) => {

@@ -143,6 +143,7 @@ async fn create(
         .object(&rec.id)
         .detail(serde_json::json!({"name": rec.policy.name}));
     state.pki.store().insert_profile(&rec, &ev).await?;
+    state.pki.invalidate_profiles();
     Ok((StatusCode::CREATED, Json(view(rec))).into_response())
 }
 
@@ -171,6 +172,7 @@ async fn update(
         .object(&rec.id)
         .detail(serde_json::json!({"name": rec.policy.name}));
     state.pki.store().update_profile(&rec, &ev).await?;
+    state.pki.invalidate_profiles();
     Ok(Json(view(rec)))
 }
 
@@ -190,5 +192,6 @@ async fn delete(
         .store()
         .delete_profile(&existing.policy.name, &ev, state.pki.now())
         .await?;
+    state.pki.invalidate_profiles();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -115,5 +115,6 @@ async fn revoke(
         .store()
         .revoke_token(&id, &ev, state.pki.now())
         .await?;
+    state.pki.invalidate_tokens();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -47,6 +47,40 @@ impl AuditEvent {
         self
     }
 
+    /// Several events in one statement (`at[i]` is the time of `events[i]`).
+    pub(crate) async fn write_many<'e, E: Executor<'e, Database = Any>>(
+        exec: E,
+        engine: super::Engine,
+        events: &[&AuditEvent],
+        at: &[i64],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO audit_log (at, actor, action, object_type, object_id, source, detail) VALUES {}",
+            super::writer::placeholders(engine, events.len(), 7, None)
+        );
+        let mut q = sqlx::query(&sql);
+        for (ev, t) in events.iter().zip(at) {
+            let detail = if ev.detail.is_null() {
+                None
+            } else {
+                Some(ev.detail.to_string())
+            };
+            q = q
+                .bind(*t)
+                .bind(&ev.actor)
+                .bind(&ev.action)
+                .bind(&ev.object_type)
+                .bind(&ev.object_id)
+                .bind(&ev.source)
+                .bind(detail);
+        }
+        q.execute(exec).await?;
+        Ok(())
+    }
+
     pub(crate) async fn write<'e, E: Executor<'e, Database = Any>>(
         &self,
         exec: E,

@@ -8,8 +8,9 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::certs::NewCertificate;
-use super::{AuditEvent, StoreError, ts};
+use super::{AuditEvent, Engine, StoreError, ts};
 
+// 17 bound values a row: well under SQLite's 32766 and PostgreSQL's 65535 limits.
 const MAX_BATCH: usize = 256;
 
 struct Job {
@@ -31,9 +32,9 @@ impl std::fmt::Debug for Job {
 }
 
 impl CertWriter {
-    pub(crate) fn start(pool: AnyPool) -> CertWriter {
+    pub(crate) fn start(pool: AnyPool, engine: Engine) -> CertWriter {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, engine, rx));
         CertWriter { tx }
     }
 
@@ -52,7 +53,7 @@ impl CertWriter {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, engine: Engine, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -63,7 +64,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let jobs: Vec<&Job> = batch.iter().collect();
-        match write(&pool, &jobs).await {
+        match write(&pool, engine, &jobs).await {
             Ok(()) => {
                 for job in batch.drain(..) {
                     let _ = job.done.send(Ok(()));
@@ -77,7 +78,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             Err(_) => {
                 // One bad record must not fail the others: write each on its own.
                 for job in batch.drain(..) {
-                    let r = write(&pool, &[&job]).await;
+                    let r = write(&pool, engine, &[&job]).await;
                     let _ = job.done.send(r);
                 }
             }
@@ -85,50 +86,93 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn write(pool: &AnyPool, jobs: &[&Job]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    for job in jobs {
-        let c = &job.cert;
-        let names = c.names();
-        sqlx::query(
-            "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
-             key_algorithm, fingerprint, status, der, key_sealed, created_at, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'valid', $13, $14, $15, $16)",
-        )
-        .bind(&c.id)
-        .bind(&c.ca_id)
-        .bind(&c.profile_name)
-        .bind(&c.info.serial)
-        .bind(&c.info.subject)
-        .bind(&c.info.common_name)
-        .bind(serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()))
-        .bind(&c.info.issuer)
-        .bind(ts(c.info.not_before))
-        .bind(ts(c.info.not_after))
-        .bind(&c.info.key_algorithm)
-        .bind(&c.info.fingerprint_sha256)
-        .bind(&c.der)
-        .bind(&c.key_sealed)
-        .bind(ts(c.created_at))
-        .bind(&c.created_by)
-        .execute(&mut *tx)
-        .await?;
-        if !names.is_empty() {
-            let values: Vec<String> = (0..names.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                .collect();
-            let sql = format!(
-                "INSERT INTO certificate_names (name, certificate_id) VALUES {}",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for n in &names {
-                q = q.bind(n).bind(&c.id);
-            }
-            q.execute(&mut *tx).await?;
+/// `($1, $2, ...), ($n+1, ...)` for `rows` rows of `cols` placeholders (`?` on SQLite,
+/// where numbered parameters are looked up by a linear scan per parameter).
+pub(crate) fn placeholders(
+    engine: Engine,
+    rows: usize,
+    cols: usize,
+    constant: Option<(usize, &str)>,
+) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
         }
-        job.audit.write(&mut *tx, ts(c.created_at)).await?;
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            match constant {
+                Some((at, lit)) if at == c => out.push_str(lit),
+                _ if engine == Engine::Sqlite => out.push('?'),
+                _ => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+            }
+        }
+        out.push(')');
     }
+    out
+}
+
+/// One transaction, three statements, however many certificates: each statement is a
+/// round trip to the database's worker, so rows are sent together.
+async fn write(pool: &AnyPool, engine: Engine, jobs: &[&Job]) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let sql = format!(
+        "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
+         key_algorithm, fingerprint, status, der, key_sealed, created_at, created_by) VALUES {}",
+        placeholders(engine, jobs.len(), 17, Some((12, "'valid'")))
+    );
+    let names: Vec<Vec<String>> = jobs.iter().map(|j| j.cert.names()).collect();
+    let mut q = sqlx::query(&sql);
+    for (job, names) in jobs.iter().zip(&names) {
+        let c = &job.cert;
+        q = q
+            .bind(&c.id)
+            .bind(&c.ca_id)
+            .bind(&c.profile_name)
+            .bind(&c.info.serial)
+            .bind(&c.info.subject)
+            .bind(&c.info.common_name)
+            .bind(serde_json::to_string(names).unwrap_or_else(|_| "[]".into()))
+            .bind(&c.info.issuer)
+            .bind(ts(c.info.not_before))
+            .bind(ts(c.info.not_after))
+            .bind(&c.info.key_algorithm)
+            .bind(&c.info.fingerprint_sha256)
+            .bind(&c.der)
+            .bind(&c.key_sealed)
+            .bind(ts(c.created_at))
+            .bind(&c.created_by);
+    }
+    q.execute(&mut *tx).await?;
+
+    let pairs: Vec<(&String, &String)> = jobs
+        .iter()
+        .zip(&names)
+        .flat_map(|(j, ns)| ns.iter().map(move |n| (n, &j.cert.id)))
+        .collect();
+    if !pairs.is_empty() {
+        let sql = format!(
+            "INSERT INTO certificate_names (name, certificate_id) VALUES {}",
+            placeholders(engine, pairs.len(), 2, None)
+        );
+        let mut q = sqlx::query(&sql);
+        for (name, id) in pairs {
+            q = q.bind(name).bind(id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+
+    let events: Vec<&AuditEvent> = jobs.iter().map(|j| &j.audit).collect();
+    let at: Vec<i64> = jobs.iter().map(|j| ts(j.cert.created_at)).collect();
+    AuditEvent::write_many(&mut *tx, engine, &events, &at).await?;
     tx.commit().await?;
     Ok(())
 }
