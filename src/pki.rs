@@ -495,9 +495,9 @@ impl Pki {
         reason: u8,
         actor: &Actor,
     ) -> Result<CertRecord, AppError> {
-        if reason_from_code(reason).is_none() || reason == 8 {
+        if reason_from_code(reason).is_none() || reason == 6 || reason == 8 {
             return Err(AppError::BadRequest(format!(
-                "revocation reason {reason} is not allowed (use 0-6, 9 or 10; 7 is unassigned and 8 is removeFromCRL)"
+                "revocation reason {reason} is not allowed: use 0-5, 9 or 10 (revocation is permanent, so certificateHold (6) and removeFromCRL (8) are not offered; 7 is unassigned)"
             )));
         }
         let ev = actor
@@ -509,7 +509,12 @@ impl Pki {
             .revoke_certificate(cert_id, i64::from(reason), &actor.name, &ev, self.now())
             .await?;
         self.metrics.certificates_revoked.inc();
-        self.regenerate_crl(&rec.ca_id).await?;
+        // The revocation is committed (and OCSP answers from it at once). If the CRL cannot
+        // be signed now, the refresh job retries every minute; the caller is not told the
+        // revocation failed, because it did not.
+        if let Err(e) = self.regenerate_crl(&rec.ca_id).await {
+            tracing::error!(ca = %rec.ca_id, error = %e, "CRL regeneration after revocation failed; will retry");
+        }
         Ok(rec)
     }
 

@@ -57,9 +57,14 @@ async fn not_found(uri: Uri) -> AppError {
     AppError::NotFound(format!("nothing at {}", uri.path()))
 }
 
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
+}
+
 fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     router
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.pki.settings().max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -615,7 +615,7 @@ async fn scenario_external_and_imported(db: Db) {
     let ext_id = ext["id"].as_str().unwrap().to_string();
     let (st, ct, csr) = get_bytes(&s, &format!("/cas/{ext_id}/csr")).await;
     assert_eq!(st, 200);
-    assert_eq!(ct, "application/pkcs10");
+    assert_eq!(ct, "application/x-pem-file");
     let csr = String::from_utf8(csr).unwrap();
     assert!(
         csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
@@ -833,8 +833,8 @@ async fn scenario_profiles(db: Db) {
             Some(json!({"name": "zero", "ca": "intermediate", "max_validity_days": 0})),
         )
         .await,
-        403,
-        "policy-violation",
+        400,
+        "bad-request",
     );
 
     // PUT replaces the policy; the name cannot change.

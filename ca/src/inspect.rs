@@ -102,6 +102,12 @@ pub(crate) fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
     }
 }
 
+/// Whether a DER certificate is self-issued (subject equals issuer), as a root is. Cheap: no
+/// signature check.
+pub fn is_self_issued(der: &[u8]) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+}
+
 pub(crate) fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),

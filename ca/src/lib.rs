@@ -49,7 +49,9 @@ pub use hierarchy::{
     CaSpec, NameConstraintSpec, NewCa, PendingCa, create_intermediate, create_root, import_ca,
     install_signed,
 };
-pub use inspect::{CertInfo, inspect_certificate, parse_pem_or_der_certs, pem_encode_certs};
+pub use inspect::{
+    CertInfo, inspect_certificate, is_self_issued, parse_pem_or_der_certs, pem_encode_certs,
+};
 pub use issue::{Approved, IssuanceRequest, IssuedCertificate, SigningCa, random_serial};
 pub use keys::{KeyAlgorithm, generate_key, load_key};
 pub use names::{DnsRule, normalize_dns_name};

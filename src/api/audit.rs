@@ -49,10 +49,12 @@ async fn list(
         .list_audit(&AuditFilter {
             action: q.action,
             before_id: q.before,
-            limit,
+            limit: limit + 1,
         })
         .await?;
-    let next_before = if items.len() as i64 == limit {
+    let mut items = items;
+    let next_before = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
         items.last().map(|r| r.id)
     } else {
         None

@@ -1,7 +1,7 @@
 //! `/api/v1/cas`: the CA hierarchy.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::auth::{Admin, Reader};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use crate::error::AppError;
 use crate::server::AppState;
 use crate::store::CaRecord;
@@ -226,7 +226,7 @@ async fn csr(
         AppError::Conflict(format!("CA {:?} is not pending; it has no CSR", ca.name))
     })?;
     Ok((
-        [(header::CONTENT_TYPE, "application/pkcs10")],
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
         csr_pem(&der),
     )
         .into_response())
@@ -264,6 +264,12 @@ async fn crl(
     Path(id): Path<String>,
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, AppError> {
+    if !matches!(q.format.as_deref(), None | Some("der") | Some("pem")) {
+        return Err(AppError::BadRequest(format!(
+            "format {:?} is not one of der, pem",
+            q.format.unwrap_or_default()
+        )));
+    }
     let ca = state.pki.store().get_ca(&id).await?;
     let der = state.pki.crl(&ca.id).await?;
     match q.format.as_deref() {

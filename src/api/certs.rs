@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use super::auth::{Auth, Reader};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use crate::error::AppError;
 use crate::pki::Issued;
 use crate::server::AppState;
@@ -119,9 +119,13 @@ fn issued_view(i: &Issued, profile: &str) -> IssuedView {
     let info = &i.cert.info;
     let mut sans: Vec<String> = info.dns_names.clone();
     sans.extend(info.ip_addresses.iter().map(|ip| ip.to_string()));
+    // The root is the last certificate of the chain when the chain reaches one (an imported
+    // CA may come without its root).
     let (root, intermediates) = match i.chain.split_last() {
-        Some((root, rest)) => (certkeeper_ca::pem_encode_certs([root.as_slice()]), rest),
-        None => (String::new(), &[][..]),
+        Some((root, rest)) if certkeeper_ca::is_self_issued(root) => {
+            (certkeeper_ca::pem_encode_certs([root.as_slice()]), rest)
+        }
+        _ => (String::new(), &i.chain[..]),
     };
     IssuedView {
         id: i.id.clone(),
@@ -453,7 +457,10 @@ async fn get_chain(
     let chain = state.pki.chain_of(&ca).await?;
     // Leaf and intermediates; the root is the client's trust anchor and is left out.
     let mut ders: Vec<&[u8]> = vec![c.der.as_slice()];
-    let n = chain.len().saturating_sub(1);
+    let n = match chain.last() {
+        Some(last) if certkeeper_ca::is_self_issued(last) => chain.len() - 1,
+        _ => chain.len(),
+    };
     ders.extend(chain[..n].iter().map(Vec::as_slice));
     Ok((
         [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
@@ -473,7 +480,7 @@ struct Revoke {
 fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, AppError> {
     let bad = |s: &str| {
         AppError::BadRequest(format!(
-            "unknown revocation reason {s} (use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise, or 0-10)"
+            "unknown revocation reason {s} (use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, aACompromise, or 0-5, 9, 10)"
         ))
     };
     match v {
@@ -495,7 +502,6 @@ fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, AppError> {
                 "affiliationchanged" => 3,
                 "superseded" => 4,
                 "cessationofoperation" => 5,
-                "certificatehold" => 6,
                 "privilegewithdrawn" => 9,
                 "aacompromise" => 10,
                 _ => return Err(bad(s)),

@@ -1,7 +1,7 @@
 //! Extractors that answer bad input in our problem shape.
 
 use axum::extract::FromRequest;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 
 use crate::error::AppError;
@@ -36,6 +36,17 @@ pub struct Query<T>(pub T);
 
 impl From<QueryRejection> for AppError {
     fn from(r: QueryRejection) -> Self {
+        AppError::BadRequest(r.body_text())
+    }
+}
+
+/// Path parameters; any rejection becomes an RFC 7807 problem.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for AppError {
+    fn from(r: PathRejection) -> Self {
         AppError::BadRequest(r.body_text())
     }
 }

@@ -10,7 +10,8 @@ mod profiles;
 mod tokens;
 
 use axum::Router;
-use axum::http::{Method, Uri};
+use axum::extract::OriginalUri;
+use axum::http::Method;
 
 use crate::error::AppError;
 use crate::server::AppState;
@@ -29,10 +30,10 @@ pub fn router() -> Router<AppState> {
     Router::new().nest("/api/v1", v1)
 }
 
-async fn not_found(uri: Uri) -> AppError {
+async fn not_found(OriginalUri(uri): OriginalUri) -> AppError {
     AppError::NotFound(format!("no API endpoint at {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> AppError {
     AppError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
 }

@@ -287,7 +287,7 @@ fn ca_paths() -> Map<String, Value> {
                     "summary": "Get a pending CA's CSR",
                     "description": "The certificate signing request of a pending (`external`) CA, to be signed by another CA. Any valid token.",
                     "responses": {
-                        "200": text_response("The CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`).", "application/pkcs10"),
+                        "200": text_response("The CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`).", "application/x-pem-file"),
                         "401": unauthorized(),
                         "404": err("NotFound", "No such CA."),
                         "409": err("Conflict", "The CA is not pending, so it has no CSR."),
@@ -379,9 +379,9 @@ fn profile_paths() -> Map<String, Value> {
                     "requestBody": json_body("CreateProfileRequest", "The profile's CA and policy."),
                     "responses": {
                         "201": json_response("The new profile.", schema_ref("Profile")),
-                        "400": err("BadRequest", "Not a JSON object, `ca` missing or not a string, no such CA, the CA is not active, or invalid or unknown policy fields."),
+                        "400": err("BadRequest", "Not a JSON object, `ca` missing or not a string, no such CA, the CA is not active, invalid or unknown policy fields, or a policy that contradicts itself (`name`, `max_validity_days`, `default_validity_days`, `allowed_key_types`, `max_names`)."),
                         "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token (`forbidden`), or the policy contradicts itself (`policy-violation` with `rule` `name`, `max_validity_days`, `default_validity_days`, `allowed_key_types` or `max_names`)."),
+                        "403": err("Forbidden", "The token is not an admin token."),
                         "409": err("Conflict", "A profile with this name exists."),
                         "413": payload_too_large(),
                         "415": unsupported_media_type(),
@@ -414,9 +414,9 @@ fn profile_paths() -> Map<String, Value> {
                     "requestBody": json_body("UpdateProfileRequest", "The new policy, and optionally a new CA."),
                     "responses": {
                         "200": json_response("The updated profile.", schema_ref("Profile")),
-                        "400": err("BadRequest", "Not a JSON object, `ca` not a string, no such CA, the CA is not active, `name` differs from the profile's name, or invalid or unknown policy fields."),
+                        "400": err("BadRequest", "Not a JSON object, `ca` not a string, no such CA, the CA is not active, `name` differs from the profile's name, invalid or unknown policy fields, or a policy that contradicts itself."),
                         "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token (`forbidden`), or the policy contradicts itself (`policy-violation`)."),
+                        "403": err("Forbidden", "The token is not an admin token."),
                         "404": err("NotFound", "No such profile."),
                         "413": payload_too_large(),
                         "415": unsupported_media_type(),
@@ -578,7 +578,7 @@ fn certificate_paths() -> Map<String, Value> {
                     "operationId": "getCertificateChain",
                     "tags": ["Certificates"],
                     "summary": "Download a certificate with its chain",
-                    "description": "The certificate followed by its issuer chain, nearest first, without the chain's last certificate (the root, the client's trust anchor). Any valid token.",
+                    "description": "The certificate followed by its issuer chain, nearest first, without the root (the client's trust anchor) when the chain ends in one. Any valid token.",
                     "responses": {
                         "200": text_response("The certificate and intermediates, PEM.", "application/pem-certificate-chain"),
                         "401": unauthorized(),
@@ -1310,14 +1310,12 @@ fn certificate_schemas() -> Map<String, Value> {
         "affiliationChanged",
         "superseded",
         "cessationOfOperation",
-        "certificateHold",
         "privilegeWithdrawn",
         "aACompromise",
         "key_compromise",
         "ca_compromise",
         "affiliation_changed",
         "cessation_of_operation",
-        "certificate_hold",
         "privilege_withdrawn",
         "aa_compromise",
     ];
@@ -1411,7 +1409,7 @@ fn certificate_schemas() -> Map<String, Value> {
                 "description": "An RFC 5280 reason: its name (camelCase as in the RFC or snake_case; case and punctuation are ignored) or its code (0-6, 9, 10). Null or left out: `unspecified`.",
                 "anyOf": [
                     {"type": "string", "enum": reason_names},
-                    {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 6, 9, 10]},
+                    {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 9, 10]},
                     {"type": "null"}
                 ]
             }),

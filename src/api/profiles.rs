@@ -1,7 +1,7 @@
 //! `/api/v1/profiles`: issuance templates with policy.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::auth::{Admin, Reader};
-use super::extract::Json;
+use super::extract::{Json, Path};
 use crate::error::AppError;
 use crate::server::AppState;
 use crate::store::{ProfileRecord, new_id};
@@ -77,7 +77,9 @@ fn parse_body(
     }
     let policy: Profile = serde_json::from_value(body)
         .map_err(|e| AppError::BadRequest(format!("invalid profile: {e}")))?;
-    policy.validate()?;
+    policy
+        .validate()
+        .map_err(|v| AppError::BadRequest(format!("invalid profile: {}: {}", v.rule, v.detail)))?;
     Ok((ca, policy))
 }
 
@@ -129,7 +131,12 @@ async fn create(
         AppError::BadRequest("\"ca\" (the signing CA's id or name) is required".into())
     })?;
     let ca_id = resolve_ca(&state, &ca).await?;
-    let now = state.pki.now();
+    // Stored to the second; answer what a later GET will show.
+    let now = state
+        .pki
+        .now()
+        .replace_nanosecond(0)
+        .unwrap_or(state.pki.now());
     let rec = ProfileRecord {
         id: new_id(),
         ca_id,
@@ -164,7 +171,11 @@ async fn update(
         ca_id,
         policy,
         created_at: existing.created_at,
-        updated_at: state.pki.now(),
+        updated_at: state
+            .pki
+            .now()
+            .replace_nanosecond(0)
+            .unwrap_or(state.pki.now()),
     };
     let ev = auth
         .actor

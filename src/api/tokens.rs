@@ -1,7 +1,7 @@
 //! `/api/v1/tokens`: API tokens, shown once.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use super::auth::{Admin, new_token};
-use super::extract::Json;
+use super::extract::{Json, Path};
 use crate::error::AppError;
 use crate::server::AppState;
 use crate::store::{Role, TokenRecord, new_id};
