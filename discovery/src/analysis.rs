@@ -67,7 +67,9 @@ pub enum Finding {
     WeakKey,
     /// A signature in the chain uses SHA-1 or MD5 (a trust anchor's self-signature excepted).
     WeakSignature,
-    /// The chain stops at a certificate whose issuer was neither presented nor known.
+    /// The chain stops at a certificate that is not a CA and whose issuer was neither
+    /// presented nor known: an intermediate is missing. (A chain that stops at a presented
+    /// CA certificate is only missing its root, which servers normally leave out.)
     IncompleteChain,
     /// The chain does not lead to a known trust anchor.
     UntrustedChain,
@@ -136,10 +138,7 @@ fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertificateInfo {
     let (key_type, key_bits) = key_of(cert);
     let sig_oid = &cert.signature_algorithm.algorithm;
     CertificateInfo {
-        fingerprint_sha256: hex::encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            der,
-        )),
+        fingerprint_sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)),
         subject: cert.subject().to_string(),
         common_name: cert
             .subject()
@@ -297,7 +296,9 @@ pub fn analyze_chain(
 
     // Walk up from the leaf: presented certificates first, then the known anchors.
     let is_anchor = |c: &X509Certificate<'_>| {
-        ours.iter().chain(anchors.iter()).any(|a| a.as_ref() == c.as_ref())
+        ours.iter()
+            .chain(anchors.iter())
+            .any(|a| a.as_ref() == c.as_ref())
     };
     let mut issued_by_certkeeper = ours.iter().any(|a| a.as_ref() == leaf.as_ref());
     let mut trusted = issued_by_certkeeper || is_anchor(leaf);
@@ -333,7 +334,7 @@ pub fn analyze_chain(
                 issued_by_certkeeper |= ours.iter().any(|a| a.as_ref() == current.as_ref());
             }
         } else {
-            incomplete = true;
+            incomplete = !matches!(current.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
             break;
         }
     }
@@ -371,7 +372,12 @@ mod tests {
     #[test]
     fn garbage_is_not_a_certificate() {
         assert!(certificate_info(b"\x30\x03\x02\x01\x01").is_none());
-        let r = analyze_chain(&[b"junk".to_vec()], None, false, &AnalysisContext::default());
+        let r = analyze_chain(
+            &[b"junk".to_vec()],
+            None,
+            false,
+            &AnalysisContext::default(),
+        );
         assert!(r.certificates.is_empty());
         assert!(!r.trusted);
     }

@@ -61,6 +61,4 @@ pub use error::{Error, ProbeError};
 pub use probe::{Handshake, ProbeConfig, client_config, probe};
 pub use scanner::{ProbeReport, Progress, ScanOptions, scan};
 pub use starttls::StartTls;
-pub use targets::{
-    DEFAULT_PORTS, Endpoint, PortSet, ScanPlan, SniMode, Target, parse_target_list,
-};
+pub use targets::{DEFAULT_PORTS, Endpoint, PortSet, ScanPlan, SniMode, Target, parse_target_list};

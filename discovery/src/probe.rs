@@ -112,7 +112,10 @@ pub fn client_config() -> Arc<ClientConfig> {
         .signature_verification_algorithms
         .supported_schemes();
     // Also offer the legacy schemes so servers with SHA-1 keys still complete.
-    for s in [SignatureScheme::RSA_PKCS1_SHA1, SignatureScheme::ECDSA_SHA1_Legacy] {
+    for s in [
+        SignatureScheme::RSA_PKCS1_SHA1,
+        SignatureScheme::ECDSA_SHA1_Legacy,
+    ] {
         if !schemes.contains(&s) {
             schemes.push(s);
         }

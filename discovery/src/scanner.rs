@@ -48,7 +48,9 @@ impl ScanOptions {
             return Err(Error::Option("per-host limit must be at least 1".into()));
         }
         if self.packets_per_second == Some(0) {
-            return Err(Error::Option("packets per second must be at least 1".into()));
+            return Err(Error::Option(
+                "packets per second must be at least 1".into(),
+            ));
         }
         if self.probe.max_chain == 0 {
             return Err(Error::Option("chain length must be at least 1".into()));

@@ -23,6 +23,17 @@ pub enum StartTls {
 }
 
 impl StartTls {
+    /// Parse `smtp`, `imap`, `pop3` or `ldap`.
+    pub fn from_name(name: &str) -> Option<StartTls> {
+        match name.to_ascii_lowercase().as_str() {
+            "smtp" => Some(StartTls::Smtp),
+            "imap" => Some(StartTls::Imap),
+            "pop3" => Some(StartTls::Pop3),
+            "ldap" => Some(StartTls::Ldap),
+            _ => None,
+        }
+    }
+
     /// The protocol a well-known port calls for.
     pub fn for_port(port: u16) -> Option<StartTls> {
         match port {
@@ -45,11 +56,13 @@ impl StartTls {
                 lines.reply(stream, "220").await?;
                 stream.write_all(b"EHLO certkeeper.invalid\r\n").await?;
                 let ehlo = lines.reply(stream, "250").await?;
-                if !ehlo
-                    .iter()
-                    .any(|l| l.get(4..).is_some_and(|x| x.eq_ignore_ascii_case("STARTTLS")))
-                {
-                    return Err(ProbeError::StartTls("server does not offer STARTTLS".into()));
+                if !ehlo.iter().any(|l| {
+                    l.get(4..)
+                        .is_some_and(|x| x.eq_ignore_ascii_case("STARTTLS"))
+                }) {
+                    return Err(ProbeError::StartTls(
+                        "server does not offer STARTTLS".into(),
+                    ));
                 }
                 stream.write_all(b"STARTTLS\r\n").await?;
                 lines.reply(stream, "220").await?;

@@ -14,8 +14,8 @@ use crate::starttls::StartTls;
 
 /// Common TLS ports, scanned when no ports are given.
 pub const DEFAULT_PORTS: &[u16] = &[
-    443, 465, 636, 853, 993, 995, 1443, 2376, 3269, 4443, 5061, 5671, 5986, 6443, 6514, 8443,
-    8883, 9093, 9443, 10250,
+    443, 465, 636, 853, 993, 995, 1443, 2376, 3269, 4443, 5061, 5671, 5986, 6443, 6514, 8443, 8883,
+    9093, 9443, 10250,
 ];
 
 /// One scan target as the user wrote it.
@@ -228,9 +228,9 @@ impl Source {
                 let (a, b) = network_bounds(n);
                 n.is_ipv6() == *v6 && a <= *first && *last <= b
             }),
-            Source::Host { addrs, .. } => addrs
-                .iter()
-                .all(|ip| allow.iter().any(|n| n.contains(*ip))),
+            Source::Host { addrs, .. } => {
+                addrs.iter().all(|ip| allow.iter().any(|n| n.contains(*ip)))
+            }
         }
     }
 }
@@ -241,6 +241,7 @@ pub struct ScanPlan {
     sources: Vec<(Source, Option<u16>)>,
     ports: PortSet,
     sni: SniMode,
+    starttls: Vec<(u16, Option<StartTls>)>,
 }
 
 fn ip_to_u128(ip: IpAddr) -> u128 {
@@ -331,7 +332,23 @@ impl ScanPlan {
             sources,
             ports,
             sni,
+            starttls: Vec::new(),
         })
+    }
+
+    /// Speak `proto` (or, with `None`, plain TLS) on `port` instead of what the port number
+    /// calls for: SMTP on 2525, or direct TLS on 25.
+    pub fn with_starttls(mut self, port: u16, proto: Option<StartTls>) -> ScanPlan {
+        self.starttls.retain(|(p, _)| *p != port);
+        self.starttls.push((port, proto));
+        self
+    }
+
+    fn starttls_for(&self, port: u16) -> Option<StartTls> {
+        match self.starttls.iter().find(|(p, _)| *p == port) {
+            Some((_, proto)) => *proto,
+            None => StartTls::for_port(port),
+        }
     }
 
     /// Refuse the plan unless every address it would probe lies in one of `allow`.
@@ -339,11 +356,9 @@ impl ScanPlan {
         for (s, _) in &self.sources {
             if !s.contains_all(allow) {
                 let what = match s {
-                    Source::Range { first, last, v6 } => format!(
-                        "{}-{}",
-                        u128_to_ip(*first, *v6),
-                        u128_to_ip(*last, *v6)
-                    ),
+                    Source::Range { first, last, v6 } => {
+                        format!("{}-{}", u128_to_ip(*first, *v6), u128_to_ip(*last, *v6))
+                    }
                     Source::Host { name, .. } => name.clone(),
                 };
                 return Err(Error::NotAllowed(what));
@@ -386,15 +401,14 @@ impl ScanPlan {
     /// Every endpoint, generated lazily: address by address, then port by port, then name.
     pub fn endpoints(&self) -> impl Iterator<Item = Endpoint> + Send + '_ {
         self.sources.iter().flat_map(move |(source, port)| {
-            let addrs: Box<dyn Iterator<Item = (IpAddr, Option<&str>)> + Send + '_> =
-                match source {
-                    Source::Range { first, last, v6 } => {
-                        Box::new((*first..=*last).map(move |n| (u128_to_ip(n, *v6), None)))
-                    }
-                    Source::Host { name, addrs } => {
-                        Box::new(addrs.iter().map(move |ip| (*ip, Some(name.as_str()))))
-                    }
-                };
+            let addrs: Box<dyn Iterator<Item = (IpAddr, Option<&str>)> + Send + '_> = match source {
+                Source::Range { first, last, v6 } => {
+                    Box::new((*first..=*last).map(move |n| (u128_to_ip(n, *v6), None)))
+                }
+                Source::Host { name, addrs } => {
+                    Box::new(addrs.iter().map(move |ip| (*ip, Some(name.as_str()))))
+                }
+            };
             addrs.flat_map(move |(ip, host)| {
                 let ports: Box<dyn Iterator<Item = u16> + Send + '_> = match port {
                     Some(p) => Box::new(std::iter::once(*p)),
@@ -404,7 +418,7 @@ impl ScanPlan {
                     self.names_for(host).into_iter().map(move |sni| Endpoint {
                         addr: SocketAddr::new(ip, p),
                         sni,
-                        starttls: StartTls::for_port(p),
+                        starttls: self.starttls_for(p),
                     })
                 })
             })
@@ -487,9 +501,13 @@ mod tests {
         assert_eq!(first[1].starttls, Some(StartTls::Smtp));
         assert_eq!(first[2].addr, "10.0.0.1:443".parse().unwrap());
         // A whole IPv6 /0 is just two integers too.
-        let v6 = ScanPlan::resolve(&["::/0".parse().unwrap()], PortSet::list(&[1]), SniMode::None)
-            .await
-            .unwrap();
+        let v6 = ScanPlan::resolve(
+            &["::/0".parse().unwrap()],
+            PortSet::list(&[1]),
+            SniMode::None,
+        )
+        .await
+        .unwrap();
         assert_eq!(v6.len(), u64::MAX);
         assert_eq!(v6.endpoints().nth(1).unwrap().addr.ip().to_string(), "::1");
     }
@@ -508,7 +526,10 @@ mod tests {
         .unwrap();
         assert_eq!(plan.len(), 4 * 2 + 2);
         assert_eq!(plan.endpoints().count(), 10);
-        assert!(plan.check_allowed(&["127.0.0.0/16".parse().unwrap()]).is_ok());
+        assert!(
+            plan.check_allowed(&["127.0.0.0/16".parse().unwrap()])
+                .is_ok()
+        );
         assert!(matches!(
             plan.check_allowed(&["127.0.0.0/24".parse().unwrap()]),
             Err(Error::NotAllowed(_))
