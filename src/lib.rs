@@ -7,7 +7,7 @@
 //! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
 //! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`public`] (AIA, CRL,
 //! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
-//! [`client`] (the CLI's client commands).
+//! [`client`] (the CLI's client commands), [`scan_cli`] (`certkeeper scan`).
 
 pub mod api;
 pub mod bootstrap;
@@ -18,5 +18,6 @@ pub mod error;
 pub mod metrics;
 pub mod pki;
 pub mod public;
+pub mod scan_cli;
 pub mod server;
 pub mod store;

@@ -7,14 +7,14 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use x509_parser::extensions::GeneralName;
 use x509_parser::objects::{oid_registry, oid2sn};
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
 /// The fields recorded for one certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateInfo {
     /// SHA-256 over the DER encoding, lower-case hex: the inventory key.
     pub fingerprint_sha256: String,
@@ -50,7 +50,7 @@ pub struct CertificateInfo {
 }
 
 /// Something worth telling an operator about a presented chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     /// The leaf's notAfter has passed.
@@ -92,7 +92,7 @@ pub struct AnalysisContext {
 }
 
 /// The analysis of one presented chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainReport {
     /// The presented certificates, leaf first (unparseable ones are left out).
     pub certificates: Vec<CertificateInfo>,

@@ -13,7 +13,8 @@
 //!   budget, per-step timeouts in [`ProbeConfig`], bounded reads and chain length) sends one
 //!   [`ProbeReport`] per endpoint on a channel and exposes [`Progress`] counters.
 //! - [`analyze_chain`] turns a chain into [`CertificateInfo`]s and [`Finding`]s, given the
-//!   time, the alert window and the caller's own CA certificates in an [`AnalysisContext`].
+//!   time, the alert window and the caller's own CA certificates in an [`AnalysisContext`];
+//!   [`Observation`] is one endpoint's result in a serialisable form.
 //!
 //! rustls implements TLS 1.2 and 1.3 only; servers limited to TLS 1.0 or 1.1 show up as
 //! handshake failures.
@@ -48,6 +49,7 @@
 
 mod analysis;
 mod error;
+mod observation;
 mod probe;
 mod scanner;
 mod starttls;
@@ -58,6 +60,7 @@ pub use analysis::{
     name_matches,
 };
 pub use error::{Error, ProbeError};
+pub use observation::Observation;
 pub use probe::{Handshake, ProbeConfig, client_config, probe};
 pub use scanner::{ProbeReport, Progress, ScanOptions, scan};
 pub use starttls::StartTls;

@@ -3,13 +3,13 @@
 //! Every read is bounded (line length, line count, message size); the caller puts a timeout
 //! around the whole dialogue.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::ProbeError;
 
 /// A protocol that upgrades a plaintext connection to TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartTls {
     /// SMTP (RFC 3207): ports 25 and 587.
