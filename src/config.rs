@@ -65,6 +65,12 @@ struct RawSettings {
     max_body_bytes: usize,
     db_max_connections: u32,
     server_cert_days: u32,
+    discovery_allow: String,
+    discovery_concurrency: usize,
+    discovery_timeout_ms: u64,
+    discovery_pps: u32,
+    discovery_alert_days: u32,
+    discovery_schedule_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -84,6 +90,12 @@ impl Default for RawSettings {
             max_body_bytes: 1 << 20,
             db_max_connections: 8,
             server_cert_days: 30,
+            discovery_allow: String::new(),
+            discovery_concurrency: 256,
+            discovery_timeout_ms: 3000,
+            discovery_pps: 0,
+            discovery_alert_days: 30,
+            discovery_schedule_secs: 30,
         }
     }
 }
@@ -121,6 +133,25 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Lifetime of the server's own HTTPS certificate.
     pub server_cert_days: u32,
+    /// Discovery scans submitted through the API or run on a schedule.
+    pub discovery: DiscoverySettings,
+}
+
+/// Limits for server-side discovery scans.
+#[derive(Debug, Clone)]
+pub struct DiscoverySettings {
+    /// Networks the server may scan (`discovery_allow`, comma-separated CIDRs; empty: none).
+    pub allow: Vec<ipnetwork::IpNetwork>,
+    /// Probes in flight at once per scan.
+    pub concurrency: usize,
+    /// Timeout of each probe step.
+    pub timeout: std::time::Duration,
+    /// New connections per second per scan (`None`: no budget).
+    pub packets_per_second: Option<u32>,
+    /// Days before expiry at which a found certificate counts as expiring.
+    pub alert_days: u32,
+    /// How often due scheduled scans are looked for.
+    pub schedule_interval: std::time::Duration,
 }
 
 /// Why settings were refused.
@@ -247,6 +278,33 @@ impl Settings {
                 certkeeper_ca::normalize_dns_name(n).map_err(|e| invalid("server_names", e))?;
             }
         }
+        let allow = raw
+            .discovery_allow
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                n.parse::<ipnetwork::IpNetwork>()
+                    .map_err(|e| invalid("discovery_allow", format!("{n:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.discovery_concurrency == 0 || raw.discovery_concurrency > 100_000 {
+            return Err(invalid("discovery_concurrency", "must be between 1 and 100000"));
+        }
+        if raw.discovery_timeout_ms < 10 || raw.discovery_timeout_ms > 600_000 {
+            return Err(invalid("discovery_timeout_ms", "must be between 10 and 600000"));
+        }
+        if raw.discovery_schedule_secs == 0 {
+            return Err(invalid("discovery_schedule_secs", "must be at least 1"));
+        }
+        let discovery = DiscoverySettings {
+            allow,
+            concurrency: raw.discovery_concurrency,
+            timeout: std::time::Duration::from_millis(raw.discovery_timeout_ms),
+            packets_per_second: (raw.discovery_pps > 0).then_some(raw.discovery_pps),
+            alert_days: raw.discovery_alert_days,
+            schedule_interval: std::time::Duration::from_secs(raw.discovery_schedule_secs),
+        };
         tracing_subscriber::EnvFilter::try_new(&raw.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
         Ok(Settings {
@@ -265,6 +323,7 @@ impl Settings {
             max_body_bytes: raw.max_body_bytes,
             db_max_connections: raw.db_max_connections,
             server_cert_days: raw.server_cert_days,
+            discovery,
         })
     }
 
@@ -323,6 +382,20 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::validate(Path::new("/tmp"), raw).is_err());
+        let raw = RawSettings {
+            discovery_allow: "10.0.0.0/8, nonsense".into(),
+            ..Default::default()
+        };
+        let e = Settings::validate(Path::new("/tmp"), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("discovery_allow") && e.contains("nonsense"), "{e}");
+        let raw = RawSettings {
+            discovery_allow: "10.0.0.0/8, 127.0.0.0/8".into(),
+            ..Default::default()
+        };
+        let s = Settings::validate(Path::new("/tmp"), raw).unwrap();
+        assert_eq!(s.discovery.allow.len(), 2);
     }
 
     #[test]

@@ -7,13 +7,14 @@
 //! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
 //! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`public`] (AIA, CRL,
 //! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
-//! [`client`] (the CLI's client commands), [`scan_cli`] (`certkeeper scan`).
+//! [`client`] (the CLI's client commands), [`scan_cli`] (`certkeeper scan`), [`discovery`] (server-side scans and schedules).
 
 pub mod api;
 pub mod bootstrap;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod metrics;
 pub mod pki;

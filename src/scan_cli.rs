@@ -71,6 +71,7 @@ pub struct ScanArgs {
 
 /// What a scan request carries: the CLI builds it, the server accepts it as JSON.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct ScanSpec {
     /// Targets as written.
     pub targets: Vec<String>,

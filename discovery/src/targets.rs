@@ -425,6 +425,37 @@ impl ScanPlan {
         })
     }
 
+    /// Whether the plan probes `addr` with server name `sni`: for telling which inventory
+    /// endpoints a scan covered (and so which ones went away).
+    pub fn covers(&self, addr: SocketAddr, sni: Option<&str>) -> bool {
+        let n = ip_to_u128(addr.ip());
+        self.sources.iter().any(|(source, port)| {
+            let port_ok = match port {
+                Some(p) => *p == addr.port(),
+                None => self.ports.iter().any(|p| p == addr.port()),
+            };
+            let host = match source {
+                Source::Range { first, last, v6 } => {
+                    if *v6 != addr.is_ipv6() || n < *first || n > *last {
+                        return false;
+                    }
+                    None
+                }
+                Source::Host { name, addrs } => {
+                    if !addrs.contains(&addr.ip()) {
+                        return false;
+                    }
+                    Some(name.as_str())
+                }
+            };
+            port_ok
+                && self
+                    .names_for(host)
+                    .iter()
+                    .any(|s| s.as_deref() == sni)
+        })
+    }
+
     fn names_for(&self, host: Option<&str>) -> Vec<Option<String>> {
         match (&self.sni, host) {
             (SniMode::None, _) => vec![None],
@@ -535,5 +566,10 @@ mod tests {
             Err(Error::NotAllowed(_))
         ));
         assert!(plan.check_allowed(&[]).is_err());
+        assert!(plan.covers("127.0.0.3:443".parse().unwrap(), Some("b.test")));
+        assert!(!plan.covers("127.0.0.3:443".parse().unwrap(), None));
+        assert!(!plan.covers("127.0.0.4:443".parse().unwrap(), Some("a.test")));
+        assert!(!plan.covers("127.0.0.3:444".parse().unwrap(), Some("a.test")));
+        assert!(plan.covers("127.0.1.5:443".parse().unwrap(), Some("a.test")));
     }
 }

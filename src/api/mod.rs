@@ -4,6 +4,7 @@ mod audit;
 pub mod auth;
 mod cas;
 mod certs;
+mod discovery;
 pub mod extract;
 mod openapi;
 mod profiles;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(certs::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(discovery::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
