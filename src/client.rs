@@ -874,12 +874,20 @@ pub async fn scan_remote(args: ClientArgs, scan: &crate::scan_cli::ScanArgs) -> 
         bail!("scan {id} {}: {}", s(&job, "status"), s(&job, "error"));
     }
     let results = c
-        .json(Method::GET, &format!("/discovery/scans/{id}/results"), None, &[])
+        .json(
+            Method::GET,
+            &format!("/discovery/scans/{id}/results"),
+            None,
+            &[],
+        )
         .await?;
     let obs: Vec<certkeeper_discovery::Observation> =
         serde_json::from_value(results.get("items").cloned().unwrap_or_default())
             .context("reading the scan results")?;
-    emit(None, crate::scan_cli::print_observations(scan, &obs)?.as_bytes())?;
+    emit(
+        None,
+        crate::scan_cli::print_observations(scan, &obs)?.as_bytes(),
+    )?;
     eprintln!("scan {id}: {}", s(&job, "summary"));
     Ok(())
 }

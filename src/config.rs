@@ -289,10 +289,16 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if raw.discovery_concurrency == 0 || raw.discovery_concurrency > 100_000 {
-            return Err(invalid("discovery_concurrency", "must be between 1 and 100000"));
+            return Err(invalid(
+                "discovery_concurrency",
+                "must be between 1 and 100000",
+            ));
         }
         if raw.discovery_timeout_ms < 10 || raw.discovery_timeout_ms > 600_000 {
-            return Err(invalid("discovery_timeout_ms", "must be between 10 and 600000"));
+            return Err(invalid(
+                "discovery_timeout_ms",
+                "must be between 10 and 600000",
+            ));
         }
         if raw.discovery_schedule_secs == 0 {
             return Err(invalid("discovery_schedule_secs", "must be at least 1"));
@@ -389,7 +395,10 @@ mod tests {
         let e = Settings::validate(Path::new("/tmp"), raw)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("discovery_allow") && e.contains("nonsense"), "{e}");
+        assert!(
+            e.contains("discovery_allow") && e.contains("nonsense"),
+            "{e}"
+        );
         let raw = RawSettings {
             discovery_allow: "10.0.0.0/8, 127.0.0.0/8".into(),
             ..Default::default()

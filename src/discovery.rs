@@ -128,15 +128,10 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), A
             }
         }
     }
-    observations.sort_by(|a, b| {
-        (&a.address, a.port, &a.sni).cmp(&(&b.address, b.port, &b.sni))
-    });
+    observations.sort_by(|a, b| (&a.address, a.port, &a.sni).cmp(&(&b.address, b.port, &b.sni)));
     let covers = |address: &str, port: u16, sni: &str| {
         address.parse().is_ok_and(|ip| {
-            plan.covers(
-                SocketAddr::new(ip, port),
-                (!sni.is_empty()).then_some(sni),
-            )
+            plan.covers(SocketAddr::new(ip, port), (!sni.is_empty()).then_some(sni))
         })
     };
     let now = pki.now().unix_timestamp();

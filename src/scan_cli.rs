@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use certkeeper_discovery::{
-    AnalysisContext, Observation, PortSet, ProbeConfig, ScanOptions, ScanPlan, SniMode,
-    StartTls, Target, parse_target_list,
+    AnalysisContext, Observation, PortSet, ProbeConfig, ScanOptions, ScanPlan, SniMode, StartTls,
+    Target, parse_target_list,
 };
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -317,7 +317,11 @@ pub(crate) fn row_of(o: &Observation) -> Vec<String> {
                     .iter()
                     .map(|f| json!(f).as_str().unwrap_or_default().to_string())
                     .collect();
-                if f.is_empty() { "-".into() } else { f.join(" ") }
+                if f.is_empty() {
+                    "-".into()
+                } else {
+                    f.join(" ")
+                }
             })
             .unwrap_or_else(dash),
         o.error.clone().unwrap_or_else(dash),

@@ -448,11 +448,7 @@ impl ScanPlan {
                     Some(name.as_str())
                 }
             };
-            port_ok
-                && self
-                    .names_for(host)
-                    .iter()
-                    .any(|s| s.as_deref() == sni)
+            port_ok && self.names_for(host).iter().any(|s| s.as_deref() == sni)
         })
     }
 

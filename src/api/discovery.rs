@@ -26,7 +26,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/discovery/scans/{id}/results", get(results))
         .route("/discovery/certificates", get(certificates))
         .route("/discovery/endpoints", get(endpoints))
-        .route("/discovery/schedules", get(list_schedules).post(create_schedule))
+        .route(
+            "/discovery/schedules",
+            get(list_schedules).post(create_schedule),
+        )
         .route("/discovery/schedules/{id}", delete(delete_schedule))
 }
 

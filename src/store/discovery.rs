@@ -377,19 +377,18 @@ impl Store {
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
-        let known_certs: HashMap<String, (i64, i64)> = sqlx::query(
-            "SELECT fingerprint, not_after, last_seen FROM discovery_certificates",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("fingerprint")?,
-                (r.try_get("not_after")?, r.try_get("last_seen")?),
-            ))
-        })
-        .collect::<Result<_, StoreError>>()?;
+        let known_certs: HashMap<String, (i64, i64)> =
+            sqlx::query("SELECT fingerprint, not_after, last_seen FROM discovery_certificates")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("fingerprint")?,
+                        (r.try_get("not_after")?, r.try_get("last_seen")?),
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
 
         let mut seen_endpoints = HashSet::new();
         let mut seen_certs = HashSet::new();
