@@ -178,8 +178,8 @@ impl ScanArgs {
 /// Read every certificate in a PEM file as DER.
 fn read_pem_certs(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(certkeeper_ca::parse_pem_or_der_certs(&data)
-        .with_context(|| format!("reading certificates from {}", path.display()))?)
+    certkeeper_ca::parse_pem_or_der_certs(&data)
+        .with_context(|| format!("reading certificates from {}", path.display()))
 }
 
 /// Run a scan here, printing results as they arrive (JSON, CSV) or at the end (table).

@@ -230,6 +230,16 @@ pub struct ScanChanges {
     pub expired: Vec<Value>,
 }
 
+/// Address, port and server name: what identifies an endpoint.
+type EndpointKey = (String, i64, String);
+
+/// What `finish_scan` needs of an endpoint already in the inventory.
+struct KnownEndpoint {
+    id: String,
+    fingerprint: String,
+    gone_at: Option<i64>,
+}
+
 /// An endpoint key as shown in changes: `address:port` or `address:port (sni)`.
 fn endpoint_label(address: &str, port: i64, sni: &str) -> String {
     let host = if address.contains(':') {
@@ -358,25 +368,23 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut changes = ScanChanges::default();
 
-        let existing: HashMap<(String, i64, String), (String, String, i64, Option<i64>)> =
-            sqlx::query(
-                "SELECT id, address, port, sni, fingerprint, last_seen, gone_at FROM discovery_endpoints",
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    (r.try_get("address")?, r.try_get("port")?, r.try_get("sni")?),
-                    (
-                        r.try_get("id")?,
-                        r.try_get("fingerprint")?,
-                        r.try_get("last_seen")?,
-                        r.try_get("gone_at")?,
-                    ),
-                ))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let existing: HashMap<EndpointKey, KnownEndpoint> = sqlx::query(
+            "SELECT id, address, port, sni, fingerprint, gone_at FROM discovery_endpoints",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                (r.try_get("address")?, r.try_get("port")?, r.try_get("sni")?),
+                KnownEndpoint {
+                    id: r.try_get("id")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    gone_at: r.try_get("gone_at")?,
+                },
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
         let known_certs: HashMap<String, (i64, i64)> =
             sqlx::query("SELECT fingerprint, not_after, last_seen FROM discovery_certificates")
                 .fetch_all(&mut *tx)
@@ -468,7 +476,11 @@ impl Store {
             let key = (obs.address.clone(), port, sni.clone());
             seen_endpoints.insert(key.clone());
             match existing.get(&key) {
-                Some((ep_id, old_fp, _, _)) => {
+                Some(KnownEndpoint {
+                    id: ep_id,
+                    fingerprint: old_fp,
+                    ..
+                }) => {
                     if old_fp != fp {
                         changes.changed.push(serde_json::json!({
                             "endpoint": label,
@@ -509,7 +521,12 @@ impl Store {
                 }
             }
         }
-        for ((address, port, sni), (ep_id, fp, _, gone_at)) in &existing {
+        for ((address, port, sni), known) in &existing {
+            let KnownEndpoint {
+                id: ep_id,
+                fingerprint: fp,
+                gone_at,
+            } = known;
             let port16 = u16::try_from(*port).unwrap_or(0);
             if gone_at.is_some()
                 || seen_endpoints.contains(&(address.clone(), *port, sni.clone()))
