@@ -104,6 +104,10 @@ enum Behaviour {
     SmtpStartTls(Arc<rustls::ServerConfig>),
     Silent,
     Garbage,
+    /// An SMTP greeting that never ends (`lines`) or a line that never ends.
+    SmtpFlood {
+        lines: bool,
+    },
 }
 
 async fn listen(addr: SocketAddr, behaviour: Behaviour) {
@@ -156,6 +160,18 @@ async fn serve(mut sock: TcpStream, behaviour: &Behaviour) {
         Behaviour::Silent => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(sock);
+        }
+        Behaviour::SmtpFlood { lines } => {
+            let chunk: &[u8] = if *lines {
+                b"220-hello hello\r\n"
+            } else {
+                b"220 hello "
+            };
+            for _ in 0..100_000 {
+                if sock.write_all(chunk).await.is_err() {
+                    return;
+                }
+            }
         }
         Behaviour::Garbage => {
             let junk = vec![b'A'; 64 * 1024];
@@ -410,4 +426,93 @@ async fn scans_loopback_servers() {
     assert_eq!(hs.chain.len(), 1);
     let r = analyze_chain(&hs.chain, None, hs.chain_truncated, &with_inter);
     assert_eq!(r.findings, vec![Finding::ChainTruncated]);
+}
+
+/// Host names are resolved and sent as SNI; IPv6 loopback is scanned like IPv4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_names_and_ipv6() {
+    let (cert, key) = leaf("localhost", 30, None);
+    let cfg = server_config(vec![cert.clone()], key, Some("localhost"));
+    let v4 = SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        free_port(Ipv4Addr::LOCALHOST.into()),
+    );
+    listen(v4, Behaviour::Tls(cfg.clone())).await;
+    let v6_ip: IpAddr = "::1".parse().unwrap();
+    let v6 = SocketAddr::new(v6_ip, free_port(v6_ip));
+    let (cert6, key6) = leaf("six.test", 30, None);
+    listen(
+        v6,
+        Behaviour::Tls(server_config(vec![cert6.clone()], key6, None)),
+    )
+    .await;
+
+    let targets = vec![
+        format!("localhost:{}", v4.port()).parse().unwrap(),
+        format!("[::1]:{}", v6.port()).parse().unwrap(),
+    ];
+    let plan = ScanPlan::resolve(&targets, PortSet::default(), SniMode::Auto)
+        .await
+        .unwrap();
+    assert!(
+        plan.check_allowed(&["127.0.0.0/8".parse().unwrap()])
+            .is_err()
+    );
+    plan.check_allowed(&["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()])
+        .unwrap();
+    let results = collect(plan).await;
+    let named = results
+        .iter()
+        .find(|((a, _), _)| a.port() == v4.port())
+        .map(|(_, r)| r)
+        .unwrap();
+    assert_eq!(named.endpoint.sni.as_deref(), Some("localhost"));
+    let hs = named.outcome.as_ref().unwrap();
+    let ctx = AnalysisContext {
+        now: OffsetDateTime::now_utc().unix_timestamp(),
+        alert_window: 7 * DAY,
+        ..Default::default()
+    };
+    let r = analyze_chain(&hs.chain, Some("localhost"), false, &ctx);
+    assert_eq!(
+        r.findings,
+        vec![Finding::SelfSigned, Finding::UntrustedChain]
+    );
+    let hs6 = results[&(v6, None)].outcome.as_ref().unwrap();
+    assert_eq!(hs6.chain, vec![cert6]);
+    // The name check catches a certificate for another name.
+    let r = analyze_chain(&hs6.chain, Some("localhost"), false, &ctx);
+    assert!(r.findings.contains(&Finding::HostnameMismatch));
+}
+
+/// A STARTTLS server that talks without end is cut off by the read bounds, not a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_starttls_dialogue_is_bounded() {
+    let b = block();
+    for (last, lines) in [(20, true), (21, false)] {
+        let addr = SocketAddr::new(ip([b[0], b[1].wrapping_add(1)], last), 0);
+        let addr = SocketAddr::new(addr.ip(), free_port(addr.ip()));
+        listen(addr, Behaviour::SmtpFlood { lines }).await;
+        let ep = certkeeper_discovery::Endpoint {
+            addr,
+            sni: None,
+            starttls: Some(StartTls::Smtp),
+        };
+        let cfg = ProbeConfig {
+            starttls_timeout: Duration::from_secs(60),
+            ..ProbeConfig::default()
+        };
+        let err = certkeeper_discovery::probe(&ep, &cfg, certkeeper_discovery::client_config())
+            .await
+            .unwrap_err();
+        let want = if lines {
+            "too many lines"
+        } else {
+            "line too long"
+        };
+        assert!(
+            matches!(&err, ProbeError::StartTls(m) if m == want),
+            "{err}"
+        );
+    }
 }
