@@ -12,7 +12,9 @@
 #   BENCH_SPARSE_EVERY   a listener every n-th address (default 1500: 44 listeners)
 #   BENCH_DENSE_NET      default 127.21.0.0/20 (4095 listeners)
 #   BENCH_CONCURRENCY    certkeeper scan --concurrency (default 1024)
-#   BENCH_TIMEOUT        per-step timeout in seconds for both scanners (default 3)
+#   BENCH_TIMEOUT        certkeeper's per-step timeout in seconds (default 3)
+#   BENCH_NMAP_SCRIPT_TIMEOUT  nmap --script-timeout (default 60s: with less, nmap's
+#                        ssl-cert gives up on hosts while thousands are in flight)
 #   BENCH_KEEP_WORKDIR   1 = keep the temp dir (outputs of both scanners)
 set -euo pipefail
 
@@ -21,6 +23,7 @@ SPARSE_EVERY="${BENCH_SPARSE_EVERY:-1500}"
 DENSE_NET="${BENCH_DENSE_NET:-127.21.0.0/20}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1024}"
 TIMEOUT="${BENCH_TIMEOUT:-3}"
+NMAP_SCRIPT_TIMEOUT="${BENCH_NMAP_SCRIPT_TIMEOUT:-60s}"
 KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
 
 log() { printf '[run-scan] %s\n' "$*" >&2; }
@@ -98,7 +101,7 @@ run_case() { # NAME NET
         >"$WORK/$name.ck.jsonl" 2>"$WORK/$name.ck.err" || die "certkeeper scan failed: $(tail -5 "$WORK/$name.ck.err")"
     log "$name: nmap -Pn -n -p $PORT --script ssl-cert $net"
     /usr/bin/time -v -o "$WORK/$name.nmap.time" timeout 7200 nmap -Pn -n -p "$PORT" \
-        --script ssl-cert --script-timeout "${TIMEOUT}s" -oX "$WORK/$name.nmap.xml" "$net" \
+        --script ssl-cert --script-timeout "$NMAP_SCRIPT_TIMEOUT" -oX "$WORK/$name.nmap.xml" "$net" \
         >"$WORK/$name.nmap.out" 2>&1 || die "nmap failed: $(tail -5 "$WORK/$name.nmap.out")"
     python3 - "$name" "$endpoints" "$WORK" <<'EOF'
 import base64, hashlib, json, re, sys
