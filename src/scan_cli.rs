@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use certkeeper_discovery::{
-    AnalysisContext, Observation, PortSet, ProbeConfig, ScanOptions, ScanPlan, SniMode, StartTls,
-    Target, parse_target_list,
+    AnalysisContext, Observation, ProbeConfig, ScanOptions, parse_target_list,
 };
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::discovery::ScanSpec;
 
 /// `certkeeper scan ...`
 #[derive(Debug, Clone, Args)]
@@ -67,60 +67,6 @@ pub struct ScanArgs {
     /// With --server: return at once with the scan's id instead of waiting for results.
     #[arg(long)]
     pub no_wait: bool,
-}
-
-/// What a scan request carries: the CLI builds it, the server accepts it as JSON.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ScanSpec {
-    /// Targets as written.
-    pub targets: Vec<String>,
-    /// Port list (`default` when absent).
-    #[serde(default)]
-    pub ports: Option<String>,
-    /// Server names to try on every address.
-    #[serde(default)]
-    pub sni: Vec<String>,
-    /// Send no server name at all.
-    #[serde(default)]
-    pub no_sni: bool,
-    /// STARTTLS overrides, `proto:port`.
-    #[serde(default)]
-    pub starttls: Vec<String>,
-}
-
-impl ScanSpec {
-    /// Parse targets and ports, resolve host names, and build the plan.
-    pub async fn plan(&self) -> Result<ScanPlan, certkeeper_discovery::Error> {
-        if self.targets.is_empty() {
-            return Err(certkeeper_discovery::Error::Target("no targets".into()));
-        }
-        let targets = self
-            .targets
-            .iter()
-            .map(|t| t.parse::<Target>())
-            .collect::<Result<Vec<_>, _>>()?;
-        let ports: PortSet = self.ports.as_deref().unwrap_or("default").parse()?;
-        let sni = if self.no_sni {
-            SniMode::None
-        } else if self.sni.is_empty() {
-            SniMode::Auto
-        } else {
-            SniMode::Names(self.sni.clone())
-        };
-        let mut plan = ScanPlan::resolve(&targets, ports, sni).await?;
-        for item in &self.starttls {
-            let bad = || certkeeper_discovery::Error::Option(format!("starttls {item:?}"));
-            let (proto, port) = item.split_once(':').ok_or_else(bad)?;
-            let port: u16 = port.parse().map_err(|_| bad())?;
-            let proto = match proto {
-                "none" | "tls" => None,
-                p => Some(StartTls::from_name(p).ok_or_else(bad)?),
-            };
-            plan = plan.with_starttls(port, proto);
-        }
-        Ok(plan)
-    }
 }
 
 impl ScanArgs {

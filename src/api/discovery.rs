@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
-use crate::discovery::{create_scan, execute, next_run, parse_cron, plan_for};
+use crate::discovery::{ScanSpec, create_scan, execute, next_run, parse_cron, plan_for};
 use crate::error::AppError;
-use crate::scan_cli::ScanSpec;
 use crate::server::AppState;
 use crate::store::{
     InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord, StoreError, new_id,
