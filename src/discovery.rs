@@ -76,8 +76,19 @@ impl ScanSpec {
 }
 
 /// How long a replica holds a schedule's lease at most (a replica that dies mid-scan
-/// releases it by letting it expire).
+/// releases it by letting it expire); also how long a scan may run before it is taken
+/// for abandoned.
 const LEASE_SECS: i64 = 6 * 3600;
+
+/// Mark scans that have been running for longer than any scan should (their replica
+/// stopped) as failed. Returns how many.
+pub async fn fail_abandoned_scans(pki: &Pki) -> Result<u64, AppError> {
+    let now = pki.now().unix_timestamp();
+    Ok(pki
+        .store()
+        .fail_abandoned_scans(now - LEASE_SECS, now)
+        .await?)
+}
 
 /// Check a scan request and build its plan: targets must parse and lie in the allowlist.
 pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, AppError> {
@@ -258,6 +269,11 @@ pub async fn schedule_loop(pki: Arc<Pki>, mut stop: tokio::sync::watch::Receiver
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                match fail_abandoned_scans(&pki).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(scans = n, "abandoned discovery scans marked failed"),
+                    Err(e) => tracing::error!(error = %e, "sweeping abandoned discovery scans"),
+                }
                 match run_due_schedules(&pki, &owner).await {
                     Ok(s) if s.is_empty() => {}
                     Ok(s) => tracing::info!(scans = s.len(), "scheduled discovery scans ran"),

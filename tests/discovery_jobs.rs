@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use certkeeper::bootstrap::boot;
 use certkeeper::config::Settings;
-use certkeeper::discovery::{next_run, parse_cron, run_due_schedules};
+use certkeeper::discovery::{
+    ScanSpec, create_scan, fail_abandoned_scans, next_run, parse_cron, run_due_schedules,
+};
 use certkeeper::pki::Actor;
 use certkeeper::store::ScheduleRecord;
 use certkeeper_ca::{Clock, ManualClock};
@@ -171,6 +173,25 @@ async fn scenario(db: Db) {
     assert_eq!(eps.len(), 1);
     assert!(eps[0].findings.contains(&"expired".to_string()), "{eps:?}");
     assert_eq!(a.store().list_scans(10).await.unwrap().len(), 3);
+
+    // A scan whose replica stopped mid-run is marked failed once it is too old to be alive.
+    let spec = ScanSpec {
+        targets: vec![ip.to_string()],
+        ports: Some(port.to_string()),
+        ..ScanSpec::default()
+    };
+    let plan = certkeeper::discovery::plan_for(&a, &spec).await.unwrap();
+    let orphan = create_scan(&a, &spec, &plan, &Actor::system(), None)
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(5));
+    assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
+    clock.advance(Duration::hours(2));
+    assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 1);
+    let orphan = a.store().scan(&orphan.id).await.unwrap();
+    assert_eq!(orphan.status, "failed");
+    assert!(orphan.error.unwrap().starts_with("abandoned"));
+    assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,6 +316,32 @@ impl Store {
         Ok(())
     }
 
+    /// Mark scans still `running` that started before `started_before` as failed: their
+    /// replica stopped while running them. Returns how many.
+    pub async fn fail_abandoned_scans(
+        &self,
+        started_before: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE discovery_scans SET status = 'failed', error = 'abandoned: the server running it stopped before it finished', finished_at = $1 WHERE status = 'running' AND started_at < $2",
+        )
+        .bind(now)
+        .bind(started_before)
+        .execute(&mut *tx)
+        .await?;
+        let n = done.rows_affected();
+        if n > 0 {
+            AuditEvent::new("system", None, "discovery_scan.abandon", "discovery_scan")
+                .detail(serde_json::json!({ "scans": n }))
+                .write(&mut *tx, now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// One scan.
     pub async fn scan(&self, id: &str) -> Result<ScanRecord, StoreError> {
         let row = sqlx::query(&format!(
