@@ -72,8 +72,8 @@ async fn scenario(db: Db) {
     let b = addr_block(db);
     let net = format!("127.{}.{}.0/24", b[0], b[1]);
     let mut toml = format!("discovery_allow = \"{net}\"\ndiscovery_timeout_ms = 2000\n");
+    let name = format!("ck_jobs_{}_{}", std::process::id(), b[1]);
     if db == Db::Postgres {
-        let name = format!("ck_jobs_{}_{}", std::process::id(), b[1]);
         let out = std::process::Command::new("psql")
             .args([
                 &common::pg_admin_url(),
@@ -192,6 +192,25 @@ async fn scenario(db: Db) {
     assert_eq!(orphan.status, "failed");
     assert!(orphan.error.unwrap().starts_with("abandoned"));
     assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
+
+    a.store().pool().close().await;
+    r2.store().pool().close().await;
+    if db == Db::Postgres {
+        let out = std::process::Command::new("psql")
+            .args([
+                &common::pg_admin_url(),
+                "-q",
+                "-c",
+                &format!("DROP DATABASE {name} WITH (FORCE)"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
