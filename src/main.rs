@@ -27,7 +27,7 @@ struct Cli {
         default_value = "./certkeeper-data"
     )]
     data_dir: PathBuf,
-    /// Settings file (default: <data-dir>/certkeeper.toml when it exists).
+    /// Settings file (default: DATA_DIR/certkeeper.toml when it exists).
     #[arg(long, global = true, env = "CERTKEEPER_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
