@@ -5,7 +5,7 @@
 //!
 //! The binary is thin (`main.rs`); this library wires the pieces:
 //! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
-//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`public`] (AIA, CRL,
+//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`est`] (RFC 7030 enrollment), [`public`] (AIA, CRL,
 //! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
 //! [`client`] (the CLI's client commands).
 
@@ -15,6 +15,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod est;
 pub mod metrics;
 pub mod pki;
 pub mod public;
