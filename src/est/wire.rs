@@ -104,13 +104,14 @@ pub fn csr_attrs(key_types: &[KeyAlgorithm], channel_binding: bool) -> Option<Ve
     }))
 }
 
-/// Base64 with line breaks every 64 characters (RFC 2045 allows 76), CRLF-terminated.
+/// Base64 with a line break every 64 characters (RFC 2045 allows 76). Lines end in LF, not
+/// CRLF, so that `curl ... | base64 -d` works as operators expect.
 pub fn base64_lines(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::with_capacity(b64.len() + b64.len() / 32 + 2);
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push_str("\r\n");
+        out.push('\n');
     }
     out
 }
