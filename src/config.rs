@@ -266,12 +266,10 @@ impl Settings {
         let est_client_cas = match &raw.est_client_ca_file {
             None => Vec::new(),
             Some(f) => {
-                let bytes = std::fs::read(f).map_err(|e| {
-                    invalid("est_client_ca_file", format!("{}: {e}", f.display()))
-                })?;
-                let certs = certkeeper_ca::parse_pem_or_der_certs(&bytes).map_err(|e| {
-                    invalid("est_client_ca_file", format!("{}: {e}", f.display()))
-                })?;
+                let bytes = std::fs::read(f)
+                    .map_err(|e| invalid("est_client_ca_file", format!("{}: {e}", f.display())))?;
+                let certs = certkeeper_ca::parse_pem_or_der_certs(&bytes)
+                    .map_err(|e| invalid("est_client_ca_file", format!("{}: {e}", f.display())))?;
                 if certs.is_empty() {
                     return Err(invalid(
                         "est_client_ca_file",

@@ -55,9 +55,16 @@ async fn operator_flow(db: Db) {
     ));
     assert!(ok, "{out}{err}");
     let chain_text = std::fs::read_to_string(&cacerts).unwrap();
-    assert_eq!(chain_text.matches("BEGIN CERTIFICATE").count(), 2, "{chain_text}");
+    assert_eq!(
+        chain_text.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "{chain_text}"
+    );
     let (ok, out) = openssl(&["verify", "-CAfile", p(&root), p(&cacerts)]);
-    assert!(ok, "the chain's first certificate verifies to the root: {out}");
+    assert!(
+        ok,
+        "the chain's first certificate verifies to the root: {out}"
+    );
 
     // An HTTP Basic credential good for two enrollments.
     let (status, cred) = s
@@ -99,9 +106,20 @@ async fn operator_flow(db: Db) {
         headers.contains("content-type: application/pkcs7-mime; smime-type=certs-only"),
         "{headers}"
     );
-    assert!(headers.contains("content-transfer-encoding: base64"), "{headers}");
+    assert!(
+        headers.contains("content-transfer-encoding: base64"),
+        "{headers}"
+    );
     verify(&root, &cacerts, &cert);
-    let (_, text) = openssl(&["x509", "-in", p(&cert), "-noout", "-subject", "-ext", "subjectAltName"]);
+    let (_, text) = openssl(&[
+        "x509",
+        "-in",
+        p(&cert),
+        "-noout",
+        "-subject",
+        "-ext",
+        "subjectAltName",
+    ]);
     assert!(text.contains("router-7.example.net"), "{text}");
 
     // simplereenroll, authenticated by the issued certificate as TLS client certificate.
@@ -150,7 +168,11 @@ async fn operator_flow(db: Db) {
         .collect();
     assert_eq!(parts.len(), 2, "{body}");
     let part_body = |part: &str| part.split("\r\n\r\n").nth(1).unwrap().to_string();
-    assert!(parts[0].contains("Content-Type: application/pkcs8"), "{}", parts[0]);
+    assert!(
+        parts[0].contains("Content-Type: application/pkcs8"),
+        "{}",
+        parts[0]
+    );
     assert!(parts[1].contains("smime-type=certs-only"), "{}", parts[1]);
     s.write("keygen.key.b64", part_body(parts[0]));
     s.write("keygen.p7.b64", part_body(parts[1]));
@@ -165,7 +187,10 @@ async fn operator_flow(db: Db) {
         p1 = q(&dir.join("p1")),
         p2 = q(&dir.join("p2")),
     ));
-    assert!(ok, "the generated key belongs to the certificate: {out}{err}");
+    assert!(
+        ok,
+        "the generated key belongs to the certificate: {out}{err}"
+    );
     verify(&root, &cacerts, &dir.join("keygen.pem"));
 
     // The credential allowed two enrollments: a third is refused with a Basic challenge.
@@ -176,7 +201,10 @@ async fn operator_flow(db: Db) {
         b64 = q(&dir.join("router.b64")),
     ));
     assert!(ok, "{out}");
-    assert!(out.starts_with("HTTP/2 401") || out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(
+        out.starts_with("HTTP/2 401") || out.starts_with("HTTP/1.1 401"),
+        "{out}"
+    );
     assert!(
         out.to_ascii_lowercase().contains("www-authenticate: basic"),
         "{out}"

@@ -21,7 +21,10 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/est/labels", get(list_labels).post(create_label))
         .route("/est/labels/{label}", delete(delete_label))
-        .route("/est/credentials", get(list_credentials).post(create_credential))
+        .route(
+            "/est/credentials",
+            get(list_credentials).post(create_credential),
+        )
         .route("/est/credentials/{id}", delete(revoke_credential))
 }
 
@@ -66,8 +69,7 @@ async fn create_label(
         || l.starts_with('.')
     {
         return Err(AppError::BadRequest(
-            "label must be 1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')"
-                .into(),
+            "label must be 1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')".into(),
         ));
     }
     if OPERATIONS.contains(&l.as_str()) {
@@ -104,7 +106,10 @@ async fn delete_label(
     Admin(auth): Admin,
     Path(label): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let ev = auth.actor.event("est_label.delete", "est_label").object(&label);
+    let ev = auth
+        .actor
+        .event("est_label.delete", "est_label")
+        .object(&label);
     state
         .pki
         .store()

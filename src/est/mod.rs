@@ -8,6 +8,7 @@
 //! RFC 7807 problem documents with the status RFC 7030 asks for; refusals are audited.
 
 pub mod auth;
+pub mod client;
 pub mod tls;
 pub mod wire;
 
@@ -201,7 +202,11 @@ impl FromRequestParts<AppState> for TlsPeer {
         parts: &mut Parts,
         _state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<TlsPeer>().cloned().unwrap_or_default())
+        Ok(parts
+            .extensions
+            .get::<TlsPeer>()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -368,7 +373,13 @@ async fn enroll_inner(
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if content_type.as_deref() != Some("application/pkcs10") {
         return Err(AppError::UnsupportedMediaType(format!(
             "{} takes Content-Type: application/pkcs10 (base64 DER), not {}",

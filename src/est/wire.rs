@@ -50,6 +50,42 @@ pub fn certs_only(certs: &[&[u8]]) -> Vec<u8> {
     })
 }
 
+/// The certificates of a certs-only CMS SignedData (BER or DER), in the order sent.
+pub fn parse_certs_only(cms: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    yasna::parse_ber(cms, |r| {
+        r.read_sequence(|r| {
+            let content_type = r.next().read_oid()?;
+            if content_type != oid(OID_SIGNED_DATA) {
+                return Err(yasna::ASN1Error::new(yasna::ASN1ErrorKind::Invalid));
+            }
+            r.next().read_tagged(Tag::context(0), |r| {
+                r.read_sequence(|r| {
+                    let _version = r.next().read_u64()?;
+                    let _digests = r.next().read_der()?;
+                    let _content = r.next().read_der()?;
+                    let certs = r
+                        .read_optional(|r| {
+                            r.read_tagged_implicit(Tag::context(0), |r| {
+                                r.collect_set_of(|r| r.read_der())
+                            })
+                        })?
+                        .unwrap_or_default();
+                    let _crls = r.read_optional(|r| {
+                        if r.lookahead_tag()? == Tag::context(1) {
+                            r.read_der()
+                        } else {
+                            Err(yasna::ASN1Error::new(yasna::ASN1ErrorKind::Invalid))
+                        }
+                    })?;
+                    let _signers = r.next().read_der()?;
+                    Ok(certs)
+                })
+            })
+        })
+    })
+    .map_err(|e| format!("not a certs-only CMS SignedData: {e}"))
+}
+
 fn write_key_type(w: DERWriter<'_>, alg: KeyAlgorithm) {
     let curve = match alg {
         KeyAlgorithm::EcdsaP256 => OID_SECP256R1,
@@ -147,6 +183,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn certs_only_round_trip() {
+        let a = yasna::construct_der(|w| w.write_sequence(|w| w.next().write_u8(1)));
+        let b = yasna::construct_der(|w| w.write_sequence(|w| w.next().write_u8(2)));
+        let back = parse_certs_only(&certs_only(&[&a, &b])).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(back.contains(&a) && back.contains(&b));
+        assert!(parse_certs_only(b"\x30\x00").is_err());
+    }
+
+    #[test]
     fn certs_only_parses_back() {
         let cms = certs_only(&[b"\x30\x03\x02\x01\x05".as_slice()]);
         // ContentInfo SEQUENCE, signedData OID, [0] explicit.
@@ -181,7 +227,10 @@ mod tests {
 
     #[test]
     fn base64_bodies() {
-        assert_eq!(decode_base64_body(b"AAEC\r\nAw==\n").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            decode_base64_body(b"AAEC\r\nAw==\n").unwrap(),
+            vec![0, 1, 2, 3]
+        );
         assert!(decode_base64_body(b"not base64!").is_err());
         assert!(decode_base64_body(b"  ").is_err());
     }

@@ -107,7 +107,8 @@ fn row_to_credential(r: &AnyRow) -> Result<EstCredential, StoreError> {
 }
 
 const LABEL_COLS: &str = "label, profile_name, require_channel_binding, created_at, created_by";
-const CRED_COLS: &str = "id, username, label, password_hash, expires_at, uses_left, revoked_at, created_at, created_by";
+const CRED_COLS: &str =
+    "id, username, label, password_hash, expires_at, uses_left, revoked_at, created_at, created_by";
 
 impl Store {
     /// Insert an EST label.
@@ -259,7 +260,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            return Err(StoreError::NotFound(format!("active EST credential {id:?}")));
+            return Err(StoreError::NotFound(format!(
+                "active EST credential {id:?}"
+            )));
         }
         audit.write(&mut *tx, ts(now)).await?;
         tx.commit().await?;

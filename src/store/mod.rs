@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
-pub use est::{EstCredential, EstLabel};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
+pub use est::{EstCredential, EstLabel};
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};
 
