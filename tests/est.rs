@@ -806,3 +806,111 @@ async fn cli_enrolls_and_renews_sqlite() {
 async fn cli_enrolls_and_renews_postgres() {
     cli_enrolls_and_renews(Db::Postgres).await;
 }
+
+/// A bootstrap (manufacturer) CA and a device certificate it issued, made with openssl.
+fn manufacturer_pki(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = dir.join("mca.key");
+    let ca = dir.join("mca.pem");
+    let (ok, out) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=Acme Manufacturing CA",
+        "-keyout",
+        p(&ca_key),
+        "-out",
+        p(&ca),
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    assert!(ok, "{out}");
+    let (dev_key, _) = openssl_csr(dir, "idevid", "/CN=idevid-0001", "", EC_P256);
+    let dev = dir.join("idevid.pem");
+    // Extensions make it a v3 certificate, which rustls requires.
+    let ext = dir.join("idevid.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let (ok, out) = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        p(&dir.join("idevid.csr")),
+        "-CA",
+        p(&ca),
+        "-CAkey",
+        p(&ca_key),
+        "-days",
+        "30",
+        "-extfile",
+        p(&ext),
+        "-out",
+        p(&dev),
+    ]);
+    assert!(ok, "{out}");
+    (ca, dev, dev_key)
+}
+
+async fn bootstrap_ca_certificates(db: Db) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mca, dev, dev_key) = manufacturer_pki(tmp.path());
+    let s = TestServer::start_with(
+        db,
+        &[
+            ("CERTKEEPER_EST_CLIENT_CA_FILE", p(&mca)),
+            ("CERTKEEPER_EST_TRUST_OWN_CAS", "false"),
+        ],
+    )
+    .await;
+    let identity = [
+        std::fs::read(&dev).unwrap(),
+        std::fs::read(&dev_key).unwrap(),
+    ]
+    .concat();
+    let device = EstClient::new(
+        &server(&s),
+        None,
+        Some(s.root_pem.as_bytes()),
+        Some(&identity),
+    )
+    .unwrap();
+    // The manufacturer's certificate authenticates simpleenroll without a password.
+    let (key, der) = csr("device-0001.example.net", &["device-0001.example.net"]);
+    let issued = device.simpleenroll(&der, None).await.unwrap();
+    let chain = client(&s, None).cacerts().await.unwrap();
+    verify_with_openssl(&s, &chain[..1], &issued, "device-0001.pem");
+    // With our own CAs left out of the trust set, our certificate does not authenticate.
+    let (_, again) = csr("device-0001.example.net", &["device-0001.example.net"]);
+    let e = client_with_identity(&s, &issued, &key)
+        .simplereenroll(&again)
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e}");
+    // The manufacturer's certificate is not one of ours, so it cannot renew either.
+    let e = device.simplereenroll(&again).await.unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e}");
+    assert!(detail_of(&e).contains("not one of them"), "{e}");
+}
+
+#[tokio::test]
+async fn bootstrap_ca_certificates_sqlite() {
+    bootstrap_ca_certificates(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn bootstrap_ca_certificates_postgres() {
+    bootstrap_ca_certificates(Db::Postgres).await;
+}
