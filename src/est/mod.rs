@@ -105,8 +105,8 @@ async fn target(state: &AppState, label: &Label) -> Result<Target, AppError> {
         }
     };
     let profile = state.pki.profile(&profile).await.map_err(|e| match e {
-        StoreError::NotFound(_) => AppError::Internal(format!(
-            "EST label {name:?} names profile {profile:?}, which does not exist"
+        StoreError::NotFound(_) => AppError::NotFound(format!(
+            "EST is not usable here: profile {profile:?} no longer exists (an administrator must change est_default_profile or the label)"
         )),
         other => other.into(),
     })?;
