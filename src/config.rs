@@ -129,10 +129,10 @@ pub struct Settings {
     pub server_cert_days: u32,
     /// Profile used by EST on the bare `/.well-known/est/` path (no label).
     pub est_default_profile: String,
-    /// Extra CAs (bootstrap or manufacturer CAs), DER, whose certificates EST accepts as TLS
-    /// client certificates; read from `est_client_ca_file` (PEM) at start.
+    /// Bootstrap (manufacturer) CAs, DER, whose certificates authenticate EST enrollment as
+    /// TLS client certificates; read from `est_client_ca_file` (PEM) at start.
     pub est_client_cas: Vec<Vec<u8>>,
-    /// Whether EST accepts TLS client certificates issued by this server's own CAs.
+    /// Whether certificates issued by this server may renew themselves over EST.
     pub est_trust_own_cas: bool,
 }
 

@@ -23,7 +23,12 @@ fn client(s: &TestServer, label: Option<&str>) -> EstClient {
     EstClient::new(&server(s), label, Some(s.root_pem.as_bytes()), None).unwrap()
 }
 
-fn client_with_identity(s: &TestServer, cert_der: &[u8], key: &rcgen::KeyPair) -> EstClient {
+fn client_with_identity(
+    s: &TestServer,
+    label: Option<&str>,
+    cert_der: &[u8],
+    key: &rcgen::KeyPair,
+) -> EstClient {
     let pem = format!(
         "{}{}",
         certkeeper_ca::pem_encode_certs([cert_der]),
@@ -31,7 +36,7 @@ fn client_with_identity(s: &TestServer, cert_der: &[u8], key: &rcgen::KeyPair) -
     );
     EstClient::new(
         &server(s),
-        None,
+        label,
         Some(s.root_pem.as_bytes()),
         Some(pem.as_bytes()),
     )
@@ -440,14 +445,14 @@ async fn every_endpoint_and_refusal(db: Db) {
         .unwrap()
         .self_signed(&stranger_key)
         .unwrap();
-    let e = client_with_identity(&s, stranger.der(), &stranger_key)
+    let e = client_with_identity(&s, Some("devices"), stranger.der(), &stranger_key)
         .simplereenroll(&dev_csr)
         .await
         .unwrap_err();
     assert_eq!(status_of(&e), 403, "{e}");
     assert!(detail_of(&e).contains("not trusted"), "{e}");
     // With the issued certificate, but another subject: 400.
-    let with_cert = client_with_identity(&s, &dev_cert, &dev_key);
+    let with_cert = client_with_identity(&s, Some("devices"), &dev_cert, &dev_key);
     let (_, other) = csr("someone-else.example.net", &["someone-else.example.net"]);
     let e = with_cert.simplereenroll(&other).await.unwrap_err();
     assert_eq!(status_of(&e), 400, "{e}");
@@ -894,7 +899,7 @@ async fn bootstrap_ca_certificates(db: Db) {
     verify_with_openssl(&s, &chain[..1], &issued, "device-0001.pem");
     // With our own CAs left out of the trust set, our certificate does not authenticate.
     let (_, again) = csr("device-0001.example.net", &["device-0001.example.net"]);
-    let e = client_with_identity(&s, &issued, &key)
+    let e = client_with_identity(&s, None, &issued, &key)
         .simplereenroll(&again)
         .await
         .unwrap_err();
@@ -902,7 +907,84 @@ async fn bootstrap_ca_certificates(db: Db) {
     // The manufacturer's certificate is not one of ours, so it cannot renew either.
     let e = device.simplereenroll(&again).await.unwrap_err();
     assert_eq!(status_of(&e), 403, "{e}");
-    assert!(detail_of(&e).contains("not one of them"), "{e}");
+}
+
+async fn own_certificates_renew_only(db: Db) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mca, dev, dev_key) = manufacturer_pki(tmp.path());
+    let s = TestServer::start_with(db, &[("CERTKEEPER_EST_CLIENT_CA_FILE", p(&mca))]).await;
+    let identity = [
+        std::fs::read(&dev).unwrap(),
+        std::fs::read(&dev_key).unwrap(),
+    ]
+    .concat();
+    let device = EstClient::new(
+        &server(&s),
+        None,
+        Some(s.root_pem.as_bytes()),
+        Some(&identity),
+    )
+    .unwrap();
+    let (key, der) = csr("device-0002.example.net", &["device-0002.example.net"]);
+    let issued = device.simpleenroll(&der, None).await.unwrap();
+    let ours = client_with_identity(&s, None, &issued, &key);
+    // Our certificate renews itself...
+    let renewed = ours.simplereenroll(&der).await.unwrap();
+    assert_ne!(renewed, issued);
+    // ...but does not let its holder enroll for other names without a password.
+    let (_, other) = csr("other.example.net", &["other.example.net"]);
+    let e = ours.simpleenroll(&other, None).await.unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e}");
+    // A manufacturer certificate cannot renew: it is not one of ours.
+    let e = device.simplereenroll(&der).await.unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e}");
+    // Nor can ours renew under a label whose profile it was not issued under.
+    let (_, default) = s.api(Method::GET, "/profiles/default", None).await;
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "other", "ca": default["ca"], "allowed_dns_names": ["*"]})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/est/labels",
+            Some(json!({"label": "elsewhere", "profile": "other"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let e = EstClient::new(
+        &server(&s),
+        Some("elsewhere"),
+        Some(s.root_pem.as_bytes()),
+        Some(
+            format!(
+                "{}{}",
+                certkeeper_ca::pem_encode_certs([issued.as_slice()]),
+                key.serialize_pem()
+            )
+            .as_bytes(),
+        ),
+    )
+    .unwrap()
+    .simplereenroll(&der)
+    .await
+    .unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e}");
+    assert!(detail_of(&e).contains("profile"), "{e}");
+}
+
+#[tokio::test]
+async fn own_certificates_renew_only_sqlite() {
+    own_certificates_renew_only(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn own_certificates_renew_only_postgres() {
+    own_certificates_renew_only(Db::Postgres).await;
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //!
 //! A label selects a profile (and so the CA); the bare path uses `est_default_profile`.
 //! Clients authenticate with HTTP Basic credentials made over the REST API, or with a TLS
-//! client certificate that chains to the trust set (our CAs and `est_client_ca_file`).
+//! client certificate: one from a bootstrap CA (`est_client_ca_file`) to enroll, or the
+//! certificate being renewed (issued by us under the same profile) to re-enroll.
 //! Issuance goes through [`crate::pki::Pki::issue`] like every other front end. Errors are
 //! RFC 7807 problem documents with the status RFC 7030 asks for; refusals are audited.
 
@@ -351,7 +352,7 @@ async fn enroll_inner(
                     "simplereenroll needs the certificate being renewed as the TLS client certificate".into(),
                 ));
             }
-            trusted_client_cert(state, &req.peer, true).await?;
+            trusted_client_cert(state, &t, &req.peer, true).await?;
             Authn::Certificate
         }
         (_, Some((user, password))) => {
@@ -359,7 +360,7 @@ async fn enroll_inner(
             Authn::Password(check_password(state, &t, &user, &password).await?)
         }
         (_, None) if client_cert.is_some() => {
-            trusted_client_cert(state, &req.peer, false).await?;
+            trusted_client_cert(state, &t, &req.peer, false).await?;
             Authn::Certificate
         }
         (_, None) => {
@@ -544,11 +545,32 @@ async fn check_password(
     Ok(cred)
 }
 
-/// Check the client's certificate chain against the trust set. With `ours`, the leaf must
-/// also be a valid (unrevoked) certificate this server issued.
-async fn trusted_client_cert(state: &AppState, peer: &TlsPeer, ours: bool) -> Result<(), AppError> {
+/// Check the client's certificate chain for an operation.
+///
+/// - Enrollment (`simpleenroll`, `serverkeygen`) by certificate is for devices holding a
+///   bootstrap (manufacturer) certificate: the chain must lead to a CA of
+///   `est_client_ca_file`. A certificate of ours does not let its holder enroll for new
+///   names.
+/// - Renewal (`simplereenroll`) is for certificates this server issued (when
+///   `est_trust_own_cas`): valid, unrevoked, and issued under the label's profile.
+async fn trusted_client_cert(
+    state: &AppState,
+    t: &Target,
+    peer: &TlsPeer,
+    renewal: bool,
+) -> Result<(), AppError> {
     let settings = state.pki.settings();
-    let mut anchors: Vec<Vec<u8>> = settings.est_client_cas.clone();
+    let now = state.pki.now();
+    if !renewal {
+        if settings.est_client_cas.is_empty() {
+            return Err(AppError::Forbidden(
+                "enrollment by TLS client certificate needs a bootstrap CA (est_client_ca_file); use HTTP Basic credentials, or simplereenroll to renew".into(),
+            ));
+        }
+        auth::verify_chain(&peer.chain, &settings.est_client_cas, now)?;
+        return Ok(());
+    }
+    let mut anchors: Vec<Vec<u8>> = Vec::new();
     if settings.est_trust_own_cas {
         for ca in state.pki.store().list_cas().await? {
             if ca.status == "active"
@@ -558,29 +580,33 @@ async fn trusted_client_cert(state: &AppState, peer: &TlsPeer, ours: bool) -> Re
             }
         }
     }
-    auth::verify_chain(&peer.chain, &anchors, state.pki.now())?;
+    auth::verify_chain(&peer.chain, &anchors, now)?;
     let leaf = peer.chain.first().map(Vec::as_slice).unwrap_or_default();
     let fingerprint = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf));
-    match state
+    let Some(id) = state
         .pki
         .store()
         .certificate_id_by_fingerprint(&fingerprint)
         .await?
-    {
-        Some(id) => {
-            let rec = state.pki.store().get_certificate(&id).await?;
-            if rec.status != "valid" {
-                return Err(AppError::Forbidden(
-                    "the TLS client certificate has been revoked".into(),
-                ));
-            }
-            Ok(())
-        }
-        None if ours => Err(AppError::Forbidden(
+    else {
+        return Err(AppError::Forbidden(
             "simplereenroll renews certificates this server issued; the TLS client certificate is not one of them".into(),
-        )),
-        None => Ok(()),
+        ));
+    };
+    let rec = state.pki.store().get_certificate(&id).await?;
+    if rec.status != "valid" {
+        return Err(AppError::Forbidden(
+            "the TLS client certificate has been revoked".into(),
+        ));
     }
+    if rec.profile_name.as_deref() != Some(t.profile.policy.name.as_str()) {
+        return Err(AppError::Forbidden(format!(
+            "the TLS client certificate was issued under profile {:?}; this EST path renews under {:?}",
+            rec.profile_name.unwrap_or_default(),
+            t.profile.policy.name
+        )));
+    }
+    Ok(())
 }
 
 /// RFC 7030 §3.5: a challengePassword that looks like a channel-binding value must match
