@@ -361,6 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn est_client_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = RawSettings {
+            est_client_ca_file: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        };
+        let e = Settings::validate(dir.path(), raw).unwrap_err().to_string();
+        assert!(e.contains("est_client_ca_file"), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let raw = RawSettings {
+            est_client_ca_file: Some(junk),
+            ..Default::default()
+        };
+        let e = Settings::validate(dir.path(), raw).unwrap_err().to_string();
+        assert!(e.contains("est_client_ca_file"), "{e}");
+        let raw = RawSettings {
+            est_default_profile: " ".into(),
+            ..Default::default()
+        };
+        assert!(Settings::validate(dir.path(), raw).is_err());
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Secret("hunter2".into());
         assert_eq!(format!("{s:?}"), "<redacted>");
