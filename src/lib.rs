@@ -5,9 +5,10 @@
 //!
 //! The binary is thin (`main.rs`); this library wires the pieces:
 //! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
-//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`est`] (RFC 7030 enrollment), [`public`] (AIA, CRL,
-//! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
-//! [`client`] (the CLI's client commands).
+//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`est`] (RFC 7030
+//! enrollment under `/.well-known/est/`), [`public`] (AIA, CRL, OCSP, health), [`server`]
+//! (listeners and jobs), [`bootstrap`] (first start), and [`client`] (the CLI's client
+//! commands).
 
 pub mod api;
 pub mod bootstrap;
