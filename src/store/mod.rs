@@ -7,6 +7,7 @@
 mod audit;
 mod cas;
 mod certs;
+mod est;
 mod profiles;
 mod state;
 mod tokens;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
+pub use est::{EstCredential, EstLabel};
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};
 
