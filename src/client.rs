@@ -413,6 +413,11 @@ fn table(rows: &[Value], cols: &[&str]) -> String {
         .iter()
         .map(|r| cols.iter().map(|c| s(r, c)).collect())
         .collect();
+    table_of(cols, &cells)
+}
+
+/// A plain-text table: upper-cased headers, columns padded to their widest cell.
+pub(crate) fn table_of(cols: &[&str], cells: &[Vec<String>]) -> String {
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
@@ -437,7 +442,7 @@ fn table(rows: &[Value], cols: &[&str]) -> String {
     };
     line(cols.iter().map(|c| c.to_uppercase()).collect(), &mut out);
     for r in cells {
-        line(r, &mut out);
+        line(r.clone(), &mut out);
     }
     out
 }
@@ -839,5 +844,50 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             )
         }
     }
+    Ok(())
+}
+
+/// `certkeeper scan --server ...`: submit the scan, wait for it, print its results.
+pub async fn scan_remote(args: ClientArgs, scan: &crate::scan_cli::ScanArgs) -> anyhow::Result<()> {
+    let body = crate::scan_cli::remote_body(scan)?;
+    let c = Client::new(args)?;
+    let job = c
+        .json(Method::POST, "/discovery/scans", Some(body), &[])
+        .await?;
+    let id = s(&job, "id");
+    if scan.no_wait {
+        println!("{}", if scan.json { job.to_string() } else { id });
+        return Ok(());
+    }
+    let job = loop {
+        let job = c
+            .json(Method::GET, &format!("/discovery/scans/{id}"), None, &[])
+            .await?;
+        match job.get("status").and_then(Value::as_str) {
+            Some("queued" | "running") => {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            _ => break job,
+        }
+    };
+    if job.get("status").and_then(Value::as_str) != Some("succeeded") {
+        bail!("scan {id} {}: {}", s(&job, "status"), s(&job, "error"));
+    }
+    let results = c
+        .json(
+            Method::GET,
+            &format!("/discovery/scans/{id}/results"),
+            None,
+            &[],
+        )
+        .await?;
+    let obs: Vec<certkeeper_discovery::Observation> =
+        serde_json::from_value(results.get("items").cloned().unwrap_or_default())
+            .context("reading the scan results")?;
+    emit(
+        None,
+        crate::scan_cli::print_observations(scan, &obs)?.as_bytes(),
+    )?;
+    eprintln!("scan {id}: {}", s(&job, "summary"));
     Ok(())
 }

@@ -68,6 +68,12 @@ struct RawSettings {
     est_default_profile: String,
     est_client_ca_file: Option<PathBuf>,
     est_trust_own_cas: bool,
+    discovery_allow: String,
+    discovery_concurrency: usize,
+    discovery_timeout_ms: u64,
+    discovery_pps: u32,
+    discovery_alert_days: u32,
+    discovery_schedule_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -90,6 +96,12 @@ impl Default for RawSettings {
             est_default_profile: "default".into(),
             est_client_ca_file: None,
             est_trust_own_cas: true,
+            discovery_allow: String::new(),
+            discovery_concurrency: 256,
+            discovery_timeout_ms: 3000,
+            discovery_pps: 0,
+            discovery_alert_days: 30,
+            discovery_schedule_secs: 30,
         }
     }
 }
@@ -134,6 +146,25 @@ pub struct Settings {
     pub est_client_cas: Vec<Vec<u8>>,
     /// Whether certificates issued by this server may renew themselves over EST.
     pub est_trust_own_cas: bool,
+    /// Discovery scans submitted through the API or run on a schedule.
+    pub discovery: DiscoverySettings,
+}
+
+/// Limits for server-side discovery scans.
+#[derive(Debug, Clone)]
+pub struct DiscoverySettings {
+    /// Networks the server may scan (`discovery_allow`, comma-separated CIDRs; empty: none).
+    pub allow: Vec<ipnetwork::IpNetwork>,
+    /// Probes in flight at once per scan.
+    pub concurrency: usize,
+    /// Timeout of each probe step.
+    pub timeout: std::time::Duration,
+    /// New connections per second per scan (`None`: no budget).
+    pub packets_per_second: Option<u32>,
+    /// Days before expiry at which a found certificate counts as expiring.
+    pub alert_days: u32,
+    /// How often due scheduled scans are looked for.
+    pub schedule_interval: std::time::Duration,
 }
 
 /// Why settings were refused.
@@ -279,6 +310,39 @@ impl Settings {
                 certs
             }
         };
+        let allow = raw
+            .discovery_allow
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                n.parse::<ipnetwork::IpNetwork>()
+                    .map_err(|e| invalid("discovery_allow", format!("{n:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.discovery_concurrency == 0 || raw.discovery_concurrency > 100_000 {
+            return Err(invalid(
+                "discovery_concurrency",
+                "must be between 1 and 100000",
+            ));
+        }
+        if raw.discovery_timeout_ms < 10 || raw.discovery_timeout_ms > 600_000 {
+            return Err(invalid(
+                "discovery_timeout_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        if raw.discovery_schedule_secs == 0 {
+            return Err(invalid("discovery_schedule_secs", "must be at least 1"));
+        }
+        let discovery = DiscoverySettings {
+            allow,
+            concurrency: raw.discovery_concurrency,
+            timeout: std::time::Duration::from_millis(raw.discovery_timeout_ms),
+            packets_per_second: (raw.discovery_pps > 0).then_some(raw.discovery_pps),
+            alert_days: raw.discovery_alert_days,
+            schedule_interval: std::time::Duration::from_secs(raw.discovery_schedule_secs),
+        };
         tracing_subscriber::EnvFilter::try_new(&raw.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
         Ok(Settings {
@@ -300,6 +364,7 @@ impl Settings {
             est_default_profile: raw.est_default_profile,
             est_client_cas,
             est_trust_own_cas: raw.est_trust_own_cas,
+            discovery,
         })
     }
 
@@ -358,6 +423,23 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::validate(Path::new("/tmp"), raw).is_err());
+        let raw = RawSettings {
+            discovery_allow: "10.0.0.0/8, nonsense".into(),
+            ..Default::default()
+        };
+        let e = Settings::validate(Path::new("/tmp"), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("discovery_allow") && e.contains("nonsense"),
+            "{e}"
+        );
+        let raw = RawSettings {
+            discovery_allow: "10.0.0.0/8, 127.0.0.0/8".into(),
+            ..Default::default()
+        };
+        let s = Settings::validate(Path::new("/tmp"), raw).unwrap();
+        assert_eq!(s.discovery.allow.len(), 2);
     }
 
     #[test]

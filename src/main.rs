@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use certkeeper::client::{self, ClientArgs, ClientCommand, ConnOpts};
 use certkeeper::config::{LogFormat, Settings};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// mimalloc: issuance allocates many small buffers across threads, where it beats glibc.
 #[global_allocator]
@@ -45,6 +46,8 @@ enum Command {
     /// EST (RFC 7030) client: enroll and renew this host's certificate.
     #[command(subcommand)]
     Est(certkeeper::est::client::EstCommand),
+    /// Scan networks for TLS certificates: here, or on the server with --server.
+    Scan(certkeeper::scan_cli::ScanArgs),
     /// Talk to a running server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -63,7 +66,14 @@ fn init_logging(settings: &Settings) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let server_given = matches!(
+        matches
+            .subcommand()
+            .and_then(|(_, m)| m.value_source("server")),
+        Some(ValueSource::CommandLine)
+    );
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -105,6 +115,16 @@ fn main() -> anyhow::Result<()> {
                 ca_pem.as_deref(),
                 cmd,
             ))
+        }
+        Command::Scan(mut args) => {
+            args.json = cli.conn.json;
+            if server_given {
+                let client_args =
+                    ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
+                rt.block_on(client::scan_remote(client_args, &args))
+            } else {
+                rt.block_on(certkeeper::scan_cli::run_local(args, &cli.data_dir))
+            }
         }
         Command::Client(cmd) => {
             let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;

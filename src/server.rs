@@ -224,6 +224,10 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = tokio::spawn(background_jobs(pki.clone(), cert.clone(), stop_rx.clone()));
+    let scans = tokio::spawn(crate::discovery::schedule_loop(
+        pki.clone(),
+        stop_rx.clone(),
+    ));
     let https_task = tokio::spawn(serve_listener(
         https,
         https_app(&state),
@@ -244,6 +248,7 @@ pub async fn run(
     let _ = https_task.await;
     let _ = http_task.await;
     let _ = jobs.await;
+    let _ = scans.await;
     pki.store().pool().close().await;
     tracing::info!("stopped");
     Ok(())

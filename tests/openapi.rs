@@ -46,6 +46,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/est/credentials/{id}", &["delete"]),
     // src/api/audit.rs
     ("/api/v1/audit", &["get"]),
+    // src/api/discovery.rs
+    ("/api/v1/discovery/scans", &["get", "post"]),
+    ("/api/v1/discovery/scans/{id}", &["get"]),
+    ("/api/v1/discovery/scans/{id}/results", &["get"]),
+    ("/api/v1/discovery/certificates", &["get"]),
+    ("/api/v1/discovery/endpoints", &["get"]),
+    ("/api/v1/discovery/schedules", &["get", "post"]),
+    ("/api/v1/discovery/schedules/{id}", &["delete"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs

@@ -4,6 +4,7 @@ mod audit;
 pub mod auth;
 mod cas;
 mod certs;
+mod discovery;
 mod est;
 pub mod extract;
 mod openapi;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(est::router())
         .merge(audit::router())
+        .merge(discovery::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

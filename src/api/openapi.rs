@@ -49,6 +49,7 @@ fn document(f: &Facts<'_>) -> Value {
         token_paths(),
         est_paths(),
         audit_paths(),
+        discovery_paths(),
         meta_paths(),
         public_paths(f.public_url),
     ] {
@@ -81,6 +82,7 @@ fn document(f: &Facts<'_>) -> Value {
             {"name": "Tokens", "description": "API tokens (admin only)."},
             {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
             {"name": "Audit", "description": "The audit log (admin only)."},
+            {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery_allow` setting."},
             {"name": "Meta", "description": "This document."},
             {"name": "Public", "description": "Unauthenticated endpoints for relying parties and operators; also on the plain-HTTP listener."}
         ],
@@ -703,6 +705,351 @@ fn audit_paths() -> Map<String, Value> {
     )])
 }
 
+// ---------------------------------------------------------------------------------------
+// /api/v1/discovery
+
+fn items_of(name: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": schema_ref(name)}}
+    })
+}
+
+fn reader_get(id: &str, summary: &str, description: &str, ok: Value, not_found: bool) -> Value {
+    let mut responses = json!({
+        "200": ok,
+        "401": unauthorized(),
+        "500": internal()
+    });
+    if not_found {
+        responses["404"] = err("NotFound", "No such scan.");
+    }
+    json!({
+        "operationId": id,
+        "tags": ["Discovery"],
+        "summary": summary,
+        "description": format!("{description} Any token."),
+        "responses": responses
+    })
+}
+
+fn discovery_paths() -> Map<String, Value> {
+    object(vec![
+        (
+            "/api/v1/discovery/scans",
+            json!({
+                "get": {
+                    "operationId": "listScans",
+                    "tags": ["Discovery"],
+                    "summary": "List scans",
+                    "description": "Scans, newest first. Any token.",
+                    "parameters": [
+                        query_param("limit", "How many.", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 100}))
+                    ],
+                    "responses": {
+                        "200": json_response("The scans.", items_of("Scan")),
+                        "400": err("BadRequest", "A malformed or unknown query parameter, or `limit` outside 1-1000."),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "startScan",
+                    "tags": ["Discovery"],
+                    "summary": "Start a scan",
+                    "description": "Resolves host names, checks every target against the `discovery_allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
+                    "requestBody": json_body("ScanRequest", "What to scan."),
+                    "responses": {
+                        "202": json_response("The scan, running.", schema_ref("Scan")),
+                        "400": err("BadRequest", "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve."),
+                        "401": unauthorized(),
+                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery_allow` networks."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/discovery/scans/{id}",
+            json!({
+                "parameters": [path_param("id", "The scan's id.")],
+                "get": reader_get("getScan", "Get a scan", "Status, progress, and (when finished) the changes.", json_response("The scan.", schema_ref("Scan")), true)
+            }),
+        ),
+        (
+            "/api/v1/discovery/scans/{id}/results",
+            json!({
+                "parameters": [path_param("id", "The scan's id.")],
+                "get": reader_get("getScanResults", "Get a scan's results", "What the scan saw at every endpoint that accepted a connection (refused ones are not kept), by address, port and name; empty until the scan finishes.", json_response("The results.", items_of("Observation")), true)
+            }),
+        ),
+        (
+            "/api/v1/discovery/certificates",
+            json!({
+                "get": reader_get("listDiscoveredCertificates", "List discovered certificates", "Every certificate any scan has found, once per fingerprint, soonest expiry first.", json_response("The certificates.", items_of("DiscoveredCertificate")), false)
+            }),
+        ),
+        (
+            "/api/v1/discovery/endpoints",
+            json!({
+                "get": reader_get("listDiscoveredEndpoints", "List discovered endpoints", "Every address, port and server name where a scan found a certificate, with the certificate it served when last seen.", json_response("The endpoints.", items_of("DiscoveredEndpoint")), false)
+            }),
+        ),
+        (
+            "/api/v1/discovery/schedules",
+            json!({
+                "get": {
+                    "operationId": "listScanSchedules",
+                    "tags": ["Discovery"],
+                    "summary": "List scheduled scans",
+                    "description": "By name. Any token.",
+                    "responses": {
+                        "200": json_response("The schedules.", items_of("ScanSchedule")),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createScanSchedule",
+                    "tags": ["Discovery"],
+                    "summary": "Save a scan with a cron schedule",
+                    "description": "The server runs it at each time the cron expression (UTC) names; with several replicas, one of them runs each occurrence (a lease on the schedule's row). Admin token.",
+                    "requestBody": json_body("ScanScheduleRequest", "The schedule."),
+                    "responses": {
+                        "201": json_response("The schedule.", schema_ref("ScanSchedule")),
+                        "400": err("BadRequest", "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan."),
+                        "401": unauthorized(),
+                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery_allow` networks."),
+                        "409": err("Conflict", "A schedule with this name exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/discovery/schedules/{id}",
+            json!({
+                "parameters": [path_param("id", "The schedule's id.")],
+                "delete": {
+                    "operationId": "deleteScanSchedule",
+                    "tags": ["Discovery"],
+                    "summary": "Delete a scheduled scan",
+                    "description": "Its past scans stay. Admin token.",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": unauthorized(),
+                        "403": err("Forbidden", "The token is not an admin token."),
+                        "404": err("NotFound", "No such schedule."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+    ])
+}
+
+fn discovery_schemas() -> Map<String, Value> {
+    let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (Unix seconds).")});
+    let nullable_unix = |d: &str| json!({"type": ["integer", "null"], "format": "int64", "description": format!("{d} (Unix seconds).")});
+    let count =
+        |d: &str| json!({"type": "integer", "format": "int64", "minimum": 0, "description": d});
+    let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
+    let findings = json!({
+        "type": "array",
+        "description": "Findings about the chain.",
+        "items": {"type": "string", "enum": ["expired", "not_yet_valid", "expiring", "self_signed", "hostname_mismatch", "weak_key", "weak_signature", "incomplete_chain", "untrusted_chain", "chain_truncated"]}
+    });
+    object(vec![
+        (
+            "ScanRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["targets"],
+                "properties": {
+                    "targets": strings("Addresses, CIDR blocks, ranges (`a-b`), host names (every address scanned, the name sent as SNI) and `host:port` items."),
+                    "ports": {"type": ["string", "null"], "description": "Ports and ranges (`443,8443,9000-9010`), or `default` (common TLS ports, the default)."},
+                    "sni": strings("Server names to try on every address target."),
+                    "no_sni": {"type": "boolean", "default": false, "description": "Send no server name at all."},
+                    "starttls": strings("Overrides of the protocol spoken before TLS, `proto:port` (`smtp:2525`, `none:25`). Ports 25/587 (SMTP), 143 (IMAP), 110 (POP3) and 389 (LDAP) use STARTTLS by default.")
+                }
+            }),
+        ),
+        (
+            "Scan",
+            json!({
+                "type": "object",
+                "required": ["id", "schedule_id", "spec", "status", "total", "done", "handshakes", "error", "changes", "created_at", "started_at", "finished_at", "created_by"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "schedule_id": nullable_string("The scheduled scan that started it."),
+                    "spec": schema_ref("ScanRequest"),
+                    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+                    "total": count("Endpoints to probe."),
+                    "done": count("Endpoints probed so far."),
+                    "handshakes": count("TLS handshakes completed so far."),
+                    "error": nullable_string("Why it failed."),
+                    "changes": {"anyOf": [schema_ref("ScanChanges"), {"type": "null"}]},
+                    "created_at": unix("When created"),
+                    "started_at": nullable_unix("When it started"),
+                    "finished_at": nullable_unix("When it finished"),
+                    "created_by": {"type": "string", "description": "The token that started it, or `system`."}
+                }
+            }),
+        ),
+        (
+            "ScanChanges",
+            json!({
+                "type": "object",
+                "description": "What changed at the endpoints the scan covered since they were last scanned.",
+                "required": ["new_certificates", "new_endpoints", "changed", "gone", "expired"],
+                "properties": {
+                    "new_certificates": {"type": "array", "description": "Certificates never seen before: `fingerprint`, `subject`, `endpoint`.", "items": {"type": "object"}},
+                    "new_endpoints": strings("Endpoints never seen before."),
+                    "changed": {"type": "array", "description": "Endpoints now serving another certificate: `endpoint`, `previous`, `current` fingerprints.", "items": {"type": "object"}},
+                    "gone": {"type": "array", "description": "Endpoints that no longer present a certificate: `endpoint`, `fingerprint`.", "items": {"type": "object"}},
+                    "expired": {"type": "array", "description": "Certificates that expired since last seen: `fingerprint`, `subject`, `not_after`.", "items": {"type": "object"}}
+                }
+            }),
+        ),
+        (
+            "Observation",
+            json!({
+                "type": "object",
+                "required": ["address", "port", "sni", "starttls", "status", "error", "tls_version", "cipher_suite", "chain"],
+                "properties": {
+                    "address": {"type": "string"},
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    "sni": nullable_string("Server name sent."),
+                    "starttls": {"type": ["string", "null"], "enum": ["smtp", "imap", "pop3", "ldap", null]},
+                    "status": {"type": "string", "enum": ["ok", "timeout", "starttls", "tls", "io"], "description": "`ok`, or why no certificate was obtained. TLS 1.2 and 1.3 only: a server that speaks nothing newer than TLS 1.1 shows as `tls`."},
+                    "error": nullable_string("The error, when not `ok`."),
+                    "tls_version": nullable_string("Negotiated version (`TLSv1_3`, `TLSv1_2`)."),
+                    "cipher_suite": nullable_string("Negotiated cipher suite."),
+                    "chain": {"anyOf": [schema_ref("ChainReport"), {"type": "null"}]}
+                }
+            }),
+        ),
+        (
+            "ChainReport",
+            json!({
+                "type": "object",
+                "required": ["certificates", "findings", "issued_by_certkeeper", "trusted"],
+                "properties": {
+                    "certificates": {"type": "array", "items": schema_ref("PresentedCertificate"), "description": "As presented, leaf first."},
+                    "findings": findings,
+                    "issued_by_certkeeper": {"type": "boolean", "description": "The leaf chains to one of certkeeper's CAs."},
+                    "trusted": {"type": "boolean", "description": "The leaf chains to a known anchor (certkeeper's CAs)."}
+                }
+            }),
+        ),
+        (
+            "PresentedCertificate",
+            json!({
+                "type": "object",
+                "required": ["fingerprint_sha256", "subject", "common_name", "issuer", "serial", "not_before", "not_after", "dns_names", "ip_addresses", "key_type", "key_bits", "signature_algorithm", "is_ca", "self_signed"],
+                "properties": {
+                    "fingerprint_sha256": {"type": "string"},
+                    "subject": {"type": "string"},
+                    "common_name": nullable_string("Subject CN."),
+                    "issuer": {"type": "string"},
+                    "serial": {"type": "string", "description": "Hex."},
+                    "not_before": unix("Validity start"),
+                    "not_after": unix("Validity end"),
+                    "dns_names": strings("DNS names."),
+                    "ip_addresses": strings("IP addresses."),
+                    "key_type": {"type": "string", "description": "`RSA`, `EC`, `Ed25519`, ..."},
+                    "key_bits": {"type": "integer", "minimum": 0},
+                    "signature_algorithm": {"type": "string"},
+                    "is_ca": {"type": "boolean"},
+                    "self_signed": {"type": "boolean"}
+                }
+            }),
+        ),
+        (
+            "DiscoveredCertificate",
+            json!({
+                "type": "object",
+                "required": ["fingerprint", "subject", "issuer", "serial", "not_before", "not_after", "dns_names", "key_type", "key_bits", "signature_algorithm", "issued_by_certkeeper", "certificate_id", "first_seen", "last_seen"],
+                "properties": {
+                    "fingerprint": {"type": "string", "description": "SHA-256 of the DER, hex."},
+                    "subject": {"type": "string"},
+                    "issuer": {"type": "string"},
+                    "serial": {"type": "string"},
+                    "not_before": unix("Validity start"),
+                    "not_after": unix("Validity end"),
+                    "dns_names": strings("DNS names."),
+                    "key_type": {"type": "string"},
+                    "key_bits": {"type": "integer", "minimum": 0},
+                    "signature_algorithm": {"type": "string"},
+                    "issued_by_certkeeper": {"type": "boolean"},
+                    "certificate_id": nullable_string("certkeeper's record of it, when certkeeper issued it."),
+                    "first_seen": unix("First seen"),
+                    "last_seen": unix("Last seen")
+                }
+            }),
+        ),
+        (
+            "DiscoveredEndpoint",
+            json!({
+                "type": "object",
+                "required": ["id", "address", "port", "sni", "fingerprint", "findings", "tls_version", "cipher_suite", "first_seen", "last_seen", "gone_at", "last_scan_id"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "address": {"type": "string"},
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    "sni": {"type": "string", "description": "Server name sent; empty for none."},
+                    "fingerprint": {"type": "string", "description": "The certificate served when last seen."},
+                    "findings": findings,
+                    "tls_version": {"type": "string"},
+                    "cipher_suite": {"type": "string"},
+                    "first_seen": unix("First seen"),
+                    "last_seen": unix("Last seen with a certificate"),
+                    "gone_at": nullable_unix("When a scan covering it last found no certificate; null while it answers"),
+                    "last_scan_id": {"type": "string"}
+                }
+            }),
+        ),
+        (
+            "ScanScheduleRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "cron", "scan"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "cron": {"type": "string", "description": "Cron expression, 5 fields or 6 with seconds, UTC (`0 3 * * *`)."},
+                    "enabled": {"type": "boolean", "default": true},
+                    "scan": schema_ref("ScanRequest")
+                }
+            }),
+        ),
+        (
+            "ScanSchedule",
+            json!({
+                "type": "object",
+                "required": ["id", "name", "spec", "cron", "enabled", "next_run", "last_scan_id", "created_at", "created_by"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "spec": schema_ref("ScanRequest"),
+                    "cron": {"type": "string"},
+                    "enabled": {"type": "boolean"},
+                    "next_run": unix("Next run"),
+                    "last_scan_id": nullable_string("The scan it started last."),
+                    "created_at": unix("When created"),
+                    "created_by": {"type": "string"}
+                }
+            }),
+        ),
+    ])
+}
+
 fn meta_paths() -> Map<String, Value> {
     object(vec![(
         "/api/v1/openapi.json",
@@ -926,6 +1273,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(token_schemas());
     s.extend(est_schemas());
     s.extend(audit_schemas());
+    s.extend(discovery_schemas());
     Value::Object(s)
 }
 

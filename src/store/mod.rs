@@ -7,6 +7,7 @@
 mod audit;
 mod cas;
 mod certs;
+mod discovery;
 mod est;
 mod profiles;
 mod state;
@@ -22,6 +23,9 @@ use time::OffsetDateTime;
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
+pub use discovery::{
+    InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord,
+};
 pub use est::{EstCredential, EstLabel};
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};

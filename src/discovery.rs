@@ -1,0 +1,213 @@
+//! Server-side discovery: running scans for the API and for saved schedules, and feeding
+//! their results into the inventory.
+//!
+//! Scans started here are limited to the configured allowlist (`discovery_allow`). A
+//! scheduled scan is run by whichever replica takes the schedule row's lease first; the
+//! lease is a conditional update, so it works the same on SQLite and PostgreSQL.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certkeeper_discovery::{AnalysisContext, Observation, ProbeConfig, ScanOptions, ScanPlan};
+use croner::Cron;
+
+use crate::error::AppError;
+use crate::pki::{Actor, Pki};
+use crate::scan_cli::ScanSpec;
+use crate::store::{ScanRecord, new_id};
+
+/// How long a replica holds a schedule's lease at most (a replica that dies mid-scan
+/// releases it by letting it expire).
+const LEASE_SECS: i64 = 6 * 3600;
+
+/// Check a scan request and build its plan: targets must parse and lie in the allowlist.
+pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, AppError> {
+    let plan = spec
+        .plan()
+        .await
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    plan.check_allowed(&pki.settings().discovery.allow)
+        .map_err(|e| {
+            AppError::Forbidden(format!(
+                "{e}; the server may scan only the networks in discovery_allow"
+            ))
+        })?;
+    Ok(plan)
+}
+
+/// Record a new running scan for `plan`.
+pub async fn create_scan(
+    pki: &Pki,
+    spec: &ScanSpec,
+    plan: &ScanPlan,
+    actor: &Actor,
+    schedule_id: Option<String>,
+) -> Result<ScanRecord, AppError> {
+    let now = pki.now().unix_timestamp();
+    let rec = ScanRecord {
+        id: new_id(),
+        schedule_id,
+        spec: serde_json::to_value(spec).map_err(|e| AppError::Internal(e.to_string()))?,
+        status: "running".into(),
+        total: i64::try_from(plan.len()).unwrap_or(i64::MAX),
+        done: 0,
+        handshakes: 0,
+        error: None,
+        changes: None,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+        created_by: actor.name.clone(),
+    };
+    let ev = actor
+        .event("discovery_scan.create", "discovery_scan")
+        .object(&rec.id)
+        .detail(serde_json::json!({"spec": rec.spec, "endpoints": rec.total}));
+    pki.store().insert_scan(&rec, &ev).await?;
+    Ok(rec)
+}
+
+/// Run a recorded scan to the end: probe, analyse against certkeeper's CAs, update the
+/// inventory. Failures are recorded on the scan.
+pub async fn execute(pki: Arc<Pki>, id: String, plan: ScanPlan) {
+    if let Err(e) = execute_inner(&pki, &id, plan).await {
+        tracing::error!(scan = %id, error = %e, "discovery scan failed");
+        let now = pki.now().unix_timestamp();
+        if let Err(e) = pki.store().fail_scan(&id, &e.to_string(), now).await {
+            tracing::error!(scan = %id, error = %e, "recording a failed scan");
+        }
+    }
+}
+
+async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), AppError> {
+    let settings = &pki.settings().discovery;
+    let our_cas = pki
+        .store()
+        .list_cas()
+        .await?
+        .into_iter()
+        .filter_map(|c| c.cert_der)
+        .collect();
+    let ctx = AnalysisContext {
+        now: pki.now().unix_timestamp(),
+        alert_window: i64::from(settings.alert_days) * 86_400,
+        our_cas,
+        trust_anchors: Vec::new(),
+    };
+    let options = ScanOptions {
+        concurrency: settings.concurrency,
+        per_host: 16,
+        packets_per_second: settings.packets_per_second,
+        probe: ProbeConfig {
+            connect_timeout: settings.timeout,
+            starttls_timeout: settings.timeout,
+            handshake_timeout: settings.timeout,
+            ..ProbeConfig::default()
+        },
+    };
+    let plan = Arc::new(plan);
+    let (mut rx, progress) = certkeeper_discovery::scan(plan.clone(), options)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let mut observations = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some(report) => {
+                    let obs = Observation::from_report(report, &ctx);
+                    if obs.status != "refused" {
+                        observations.push(obs);
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                pki.store().scan_progress(id, progress.done(), progress.handshakes()).await?;
+            }
+        }
+    }
+    observations.sort_by(|a, b| (&a.address, a.port, &a.sni).cmp(&(&b.address, b.port, &b.sni)));
+    let covers = |address: &str, port: u16, sni: &str| {
+        address.parse().is_ok_and(|ip| {
+            plan.covers(SocketAddr::new(ip, port), (!sni.is_empty()).then_some(sni))
+        })
+    };
+    let now = pki.now().unix_timestamp();
+    pki.store()
+        .finish_scan(id, &observations, &covers, now)
+        .await?;
+    Ok(())
+}
+
+/// Parse a cron expression (5 fields, or 6 with seconds; UTC).
+pub fn parse_cron(expr: &str) -> Result<Cron, AppError> {
+    Cron::from_str(expr).map_err(|e| AppError::BadRequest(format!("cron {expr:?}: {e}")))
+}
+
+/// The first run of `cron` strictly after `after` (Unix seconds).
+pub fn next_run(cron: &Cron, after: i64) -> Result<i64, AppError> {
+    let t = chrono::DateTime::from_timestamp(after, 0)
+        .ok_or_else(|| AppError::Internal("time out of range".into()))?;
+    cron.find_next_occurrence(&t, false)
+        .map(|n| n.timestamp())
+        .map_err(|e| AppError::BadRequest(format!("cron {:?}: {e}", cron.pattern.to_string())))
+}
+
+/// Run every due scheduled scan this replica can lease, one after another; returns the
+/// scans started. `owner` names this replica.
+pub async fn run_due_schedules(pki: &Arc<Pki>, owner: &str) -> Result<Vec<String>, AppError> {
+    let mut started = Vec::new();
+    loop {
+        let now = pki.now().unix_timestamp();
+        let Some(sched) = pki
+            .store()
+            .claim_due_schedule(owner, now, now + LEASE_SECS)
+            .await?
+        else {
+            return Ok(started);
+        };
+        let actor = Actor::system();
+        let outcome = async {
+            let spec: ScanSpec = serde_json::from_value(sched.spec.clone())
+                .map_err(|e| AppError::Internal(format!("stored scan spec: {e}")))?;
+            let plan = plan_for(pki, &spec).await?;
+            let rec = create_scan(pki, &spec, &plan, &actor, Some(sched.id.clone())).await?;
+            execute(pki.clone(), rec.id.clone(), plan).await;
+            Ok::<_, AppError>(rec.id)
+        }
+        .await;
+        let scan_id = match outcome {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!(schedule = %sched.name, error = %e, "scheduled scan not started");
+                None
+            }
+        };
+        let next = parse_cron(&sched.cron).and_then(|c| next_run(&c, pki.now().unix_timestamp()));
+        let next = next.unwrap_or(i64::MAX);
+        pki.store()
+            .release_schedule(&sched.id, owner, next, scan_id.as_deref())
+            .await?;
+        started.extend(scan_id);
+    }
+}
+
+/// The background loop that runs scheduled scans until `stop` changes.
+pub async fn schedule_loop(pki: Arc<Pki>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let owner = format!("replica-{}", new_id());
+    let mut tick = tokio::time::interval(pki.settings().discovery.schedule_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match run_due_schedules(&pki, &owner).await {
+                    Ok(s) if s.is_empty() => {}
+                    Ok(s) => tracing::info!(scans = s.len(), "scheduled discovery scans ran"),
+                    Err(e) => tracing::error!(error = %e, "scheduled discovery scans"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
