@@ -143,20 +143,28 @@ async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
     let mut policy = Profile::tls_server(DEFAULT_PROFILE);
     policy.allowed_dns_names = vec![DnsRule::Any];
     policy.allowed_ip_ranges = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
+    insert_profile(pki, &int.id, policy).await
+}
+
+/// Record a profile made by the server itself; a profile another replica made first wins.
+async fn insert_profile(pki: &Pki, ca_id: &str, policy: Profile) -> anyhow::Result<()> {
     let now = pki.now();
+    let name = policy.name.clone();
     let rec = ProfileRecord {
         id: new_id(),
-        ca_id: int.id.clone(),
+        ca_id: ca_id.to_string(),
         policy,
         created_at: now,
         updated_at: now,
     };
-    let ev = system
+    let ev = Actor::system()
         .event("profile.create", "profile")
         .object(&rec.id)
-        .detail(serde_json::json!({"name": DEFAULT_PROFILE}));
-    pki.store().insert_profile(&rec, &ev).await?;
-    Ok(())
+        .detail(serde_json::json!({ "name": name }));
+    match pki.store().insert_profile(&rec, &ev).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn server_policy(settings: &Settings) -> anyhow::Result<Profile> {
@@ -201,21 +209,7 @@ async fn ensure_server_profile(pki: &Pki) -> anyhow::Result<()> {
                 .get_ca(DEFAULT_INTERMEDIATE)
                 .await
                 .context("the default intermediate CA is missing")?;
-            let rec = ProfileRecord {
-                id: new_id(),
-                ca_id: ca.id,
-                policy,
-                created_at: now,
-                updated_at: now,
-            };
-            let ev = system
-                .event("profile.create", "profile")
-                .object(&rec.id)
-                .detail(serde_json::json!({"name": SERVER_PROFILE}));
-            match pki.store().insert_profile(&rec, &ev).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
+            insert_profile(pki, &ca.id, policy).await
         }
         Err(e) => Err(e.into()),
     }

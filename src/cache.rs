@@ -42,6 +42,28 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         map.insert(k, (Instant::now(), v));
     }
 
+    /// The cached value, or `load()`'s, which is kept when `keep` says so.
+    pub async fn get_or_load<Fut, E>(
+        &self,
+        key: &str,
+        load: impl FnOnce() -> Fut,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> Result<V, E>
+    where
+        K: From<String>,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        let k = K::from(key.to_string());
+        if let Some(v) = self.get(&k) {
+            return Ok(v);
+        }
+        let v = load().await?;
+        if keep(&v) {
+            self.put(k, v.clone());
+        }
+        Ok(v)
+    }
+
     /// Forget everything (after a local change).
     pub fn clear(&self) {
         self.map.write().unwrap_or_else(|e| e.into_inner()).clear();

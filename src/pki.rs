@@ -110,12 +110,9 @@ impl Pki {
 
     /// A profile by name or id, cached for a moment (issuance reads it on every request).
     pub async fn profile(&self, name: &str) -> Result<ProfileRecord, crate::store::StoreError> {
-        if let Some(p) = self.profiles.get(&name.to_string()) {
-            return Ok(p);
-        }
-        let p = self.store.get_profile(name).await?;
-        self.profiles.put(name.to_string(), p.clone());
-        Ok(p)
+        self.profiles
+            .get_or_load(name, || self.store.get_profile(name), |_| true)
+            .await
     }
 
     /// Forget cached profiles after a change.
@@ -128,12 +125,9 @@ impl Pki {
         &self,
         hash: &str,
     ) -> Result<Option<TokenRecord>, crate::store::StoreError> {
-        if let Some(t) = self.tokens.get(&hash.to_string()) {
-            return Ok(t);
-        }
-        let t = self.store.find_token(hash).await?;
-        self.tokens.put(hash.to_string(), t.clone());
-        Ok(t)
+        self.tokens
+            .get_or_load(hash, || self.store.find_token(hash), |_| true)
+            .await
     }
 
     /// Forget cached tokens after a change.
@@ -143,14 +137,9 @@ impl Pki {
 
     /// A CA by id; active CAs (whose certificate and key never change) are cached.
     pub async fn ca(&self, id: &str) -> Result<CaRecord, crate::store::StoreError> {
-        if let Some(c) = self.active_cas.get(&id.to_string()) {
-            return Ok(c);
-        }
-        let c = self.store.get_ca(id).await?;
-        if c.status == "active" {
-            self.active_cas.put(id.to_string(), c.clone());
-        }
-        Ok(c)
+        self.active_cas
+            .get_or_load(id, || self.store.get_ca(id), |c| c.status == "active")
+            .await
     }
 
     /// The store.

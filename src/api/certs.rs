@@ -145,6 +145,19 @@ fn issued_view(i: &Issued, profile: &str) -> IssuedView {
     }
 }
 
+/// The profile named in an issuance request; an unknown name is the caller's mistake (400).
+async fn issuing_profile(
+    state: &AppState,
+    name: &str,
+) -> Result<crate::store::ProfileRecord, AppError> {
+    state.pki.profile(name).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound(_) => {
+            AppError::BadRequest(format!("no profile {name:?}"))
+        }
+        other => other.into(),
+    })
+}
+
 fn validity(
     days: Option<u32>,
     not_after: Option<OffsetDateTime>,
@@ -185,16 +198,7 @@ async fn issue_from_csr(
     Json(body): Json<IssueCsr>,
 ) -> Result<Response, AppError> {
     auth.require_issuer_for(&body.profile)?;
-    let profile = state
-        .pki
-        .profile(&body.profile)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => {
-                AppError::BadRequest(format!("no profile {:?}", body.profile))
-            }
-            other => other.into(),
-        })?;
+    let profile = issuing_profile(&state, &body.profile).await?;
     let csr = certkeeper_ca::parse_csr(body.csr.as_bytes())?;
     let mut req = IssuanceRequest::from_csr(&csr);
     validity(body.validity_days, body.not_after, &mut req)?;
@@ -256,16 +260,7 @@ async fn issue_with_key(
         }
         (KeyFormat::Pem, None) => None,
     };
-    let profile = state
-        .pki
-        .profile(&body.profile)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => {
-                AppError::BadRequest(format!("no profile {:?}", body.profile))
-            }
-            other => other.into(),
-        })?;
+    let profile = issuing_profile(&state, &body.profile).await?;
     let alg = body.key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
     if !KeyAlgorithm::GENERATABLE.contains(&alg) {
         return Err(AppError::BadRequest(format!(

@@ -5,6 +5,7 @@ pub mod auth;
 mod cas;
 mod certs;
 mod discovery;
+mod est;
 pub mod extract;
 mod openapi;
 mod profiles;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(profiles::router())
         .merge(certs::router())
         .merge(tokens::router())
+        .merge(est::router())
         .merge(audit::router())
         .merge(discovery::router())
         .merge(openapi::router())

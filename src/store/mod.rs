@@ -8,6 +8,7 @@ mod audit;
 mod cas;
 mod certs;
 mod discovery;
+mod est;
 mod profiles;
 mod state;
 mod tokens;
@@ -25,6 +26,7 @@ pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, Revoca
 pub use discovery::{
     InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord,
 };
+pub use est::{EstCredential, EstLabel};
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};
 
