@@ -15,6 +15,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod managed;
 pub mod metrics;
 pub mod pki;
 pub mod public;
