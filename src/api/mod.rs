@@ -5,6 +5,7 @@ pub mod auth;
 mod cas;
 mod certs;
 pub mod extract;
+mod managed;
 mod openapi;
 mod profiles;
 mod tokens;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(certs::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(managed::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

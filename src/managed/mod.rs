@@ -223,7 +223,10 @@ impl Managed {
             .detail(serde_json::json!({
                 "name": rec.name, "profile": rec.profile_name, "certificate": issued.id,
             }));
-        self.pki.store().insert_managed(&rec, &issued.id, &ev).await?;
+        self.pki
+            .store()
+            .insert_managed(&rec, &issued.id, &ev)
+            .await?;
         self.event(
             &rec.id,
             "issued",

@@ -55,6 +55,26 @@ impl Managed {
         Ok(pushed)
     }
 
+    /// Push the current version now to every destination of `managed_id` that is behind,
+    /// whatever the retry schedule says; failures are recorded on the bindings.
+    pub async fn sync_now(&self, managed_id: &str) -> Result<usize, AppError> {
+        let rec = self.pki.store().get_managed(managed_id).await?;
+        let mut pushed = 0;
+        for b in self.pki.store().bindings_of(&rec.id).await? {
+            if b.pushed_version.unwrap_or(0) >= rec.current_version {
+                continue;
+            }
+            match self.push(&rec.id, &b.destination_id).await {
+                Ok(true) => pushed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(managed = %rec.id, destination = %b.destination_id, error = %e, "push failed; will retry")
+                }
+            }
+        }
+        Ok(pushed)
+    }
+
     /// Push the current version to one destination if this replica can claim the binding
     /// and the destination is behind. Returns whether a version was pushed.
     async fn push(&self, managed_id: &str, destination_id: &str) -> Result<bool, AppError> {

@@ -86,7 +86,9 @@ fn describe_constraint(raw: &str) -> String {
         s if s.contains("serial") => "serial number already used by this issuer".into(),
         s if s.contains("fingerprint") => "this certificate is already recorded".into(),
         s if s.contains("token_hash") => "token collision".into(),
-        s if s.contains("managed_certificates.name") || s.contains("managed_certificates_name_key") => {
+        s if s.contains("managed_certificates.name")
+            || s.contains("managed_certificates_name_key") =>
+        {
             "a managed certificate with this name already exists".into()
         }
         s if s.contains("sync_destinations.name") || s.contains("sync_destinations_name_key") => {

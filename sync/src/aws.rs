@@ -272,7 +272,9 @@ where
                 SyncError::Remote {
                     code,
                     message,
-                    retryable: status.as_deref().is_some_and(|s| s.contains("StatusCode(5")),
+                    retryable: status
+                        .as_deref()
+                        .is_some_and(|s| s.contains("StatusCode(5")),
                 }
             }
         }

@@ -64,7 +64,9 @@ pub fn validate_certificate_name(name: &str) -> Result<(), SyncError> {
 fn https_base(what: &str, raw: &str) -> Result<String, SyncError> {
     let u = url::Url::parse(raw).map_err(|e| SyncError::Config(format!("{what} {raw:?}: {e}")))?;
     if u.scheme() != "https" || u.host_str().is_none() {
-        return Err(SyncError::Config(format!("{what} {raw:?} must be an https URL")));
+        return Err(SyncError::Config(format!(
+            "{what} {raw:?} must be an https URL"
+        )));
     }
     if u.query().is_some() || u.fragment().is_some() {
         return Err(SyncError::Config(format!(
@@ -147,7 +149,10 @@ impl AzureKeyVault {
         {
             return Ok(tok.clone());
         }
-        let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.cfg.tenant_id);
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.authority, self.cfg.tenant_id
+        );
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("client_id", &self.cfg.client_id)
             .append_pair("scope", SCOPE)
@@ -224,7 +229,10 @@ impl AzureKeyVault {
             "attributes": {"enabled": true},
             "tags": self.cfg.tags,
         });
-        let url = format!("{}/import?api-version={API_VERSION}", self.certificate_url());
+        let url = format!(
+            "{}/import?api-version={API_VERSION}",
+            self.certificate_url()
+        );
         let resp = self
             .http
             .post(&url)
