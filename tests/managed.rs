@@ -17,17 +17,48 @@ use certkeeper_ca::{KeyAlgorithm, ManualClock};
 use certkeeper_sync::{AwsAcm, AwsAcmConfig, AwsCredentials};
 use cloud::azure::{CLIENT_ID, CLIENT_SECRET, FakeAzure};
 use cloud::moto::Moto;
+use common::Db;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+/// A fresh PostgreSQL database on the machine's server; its URL.
+fn fresh_pg_database() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "ck_managed_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = common::pg_admin_url();
+    let out = std::process::Command::new("psql")
+        .args([&admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
 async fn booted(
+    db: Db,
     dir: &std::path::Path,
     start: OffsetDateTime,
 ) -> (certkeeper::bootstrap::Booted, Arc<ManualClock>) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let settings = Arc::new(Settings::load(dir, None).unwrap());
-    let clock = Arc::new(ManualClock::new(start));
-    (boot(settings, clock.clone()).await.unwrap(), clock)
+    let mut settings = Settings::load(dir, None).unwrap();
+    if db == Db::Postgres {
+        settings.database_url = fresh_pg_database();
+    }
+    // Whole seconds, as stored.
+    let clock = Arc::new(ManualClock::new(start.replace_nanosecond(0).unwrap()));
+    (
+        boot(Arc::new(settings), clock.clone()).await.unwrap(),
+        clock,
+    )
 }
 
 async fn binding(managed: &Managed, m: &str, dest: &str) -> BindingRecord {
@@ -52,13 +83,23 @@ fn same_pem(a: &str, b: &str) -> bool {
 }
 
 #[tokio::test]
-async fn renews_at_the_renewal_point_and_every_version_reaches_both_destinations() {
+async fn renewal_and_sync_sqlite() {
+    renewal_and_sync(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn renewal_and_sync_postgres() {
+    renewal_and_sync(Db::Postgres).await;
+}
+
+async fn renewal_and_sync(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     // Start in the past, so that every version is valid by the wall clock too (moto reads
     // the certificates' validity against real time).
     let (b, clock) = booted(
+        db,
         dir.path(),
-        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - Duration::days(70),
+        OffsetDateTime::now_utc() - Duration::days(70),
     )
     .await;
     let managed = Managed::new(b.pki.clone());
@@ -260,6 +301,149 @@ async fn renews_at_the_renewal_point_and_every_version_reaches_both_destinations
     assert_eq!(kinds.iter().filter(|k| *k == "renewed").count(), 2);
     assert_eq!(kinds.iter().filter(|k| *k == "sync_failed").count(), 2);
     assert_eq!(kinds.iter().filter(|k| *k == "synced").count(), 6);
+
+    // A push of an older version is never recorded over a newer one.
+    let vault_id = store.get_destination("vault").await.unwrap().id;
+    let now = clock_now(&clock);
+    assert!(
+        store
+            .lease_binding(&m.id, &vault_id, "other", now, now + Duration::minutes(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_push(&m.id, &vault_id, "other", 2, "stale", None, now)
+            .await
+            .unwrap()
+    );
+    let az = binding(&managed, &m.id, "vault").await;
+    assert_eq!(az.pushed_version, Some(3));
+    assert_eq!(az.remote_id, az2.remote_id);
+}
+
+#[tokio::test]
+async fn one_replica_renews_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, clock) = booted(Db::Sqlite, dir.path(), OffsetDateTime::now_utc()).await;
+    // Two replicas over one database.
+    let a = Managed::new(b.pki.clone());
+    let other = Managed::new(b.pki.clone());
+    let m = a
+        .create(
+            NewManaged {
+                name: "api".into(),
+                profile: "default".into(),
+                request: ManagedRequest {
+                    dns_names: vec!["api.example.com".into()],
+                    ip_addresses: vec![],
+                    common_name: None,
+                    key_algorithm: KeyAlgorithm::EcdsaP256,
+                    validity_days: Some(30),
+                },
+                renew_at_percent: Some(50),
+            },
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::days(15) + Duration::minutes(1));
+    // A third replica holds the lease (it is renewing, or died doing so).
+    let store = b.pki.store();
+    let now = clock_now(&clock);
+    assert!(
+        store
+            .lease_managed(
+                &m.id,
+                "replica:third",
+                now,
+                now + Duration::minutes(10),
+                true
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.renew_due().await.unwrap(), 0);
+    assert_eq!(other.renew_due().await.unwrap(), 0);
+    assert!(a.renew_now(&m.id, &Actor::system()).await.is_err());
+    // The lease expires; exactly one of the others renews.
+    clock.advance(Duration::minutes(11));
+    let (x, y) = tokio::join!(a.renew_due(), other.renew_due());
+    assert_eq!(x.unwrap() + y.unwrap(), 1);
+    assert_eq!(store.get_managed(&m.id).await.unwrap().current_version, 2);
+    assert_eq!(store.managed_versions(&m.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_renewal_is_retried_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, clock) = booted(Db::Sqlite, dir.path(), OffsetDateTime::now_utc()).await;
+    let managed = Managed::new(b.pki.clone());
+    let system = Actor::system();
+    let m = managed
+        .create(
+            NewManaged {
+                name: "db".into(),
+                profile: "default".into(),
+                request: ManagedRequest {
+                    dns_names: vec!["db.example.com".into()],
+                    ip_addresses: vec![],
+                    common_name: None,
+                    key_algorithm: KeyAlgorithm::EcdsaP256,
+                    validity_days: Some(90),
+                },
+                renew_at_percent: None,
+            },
+            &system,
+        )
+        .await
+        .unwrap();
+    // The profile is tightened so the stored request no longer passes policy.
+    let store = b.pki.store();
+    let mut profile = store.get_profile("default").await.unwrap();
+    profile.policy.max_validity_days = 30;
+    let ev = system
+        .event("profile.update", "profile")
+        .object(&profile.id);
+    store.update_profile(&profile, &ev).await.unwrap();
+    b.pki.invalidate_profiles();
+    clock.advance(Duration::days(61));
+    assert_eq!(managed.renew_due().await.unwrap(), 0);
+    let rec = store.get_managed(&m.id).await.unwrap();
+    assert_eq!(rec.renewal_failures, 1);
+    let err = rec.last_error.unwrap();
+    assert!(err.contains("validity"), "{err}");
+    assert_eq!(
+        rec.next_renewal_at,
+        Some(clock_now(&clock) + Duration::minutes(1))
+    );
+    clock.advance(Duration::minutes(1));
+    assert_eq!(managed.renew_due().await.unwrap(), 0);
+    let rec = store.get_managed(&m.id).await.unwrap();
+    assert_eq!(rec.renewal_failures, 2);
+    assert_eq!(
+        rec.next_renewal_at,
+        Some(clock_now(&clock) + Duration::minutes(2))
+    );
+    // Fixed: the next retry renews and the failure count resets.
+    profile.policy.max_validity_days = 90;
+    store.update_profile(&profile, &ev).await.unwrap();
+    b.pki.invalidate_profiles();
+    clock.advance(Duration::minutes(2));
+    assert_eq!(managed.renew_due().await.unwrap(), 1);
+    let rec = store.get_managed(&m.id).await.unwrap();
+    assert_eq!((rec.current_version, rec.renewal_failures), (2, 0));
+    let kinds: Vec<String> = store
+        .managed_events(&m.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["renewed", "renewal_failed", "renewal_failed", "issued"]
+    );
 }
 
 fn pem_of(der: &[u8]) -> String {
