@@ -367,3 +367,25 @@ impl Destination for AzureKeyVault {
         Box::pin(self.remove(remote_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_auth_errors_are_told_apart() {
+        let body = json!({"error": {"code": "Throttled", "message": "slow down"}});
+        let e = vault_error(429, &body, Some(Duration::from_secs(7)));
+        assert!(matches!(e, SyncError::Throttled { .. }));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert!(e.retryable());
+        assert!(matches!(
+            vault_error(503, &Value::Null, None),
+            SyncError::Throttled { .. }
+        ));
+        assert!(matches!(vault_error(403, &body, None), SyncError::Auth(_)));
+        let e = vault_error(400, &body, None);
+        assert!(!e.retryable(), "{e}");
+        assert!(vault_error(500, &body, None).retryable());
+    }
+}
