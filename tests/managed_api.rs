@@ -292,3 +292,57 @@ async fn managed_api_sqlite() {
 async fn managed_api_postgres() {
     scenario(Db::Postgres).await;
 }
+
+/// ACM with region and credentials from the standard AWS chain (the server's environment).
+async fn standard_chain(db: Db) {
+    let moto = Moto::start();
+    let s = TestServer::start_with(
+        db,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDFROMENVIRONMENT"),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+            ("AWS_REGION", "eu-central-1"),
+        ],
+    )
+    .await;
+    let (st, d) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(json!({"name": "acm", "kind": "aws_acm", "config": {"endpoint_url": moto.url}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d}");
+    assert_eq!(d["has_credentials"], false);
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({
+                "name": "env", "profile": "default", "dns_names": ["env.example.com"],
+                "key_algorithm": "rsa-2048", "destinations": ["acm"],
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (_, m) = s.api(Method::POST, "/managed/env/sync", None).await;
+    let b = binding(&m, "acm");
+    assert_eq!(b["in_sync"], true, "{b}");
+    assert!(
+        b["remote_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:acm:eu-central-1:"),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn standard_aws_chain_sqlite() {
+    standard_chain(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn standard_aws_chain_postgres() {
+    standard_chain(Db::Postgres).await;
+}

@@ -225,6 +225,9 @@ async fn create(
     Json(body): Json<CreateManaged>,
 ) -> Result<Response, AppError> {
     auth.require_issuer_for(&body.profile)?;
+    let mut body = body;
+    body.destinations.sort();
+    body.destinations.dedup();
     if !body.destinations.is_empty() {
         auth.require_admin()?;
         for d in &body.destinations {
