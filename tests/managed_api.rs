@@ -244,11 +244,37 @@ async fn scenario(db: Db) {
     let (st, _) = s.api(Method::POST, "/managed/web/renew", None).await;
     assert_eq!(st, 409);
 
-    // Unbind, delete.
+    // Unbind, deleting the remote copies; delete.
     let (st, _) = s
-        .api(Method::DELETE, "/managed/web/bindings/acm", None)
+        .api(
+            Method::DELETE,
+            "/managed/web/bindings/vault?delete_remote=true",
+            None,
+        )
         .await;
     assert_eq!(st, 204);
+    assert_eq!(azure.seen().deletes, ["web-example"]);
+    let (st, _) = s
+        .api(
+            Method::DELETE,
+            "/managed/web/bindings/acm?delete_remote=true",
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let acm_client = certkeeper_sync::AwsAcm::new(
+        serde_json::from_value(moto.config()).unwrap(),
+        Some(serde_json::from_value(Moto::credentials()).unwrap()),
+    )
+    .await
+    .unwrap();
+    let gone = acm_client
+        .client()
+        .describe_certificate()
+        .certificate_arn(&arn)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the ACM certificate is deleted");
     let (st, _) = s
         .api(Method::DELETE, "/managed/web/bindings/acm", None)
         .await;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::auth::{Admin, Auth, Reader};
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
 use crate::error::AppError;
 use crate::managed::{NewDestination, NewManaged};
 use crate::server::AppState;
@@ -366,12 +366,24 @@ async fn bind(
     Ok((StatusCode::CREATED, Json(detailed(&state, m).await?)).into_response())
 }
 
+/// Query of `DELETE /managed/{id}/bindings/{destination}`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UnbindQuery {
+    #[serde(default)]
+    delete_remote: bool,
+}
+
 async fn unbind(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path((id, destination)): Path<(String, String)>,
+    Query(q): Query<UnbindQuery>,
 ) -> Result<StatusCode, AppError> {
-    state.managed.unbind(&id, &destination, &auth.actor).await?;
+    state
+        .managed
+        .unbind(&id, &destination, q.delete_remote, &auth.actor)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

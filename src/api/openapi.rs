@@ -880,12 +880,17 @@ fn managed_paths() -> Map<String, Value> {
                     "operationId": "unbindManaged",
                     "tags": ["Managed certificates"],
                     "summary": "Remove a binding",
-                    "description": "No more versions are pushed there; the copy at the destination is left alone. Admin token.",
+                    "description": "No more versions are pushed there. The copy at the destination is left alone unless `delete_remote` is true. Admin token.",
+                    "parameters": [
+                        query_param("delete_remote", "Delete the copy at the destination first (the ACM certificate, or the Key Vault certificate with all its versions).", json!({"type": "boolean", "default": false}))
+                    ],
                     "responses": {
                         "204": {"description": "Removed."},
+                        "400": err("BadRequest", "A malformed or unknown query parameter."),
                         "401": unauthorized(),
                         "403": admin_only(),
                         "404": err("NotFound", "No such managed certificate, destination or binding."),
+                        "409": err("Conflict", "The destination refused or failed the delete; the binding is kept."),
                         "500": internal()
                     }
                 }

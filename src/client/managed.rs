@@ -87,6 +87,9 @@ pub enum ManagedCmd {
         /// Destination id or name.
         #[arg(long)]
         destination: String,
+        /// Also delete the copy at the destination.
+        #[arg(long)]
+        delete_remote: bool,
     },
 }
 
@@ -267,12 +270,16 @@ pub(super) async fn run_managed(c: &Client, json_out: bool, cmd: ManagedCmd) -> 
             .await?,
             json_out,
         ),
-        ManagedCmd::Unbind { id, destination } => {
+        ManagedCmd::Unbind {
+            id,
+            destination,
+            delete_remote,
+        } => {
             c.json(
                 Method::DELETE,
                 &format!("/managed/{id}/bindings/{destination}"),
                 None,
-                &[],
+                &[("delete_remote", delete_remote.to_string())],
             )
             .await?;
             if !json_out {

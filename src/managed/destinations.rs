@@ -186,21 +186,35 @@ impl Managed {
         Ok(())
     }
 
-    /// Remove a binding; the copy at the destination stays.
+    /// Remove a binding. With `delete_remote`, the copy at the destination is deleted first
+    /// (if that fails, nothing changes); otherwise it stays.
     pub async fn unbind(
         &self,
         managed: &str,
         destination: &str,
+        delete_remote: bool,
         actor: &Actor,
     ) -> Result<(), AppError> {
-        let m = self.pki.store().get_managed(managed).await?;
-        let d = self.pki.store().get_destination(destination).await?;
+        let store = self.pki.store();
+        let m = store.get_managed(managed).await?;
+        let d = store.get_destination(destination).await?;
+        let b = store.get_binding(&m.id, &d.id).await?;
+        if delete_remote && let Some(remote) = &b.remote_id {
+            let dest = self.destination(&d.id).await?;
+            dest.delete(remote).await.map_err(|e| {
+                AppError::Conflict(format!(
+                    "deleting {remote} at destination {:?} failed: {e}",
+                    d.name
+                ))
+            })?;
+        }
         let ev = actor
             .event("managed.unbind", "managed_certificate")
             .object(&m.id)
-            .detail(serde_json::json!({"destination": d.id}));
-        self.pki
-            .store()
+            .detail(serde_json::json!({
+                "destination": d.id, "remote_id": b.remote_id, "remote_deleted": delete_remote,
+            }));
+        store
             .delete_binding(&m.id, &d.id, &ev, self.pki.now())
             .await?;
         Ok(())
