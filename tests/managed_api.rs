@@ -171,6 +171,10 @@ async fn scenario(db: Db) {
         "ACM reports the serial now under the ARN"
     );
 
+    // The vault stops accepting the cached token: the next push gets a new one.
+    assert_eq!(azure.seen().token_requests.len(), 1);
+    azure.seen().tokens.clear();
+
     // Renew now: version 2 goes to the same ARN and is a new Key Vault version.
     let (st, m) = s.api(Method::POST, "/managed/web/renew", None).await;
     assert_eq!(st, 200, "{m}");
@@ -181,8 +185,19 @@ async fn scenario(db: Db) {
     assert_eq!(binding(&m, "acm")["pushed_version"], 2);
     assert_eq!(binding(&m, "vault")["pushed_version"], 2);
     assert_ne!(binding(&m, "vault")["remote_version"], kv1);
-    assert_eq!(azure.seen().imports.len(), 2);
-    assert!(azure.seen().violations.is_empty());
+    {
+        let seen = azure.seen();
+        // The refused attempt (401), then the import with the fresh token.
+        assert_eq!(seen.imports.len(), 3);
+        assert_eq!(seen.token_requests.len(), 2);
+        assert_eq!(seen.imports[1].authorization, seen.imports[0].authorization);
+        assert_ne!(seen.imports[2].authorization, seen.imports[1].authorization);
+        assert_eq!(
+            seen.imports[2].authorization,
+            format!("Bearer {}", seen.tokens[0])
+        );
+        assert_eq!(seen.violations, ["import without a valid bearer token"]);
+    }
     let kinds: Vec<&str> = m["events"]
         .as_array()
         .unwrap()

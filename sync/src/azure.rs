@@ -218,7 +218,15 @@ impl AzureKeyVault {
         format!("{}/certificates/{}", self.vault, self.cfg.certificate_name)
     }
 
+    /// Import; a token the vault no longer accepts (401) is replaced once.
     async fn import(&self, v: &CertificateVersion) -> Result<Pushed, SyncError> {
+        match self.import_once(v).await {
+            Err(SyncError::Auth(m)) if m.starts_with("401") => self.import_once(v).await,
+            other => other,
+        }
+    }
+
+    async fn import_once(&self, v: &CertificateVersion) -> Result<Pushed, SyncError> {
         let token = self.token().await?;
         let bundle = format!("{}{}{}", v.key_pem(), v.certificate_pem(), v.chain_pem());
         let body = json!({

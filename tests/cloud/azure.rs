@@ -210,7 +210,7 @@ async fn token(
         )
             .into_response();
     }
-    let tok = format!("eyJ0eXAiOiJKV1QifQ.token-{}", seen.tokens.len() + 1);
+    let tok = format!("eyJ0eXAiOiJKV1QifQ.token-{}", seen.token_requests.len());
     seen.tokens.push(tok.clone());
     axum::Json(json!({
         "token_type": "Bearer",
