@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_acm::config::http::HttpResponse;
 use aws_sdk_acm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_acm::primitives::Blob;
 use aws_sdk_acm::types::Tag;
@@ -236,23 +237,17 @@ fn refuse_unimportable(
     Ok(())
 }
 
-fn sdk_error<E, R>(e: SdkError<E, R>) -> SyncError
+fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> SyncError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let code = e.code().unwrap_or("").to_string();
     let message = e.message().unwrap_or("").to_string();
-    let status = match &e {
-        SdkError::ServiceError(s) => Some(format!("{:?}", s.raw())),
-        _ => None,
-    };
+    let status = e.raw_response().map(|r| r.status().as_u16());
     let throttled = matches!(
         code.as_str(),
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded"
-    ) || status
-        .as_deref()
-        .is_some_and(|s| s.contains("StatusCode(429)") || s.contains("StatusCode(503)"));
+    ) || matches!(status, Some(429 | 503));
     match &e {
         SdkError::ServiceError(_) if throttled => SyncError::Throttled {
             message: format!("{code}: {message}"),
@@ -272,9 +267,7 @@ where
                 SyncError::Remote {
                     code,
                     message,
-                    retryable: status
-                        .as_deref()
-                        .is_some_and(|s| s.contains("StatusCode(5")),
+                    retryable: status.is_some_and(|s| s >= 500),
                 }
             }
         }
@@ -309,5 +302,49 @@ impl Destination for AwsAcm {
 
     fn delete<'a>(&'a self, remote_id: &'a str) -> BoxFuture<'a, Result<(), SyncError>> {
         Box::pin(self.remove(remote_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_acm::error::ErrorMetadata;
+    use aws_sdk_acm::operation::import_certificate::ImportCertificateError;
+
+    fn service_error(status: u16, code: &str) -> SdkError<ImportCertificateError, HttpResponse> {
+        let raw = HttpResponse::new(
+            status.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        let err = ImportCertificateError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message("said so")
+                .build(),
+        );
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn acm_errors_are_sorted() {
+        let e = sdk_error(service_error(400, "ThrottlingException"));
+        assert!(
+            matches!(e, SyncError::Throttled { .. }) && e.retryable(),
+            "{e}"
+        );
+        assert!(matches!(
+            sdk_error(service_error(503, "ServiceUnavailable")),
+            SyncError::Throttled { .. }
+        ));
+        assert!(matches!(
+            sdk_error(service_error(400, "AccessDeniedException")),
+            SyncError::Auth(_)
+        ));
+        let e = sdk_error(service_error(400, "ValidationException"));
+        assert!(
+            matches!(e, SyncError::Remote { .. }) && !e.retryable(),
+            "{e}"
+        );
+        assert!(sdk_error(service_error(500, "InternalFailure")).retryable());
     }
 }
