@@ -22,10 +22,10 @@ pub struct ConnOpts {
         default_value = "https://127.0.0.1:8443"
     )]
     pub server: String,
-    /// API token (default: the contents of <data-dir>/admin.token).
+    /// API token (default: the contents of DATA_DIR/admin.token).
     #[arg(long, global = true, env = "CERTKEEPER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Root certificate to trust for the server's HTTPS (default: <data-dir>/root.pem).
+    /// Root certificate to trust for the server's HTTPS (default: DATA_DIR/root.pem).
     #[arg(long, global = true, env = "CERTKEEPER_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// Print JSON instead of tables.

@@ -65,6 +65,9 @@ struct RawSettings {
     max_body_bytes: usize,
     db_max_connections: u32,
     server_cert_days: u32,
+    est_default_profile: String,
+    est_client_ca_file: Option<PathBuf>,
+    est_trust_own_cas: bool,
 }
 
 impl Default for RawSettings {
@@ -84,6 +87,9 @@ impl Default for RawSettings {
             max_body_bytes: 1 << 20,
             db_max_connections: 8,
             server_cert_days: 30,
+            est_default_profile: "default".into(),
+            est_client_ca_file: None,
+            est_trust_own_cas: true,
         }
     }
 }
@@ -121,6 +127,13 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Lifetime of the server's own HTTPS certificate.
     pub server_cert_days: u32,
+    /// Profile used by EST on the bare `/.well-known/est/` path (no label).
+    pub est_default_profile: String,
+    /// Bootstrap (manufacturer) CAs, DER, whose certificates authenticate EST enrollment as
+    /// TLS client certificates; read from `est_client_ca_file` (PEM) at start.
+    pub est_client_cas: Vec<Vec<u8>>,
+    /// Whether certificates issued by this server may renew themselves over EST.
+    pub est_trust_own_cas: bool,
 }
 
 /// Why settings were refused.
@@ -247,6 +260,25 @@ impl Settings {
                 certkeeper_ca::normalize_dns_name(n).map_err(|e| invalid("server_names", e))?;
             }
         }
+        if raw.est_default_profile.trim().is_empty() {
+            return Err(invalid("est_default_profile", "must name a profile"));
+        }
+        let est_client_cas = match &raw.est_client_ca_file {
+            None => Vec::new(),
+            Some(f) => {
+                let bytes = std::fs::read(f)
+                    .map_err(|e| invalid("est_client_ca_file", format!("{}: {e}", f.display())))?;
+                let certs = certkeeper_ca::parse_pem_or_der_certs(&bytes)
+                    .map_err(|e| invalid("est_client_ca_file", format!("{}: {e}", f.display())))?;
+                if certs.is_empty() {
+                    return Err(invalid(
+                        "est_client_ca_file",
+                        format!("{} holds no certificate", f.display()),
+                    ));
+                }
+                certs
+            }
+        };
         tracing_subscriber::EnvFilter::try_new(&raw.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
         Ok(Settings {
@@ -265,6 +297,9 @@ impl Settings {
             max_body_bytes: raw.max_body_bytes,
             db_max_connections: raw.db_max_connections,
             server_cert_days: raw.server_cert_days,
+            est_default_profile: raw.est_default_profile,
+            est_client_cas,
+            est_trust_own_cas: raw.est_trust_own_cas,
         })
     }
 
@@ -323,6 +358,34 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::validate(Path::new("/tmp"), raw).is_err());
+    }
+
+    #[test]
+    fn est_client_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = RawSettings {
+            est_client_ca_file: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        };
+        let e = Settings::validate(dir.path(), raw).unwrap_err().to_string();
+        assert!(e.contains("est_client_ca_file"), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let raw = RawSettings {
+            est_client_ca_file: Some(junk),
+            ..Default::default()
+        };
+        let e = Settings::validate(dir.path(), raw).unwrap_err().to_string();
+        assert!(e.contains("est_client_ca_file"), "{e}");
+        let raw = RawSettings {
+            est_default_profile: " ".into(),
+            ..Default::default()
+        };
+        assert!(Settings::validate(dir.path(), raw).is_err());
     }
 
     #[test]

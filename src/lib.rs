@@ -5,9 +5,10 @@
 //!
 //! The binary is thin (`main.rs`); this library wires the pieces:
 //! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
-//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`public`] (AIA, CRL,
-//! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
-//! [`client`] (the CLI's client commands).
+//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`est`] (RFC 7030
+//! enrollment under `/.well-known/est/`), [`public`] (AIA, CRL, OCSP, health), [`server`]
+//! (listeners and jobs), [`bootstrap`] (first start), and [`client`] (the CLI's client
+//! commands).
 
 pub mod api;
 pub mod bootstrap;
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod est;
 pub mod managed;
 pub mod metrics;
 pub mod pki;

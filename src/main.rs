@@ -27,7 +27,7 @@ struct Cli {
         default_value = "./certkeeper-data"
     )]
     data_dir: PathBuf,
-    /// Settings file (default: <data-dir>/certkeeper.toml when it exists).
+    /// Settings file (default: DATA_DIR/certkeeper.toml when it exists).
     #[arg(long, global = true, env = "CERTKEEPER_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -42,6 +42,9 @@ enum Command {
     Serve,
     /// Do the first-start work (data directory, CAs, admin token) without serving.
     Init,
+    /// EST (RFC 7030) client: enroll and renew this host's certificate.
+    #[command(subcommand)]
+    Est(certkeeper::est::client::EstCommand),
     /// Talk to a running server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -89,6 +92,19 @@ fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
             })
+        }
+        Command::Est(cmd) => {
+            let ca_pem = match &cli.conn.ca_file {
+                Some(f) => {
+                    Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
+                }
+                None => None,
+            };
+            rt.block_on(certkeeper::est::client::run(
+                &cli.conn.server,
+                ca_pem.as_deref(),
+                cmd,
+            ))
         }
         Command::Client(cmd) => {
             let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;

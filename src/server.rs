@@ -78,9 +78,14 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
         .with_state(state.clone())
 }
 
-/// The HTTPS application: the API and the public endpoints.
+/// The HTTPS application: the API, EST and the public endpoints.
 pub fn https_app(state: &AppState) -> Router {
-    common_layers(crate::api::router().merge(crate::public::router()), state)
+    common_layers(
+        crate::api::router()
+            .merge(crate::est::router())
+            .merge(crate::public::router()),
+        state,
+    )
 }
 
 /// The plain-HTTP application: public endpoints only.
@@ -139,7 +144,6 @@ async fn serve_listener(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let svc = TowerToHyperService::new(svc);
                     match tls {
                         Some(acceptor) => {
                             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
@@ -153,10 +157,17 @@ async fn serve_listener(
                                     return;
                                 }
                             };
+                            // EST reads the client's certificate chain and channel binding.
+                            let peer_tls = crate::est::tls::TlsPeer::of(stream.get_ref().1);
+                            let svc = TowerToHyperService::new(svc.map_request(move |mut r: Request<hyper::body::Incoming>| {
+                                r.extensions_mut().insert(peer_tls.clone());
+                                r
+                            }));
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             let _ = watcher.watch(conn.into_owned()).await;
                         }
                         None => {
+                            let svc = TowerToHyperService::new(svc);
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             let _ = watcher.watch(conn.into_owned()).await;
                         }
@@ -194,8 +205,9 @@ pub async fn run(
     }
     let (chain, key) = server_certificate(&pki).await?;
     let cert = Arc::new(ServerCert(RwLock::new(ServerCert::build(chain, key)?)));
+    // Client certificates are requested, never required; EST decides whether to trust them.
     let mut tls_config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+        .with_client_cert_verifier(Arc::new(crate::est::tls::RequestClientCert::new()))
         .with_cert_resolver(cert.clone());
     tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));

@@ -39,6 +39,11 @@ const ROUTES: &[(&str, &[&str])] = &[
     // src/api/tokens.rs
     ("/api/v1/tokens", &["get", "post"]),
     ("/api/v1/tokens/{id}", &["delete"]),
+    // src/api/est.rs
+    ("/api/v1/est/labels", &["get", "post"]),
+    ("/api/v1/est/labels/{label}", &["delete"]),
+    ("/api/v1/est/credentials", &["get", "post"]),
+    ("/api/v1/est/credentials/{id}", &["delete"]),
     // src/api/audit.rs
     ("/api/v1/audit", &["get"]),
     // src/api/managed.rs

@@ -4,6 +4,7 @@ mod audit;
 pub mod auth;
 mod cas;
 mod certs;
+mod est;
 pub mod extract;
 mod managed;
 mod openapi;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(profiles::router())
         .merge(certs::router())
         .merge(tokens::router())
+        .merge(est::router())
         .merge(audit::router())
         .merge(managed::router())
         .merge(openapi::router())

@@ -47,6 +47,7 @@ fn document(f: &Facts<'_>) -> Value {
         profile_paths(),
         certificate_paths(),
         token_paths(),
+        est_paths(),
         audit_paths(),
         managed_paths(),
         meta_paths(),
@@ -79,6 +80,7 @@ fn document(f: &Facts<'_>) -> Value {
             {"name": "Profiles", "description": "Issuance templates with policy."},
             {"name": "Certificates", "description": "Issue, search, fetch and revoke end-entity certificates."},
             {"name": "Tokens", "description": "API tokens (admin only)."},
+            {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
             {"name": "Audit", "description": "The audit log (admin only)."},
             {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
             {"name": "Destinations", "description": "Cloud certificate stores (AWS Certificate Manager, Azure Key Vault)."},
@@ -1366,6 +1368,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(profile_schemas());
     s.extend(certificate_schemas());
     s.extend(token_schemas());
+    s.extend(est_schemas());
     s.extend(audit_schemas());
     s.extend(managed_schemas());
     Value::Object(s)
@@ -1972,6 +1975,214 @@ fn audit_schemas() -> Map<String, Value> {
                     "items": {"type": "array", "items": schema_ref("AuditEntry")},
                     "next_before": {"type": ["integer", "null"], "format": "int64", "description": "Pass as `before` for the next page; null when this page is not full."}
                 }
+            }),
+        ),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------
+// /api/v1/est: EST labels and credentials (the EST protocol itself, RFC 7030, is under
+// /.well-known/est/ and is not a JSON API)
+
+fn est_paths() -> Map<String, Value> {
+    let admin_only = || err("Forbidden", "The token is not an admin token.");
+    object(vec![
+        (
+            "/api/v1/est/labels",
+            json!({
+                "get": {
+                    "operationId": "listEstLabels",
+                    "tags": ["EST"],
+                    "summary": "List EST labels",
+                    "description": "Every label, by name. Admin token.",
+                    "responses": {
+                        "200": json_response("The labels.", json!({"type": "array", "items": schema_ref("EstLabel")})),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createEstLabel",
+                    "tags": ["EST"],
+                    "summary": "Create an EST label",
+                    "description": "`/.well-known/est/<label>/` then enrolls under the label's profile (and so its CA). Admin token.",
+                    "requestBody": json_body("CreateEstLabelRequest", "The new label."),
+                    "responses": {
+                        "201": json_response("The label.", schema_ref("EstLabel")),
+                        "400": err("BadRequest", "Invalid body, a malformed label, a label named like an EST operation, or an unknown profile."),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "409": err("Conflict", "The label exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/est/labels/{label}",
+            json!({
+                "parameters": [path_param("label", "The label.")],
+                "delete": {
+                    "operationId": "deleteEstLabel",
+                    "tags": ["EST"],
+                    "summary": "Delete an EST label",
+                    "description": "The label's path stops working and its credentials are revoked. Admin token.",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "404": err("NotFound", "No such label."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/est/credentials",
+            json!({
+                "get": {
+                    "operationId": "listEstCredentials",
+                    "tags": ["EST"],
+                    "summary": "List EST credentials",
+                    "description": "Every EST credential, revoked and used-up ones included, oldest first; never the passwords. Admin token.",
+                    "responses": {
+                        "200": json_response("The credentials.", json!({"type": "array", "items": schema_ref("EstCredential")})),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createEstCredential",
+                    "tags": ["EST"],
+                    "summary": "Create an EST credential",
+                    "description": "HTTP Basic credentials for EST enrollment under one label (or the bare path). The password is in the answer and never shown again; it is stored as a PBKDF2 hash. `max_uses: 1` makes a one-time bootstrap password. Admin token.",
+                    "requestBody": json_body("CreateEstCredentialRequest", "The new credential."),
+                    "responses": {
+                        "201": json_response("The credential and its password.", schema_ref("EstCredentialCreated")),
+                        "400": err("BadRequest", "Invalid body, a malformed user name, an unknown label, a password under 12 characters, or `expires_in_days` or `max_uses` 0."),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "409": err("Conflict", "A credential with this user name exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/est/credentials/{id}",
+            json!({
+                "parameters": [path_param("id", "The credential's id.")],
+                "delete": {
+                    "operationId": "revokeEstCredential",
+                    "tags": ["EST"],
+                    "summary": "Revoke an EST credential",
+                    "description": "The credential stops working at once; it stays listed with `revoked_at`. Admin token.",
+                    "responses": {
+                        "204": {"description": "Revoked."},
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "404": err("NotFound", "No such credential, or it is already revoked."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+    ])
+}
+
+fn est_schemas() -> Map<String, Value> {
+    let cred_properties = json!({
+        "id": {"type": "string", "description": "Id."},
+        "username": {"type": "string", "description": "The HTTP Basic user name."},
+        "label": {"type": "string", "description": "The label it enrolls under; empty for the bare `/.well-known/est/` path."},
+        "expires_at": nullable_date_time("When it stops working; null: never."),
+        "uses_left": {"type": ["integer", "null"], "format": "int64", "description": "Enrollments left; null: unlimited."},
+        "revoked_at": nullable_date_time("When it was revoked."),
+        "created_at": date_time("When it was created."),
+        "created_by": {"type": "string", "description": "Who created it."}
+    });
+    let cred_required = json!([
+        "id",
+        "username",
+        "label",
+        "expires_at",
+        "uses_left",
+        "revoked_at",
+        "created_at",
+        "created_by"
+    ]);
+    let mut created_properties = cred_properties.clone();
+    created_properties["password"] =
+        json!({"type": "string", "description": "The password, shown only now."});
+    let mut created_required = cred_required.clone();
+    if let Some(r) = created_required.as_array_mut() {
+        r.push(json!("password"));
+    }
+    object(vec![
+        (
+            "CreateEstLabelRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["label", "profile"],
+                "properties": {
+                    "label": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$", "description": "The path segment; not an EST operation name."},
+                    "profile": {"type": "string", "description": "Name or id of an existing profile."},
+                    "require_channel_binding": {"type": "boolean", "default": false, "description": "Refuse enrollments whose CSR lacks the connection's tls-exporter channel binding (RFC 9266) in challengePassword."}
+                }
+            }),
+        ),
+        (
+            "EstLabel",
+            json!({
+                "type": "object",
+                "required": ["label", "profile", "require_channel_binding", "created_at", "created_by"],
+                "properties": {
+                    "label": {"type": "string", "description": "The path segment."},
+                    "profile": {"type": "string", "description": "The profile EST issues under."},
+                    "require_channel_binding": {"type": "boolean", "description": "Whether channel binding is required."},
+                    "created_at": date_time("When it was created."),
+                    "created_by": {"type": "string", "description": "Who created it."}
+                }
+            }),
+        ),
+        (
+            "CreateEstCredentialRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["username"],
+                "properties": {
+                    "username": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Unique user name, without `:`."},
+                    "label": {"type": ["string", "null"], "description": "An existing label; null or left out: the bare `/.well-known/est/` path."},
+                    "password": {"type": ["string", "null"], "minLength": 12, "description": "A chosen password; null or left out: one is generated."},
+                    "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Lifetime in days; null or left out: never expires."},
+                    "max_uses": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Enrollments allowed; null or left out: unlimited."}
+                }
+            }),
+        ),
+        (
+            "EstCredential",
+            json!({
+                "type": "object",
+                "description": "An EST credential (never its password).",
+                "required": cred_required,
+                "properties": cred_properties
+            }),
+        ),
+        (
+            "EstCredentialCreated",
+            json!({
+                "type": "object",
+                "description": "A new EST credential with its password.",
+                "required": created_required,
+                "properties": created_properties
             }),
         ),
     ])

@@ -7,6 +7,7 @@
 mod audit;
 mod cas;
 mod certs;
+mod est;
 mod managed;
 mod profiles;
 mod state;
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
+pub use est::{EstCredential, EstLabel};
 pub use managed::{
     BindingRecord, DestinationRecord, ManagedEvent, ManagedRecord, ManagedRequest, VersionRecord,
 };
