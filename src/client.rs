@@ -8,6 +8,9 @@ use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+mod managed;
+pub use managed::{DestinationCmd, ManagedCmd};
+
 /// Connection options shared by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct ConnOpts {
@@ -45,6 +48,12 @@ pub enum ClientCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Managed certificates: renewed by the server and pushed to cloud destinations.
+    #[command(subcommand)]
+    Managed(ManagedCmd),
+    /// Cloud destinations (AWS Certificate Manager, Azure Key Vault).
+    #[command(subcommand)]
+    Destination(DestinationCmd),
     /// Read the audit log (admin).
     Audit {
         /// Entries to show.
@@ -825,6 +834,8 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        ClientCommand::Managed(cmd) => managed::run_managed(&c, json_out, cmd).await?,
+        ClientCommand::Destination(cmd) => managed::run_destination(&c, json_out, cmd).await?,
         ClientCommand::Audit { limit, action } => {
             let mut q = vec![("limit", limit.to_string())];
             if let Some(a) = action {

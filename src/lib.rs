@@ -21,6 +21,7 @@ pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod est;
+pub mod managed;
 pub mod metrics;
 pub mod pki;
 pub mod public;

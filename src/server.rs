@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 use crate::bootstrap::{Booted, server_certificate};
 use crate::error::AppError;
+use crate::managed::Managed;
 use crate::metrics::Metrics;
 use crate::pki::Pki;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether start-up finished.
     pub ready: Arc<AtomicBool>,
+    /// Managed certificates and their sync to cloud destinations.
+    pub managed: Arc<Managed>,
 }
 
 async fn count_responses(
@@ -209,10 +212,12 @@ pub async fn run(
     tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
+    let managed = Arc::new(Managed::new(pki.clone()));
     let state = AppState {
         pki: pki.clone(),
         metrics,
         ready: Arc::new(AtomicBool::new(false)),
+        managed: managed.clone(),
     };
     let https = TcpListener::bind(settings.https_listen)
         .await
@@ -223,7 +228,12 @@ pub async fn run(
     tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.public_url, "certkeeper listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let jobs = tokio::spawn(background_jobs(pki.clone(), cert.clone(), stop_rx.clone()));
+    let jobs = tokio::spawn(background_jobs(
+        pki.clone(),
+        managed,
+        cert.clone(),
+        stop_rx.clone(),
+    ));
     let scans = tokio::spawn(crate::discovery::schedule_loop(
         pki.clone(),
         stop_rx.clone(),
@@ -254,9 +264,16 @@ pub async fn run(
     Ok(())
 }
 
-/// CRL refresh every minute; server certificate renewal check every ten minutes.
-async fn background_jobs(pki: Arc<Pki>, cert: Arc<ServerCert>, mut stop: watch::Receiver<bool>) {
+/// CRL refresh every minute; managed certificate renewals and pushes every minute; server
+/// certificate renewal check every ten minutes.
+async fn background_jobs(
+    pki: Arc<Pki>,
+    managed: Arc<Managed>,
+    cert: Arc<ServerCert>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut crl_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut managed_tick = tokio::time::interval(Duration::from_secs(60));
     let mut cert_tick = tokio::time::interval(Duration::from_secs(600));
     cert_tick.tick().await;
     loop {
@@ -266,6 +283,13 @@ async fn background_jobs(pki: Arc<Pki>, cert: Arc<ServerCert>, mut stop: watch::
                     Ok(0) => {}
                     Ok(n) => tracing::info!(count = n, "regenerated CRLs"),
                     Err(e) => tracing::error!(error = %e, "CRL refresh failed"),
+                }
+            }
+            _ = managed_tick.tick() => {
+                match managed.run_due().await {
+                    Ok((0, 0)) => {}
+                    Ok((renewed, pushed)) => tracing::info!(renewed, pushed, "managed certificates"),
+                    Err(e) => tracing::error!(error = %e, "managed certificate job failed"),
                 }
             }
             _ = cert_tick.tick() => {

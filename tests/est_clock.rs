@@ -74,6 +74,7 @@ async fn app(db: Db) -> App {
     let booted = boot(settings, clock.clone()).await.unwrap();
     let token = booted.new_admin_token.clone().unwrap();
     let state = AppState {
+        managed: Arc::new(certkeeper::managed::Managed::new(booted.pki.clone())),
         pki: booted.pki,
         metrics: booted.metrics,
         ready: Arc::new(AtomicBool::new(true)),

@@ -54,6 +54,16 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/discovery/endpoints", &["get"]),
     ("/api/v1/discovery/schedules", &["get", "post"]),
     ("/api/v1/discovery/schedules/{id}", &["delete"]),
+    // src/api/managed.rs
+    ("/api/v1/managed", &["get", "post"]),
+    ("/api/v1/managed/{id}", &["get", "delete"]),
+    ("/api/v1/managed/{id}/renew", &["post"]),
+    ("/api/v1/managed/{id}/sync", &["post"]),
+    ("/api/v1/managed/{id}/revoke", &["post"]),
+    ("/api/v1/managed/{id}/bindings", &["post"]),
+    ("/api/v1/managed/{id}/bindings/{destination}", &["delete"]),
+    ("/api/v1/destinations", &["get", "post"]),
+    ("/api/v1/destinations/{id}", &["get", "delete"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs

@@ -472,7 +472,7 @@ struct Revoke {
 }
 
 /// RFC 5280 reason names (camelCase as in the RFC, or snake_case) or numbers.
-fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, AppError> {
+pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, AppError> {
     let bad = |s: &str| {
         AppError::BadRequest(format!(
             "unknown revocation reason {s} (use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, aACompromise, or 0-5, 9, 10)"

@@ -7,6 +7,7 @@ mod certs;
 mod discovery;
 mod est;
 pub mod extract;
+mod managed;
 mod openapi;
 mod profiles;
 mod tokens;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(est::router())
         .merge(audit::router())
         .merge(discovery::router())
+        .merge(managed::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -49,6 +49,7 @@ fn document(f: &Facts<'_>) -> Value {
         token_paths(),
         est_paths(),
         audit_paths(),
+        managed_paths(),
         discovery_paths(),
         meta_paths(),
         public_paths(f.public_url),
@@ -81,6 +82,8 @@ fn document(f: &Facts<'_>) -> Value {
             {"name": "Certificates", "description": "Issue, search, fetch and revoke end-entity certificates."},
             {"name": "Tokens", "description": "API tokens (admin only)."},
             {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
+            {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
+            {"name": "Destinations", "description": "Cloud certificate stores (AWS Certificate Manager, Azure Key Vault)."},
             {"name": "Audit", "description": "The audit log (admin only)."},
             {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery_allow` setting."},
             {"name": "Meta", "description": "This document."},
@@ -1050,6 +1053,447 @@ fn discovery_schemas() -> Map<String, Value> {
     ])
 }
 
+// ---------------------------------------------------------------------------------------
+// /api/v1/managed and /api/v1/destinations
+
+fn managed_id_param() -> Value {
+    path_param("id", "The managed certificate's id or name.")
+}
+
+fn managed_paths() -> Map<String, Value> {
+    let admin_only = || err("Forbidden", "The token is not an admin token.");
+    let issuer_for = || {
+        err(
+            "Forbidden",
+            "The token may not use the managed certificate's profile, or profile policy refused the request.",
+        )
+    };
+    object(vec![
+        (
+            "/api/v1/managed",
+            json!({
+                "get": {
+                    "operationId": "listManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "List managed certificates",
+                    "description": "Every managed certificate, by name, without versions, bindings or events. Any token.",
+                    "responses": {
+                        "200": json_response("The managed certificates.", schema_ref("ManagedList")),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Create a managed certificate",
+                    "description": "Issues version 1 with a key generated and kept (sealed) by the server, and schedules renewals. Binding `destinations` at once needs an admin token; otherwise an issuer token for the profile.",
+                    "requestBody": json_body("CreateManagedRequest", "The managed certificate."),
+                    "responses": {
+                        "201": json_response("The managed certificate with version 1.", schema_ref("ManagedCertificate")),
+                        "400": err("BadRequest", "Invalid body, name, profile, key type, validity or renewal point, or an unknown destination."),
+                        "401": unauthorized(),
+                        "403": issuer_for(),
+                        "409": err("Conflict", "A managed certificate with this name exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/managed/{id}",
+            json!({
+                "parameters": [managed_id_param()],
+                "get": {
+                    "operationId": "getManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Get a managed certificate",
+                    "description": "With its versions (newest first), next renewal, sync status per destination and recent lifecycle events. Any token.",
+                    "responses": {
+                        "200": json_response("The managed certificate.", schema_ref("ManagedCertificate")),
+                        "401": unauthorized(),
+                        "404": err("NotFound", "No such managed certificate."),
+                        "500": internal()
+                    }
+                },
+                "delete": {
+                    "operationId": "deleteManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Stop managing a certificate",
+                    "description": "Forgets the managed certificate, its bindings and events. Issued versions stay on record as certificates; copies at destinations are left alone. Issuer token for the profile.",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": unauthorized(),
+                        "403": issuer_for(),
+                        "404": err("NotFound", "No such managed certificate."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/managed/{id}/renew",
+            json!({
+                "parameters": [managed_id_param()],
+                "post": {
+                    "operationId": "renewManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Renew now",
+                    "description": "Issues a new version with a fresh key at once; destinations receive it on the next sync. Issuer token for the profile.",
+                    "responses": {
+                        "200": json_response("The managed certificate with its new version.", schema_ref("ManagedCertificate")),
+                        "400": err("BadRequest", "The stored request is no longer valid for the profile."),
+                        "401": unauthorized(),
+                        "403": issuer_for(),
+                        "404": err("NotFound", "No such managed certificate."),
+                        "409": err("Conflict", "The certificate is revoked, or another renewal is under way."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/managed/{id}/sync",
+            json!({
+                "parameters": [managed_id_param()],
+                "post": {
+                    "operationId": "syncManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Push to destinations now",
+                    "description": "Pushes the current version to every bound destination that is behind, whatever the retry schedule says. Failures are recorded on the bindings (see `bindings[].last_error`), not returned as errors. Issuer token for the profile.",
+                    "responses": {
+                        "200": json_response("The managed certificate with its sync status.", schema_ref("ManagedCertificate")),
+                        "401": unauthorized(),
+                        "403": issuer_for(),
+                        "404": err("NotFound", "No such managed certificate."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/managed/{id}/revoke",
+            json!({
+                "parameters": [managed_id_param()],
+                "post": {
+                    "operationId": "revokeManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Revoke and stop renewing",
+                    "description": "Revokes every valid version and stops renewals and pushes. Issuer token for the profile.",
+                    "requestBody": json_body("RevokeRequest", "The revocation reason."),
+                    "responses": {
+                        "200": json_response("The revoked managed certificate.", schema_ref("ManagedCertificate")),
+                        "400": err("BadRequest", "Invalid body or reason."),
+                        "401": unauthorized(),
+                        "403": issuer_for(),
+                        "404": err("NotFound", "No such managed certificate."),
+                        "409": err("Conflict", "Already revoked."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/managed/{id}/bindings",
+            json!({
+                "parameters": [managed_id_param()],
+                "post": {
+                    "operationId": "bindManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Bind to a destination",
+                    "description": "The current version is pushed to the destination by the next sync, and every later version after it. Admin token.",
+                    "requestBody": json_body("BindRequest", "The destination."),
+                    "responses": {
+                        "201": json_response("The managed certificate with its bindings.", schema_ref("ManagedCertificate")),
+                        "400": err("BadRequest", "Invalid body or unknown destination."),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "404": err("NotFound", "No such managed certificate."),
+                        "409": err("Conflict", "Already bound to this destination."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/managed/{id}/bindings/{destination}",
+            json!({
+                "parameters": [managed_id_param(), path_param("destination", "The destination's id or name.")],
+                "delete": {
+                    "operationId": "unbindManaged",
+                    "tags": ["Managed certificates"],
+                    "summary": "Remove a binding",
+                    "description": "No more versions are pushed there. The copy at the destination is left alone unless `delete_remote` is true. Admin token.",
+                    "parameters": [
+                        query_param("delete_remote", "Delete the copy at the destination first (the ACM certificate, or the Key Vault certificate with all its versions).", json!({"type": "boolean", "default": false}))
+                    ],
+                    "responses": {
+                        "204": {"description": "Removed."},
+                        "400": err("BadRequest", "A malformed or unknown query parameter."),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "404": err("NotFound", "No such managed certificate, destination or binding."),
+                        "409": err("Conflict", "The destination refused or failed the delete; the binding is kept."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/destinations",
+            json!({
+                "get": {
+                    "operationId": "listDestinations",
+                    "tags": ["Destinations"],
+                    "summary": "List destinations",
+                    "description": "Every cloud destination, by name; never their credentials. Any token.",
+                    "responses": {
+                        "200": json_response("The destinations.", schema_ref("DestinationList")),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createDestination",
+                    "tags": ["Destinations"],
+                    "summary": "Create a destination",
+                    "description": "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
+                    "requestBody": json_body("CreateDestinationRequest", "The destination."),
+                    "responses": {
+                        "201": json_response("The destination (without credentials).", schema_ref("Destination")),
+                        "400": err("BadRequest", "Invalid body, kind, configuration or credentials."),
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "409": err("Conflict", "A destination with this name exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/destinations/{id}",
+            json!({
+                "parameters": [path_param("id", "The destination's id or name.")],
+                "get": {
+                    "operationId": "getDestination",
+                    "tags": ["Destinations"],
+                    "summary": "Get a destination",
+                    "description": "Never its credentials. Any token.",
+                    "responses": {
+                        "200": json_response("The destination.", schema_ref("Destination")),
+                        "401": unauthorized(),
+                        "404": err("NotFound", "No such destination."),
+                        "500": internal()
+                    }
+                },
+                "delete": {
+                    "operationId": "deleteDestination",
+                    "tags": ["Destinations"],
+                    "summary": "Delete a destination",
+                    "description": "Only when no managed certificate is bound to it. Admin token.",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": unauthorized(),
+                        "403": admin_only(),
+                        "404": err("NotFound", "No such destination."),
+                        "409": err("Conflict", "Managed certificates are still bound to it."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+    ])
+}
+
+fn managed_schemas() -> Map<String, Value> {
+    let managed_properties = json!({
+        "id": {"type": "string", "description": "Id (UUID)."},
+        "name": {"type": "string", "description": "Unique name."},
+        "profile": {"type": "string", "description": "The issuing profile."},
+        "status": {"type": "string", "enum": ["active", "revoked"], "description": "`revoked`: no more renewals or pushes."},
+        "dns_names": {"type": "array", "items": {"type": "string"}, "description": "DNS names of every version."},
+        "ip_addresses": {"type": "array", "items": {"type": "string"}, "description": "IP addresses of every version."},
+        "common_name": nullable_string("Subject common name."),
+        "key_algorithm": schema_ref("KeyAlgorithm"),
+        "validity_days": {"type": ["integer", "null"], "description": "Validity of each version; null: the profile's maximum."},
+        "renew_at_percent": {"type": ["integer", "null"], "description": "Renewal point in percent of each version's life; null: two thirds."},
+        "current_version": {"type": "integer", "format": "int64", "description": "The newest version."},
+        "next_renewal_at": nullable_date_time("When the next renewal (or retry after a failure) is due; null once revoked."),
+        "renewal_failures": {"type": "integer", "format": "int64", "description": "Renewal failures in a row."},
+        "last_error": nullable_string("The last renewal error."),
+        "created_at": date_time("When created."),
+        "created_by": {"type": "string", "description": "Who created it."},
+        "versions": {"type": "array", "items": schema_ref("ManagedVersion"), "description": "Every version, newest first (single-object answers only)."},
+        "bindings": {"type": "array", "items": schema_ref("Binding"), "description": "Sync status per destination (single-object answers only)."},
+        "events": {"type": "array", "items": schema_ref("ManagedEvent"), "description": "The 50 newest lifecycle events (single-object answers only)."}
+    });
+    let managed_required = json!([
+        "id",
+        "name",
+        "profile",
+        "status",
+        "dns_names",
+        "ip_addresses",
+        "common_name",
+        "key_algorithm",
+        "validity_days",
+        "renew_at_percent",
+        "current_version",
+        "next_renewal_at",
+        "renewal_failures",
+        "last_error",
+        "created_at",
+        "created_by"
+    ]);
+    object(vec![
+        (
+            "CreateManagedRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "profile"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
+                    "profile": {"type": "string", "description": "The issuing profile (name or id)."},
+                    "dns_names": {"type": "array", "items": {"type": "string"}, "default": []},
+                    "ip_addresses": {"type": "array", "items": {"type": "string"}, "default": []},
+                    "common_name": {"type": ["string", "null"]},
+                    "key_algorithm": {"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "description": "Key type of every version; default ecdsa-p256."},
+                    "validity_days": {"type": ["integer", "null"], "minimum": 1, "description": "Validity of each version; default: the profile's maximum."},
+                    "renew_at_percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 99, "description": "Renew when this percentage of a version's life has passed; default: two thirds."},
+                    "destinations": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Destinations (ids or names) to bind at once; admin token."}
+                }
+            }),
+        ),
+        (
+            "ManagedCertificate",
+            json!({
+                "type": "object",
+                "description": "A managed certificate.",
+                "required": managed_required,
+                "properties": managed_properties
+            }),
+        ),
+        (
+            "ManagedList",
+            json!({
+                "type": "object",
+                "required": ["items"],
+                "properties": {"items": {"type": "array", "items": schema_ref("ManagedCertificate")}}
+            }),
+        ),
+        (
+            "ManagedVersion",
+            json!({
+                "type": "object",
+                "required": ["version", "certificate_id", "serial", "not_before", "not_after", "status", "created_at"],
+                "properties": {
+                    "version": {"type": "integer", "format": "int64", "description": "1, 2, ..."},
+                    "certificate_id": {"type": "string", "description": "The certificate (see /certificates/{id})."},
+                    "serial": {"type": "string", "description": "Serial number, hex."},
+                    "not_before": date_time("Start of validity."),
+                    "not_after": date_time("End of validity."),
+                    "status": {"type": "string", "enum": ["valid", "expired", "revoked"]},
+                    "created_at": date_time("When issued.")
+                }
+            }),
+        ),
+        (
+            "Binding",
+            json!({
+                "type": "object",
+                "required": ["destination_id", "destination", "kind", "pushed_version", "in_sync", "remote_id", "remote_version", "last_error", "failures", "next_attempt_at", "updated_at"],
+                "properties": {
+                    "destination_id": {"type": "string"},
+                    "destination": {"type": "string", "description": "The destination's name."},
+                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
+                    "pushed_version": {"type": ["integer", "null"], "description": "The newest version the destination holds."},
+                    "in_sync": {"type": "boolean", "description": "Whether the destination holds the current version."},
+                    "remote_id": nullable_string("The ACM certificate ARN, or the Key Vault certificate URL."),
+                    "remote_version": nullable_string("The Key Vault version id, or for ACM the serial (hex) of the certificate under the ARN."),
+                    "last_error": nullable_string("The last push error."),
+                    "failures": {"type": "integer", "format": "int64", "description": "Push failures in a row."},
+                    "next_attempt_at": nullable_date_time("When the next push is tried (null when in sync)."),
+                    "updated_at": date_time("Last change.")
+                }
+            }),
+        ),
+        (
+            "ManagedEvent",
+            json!({
+                "type": "object",
+                "required": ["at", "kind", "detail"],
+                "properties": {
+                    "at": date_time("When."),
+                    "kind": {"type": "string", "enum": ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"]},
+                    "detail": {"description": "Facts (any JSON value)."}
+                }
+            }),
+        ),
+        (
+            "BindRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["destination"],
+                "properties": {"destination": {"type": "string", "description": "The destination's id or name."}}
+            }),
+        ),
+        (
+            "CreateDestinationRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "kind", "config"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
+                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
+                    "config": {
+                        "type": "object",
+                        "description": "aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints)."
+                    },
+                    "credentials": {
+                        "type": ["object", "null"],
+                        "description": "aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again."
+                    }
+                }
+            }),
+        ),
+        (
+            "Destination",
+            json!({
+                "type": "object",
+                "required": ["id", "name", "kind", "config", "has_credentials", "created_at", "created_by"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
+                    "config": {"type": "object", "description": "The configuration (no secrets)."},
+                    "has_credentials": {"type": "boolean", "description": "Whether credentials are stored (they are never shown)."},
+                    "created_at": date_time("When created."),
+                    "created_by": {"type": "string"}
+                }
+            }),
+        ),
+        (
+            "DestinationList",
+            json!({
+                "type": "object",
+                "required": ["items"],
+                "properties": {"items": {"type": "array", "items": schema_ref("Destination")}}
+            }),
+        ),
+    ])
+}
+
 fn meta_paths() -> Map<String, Value> {
     object(vec![(
         "/api/v1/openapi.json",
@@ -1273,6 +1717,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(token_schemas());
     s.extend(est_schemas());
     s.extend(audit_schemas());
+    s.extend(managed_schemas());
     s.extend(discovery_schemas());
     Value::Object(s)
 }

@@ -9,6 +9,7 @@ mod cas;
 mod certs;
 mod discovery;
 mod est;
+mod managed;
 mod profiles;
 mod state;
 mod tokens;
@@ -27,6 +28,9 @@ pub use discovery::{
     InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord,
 };
 pub use est::{EstCredential, EstLabel};
+pub use managed::{
+    BindingRecord, DestinationRecord, ManagedEvent, ManagedRecord, ManagedRequest, VersionRecord,
+};
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};
 
@@ -88,6 +92,17 @@ fn describe_constraint(raw: &str) -> String {
         s if s.contains("serial") => "serial number already used by this issuer".into(),
         s if s.contains("fingerprint") => "this certificate is already recorded".into(),
         s if s.contains("token_hash") => "token collision".into(),
+        s if s.contains("managed_certificates.name")
+            || s.contains("managed_certificates_name_key") =>
+        {
+            "a managed certificate with this name already exists".into()
+        }
+        s if s.contains("sync_destinations.name") || s.contains("sync_destinations_name_key") => {
+            "a destination with this name already exists".into()
+        }
+        s if s.contains("sync_bindings") => {
+            "the certificate is already bound to this destination".into()
+        }
         other => format!("unique constraint {other}"),
     }
 }

@@ -1,0 +1,222 @@
+//! Cloud destinations: their records (credentials sealed with the master key, never shown
+//! again), the live clients built from them, and bindings of managed certificates.
+
+use std::sync::Arc;
+
+use certkeeper_sync::{
+    AwsAcm, AwsAcmConfig, AwsCredentials, AzureKeyVault, AzureKeyVaultConfig, Destination,
+    SyncError,
+};
+use serde::Deserialize;
+
+use super::Managed;
+use crate::error::AppError;
+use crate::pki::Actor;
+use crate::store::{DestinationRecord, new_id};
+
+/// Kind name of AWS Certificate Manager destinations.
+pub const AWS_ACM: &str = "aws_acm";
+/// Kind name of Azure Key Vault destinations.
+pub const AZURE_KEY_VAULT: &str = "azure_key_vault";
+
+/// What a new destination is created with.
+#[derive(Debug, Clone)]
+pub struct NewDestination {
+    /// Unique name.
+    pub name: String,
+    /// `aws_acm` or `azure_key_vault`.
+    pub kind: String,
+    /// The kind's settings (no secrets).
+    pub config: serde_json::Value,
+    /// The kind's credentials: `{"client_secret"}` for Azure (required);
+    /// `{"access_key_id", "secret_access_key", "session_token"?}` for AWS (optional: the
+    /// standard AWS chain otherwise).
+    pub credentials: Option<serde_json::Value>,
+}
+
+/// Azure credentials as given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AzureSecret {
+    client_secret: String,
+}
+
+fn seal_context(id: &str) -> Vec<u8> {
+    format!("destination:{id}").into_bytes()
+}
+
+fn config_error(e: SyncError) -> AppError {
+    match e {
+        SyncError::Config(m) => AppError::BadRequest(m),
+        other => AppError::BadRequest(other.to_string()),
+    }
+}
+
+/// A live client for a destination, and its configuration as stored (normalised).
+async fn build(
+    kind: &str,
+    config: &serde_json::Value,
+    credentials: Option<&[u8]>,
+) -> Result<(Arc<dyn Destination>, serde_json::Value), AppError> {
+    let bad = |what: &str, e: serde_json::Error| AppError::BadRequest(format!("{what}: {e}"));
+    match kind {
+        AZURE_KEY_VAULT => {
+            let cfg: AzureKeyVaultConfig =
+                serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
+            let creds = credentials.ok_or_else(|| {
+                AppError::BadRequest(
+                    "an azure_key_vault destination needs credentials {\"client_secret\": ...}"
+                        .into(),
+                )
+            })?;
+            let secret: AzureSecret =
+                serde_json::from_slice(creds).map_err(|e| bad("credentials", e))?;
+            let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
+            let dest = AzureKeyVault::new(cfg, secret.client_secret).map_err(config_error)?;
+            Ok((Arc::new(dest), stored))
+        }
+        AWS_ACM => {
+            let cfg: AwsAcmConfig =
+                serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
+            let creds: Option<AwsCredentials> = credentials
+                .map(serde_json::from_slice)
+                .transpose()
+                .map_err(|e| bad("credentials", e))?;
+            let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
+            let dest = AwsAcm::new(cfg, creds).await.map_err(config_error)?;
+            Ok((Arc::new(dest), stored))
+        }
+        other => Err(AppError::BadRequest(format!(
+            "destination kind {other:?} is not one of {AWS_ACM}, {AZURE_KEY_VAULT}"
+        ))),
+    }
+}
+
+impl Managed {
+    /// The live client of a destination (built once per replica).
+    pub(super) async fn destination(&self, id: &str) -> Result<Arc<dyn Destination>, AppError> {
+        let mut cache = self.destinations.lock().await;
+        if let Some(d) = cache.get(id) {
+            return Ok(d.clone());
+        }
+        let rec = self.pki.store().get_destination(id).await?;
+        let creds = match &rec.secret_sealed {
+            Some(s) => Some(self.pki.master().open(s, &seal_context(&rec.id))?),
+            None => None,
+        };
+        let (dest, _) = build(&rec.kind, &rec.config, creds.as_deref()).await?;
+        cache.insert(rec.id.clone(), dest.clone());
+        Ok(dest)
+    }
+
+    /// Record a destination after checking that a client can be built from it.
+    pub async fn create_destination(
+        &self,
+        new: NewDestination,
+        actor: &Actor,
+    ) -> Result<DestinationRecord, AppError> {
+        super::validate_name(&new.name)?;
+        let creds = new
+            .credentials
+            .as_ref()
+            .map(|c| serde_json::to_vec(c).map_err(|e| AppError::Internal(e.to_string())))
+            .transpose()?;
+        let (dest, config) = build(&new.kind, &new.config, creds.as_deref()).await?;
+        let id = new_id();
+        let secret_sealed = match &creds {
+            Some(c) => Some(self.pki.master().seal(c, &seal_context(&id))?),
+            None => None,
+        };
+        let rec = DestinationRecord {
+            id: id.clone(),
+            name: new.name.clone(),
+            kind: new.kind.clone(),
+            config,
+            secret_sealed,
+            created_at: self.pki.now(),
+            created_by: actor.name.clone(),
+        };
+        let ev = actor
+            .event("destination.create", "destination")
+            .object(&id)
+            .detail(serde_json::json!({"name": rec.name, "kind": rec.kind}));
+        self.pki.store().insert_destination(&rec, &ev).await?;
+        self.destinations.lock().await.insert(id, dest);
+        Ok(rec)
+    }
+
+    /// Delete a destination no certificate is bound to.
+    pub async fn delete_destination(&self, id: &str, actor: &Actor) -> Result<(), AppError> {
+        let rec = self.pki.store().get_destination(id).await?;
+        let ev = actor
+            .event("destination.delete", "destination")
+            .object(&rec.id)
+            .detail(serde_json::json!({"name": rec.name}));
+        self.pki
+            .store()
+            .delete_destination(&rec.id, &ev, self.pki.now())
+            .await?;
+        self.destinations.lock().await.remove(&rec.id);
+        Ok(())
+    }
+
+    /// Bind a managed certificate to a destination; its current version is pushed by the
+    /// next sync run.
+    pub async fn bind(
+        &self,
+        managed: &str,
+        destination: &str,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let m = self.pki.store().get_managed(managed).await?;
+        let d = self
+            .pki
+            .store()
+            .get_destination(destination)
+            .await
+            .map_err(|_| AppError::BadRequest(format!("no destination {destination:?}")))?;
+        let ev = actor
+            .event("managed.bind", "managed_certificate")
+            .object(&m.id)
+            .detail(serde_json::json!({"destination": d.id}));
+        self.pki
+            .store()
+            .insert_binding(&m.id, &d.id, &ev, self.pki.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Remove a binding. With `delete_remote`, the copy at the destination is deleted first
+    /// (if that fails, nothing changes); otherwise it stays.
+    pub async fn unbind(
+        &self,
+        managed: &str,
+        destination: &str,
+        delete_remote: bool,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let store = self.pki.store();
+        let m = store.get_managed(managed).await?;
+        let d = store.get_destination(destination).await?;
+        let b = store.get_binding(&m.id, &d.id).await?;
+        if delete_remote && let Some(remote) = &b.remote_id {
+            let dest = self.destination(&d.id).await?;
+            dest.delete(remote).await.map_err(|e| {
+                AppError::Conflict(format!(
+                    "deleting {remote} at destination {:?} failed: {e}",
+                    d.name
+                ))
+            })?;
+        }
+        let ev = actor
+            .event("managed.unbind", "managed_certificate")
+            .object(&m.id)
+            .detail(serde_json::json!({
+                "destination": d.id, "remote_id": b.remote_id, "remote_deleted": delete_remote,
+            }));
+        store
+            .delete_binding(&m.id, &d.id, &ev, self.pki.now())
+            .await?;
+        Ok(())
+    }
+}

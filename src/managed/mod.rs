@@ -1,0 +1,413 @@
+//! Managed certificates: issued with server-side keys under a profile, renewed by the
+//! server at their renewal point (two thirds of their life unless told otherwise), each
+//! renewal a new version with a fresh key sealed at rest, and every version pushed to the
+//! cloud destinations bound to the certificate (see [`sync`]).
+//!
+//! Replicas coordinate through row leases in the database: a renewal or a push is done by
+//! whoever claims the row first; a lease that outlives a crashed replica expires.
+//!
+//! Lifecycle events (`issued`, `renewed`, `renewal_failed`, `synced`, `sync_failed`,
+//! `revoked`) go through [`Managed::event`], which records them in `managed_events` and
+//! logs them; the alerting work delivers them from there.
+
+mod destinations;
+mod sync;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, PublicKeyData};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::AppError;
+use crate::pki::{Actor, Issued, Pki};
+use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
+
+pub use destinations::{AWS_ACM, AZURE_KEY_VAULT, NewDestination};
+
+/// How long a replica may hold a renewal or push before others may take it over.
+const LEASE: Duration = Duration::minutes(10);
+/// First retry delay after a failure; doubled per failure in a row.
+const BACKOFF_BASE: Duration = Duration::minutes(1);
+/// Longest retry delay.
+const BACKOFF_MAX: Duration = Duration::hours(6);
+
+/// The retry delay after `failures` failures in a row (1, 2, 4, ... minutes, at most six
+/// hours).
+pub fn backoff(failures: i64) -> Duration {
+    let exp = failures.clamp(1, 20) - 1;
+    let d = BACKOFF_BASE * (1i64 << exp) as f64;
+    if d > BACKOFF_MAX { BACKOFF_MAX } else { d }
+}
+
+/// When a version valid from `not_before` to `not_after` is due for renewal: at
+/// `percent` of its life, or at two thirds.
+pub fn renewal_point(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    percent: Option<i64>,
+) -> OffsetDateTime {
+    let life = not_after - not_before;
+    match percent {
+        Some(p) => not_before + life * (p as f64 / 100.0),
+        None => not_before + life * (2.0 / 3.0),
+    }
+}
+
+/// What a new managed certificate is created with.
+#[derive(Debug, Clone)]
+pub struct NewManaged {
+    /// Unique name.
+    pub name: String,
+    /// Issuing profile.
+    pub profile: String,
+    /// Names, key type, validity.
+    pub request: ManagedRequest,
+    /// Renewal point as a percentage of each version's life (1-99); two thirds if absent.
+    pub renew_at_percent: Option<i64>,
+}
+
+/// The managed-certificate service: creation, renewal, revocation, and sync.
+pub struct Managed {
+    pki: Arc<Pki>,
+    /// This replica's lease owner name.
+    owner: String,
+    destinations: tokio::sync::Mutex<HashMap<String, Arc<dyn certkeeper_sync::Destination>>>,
+}
+
+impl std::fmt::Debug for Managed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Managed")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), AppError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(AppError::BadRequest(
+            "name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An error as it may be stored and shown: internal details stay in the log.
+fn public_error(e: &AppError) -> String {
+    match e {
+        AppError::Internal(_) => "internal error (see the server log)".into(),
+        other => other.to_string(),
+    }
+}
+
+impl Managed {
+    /// The service over `pki`; `owner` names this replica in leases.
+    pub fn new(pki: Arc<Pki>) -> Managed {
+        Managed {
+            pki,
+            owner: format!("replica:{}", new_id()),
+            destinations: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The CA service.
+    pub fn pki(&self) -> &Arc<Pki> {
+        &self.pki
+    }
+
+    /// Record and log a lifecycle event. This is where alert delivery hooks in.
+    pub async fn event(&self, managed_id: &str, kind: &str, detail: serde_json::Value) {
+        match kind {
+            "renewal_failed" | "sync_failed" => {
+                tracing::warn!(managed = %managed_id, event = kind, detail = %detail, "managed certificate event")
+            }
+            _ => {
+                tracing::info!(managed = %managed_id, event = kind, detail = %detail, "managed certificate event")
+            }
+        }
+        if let Err(e) = self
+            .pki
+            .store()
+            .insert_managed_event(managed_id, kind, &detail, self.pki.now())
+            .await
+        {
+            tracing::error!(managed = %managed_id, event = kind, error = %e, "recording a lifecycle event failed");
+        }
+    }
+
+    async fn issue_version(
+        &self,
+        profile_name: &str,
+        request: &ManagedRequest,
+        actor: &Actor,
+    ) -> Result<Issued, AppError> {
+        let profile = self.pki.profile(profile_name).await.map_err(|e| match e {
+            StoreError::NotFound(_) => AppError::BadRequest(format!("no profile {profile_name:?}")),
+            other => other.into(),
+        })?;
+        let alg = request.key_algorithm;
+        if !KeyAlgorithm::GENERATABLE.contains(&alg) {
+            return Err(AppError::BadRequest(format!(
+                "key type {alg} cannot be generated"
+            )));
+        }
+        let key = tokio::task::spawn_blocking(move || alg.generate())
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
+        let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
+        req.dns_names = request.dns_names.clone();
+        req.ip_addresses = request.ip_addresses.clone();
+        if let Some(cn) = &request.common_name {
+            req.subject.push(("CN".into(), cn.clone()));
+        }
+        req.validity = request.validity_days.map(|d| Duration::days(d.into()));
+        let pkcs8 = key.serialize_der();
+        self.pki.issue(&profile, req, Some(&pkcs8), actor).await
+    }
+
+    /// Create a managed certificate and issue its first version.
+    pub async fn create(&self, new: NewManaged, actor: &Actor) -> Result<ManagedRecord, AppError> {
+        validate_name(&new.name)?;
+        if let Some(p) = new.renew_at_percent
+            && !(1..=99).contains(&p)
+        {
+            return Err(AppError::BadRequest(
+                "renew_at_percent must be between 1 and 99".into(),
+            ));
+        }
+        if new.request.validity_days == Some(0) {
+            return Err(AppError::BadRequest(
+                "validity_days must be at least 1".into(),
+            ));
+        }
+        match self.pki.store().get_managed(&new.name).await {
+            Ok(_) => {
+                return Err(AppError::Conflict(
+                    "a managed certificate with this name already exists".into(),
+                ));
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let issued = self
+            .issue_version(&new.profile, &new.request, actor)
+            .await?;
+        let info = &issued.cert.info;
+        let now = self.pki.now();
+        let rec = ManagedRecord {
+            id: new_id(),
+            name: new.name.clone(),
+            profile_name: new.profile.clone(),
+            request: new.request.clone(),
+            renew_at_percent: new.renew_at_percent,
+            status: "active".into(),
+            current_version: 1,
+            next_renewal_at: Some(renewal_point(
+                info.not_before,
+                info.not_after,
+                new.renew_at_percent,
+            )),
+            renewal_failures: 0,
+            last_error: None,
+            created_at: now,
+            created_by: actor.name.clone(),
+        };
+        let ev = actor
+            .event("managed.create", "managed_certificate")
+            .object(&rec.id)
+            .detail(serde_json::json!({
+                "name": rec.name, "profile": rec.profile_name, "certificate": issued.id,
+            }));
+        self.pki
+            .store()
+            .insert_managed(&rec, &issued.id, &ev)
+            .await?;
+        self.event(
+            &rec.id,
+            "issued",
+            serde_json::json!({"version": 1, "certificate": issued.id, "serial": info.serial}),
+        )
+        .await;
+        Ok(rec)
+    }
+
+    /// Renew now, whatever the schedule says.
+    pub async fn renew_now(&self, id: &str, actor: &Actor) -> Result<ManagedRecord, AppError> {
+        let rec = self.pki.store().get_managed(id).await?;
+        if rec.status != "active" {
+            return Err(AppError::Conflict(format!(
+                "managed certificate {:?} is {}",
+                rec.name, rec.status
+            )));
+        }
+        match self.renew(&rec.id, false, actor).await? {
+            true => Ok(self.pki.store().get_managed(&rec.id).await?),
+            false => Err(AppError::Conflict(
+                "a renewal of this certificate is already under way".into(),
+            )),
+        }
+    }
+
+    /// Renew one certificate if this replica can claim it (and, with `due_only`, if it is
+    /// due). Returns whether it was renewed; a failed renewal is recorded, scheduled for a
+    /// retry, and returned as the error.
+    async fn renew(&self, id: &str, due_only: bool, actor: &Actor) -> Result<bool, AppError> {
+        let store = self.pki.store();
+        let now = self.pki.now();
+        if !store
+            .lease_managed(id, &self.owner, now, now + LEASE, due_only)
+            .await?
+        {
+            return Ok(false);
+        }
+        let rec = match store.get_managed(id).await {
+            Ok(r) => r,
+            Err(e) => {
+                store.release_managed(id, &self.owner).await?;
+                return Err(e.into());
+            }
+        };
+        match self
+            .issue_version(&rec.profile_name, &rec.request, actor)
+            .await
+        {
+            Ok(issued) => {
+                let info = &issued.cert.info;
+                let next = renewal_point(info.not_before, info.not_after, rec.renew_at_percent);
+                let ev = actor
+                    .event("managed.renew", "managed_certificate")
+                    .object(id)
+                    .detail(serde_json::json!({"certificate": issued.id}));
+                let version = store
+                    .record_renewal(id, &self.owner, &issued.id, next, &ev, now)
+                    .await?;
+                self.event(
+                    id,
+                    "renewed",
+                    serde_json::json!({
+                        "version": version, "certificate": issued.id, "serial": info.serial,
+                        "not_after": info.not_after.unix_timestamp(),
+                    }),
+                )
+                .await;
+                Ok(true)
+            }
+            Err(e) => {
+                let failures = rec.renewal_failures + 1;
+                let retry_at = now + backoff(failures);
+                let msg = public_error(&e);
+                store
+                    .record_renewal_failure(id, &self.owner, &msg, retry_at)
+                    .await?;
+                self.event(
+                    id,
+                    "renewal_failed",
+                    serde_json::json!({
+                        "error": msg, "failures": failures, "retry_at": retry_at.unix_timestamp(),
+                    }),
+                )
+                .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Renew every certificate that is due; returns how many were renewed.
+    pub async fn renew_due(&self) -> Result<usize, AppError> {
+        let due = self.pki.store().due_managed(self.pki.now()).await?;
+        let system = Actor::system();
+        let mut renewed = 0;
+        for id in due {
+            match self.renew(&id, true, &system).await {
+                Ok(true) => renewed += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(managed = %id, error = %e, "renewal failed; will retry"),
+            }
+        }
+        Ok(renewed)
+    }
+
+    /// Everything the background job does once: renewals, then pushes.
+    pub async fn run_due(&self) -> Result<(usize, usize), AppError> {
+        let renewed = self.renew_due().await?;
+        let pushed = self.sync_due().await?;
+        Ok((renewed, pushed))
+    }
+
+    /// Revoke every valid version and stop renewing.
+    pub async fn revoke(
+        &self,
+        id: &str,
+        reason: u8,
+        actor: &Actor,
+    ) -> Result<ManagedRecord, AppError> {
+        let store = self.pki.store();
+        let rec = store.get_managed(id).await?;
+        if rec.status == "revoked" {
+            return Err(AppError::Conflict(
+                "the managed certificate is already revoked".into(),
+            ));
+        }
+        for v in store.managed_versions(&rec.id).await? {
+            let cert = store.get_certificate(&v.certificate_id).await?;
+            if cert.status != "valid" {
+                continue;
+            }
+            match self.pki.revoke(&cert.id, reason, actor).await {
+                Ok(_) | Err(AppError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let ev = actor
+            .event("managed.revoke", "managed_certificate")
+            .object(&rec.id)
+            .detail(serde_json::json!({"reason": reason}));
+        store
+            .mark_managed_revoked(&rec.id, &ev, self.pki.now())
+            .await?;
+        self.event(&rec.id, "revoked", serde_json::json!({"reason": reason}))
+            .await;
+        Ok(store.get_managed(&rec.id).await?)
+    }
+
+    /// Stop managing a certificate: its versions stay on record as certificates, and the
+    /// copies at destinations are left alone.
+    pub async fn delete(&self, id: &str, actor: &Actor) -> Result<(), AppError> {
+        let rec = self.pki.store().get_managed(id).await?;
+        let ev = actor
+            .event("managed.delete", "managed_certificate")
+            .object(&rec.id)
+            .detail(serde_json::json!({"name": rec.name}));
+        self.pki
+            .store()
+            .delete_managed(&rec.id, &ev, self.pki.now())
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::minutes(1));
+        assert_eq!(backoff(2), Duration::minutes(2));
+        assert_eq!(backoff(4), Duration::minutes(8));
+        assert_eq!(backoff(50), Duration::hours(6));
+    }
+
+    #[test]
+    fn renewal_point_defaults_to_two_thirds() {
+        let nb = OffsetDateTime::UNIX_EPOCH;
+        let na = nb + Duration::days(90);
+        assert_eq!(renewal_point(nb, na, None), nb + Duration::days(60));
+        assert_eq!(renewal_point(nb, na, Some(50)), nb + Duration::days(45));
+    }
+}

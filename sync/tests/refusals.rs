@@ -1,0 +1,142 @@
+//! What destinations refuse before sending anything: key types the store does not import,
+//! certificates outside their validity, and configurations that cannot work.
+
+use certkeeper_sync::{
+    AwsAcm, AwsAcmConfig, AwsCredentials, AzureKeyVault, AzureKeyVaultConfig, CertificateVersion,
+    Destination, SyncError, validate_certificate_name,
+};
+use rcgen::{CertificateParams, KeyPair};
+use time::{Duration, OffsetDateTime};
+
+fn version(
+    alg: &'static rcgen::SignatureAlgorithm,
+    not_before: OffsetDateTime,
+) -> CertificateVersion {
+    let key = KeyPair::generate_for(alg).unwrap();
+    let mut params = CertificateParams::new(vec!["web.example.com".to_string()]).unwrap();
+    params.not_before = not_before;
+    params.not_after = not_before + Duration::days(30);
+    let cert = params.self_signed(&key).unwrap();
+    CertificateVersion {
+        version: 1,
+        certificate_der: cert.der().to_vec(),
+        chain_der: vec![],
+        key_pkcs8_der: key.serialize_der(),
+    }
+}
+
+/// An ACM destination whose endpoint nothing listens on: any request fails with a
+/// transport error, so a `Refused` answer shows nothing was sent.
+async fn acm() -> AwsAcm {
+    AwsAcm::new(
+        AwsAcmConfig {
+            region: Some("eu-west-1".into()),
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            tags: Default::default(),
+        },
+        Some(AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: None,
+        }),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn acm_refuses_ed25519_and_certificates_outside_their_validity_up_front() {
+    let acm = acm().await;
+    let now = OffsetDateTime::now_utc();
+    let ed = version(&rcgen::PKCS_ED25519, now - Duration::days(1));
+    match acm.push(&ed, None, now).await {
+        Err(SyncError::Refused(m)) => assert!(m.contains("Ed25519"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let future = version(&rcgen::PKCS_ECDSA_P256_SHA256, now + Duration::days(1));
+    match acm.push(&future, None, now).await {
+        Err(e @ SyncError::Refused(_)) => {
+            assert!(e.to_string().contains("not valid before"), "{e}");
+            assert!(!e.retryable());
+        }
+        other => panic!("{other:?}"),
+    }
+    let expired = version(&rcgen::PKCS_ECDSA_P384_SHA384, now - Duration::days(40));
+    assert!(matches!(
+        acm.push(&expired, None, now).await,
+        Err(SyncError::Refused(_))
+    ));
+    // A certificate ACM takes gets as far as the (absent) endpoint.
+    let fine = version(&rcgen::PKCS_ECDSA_P256_SHA256, now - Duration::days(1));
+    let e = acm.push(&fine, None, now).await.unwrap_err();
+    assert!(matches!(e, SyncError::Transport(_)), "{e:?}");
+    assert!(e.retryable());
+}
+
+#[tokio::test]
+async fn key_vault_refuses_ed25519_and_bad_configurations() {
+    let cfg = AzureKeyVaultConfig {
+        vault_url: "https://127.0.0.1:9".into(),
+        certificate_name: "web".into(),
+        tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+        client_id: "6731de76-14a6-49ae-97bc-6eba6914391e".into(),
+        authority: "https://127.0.0.1:9".into(),
+        tags: Default::default(),
+        ca_certificate: None,
+    };
+    let kv = AzureKeyVault::new(cfg.clone(), "secret".into()).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let ed = version(&rcgen::PKCS_ED25519, now - Duration::days(1));
+    assert!(matches!(
+        kv.push(&ed, None, now).await,
+        Err(SyncError::Refused(_))
+    ));
+    let bad = |f: fn(&mut AzureKeyVaultConfig)| {
+        let mut c = cfg.clone();
+        f(&mut c);
+        AzureKeyVault::new(c, "secret".into()).unwrap_err()
+    };
+    assert!(matches!(
+        bad(|c| c.vault_url = "http://vault".into()),
+        SyncError::Config(_)
+    ));
+    assert!(matches!(
+        bad(|c| c.authority = "ftp://x".into()),
+        SyncError::Config(_)
+    ));
+    assert!(matches!(
+        bad(|c| c.tenant_id = "a/b".into()),
+        SyncError::Config(_)
+    ));
+    assert!(matches!(
+        bad(|c| c.certificate_name = "web_1".into()),
+        SyncError::Config(_)
+    ));
+    assert!(matches!(
+        AzureKeyVault::new(cfg.clone(), String::new()),
+        Err(SyncError::Config(_))
+    ));
+}
+
+#[test]
+fn key_vault_certificate_names() {
+    for ok in ["web", "web-1", "A1", &"a".repeat(127)] {
+        assert!(validate_certificate_name(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "web_1", "web.example", "wéb", &"a".repeat(128)] {
+        assert!(validate_certificate_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let creds = AwsCredentials {
+        access_key_id: "AKID".into(),
+        secret_access_key: "very-secret".into(),
+        session_token: Some("token-secret".into()),
+    };
+    let shown = format!("{creds:?}");
+    assert!(!shown.contains("very-secret") && !shown.contains("token-secret"));
+    let v = version(&rcgen::PKCS_ECDSA_P256_SHA256, OffsetDateTime::now_utc());
+    assert!(!format!("{v:?}").contains("key_pkcs8_der"));
+}

@@ -1,0 +1,377 @@
+//! A local stand-in for Microsoft Entra ID's token endpoint and Azure Key Vault's
+//! certificate import, written from Microsoft's REST documentation:
+//! - `POST {authority}/{tenant}/oauth2/v2.0/token` (client credentials grant, form body
+//!   `client_id`, `scope`, `client_secret`, `grant_type=client_credentials`) answers
+//!   `{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token"}`
+//!   or `{"error": "invalid_client", "error_description", ...}` with 401.
+//! - `POST {vault}/certificates/{name}/import?api-version=7.4` with a bearer token and a
+//!   JSON `CertificateImportParameters` body answers a `CertificateBundle` (`id`, `kid`,
+//!   `sid`, `x5t`, `cer`, `attributes`, `policy`, `tags`); errors are
+//!   `{"error": {"code", "message"}}`; throttling is 429 or 503 with `Retry-After`.
+//! - `DELETE {vault}/certificates/{name}?api-version=7.4` answers a `DeletedCertificateBundle`.
+//!
+//! Every request is recorded so tests can assert exactly what was sent; requests that break
+//! the contract are answered with the documented error and recorded as violations.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use base64::Engine;
+use serde_json::{Value, json};
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+pub const CLIENT_SECRET: &str = "s3cret~value";
+
+/// What an import request carried.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub name: String,
+    pub query: BTreeMap<String, String>,
+    pub authorization: String,
+    pub content_type: String,
+    pub body: Value,
+    /// The version id given out (None when the request was refused).
+    pub version: Option<String>,
+    /// The leaf certificate of the bundle, DER.
+    pub certificate_der: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub token_requests: Vec<BTreeMap<String, String>>,
+    pub tokens: Vec<String>,
+    pub imports: Vec<Import>,
+    pub deletes: Vec<String>,
+    pub violations: Vec<String>,
+    /// Answer this many coming imports with 503 and `Retry-After: 30`.
+    pub fail_imports: u32,
+}
+
+#[derive(Clone)]
+struct Fake {
+    base: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// The running fake; both the authority and the vault live at `url`.
+pub struct FakeAzure {
+    pub url: String,
+    pub ca_pem: String,
+    pub seen: Arc<Mutex<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeAzure {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeAzure {
+    pub async fn start() -> FakeAzure {
+        let (ca_pem, chain, key) = super::tls_identity();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let app = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/certificates/{name}/import", post(import))
+            .route("/certificates/{name}", delete(remove))
+            .with_state(Fake {
+                base: url.clone(),
+                seen: seen.clone(),
+            });
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let certs = chain
+            .into_iter()
+            .map(rustls::pki_types::CertificateDer::from)
+            .collect();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
+        let mut cfg = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+                });
+            }
+        });
+        FakeAzure {
+            url,
+            ca_pem,
+            seen,
+            task,
+        }
+    }
+
+    pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap()
+    }
+
+    /// The destination configuration pointing at this fake.
+    pub fn config(&self, certificate_name: &str) -> Value {
+        json!({
+            "vault_url": self.url,
+            "certificate_name": certificate_name,
+            "tenant_id": TENANT,
+            "client_id": CLIENT_ID,
+            "authority": self.url,
+            "tags": {"owner": "certkeeper-tests"},
+            "ca_certificate": self.ca_pem,
+        })
+    }
+}
+
+fn vault_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        json!({"error": {"code": code, "message": message}}).to_string(),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(f): State<Fake>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let mut seen = f.seen.lock().unwrap();
+    seen.token_requests.push(form.clone());
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut problems = Vec::new();
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        problems.push(format!("token content-type {ct:?}"));
+    }
+    if tenant != TENANT {
+        problems.push(format!("tenant {tenant}"));
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        problems.push("grant_type".into());
+    }
+    if form.get("scope").map(String::as_str) != Some("https://vault.azure.net/.default") {
+        problems.push(format!("scope {:?}", form.get("scope")));
+    }
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
+        problems.push("client_id".into());
+    }
+    if !problems.is_empty() {
+        seen.violations.extend(problems.clone());
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({
+                "error": "invalid_request",
+                "error_description": format!("AADSTS900144: {}", problems.join(", ")),
+                "error_codes": [900144],
+            })),
+        )
+            .into_response();
+    }
+    if form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.",
+                "error_codes": [7000215],
+            })),
+        )
+            .into_response();
+    }
+    let tok = format!("eyJ0eXAiOiJKV1QifQ.token-{}", seen.token_requests.len());
+    seen.tokens.push(tok.clone());
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": 3599,
+        "ext_expires_in": 3599,
+        "access_token": tok,
+    }))
+    .into_response()
+}
+
+fn bearer_ok(seen: &Seen, headers: &HeaderMap) -> (String, bool) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ok = auth
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| seen.tokens.iter().any(|k| k == t));
+    (auth, ok)
+}
+
+fn unauthorized(base: &str) -> Response {
+    let mut r = vault_error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "AKV10000: Request is missing a Bearer or PoP token.",
+    );
+    r.headers_mut().insert(
+        "www-authenticate",
+        format!("Bearer authorization=\"{base}/{TENANT}\", resource=\"https://vault.azure.net\"")
+            .parse()
+            .unwrap(),
+    );
+    r
+}
+
+async fn import(
+    State(f): State<Fake>,
+    Path(name): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut seen = f.seen.lock().unwrap();
+    let (authorization, auth_ok) = bearer_ok(&seen, &headers);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut rec = Import {
+        name: name.clone(),
+        query: query.clone(),
+        authorization,
+        content_type: content_type.clone(),
+        body: parsed.clone(),
+        version: None,
+        certificate_der: Vec::new(),
+    };
+    if query.get("api-version").map(String::as_str) != Some("7.4") {
+        seen.violations
+            .push(format!("api-version {:?}", query.get("api-version")));
+        seen.imports.push(rec);
+        return vault_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The specified version is not supported.",
+        );
+    }
+    if !auth_ok {
+        seen.violations
+            .push("import without a valid bearer token".into());
+        seen.imports.push(rec);
+        return unauthorized(&f.base);
+    }
+    if !content_type.starts_with("application/json") {
+        seen.violations
+            .push(format!("import content-type {content_type:?}"));
+    }
+    let value = parsed["value"].as_str().unwrap_or("");
+    let blocks = pem::parse_many(value).unwrap_or_default();
+    let leaf = blocks.iter().find(|b| b.tag() == "CERTIFICATE");
+    let has_pkcs8 = blocks.iter().any(|b| b.tag() == "PRIVATE KEY");
+    let pem_type = parsed["policy"]["secret_props"]["contentType"].as_str();
+    if leaf.is_none() || !has_pkcs8 || pem_type != Some("application/x-pem-file") {
+        seen.violations.push(format!(
+            "import body: pkcs8={has_pkcs8} contentType={pem_type:?}"
+        ));
+        seen.imports.push(rec);
+        return vault_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The specified PEM X.509 certificate content is in an unexpected format.",
+        );
+    }
+    if seen.fail_imports > 0 {
+        seen.fail_imports -= 1;
+        seen.imports.push(rec);
+        let mut r = vault_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        );
+        r.headers_mut().insert("retry-after", "30".parse().unwrap());
+        return r;
+    }
+    let der = leaf.map(|l| l.contents().to_vec()).unwrap_or_default();
+    let version = format!("{:032x}", seen.imports.len() as u128 * 7919 + 0xabc);
+    rec.version = Some(version.clone());
+    rec.certificate_der = der.clone();
+    seen.imports.push(rec);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let x5t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        &der,
+    ));
+    let base = &f.base;
+    axum::Json(json!({
+        "id": format!("{base}/certificates/{name}/{version}"),
+        "kid": format!("{base}/keys/{name}/{version}"),
+        "sid": format!("{base}/secrets/{name}/{version}"),
+        "x5t": x5t,
+        "cer": b64.encode(&der),
+        "attributes": {
+            "enabled": true, "nbf": 1_700_000_000, "exp": 1_900_000_000,
+            "created": 1_700_000_000, "updated": 1_700_000_000,
+            "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90,
+        },
+        "policy": {
+            "id": format!("{base}/certificates/{name}/policy"),
+            "secret_props": {"contentType": "application/x-pem-file"},
+            "issuer": {"name": "Unknown"},
+        },
+        "tags": parsed["tags"],
+    }))
+    .into_response()
+}
+
+async fn remove(
+    State(f): State<Fake>,
+    Path(name): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut seen = f.seen.lock().unwrap();
+    let (_, ok) = bearer_ok(&seen, &headers);
+    if !ok {
+        return unauthorized(&f.base);
+    }
+    if query.get("api-version").map(String::as_str) != Some("7.4") {
+        seen.violations.push("delete api-version".into());
+    }
+    seen.deletes.push(name.clone());
+    let base = &f.base;
+    axum::Json(json!({
+        "id": format!("{base}/certificates/{name}"),
+        "recoveryId": format!("{base}/deletedcertificates/{name}"),
+        "deletedDate": 1_700_000_100,
+        "scheduledPurgeDate": 1_707_776_100,
+    }))
+    .into_response()
+}
