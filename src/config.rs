@@ -65,6 +65,10 @@ struct RawSettings {
     max_body_bytes: usize,
     db_max_connections: u32,
     server_cert_days: u32,
+    alert_sweep_seconds: u32,
+    alert_delivery_seconds: u32,
+    alert_max_attempts: u32,
+    alert_retry_base_seconds: u32,
 }
 
 impl Default for RawSettings {
@@ -84,6 +88,10 @@ impl Default for RawSettings {
             max_body_bytes: 1 << 20,
             db_max_connections: 8,
             server_cert_days: 30,
+            alert_sweep_seconds: 300,
+            alert_delivery_seconds: 5,
+            alert_max_attempts: 8,
+            alert_retry_base_seconds: 30,
         }
     }
 }
@@ -121,6 +129,14 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Lifetime of the server's own HTTPS certificate.
     pub server_cert_days: u32,
+    /// Seconds between expiry-alert sweeps.
+    pub alert_sweep_seconds: u32,
+    /// Seconds between passes over the alert outbox.
+    pub alert_delivery_seconds: u32,
+    /// Delivery attempts before an alert is marked dead.
+    pub alert_max_attempts: u32,
+    /// First retry delay of a failed alert delivery (doubling on each further failure).
+    pub alert_retry_base_seconds: u32,
 }
 
 /// Why settings were refused.
@@ -242,6 +258,27 @@ impl Settings {
         if raw.server_cert_days == 0 || raw.server_cert_days > 397 {
             return Err(invalid("server_cert_days", "must be between 1 and 397"));
         }
+        if raw.alert_sweep_seconds < 10 || raw.alert_sweep_seconds > 86_400 {
+            return Err(invalid(
+                "alert_sweep_seconds",
+                "must be between 10 and 86400",
+            ));
+        }
+        if raw.alert_delivery_seconds == 0 || raw.alert_delivery_seconds > 3600 {
+            return Err(invalid(
+                "alert_delivery_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if raw.alert_max_attempts == 0 || raw.alert_max_attempts > 100 {
+            return Err(invalid("alert_max_attempts", "must be between 1 and 100"));
+        }
+        if raw.alert_retry_base_seconds == 0 || raw.alert_retry_base_seconds > 3600 {
+            return Err(invalid(
+                "alert_retry_base_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
         for n in &raw.server_names {
             if n.parse::<std::net::IpAddr>().is_err() {
                 certkeeper_ca::normalize_dns_name(n).map_err(|e| invalid("server_names", e))?;
@@ -265,6 +302,10 @@ impl Settings {
             max_body_bytes: raw.max_body_bytes,
             db_max_connections: raw.db_max_connections,
             server_cert_days: raw.server_cert_days,
+            alert_sweep_seconds: raw.alert_sweep_seconds,
+            alert_delivery_seconds: raw.alert_delivery_seconds,
+            alert_max_attempts: raw.alert_max_attempts,
+            alert_retry_base_seconds: raw.alert_retry_base_seconds,
         })
     }
 

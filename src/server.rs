@@ -212,6 +212,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = tokio::spawn(background_jobs(pki.clone(), cert.clone(), stop_rx.clone()));
+    let alert_jobs = tokio::spawn(crate::alerts::run(pki.clone(), stop_rx.clone()));
     let https_task = tokio::spawn(serve_listener(
         https,
         https_app(&state),
@@ -232,6 +233,7 @@ pub async fn run(
     let _ = https_task.await;
     let _ = http_task.await;
     let _ = jobs.await;
+    let _ = alert_jobs.await;
     pki.store().pool().close().await;
     tracing::info!("stopped");
     Ok(())
