@@ -654,3 +654,162 @@ async fn chat_flavours_digest_and_lifecycle_sqlite() {
 async fn chat_flavours_digest_and_lifecycle_postgres() {
     chat_flavours_digest_and_lifecycle(Db::Postgres).await;
 }
+
+/// The Python with aiosmtpd that `.ci/run` installs (`.venv` in the repository), or
+/// `CERTKEEPER_TEST_PYTHON`.
+fn smtp_python() -> String {
+    std::env::var("CERTKEEPER_TEST_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
+}
+
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_smtp(dir: &std::path::Path, mode: &str, cert: &str, key: &str) -> Smtp {
+    use std::io::BufRead;
+    let out = dir.join(format!("mail-{mode}"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(dir.join("smtp-cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("smtp-key.pem"), key).unwrap();
+    let port = common::free_port();
+    let python = smtp_python();
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run .ci/run (it creates .venv with aiosmtpd)"
+    );
+    let mut child = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py"))
+        .arg(port.to_string())
+        .arg(&out)
+        .arg(mode)
+        .arg(dir.join("smtp-cert.pem"))
+        .arg(dir.join("smtp-key.pem"))
+        .args(["alice", "s3cret"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut l = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut l).unwrap();
+        l
+    })
+    .await
+    .unwrap();
+    assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
+    Smtp { child, port, out }
+}
+
+async fn email_arrives(mode: &str) {
+    let env = Env::new(Db::Sqlite, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    // The SMTP server's certificate comes from our own CA; the channel trusts our root.
+    let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+    let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
+    req.dns_names = vec!["localhost".into()];
+    let profile = b.pki.profile("default").await.unwrap();
+    let tls = b
+        .pki
+        .issue(&profile, req, None, &Actor::system())
+        .await
+        .unwrap();
+    let chain = certkeeper_ca::pem_encode_certs(
+        std::iter::once(tls.cert.der.as_slice()).chain(tls.chain.iter().take(1).map(Vec::as_slice)),
+    );
+    let smtp = start_smtp(env.dir.path(), mode, &chain, &key.serialize_pem()).await;
+    let root = std::fs::read_to_string(env.dir.path().join("root.pem")).unwrap();
+    let ch = channel(
+        &b.pki,
+        "mail",
+        json!({"kind": "email", "password": "s3cret", "smtp": {
+            "host": "localhost", "port": smtp.port, "tls": mode, "username": "alice",
+            "from": "certkeeper@example.com", "to": ["ops@example.com", "pki@example.com"],
+            "ca_pem": root,
+        }}),
+    )
+    .await;
+    rule(&b.pki, "mail", vec![ch.clone()], |r| {
+        r.selector = Selector {
+            san: Some("expiring.mail.example".into()),
+            ..Default::default()
+        };
+    })
+    .await;
+    let cert = issue(&b.pki, "expiring.mail.example", 5).await;
+    let alerts = Alerts::new(b.pki.clone());
+    assert_eq!(alerts.sweep().await.unwrap().fired, 1);
+    let r = alerts.deliver_due().await.unwrap();
+    let rows = b.pki.store().list_outbox(None, 10).await.unwrap();
+    assert_eq!(r.delivered, 1, "{rows:?}");
+    assert_eq!(rows[0].last_status, Some(250));
+
+    let files: Vec<_> = std::fs::read_dir(&smtp.out).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let m: Value = serde_json::from_slice(&std::fs::read(files[0].path()).unwrap()).unwrap();
+    assert_eq!(m["mail_from"], "certkeeper@example.com");
+    assert_eq!(m["rcpt_tos"], json!(["ops@example.com", "pki@example.com"]));
+    assert_eq!(m["tls"], true);
+    assert_eq!(m["authenticated"], true);
+    let subject = &cert.cert.info.subject;
+    assert_eq!(
+        m["subject"],
+        format!("Certificate {subject} expires in 5 days")
+    );
+    let text = m["text"].as_str().unwrap();
+    assert!(text.contains(&cert.cert.info.fingerprint_sha256), "{text}");
+    assert!(text.contains("(5 days left)"), "{text}");
+    let html = m["html"].as_str().unwrap();
+    assert!(html.contains(&format!("<td>{subject}</td>")), "{html}");
+
+    // The channel's "send test" reaches the same server; a server that is not there fails.
+    let test = alerts
+        .send_test(&b.pki.store().get_channel(&ch).await.unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            test,
+            certkeeper::alerts::Outcome::Delivered { status: Some(250) }
+        ),
+        "{test:?}"
+    );
+    let bad = channel(
+        &b.pki,
+        "bad",
+        json!({"kind": "email", "password": "s3cret", "smtp": {
+            "host": "localhost", "port": common::free_port(), "tls": mode, "username": "alice",
+            "from": "certkeeper@example.com", "to": ["ops@example.com"],
+            "ca_pem": std::fs::read_to_string(env.dir.path().join("root.pem")).unwrap(),
+        }}),
+    )
+    .await;
+    let test = alerts
+        .send_test(&b.pki.store().get_channel(&bad).await.unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(test, certkeeper::alerts::Outcome::Failed { .. }),
+        "{test:?}"
+    );
+}
+
+#[tokio::test]
+async fn email_over_starttls() {
+    email_arrives("starttls").await;
+}
+
+#[tokio::test]
+async fn email_over_implicit_tls() {
+    email_arrives("tls").await;
+}

@@ -47,9 +47,10 @@ pub(crate) async fn send(
         b = b.credentials(Credentials::new(user.clone(), pass.clone()));
     }
     let transport = b.build();
-    let resp = transport
-        .send(message)
+    // One bound for the whole conversation, whatever the server does.
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(60), transport.send(message))
         .await
+        .map_err(|_| "SMTP: no answer within 60 s".to_string())?
         .map_err(|e| format!("SMTP: {e}"))?;
     Ok(u16::from(resp.code()))
 }

@@ -700,21 +700,25 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
         let rows = match status {
-            Some(s) => sqlx::query(&format!(
+            Some(s) => {
+                sqlx::query(&format!(
                 "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
                      WHERE o.status = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
             ))
-            .bind(s)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query(&format!(
+                .bind(s)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
                 "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
                      ORDER BY o.created_at DESC, o.id DESC LIMIT $1"
             ))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
         rows.iter().map(row_to_outbox).collect()
     }
