@@ -41,6 +41,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/tokens/{id}", &["delete"]),
     // src/api/audit.rs
     ("/api/v1/audit", &["get"]),
+    // src/api/alerts.rs
+    ("/api/v1/alerts/channels", &["get", "post"]),
+    ("/api/v1/alerts/channels/{id}", &["get", "delete"]),
+    ("/api/v1/alerts/channels/{id}/test", &["post"]),
+    ("/api/v1/alerts/rules", &["get", "post"]),
+    ("/api/v1/alerts/rules/{id}", &["get", "delete"]),
+    ("/api/v1/alerts/outbox", &["get"]),
+    ("/api/v1/alerts/sweep", &["post"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs
