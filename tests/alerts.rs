@@ -813,3 +813,92 @@ async fn email_over_starttls() {
 async fn email_over_implicit_tls() {
     email_arrives("tls").await;
 }
+
+async fn reminders_and_ca_expiry(db: Db) {
+    let env = Env::new(db, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let (recv, base) = Receiver::start().await;
+    let hook = channel(
+        &b.pki,
+        "hook",
+        json!({"kind": "webhook", "url": format!("{base}/hook")}),
+    )
+    .await;
+    rule(&b.pki, "remind", vec![hook.clone()], |r| {
+        r.thresholds = vec![7, 3];
+        r.daily_reminder = true;
+    })
+    .await;
+    // The default intermediate CA lives 1825 days: inside a 2000-day CA threshold.
+    rule(&b.pki, "cas", vec![hook], |r| {
+        r.thresholds = vec![2000];
+        r.events = vec!["ca.expiring".into()];
+        r.selector = Selector {
+            san: Some("nothing.example".into()),
+            ..Default::default()
+        };
+    })
+    .await;
+    let alerts = Alerts::new(b.pki.clone());
+    let cert = issue(&b.pki, "remind.example.com", 10).await;
+    assert_eq!(
+        alerts.sweep().await.unwrap().fired,
+        1,
+        "only the intermediate CA"
+    );
+    let mut fired = Vec::new();
+    for _ in 0..12 {
+        clock.advance(Duration::hours(12));
+        let r = alerts.sweep().await.unwrap();
+        fired.push(r.fired);
+        assert_eq!(alerts.sweep().await.unwrap().fired, 0, "never twice");
+    }
+    // 9.5 .. 4 days left: only 7 fired.
+    assert_eq!(fired.iter().sum::<usize>(), 1);
+    // Down to expiry in six-hour steps: 3 fires, then one reminder at 2 and at 1 day
+    // left, then expired.
+    for _ in 0..17 {
+        clock.advance(Duration::hours(6));
+        alerts.sweep().await.unwrap();
+    }
+    alerts.deliver_due().await.unwrap();
+    let got = recv.at("/hook");
+    let facts: Vec<(String, Value, Value)> = got
+        .iter()
+        .map(|g| {
+            (
+                g.body["type"].as_str().unwrap().to_string(),
+                g.body["data"]["threshold_days"].clone(),
+                g.body["data"]["reminder"].clone(),
+            )
+        })
+        .collect();
+    let e = |t: &str, d: Value, r: bool| (format!("io.certkeeper.{t}"), d, json!(r));
+    assert_eq!(
+        facts,
+        vec![
+            e("ca.expiring", json!(2000), false),
+            e("certificate.expiring", json!(7), false),
+            e("certificate.expiring", json!(3), false),
+            e("certificate.expiring", json!(2), true),
+            e("certificate.expiring", json!(1), true),
+            e("certificate.expired", Value::Null, false),
+        ]
+    );
+    assert_eq!(
+        got[0].body["data"]["certificates"][0]["subject"],
+        "CN=certkeeper Intermediate CA"
+    );
+    assert_eq!(got[5].body["subject"], json!(cert.id));
+}
+
+#[tokio::test]
+async fn reminders_and_ca_expiry_sqlite() {
+    reminders_and_ca_expiry(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn reminders_and_ca_expiry_postgres() {
+    reminders_and_ca_expiry(Db::Postgres).await;
+}
