@@ -74,6 +74,10 @@ struct RawSettings {
     discovery_pps: u32,
     discovery_alert_days: u32,
     discovery_schedule_secs: u64,
+    alert_sweep_seconds: u32,
+    alert_delivery_seconds: u32,
+    alert_max_attempts: u32,
+    alert_retry_base_seconds: u32,
 }
 
 impl Default for RawSettings {
@@ -102,6 +106,10 @@ impl Default for RawSettings {
             discovery_pps: 0,
             discovery_alert_days: 30,
             discovery_schedule_secs: 30,
+            alert_sweep_seconds: 300,
+            alert_delivery_seconds: 5,
+            alert_max_attempts: 8,
+            alert_retry_base_seconds: 30,
         }
     }
 }
@@ -146,6 +154,14 @@ pub struct Settings {
     pub est_client_cas: Vec<Vec<u8>>,
     /// Whether certificates issued by this server may renew themselves over EST.
     pub est_trust_own_cas: bool,
+    /// Seconds between expiry-alert sweeps.
+    pub alert_sweep_seconds: u32,
+    /// Seconds between passes over the alert outbox.
+    pub alert_delivery_seconds: u32,
+    /// Delivery attempts before an alert is marked dead.
+    pub alert_max_attempts: u32,
+    /// First retry delay of a failed alert delivery (doubling on each further failure).
+    pub alert_retry_base_seconds: u32,
     /// Discovery scans submitted through the API or run on a schedule.
     pub discovery: DiscoverySettings,
 }
@@ -286,6 +302,27 @@ impl Settings {
         if raw.server_cert_days == 0 || raw.server_cert_days > 397 {
             return Err(invalid("server_cert_days", "must be between 1 and 397"));
         }
+        if raw.alert_sweep_seconds < 10 || raw.alert_sweep_seconds > 86_400 {
+            return Err(invalid(
+                "alert_sweep_seconds",
+                "must be between 10 and 86400",
+            ));
+        }
+        if raw.alert_delivery_seconds == 0 || raw.alert_delivery_seconds > 3600 {
+            return Err(invalid(
+                "alert_delivery_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if raw.alert_max_attempts == 0 || raw.alert_max_attempts > 100 {
+            return Err(invalid("alert_max_attempts", "must be between 1 and 100"));
+        }
+        if raw.alert_retry_base_seconds == 0 || raw.alert_retry_base_seconds > 3600 {
+            return Err(invalid(
+                "alert_retry_base_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
         for n in &raw.server_names {
             if n.parse::<std::net::IpAddr>().is_err() {
                 certkeeper_ca::normalize_dns_name(n).map_err(|e| invalid("server_names", e))?;
@@ -365,6 +402,10 @@ impl Settings {
             est_client_cas,
             est_trust_own_cas: raw.est_trust_own_cas,
             discovery,
+            alert_sweep_seconds: raw.alert_sweep_seconds,
+            alert_delivery_seconds: raw.alert_delivery_seconds,
+            alert_max_attempts: raw.alert_max_attempts,
+            alert_retry_base_seconds: raw.alert_retry_base_seconds,
         })
     }
 

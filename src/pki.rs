@@ -468,6 +468,8 @@ impl Pki {
             }
         };
         self.metrics.certificates_issued.inc();
+        // Alert rules subscribed to issuance hear of it; this never fails the issuance.
+        crate::alerts::events::on_issued(self, &id, &cert.info, &profile.policy.name).await;
         let chain = self.chain_of(&ca).await?;
         Ok(Issued {
             id,
@@ -498,6 +500,8 @@ impl Pki {
             .revoke_certificate(cert_id, i64::from(reason), &actor.name, &ev, self.now())
             .await?;
         self.metrics.certificates_revoked.inc();
+        // Alert rules subscribed to revocation hear of it; this never fails the revocation.
+        crate::alerts::events::on_revoked(self, &rec).await;
         // The revocation is committed (and OCSP answers from it at once). If the CRL cannot
         // be signed now, the refresh job retries every minute; the caller is not told the
         // revocation failed, because it did not.

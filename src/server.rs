@@ -238,6 +238,7 @@ pub async fn run(
         pki.clone(),
         stop_rx.clone(),
     ));
+    let alert_jobs = tokio::spawn(crate::alerts::run(pki.clone(), stop_rx.clone()));
     let https_task = tokio::spawn(serve_listener(
         https,
         https_app(&state),
@@ -259,6 +260,7 @@ pub async fn run(
     let _ = http_task.await;
     let _ = jobs.await;
     let _ = scans.await;
+    let _ = alert_jobs.await;
     pki.store().pool().close().await;
     tracing::info!("stopped");
     Ok(())

@@ -64,6 +64,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/managed/{id}/bindings/{destination}", &["delete"]),
     ("/api/v1/destinations", &["get", "post"]),
     ("/api/v1/destinations/{id}", &["get", "delete"]),
+    // src/api/alerts.rs
+    ("/api/v1/alerts/channels", &["get", "post"]),
+    ("/api/v1/alerts/channels/{id}", &["get", "delete"]),
+    ("/api/v1/alerts/channels/{id}/test", &["post"]),
+    ("/api/v1/alerts/rules", &["get", "post"]),
+    ("/api/v1/alerts/rules/{id}", &["get", "delete"]),
+    ("/api/v1/alerts/outbox", &["get"]),
+    ("/api/v1/alerts/sweep", &["post"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: bearer-token auth, JSON in and out, RFC 7807 errors.
 
+mod alerts;
 mod audit;
 pub mod auth;
 mod cas;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(discovery::router())
         .merge(managed::router())
+        .merge(alerts::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

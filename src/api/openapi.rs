@@ -48,6 +48,7 @@ fn document(f: &Facts<'_>) -> Value {
         certificate_paths(),
         token_paths(),
         est_paths(),
+        alert_paths(),
         audit_paths(),
         managed_paths(),
         discovery_paths(),
@@ -79,6 +80,7 @@ fn document(f: &Facts<'_>) -> Value {
         "tags": [
             {"name": "CAs", "description": "The CA hierarchy: roots, intermediates, imported and externally signed CAs."},
             {"name": "Profiles", "description": "Issuance templates with policy."},
+            {"name": "Alerts", "description": "Expiry alerts and lifecycle events: channels, rules, the delivery outbox."},
             {"name": "Certificates", "description": "Issue, search, fetch and revoke end-entity certificates."},
             {"name": "Tokens", "description": "API tokens (admin only)."},
             {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
@@ -1719,6 +1721,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(audit_schemas());
     s.extend(managed_schemas());
     s.extend(discovery_schemas());
+    s.extend(alert_schemas());
     Value::Object(s)
 }
 
@@ -2531,6 +2534,348 @@ fn est_schemas() -> Map<String, Value> {
                 "description": "A new EST credential with its password.",
                 "required": created_required,
                 "properties": created_properties
+            }),
+        ),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------
+// /api/v1/alerts
+
+fn forbidden_admin() -> Value {
+    err("Forbidden", "The token is not an admin token.")
+}
+
+fn alert_paths() -> Map<String, Value> {
+    let id = |what: &str| path_param("id", &format!("The {what}'s id or name."));
+    object(vec![
+        (
+            "/api/v1/alerts/channels",
+            json!({
+                "get": {
+                    "operationId": "listAlertChannels",
+                    "tags": ["Alerts"],
+                    "summary": "List alert channels",
+                    "description": "Every channel, oldest first; never their secrets (URLs, HMAC keys, header values, SMTP passwords).",
+                    "responses": {
+                        "200": json_response("The channels.", json!({"type": "array", "items": schema_ref("AlertChannel")})),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createAlertChannel",
+                    "tags": ["Alerts"],
+                    "summary": "Create an alert channel",
+                    "description": "A generic webhook (CloudEvents 1.0, optional HMAC-SHA256 signature in `X-Certkeeper-Signature: t=<unix>,v1=<hex of HMAC(key, \"<t>.<body>\")>` and custom headers), a Slack, Teams (Workflows) or Discord webhook, or email over SMTP. Secrets are sealed at rest and never shown again. Admin token.",
+                    "requestBody": json_body("CreateAlertChannelRequest", "The channel."),
+                    "responses": {
+                        "201": json_response("The channel, without its secrets.", schema_ref("AlertChannel")),
+                        "400": err("BadRequest", "Invalid body: unknown kind, a missing or non-HTTP URL, fields of another kind, bad header names or values, or incomplete SMTP settings."),
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "409": err("Conflict", "A channel with this name exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/alerts/channels/{id}",
+            json!({
+                "parameters": [id("channel")],
+                "get": {
+                    "operationId": "getAlertChannel",
+                    "tags": ["Alerts"],
+                    "summary": "Get an alert channel",
+                    "responses": {
+                        "200": json_response("The channel, without its secrets.", schema_ref("AlertChannel")),
+                        "401": unauthorized(),
+                        "404": err("NotFound", "No such channel."),
+                        "500": internal()
+                    }
+                },
+                "delete": {
+                    "operationId": "deleteAlertChannel",
+                    "tags": ["Alerts"],
+                    "summary": "Delete an alert channel",
+                    "description": "Refused while a rule names the channel. Its outbox rows go with it. Admin token.",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "404": err("NotFound", "No such channel."),
+                        "409": err("Conflict", "A rule still uses the channel."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/alerts/channels/{id}/test",
+            json!({
+                "parameters": [id("channel")],
+                "post": {
+                    "operationId": "testAlertChannel",
+                    "tags": ["Alerts"],
+                    "summary": "Send a test message",
+                    "description": "Sends a test event to the channel at once (not through the outbox) and reports what the receiver answered. Admin token.",
+                    "responses": {
+                        "200": json_response("The outcome.", schema_ref("AlertSendOutcome")),
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "404": err("NotFound", "No such channel."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/alerts/rules",
+            json!({
+                "get": {
+                    "operationId": "listAlertRules",
+                    "tags": ["Alerts"],
+                    "summary": "List alert rules",
+                    "responses": {
+                        "200": json_response("The rules, oldest first.", json!({"type": "array", "items": schema_ref("AlertRule")})),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createAlertRule",
+                    "tags": ["Alerts"],
+                    "summary": "Create an alert rule",
+                    "description": "Which certificates (selector), thresholds in days before expiry (default 30, 14, 7, 1; each fires once per certificate, a renewed certificate starts fresh), optional daily reminder below the last threshold, digest mode, lifecycle events, and the channels to notify. Admin token.",
+                    "requestBody": json_body("CreateAlertRuleRequest", "The rule."),
+                    "responses": {
+                        "201": json_response("The rule.", schema_ref("AlertRule")),
+                        "400": err("BadRequest", "Invalid body, unknown channels, CAs or events, or thresholds out of range."),
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "409": err("Conflict", "A rule with this name exists."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/alerts/rules/{id}",
+            json!({
+                "parameters": [id("rule")],
+                "get": {
+                    "operationId": "getAlertRule",
+                    "tags": ["Alerts"],
+                    "summary": "Get an alert rule",
+                    "responses": {
+                        "200": json_response("The rule.", schema_ref("AlertRule")),
+                        "401": unauthorized(),
+                        "404": err("NotFound", "No such rule."),
+                        "500": internal()
+                    }
+                },
+                "delete": {
+                    "operationId": "deleteAlertRule",
+                    "tags": ["Alerts"],
+                    "summary": "Delete an alert rule",
+                    "description": "With its record of thresholds already fired. Admin token.",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "404": err("NotFound", "No such rule."),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/alerts/outbox",
+            json!({
+                "get": {
+                    "operationId": "listAlertOutbox",
+                    "tags": ["Alerts"],
+                    "summary": "List notifications",
+                    "description": "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alert_max_attempts` times).",
+                    "parameters": [
+                        query_param("status", "Only rows in this state.", json!({"type": "string", "enum": ["pending", "delivered", "dead"]})),
+                        query_param("limit", "Page size (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
+                    ],
+                    "responses": {
+                        "200": json_response("The rows.", json!({"type": "array", "items": schema_ref("AlertOutboxEntry")})),
+                        "400": err("BadRequest", "Unknown status or limit out of range."),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/alerts/sweep",
+            json!({
+                "post": {
+                    "operationId": "sweepAlerts",
+                    "tags": ["Alerts"],
+                    "summary": "Evaluate alert rules now",
+                    "description": "Runs the expiry sweep (as the scheduled job does) and then one pass over the outbox. Admin token.",
+                    "responses": {
+                        "200": json_response("What was done.", schema_ref("AlertSweepResult")),
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+    ])
+}
+
+fn alert_schemas() -> Map<String, Value> {
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let selector = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "Which certificates; every field given must match; none means all.",
+        "properties": {
+            "ca_id": {"type": "string", "description": "Issuing CA (id or name)."},
+            "profile": {"type": "string", "description": "Profile name."},
+            "san": {"type": "string", "description": "A DNS name or IP address in the certificate; `*.example.com` matches every name below example.com."},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "At least one of these inventory tags."},
+            "discovered_only": {"type": "boolean", "description": "Only certificates found by discovery."}
+        }
+    });
+    let events: Vec<&str> = crate::alerts::events::SUBSCRIBABLE
+        .iter()
+        .map(|k| k.short())
+        .collect();
+    let rule_props = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "selector": selector,
+        "thresholds": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 3650}, "description": "Days before expiry; default [30, 14, 7, 1]."},
+        "channels": {"type": "array", "items": {"type": "string"}, "description": "Channel ids or names."},
+        "events": {"type": "array", "items": {"type": "string", "enum": events}, "description": "Lifecycle events to forward."},
+        "daily_reminder": {"type": "boolean", "description": "Below the last threshold, remind once a day until expiry."},
+        "digest": {"type": "boolean", "description": "One message per sweep listing every crossing."},
+        "enabled": {"type": "boolean"}
+    });
+    let mut rule = rule_props.clone();
+    rule["id"] = json!({"type": "string"});
+    rule["created_at"] = date_time("When it was created.");
+    object(vec![
+        (
+            "AlertChannel",
+            json!({
+                "type": "object",
+                "required": ["id", "name", "kind", "config", "created_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "kind": {"type": "string", "enum": crate::alerts::channels::KINDS},
+                    "config": {"type": "object", "description": "Settings that are not secret: the URL's host, whether requests are signed, custom header names, SMTP settings."},
+                    "created_at": date_time("When it was created.")
+                }
+            }),
+        ),
+        (
+            "CreateAlertChannelRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "kind"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "kind": {"type": "string", "enum": crate::alerts::channels::KINDS},
+                    "url": {"type": "string", "description": "Webhook URL (secret)."},
+                    "hmac_key": {"type": "string", "description": "Generic webhook: HMAC-SHA256 key (secret)."},
+                    "headers": {"type": "object", "description": "Generic webhook: extra headers (values are secret)."},
+                    "smtp": {
+                        "type": "object",
+                        "required": ["host", "port", "tls", "from", "to"],
+                        "properties": {
+                            "host": {"type": "string"},
+                            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                            "tls": {"type": "string", "enum": ["starttls", "tls", "none"]},
+                            "username": {"type": "string"},
+                            "from": {"type": "string"},
+                            "to": strings,
+                            "ca_pem": {"type": "string", "description": "An extra trusted root for the SMTP server's certificate."}
+                        }
+                    },
+                    "password": {"type": "string", "description": "SMTP password (secret)."}
+                }
+            }),
+        ),
+        (
+            "CreateAlertRuleRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "channels"],
+                "properties": rule_props
+            }),
+        ),
+        (
+            "AlertRule",
+            json!({
+                "type": "object",
+                "required": ["id", "name", "selector", "thresholds", "channels", "events", "daily_reminder", "digest", "enabled", "created_at"],
+                "properties": rule
+            }),
+        ),
+        (
+            "AlertOutboxEntry",
+            json!({
+                "type": "object",
+                "required": ["id", "event_id", "event_type", "channel_id", "status", "attempts", "created_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "event_id": {"type": "string", "description": "The CloudEvents id (the same on every retry)."},
+                    "event_type": {"type": "string"},
+                    "channel_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["pending", "delivered", "dead"]},
+                    "attempts": {"type": "integer", "minimum": 0},
+                    "next_attempt_at": nullable_date_time("Next attempt, while pending."),
+                    "last_error": nullable_string("The last failure."),
+                    "last_status": {"type": ["integer", "null"], "description": "The last HTTP status or SMTP reply code."},
+                    "created_at": date_time("When it was queued."),
+                    "delivered_at": nullable_date_time("When it was delivered.")
+                }
+            }),
+        ),
+        (
+            "AlertSendOutcome",
+            json!({
+                "type": "object",
+                "required": ["result"],
+                "properties": {
+                    "result": {"type": "string", "enum": ["delivered", "failed"]},
+                    "status": {"type": ["integer", "null"], "description": "HTTP status or SMTP reply code."},
+                    "error": {"type": "string"},
+                    "retry_after": {"type": ["integer", "null"]}
+                }
+            }),
+        ),
+        (
+            "AlertSweepResult",
+            json!({
+                "type": "object",
+                "required": ["sweep", "delivery"],
+                "properties": {
+                    "sweep": {"type": "object", "required": ["rules", "fired"], "properties": {
+                        "rules": {"type": "integer", "minimum": 0},
+                        "fired": {"type": "integer", "minimum": 0}
+                    }},
+                    "delivery": {"type": "object", "required": ["delivered", "retried", "dead"], "properties": {
+                        "delivered": {"type": "integer", "minimum": 0},
+                        "retried": {"type": "integer", "minimum": 0},
+                        "dead": {"type": "integer", "minimum": 0}
+                    }}
+                }
             }),
         ),
     ])

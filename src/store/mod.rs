@@ -4,6 +4,7 @@
 //! lives in `migrations/sqlite` and `migrations/postgres`. Constraint violations become
 //! [`StoreError::Conflict`], never a 500.
 
+mod alerts;
 mod audit;
 mod cas;
 mod certs;
@@ -21,6 +22,10 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
+pub use alerts::{
+    ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
+    WindowSource,
+};
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};

@@ -1,0 +1,787 @@
+//! Alert rules, channels, fired thresholds, events and the delivery outbox.
+//!
+//! The expiry sweep is set-based: one `INSERT ... SELECT ... ON CONFLICT DO NOTHING
+//! RETURNING` per threshold window over the `alert_inventory` view (an index range on
+//! `certificates.not_after`), so its cost follows the number of certificates crossing a
+//! threshold, not the size of the inventory. The primary key of `alert_fired` is the
+//! deduplication across sweeps and replicas.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::writer::placeholders;
+use super::{AuditEvent, Engine, Store, StoreError, new_id};
+
+/// Which certificates a rule watches. Every field set must match (AND); none set means all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// Issuing CA id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_id: Option<String>,
+    /// Profile name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// A DNS name or IP address in the certificate; `*.example.com` matches every name
+    /// below `example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san: Option<String>,
+    /// The certificate carries at least one of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Only certificates found by discovery.
+    #[serde(default)]
+    pub discovered_only: bool,
+}
+
+/// A stored alert rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRecord {
+    /// Id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Which certificates.
+    pub selector: Selector,
+    /// Days before expiry, largest first.
+    pub thresholds: Vec<u32>,
+    /// Channel ids to notify.
+    pub channels: Vec<String>,
+    /// Lifecycle event types this rule forwards (besides expiry alerts).
+    pub events: Vec<String>,
+    /// Once past the last threshold, remind every day until expiry.
+    pub daily_reminder: bool,
+    /// One message per sweep listing every crossing, instead of one per certificate.
+    pub digest: bool,
+    /// Whether the rule is evaluated.
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A stored channel; its secrets stay sealed here.
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    /// Id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// `webhook`, `slack`, `teams`, `discord` or `email`.
+    pub kind: String,
+    /// Settings that may be shown (JSON object).
+    pub config: serde_json::Value,
+    /// Sealed JSON with the secrets (URL, HMAC key, headers, SMTP password).
+    pub secret_sealed: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What the inventory holds about a certificate that crossed a threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct FiredRow {
+    /// Inventory id (`None` for a CA).
+    pub certificate_id: Option<String>,
+    /// SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Expiry (Unix seconds).
+    pub not_after: i64,
+    /// The threshold slot (`d14`, `expired`, `r20411`, `ca-d30`).
+    pub slot: String,
+}
+
+/// Which rows a threshold window is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSource {
+    /// The certificate inventory, filtered by the rule's selector.
+    Certificates,
+    /// Active CAs (the selector's `ca_id` alone applies).
+    Cas,
+}
+
+/// One threshold window: rows with `lo < not_after <= hi` fire `slot`.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Dedup slot name.
+    pub slot: String,
+    /// Exclusive lower bound (Unix seconds).
+    pub lo: i64,
+    /// Inclusive upper bound (Unix seconds).
+    pub hi: i64,
+    /// Where from.
+    pub source: WindowSource,
+}
+
+/// An event to deliver.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewEvent {
+    /// Id (the CloudEvents id).
+    pub id: String,
+    /// Type, e.g. `io.certkeeper.certificate.expiring`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What it is about (a certificate or CA id).
+    pub subject: Option<String>,
+    /// Payload.
+    pub data: serde_json::Value,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An outbox row as shown by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRecord {
+    /// Id.
+    pub id: String,
+    /// Event id.
+    pub event_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Channel id.
+    pub channel_id: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Next attempt (Unix seconds), while pending.
+    pub next_attempt_at: i64,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Last HTTP status seen.
+    pub last_status: Option<i64>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub delivered_at: Option<i64>,
+}
+
+/// A claimed outbox row with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Outbox id.
+    pub id: String,
+    /// The lease token; results are recorded only under it.
+    pub lease_token: String,
+    /// Attempts before this one.
+    pub attempts: i64,
+    /// Channel id.
+    pub channel_id: String,
+    /// The event.
+    pub event: NewEvent,
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<T, StoreError> {
+    let s: String = r.try_get(col)?;
+    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+fn flag(r: &AnyRow, col: &str) -> Result<bool, StoreError> {
+    Ok(r.try_get::<i64, _>(col)? != 0)
+}
+
+fn row_to_rule(r: &AnyRow) -> Result<RuleRecord, StoreError> {
+    Ok(RuleRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        selector: json_col(r, "selector")?,
+        thresholds: json_col(r, "thresholds")?,
+        channels: json_col(r, "channels")?,
+        events: json_col(r, "events")?,
+        daily_reminder: flag(r, "daily_reminder")?,
+        digest: flag(r, "digest")?,
+        enabled: flag(r, "enabled")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn row_to_channel(r: &AnyRow) -> Result<ChannelRecord, StoreError> {
+    Ok(ChannelRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        kind: r.try_get("kind")?,
+        config: json_col(r, "config")?,
+        secret_sealed: r.try_get("secret_sealed")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn row_to_outbox(r: &AnyRow) -> Result<OutboxRecord, StoreError> {
+    Ok(OutboxRecord {
+        id: r.try_get("id")?,
+        event_id: r.try_get("event_id")?,
+        event_type: r.try_get("type")?,
+        channel_id: r.try_get("channel_id")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        last_status: r.try_get("last_status")?,
+        created_at: r.try_get("created_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+/// SQL conditions (over alias `i` of `alert_inventory`) for a selector; its parameters
+/// are appended to `args` and numbered after those already there.
+fn selector_sql(sel: &Selector, args: &mut Vec<Arg>) -> Vec<String> {
+    let mut conds = Vec::new();
+    let next = |a: Arg, args: &mut Vec<Arg>| {
+        args.push(a);
+        args.len()
+    };
+    if let Some(ca) = &sel.ca_id {
+        let n = next(Arg::Text(ca.clone()), args);
+        conds.push(format!("i.ca_id = ${n}"));
+    }
+    if let Some(p) = &sel.profile {
+        let n = next(Arg::Text(p.clone()), args);
+        conds.push(format!("i.profile_name = ${n}"));
+    }
+    if let Some(san) = &sel.san {
+        let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(base) = san.strip_prefix("*.").or_else(|| san.strip_prefix('.')) {
+            let n = next(
+                Arg::Text(format!("%.{}", base.replace(['%', '_'], ""))),
+                args,
+            );
+            conds.push(format!(
+                "i.certificate_id IN (SELECT certificate_id FROM certificate_names WHERE name LIKE ${n})"
+            ));
+        } else {
+            let n = next(Arg::Text(san), args);
+            conds.push(format!(
+                "i.certificate_id IN (SELECT certificate_id FROM certificate_names WHERE name = ${n})"
+            ));
+        }
+    }
+    if !sel.tags.is_empty() {
+        let ns: Vec<String> = sel
+            .tags
+            .iter()
+            .map(|t| format!("${}", next(Arg::Text(t.clone()), args)))
+            .collect();
+        conds.push(format!(
+            "i.fingerprint IN (SELECT fingerprint FROM inventory_tags WHERE tag IN ({}))",
+            ns.join(", ")
+        ));
+    }
+    if sel.discovered_only {
+        conds.push("i.source = 'discovered'".into());
+    }
+    conds
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
+const RULE_COLS: &str =
+    "id, name, selector, thresholds, channels, events, daily_reminder, digest, enabled, created_at";
+const OUTBOX_COLS: &str = "o.id, o.event_id, e.type, o.channel_id, o.status, o.attempts, o.next_attempt_at, o.last_error, o.last_status, o.created_at, o.delivered_at";
+
+impl Store {
+    /// Record a new rule.
+    pub async fn insert_rule(
+        &self,
+        r: &RuleRecord,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO alert_rules ({RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(serde_json::to_string(&r.selector).unwrap_or_default())
+        .bind(serde_json::to_string(&r.thresholds).unwrap_or_default())
+        .bind(serde_json::to_string(&r.channels).unwrap_or_default())
+        .bind(serde_json::to_string(&r.events).unwrap_or_default())
+        .bind(i64::from(r.daily_reminder))
+        .bind(i64::from(r.digest))
+        .bind(i64::from(r.enabled))
+        .bind(r.created_at)
+        .execute(&mut *tx)
+        .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every rule, oldest first.
+    pub async fn list_rules(&self) -> Result<Vec<RuleRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RULE_COLS} FROM alert_rules ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_rule).collect()
+    }
+
+    /// A rule by id or name.
+    pub async fn get_rule(&self, key: &str) -> Result<RuleRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RULE_COLS} FROM alert_rules WHERE id = $1 OR name = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("alert rule {key:?}")))?;
+        row_to_rule(&row)
+    }
+
+    /// Delete a rule (and its dedup history).
+    pub async fn delete_rule(
+        &self,
+        id: &str,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM alert_fired WHERE rule_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM alert_rules WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("alert rule {id:?}")));
+        }
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a new channel.
+    pub async fn insert_channel(
+        &self,
+        c: &ChannelRecord,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO alert_channels (id, name, kind, config, secret_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(c.config.to_string())
+        .bind(&c.secret_sealed)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every channel, oldest first.
+    pub async fn list_channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, kind, config, secret_sealed, created_at FROM alert_channels ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_channel).collect()
+    }
+
+    /// A channel by id or name.
+    pub async fn get_channel(&self, key: &str) -> Result<ChannelRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, kind, config, secret_sealed, created_at FROM alert_channels WHERE id = $1 OR name = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("alert channel {key:?}")))?;
+        row_to_channel(&row)
+    }
+
+    /// Delete a channel; refused while a rule still names it.
+    pub async fn delete_channel(
+        &self,
+        id: &str,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if self
+            .list_rules()
+            .await?
+            .iter()
+            .any(|r| r.channels.iter().any(|c| c == id))
+        {
+            return Err(StoreError::Conflict(
+                "the channel is still used by an alert rule".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM alert_channels WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("alert channel {id:?}")));
+        }
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fire every window of one rule and enqueue what `make_events` builds from the rows
+    /// that fired for the first time, in one transaction: a crash either keeps both the
+    /// dedup rows and the outbox rows, or neither.
+    pub async fn sweep_rule<F>(
+        &self,
+        rule: &RuleRecord,
+        windows: &[Window],
+        now: i64,
+        make_events: F,
+    ) -> Result<usize, StoreError>
+    where
+        F: FnOnce(Vec<FiredRow>) -> Vec<NewEvent>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let mut fired = Vec::new();
+        for w in windows {
+            let mut args = vec![
+                Arg::Text(rule.id.clone()),
+                Arg::Text(w.slot.clone()),
+                Arg::Int(now),
+                Arg::Int(w.lo),
+                Arg::Int(w.hi),
+            ];
+            let sql = match w.source {
+                WindowSource::Certificates => {
+                    let mut conds = selector_sql(&rule.selector, &mut args);
+                    // A certificate renewed (same subject and names, later expiry) is done.
+                    conds.push(
+                        "NOT EXISTS (SELECT 1 FROM alert_inventory n WHERE n.subject = i.subject AND n.sans = i.sans AND n.not_after > i.not_after AND n.status = 'valid')".into(),
+                    );
+                    let extra: String = conds.iter().map(|c| format!(" AND {c}")).collect();
+                    format!(
+                        "INSERT INTO alert_fired (rule_id, fingerprint, slot, certificate_id, subject, not_after, fired_at)
+                         SELECT $1, i.fingerprint, $2, i.certificate_id, i.subject, i.not_after, $3
+                         FROM alert_inventory i
+                         WHERE i.status = 'valid' AND i.not_after > $4 AND i.not_after <= $5{extra}
+                         ON CONFLICT DO NOTHING
+                         RETURNING certificate_id, fingerprint, subject, not_after"
+                    )
+                }
+                WindowSource::Cas => {
+                    let extra = match &rule.selector.ca_id {
+                        Some(ca) => {
+                            args.push(Arg::Text(ca.clone()));
+                            " AND c.id = $6".to_string()
+                        }
+                        None => String::new(),
+                    };
+                    format!(
+                        "INSERT INTO alert_fired (rule_id, fingerprint, slot, certificate_id, subject, not_after, fired_at)
+                         SELECT $1, c.fingerprint, $2, c.id, c.subject, c.not_after, $3
+                         FROM cas c
+                         WHERE c.status = 'active' AND c.fingerprint IS NOT NULL AND c.not_after > $4 AND c.not_after <= $5{extra}
+                         ON CONFLICT DO NOTHING
+                         RETURNING certificate_id, fingerprint, subject, not_after"
+                    )
+                }
+            };
+            let rows = bind_all(sqlx::query(&sql), args)
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in rows {
+                fired.push(FiredRow {
+                    certificate_id: r.try_get("certificate_id")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    subject: r.try_get("subject")?,
+                    not_after: r.try_get("not_after")?,
+                    slot: w.slot.clone(),
+                });
+            }
+        }
+        let n = fired.len();
+        if n > 0 {
+            let events = make_events(fired);
+            insert_events(&mut tx, self.engine, &events, &rule.channels, now).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Enqueue one event for the given channels.
+    pub async fn enqueue_event(
+        &self,
+        event: &NewEvent,
+        channels: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        insert_events(
+            &mut tx,
+            self.engine,
+            std::slice::from_ref(event),
+            channels,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the inventory row with this fingerprint matches a selector.
+    pub async fn selector_matches(
+        &self,
+        selector: &Selector,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
+        let mut args = vec![Arg::Text(fingerprint.to_string())];
+        let conds = selector_sql(selector, &mut args);
+        let extra: String = conds.iter().map(|c| format!(" AND {c}")).collect();
+        let sql = format!("SELECT 1 AS x FROM alert_inventory i WHERE i.fingerprint = $1{extra}");
+        Ok(bind_all(sqlx::query(&sql), args)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// Whether another valid certificate with the same subject and names exists (this one
+    /// is then a renewal).
+    pub async fn has_predecessor(&self, certificate_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS x FROM certificates c JOIN certificates p ON p.subject = c.subject AND p.sans = c.sans
+             WHERE c.id = $1 AND p.id <> c.id AND p.status = 'valid' AND p.not_after <= c.not_after",
+        )
+        .bind(certificate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Lease up to `limit` due outbox rows until `lease_until`. A row leased by one
+    /// replica is invisible to the others until its lease runs out.
+    pub async fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let token = new_id();
+        let lock = match self.engine {
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+            Engine::Sqlite => "",
+        };
+        let ids: Vec<String> = sqlx::query(&format!(
+            "UPDATE alert_outbox SET lease_until = $1, lease_token = $2
+             WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= $3 AND lease_until <= $3
+                          ORDER BY next_attempt_at, id LIMIT $4{lock})
+               AND status = 'pending' AND lease_until <= $3
+             RETURNING id"
+        ))
+        .bind(lease_until)
+        .bind(&token)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let r = sqlx::query(
+                "SELECT o.id, o.attempts, o.channel_id, e.id AS event_id, e.type, e.subject, e.data, e.created_at
+                 FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id WHERE o.id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&self.pool)
+            .await?;
+            out.push(Claimed {
+                id,
+                lease_token: token.clone(),
+                attempts: r.try_get("attempts")?,
+                channel_id: r.try_get("channel_id")?,
+                event: NewEvent {
+                    id: r.try_get("event_id")?,
+                    kind: r.try_get("type")?,
+                    subject: r.try_get("subject")?,
+                    data: json_col(&r, "data")?,
+                    created_at: r.try_get("created_at")?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record a successful delivery (only under the lease that sent it).
+    pub async fn outbox_delivered(
+        &self,
+        c: &Claimed,
+        status: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, last_status = $2,
+             last_error = NULL, lease_until = 0 WHERE id = $3 AND lease_token = $4 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(status)
+        .bind(&c.id)
+        .bind(&c.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record a failed attempt: try again at `retry_at`, or dead when `None`.
+    pub async fn outbox_failed(
+        &self,
+        c: &Claimed,
+        status: Option<i64>,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (new_status, next) = match retry_at {
+            Some(t) => ("pending", t),
+            None => ("dead", 0),
+        };
+        sqlx::query(
+            "UPDATE alert_outbox SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_status = $3,
+             last_error = $4, lease_until = 0 WHERE id = $5 AND lease_token = $6 AND status = 'pending'",
+        )
+        .bind(new_status)
+        .bind(next)
+        .bind(status)
+        .bind(error)
+        .bind(&c.id)
+        .bind(&c.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Give a claimed row back unsent (rate limit or shutdown), due again at `at`.
+    pub async fn outbox_release(&self, c: &Claimed, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_outbox SET lease_until = 0, next_attempt_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'pending'",
+        )
+        .bind(at)
+        .bind(&c.id)
+        .bind(&c.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Outbox rows, newest first, optionally by status.
+    pub async fn list_outbox(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(&format!(
+                "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+                     WHERE o.status = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
+            ))
+                .bind(s)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+                     ORDER BY o.created_at DESC, o.id DESC LIMIT $1"
+            ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(row_to_outbox).collect()
+    }
+
+    /// The event behind an outbox row.
+    pub async fn get_event(&self, id: &str) -> Result<NewEvent, StoreError> {
+        let r = sqlx::query(
+            "SELECT id, type, subject, data, created_at FROM alert_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("event {id:?}")))?;
+        Ok(NewEvent {
+            id: r.try_get("id")?,
+            kind: r.try_get("type")?,
+            subject: r.try_get("subject")?,
+            data: json_col(&r, "data")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+// Five values a row; 200 rows a statement keeps well under either engine's limit.
+const EVENT_BATCH: usize = 200;
+
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    engine: Engine,
+    events: &[NewEvent],
+    channels: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(EVENT_BATCH) {
+        let sql = format!(
+            "INSERT INTO alert_events (id, type, subject, data, created_at) VALUES {}",
+            placeholders(engine, chunk.len(), 5, None)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(&e.id)
+                .bind(&e.kind)
+                .bind(&e.subject)
+                .bind(e.data.to_string())
+                .bind(e.created_at);
+        }
+        q.execute(&mut **tx).await?;
+        let pairs: Vec<(&NewEvent, &String)> = chunk
+            .iter()
+            .flat_map(|e| channels.iter().map(move |c| (e, c)))
+            .collect();
+        for part in pairs.chunks(EVENT_BATCH) {
+            let sql = format!(
+                "INSERT INTO alert_outbox (id, event_id, channel_id, status, next_attempt_at, created_at) VALUES {}",
+                placeholders(engine, part.len(), 6, Some((3, "'pending'")))
+            );
+            let mut q = sqlx::query(&sql);
+            for (e, c) in part {
+                q = q.bind(new_id()).bind(&e.id).bind(*c).bind(now).bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}

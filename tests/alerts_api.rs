@@ -1,0 +1,287 @@
+//! The alerts REST API against the real binary, on SQLite and PostgreSQL: channels keep
+//! their secrets, rules are validated, an on-demand sweep delivers to a real receiver, the
+//! outbox shows delivered and dead rows, and "send test" reaches the channel.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use certkeeper::alerts::deliver::signature;
+use common::{Db, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+type Log = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+async fn record(State(log): State<Log>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    log.lock().unwrap().push((headers, body.to_vec()));
+    StatusCode::OK
+}
+
+async fn receiver() -> (Log, String) {
+    let log: Log = Arc::default();
+    let app = axum::Router::new().fallback(record).with_state(log.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (log, url)
+}
+
+async fn scenario(db: Db) {
+    // One attempt, so a failing channel is dead at once; sweeps only on demand.
+    let s = TestServer::start_with(
+        db,
+        &[
+            ("CERTKEEPER_ALERT_MAX_ATTEMPTS", "1"),
+            ("CERTKEEPER_ALERT_SWEEP_SECONDS", "86400"),
+        ],
+    )
+    .await;
+    let (log, url) = receiver().await;
+
+    let (st, ch) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({
+                "name": "ops-hook", "kind": "webhook", "url": url, "hmac_key": "sekrit",
+                "headers": {"Authorization": "Bearer hidden-value"},
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{ch}");
+    let text = ch.to_string();
+    for secret in ["sekrit", "hidden-value", "/hook"] {
+        assert!(!text.contains(secret), "secret {secret} returned: {text}");
+    }
+    assert_eq!(ch["config"]["signed"], true);
+    assert_eq!(ch["config"]["header_names"], json!(["Authorization"]));
+    let (st, all) = s.api(Method::GET, "/alerts/channels", None).await;
+    assert_eq!(st, 200);
+    assert!(!all.to_string().contains("sekrit") && !all.to_string().contains("hidden-value"));
+
+    // Bad input is refused clearly.
+    for (body, why) in [
+        (json!({"name": "x", "kind": "pager"}), "kind"),
+        (json!({"name": "x", "kind": "slack"}), "url"),
+        (
+            json!({"name": "x", "kind": "slack", "url": "ftp://h/x"}),
+            "http",
+        ),
+        (
+            json!({"name": "x", "kind": "slack", "url": "https://h/x", "hmac_key": "k"}),
+            "generic",
+        ),
+        (
+            json!({"name": "x", "kind": "email", "smtp": {"host": "h", "port": 25, "tls": "tls", "from": "nobody", "to": ["a@b"]}}),
+            "email address",
+        ),
+    ] {
+        let (st, p) = s.api(Method::POST, "/alerts/channels", Some(body)).await;
+        assert_eq!(st, 400, "{p}");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({"name": "ops-hook", "kind": "slack", "url": "https://h/x"})),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({"name": "r", "channels": ["nope"]})),
+        )
+        .await;
+    assert_eq!(
+        (st, p["detail"].as_str().unwrap().contains("nope")),
+        (400, true),
+        "{p}"
+    );
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(
+                json!({"name": "r", "channels": ["ops-hook"], "events": ["certificate.exploded"]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 400, "{p}");
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({"name": "r", "channels": ["ops-hook"], "thresholds": [0]})),
+        )
+        .await;
+    assert_eq!(st, 400, "{p}");
+
+    let (st, rule) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({
+                "name": "short-lived", "channels": ["ops-hook"],
+                "selector": {"san": "*.alerts.example"},
+                "events": ["certificate.revoked"],
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{rule}");
+    assert_eq!(rule["thresholds"], json!([30, 14, 7, 1]));
+    assert_eq!(rule["channels"], json!([ch["id"]]));
+    let (st, _) = s
+        .api(
+            Method::DELETE,
+            &format!("/alerts/channels/{}", ch["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409, "in use by a rule");
+
+    let (st, cert) = s
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(json!({
+                "profile": "default", "dns_names": ["web.alerts.example"], "validity_days": 5,
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+    let (st, r) = s.api(Method::POST, "/alerts/sweep", None).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["sweep"]["fired"], 1, "{r}");
+    assert_eq!(r["delivery"]["delivered"], 1, "{r}");
+    let (st, r) = s.api(Method::POST, "/alerts/sweep", None).await;
+    assert_eq!((st, &r["sweep"]["fired"]), (200, &json!(0)), "fires once");
+    {
+        let got = log.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        let (headers, body) = &got[0];
+        assert_eq!(headers["authorization"], "Bearer hidden-value");
+        let sig = headers["x-certkeeper-signature"].to_str().unwrap();
+        let t: i64 = sig[2..sig.find(',').unwrap()].parse().unwrap();
+        assert_eq!(sig, signature(b"sekrit", t, body));
+        let ev: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(ev["type"], "io.certkeeper.certificate.expiring");
+        assert_eq!(ev["data"]["threshold_days"], 7);
+        assert_eq!(ev["subject"], cert["id"]);
+    }
+
+    // Revocation is a lifecycle event the rule subscribes to.
+    let (st, _) = s
+        .api(
+            Method::POST,
+            &format!("/certificates/{}/revoke", cert["id"].as_str().unwrap()),
+            Some(json!({"reason": 1})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, r) = s.api(Method::POST, "/alerts/sweep", None).await;
+    assert_eq!(r["delivery"]["delivered"], 1, "{r}");
+    let ev: Value = serde_json::from_slice(&log.lock().unwrap()[1].1).unwrap();
+    assert_eq!(ev["type"], "io.certkeeper.certificate.revoked");
+
+    // Send test: delivered to the receiver, reported.
+    let (st, out) = s
+        .api(Method::POST, "/alerts/channels/ops-hook/test", None)
+        .await;
+    assert_eq!(
+        (st, &out["result"], &out["status"]),
+        (200, &json!("delivered"), &json!(200)),
+        "{out}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 3);
+
+    // A channel nobody answers: dead after the limit (1 here), visible in the outbox.
+    let dead_url = format!("http://127.0.0.1:{}/gone", common::free_port());
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({"name": "gone", "kind": "discord", "url": dead_url})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (st, _) = s.api(Method::POST, "/alerts/rules", Some(json!({"name": "to-gone", "channels": ["gone"], "selector": {"san": "db.gone.example"}}))).await;
+    assert_eq!(st, 201);
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(
+                json!({"profile": "default", "dns_names": ["db.gone.example"], "validity_days": 3}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (_, r) = s.api(Method::POST, "/alerts/sweep", None).await;
+    assert_eq!(
+        (&r["sweep"]["fired"], &r["delivery"]["dead"]),
+        (&json!(1), &json!(1)),
+        "{r}"
+    );
+    let (st, dead) = s.api(Method::GET, "/alerts/outbox?status=dead", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
+    assert_eq!(dead[0]["attempts"], 1);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("request failed"),
+        "{dead}"
+    );
+    assert!(
+        !dead.to_string().contains("/gone"),
+        "the URL is a secret: {dead}"
+    );
+    let (_, delivered) = s
+        .api(Method::GET, "/alerts/outbox?status=delivered", None)
+        .await;
+    assert_eq!(delivered.as_array().unwrap().len(), 2);
+    let (st, _) = s.api(Method::GET, "/alerts/outbox?status=lost", None).await;
+    assert_eq!(st, 400);
+
+    // Rules and channels go away cleanly, and the audit log saw it all.
+    let (st, _) = s
+        .api(Method::DELETE, "/alerts/rules/short-lived", None)
+        .await;
+    assert_eq!(st, 204);
+    let (st, _) = s
+        .api(Method::DELETE, "/alerts/channels/ops-hook", None)
+        .await;
+    assert_eq!(st, 204);
+    let (st, _) = s.api(Method::GET, "/alerts/channels/ops-hook", None).await;
+    assert_eq!(st, 404);
+    let (_, audit) = s.api(Method::GET, "/audit?limit=100", None).await;
+    let text = audit.to_string();
+    for action in [
+        "alert_channel.create",
+        "alert_rule.create",
+        "alert_channel.test",
+        "alert_rule.delete",
+        "alert_channel.delete",
+    ] {
+        assert!(text.contains(action), "audit {action}");
+    }
+    assert!(!text.contains("sekrit"));
+}
+
+#[tokio::test]
+async fn alerts_api_sqlite() {
+    scenario(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn alerts_api_postgres() {
+    scenario(Db::Postgres).await;
+}
