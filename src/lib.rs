@@ -9,6 +9,7 @@
 //! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
 //! [`client`] (the CLI's client commands).
 
+pub mod acme;
 pub mod api;
 pub mod bootstrap;
 pub mod cache;

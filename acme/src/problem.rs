@@ -50,6 +50,11 @@ pub enum ProblemType {
     UnsupportedIdentifier,
     /// Several problems; see subproblems.
     Compound,
+    /// A contact URL scheme is not supported.
+    UnsupportedContact,
+    /// The request conflicts with existing state (sent as `malformed` with HTTP 409, as for
+    /// a key change to a key already in use, RFC 8555 §7.3.5).
+    Conflict,
 }
 
 impl ProblemType {
@@ -77,6 +82,8 @@ impl ProblemType {
             ProblemType::Unauthorized => "unauthorized",
             ProblemType::UnsupportedIdentifier => "unsupportedIdentifier",
             ProblemType::Compound => "compound",
+            ProblemType::UnsupportedContact => "unsupportedContact",
+            ProblemType::Conflict => "malformed",
         }
     }
 
@@ -100,6 +107,7 @@ impl ProblemType {
             | ProblemType::RejectedIdentifier
             | ProblemType::UnsupportedIdentifier
             | ProblemType::Compound
+            | ProblemType::UnsupportedContact
             | ProblemType::Connection
             | ProblemType::Dns
             | ProblemType::IncorrectResponse
@@ -107,6 +115,7 @@ impl ProblemType {
             ProblemType::Unauthorized | ProblemType::ExternalAccountRequired => 403,
             ProblemType::OrderNotReady => 403,
             ProblemType::RateLimited => 429,
+            ProblemType::Conflict => 409,
             ProblemType::ServerInternal => 500,
         }
     }
@@ -134,6 +143,10 @@ pub struct Problem {
     pub detail: String,
     /// Problems per identifier.
     pub subproblems: Vec<Subproblem>,
+    /// Seconds after which the client may retry (`rateLimited`).
+    pub retry_after: Option<u64>,
+    /// A related resource (the existing account on a key-change conflict).
+    pub location: Option<String>,
 }
 
 impl Problem {
@@ -143,7 +156,26 @@ impl Problem {
             kind,
             detail: detail.into(),
             subproblems: Vec::new(),
+            retry_after: None,
+            location: None,
         }
+    }
+
+    /// Tell the client when to retry.
+    pub fn with_retry_after(mut self, secs: u64) -> Problem {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// Point at a related resource.
+    pub fn with_location(mut self, url: String) -> Problem {
+        self.location = Some(url);
+        self
+    }
+
+    /// Seconds after which the client may retry.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// `malformed`.

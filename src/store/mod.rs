@@ -4,6 +4,7 @@
 //! lives in `migrations/sqlite` and `migrations/postgres`. Constraint violations become
 //! [`StoreError::Conflict`], never a 500.
 
+mod acme;
 mod audit;
 mod cas;
 mod certs;
@@ -18,6 +19,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
+pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz};
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
