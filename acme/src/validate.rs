@@ -4,6 +4,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{Resolver, TokioResolver};
+
 use crate::{ChallengeType, Identifier, IdentifierKind, Problem, ProblemType, b64};
 
 /// Where and how validation connects.
@@ -22,7 +27,7 @@ pub struct ValidationConfig {
 impl ValidationConfig {
     /// The challenge types this validator can check.
     pub fn supported(&self) -> &'static [ChallengeType] {
-        &[ChallengeType::Http01]
+        &[ChallengeType::Http01, ChallengeType::Dns01]
     }
 }
 
@@ -50,6 +55,7 @@ pub async fn validate(
     let attempt = async {
         match kind {
             ChallengeType::Http01 => http01(cfg, identifier, token, key_authorization).await,
+            ChallengeType::Dns01 => dns01(cfg, identifier, key_authorization).await,
             other => Err(Problem::malformed(format!(
                 "challenge type {} is not supported by this server",
                 other.as_str()
@@ -82,11 +88,15 @@ async fn http01(
         "http://{host}:{}/.well-known/acme-challenge/{token}",
         cfg.http01_port
     );
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(cfg.timeout)
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .build()
-        .map_err(|_| Problem::internal())?;
+        .redirect(reqwest::redirect::Policy::limited(10));
+    if identifier.kind == IdentifierKind::Dns && !cfg.dns_resolvers.is_empty() {
+        // Resolve with the configured DNS servers, not the system's.
+        let ip = lookup_ip(cfg, &identifier.value).await?;
+        builder = builder.resolve(&identifier.value, SocketAddr::new(ip, cfg.http01_port));
+    }
+    let client = builder.build().map_err(|_| Problem::internal())?;
     let resp = client.get(&url).send().await.map_err(|e| {
         Problem::new(
             ProblemType::Connection,
@@ -126,4 +136,78 @@ fn describe(e: &reqwest::Error) -> String {
         src = s.source();
     }
     out
+}
+
+fn resolver(cfg: &ValidationConfig) -> Result<TokioResolver, Problem> {
+    let mut builder = if cfg.dns_resolvers.is_empty() {
+        Resolver::builder_tokio().map_err(|e| {
+            Problem::new(ProblemType::Dns, format!("no system DNS configuration: {e}"))
+        })?
+    } else {
+        let mut conf = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
+        for addr in &cfg.dns_resolvers {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            conf.add_name_server(ns);
+        }
+        Resolver::builder_with_config(conf, TokioRuntimeProvider::default())
+    };
+    let opts = builder.options_mut();
+    opts.timeout = cfg.timeout;
+    opts.attempts = 2;
+    // Each validation gets a fresh resolver: no answer cached from before the client set
+    // its records.
+    opts.cache_size = 0;
+    builder
+        .build()
+        .map_err(|e| Problem::new(ProblemType::Dns, format!("DNS resolver: {e}")))
+}
+
+async fn lookup_ip(cfg: &ValidationConfig, name: &str) -> Result<IpAddr, Problem> {
+    let r = resolver(cfg)?;
+    let fqdn = format!("{name}.");
+    let ips = r
+        .lookup_ip(fqdn.as_str())
+        .await
+        .map_err(|e| Problem::new(ProblemType::Dns, format!("looking up {name}: {e}")))?;
+    ips.iter()
+        .next()
+        .ok_or_else(|| Problem::new(ProblemType::Dns, format!("{name} has no A or AAAA record")))
+}
+
+/// dns-01: a TXT record at `_acme-challenge.<name>` (CNAMEs followed by the resolver) must
+/// hold the digest of the key authorization.
+async fn dns01(
+    cfg: &ValidationConfig,
+    identifier: &Identifier,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    if identifier.kind != IdentifierKind::Dns {
+        return Err(Problem::malformed("dns-01 validates DNS names only"));
+    }
+    let name = format!("_acme-challenge.{}.", identifier.base());
+    let r = resolver(cfg)?;
+    let lookup = r.txt_lookup(name.as_str()).await.map_err(|e| {
+        if e.is_no_records_found() || e.is_nx_domain() {
+            Problem::unauthorized(format!("no TXT record at {name}"))
+        } else {
+            Problem::new(ProblemType::Dns, format!("looking up TXT {name}: {e}"))
+        }
+    })?;
+    let expected = dns01_txt_value(key_authorization);
+    let mut seen = 0;
+    for record in lookup.answers() {
+        if let RData::TXT(txt) = &record.data {
+            seen += 1;
+            let value: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
+            if value == expected.as_bytes() {
+                return Ok(());
+            }
+        }
+    }
+    Err(Problem::unauthorized(format!(
+        "none of the {seen} TXT records at {name} holds the expected value"
+    )))
 }

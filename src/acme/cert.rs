@@ -4,9 +4,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use certkeeper_acme::{Problem, ProblemType};
+use certkeeper_acme::{KeyRef, Problem, ProblemType};
+use serde::Deserialize;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{Ctx, Peer, Reply, handle, internal};
+use crate::error::AppError;
 use crate::server::AppState;
 
 pub(super) async fn certificate(
@@ -65,12 +68,98 @@ pub(super) async fn revoke(
     uri: Uri,
     headers: HeaderMap,
     peer: Peer,
-    _body: Bytes,
+    body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers, peer, |ctx| async move {
-        (ctx, Err(Problem::new(ProblemType::Malformed, "revocation is not available yet")))
+    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
+        let r = revoke_inner(&ctx, &headers, &body).await;
+        (ctx, r)
     })
     .await
+}
+
+#[derive(Deserialize)]
+struct RevokePayload {
+    certificate: String,
+    #[serde(default)]
+    reason: Option<u8>,
+}
+
+/// RFC 8555 §7.6: by the account that ordered the certificate, by an account holding valid
+/// authorizations for all its names, or signed with the certificate's own key.
+async fn revoke_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
+    let (jws, account) = ctx.verify(headers, body).await?;
+    let p: RevokePayload = jws.json()?;
+    let der = certkeeper_acme::b64_decode(&p.certificate, "certificate")?;
+    let info = certkeeper_ca::inspect_certificate(&der)
+        .map_err(|e| Problem::malformed(format!("certificate: {e}")))?;
+    let reason = p.reason.unwrap_or(0);
+    if certkeeper_ca::reason_from_code(reason).is_none() || reason == 6 || reason == 8 {
+        return Err(Problem::new(
+            ProblemType::BadRevocationReason,
+            format!("reason {reason} is not allowed: use 0-5, 9 or 10"),
+        ));
+    }
+    let store = ctx.pki().store();
+    let cert_id = store
+        .acme_certificate_id_by_fingerprint(&info.fingerprint_sha256)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| Problem::unauthorized("this certificate was not issued here"))?;
+    let actor = match (&jws.header.key, &account) {
+        (KeyRef::Jwk(key), _) => {
+            let (_, cert) = X509Certificate::from_der(&der)
+                .map_err(|e| Problem::malformed(format!("certificate: {e}")))?;
+            if cert.public_key().subject_public_key.data.as_ref() != key.subject_public_key().as_slice() {
+                return Err(Problem::unauthorized("the JWS key is not the certificate's key"));
+            }
+            ctx.actor(None)
+        }
+        (KeyRef::Kid(_), Some(a)) => {
+            let owner = store
+                .acme_order_by_certificate(&cert_id)
+                .await
+                .map_err(internal)?
+                .is_some_and(|o| o.account_id == a.id);
+            if !owner && !holds_authorizations(ctx, &a.id, &info).await? {
+                return Err(Problem::unauthorized(
+                    "the account neither ordered this certificate nor holds valid authorizations for all its names",
+                ));
+            }
+            ctx.actor(Some(&a.id))
+        }
+        (KeyRef::Kid(_), None) => return Err(internal("kid without account")),
+    };
+    let rec = store.get_certificate(&cert_id).await.map_err(internal)?;
+    if rec.status == "revoked" {
+        return Err(Problem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
+    }
+    match ctx.pki().revoke(&cert_id, reason, &actor).await {
+        Ok(_) => Ok(Reply::empty(StatusCode::OK)),
+        Err(AppError::Conflict(_)) => Err(Problem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked")),
+        Err(AppError::BadRequest(d)) => Err(Problem::new(ProblemType::BadRevocationReason, d)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn holds_authorizations(ctx: &Ctx, account_id: &str, info: &certkeeper_ca::CertInfo) -> Result<bool, Problem> {
+    let store = ctx.pki().store();
+    let now = ctx.now();
+    let mut names: Vec<(&str, String)> = info.dns_names.iter().map(|n| ("dns", n.clone())).collect();
+    names.extend(info.ip_addresses.iter().map(|i| ("ip", i.to_string())));
+    if names.is_empty() {
+        return Ok(false);
+    }
+    for (kind, value) in names {
+        if store
+            .acme_reusable_authz(account_id, kind, &value, now)
+            .await
+            .map_err(internal)?
+            .is_none()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 pub(super) async fn renewal_info(

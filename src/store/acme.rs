@@ -438,4 +438,13 @@ impl Store {
             .await?;
         Ok(row.try_get("count")?)
     }
+
+    /// The id of a recorded certificate by its SHA-256 fingerprint.
+    pub async fn acme_certificate_id_by_fingerprint(&self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM certificates WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("id").map_err(Into::into)).transpose()
+    }
 }
