@@ -236,6 +236,98 @@ async fn http01_issue_renew_revoke(db: Db) {
     assert!(!out.to_lowercase().replace(':', "").contains(&first_serial), "{out}");
 }
 
+/// A certbot `--manual` hook, in Python (certbot's own interpreter), that sets or clears the
+/// TXT record through pebble-challtestsrv's management API.
+fn hook(s: &TestServer, name: &str, endpoint: &str, mgmt_port: u16) -> PathBuf {
+    let python = certbot().with_file_name("python3");
+    let script = format!(
+        r#"#!{python}
+import json, os, urllib.request
+host = "_acme-challenge." + os.environ["CERTBOT_DOMAIN"] + "."
+body = {{"host": host, "value": os.environ.get("CERTBOT_VALIDATION", "")}}
+req = urllib.request.Request("http://127.0.0.1:{mgmt_port}/{endpoint}", data=json.dumps(body).encode(), method="POST")
+urllib.request.urlopen(req).read()
+"#,
+        python = python.display()
+    );
+    let path = s.write(name, script);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+async fn dns01_wildcard(db: Db) {
+    let chall = ChallSrv::start();
+    let s = TestServer::start_with(
+        db,
+        &[(
+            "CERTKEEPER_ACME__DNS_RESOLVERS",
+            &format!("[\"127.0.0.1:{}\"]", chall.dns_port),
+        )],
+    )
+    .await;
+    let cb = Certbot::new(&s);
+    let auth = hook(&s, "auth-hook", "set-txt", chall.mgmt_port);
+    let cleanup = hook(&s, "cleanup-hook", "clear-txt", chall.mgmt_port);
+    let (ok, out) = cb.run(&[
+        "certonly",
+        "--manual",
+        "--preferred-challenges",
+        "dns",
+        "--manual-auth-hook",
+        p(&auth),
+        "--manual-cleanup-hook",
+        p(&cleanup),
+        "--agree-tos",
+        "--register-unsafely-without-email",
+        "--cert-name",
+        "dns",
+        "-d",
+        "dns.certbot.test",
+        "-d",
+        "*.dns.certbot.test",
+    ]);
+    assert!(ok, "certbot dns-01: {out}\nserver: {}", s.logs());
+    let fullchain = cb.live("dns", "fullchain.pem");
+    verify(&cb.root, &fullchain);
+    let (_, text) = openssl(&["x509", "-in", p(&fullchain), "-noout", "-ext", "subjectAltName"]);
+    assert!(
+        text.contains("DNS:dns.certbot.test") && text.contains("DNS:*.dns.certbot.test"),
+        "{text}"
+    );
+
+    // Without the TXT record, validation fails with a problem in the challenge and no
+    // certificate is issued.
+    let noop = s.write("noop-hook", "#!/bin/sh\nexit 0\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&noop, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, out) = cb.run(&[
+        "certonly",
+        "--manual",
+        "--preferred-challenges",
+        "dns",
+        "--manual-auth-hook",
+        p(&noop),
+        "--cert-name",
+        "missing",
+        "-d",
+        "missing.certbot.test",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("unauthorized") || out.contains("TXT"), "{out}");
+    assert!(!cb.live("missing", "cert.pem").exists());
+}
+
+#[tokio::test]
+async fn certbot_dns01_sqlite() {
+    dns01_wildcard(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn certbot_dns01_postgres() {
+    dns01_wildcard(Db::Postgres).await;
+}
+
 #[tokio::test]
 async fn certbot_http01_sqlite() {
     http01_issue_renew_revoke(Db::Sqlite).await;
