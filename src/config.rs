@@ -149,7 +149,8 @@ pub struct AcmeSettings {
 impl AcmeSettings {
     /// Whether `profile` has an ACME directory.
     pub fn serves(&self, profile: &str) -> bool {
-        self.enabled && (profile == self.default_profile || self.profiles.iter().any(|p| p == profile))
+        self.enabled
+            && (profile == self.default_profile || self.profiles.iter().any(|p| p == profile))
     }
 }
 
@@ -158,22 +159,43 @@ fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
     for r in &raw.dns_resolvers {
         let addr = r
             .parse::<SocketAddr>()
-            .or_else(|_| r.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-            .map_err(|_| invalid("acme.dns_resolvers", format!("{r:?} is not an address or address:port")))?;
+            .or_else(|_| {
+                r.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| {
+                invalid(
+                    "acme.dns_resolvers",
+                    format!("{r:?} is not an address or address:port"),
+                )
+            })?;
         dns_resolvers.push(addr);
     }
     if raw.validation_timeout_secs == 0 || raw.validation_timeout_secs > 300 {
-        return Err(invalid("acme.validation_timeout_secs", "must be between 1 and 300"));
+        return Err(invalid(
+            "acme.validation_timeout_secs",
+            "must be between 1 and 300",
+        ));
     }
     if raw.nonce_lifetime_secs < 10 {
         return Err(invalid("acme.nonce_lifetime_secs", "must be at least 10"));
     }
     if raw.order_lifetime_hours == 0 || raw.authz_lifetime_hours == 0 {
-        return Err(invalid("acme.order_lifetime_hours", "order and authorization lifetimes must be at least 1 hour"));
+        return Err(invalid(
+            "acme.order_lifetime_hours",
+            "order and authorization lifetimes must be at least 1 hour",
+        ));
     }
     for p in std::iter::once(&raw.default_profile).chain(&raw.profiles) {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-            return Err(invalid("acme.profiles", format!("{p:?} is not a profile name")));
+        if p.is_empty()
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(invalid(
+                "acme.profiles",
+                format!("{p:?} is not a profile name"),
+            ));
         }
     }
     Ok(AcmeSettings {

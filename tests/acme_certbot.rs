@@ -13,9 +13,11 @@ use common::{Db, TestServer, free_port, openssl, p};
 
 /// The certbot executable: `CERTKEEPER_TEST_CERTBOT` or the venv `.ci/run` creates.
 fn certbot() -> PathBuf {
-    let path = std::env::var("CERTKEEPER_TEST_CERTBOT").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/certbot-venv/bin/certbot")
-    });
+    let path = std::env::var("CERTKEEPER_TEST_CERTBOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/certbot-venv/bin/certbot")
+        });
     assert!(
         path.exists(),
         "certbot not found at {} (run .ci/run, or python3 -m venv target/certbot-venv && target/certbot-venv/bin/pip install certbot)",
@@ -56,7 +58,10 @@ impl ChallSrv {
             .expect("pebble-challtestsrv (Debian package pebble) runs");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", mgmt_port)).is_err() {
-            assert!(Instant::now() < deadline, "pebble-challtestsrv did not start");
+            assert!(
+                Instant::now() < deadline,
+                "pebble-challtestsrv did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         ChallSrv {
@@ -120,7 +125,14 @@ impl Certbot<'_> {
 }
 
 fn verify(root: &Path, fullchain: &Path) -> String {
-    let (ok, out) = openssl(&["verify", "-CAfile", p(root), "-untrusted", p(fullchain), p(fullchain)]);
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        p(root),
+        "-untrusted",
+        p(fullchain),
+        p(fullchain),
+    ]);
     assert!(ok, "openssl verify: {out}");
     out
 }
@@ -165,13 +177,24 @@ async fn http01_issue_renew_revoke(db: Db) {
     let fullchain = cb.live(domain, "fullchain.pem");
     let out = verify(&cb.root, &fullchain);
     assert!(out.contains(": OK"), "{out}");
-    let (_, text) = openssl(&["x509", "-in", p(&fullchain), "-noout", "-ext", "subjectAltName"]);
+    let (_, text) = openssl(&[
+        "x509",
+        "-in",
+        p(&fullchain),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
     assert!(text.contains(&format!("DNS:{domain}")), "{text}");
     let first_serial = serial_of(&cb.live(domain, "cert.pem"));
 
     // The certificate is in the inventory, issued under the default profile.
     let (st, certs) = s
-        .api(reqwest::Method::GET, &format!("/certificates?san={domain}"), None)
+        .api(
+            reqwest::Method::GET,
+            &format!("/certificates?san={domain}"),
+            None,
+        )
         .await;
     assert_eq!(st, 200, "{certs}");
     let items = certs["items"].as_array().unwrap();
@@ -191,7 +214,10 @@ async fn http01_issue_renew_revoke(db: Db) {
     assert!(ok, "certbot renew: {out}\nserver: {}", s.logs());
     let renewed = cb.live(domain, "cert.pem");
     let second_serial = serial_of(&renewed);
-    assert_ne!(first_serial, second_serial, "renewal issues a new certificate");
+    assert_ne!(
+        first_serial, second_serial,
+        "renewal issues a new certificate"
+    );
     verify(&cb.root, &cb.live(domain, "fullchain.pem"));
 
     // Revocation by the owning account, reflected in OCSP and the CRL.
@@ -218,8 +244,18 @@ async fn http01_issue_renew_revoke(db: Db) {
         "-no_nonce",
     ]);
     assert!(ok, "{out}");
-    assert!(out.contains("revoked") && out.contains("keyCompromise"), "{out}");
-    let (_, text) = openssl(&["x509", "-in", p(&renewed), "-noout", "-ext", "crlDistributionPoints"]);
+    assert!(
+        out.contains("revoked") && out.contains("keyCompromise"),
+        "{out}"
+    );
+    let (_, text) = openssl(&[
+        "x509",
+        "-in",
+        p(&renewed),
+        "-noout",
+        "-ext",
+        "crlDistributionPoints",
+    ]);
     let crl_url = text
         .split_whitespace()
         .find_map(|w| w.strip_prefix("URI:"))
@@ -227,13 +263,24 @@ async fn http01_issue_renew_revoke(db: Db) {
         .to_string();
     let crl = reqwest::get(&crl_url).await.unwrap().bytes().await.unwrap();
     let crl_path = s.write("acme.crl", &crl);
-    let (ok, out) = openssl(&["crl", "-inform", "DER", "-in", p(&crl_path), "-noout", "-text"]);
+    let (ok, out) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&crl_path),
+        "-noout",
+        "-text",
+    ]);
     assert!(ok, "{out}");
     assert!(
         out.to_lowercase().replace(':', "").contains(&second_serial),
         "serial {second_serial} in the CRL: {out}"
     );
-    assert!(!out.to_lowercase().replace(':', "").contains(&first_serial), "{out}");
+    assert!(
+        !out.to_lowercase().replace(':', "").contains(&first_serial),
+        "{out}"
+    );
 }
 
 /// A certbot `--manual` hook, in Python (certbot's own interpreter), that sets or clears the
@@ -290,7 +337,14 @@ async fn dns01_wildcard(db: Db) {
     assert!(ok, "certbot dns-01: {out}\nserver: {}", s.logs());
     let fullchain = cb.live("dns", "fullchain.pem");
     verify(&cb.root, &fullchain);
-    let (_, text) = openssl(&["x509", "-in", p(&fullchain), "-noout", "-ext", "subjectAltName"]);
+    let (_, text) = openssl(&[
+        "x509",
+        "-in",
+        p(&fullchain),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
     assert!(
         text.contains("DNS:dns.certbot.test") && text.contains("DNS:*.dns.certbot.test"),
         "{text}"

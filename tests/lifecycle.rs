@@ -48,14 +48,26 @@ async fn crls_are_signed_again_before_next_update() {
     let dir = tempfile::tempdir().unwrap();
     let (b, clock) = booted(dir.path()).await;
     let cas = b.pki.store().list_cas().await.unwrap();
-    assert_eq!(b.pki.refresh_due_crls().await.unwrap(), cas.len(), "every active CA gets a CRL");
-    assert_eq!(b.pki.refresh_due_crls().await.unwrap(), 0, "fresh CRLs are left alone");
+    assert_eq!(
+        b.pki.refresh_due_crls().await.unwrap(),
+        cas.len(),
+        "every active CA gets a CRL"
+    );
+    assert_eq!(
+        b.pki.refresh_due_crls().await.unwrap(),
+        0,
+        "fresh CRLs are left alone"
+    );
     let (der1, this1, next1) = b.pki.store().get_crl(&cas[0].id).await.unwrap().unwrap();
     assert_eq!(next1 - this1, 24 * 3600 + 60);
     clock.advance(Duration::hours(11));
     assert_eq!(b.pki.refresh_due_crls().await.unwrap(), 0);
     clock.advance(Duration::hours(2));
-    assert_eq!(b.pki.refresh_due_crls().await.unwrap(), cas.len(), "past half-life: re-signed");
+    assert_eq!(
+        b.pki.refresh_due_crls().await.unwrap(),
+        cas.len(),
+        "past half-life: re-signed"
+    );
     let (der2, this2, next2) = b.pki.store().get_crl(&cas[0].id).await.unwrap().unwrap();
     assert_ne!(der1, der2);
     assert_eq!(this2 - this1, 13 * 3600);
@@ -84,16 +96,29 @@ fn init_does_first_start_work_once() {
             .unwrap()
     };
     let first = run();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let out = String::from_utf8_lossy(&first.stdout);
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
-    assert!(out.contains(token.trim()), "the token is printed once: {out}");
+    assert!(
+        out.contains(token.trim()),
+        "the token is printed once: {out}"
+    );
     let root = std::fs::read_to_string(data.join("root.pem")).unwrap();
     assert!(root.starts_with("-----BEGIN CERTIFICATE-----"));
     let second = run();
     assert!(second.status.success());
     let out = String::from_utf8_lossy(&second.stdout);
     assert!(!out.contains("admin token"), "{out}");
-    assert_eq!(std::fs::read_to_string(data.join("root.pem")).unwrap(), root);
-    assert_eq!(std::fs::read_to_string(data.join("admin.token")).unwrap(), token);
+    assert_eq!(
+        std::fs::read_to_string(data.join("root.pem")).unwrap(),
+        root
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("admin.token")).unwrap(),
+        token
+    );
 }

@@ -141,7 +141,10 @@ fn describe(e: &reqwest::Error) -> String {
 fn resolver(cfg: &ValidationConfig) -> Result<TokioResolver, Problem> {
     let mut builder = if cfg.dns_resolvers.is_empty() {
         Resolver::builder_tokio().map_err(|e| {
-            Problem::new(ProblemType::Dns, format!("no system DNS configuration: {e}"))
+            Problem::new(
+                ProblemType::Dns,
+                format!("no system DNS configuration: {e}"),
+            )
         })?
     } else {
         let mut conf = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
@@ -201,7 +204,11 @@ async fn dns01(
     for record in lookup.answers() {
         if let RData::TXT(txt) = &record.data {
             seen += 1;
-            let value: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
+            let value: Vec<u8> = txt
+                .txt_data
+                .iter()
+                .flat_map(|s| s.iter().copied())
+                .collect();
             if value == expected.as_bytes() {
                 return Ok(());
             }

@@ -35,7 +35,10 @@ struct UpdatePayload {
 
 fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
     if contacts.len() > 10 {
-        return Err(Problem::new(ProblemType::InvalidContact, "at most 10 contacts"));
+        return Err(Problem::new(
+            ProblemType::InvalidContact,
+            "at most 10 contacts",
+        ));
     }
     for c in contacts {
         let Some(addr) = c.strip_prefix("mailto:") else {
@@ -91,7 +94,6 @@ pub(crate) async fn check_rate(ctx: &Ctx, bucket: String, limit: u32) -> Result<
     Ok(())
 }
 
-
 pub(super) async fn new_account(
     State(state): State<AppState>,
     Path(profile): Path<String>,
@@ -100,17 +102,26 @@ pub(super) async fn new_account(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = new_account_inner(&ctx, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = new_account_inner(&ctx, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
 async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
     let (jws, _) = ctx.verify(headers, body).await?;
     let KeyRef::Jwk(key) = &jws.header.key else {
-        return Err(Problem::malformed("newAccount must be signed with a jwk, not a kid"));
+        return Err(Problem::malformed(
+            "newAccount must be signed with a jwk, not a kid",
+        ));
     };
     let p: NewAccountPayload = jws.json()?;
     let thumbprint = key.thumbprint();
@@ -135,7 +146,9 @@ async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Resul
             "external account binding is not configured for this directory",
         ));
     }
-    if ctx.pki().settings().acme.terms_of_service.is_some() && p.terms_of_service_agreed != Some(true) {
+    if ctx.pki().settings().acme.terms_of_service.is_some()
+        && p.terms_of_service_agreed != Some(true)
+    {
         return Err(Problem::malformed("the terms of service must be agreed to"));
     }
     let contact = p.contact.unwrap_or_default();
@@ -177,8 +190,10 @@ async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Resul
         }
         Err(e) => return Err(internal(e)),
     }
-    Ok(Reply::json(StatusCode::CREATED, &account_json(ctx, &account))
-        .header(header::LOCATION, ctx.link("acct", &account.id)))
+    Ok(
+        Reply::json(StatusCode::CREATED, &account_json(ctx, &account))
+            .header(header::LOCATION, ctx.link("acct", &account.id)),
+    )
 }
 
 pub(super) async fn account(
@@ -189,14 +204,26 @@ pub(super) async fn account(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = account_inner(&ctx, &id, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = account_inner(&ctx, &id, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
-async fn own_account(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<(Jws, AcmeAccount), Problem> {
+async fn own_account(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Jws, AcmeAccount), Problem> {
     let (jws, account) = ctx.verify(headers, body).await?;
     let account = Ctx::require_account(account)?;
     if account.id != id {
@@ -205,7 +232,12 @@ async fn own_account(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -> R
     Ok((jws, account))
 }
 
-async fn account_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
+async fn account_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
     let (jws, mut account) = own_account(ctx, id, headers, body).await?;
     if !jws.is_post_as_get() {
         let p: UpdatePayload = jws.json()?;
@@ -252,24 +284,33 @@ pub(super) async fn orders(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = async {
-            let (jws, account) = own_account(&ctx, &id, &headers, &body).await?;
-            if !jws.is_post_as_get() {
-                return Err(Problem::malformed("the orders list is read with POST-as-GET"));
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = async {
+                let (jws, account) = own_account(&ctx, &id, &headers, &body).await?;
+                if !jws.is_post_as_get() {
+                    return Err(Problem::malformed(
+                        "the orders list is read with POST-as-GET",
+                    ));
+                }
+                let ids = ctx
+                    .pki()
+                    .store()
+                    .acme_order_ids(&account.id)
+                    .await
+                    .map_err(internal)?;
+                let urls: Vec<String> = ids.iter().map(|o| ctx.link("order", o)).collect();
+                Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
             }
-            let ids = ctx
-                .pki()
-                .store()
-                .acme_order_ids(&account.id)
-                .await
-                .map_err(internal)?;
-            let urls: Vec<String> = ids.iter().map(|o| ctx.link("order", o)).collect();
-            Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
-        }
-        .await;
-        (ctx, r)
-    })
+            .await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -288,10 +329,17 @@ pub(super) async fn key_change(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = key_change_inner(&ctx, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = key_change_inner(&ctx, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -301,22 +349,28 @@ async fn key_change_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result
     let mut account = Ctx::require_account(account)?;
     let inner = Jws::parse(&outer.payload, false)?;
     let KeyRef::Jwk(new_key) = &inner.header.key else {
-        return Err(Problem::malformed("the inner JWS of a key change must carry a jwk"));
+        return Err(Problem::malformed(
+            "the inner JWS of a key change must carry a jwk",
+        ));
     };
     inner.verify(new_key)?;
     if inner.header.url != outer.header.url {
-        return Err(Problem::malformed("the inner JWS url differs from the outer one"));
+        return Err(Problem::malformed(
+            "the inner JWS url differs from the outer one",
+        ));
     }
     if inner.header.nonce.is_some() {
         return Err(Problem::malformed("the inner JWS must not have a nonce"));
     }
     let p: KeyChangePayload = inner.json()?;
-    if p.account != ctx.link("acct", &account.id) {
+    if ctx.account_id_in(&p.account) != Some(account.id.as_str()) {
         return Err(Problem::malformed("the key change names another account"));
     }
     let old = certkeeper_acme::PublicJwk::from_json(&p.old_key)?;
     if old != account_key(&account)? {
-        return Err(Problem::malformed("oldKey is not the account's current key"));
+        return Err(Problem::malformed(
+            "oldKey is not the account's current key",
+        ));
     }
     let thumbprint = new_key.thumbprint();
     if let Some(other) = ctx
@@ -339,10 +393,18 @@ async fn key_change_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result
         .event("acme.account.key_change", "acme_account")
         .object(&account.id)
         .detail(json!({"thumbprint": account.thumbprint}));
-    match ctx.pki().store().acme_account_update(&account, &ev, ctx.now()).await {
+    match ctx
+        .pki()
+        .store()
+        .acme_account_update(&account, &ev, ctx.now())
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(Problem::new(ProblemType::Conflict, "the new key is already used by an account"));
+            return Err(Problem::new(
+                ProblemType::Conflict,
+                "the new key is already used by an account",
+            ));
         }
         Err(e) => return Err(internal(e)),
     }

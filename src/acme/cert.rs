@@ -20,18 +20,32 @@ pub(super) async fn certificate(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = certificate_inner(&ctx, &id, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = certificate_inner(&ctx, &id, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
-async fn certificate_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
+async fn certificate_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
     let (jws, account) = ctx.verify(headers, body).await?;
     let account = Ctx::require_account(account)?;
     if !jws.is_post_as_get() {
-        return Err(Problem::malformed("certificates are downloaded with POST-as-GET"));
+        return Err(Problem::malformed(
+            "certificates are downloaded with POST-as-GET",
+        ));
     }
     let store = ctx.pki().store();
     let order = store
@@ -70,10 +84,17 @@ pub(super) async fn revoke(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = revoke_inner(&ctx, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = revoke_inner(&ctx, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -109,8 +130,12 @@ async fn revoke_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Rep
         (KeyRef::Jwk(key), _) => {
             let (_, cert) = X509Certificate::from_der(&der)
                 .map_err(|e| Problem::malformed(format!("certificate: {e}")))?;
-            if cert.public_key().subject_public_key.data.as_ref() != key.subject_public_key().as_slice() {
-                return Err(Problem::unauthorized("the JWS key is not the certificate's key"));
+            if cert.public_key().subject_public_key.data.as_ref()
+                != key.subject_public_key().as_slice()
+            {
+                return Err(Problem::unauthorized(
+                    "the JWS key is not the certificate's key",
+                ));
             }
             ctx.actor(None)
         }
@@ -131,20 +156,31 @@ async fn revoke_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Rep
     };
     let rec = store.get_certificate(&cert_id).await.map_err(internal)?;
     if rec.status == "revoked" {
-        return Err(Problem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
+        return Err(Problem::new(
+            ProblemType::AlreadyRevoked,
+            "the certificate is already revoked",
+        ));
     }
     match ctx.pki().revoke(&cert_id, reason, &actor).await {
         Ok(_) => Ok(Reply::empty(StatusCode::OK)),
-        Err(AppError::Conflict(_)) => Err(Problem::new(ProblemType::AlreadyRevoked, "the certificate is already revoked")),
+        Err(AppError::Conflict(_)) => Err(Problem::new(
+            ProblemType::AlreadyRevoked,
+            "the certificate is already revoked",
+        )),
         Err(AppError::BadRequest(d)) => Err(Problem::new(ProblemType::BadRevocationReason, d)),
         Err(e) => Err(internal(e)),
     }
 }
 
-async fn holds_authorizations(ctx: &Ctx, account_id: &str, info: &certkeeper_ca::CertInfo) -> Result<bool, Problem> {
+async fn holds_authorizations(
+    ctx: &Ctx,
+    account_id: &str,
+    info: &certkeeper_ca::CertInfo,
+) -> Result<bool, Problem> {
     let store = ctx.pki().store();
     let now = ctx.now();
-    let mut names: Vec<(&str, String)> = info.dns_names.iter().map(|n| ("dns", n.clone())).collect();
+    let mut names: Vec<(&str, String)> =
+        info.dns_names.iter().map(|n| ("dns", n.clone())).collect();
     names.extend(info.ip_addresses.iter().map(|i| ("ip", i.to_string())));
     if names.is_empty() {
         return Ok(false);

@@ -151,7 +151,10 @@ impl Ctx {
         }
         let profile = state.pki.profile(profile).await.map_err(|e| {
             tracing::error!(error = %e, profile, "ACME profile is configured but not usable");
-            Problem::new(ProblemType::ServerInternal, "this ACME directory's profile does not exist")
+            Problem::new(
+                ProblemType::ServerInternal,
+                "this ACME directory's profile does not exist",
+            )
         })?;
         let host = authority(uri, headers);
         let base = format!("https://{host}/acme/{}", profile.policy.name);
@@ -246,14 +249,25 @@ impl Ctx {
         if let Some(a) = &account
             && a.status != "valid"
         {
-            return Err(Problem::unauthorized(format!("the account is {}", a.status)));
+            return Err(Problem::unauthorized(format!(
+                "the account is {}",
+                a.status
+            )));
         }
         Ok((jws, account))
     }
 
+    /// The account id in an account URL of this directory. Only the path is compared, so
+    /// replicas reached under different host names accept each other's URLs.
+    pub(crate) fn account_id_in<'a>(&self, url: &'a str) -> Option<&'a str> {
+        let rest = url.strip_prefix("https://")?;
+        let path = &rest[rest.find('/')?..];
+        let id = path.strip_prefix(&format!("/acme/{}/acct/", self.profile.policy.name))?;
+        (!id.is_empty() && !id.contains('/')).then_some(id)
+    }
+
     async fn account_by_kid(&self, kid: &str) -> Result<AcmeAccount, Problem> {
-        let prefix = format!("{}/acct/", self.base);
-        let id = kid.strip_prefix(&prefix).ok_or_else(|| {
+        let id = self.account_id_in(kid).ok_or_else(|| {
             Problem::new(
                 ProblemType::AccountDoesNotExist,
                 format!("{kid:?} is not an account URL of this directory"),
@@ -265,12 +279,19 @@ impl Ctx {
             .await
             .map_err(internal)?
             .filter(|a| a.profile == self.profile.policy.name)
-            .ok_or_else(|| Problem::new(ProblemType::AccountDoesNotExist, format!("no account {kid:?}")))
+            .ok_or_else(|| {
+                Problem::new(
+                    ProblemType::AccountDoesNotExist,
+                    format!("no account {kid:?}"),
+                )
+            })
     }
 
     /// Require a `kid` request (most resources).
     pub(crate) fn require_account(account: Option<AcmeAccount>) -> Result<AcmeAccount, Problem> {
-        account.ok_or_else(|| Problem::malformed("this request must be signed with the account key (kid)"))
+        account.ok_or_else(|| {
+            Problem::malformed("this request must be signed with the account key (kid)")
+        })
     }
 
     async fn new_nonce_value(&self) -> Result<String, Problem> {
@@ -437,8 +458,10 @@ async fn directory_for(
         "meta": meta,
     });
     let mut r = reply_response(Reply::json(StatusCode::OK, &body));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=0, no-cache"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=0, no-cache"),
+    );
     r
 }
 
@@ -451,7 +474,11 @@ async fn new_nonce(
     peer: Peer,
 ) -> Response {
     handle(state, profile, uri, headers, peer, |ctx| async move {
-        let status = if method == Method::HEAD { StatusCode::OK } else { StatusCode::NO_CONTENT };
+        let status = if method == Method::HEAD {
+            StatusCode::OK
+        } else {
+            StatusCode::NO_CONTENT
+        };
         (ctx, Ok(Reply::empty(status)))
     })
     .await

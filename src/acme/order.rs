@@ -49,7 +49,11 @@ pub(crate) fn order_identifiers(o: &AcmeOrder) -> Result<Vec<Identifier>, Proble
 /// The authorization's identifier (with its `*.`).
 fn authz_identifier(a: &AcmeAuthz) -> Identifier {
     Identifier {
-        kind: if a.id_type == "ip" { IdentifierKind::Ip } else { IdentifierKind::Dns },
+        kind: if a.id_type == "ip" {
+            IdentifierKind::Ip
+        } else {
+            IdentifierKind::Dns
+        },
         value: a.id_value.clone(),
     }
 }
@@ -152,19 +156,27 @@ fn check_policy(ctx: &Ctx, ids: &[Identifier]) -> Result<(), Problem> {
     let policy = &ctx.profile.policy;
     let mut problem = Problem::new(
         ProblemType::RejectedIdentifier,
-        format!("the profile {:?} does not allow some identifiers", policy.name),
+        format!(
+            "the profile {:?} does not allow some identifiers",
+            policy.name
+        ),
     );
     for id in ids {
         let refusal = match id.kind {
             IdentifierKind::Dns if id.is_wildcard() && !policy.allow_wildcards => {
                 Some("wildcard names are not allowed by this profile".to_string())
             }
-            IdentifierKind::Dns if !policy.allowed_dns_names.iter().any(|r| r.allows(&id.value)) => {
+            IdentifierKind::Dns
+                if !policy.allowed_dns_names.iter().any(|r| r.allows(&id.value)) =>
+            {
                 Some(format!("{} is not allowed by this profile", id.value))
             }
             IdentifierKind::Ip => match id.value.parse::<std::net::IpAddr>() {
                 Ok(ip) if policy.allowed_ip_ranges.iter().any(|r| r.contains(ip)) => None,
-                _ => Some(format!("{} is not in an IP range this profile allows", id.value)),
+                _ => Some(format!(
+                    "{} is not in an IP range this profile allows",
+                    id.value
+                )),
             },
             _ => None,
         };
@@ -208,10 +220,17 @@ pub(super) async fn new_order(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = new_order_inner(&ctx, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = new_order_inner(&ctx, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -247,9 +266,16 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
         if supported_types(ctx, id).is_empty() {
             return Err(Problem::new(
                 ProblemType::RejectedIdentifier,
-                format!("no challenge type this server supports can validate {}", id.value),
+                format!(
+                    "no challenge type this server supports can validate {}",
+                    id.value
+                ),
             )
-            .with_subproblem(ProblemType::RejectedIdentifier, "no supported challenge", id.clone()));
+            .with_subproblem(
+                ProblemType::RejectedIdentifier,
+                "no supported challenge",
+                id.clone(),
+            ));
         }
     }
     let not_before = parse_time(&p.not_before, "notBefore")?;
@@ -327,8 +353,10 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
         .await
         .map_err(internal)?;
     authzs.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Reply::json(StatusCode::CREATED, &order_json(ctx, &order, &authzs)?)
-        .header(header::LOCATION, ctx.link("order", &order.id)))
+    Ok(
+        Reply::json(StatusCode::CREATED, &order_json(ctx, &order, &authzs)?)
+            .header(header::LOCATION, ctx.link("order", &order.id)),
+    )
 }
 
 async fn own_order(ctx: &Ctx, account: &AcmeAccount, id: &str) -> Result<AcmeOrder, Problem> {
@@ -349,25 +377,37 @@ pub(super) async fn order(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = async {
-            let (jws, account) = ctx.verify(&headers, &body).await?;
-            let account = Ctx::require_account(account)?;
-            if !jws.is_post_as_get() {
-                return Err(Problem::malformed("orders are read with POST-as-GET"));
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = async {
+                let (jws, account) = ctx.verify(&headers, &body).await?;
+                let account = Ctx::require_account(account)?;
+                if !jws.is_post_as_get() {
+                    return Err(Problem::malformed("orders are read with POST-as-GET"));
+                }
+                let o = own_order(&ctx, &account, &id).await?;
+                let authzs = ctx
+                    .pki()
+                    .store()
+                    .acme_order_authzs(&o.id)
+                    .await
+                    .map_err(internal)?;
+                let v = order_json(&ctx, &o, &authzs)?;
+                let mut r = Reply::json(StatusCode::OK, &v);
+                if v["status"] == "processing" {
+                    r = r.header(header::RETRY_AFTER, "1");
+                }
+                Ok(r)
             }
-            let o = own_order(&ctx, &account, &id).await?;
-            let authzs = ctx.pki().store().acme_order_authzs(&o.id).await.map_err(internal)?;
-            let v = order_json(&ctx, &o, &authzs)?;
-            let mut r = Reply::json(StatusCode::OK, &v);
-            if v["status"] == "processing" {
-                r = r.header(header::RETRY_AFTER, "1");
-            }
-            Ok(r)
-        }
-        .await;
-        (ctx, r)
-    })
+            .await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -384,10 +424,17 @@ pub(super) async fn finalize(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = finalize_inner(&ctx, &id, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = finalize_inner(&ctx, &id, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -421,11 +468,17 @@ fn check_csr_names(csr: &certkeeper_ca::ParsedCsr, ids: &[Identifier]) -> Result
         parts.push(format!("names not in the order: {}", join(&extra)));
     }
     if !missing.is_empty() {
-        parts.push(format!("order identifiers missing from the CSR: {}", join(&missing)));
+        parts.push(format!(
+            "order identifiers missing from the CSR: {}",
+            join(&missing)
+        ));
     }
     Err(Problem::new(
         ProblemType::BadCsr,
-        format!("the CSR's names must match the order exactly; {}", parts.join("; ")),
+        format!(
+            "the CSR's names must match the order exactly; {}",
+            parts.join("; ")
+        ),
     ))
 }
 
@@ -433,7 +486,12 @@ fn join(v: &[&String]) -> String {
     v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-async fn finalize_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
+async fn finalize_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
     let (jws, account) = ctx.verify(headers, body).await?;
     let account = Ctx::require_account(account)?;
     let p: FinalizePayload = jws.json()?;
@@ -457,7 +515,10 @@ async fn finalize_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -
     if !ctx.profile.policy.allowed_key_types.contains(&key_alg) {
         return Err(Problem::new(
             ProblemType::BadCsr,
-            format!("key type {key_alg} is not allowed by the profile {:?}", ctx.profile.policy.name),
+            format!(
+                "key type {key_alg} is not allowed by the profile {:?}",
+                ctx.profile.policy.name
+            ),
         ));
     }
     if !store
@@ -465,7 +526,10 @@ async fn finalize_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -
         .await
         .map_err(internal)?
     {
-        return Err(Problem::new(ProblemType::OrderNotReady, "the order is already being finalized"));
+        return Err(Problem::new(
+            ProblemType::OrderNotReady,
+            "the order is already being finalized",
+        ));
     }
     let mut req = IssuanceRequest::from_csr(&csr);
     if let Some(na) = o.not_after {
@@ -484,7 +548,9 @@ async fn finalize_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -
                 .await;
             return Err(match e {
                 AppError::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
-                AppError::BadCsr(d) | AppError::BadRequest(d) => Problem::new(ProblemType::BadCsr, d),
+                AppError::BadCsr(d) | AppError::BadRequest(d) => {
+                    Problem::new(ProblemType::BadCsr, d)
+                }
                 other => internal(other),
             });
         }
@@ -525,40 +591,49 @@ pub(super) async fn authz(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = async {
-            let (jws, account) = ctx.verify(&headers, &body).await?;
-            let account = Ctx::require_account(account)?;
-            let mut a = own_authz(&ctx, &account, &id).await?;
-            if !jws.is_post_as_get() {
-                let u: AuthzUpdate = jws.json()?;
-                if u.status != "deactivated" {
-                    return Err(Problem::malformed("an authorization can only be deactivated"));
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = async {
+                let (jws, account) = ctx.verify(&headers, &body).await?;
+                let account = Ctx::require_account(account)?;
+                let mut a = own_authz(&ctx, &account, &id).await?;
+                if !jws.is_post_as_get() {
+                    let u: AuthzUpdate = jws.json()?;
+                    if u.status != "deactivated" {
+                        return Err(Problem::malformed(
+                            "an authorization can only be deactivated",
+                        ));
+                    }
+                    let ev = ctx
+                        .actor(Some(&account.id))
+                        .event("acme.authz.deactivate", "acme_authz")
+                        .object(&a.id);
+                    if !ctx
+                        .pki()
+                        .store()
+                        .acme_authz_deactivate(&a.id, &ev, ctx.now())
+                        .await
+                        .map_err(internal)?
+                    {
+                        return Err(Problem::malformed(format!(
+                            "an authorization that is {} cannot be deactivated",
+                            a.status
+                        )));
+                    }
+                    a.status = "deactivated".into();
                 }
-                let ev = ctx
-                    .actor(Some(&account.id))
-                    .event("acme.authz.deactivate", "acme_authz")
-                    .object(&a.id);
-                if !ctx
-                    .pki()
-                    .store()
-                    .acme_authz_deactivate(&a.id, &ev, ctx.now())
-                    .await
-                    .map_err(internal)?
-                {
-                    return Err(Problem::malformed(format!(
-                        "an authorization that is {} cannot be deactivated",
-                        a.status
-                    )));
-                }
-                a.status = "deactivated".into();
+                let v = authz_json(&ctx, &a).await?;
+                Ok(Reply::json(StatusCode::OK, &v))
             }
-            let v = authz_json(&ctx, &a).await?;
-            Ok(Reply::json(StatusCode::OK, &v))
-        }
-        .await;
-        (ctx, r)
-    })
+            .await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
@@ -570,14 +645,26 @@ pub(super) async fn challenge(
     peer: Peer,
     body: Bytes,
 ) -> Response {
-    handle(state, profile, uri, headers.clone(), peer, |ctx| async move {
-        let r = challenge_inner(&ctx, &id, &headers, &body).await;
-        (ctx, r)
-    })
+    handle(
+        state,
+        profile,
+        uri,
+        headers.clone(),
+        peer,
+        |ctx| async move {
+            let r = challenge_inner(&ctx, &id, &headers, &body).await;
+            (ctx, r)
+        },
+    )
     .await
 }
 
-async fn challenge_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
+async fn challenge_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
     let (jws, account) = ctx.verify(headers, body).await?;
     let account = Ctx::require_account(account)?;
     let store = ctx.pki().store();
@@ -590,10 +677,19 @@ async fn challenge_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) 
     if !jws.is_post_as_get() {
         let _: Value = jws.json()?;
         if authz_status(parse_status(&authz.status), authz.expires_at, ctx.now()) == Status::Pending
-            && store.acme_challenge_start(&c.id, &authz.id).await.map_err(internal)?
+            && store
+                .acme_challenge_start(&c.id, &authz.id)
+                .await
+                .map_err(internal)?
         {
             let thumbprint = account_key(&account)?.thumbprint();
-            spawn_validation(ctx.state.pki.clone(), c.clone(), authz_identifier(&authz), thumbprint, account.id.clone());
+            spawn_validation(
+                ctx.state.pki.clone(),
+                c.clone(),
+                authz_identifier(&authz),
+                thumbprint,
+                account.id.clone(),
+            );
         }
     }
     let c = store
@@ -612,7 +708,13 @@ async fn challenge_inner(ctx: &Ctx, id: &str, headers: &HeaderMap, body: &[u8]) 
 }
 
 /// Validate in the background and record the outcome on the challenge and authorization.
-fn spawn_validation(pki: Arc<Pki>, c: AcmeChallenge, identifier: Identifier, thumbprint: String, account_id: String) {
+fn spawn_validation(
+    pki: Arc<Pki>,
+    c: AcmeChallenge,
+    identifier: Identifier,
+    thumbprint: String,
+    account_id: String,
+) {
     tokio::spawn(async move {
         let cfg = validation_config(&pki);
         let kind = ChallengeType::parse(&c.kind);

@@ -154,7 +154,12 @@ const CHALLENGE_COLS: &str = "id, authz_id, type, token, status, validated_at, e
 
 impl Store {
     /// Record a nonce handed out; expired nonces are purged now and then.
-    pub async fn acme_nonce_put(&self, nonce: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+    pub async fn acme_nonce_put(
+        &self,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO acme_nonces (nonce, expires_at) VALUES ($1, $2)")
             .bind(nonce)
             .bind(expires_at)
@@ -181,7 +186,11 @@ impl Store {
     }
 
     /// Insert an account.
-    pub async fn acme_account_insert(&self, a: &AcmeAccount, audit: &AuditEvent) -> Result<(), StoreError> {
+    pub async fn acme_account_insert(
+        &self,
+        a: &AcmeAccount,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO acme_accounts (id, profile, thumbprint, jwk, status, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&a.id)
@@ -199,26 +208,39 @@ impl Store {
     }
 
     /// An account by its key thumbprint within a profile.
-    pub async fn acme_account_by_key(&self, profile: &str, thumbprint: &str) -> Result<Option<AcmeAccount>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE profile = $1 AND thumbprint = $2"))
-            .bind(profile)
-            .bind(thumbprint)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn acme_account_by_key(
+        &self,
+        profile: &str,
+        thumbprint: &str,
+    ) -> Result<Option<AcmeAccount>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE profile = $1 AND thumbprint = $2"
+        ))
+        .bind(profile)
+        .bind(thumbprint)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_account).transpose()
     }
 
     /// An account by id.
     pub async fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_account).transpose()
     }
 
     /// Change an account's contacts, status or key.
-    pub async fn acme_account_update(&self, a: &AcmeAccount, audit: &AuditEvent, now: i64) -> Result<(), StoreError> {
+    pub async fn acme_account_update(
+        &self,
+        a: &AcmeAccount,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE acme_accounts SET thumbprint = $1, jwk = $2, status = $3, contact = $4 WHERE id = $5")
             .bind(&a.thumbprint)
@@ -234,7 +256,13 @@ impl Store {
     }
 
     /// A valid, unexpired authorization of this account for an identifier, to reuse.
-    pub async fn acme_reusable_authz(&self, account_id: &str, id_type: &str, id_value: &str, valid_until: i64) -> Result<Option<AcmeAuthz>, StoreError> {
+    pub async fn acme_reusable_authz(
+        &self,
+        account_id: &str,
+        id_type: &str,
+        id_value: &str,
+        valid_until: i64,
+    ) -> Result<Option<AcmeAuthz>, StoreError> {
         let row = sqlx::query(&format!("SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE account_id = $1 AND id_type = $2 AND id_value = $3 AND status = 'valid' AND expires_at > $4 ORDER BY expires_at DESC LIMIT 1"))
             .bind(account_id)
             .bind(id_type)
@@ -247,7 +275,13 @@ impl Store {
 
     /// Insert an order with its new authorizations and challenges and its links to reused
     /// ones, in one transaction.
-    pub async fn acme_order_insert(&self, o: &AcmeOrder, new: &[NewAcmeAuthz], reused: &[String], audit: &AuditEvent) -> Result<(), StoreError> {
+    pub async fn acme_order_insert(
+        &self,
+        o: &AcmeOrder,
+        new: &[NewAcmeAuthz],
+        reused: &[String],
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)")
             .bind(&o.id)
@@ -284,11 +318,13 @@ impl Store {
             }
         }
         for authz in new.iter().map(|n| &n.authz.id).chain(reused.iter()) {
-            sqlx::query("INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES ($1, $2)")
-                .bind(&o.id)
-                .bind(authz)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES ($1, $2)",
+            )
+            .bind(&o.id)
+            .bind(authz)
+            .execute(&mut *tx)
+            .await?;
         }
         audit.write(&mut *tx, o.created_at).await?;
         tx.commit().await?;
@@ -297,20 +333,25 @@ impl Store {
 
     /// An order by id.
     pub async fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ORDER_COLS} FROM acme_orders WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLS} FROM acme_orders WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_order).transpose()
     }
 
     /// The ids of an account's orders, oldest first.
     pub async fn acme_order_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM acme_orders WHERE account_id = $1 ORDER BY created_at, id")
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| r.try_get("id").map_err(Into::into)).collect()
+        let rows =
+            sqlx::query("SELECT id FROM acme_orders WHERE account_id = $1 ORDER BY created_at, id")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(Into::into))
+            .collect()
     }
 
     /// The authorizations of an order.
@@ -324,7 +365,14 @@ impl Store {
 
     /// Move an order from `from` to `to` (with an optional error or certificate); false if it
     /// was no longer in `from` (another request or replica got there first).
-    pub async fn acme_order_transition(&self, id: &str, from: &str, to: &str, error: Option<&str>, certificate_id: Option<&str>) -> Result<bool, StoreError> {
+    pub async fn acme_order_transition(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        error: Option<&str>,
+        certificate_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE acme_orders SET status = $1, error = $2, certificate_id = $3 WHERE id = $4 AND status = $5")
             .bind(to)
             .bind(error)
@@ -338,28 +386,34 @@ impl Store {
 
     /// An authorization by id.
     pub async fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_authz).transpose()
     }
 
     /// The challenges of an authorization.
     pub async fn acme_challenges(&self, authz_id: &str) -> Result<Vec<AcmeChallenge>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {CHALLENGE_COLS} FROM acme_challenges WHERE authz_id = $1 ORDER BY type"))
-            .bind(authz_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLS} FROM acme_challenges WHERE authz_id = $1 ORDER BY type"
+        ))
+        .bind(authz_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(row_challenge).collect()
     }
 
     /// A challenge by id.
     pub async fn acme_challenge(&self, id: &str) -> Result<Option<AcmeChallenge>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {CHALLENGE_COLS} FROM acme_challenges WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLS} FROM acme_challenges WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_challenge).transpose()
     }
 
@@ -378,37 +432,58 @@ impl Store {
         if !pending {
             return Ok(false);
         }
-        let done = sqlx::query("UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND status = 'pending'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Record a validation outcome on the challenge and its authorization.
-    pub async fn acme_challenge_finish(&self, c: &AcmeChallenge, error: Option<&str>, audit: &AuditEvent, now: i64) -> Result<(), StoreError> {
-        let (status, authz_status) = if error.is_none() { ("valid", "valid") } else { ("invalid", "invalid") };
+    pub async fn acme_challenge_finish(
+        &self,
+        c: &AcmeChallenge,
+        error: Option<&str>,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (status, authz_status) = if error.is_none() {
+            ("valid", "valid")
+        } else {
+            ("invalid", "invalid")
+        };
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3 WHERE id = $4")
-            .bind(status)
-            .bind(error)
-            .bind(error.is_none().then_some(now))
-            .bind(&c.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE acme_authorizations SET status = $1 WHERE id = $2 AND status = 'pending'")
-            .bind(authz_status)
-            .bind(&c.authz_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(error.is_none().then_some(now))
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE acme_authorizations SET status = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(authz_status)
+        .bind(&c.authz_id)
+        .execute(&mut *tx)
+        .await?;
         audit.write(&mut *tx, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Deactivate an authorization.
-    pub async fn acme_authz_deactivate(&self, id: &str, audit: &AuditEvent, now: i64) -> Result<bool, StoreError> {
+    pub async fn acme_authz_deactivate(
+        &self,
+        id: &str,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1 AND status IN ('pending', 'valid')")
             .bind(id)
@@ -420,17 +495,26 @@ impl Store {
     }
 
     /// The order that produced a certificate, with its account.
-    pub async fn acme_order_by_certificate(&self, certificate_id: &str) -> Result<Option<AcmeOrder>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ORDER_COLS} FROM acme_orders WHERE certificate_id = $1"))
-            .bind(certificate_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn acme_order_by_certificate(
+        &self,
+        certificate_id: &str,
+    ) -> Result<Option<AcmeOrder>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLS} FROM acme_orders WHERE certificate_id = $1"
+        ))
+        .bind(certificate_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(row_order).transpose()
     }
 
     /// Count one event in a fixed window; returns the count including this one. Shared by
     /// all replicas through the database.
-    pub async fn acme_rate_count(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
+    pub async fn acme_rate_count(
+        &self,
+        bucket: &str,
+        window_start: i64,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query("INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (bucket, window_start) DO UPDATE SET count = acme_rate_limits.count + 1 RETURNING count")
             .bind(bucket)
             .bind(window_start)
@@ -440,7 +524,10 @@ impl Store {
     }
 
     /// The id of a recorded certificate by its SHA-256 fingerprint.
-    pub async fn acme_certificate_id_by_fingerprint(&self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+    pub async fn acme_certificate_id_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT id FROM certificates WHERE fingerprint = $1")
             .bind(fingerprint)
             .fetch_optional(&self.pool)
