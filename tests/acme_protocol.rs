@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acme_support::{AccountKey, Acme, ChallSrv, Http01, csr};
+use acme_support::{AccountKey, Acme, ChallSrv, Http01, TlsAlpn01, csr};
 use certkeeper_acme::b64;
 use common::{Db, TestServer, bin, free_port, openssl, p};
 use reqwest::Method;
@@ -28,7 +28,15 @@ async fn start(db: Db, chall: &ChallSrv, http01: &Http01, extra: &[(&str, &str)]
 async fn flow(db: Db) {
     let chall = ChallSrv::start();
     let http01 = Http01::start().await;
-    let s = start(db, &chall, &http01, &[]).await;
+    let alpn = TlsAlpn01::start().await;
+    let alpn_port = alpn.port.to_string();
+    let s = start(
+        db,
+        &chall,
+        &http01,
+        &[("CERTKEEPER_ACME__TLS_ALPN01_PORT", &alpn_port)],
+    )
+    .await;
     let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
     assert!(
         c.dir["meta"]["profiles"]["default"].is_string(),
@@ -144,6 +152,82 @@ async fn flow(db: Db) {
     let r = c.new_order(&[("dns", "after.proto.test")]).await;
     assert_eq!(r.status, 403, "{}", r.text);
     r.assert_problem("unauthorized");
+
+    // tls-alpn-01 for a name and for an IP address; dns-01 through a CNAME, for a wildcard.
+    let mut c2 = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    c2.register().await;
+    let r = c2
+        .new_order(&[
+            ("dns", "alpn.proto.test"),
+            ("ip", "127.0.0.1"),
+            ("dns", "*.wild.proto.test"),
+        ])
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for a in r.body["authorizations"].as_array().unwrap() {
+        let a = a.as_str().unwrap();
+        let authz = c2.post(a, None).await.body;
+        let value = authz["identifier"]["value"].as_str().unwrap().to_string();
+        let done = if authz["wildcard"] == true {
+            let types: Vec<&str> = authz["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["type"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                types,
+                ["dns-01"],
+                "wildcards are validated with dns-01 only"
+            );
+            let txt = certkeeper_acme::dns01_txt_value(&format!(
+                "{}.{}",
+                authz["challenges"][0]["token"].as_str().unwrap(),
+                c2.key.thumbprint()
+            ));
+            chall
+                .manage("set-cname", json!({"host": format!("_acme-challenge.{value}."), "target": "_acme-challenge.delegated.proto.test."}))
+                .await;
+            chall
+                .manage(
+                    "set-txt",
+                    json!({"host": "_acme-challenge.delegated.proto.test.", "value": txt}),
+                )
+                .await;
+            c2.solve(a, "dns-01", |_, _| {}).await
+        } else {
+            c2.solve(a, "tls-alpn-01", |_, ka| alpn.put(&value, ka))
+                .await
+        };
+        assert_eq!(done["status"], "valid", "{done}");
+    }
+    let fin = c2
+        .post(
+            r.body["finalize"].as_str().unwrap(),
+            Some(json!({"csr": b64(&csr(&["alpn.proto.test", "127.0.0.1", "*.wild.proto.test"]))})),
+        )
+        .await;
+    assert_eq!(fin.body["status"], "valid", "{}", fin.text);
+
+    // A tls-alpn-01 certificate for the wrong key authorization is refused.
+    let r = c2.new_order(&[("dns", "alpn-bad.proto.test")]).await;
+    let a = r.body["authorizations"][0].as_str().unwrap().to_string();
+    let done = c2
+        .solve(&a, "tls-alpn-01", |_, _| {
+            alpn.put("alpn-bad.proto.test", "wrong")
+        })
+        .await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let ch = done["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "tls-alpn-01")
+        .unwrap();
+    assert_eq!(
+        ch["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{done}"
+    );
 
     // Each step is in the audit log.
     let (_, audit) = s

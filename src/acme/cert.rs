@@ -68,7 +68,7 @@ async fn certificate_inner(
             .filter(|c| !certkeeper_ca::is_self_issued(c))
             .map(Vec::as_slice),
     );
-    let pem = certkeeper_ca::pem_encode_certs(ders.into_iter());
+    let pem = certkeeper_ca::pem_encode_certs(ders);
     Ok(Reply::bytes(
         StatusCode::OK,
         "application/pem-certificate-chain",

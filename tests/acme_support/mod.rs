@@ -367,3 +367,113 @@ pub fn csr(names: &[&str]) -> Vec<u8> {
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.serialize_request(&key).unwrap().der().to_vec()
 }
+
+/// A tls-alpn-01 responder (RFC 8737): per SNI name, a self-signed certificate with the
+/// acmeIdentifier extension, offered only with ALPN `acme-tls/1`.
+#[derive(Clone)]
+pub struct TlsAlpn01 {
+    pub port: u16,
+    certs: Arc<Mutex<HashMap<String, Arc<rustls::sign::CertifiedKey>>>>,
+}
+
+#[derive(Debug)]
+struct BySni(Arc<Mutex<HashMap<String, Arc<rustls::sign::CertifiedKey>>>>);
+
+impl std::fmt::Debug for TlsAlpn01 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsAlpn01")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let name = hello.server_name()?.to_string();
+        self.0.lock().unwrap().get(&name).cloned()
+    }
+}
+
+impl TlsAlpn01 {
+    pub async fn start() -> TlsAlpn01 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let certs: Arc<Mutex<HashMap<String, Arc<rustls::sign::CertifiedKey>>>> = Arc::default();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(BySni(certs.clone())));
+        config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(sock).await {
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        TlsAlpn01 { port, certs }
+    }
+
+    /// Answer for `identifier` (a DNS name or an IP address) with this key authorization.
+    pub fn put(&self, identifier: &str, key_authorization: &str) {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![identifier.to_string()]).unwrap();
+        params.custom_extensions =
+            vec![rcgen::CustomExtension::new_acme_identifier(digest.as_ref())];
+        let cert = params.self_signed(&key).unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).unwrap();
+        let ck = Arc::new(rustls::sign::CertifiedKey::new(
+            vec![cert.der().clone()],
+            signing,
+        ));
+        let sni = match identifier.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => {
+                let o = v4.octets();
+                format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+            }
+            _ => identifier.to_string(),
+        };
+        self.certs.lock().unwrap().insert(sni, ck);
+    }
+}
+
+impl Acme {
+    /// Complete one authorization with the given challenge type; `prepare` receives the
+    /// token and key authorization and sets up the response.
+    pub async fn solve(
+        &self,
+        authz_url: &str,
+        kind: &str,
+        prepare: impl FnOnce(&str, &str),
+    ) -> Value {
+        let authz = self.post(authz_url, None).await.body;
+        let ch = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap_or_else(|| panic!("{kind} offered: {authz}"))
+            .clone();
+        let token = ch["token"].as_str().unwrap();
+        prepare(token, &format!("{token}.{}", self.key.thumbprint()));
+        let r = self
+            .post(ch["url"].as_str().unwrap(), Some(json!({})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        self.wait(authz_url).await
+    }
+}
