@@ -106,9 +106,56 @@ async fn flow(db: Db) {
         "{text}"
     );
 
+    // ACME Renewal Information (RFC 9773): a window inside the validity, then moved earlier
+    // by an administrator for everything the issuing CA signed.
+    let cert_id = ari_cert_id(&chain);
+    let ri_url = format!("{}/{cert_id}", c.url("renewalInfo"));
+    let ri = s.client.get(&ri_url).send().await.unwrap();
+    assert_eq!(ri.status(), 200);
+    assert!(ri.headers().contains_key("retry-after"));
+    let ri: Value = ri.json().await.unwrap();
+    let start = ri["suggestedWindow"]["start"].as_str().unwrap().to_string();
+    let (_, certs) = s
+        .api(Method::GET, "/certificates?san=flow.proto.test", None)
+        .await;
+    let ca = certs["items"][0]["ca_id"].as_str().unwrap().to_string();
+    let (st, w) = s
+        .api(
+            Method::POST,
+            "/acme/renewal-windows",
+            Some(json!({"ca": ca, "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{w}");
+    let ri: Value = s
+        .client
+        .get(&ri_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ri["suggestedWindow"]["start"], "2026-01-01T00:00:00Z",
+        "was {start}: {ri}"
+    );
+    let unknown = s
+        .client
+        .get(format!("{}/AAAA.AAAA", c.url("renewalInfo")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // A second order for the same names reuses the valid authorizations: ready at once.
+    let ids =
+        json!([{"type": "ip", "value": "127.0.0.1"}, {"type": "dns", "value": "flow.proto.test"}]);
     let r2 = c
-        .new_order(&[("ip", "127.0.0.1"), ("dns", "flow.proto.test")])
+        .post(
+            &c.url("newOrder"),
+            Some(json!({"identifiers": ids, "replaces": cert_id})),
+        )
         .await;
     assert_eq!(r2.status, 201);
     assert_eq!(r2.body["status"], "ready", "{}", r2.text);
@@ -117,6 +164,15 @@ async fn flow(db: Db) {
     a1.sort_by_key(|v| v.to_string());
     a2.sort_by_key(|v| v.to_string());
     assert_eq!(a1, a2);
+
+    // A certificate is replaced only once.
+    let r3 = c
+        .post(
+            &c.url("newOrder"),
+            Some(json!({"identifiers": ids, "replaces": cert_id})),
+        )
+        .await;
+    r3.assert_problem("alreadyReplaced");
 
     // The account's orders.
     let orders = c.post(&format!("{kid}/orders"), None).await;
@@ -234,6 +290,34 @@ async fn flow(db: Db) {
         .api(Method::GET, "/audit?action=acme.account.key_change", None)
         .await;
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+}
+
+/// The RFC 9773 CertID of the first certificate in a PEM file.
+fn ari_cert_id(pem: &std::path::Path) -> String {
+    let (_, aki) = openssl(&[
+        "x509",
+        "-in",
+        p(pem),
+        "-noout",
+        "-ext",
+        "authorityKeyIdentifier",
+    ]);
+    let aki_hex: String = aki
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .trim_start_matches("keyid:")
+        .replace(':', "");
+    let (_, serial) = openssl(&["x509", "-in", p(pem), "-noout", "-serial"]);
+    let serial_hex = serial.trim().trim_start_matches("serial=").to_string();
+    let unhex = |h: &str| -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    format!("{}.{}", b64(&unhex(&aki_hex)), b64(&unhex(&serial_hex)))
 }
 
 #[tokio::test]

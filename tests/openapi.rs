@@ -41,6 +41,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/tokens/{id}", &["delete"]),
     // src/api/audit.rs
     ("/api/v1/audit", &["get"]),
+    // src/api/acme.rs
+    ("/api/v1/acme/renewal-windows", &["post"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs

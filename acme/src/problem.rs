@@ -52,6 +52,8 @@ pub enum ProblemType {
     Compound,
     /// A contact URL scheme is not supported.
     UnsupportedContact,
+    /// The certificate named in `replaces` was already replaced (RFC 9773).
+    AlreadyReplaced,
     /// The request conflicts with existing state (sent as `malformed` with HTTP 409, as for
     /// a key change to a key already in use, RFC 8555 §7.3.5).
     Conflict,
@@ -83,6 +85,7 @@ impl ProblemType {
             ProblemType::UnsupportedIdentifier => "unsupportedIdentifier",
             ProblemType::Compound => "compound",
             ProblemType::UnsupportedContact => "unsupportedContact",
+            ProblemType::AlreadyReplaced => "alreadyReplaced",
             ProblemType::Conflict => "malformed",
         }
     }
@@ -115,7 +118,7 @@ impl ProblemType {
             ProblemType::Unauthorized | ProblemType::ExternalAccountRequired => 403,
             ProblemType::OrderNotReady => 403,
             ProblemType::RateLimited => 429,
-            ProblemType::Conflict => 409,
+            ProblemType::Conflict | ProblemType::AlreadyReplaced => 409,
             ProblemType::ServerInternal => 500,
         }
     }
@@ -147,6 +150,8 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// A related resource (the existing account on a key-change conflict).
     pub location: Option<String>,
+    /// An HTTP status other than the type's usual one (404 for an unknown resource).
+    pub status_override: Option<u16>,
 }
 
 impl Problem {
@@ -158,6 +163,7 @@ impl Problem {
             subproblems: Vec::new(),
             retry_after: None,
             location: None,
+            status_override: None,
         }
     }
 
@@ -210,7 +216,13 @@ impl Problem {
 
     /// The HTTP status.
     pub fn status(&self) -> u16 {
-        self.kind.status()
+        self.status_override.unwrap_or(self.kind.status())
+    }
+
+    /// Answer with another HTTP status.
+    pub fn with_status(mut self, status: u16) -> Problem {
+        self.status_override = Some(status);
+        self
     }
 
     /// The JSON document.

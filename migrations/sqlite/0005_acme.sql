@@ -28,8 +28,11 @@ CREATE TABLE acme_orders (
     expires_at     BIGINT NOT NULL,
     error          TEXT,
     certificate_id TEXT REFERENCES certificates(id),
+    replaces       TEXT REFERENCES certificates(id),
     created_at     BIGINT NOT NULL
 );
+-- RFC 9773: a certificate is replaced by at most one order.
+CREATE UNIQUE INDEX acme_orders_replaces ON acme_orders (replaces);
 CREATE INDEX acme_orders_account ON acme_orders (account_id, created_at);
 
 CREATE TABLE acme_authorizations (
@@ -68,3 +71,17 @@ CREATE TABLE acme_rate_limits (
     count        BIGINT NOT NULL,
     PRIMARY KEY (bucket, window_start)
 );
+
+-- Renewal windows moved earlier by an administrator (RFC 9773 renewalInfo), for one
+-- certificate or for everything a CA issued. The newest matching row wins.
+CREATE TABLE acme_renewal_overrides (
+    id             TEXT PRIMARY KEY,
+    ca_id          TEXT REFERENCES cas(id),
+    certificate_id TEXT REFERENCES certificates(id),
+    window_start   BIGINT NOT NULL,
+    window_end     BIGINT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    created_by     TEXT NOT NULL
+);
+CREATE INDEX acme_renewal_overrides_ca ON acme_renewal_overrides (ca_id);
+CREATE INDEX acme_renewal_overrides_cert ON acme_renewal_overrides (certificate_id);

@@ -6,11 +6,14 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use certkeeper_acme::{KeyRef, Problem, ProblemType};
 use serde::Deserialize;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use serde_json::json;
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
+use super::order::rfc3339;
 use super::{Ctx, Peer, Reply, handle, internal};
 use crate::error::AppError;
 use crate::server::AppState;
+use crate::store::CertRecord;
 
 pub(super) async fn certificate(
     State(state): State<AppState>,
@@ -198,15 +201,78 @@ async fn holds_authorizations(
     Ok(true)
 }
 
+/// Find the certificate an RFC 9773 CertID names: `base64url(AKI keyIdentifier)` `.`
+/// `base64url(serial)`.
+pub(crate) async fn cert_by_ari_id(ctx: &Ctx, cert_id: &str) -> Result<CertRecord, Problem> {
+    let (aki, serial) = cert_id
+        .split_once('.')
+        .ok_or_else(|| Problem::malformed("a CertID is base64url(AKI) '.' base64url(serial)"))?;
+    let aki = certkeeper_acme::b64_decode(aki, "CertID keyIdentifier")?;
+    let serial = certkeeper_acme::b64_decode(serial, "CertID serial")?;
+    let store = ctx.pki().store();
+    for id in store
+        .acme_certificate_id_by_serial(&hex::encode(&serial))
+        .await
+        .map_err(internal)?
+    {
+        let rec = store.get_certificate(&id).await.map_err(internal)?;
+        let Ok((_, cert)) = X509Certificate::from_der(&rec.der) else {
+            continue;
+        };
+        let matches = cert
+            .extensions()
+            .iter()
+            .any(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(a) => a
+                    .key_identifier
+                    .as_ref()
+                    .is_some_and(|k| k.0 == aki.as_slice()),
+                _ => false,
+            });
+        if matches {
+            return Ok(rec);
+        }
+    }
+    Err(Problem::new(
+        ProblemType::Malformed,
+        "no certificate with this CertID was issued here",
+    )
+    .with_status(404))
+}
+
+/// The suggested renewal window: an administrator's override, else the last third of the
+/// lifetime from two thirds to five sixths.
+async fn window(ctx: &Ctx, rec: &CertRecord) -> Result<(i64, i64), Problem> {
+    if let Some(w) = ctx
+        .pki()
+        .store()
+        .acme_renewal_override(&rec.id, &rec.ca_id)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(w);
+    }
+    let nb = rec.not_before.unix_timestamp();
+    let life = rec.not_after.unix_timestamp() - nb;
+    Ok((nb + life * 2 / 3, nb + life * 5 / 6))
+}
+
 pub(super) async fn renewal_info(
-    State(_state): State<AppState>,
-    Path((_profile, _id)): Path<(String, String)>,
+    State(state): State<AppState>,
+    Path((profile, id)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Peer,
 ) -> Response {
-    let mut r = Response::new(axum::body::Body::from(
-        Problem::malformed("renewal information is not available yet")
-            .to_json()
-            .to_string(),
-    ));
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r
+    handle(state, profile, uri, headers, peer, |ctx| async move {
+        let r = async {
+            let rec = cert_by_ari_id(&ctx, &id).await?;
+            let (start, end) = window(&ctx, &rec).await?;
+            let body = json!({"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}});
+            Ok(Reply::json(StatusCode::OK, &body).header(axum::http::header::RETRY_AFTER, "21600"))
+        }
+        .await;
+        (ctx, r)
+    })
+    .await
 }

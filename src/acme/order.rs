@@ -139,6 +139,8 @@ struct NewOrderPayload {
     not_before: Option<String>,
     #[serde(default)]
     not_after: Option<String>,
+    #[serde(default)]
+    replaces: Option<String>,
 }
 
 fn parse_time(s: &Option<String>, what: &str) -> Result<Option<i64>, Problem> {
@@ -278,6 +280,39 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
             ));
         }
     }
+    let replaces = match &p.replaces {
+        None => None,
+        Some(cert_id) => {
+            let rec = super::cert::cert_by_ari_id(ctx, cert_id)
+                .await
+                .map_err(|e| Problem::malformed(format!("replaces: {}", e.detail)))?;
+            let owned = ctx
+                .pki()
+                .store()
+                .acme_order_by_certificate(&rec.id)
+                .await
+                .map_err(internal)?
+                .is_some_and(|o| o.account_id == account.id);
+            if !owned {
+                return Err(Problem::unauthorized(
+                    "replaces names a certificate this account did not order",
+                ));
+            }
+            if ctx
+                .pki()
+                .store()
+                .acme_is_replaced(&rec.id)
+                .await
+                .map_err(internal)?
+            {
+                return Err(Problem::new(
+                    ProblemType::AlreadyReplaced,
+                    "an order already replaces this certificate",
+                ));
+            }
+            Some(rec.id)
+        }
+    };
     let not_before = parse_time(&p.not_before, "notBefore")?;
     let not_after = parse_time(&p.not_after, "notAfter")?;
     let settings = &ctx.pki().settings().acme;
@@ -341,6 +376,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
         expires_at: order_expires,
         error: None,
         certificate_id: None,
+        replaces,
         created_at: now,
     };
     let ev = ctx
@@ -348,10 +384,16 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
         .event("acme.order.create", "acme_order")
         .object(&order.id)
         .detail(json!({"identifiers": ids, "profile": ctx.profile.policy.name}));
-    store
-        .acme_order_insert(&order, &new, &reused, &ev)
-        .await
-        .map_err(internal)?;
+    match store.acme_order_insert(&order, &new, &reused, &ev).await {
+        Ok(()) => {}
+        Err(crate::store::StoreError::Conflict(_)) if order.replaces.is_some() => {
+            return Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                "an order already replaces this certificate",
+            ));
+        }
+        Err(e) => return Err(internal(e)),
+    }
     authzs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(
         Reply::json(StatusCode::CREATED, &order_json(ctx, &order, &authzs)?)

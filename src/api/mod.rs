@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: bearer-token auth, JSON in and out, RFC 7807 errors.
 
+mod acme;
 mod audit;
 pub mod auth;
 mod cas;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(certs::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(acme::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -48,6 +48,7 @@ fn document(f: &Facts<'_>) -> Value {
         certificate_paths(),
         token_paths(),
         audit_paths(),
+        acme_paths(),
         meta_paths(),
         public_paths(f.public_url),
     ] {
@@ -79,6 +80,7 @@ fn document(f: &Facts<'_>) -> Value {
             {"name": "Certificates", "description": "Issue, search, fetch and revoke end-entity certificates."},
             {"name": "Tokens", "description": "API tokens (admin only)."},
             {"name": "Audit", "description": "The audit log (admin only)."},
+            {"name": "ACME", "description": "Administration of the ACME server (RFC 8555) served at /acme/directory (admin only)."},
             {"name": "Meta", "description": "This document."},
             {"name": "Public", "description": "Unauthenticated endpoints for relying parties and operators; also on the plain-HTTP listener."}
         ],
@@ -701,6 +703,31 @@ fn audit_paths() -> Map<String, Value> {
     )])
 }
 
+fn acme_paths() -> Map<String, Value> {
+    object(vec![(
+        "/api/v1/acme/renewal-windows",
+        json!({
+            "post": {
+                "operationId": "moveAcmeRenewalWindow",
+                "tags": ["ACME"],
+                "summary": "Move the ACME renewal window of certificates",
+                "description": "Sets the `suggestedWindow` that ACME Renewal Information (RFC 9773) reports for one certificate, or for every certificate a CA issued, so that ACME clients renew early. The newest window for a certificate or its CA wins. Admin token.",
+                "requestBody": json_body("RenewalWindowRequest", "The certificates and the new window."),
+                "responses": {
+                    "201": json_response("The window was recorded.", schema_ref("RenewalWindow")),
+                    "400": err("BadRequest", "Neither or both of `ca` and `certificate`, or `end` not after `start`."),
+                    "401": unauthorized(),
+                    "403": err("Forbidden", "The token is not an admin token."),
+                    "404": err("NotFound", "No such CA or certificate."),
+                    "413": payload_too_large(),
+                    "415": unsupported_media_type(),
+                    "500": internal()
+                }
+            }
+        }),
+    )])
+}
+
 fn meta_paths() -> Map<String, Value> {
     object(vec![(
         "/api/v1/openapi.json",
@@ -923,6 +950,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(certificate_schemas());
     s.extend(token_schemas());
     s.extend(audit_schemas());
+    s.extend(acme_schemas());
     Value::Object(s)
 }
 
@@ -1526,6 +1554,39 @@ fn audit_schemas() -> Map<String, Value> {
                 "properties": {
                     "items": {"type": "array", "items": schema_ref("AuditEntry")},
                     "next_before": {"type": ["integer", "null"], "format": "int64", "description": "Pass as `before` for the next page; null when this page is not full."}
+                }
+            }),
+        ),
+    ])
+}
+
+fn acme_schemas() -> Map<String, Value> {
+    object(vec![
+        (
+            "RenewalWindowRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["start", "end"],
+                "properties": {
+                    "ca": {"type": "string", "description": "A CA id or name: every certificate it issued. Give this or `certificate`."},
+                    "certificate": {"type": "string", "description": "One certificate id. Give this or `ca`."},
+                    "start": date_time("Start of the suggested renewal window."),
+                    "end": date_time("End of the suggested renewal window (after `start`).")
+                }
+            }),
+        ),
+        (
+            "RenewalWindow",
+            json!({
+                "type": "object",
+                "required": ["id", "ca", "certificate", "start", "end"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "ca": nullable_string("The CA id, for a CA-wide window."),
+                    "certificate": nullable_string("The certificate id, for one certificate."),
+                    "start": date_time("Start of the window."),
+                    "end": date_time("End of the window.")
                 }
             }),
         ),

@@ -46,6 +46,8 @@ pub struct AcmeOrder {
     pub error: Option<String>,
     /// The issued certificate.
     pub certificate_id: Option<String>,
+    /// The certificate this order replaces (RFC 9773).
+    pub replaces: Option<String>,
     /// Creation time.
     pub created_at: i64,
 }
@@ -120,6 +122,7 @@ fn row_order(r: &AnyRow) -> Result<AcmeOrder, StoreError> {
         expires_at: r.try_get("expires_at")?,
         error: r.try_get("error")?,
         certificate_id: r.try_get("certificate_id")?,
+        replaces: r.try_get("replaces")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -148,7 +151,7 @@ fn row_challenge(r: &AnyRow) -> Result<AcmeChallenge, StoreError> {
 }
 
 const ACCOUNT_COLS: &str = "id, profile, thumbprint, jwk, status, contact, created_at";
-const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, created_at";
+const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, created_at";
 const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at";
 const CHALLENGE_COLS: &str = "id, authz_id, type, token, status, validated_at, error";
 
@@ -283,7 +286,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)")
+        sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $8)")
             .bind(&o.id)
             .bind(&o.account_id)
             .bind(&o.status)
@@ -292,6 +295,7 @@ impl Store {
             .bind(o.not_after)
             .bind(o.expires_at)
             .bind(o.created_at)
+            .bind(&o.replaces)
             .execute(&mut *tx)
             .await?;
         for n in new {
@@ -533,5 +537,71 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| r.try_get("id").map_err(Into::into)).transpose()
+    }
+
+    /// The id of a recorded certificate by its serial (hex).
+    pub async fn acme_certificate_id_by_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(Into::into))
+            .collect()
+    }
+
+    /// Whether an order already replaces this certificate.
+    pub async fn acme_is_replaced(&self, certificate_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM acme_orders WHERE replaces = $1")
+            .bind(certificate_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The newest administrator's renewal window for a certificate or its CA.
+    pub async fn acme_renewal_override(
+        &self,
+        certificate_id: &str,
+        ca_id: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query("SELECT window_start, window_end FROM acme_renewal_overrides WHERE certificate_id = $1 OR ca_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1")
+            .bind(certificate_id)
+            .bind(ca_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("window_start")?, r.try_get("window_end")?)))
+            .transpose()
+    }
+
+    /// Record a renewal window for a CA's certificates or for one certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn acme_renewal_override_insert(
+        &self,
+        id: &str,
+        ca_id: Option<&str>,
+        certificate_id: Option<&str>,
+        start: i64,
+        end: i64,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO acme_renewal_overrides (id, ca_id, certificate_id, window_start, window_end, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id)
+            .bind(ca_id)
+            .bind(certificate_id)
+            .bind(start)
+            .bind(end)
+            .bind(now)
+            .bind(&audit.actor)
+            .execute(&mut *tx)
+            .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
