@@ -87,6 +87,7 @@ struct RawAcme {
     caa_identities: Vec<String>,
     new_orders_per_account_per_hour: u32,
     new_accounts_per_ip_per_hour: u32,
+    eab_required: Vec<String>,
 }
 
 impl Default for RawAcme {
@@ -107,6 +108,7 @@ impl Default for RawAcme {
             caa_identities: Vec::new(),
             new_orders_per_account_per_hour: 300,
             new_accounts_per_ip_per_hour: 50,
+            eab_required: Vec::new(),
         }
     }
 }
@@ -144,6 +146,8 @@ pub struct AcmeSettings {
     pub new_orders_per_account_per_hour: u32,
     /// New accounts per client IP per hour (0: unlimited).
     pub new_accounts_per_ip_per_hour: u32,
+    /// Profiles whose directory requires external account binding.
+    pub eab_required: Vec<String>,
 }
 
 impl AcmeSettings {
@@ -151,6 +155,11 @@ impl AcmeSettings {
     pub fn serves(&self, profile: &str) -> bool {
         self.enabled
             && (profile == self.default_profile || self.profiles.iter().any(|p| p == profile))
+    }
+
+    /// Whether `profile`'s directory requires external account binding.
+    pub fn eab_required(&self, profile: &str) -> bool {
+        self.eab_required.iter().any(|p| p == profile)
     }
 }
 
@@ -214,6 +223,7 @@ fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
         caa_identities: raw.caa_identities,
         new_orders_per_account_per_hour: raw.new_orders_per_account_per_hour,
         new_accounts_per_ip_per_hour: raw.new_accounts_per_ip_per_hour,
+        eab_required: raw.eab_required,
     })
 }
 

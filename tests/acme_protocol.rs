@@ -747,3 +747,112 @@ async fn two_replicas_share_nonces_and_orders() {
     assert_eq!(cert.status, 200, "{}", cert.text);
     assert!(cert.text.starts_with("-----BEGIN CERTIFICATE-----"));
 }
+
+/// The external account binding JWS for `jwk` (RFC 8555 §7.3.4).
+fn eab_jws(kid: &str, hmac_key: &str, url: &str, jwk: &Value) -> Value {
+    let protected = b64(json!({"alg": "HS256", "kid": kid, "url": url})
+        .to_string()
+        .as_bytes());
+    let payload = b64(jwk.to_string().as_bytes());
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        &certkeeper_acme::b64_decode(hmac_key, "key").unwrap(),
+    );
+    let mac = aws_lc_rs::hmac::sign(&key, format!("{protected}.{payload}").as_bytes());
+    json!({"protected": protected, "payload": payload, "signature": b64(mac.as_ref())})
+}
+
+async fn eab(db: Db) {
+    let s = TestServer::start_with(db, &[("CERTKEEPER_ACME__EAB_REQUIRED", "[\"default\"]")]).await;
+    let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    assert_eq!(c.dir["meta"]["externalAccountRequired"], true, "{}", c.dir);
+    let new_account = c.url("newAccount");
+
+    // Without a binding: externalAccountRequired, and no account.
+    let r = c
+        .post(&new_account, Some(json!({"termsOfServiceAgreed": true})))
+        .await;
+    r.assert_problem("externalAccountRequired");
+
+    // A key from the REST API; its secret is shown once.
+    let (st, key) = s
+        .api(
+            Method::POST,
+            "/acme/eab-keys",
+            Some(json!({"profile": "default", "name": "team-a"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{key}");
+    let kid = key["id"].as_str().unwrap().to_string();
+    let hmac = key["hmac_key"].as_str().unwrap().to_string();
+    let (st, bad) = s
+        .api(
+            Method::POST,
+            "/acme/eab-keys",
+            Some(json!({"profile": "certkeeper-server"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{bad}");
+
+    // A wrong MAC key, and a binding over another account key, are refused.
+    let wrong = eab_jws(&kid, &b64(&[7u8; 32]), &new_account, &c.key.jwk);
+    let r = c
+        .post(
+            &new_account,
+            Some(json!({"termsOfServiceAgreed": true, "externalAccountBinding": wrong})),
+        )
+        .await;
+    r.assert_problem("unauthorized");
+    let other = AccountKey::generate();
+    let mismatched = eab_jws(&kid, &hmac, &new_account, &other.jwk);
+    let r = c
+        .post(
+            &new_account,
+            Some(json!({"termsOfServiceAgreed": true, "externalAccountBinding": mismatched})),
+        )
+        .await;
+    r.assert_problem("unauthorized");
+
+    // The right binding registers the account.
+    let good = eab_jws(&kid, &hmac, &new_account, &c.key.jwk);
+    let r = c
+        .post(
+            &new_account,
+            Some(json!({"termsOfServiceAgreed": true, "externalAccountBinding": good})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    c.kid = Some(r.location());
+    let order = c.new_order(&[("dns", "eab.proto.test")]).await;
+    assert_eq!(order.status, 201, "{}", order.text);
+
+    // The key binds one account only.
+    let mut c2 = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    let again = eab_jws(&kid, &hmac, &new_account, &c2.key.jwk);
+    let r = c2
+        .post(
+            &new_account,
+            Some(json!({"termsOfServiceAgreed": true, "externalAccountBinding": again})),
+        )
+        .await;
+    r.assert_problem("unauthorized");
+    c2.kid = None;
+
+    // The list shows the binding and never the secret.
+    let (_, list) = s.api(Method::GET, "/acme/eab-keys", None).await;
+    assert_eq!(
+        list["items"][0]["account_id"].as_str(),
+        c.kid.as_deref().and_then(|k| k.rsplit('/').next())
+    );
+    assert!(!list.to_string().contains(&hmac));
+}
+
+#[tokio::test]
+async fn eab_sqlite() {
+    eab(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn eab_postgres() {
+    eab(Db::Postgres).await;
+}

@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/audit", &["get"]),
     // src/api/acme.rs
     ("/api/v1/acme/renewal-windows", &["post"]),
+    ("/api/v1/acme/eab-keys", &["get", "post"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs

@@ -85,3 +85,15 @@ CREATE TABLE acme_renewal_overrides (
 );
 CREATE INDEX acme_renewal_overrides_ca ON acme_renewal_overrides (ca_id);
 CREATE INDEX acme_renewal_overrides_cert ON acme_renewal_overrides (certificate_id);
+
+-- External account binding keys (HS256), each bound to a profile and usable by one
+-- account. The MAC key is sealed with the master key.
+CREATE TABLE acme_eab_keys (
+    id          TEXT PRIMARY KEY,
+    profile     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    hmac_sealed BYTEA NOT NULL,
+    account_id  TEXT REFERENCES acme_accounts(id),
+    created_at  BIGINT NOT NULL,
+    created_by  TEXT NOT NULL
+);

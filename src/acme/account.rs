@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
-use certkeeper_acme::{Jws, KeyRef, Problem, ProblemType};
+use certkeeper_acme::{Jws, KeyRef, Problem, ProblemType, PublicJwk};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -141,11 +141,16 @@ async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Resul
             "no account exists with this key",
         ));
     }
-    if p.external_account_binding.is_some() {
-        return Err(Problem::malformed(
-            "external account binding is not configured for this directory",
-        ));
-    }
+    let eab_key = match &p.external_account_binding {
+        Some(eab) => Some(check_eab(ctx, eab, key).await?),
+        None if ctx.pki().settings().acme.eab_required(&profile) => {
+            return Err(Problem::new(
+                ProblemType::ExternalAccountRequired,
+                "this directory requires external account binding",
+            ));
+        }
+        None => None,
+    };
     if ctx.pki().settings().acme.terms_of_service.is_some()
         && p.terms_of_service_agreed != Some(true)
     {
@@ -174,8 +179,16 @@ async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Resul
         .event("acme.account.create", "acme_account")
         .object(&account.id)
         .detail(json!({"profile": account.profile, "thumbprint": account.thumbprint}));
-    match store.acme_account_insert(&account, &ev).await {
-        Ok(()) => {}
+    match store
+        .acme_account_insert(&account, eab_key.as_deref(), &ev)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Problem::unauthorized(
+                "the external account binding key is already bound to an account",
+            ));
+        }
         Err(StoreError::Conflict(_)) => {
             // The same key registered concurrently (maybe on another replica).
             if let Some(a) = store
@@ -194,6 +207,60 @@ async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Resul
         Reply::json(StatusCode::CREATED, &account_json(ctx, &account))
             .header(header::LOCATION, ctx.link("acct", &account.id)),
     )
+}
+
+/// Check an external account binding (RFC 8555 §7.3.4): an HS256 JWS over the account key,
+/// by a key made for this directory's profile and not used yet. Returns the key id.
+async fn check_eab(ctx: &Ctx, eab: &Value, account_key: &PublicJwk) -> Result<String, Problem> {
+    let body = serde_json::to_vec(eab).map_err(internal)?;
+    let inner = Jws::parse(&body, true)?;
+    if inner.header.alg != "HS256" {
+        return Err(Problem::new(
+            ProblemType::BadSignatureAlgorithm,
+            "external account binding must use HS256",
+        ));
+    }
+    let KeyRef::Kid(kid) = &inner.header.key else {
+        return Err(Problem::malformed(
+            "the external account binding must name its key with kid",
+        ));
+    };
+    if inner.header.nonce.is_some() {
+        return Err(Problem::malformed(
+            "the external account binding must not have a nonce",
+        ));
+    }
+    if inner.header.url != ctx.url {
+        return Err(Problem::unauthorized(
+            "the external account binding url is not the newAccount URL",
+        ));
+    }
+    let bound: Value = inner.json()?;
+    if PublicJwk::from_json(&bound)? != *account_key {
+        return Err(Problem::unauthorized(
+            "the external account binding signs another key",
+        ));
+    }
+    let (rec, sealed) = ctx
+        .pki()
+        .store()
+        .acme_eab_key(kid)
+        .await
+        .map_err(internal)?
+        .filter(|(k, _)| k.profile == ctx.profile.policy.name)
+        .ok_or_else(|| Problem::unauthorized("unknown external account binding key"))?;
+    if rec.account_id.is_some() {
+        return Err(Problem::unauthorized(
+            "the external account binding key is already bound to an account",
+        ));
+    }
+    let mac_key = ctx
+        .pki()
+        .master()
+        .open(&sealed, format!("acme-eab:{}", rec.id).as_bytes())
+        .map_err(internal)?;
+    inner.verify_hmac(&mac_key)?;
+    Ok(rec.id)
 }
 
 pub(super) async fn account(

@@ -435,7 +435,7 @@ async fn directory_for(
     };
     let s = &ctx.pki().settings().acme;
     let mut meta = json!({
-        "externalAccountRequired": false,
+        "externalAccountRequired": s.eab_required(&ctx.profile.policy.name),
         "profiles": { ctx.profile.policy.name.clone(): format!("certificates under the {:?} profile", ctx.profile.policy.name) },
     });
     if let Some(t) = &s.terms_of_service {

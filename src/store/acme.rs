@@ -150,6 +150,34 @@ fn row_challenge(r: &AnyRow) -> Result<AcmeChallenge, StoreError> {
     })
 }
 
+/// An external account binding key (without its secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AcmeEabKey {
+    /// The key id clients send as the EAB `kid`.
+    pub id: String,
+    /// The profile (directory) it may register accounts for.
+    pub profile: String,
+    /// A label.
+    pub name: String,
+    /// The account it was used for, once used.
+    pub account_id: Option<String>,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+fn row_eab(r: &AnyRow) -> Result<AcmeEabKey, StoreError> {
+    Ok(AcmeEabKey {
+        id: r.try_get("id")?,
+        profile: r.try_get("profile")?,
+        name: r.try_get("name")?,
+        account_id: r.try_get("account_id")?,
+        created_at: r.try_get("created_at")?,
+        created_by: r.try_get("created_by")?,
+    })
+}
+
 const ACCOUNT_COLS: &str = "id, profile, thumbprint, jwk, status, contact, created_at";
 const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, created_at";
 const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at";
@@ -188,12 +216,14 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Insert an account.
+    /// Insert an account, binding an external account key to it when given (false: the
+    /// key is used already, and nothing is stored).
     pub async fn acme_account_insert(
         &self,
         a: &AcmeAccount,
+        eab_key: Option<&str>,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO acme_accounts (id, profile, thumbprint, jwk, status, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&a.id)
@@ -205,9 +235,21 @@ impl Store {
             .bind(a.created_at)
             .execute(&mut *tx)
             .await?;
+        if let Some(k) = eab_key {
+            let done = sqlx::query(
+                "UPDATE acme_eab_keys SET account_id = $1 WHERE id = $2 AND account_id IS NULL",
+            )
+            .bind(&a.id)
+            .bind(k)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
         audit.write(&mut *tx, a.created_at).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// An account by its key thumbprint within a profile.
@@ -603,5 +645,48 @@ impl Store {
         audit.write(&mut *tx, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Store a new EAB key (its MAC key sealed).
+    pub async fn acme_eab_insert(
+        &self,
+        k: &AcmeEabKey,
+        sealed: &[u8],
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO acme_eab_keys (id, profile, name, hmac_sealed, account_id, created_at, created_by) VALUES ($1, $2, $3, $4, NULL, $5, $6)")
+            .bind(&k.id)
+            .bind(&k.profile)
+            .bind(&k.name)
+            .bind(sealed)
+            .bind(k.created_at)
+            .bind(&k.created_by)
+            .execute(&mut *tx)
+            .await?;
+        audit.write(&mut *tx, k.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An EAB key with its sealed MAC key.
+    pub async fn acme_eab_key(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeEabKey, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT id, profile, name, account_id, created_at, created_by, hmac_sealed FROM acme_eab_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((row_eab(&r)?, r.try_get("hmac_sealed")?)))
+            .transpose()
+    }
+
+    /// All EAB keys, newest first (without secrets).
+    pub async fn acme_eab_list(&self) -> Result<Vec<AcmeEabKey>, StoreError> {
+        let rows = sqlx::query("SELECT id, profile, name, account_id, created_at, created_by FROM acme_eab_keys ORDER BY created_at DESC, id DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_eab).collect()
     }
 }

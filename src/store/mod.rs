@@ -19,7 +19,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
-pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz};
+pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeEabKey, AcmeOrder, NewAcmeAuthz};
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
 pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
