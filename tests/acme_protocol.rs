@@ -763,7 +763,14 @@ fn eab_jws(kid: &str, hmac_key: &str, url: &str, jwk: &Value) -> Value {
 }
 
 async fn eab(db: Db) {
-    let s = TestServer::start_with(db, &[("CERTKEEPER_ACME__EAB_REQUIRED", "[\"default\"]")]).await;
+    let s = TestServer::start_with(
+        db,
+        &[
+            ("CERTKEEPER_ACME__EAB_REQUIRED", "[\"default\"]"),
+            ("CERTKEEPER_ACME__NEW_ORDERS_PER_ACCOUNT_PER_HOUR", "1"),
+        ],
+    )
+    .await;
     let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
     assert_eq!(c.dir["meta"]["externalAccountRequired"], true, "{}", c.dir);
     let new_account = c.url("newAccount");
@@ -825,6 +832,27 @@ async fn eab(db: Db) {
     c.kid = Some(r.location());
     let order = c.new_order(&[("dns", "eab.proto.test")]).await;
     assert_eq!(order.status, 201, "{}", order.text);
+
+    // The per-account order rate limit (shared through the database): rateLimited with
+    // Retry-After, and the order is not stored.
+    let limited = c.new_order(&[("dns", "eab2.proto.test")]).await;
+    assert_eq!(limited.status, 429, "{}", limited.text);
+    limited.assert_problem("rateLimited");
+    let wait: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    let orders = c
+        .post(&format!("{}/orders", c.kid.clone().unwrap()), None)
+        .await;
+    assert_eq!(
+        orders.body["orders"].as_array().unwrap().len(),
+        1,
+        "{}",
+        orders.text
+    );
 
     // The key binds one account only.
     let mut c2 = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
