@@ -28,11 +28,13 @@ CREATE TABLE acme_orders (
     expires_at     BIGINT NOT NULL,
     error          TEXT,
     certificate_id TEXT REFERENCES certificates(id),
-    replaces       TEXT REFERENCES certificates(id),
+    replaces       TEXT,
+    replaced_id    TEXT REFERENCES certificates(id),
     created_at     BIGINT NOT NULL
 );
--- RFC 9773: a certificate is replaced by at most one order.
-CREATE UNIQUE INDEX acme_orders_replaces ON acme_orders (replaces);
+-- RFC 9773: a certificate is replaced by at most one order (`replaces` is the CertID the
+-- client sent, `replaced_id` the certificate it names).
+CREATE UNIQUE INDEX acme_orders_replaced ON acme_orders (replaced_id);
 CREATE INDEX acme_orders_account ON acme_orders (account_id, created_at);
 
 CREATE TABLE acme_authorizations (

@@ -88,6 +88,9 @@ fn order_json(ctx: &Ctx, o: &AcmeOrder, authzs: &[AcmeAuthz]) -> Result<Value, P
     {
         v["certificate"] = json!(ctx.link("cert", c));
     }
+    if let Some(r) = &o.replaces {
+        v["replaces"] = json!(r);
+    }
     if let Some(e) = &o.error {
         v["error"] = serde_json::from_str(e).unwrap_or(Value::Null);
     }
@@ -280,7 +283,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
             ));
         }
     }
-    let replaces = match &p.replaces {
+    let replaced_id = match &p.replaces {
         None => None,
         Some(cert_id) => {
             let rec = super::cert::cert_by_ari_id(ctx, cert_id)
@@ -376,7 +379,8 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
         expires_at: order_expires,
         error: None,
         certificate_id: None,
-        replaces,
+        replaces: p.replaces.clone(),
+        replaced_id,
         created_at: now,
     };
     let ev = ctx
@@ -386,7 +390,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
         .detail(json!({"identifiers": ids, "profile": ctx.profile.policy.name}));
     match store.acme_order_insert(&order, &new, &reused, &ev).await {
         Ok(()) => {}
-        Err(crate::store::StoreError::Conflict(_)) if order.replaces.is_some() => {
+        Err(crate::store::StoreError::Conflict(_)) if order.replaced_id.is_some() => {
             return Err(Problem::new(
                 ProblemType::AlreadyReplaced,
                 "an order already replaces this certificate",

@@ -46,8 +46,10 @@ pub struct AcmeOrder {
     pub error: Option<String>,
     /// The issued certificate.
     pub certificate_id: Option<String>,
-    /// The certificate this order replaces (RFC 9773).
+    /// The RFC 9773 CertID of the certificate this order replaces, as the client sent it.
     pub replaces: Option<String>,
+    /// The id of that certificate.
+    pub replaced_id: Option<String>,
     /// Creation time.
     pub created_at: i64,
 }
@@ -123,6 +125,7 @@ fn row_order(r: &AnyRow) -> Result<AcmeOrder, StoreError> {
         error: r.try_get("error")?,
         certificate_id: r.try_get("certificate_id")?,
         replaces: r.try_get("replaces")?,
+        replaced_id: r.try_get("replaced_id")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -179,7 +182,7 @@ fn row_eab(r: &AnyRow) -> Result<AcmeEabKey, StoreError> {
 }
 
 const ACCOUNT_COLS: &str = "id, profile, thumbprint, jwk, status, contact, created_at";
-const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, created_at";
+const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at";
 const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at";
 const CHALLENGE_COLS: &str = "id, authz_id, type, token, status, validated_at, error";
 
@@ -328,7 +331,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $8)")
+        sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $10, $8)")
             .bind(&o.id)
             .bind(&o.account_id)
             .bind(&o.status)
@@ -338,6 +341,7 @@ impl Store {
             .bind(o.expires_at)
             .bind(o.created_at)
             .bind(&o.replaces)
+            .bind(&o.replaced_id)
             .execute(&mut *tx)
             .await?;
         for n in new {
@@ -597,7 +601,7 @@ impl Store {
 
     /// Whether an order already replaces this certificate.
     pub async fn acme_is_replaced(&self, certificate_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT id FROM acme_orders WHERE replaces = $1")
+        let row = sqlx::query("SELECT id FROM acme_orders WHERE replaced_id = $1")
             .bind(certificate_id)
             .fetch_optional(&self.pool)
             .await?;
