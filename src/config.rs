@@ -78,6 +78,166 @@ struct RawSettings {
     alert_delivery_seconds: u32,
     alert_max_attempts: u32,
     alert_retry_base_seconds: u32,
+    acme: RawAcme,
+}
+
+/// Raw `[acme]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAcme {
+    enabled: bool,
+    default_profile: String,
+    profiles: Vec<String>,
+    http01_port: u16,
+    tls_alpn01_port: u16,
+    dns_resolvers: Vec<String>,
+    validation_timeout_secs: u64,
+    nonce_lifetime_secs: u64,
+    order_lifetime_hours: u64,
+    authz_lifetime_hours: u64,
+    terms_of_service: Option<String>,
+    website: Option<String>,
+    caa_identities: Vec<String>,
+    new_orders_per_account_per_hour: u32,
+    new_accounts_per_ip_per_hour: u32,
+    eab_required: Vec<String>,
+}
+
+impl Default for RawAcme {
+    fn default() -> Self {
+        RawAcme {
+            enabled: true,
+            default_profile: "default".into(),
+            profiles: Vec::new(),
+            http01_port: 80,
+            tls_alpn01_port: 443,
+            dns_resolvers: Vec::new(),
+            validation_timeout_secs: 10,
+            nonce_lifetime_secs: 3600,
+            order_lifetime_hours: 24,
+            authz_lifetime_hours: 24 * 7,
+            terms_of_service: None,
+            website: None,
+            caa_identities: Vec::new(),
+            new_orders_per_account_per_hour: 300,
+            new_accounts_per_ip_per_hour: 50,
+            eab_required: Vec::new(),
+        }
+    }
+}
+
+/// Validated ACME settings (the `[acme]` section; environment `CERTKEEPER_ACME__<NAME>`).
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    /// Whether the ACME server is mounted at all.
+    pub enabled: bool,
+    /// The profile served at `/acme/directory`.
+    pub default_profile: String,
+    /// Further profiles served at `/acme/<profile>/directory`.
+    pub profiles: Vec<String>,
+    /// Port http-01 validation connects to.
+    pub http01_port: u16,
+    /// Port tls-alpn-01 validation connects to.
+    pub tls_alpn01_port: u16,
+    /// DNS servers for validation lookups (empty: the system's).
+    pub dns_resolvers: Vec<SocketAddr>,
+    /// Limit for one validation attempt.
+    pub validation_timeout: std::time::Duration,
+    /// How long a nonce stays usable.
+    pub nonce_lifetime_secs: i64,
+    /// How long an order may take to complete.
+    pub order_lifetime_secs: i64,
+    /// How long an authorization (pending or valid) lasts and may be reused.
+    pub authz_lifetime_secs: i64,
+    /// `meta.termsOfService`.
+    pub terms_of_service: Option<String>,
+    /// `meta.website`.
+    pub website: Option<String>,
+    /// `meta.caaIdentities`.
+    pub caa_identities: Vec<String>,
+    /// New orders per account per hour (0: unlimited).
+    pub new_orders_per_account_per_hour: u32,
+    /// New accounts per client IP per hour (0: unlimited).
+    pub new_accounts_per_ip_per_hour: u32,
+    /// Profiles whose directory requires external account binding.
+    pub eab_required: Vec<String>,
+}
+
+impl AcmeSettings {
+    /// Whether `profile` has an ACME directory.
+    pub fn serves(&self, profile: &str) -> bool {
+        self.enabled
+            && (profile == self.default_profile || self.profiles.iter().any(|p| p == profile))
+    }
+
+    /// Whether `profile`'s directory requires external account binding.
+    pub fn eab_required(&self, profile: &str) -> bool {
+        self.eab_required.iter().any(|p| p == profile)
+    }
+}
+
+fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
+    let mut dns_resolvers = Vec::new();
+    for r in &raw.dns_resolvers {
+        let addr = r
+            .parse::<SocketAddr>()
+            .or_else(|_| {
+                r.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| {
+                invalid(
+                    "acme.dns_resolvers",
+                    format!("{r:?} is not an address or address:port"),
+                )
+            })?;
+        dns_resolvers.push(addr);
+    }
+    if raw.validation_timeout_secs == 0 || raw.validation_timeout_secs > 300 {
+        return Err(invalid(
+            "acme.validation_timeout_secs",
+            "must be between 1 and 300",
+        ));
+    }
+    if raw.nonce_lifetime_secs < 10 {
+        return Err(invalid("acme.nonce_lifetime_secs", "must be at least 10"));
+    }
+    if raw.order_lifetime_hours == 0 || raw.authz_lifetime_hours == 0 {
+        return Err(invalid(
+            "acme.order_lifetime_hours",
+            "order and authorization lifetimes must be at least 1 hour",
+        ));
+    }
+    for p in std::iter::once(&raw.default_profile).chain(&raw.profiles) {
+        if p.is_empty()
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(invalid(
+                "acme.profiles",
+                format!("{p:?} is not a profile name"),
+            ));
+        }
+    }
+    Ok(AcmeSettings {
+        enabled: raw.enabled,
+        default_profile: raw.default_profile,
+        profiles: raw.profiles,
+        http01_port: raw.http01_port,
+        tls_alpn01_port: raw.tls_alpn01_port,
+        dns_resolvers,
+        validation_timeout: std::time::Duration::from_secs(raw.validation_timeout_secs),
+        nonce_lifetime_secs: raw.nonce_lifetime_secs as i64,
+        order_lifetime_secs: raw.order_lifetime_hours as i64 * 3600,
+        authz_lifetime_secs: raw.authz_lifetime_hours as i64 * 3600,
+        terms_of_service: raw.terms_of_service,
+        website: raw.website,
+        caa_identities: raw.caa_identities,
+        new_orders_per_account_per_hour: raw.new_orders_per_account_per_hour,
+        new_accounts_per_ip_per_hour: raw.new_accounts_per_ip_per_hour,
+        eab_required: raw.eab_required,
+    })
 }
 
 impl Default for RawSettings {
@@ -110,6 +270,7 @@ impl Default for RawSettings {
             alert_delivery_seconds: 5,
             alert_max_attempts: 8,
             alert_retry_base_seconds: 30,
+            acme: RawAcme::default(),
         }
     }
 }
@@ -162,6 +323,8 @@ pub struct Settings {
     pub alert_max_attempts: u32,
     /// First retry delay of a failed alert delivery (doubling on each further failure).
     pub alert_retry_base_seconds: u32,
+    /// The ACME server.
+    pub acme: AcmeSettings,
     /// Discovery scans submitted through the API or run on a schedule.
     pub discovery: DiscoverySettings,
 }
@@ -226,7 +389,8 @@ impl Settings {
         fig = fig.merge(
             Env::prefixed("CERTKEEPER_")
                 .ignore(&["DATA_DIR", "CONFIG", "SERVER", "TOKEN", "CA_FILE"])
-                .lowercase(true),
+                .lowercase(true)
+                .split("__"),
         );
         let raw: RawSettings = fig.extract().map_err(Box::new)?;
         Self::validate(data_dir, raw)
@@ -406,6 +570,7 @@ impl Settings {
             alert_delivery_seconds: raw.alert_delivery_seconds,
             alert_max_attempts: raw.alert_max_attempts,
             alert_retry_base_seconds: raw.alert_retry_base_seconds,
+            acme: validate_acme(raw.acme)?,
         })
     }
 

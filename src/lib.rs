@@ -13,6 +13,7 @@
 //! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
 //! [`client`] (the CLI's client commands), [`scan_cli`] (`certkeeper scan`), [`discovery`] (server-side scans and schedules).
 
+pub mod acme;
 pub mod alerts;
 pub mod api;
 pub mod bootstrap;

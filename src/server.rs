@@ -78,14 +78,15 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
         .with_state(state.clone())
 }
 
-/// The HTTPS application: the API, EST and the public endpoints.
+/// The HTTPS application: the API, EST, the ACME server and the public endpoints.
 pub fn https_app(state: &AppState) -> Router {
-    common_layers(
-        crate::api::router()
-            .merge(crate::est::router())
-            .merge(crate::public::router()),
-        state,
-    )
+    let mut router = crate::api::router()
+        .merge(crate::est::router())
+        .merge(crate::public::router());
+    if state.pki.settings().acme.enabled {
+        router = router.merge(crate::acme::router());
+    }
+    common_layers(router, state)
 }
 
 /// The plain-HTTP application: public endpoints only.

@@ -72,6 +72,9 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/alerts/rules/{id}", &["get", "delete"]),
     ("/api/v1/alerts/outbox", &["get"]),
     ("/api/v1/alerts/sweep", &["post"]),
+    // src/api/acme.rs
+    ("/api/v1/acme/renewal-windows", &["post"]),
+    ("/api/v1/acme/eab-keys", &["get", "post"]),
     // src/api/openapi.rs
     ("/api/v1/openapi.json", &["get"]),
     // src/public.rs

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: bearer-token auth, JSON in and out, RFC 7807 errors.
 
+mod acme;
 mod alerts;
 mod audit;
 pub mod auth;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(discovery::router())
         .merge(managed::router())
         .merge(alerts::router())
+        .merge(acme::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -48,6 +48,7 @@ fn document(f: &Facts<'_>) -> Value {
         certificate_paths(),
         token_paths(),
         est_paths(),
+        acme_paths(),
         alert_paths(),
         audit_paths(),
         managed_paths(),
@@ -79,6 +80,7 @@ fn document(f: &Facts<'_>) -> Value {
         "security": [{"bearerAuth": []}],
         "tags": [
             {"name": "CAs", "description": "The CA hierarchy: roots, intermediates, imported and externally signed CAs."},
+            {"name": "ACME", "description": "Administration of the ACME server (RFC 8555) served at /acme/directory (admin only)."},
             {"name": "Profiles", "description": "Issuance templates with policy."},
             {"name": "Alerts", "description": "Expiry alerts and lifecycle events: channels, rules, the delivery outbox."},
             {"name": "Certificates", "description": "Issue, search, fetch and revoke end-entity certificates."},
@@ -1496,6 +1498,67 @@ fn managed_schemas() -> Map<String, Value> {
     ])
 }
 
+fn acme_paths() -> Map<String, Value> {
+    object(vec![
+        (
+            "/api/v1/acme/eab-keys",
+            json!({
+                "get": {
+                    "operationId": "listAcmeEabKeys",
+                    "tags": ["ACME"],
+                    "summary": "List external account binding keys",
+                    "description": "Every EAB key, newest first, without its MAC key. Admin token.",
+                    "responses": {
+                        "200": json_response("The keys.", json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": schema_ref("EabKey")}}})),
+                        "401": unauthorized(),
+                        "403": err("Forbidden", "The token is not an admin token."),
+                        "500": internal()
+                    }
+                },
+                "post": {
+                    "operationId": "createAcmeEabKey",
+                    "tags": ["ACME"],
+                    "summary": "Create an external account binding key",
+                    "description": "An HS256 key that registers one ACME account in the directory of `profile` (RFC 8555 §7.3.4). The MAC key is returned once and stored sealed. Directories listed in the `acme.eab_required` setting accept only accounts registered with such a key. Admin token.",
+                    "requestBody": json_body("CreateEabKeyRequest", "The profile the key is for."),
+                    "responses": {
+                        "201": json_response("The key, with its MAC key (shown once).", schema_ref("CreatedEabKey")),
+                        "400": err("BadRequest", "The profile has no ACME directory, or the name is too long."),
+                        "401": unauthorized(),
+                        "403": err("Forbidden", "The token is not an admin token."),
+                        "404": err("NotFound", "No such profile."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/acme/renewal-windows",
+            json!({
+                "post": {
+                    "operationId": "moveAcmeRenewalWindow",
+                    "tags": ["ACME"],
+                    "summary": "Move the ACME renewal window of certificates",
+                    "description": "Sets the `suggestedWindow` that ACME Renewal Information (RFC 9773) reports for one certificate, or for every certificate a CA issued, so that ACME clients renew early. The newest window for a certificate or its CA wins. Admin token.",
+                    "requestBody": json_body("RenewalWindowRequest", "The certificates and the new window."),
+                    "responses": {
+                        "201": json_response("The window was recorded.", schema_ref("RenewalWindow")),
+                        "400": err("BadRequest", "Neither or both of `ca` and `certificate`, or `end` not after `start`."),
+                        "401": unauthorized(),
+                        "403": err("Forbidden", "The token is not an admin token."),
+                        "404": err("NotFound", "No such CA or certificate."),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
+    ])
+}
+
 fn meta_paths() -> Map<String, Value> {
     object(vec![(
         "/api/v1/openapi.json",
@@ -1718,6 +1781,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(certificate_schemas());
     s.extend(token_schemas());
     s.extend(est_schemas());
+    s.extend(acme_schemas());
     s.extend(audit_schemas());
     s.extend(managed_schemas());
     s.extend(discovery_schemas());
@@ -2875,6 +2939,70 @@ fn alert_schemas() -> Map<String, Value> {
                         "retried": {"type": "integer", "minimum": 0},
                         "dead": {"type": "integer", "minimum": 0}
                     }}
+                }
+            }),
+        ),
+    ])
+}
+
+fn acme_schemas() -> Map<String, Value> {
+    let eab_props = json!({
+        "id": {"type": "string", "description": "The key id (the EAB `kid`)."},
+        "profile": {"type": "string", "description": "The profile whose ACME directory accepts it."},
+        "name": {"type": "string", "description": "A label."},
+        "account_id": nullable_string("The account registered with it, once used."),
+        "created_at": {"type": "integer", "format": "int64", "description": "Unix seconds."},
+        "created_by": {"type": "string", "description": "Who created it."}
+    });
+    let mut created_props = eab_props.clone();
+    created_props["hmac_key"] =
+        json!({"type": "string", "description": "base64url HMAC-SHA256 key; shown only here."});
+    object(vec![
+        (
+            "CreateEabKeyRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["profile"],
+                "properties": {
+                    "profile": {"type": "string", "description": "A profile with an ACME directory."},
+                    "name": {"type": "string", "maxLength": 100, "description": "A label.", "default": ""}
+                }
+            }),
+        ),
+        (
+            "EabKey",
+            json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by"], "properties": eab_props}),
+        ),
+        (
+            "CreatedEabKey",
+            json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
+        ),
+        (
+            "RenewalWindowRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["start", "end"],
+                "properties": {
+                    "ca": {"type": "string", "description": "A CA id or name: every certificate it issued. Give this or `certificate`."},
+                    "certificate": {"type": "string", "description": "One certificate id. Give this or `ca`."},
+                    "start": date_time("Start of the suggested renewal window."),
+                    "end": date_time("End of the suggested renewal window (after `start`).")
+                }
+            }),
+        ),
+        (
+            "RenewalWindow",
+            json!({
+                "type": "object",
+                "required": ["id", "ca", "certificate", "start", "end"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "ca": nullable_string("The CA id, for a CA-wide window."),
+                    "certificate": nullable_string("The certificate id, for one certificate."),
+                    "start": date_time("Start of the window."),
+                    "end": date_time("End of the window.")
                 }
             }),
         ),

@@ -4,6 +4,7 @@
 //! lives in `migrations/sqlite` and `migrations/postgres`. Constraint violations become
 //! [`StoreError::Conflict`], never a 500.
 
+mod acme;
 mod alerts;
 mod audit;
 mod cas;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
+pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeEabKey, AcmeOrder, NewAcmeAuthz};
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
     WindowSource,

@@ -1,0 +1,34 @@
+//! # certkeeper-acme
+//!
+//! The RFC 8555 (ACME) protocol core of certkeeper, with no HTTP framework and no SQL:
+//!
+//! - [`Jws`] and [`PublicJwk`]: flattened-JSON JWS parsing and signature verification
+//!   (ES256, ES384, RS256, PS256, EdDSA for accounts; HS256 only for external account
+//!   binding), JWK thumbprints (RFC 7638);
+//! - [`Problem`]: RFC 8555 problem documents (`urn:ietf:params:acme:error:*`) with
+//!   subproblems;
+//! - [`Identifier`], [`Status`], [`order_status`], [`authz_status`]: identifiers (DNS,
+//!   wildcard, IP per RFC 8738) and the order/authorization state machines as pure functions;
+//! - [`key_authorization`], [`ChallengeType`] and [`validate`]: challenge validation, the only
+//!   code here that dials out.
+//!
+//! ```
+//! use certkeeper_acme::*;
+//! let id = Identifier::dns("www.example.com").unwrap();
+//! assert_eq!(id.challenge_types(), vec![ChallengeType::Http01, ChallengeType::Dns01, ChallengeType::TlsAlpn01]);
+//! let wild = Identifier::dns("*.example.com").unwrap();
+//! assert_eq!(wild.challenge_types(), vec![ChallengeType::Dns01]);
+//! assert_eq!(order_status(Status::Pending, &[Status::Valid, Status::Valid], 10, 5), Status::Ready);
+//! ```
+
+mod identifier;
+mod jws;
+mod problem;
+mod state;
+mod validate;
+
+pub use identifier::{ChallengeType, Identifier, IdentifierKind};
+pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
+pub use problem::{Problem, ProblemType, Subproblem};
+pub use state::{Status, authz_status, order_status};
+pub use validate::{ValidationConfig, dns01_txt_value, key_authorization, validate};

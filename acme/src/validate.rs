@@ -1,0 +1,459 @@
+//! Challenge validation: the only code in this crate that dials out. Each attempt has a
+//! timeout; failures become the problem stored in the challenge's `error`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{Resolver, TokioResolver};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::{ChallengeType, Identifier, IdentifierKind, Problem, ProblemType, b64};
+
+/// Where and how validation connects.
+#[derive(Debug, Clone)]
+pub struct ValidationConfig {
+    /// Port for http-01 (80 in production).
+    pub http01_port: u16,
+    /// Port for tls-alpn-01 (443 in production).
+    pub tls_alpn01_port: u16,
+    /// DNS servers for lookups; empty means the system's.
+    pub dns_resolvers: Vec<SocketAddr>,
+    /// Limit for one validation attempt.
+    pub timeout: Duration,
+}
+
+impl ValidationConfig {
+    /// The challenge types this validator can check.
+    pub fn supported(&self) -> &'static [ChallengeType] {
+        &[
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01,
+        ]
+    }
+}
+
+/// The key authorization of a challenge token for an account key thumbprint (§8.1).
+pub fn key_authorization(token: &str, thumbprint: &str) -> String {
+    format!("{token}.{thumbprint}")
+}
+
+/// The TXT record value dns-01 expects (§8.4).
+pub fn dns01_txt_value(key_authorization: &str) -> String {
+    b64(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes())
+            .as_ref(),
+    )
+}
+
+/// Validate one challenge for an identifier. `Ok` means the client proved control.
+pub async fn validate(
+    cfg: &ValidationConfig,
+    kind: ChallengeType,
+    identifier: &Identifier,
+    token: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    let attempt = async {
+        match kind {
+            ChallengeType::Http01 => http01(cfg, identifier, token, key_authorization).await,
+            ChallengeType::Dns01 => dns01(cfg, identifier, key_authorization).await,
+            ChallengeType::TlsAlpn01 => tls_alpn01(cfg, identifier, key_authorization).await,
+        }
+    };
+    match tokio::time::timeout(cfg.timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(Problem::new(
+            ProblemType::Connection,
+            format!("validation timed out after {} s", cfg.timeout.as_secs()),
+        )),
+    }
+}
+
+async fn http01(
+    cfg: &ValidationConfig,
+    identifier: &Identifier,
+    token: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    let host = match identifier.kind {
+        IdentifierKind::Dns => identifier.value.clone(),
+        IdentifierKind::Ip => match identifier.value.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => identifier.value.clone(),
+        },
+    };
+    let url = format!(
+        "http://{host}:{}/.well-known/acme-challenge/{token}",
+        cfg.http01_port
+    );
+    let mut builder = reqwest::Client::builder()
+        .timeout(cfg.timeout)
+        .redirect(reqwest::redirect::Policy::limited(10));
+    if identifier.kind == IdentifierKind::Dns && !cfg.dns_resolvers.is_empty() {
+        // Resolve with the configured DNS servers, not the system's.
+        let ip = lookup_ip(cfg, &identifier.value).await?;
+        builder = builder.resolve(&identifier.value, SocketAddr::new(ip, cfg.http01_port));
+    }
+    let client = builder.build().map_err(|_| Problem::internal())?;
+    let resp = client.get(&url).send().await.map_err(|e| {
+        Problem::new(
+            ProblemType::Connection,
+            format!("fetching {url}: {}", describe(&e)),
+        )
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(Problem::unauthorized(format!(
+            "fetching {url}: HTTP status {}",
+            status.as_u16()
+        )));
+    }
+    let body = resp.bytes().await.map_err(|e| {
+        Problem::new(
+            ProblemType::Connection,
+            format!("reading {url}: {}", describe(&e)),
+        )
+    })?;
+    let body = body.get(..4096).unwrap_or(&body);
+    let text = String::from_utf8_lossy(body);
+    if text.trim_end() != key_authorization {
+        return Err(Problem::new(
+            ProblemType::IncorrectResponse,
+            format!("the key authorization at {url} does not match"),
+        ));
+    }
+    Ok(())
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+fn resolver(cfg: &ValidationConfig) -> Result<TokioResolver, Problem> {
+    let mut builder = if cfg.dns_resolvers.is_empty() {
+        Resolver::builder_tokio().map_err(|e| {
+            Problem::new(
+                ProblemType::Dns,
+                format!("no system DNS configuration: {e}"),
+            )
+        })?
+    } else {
+        let mut conf = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
+        for addr in &cfg.dns_resolvers {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            conf.add_name_server(ns);
+        }
+        Resolver::builder_with_config(conf, TokioRuntimeProvider::default())
+    };
+    let opts = builder.options_mut();
+    opts.timeout = cfg.timeout;
+    opts.attempts = 2;
+    // Each validation gets a fresh resolver: no answer cached from before the client set
+    // its records.
+    opts.cache_size = 0;
+    builder
+        .build()
+        .map_err(|e| Problem::new(ProblemType::Dns, format!("DNS resolver: {e}")))
+}
+
+async fn lookup_ip(cfg: &ValidationConfig, name: &str) -> Result<IpAddr, Problem> {
+    let r = resolver(cfg)?;
+    let fqdn = format!("{name}.");
+    let ips = r
+        .lookup_ip(fqdn.as_str())
+        .await
+        .map_err(|e| Problem::new(ProblemType::Dns, format!("looking up {name}: {e}")))?;
+    ips.iter()
+        .next()
+        .ok_or_else(|| Problem::new(ProblemType::Dns, format!("{name} has no A or AAAA record")))
+}
+
+/// dns-01: a TXT record at `_acme-challenge.<name>` (CNAMEs followed by the resolver) must
+/// hold the digest of the key authorization.
+async fn dns01(
+    cfg: &ValidationConfig,
+    identifier: &Identifier,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    if identifier.kind != IdentifierKind::Dns {
+        return Err(Problem::malformed("dns-01 validates DNS names only"));
+    }
+    let name = format!("_acme-challenge.{}.", identifier.base());
+    let r = resolver(cfg)?;
+    let lookup = r.txt_lookup(name.as_str()).await.map_err(|e| {
+        if e.is_no_records_found() || e.is_nx_domain() {
+            Problem::unauthorized(format!("no TXT record at {name}"))
+        } else {
+            Problem::new(ProblemType::Dns, format!("looking up TXT {name}: {e}"))
+        }
+    })?;
+    let expected = dns01_txt_value(key_authorization);
+    let mut seen = 0;
+    for record in lookup.answers() {
+        if let RData::TXT(txt) = &record.data {
+            seen += 1;
+            let value: Vec<u8> = txt
+                .txt_data
+                .iter()
+                .flat_map(|s| s.iter().copied())
+                .collect();
+            if value == expected.as_bytes() {
+                return Ok(());
+            }
+        }
+    }
+    Err(Problem::unauthorized(format!(
+        "none of the {seen} TXT records at {name} holds the expected value"
+    )))
+}
+
+/// The acmeIdentifier extension (RFC 8737 §6.1).
+const ACME_IDENTIFIER_OID: &str = "1.3.6.1.5.5.7.1.31";
+
+/// Accepts any certificate (tls-alpn-01 certificates are self-signed by design) but still
+/// checks the handshake signatures, so the peer holds the certificate's key.
+#[derive(Debug)]
+struct AcceptAnyCertificate;
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_handshake_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_handshake_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            SignatureScheme::ED25519,
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::RSA_PSS_SHA384,
+            SignatureScheme::RSA_PSS_SHA512,
+            SignatureScheme::RSA_PKCS1_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA384,
+            SignatureScheme::RSA_PKCS1_SHA512,
+        ]
+    }
+}
+
+/// Check a handshake signature against the certificate's key. webpki cannot be used: it
+/// refuses the (critical, by design) acmeIdentifier extension.
+fn verify_handshake_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    use aws_lc_rs::signature as sig;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|_| rustls::Error::General("unparsable certificate".into()))?;
+    let key = parsed.public_key().subject_public_key.data.as_ref();
+    let alg: &dyn sig::VerificationAlgorithm = match dss.scheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256 => &sig::ECDSA_P256_SHA256_ASN1,
+        SignatureScheme::ECDSA_NISTP384_SHA384 => &sig::ECDSA_P384_SHA384_ASN1,
+        SignatureScheme::ED25519 => &sig::ED25519,
+        SignatureScheme::RSA_PSS_SHA256 => &sig::RSA_PSS_2048_8192_SHA256,
+        SignatureScheme::RSA_PSS_SHA384 => &sig::RSA_PSS_2048_8192_SHA384,
+        SignatureScheme::RSA_PSS_SHA512 => &sig::RSA_PSS_2048_8192_SHA512,
+        SignatureScheme::RSA_PKCS1_SHA256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        SignatureScheme::RSA_PKCS1_SHA384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        SignatureScheme::RSA_PKCS1_SHA512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        _ => {
+            return Err(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+            ));
+        }
+    };
+    sig::UnparsedPublicKey::new(alg, key)
+        .verify(message, dss.signature())
+        .map(|_| HandshakeSignatureValid::assertion())
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))
+}
+
+/// The address validation connects to for an identifier.
+async fn target_ip(cfg: &ValidationConfig, identifier: &Identifier) -> Result<IpAddr, Problem> {
+    match identifier.kind {
+        IdentifierKind::Ip => identifier
+            .value
+            .parse()
+            .map_err(|_| Problem::malformed("bad IP identifier")),
+        IdentifierKind::Dns if !cfg.dns_resolvers.is_empty() => {
+            lookup_ip(cfg, &identifier.value).await
+        }
+        IdentifierKind::Dns => tokio::net::lookup_host((identifier.value.as_str(), 0))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                Problem::new(
+                    ProblemType::Dns,
+                    format!("{} does not resolve", identifier.value),
+                )
+            }),
+    }
+}
+
+/// The SNI of a tls-alpn-01 handshake: the name, or for an IP address its reverse-DNS name
+/// (RFC 8738 §6).
+fn sni(identifier: &Identifier) -> Result<ServerName<'static>, Problem> {
+    let name = match identifier.kind {
+        IdentifierKind::Dns => identifier.value.clone(),
+        IdentifierKind::Ip => match identifier.value.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => {
+                let o = v4.octets();
+                format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+            }
+            Ok(IpAddr::V6(v6)) => {
+                let mut labels: Vec<String> = Vec::new();
+                for b in v6.octets().iter().rev() {
+                    labels.push(format!("{:x}", b & 0xf));
+                    labels.push(format!("{:x}", b >> 4));
+                }
+                format!("{}.ip6.arpa", labels.join("."))
+            }
+            Err(_) => return Err(Problem::malformed("bad IP identifier")),
+        },
+    };
+    ServerName::try_from(name).map_err(|_| Problem::malformed("identifier is not a valid SNI name"))
+}
+
+/// tls-alpn-01 (RFC 8737): a TLS handshake with ALPN `acme-tls/1` must present a certificate
+/// for exactly this identifier with a critical acmeIdentifier extension holding the digest
+/// of the key authorization.
+async fn tls_alpn01(
+    cfg: &ValidationConfig,
+    identifier: &Identifier,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    let ip = target_ip(cfg, identifier).await?;
+    let addr = SocketAddr::new(ip, cfg.tls_alpn01_port);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| Problem::internal())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+        Problem::new(
+            ProblemType::Connection,
+            format!("connecting to {addr}: {e}"),
+        )
+    })?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(sni(identifier)?, tcp)
+        .await
+        .map_err(|e| Problem::new(ProblemType::Tls, format!("TLS handshake with {addr}: {e}")))?;
+    let (_, conn) = tls.get_ref();
+    if conn.alpn_protocol() != Some(b"acme-tls/1".as_slice()) {
+        return Err(Problem::new(
+            ProblemType::Tls,
+            format!("{addr} did not negotiate the acme-tls/1 protocol"),
+        ));
+    }
+    let cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or_else(|| Problem::new(ProblemType::Tls, "no certificate presented"))?;
+    check_alpn_certificate(cert.as_ref(), identifier, key_authorization)
+}
+
+fn check_alpn_certificate(
+    der: &[u8],
+    identifier: &Identifier,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+    let wrong = |d: String| Problem::unauthorized(format!("tls-alpn-01 certificate: {d}"));
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| wrong(format!("unparsable: {e}")))?;
+    let mut names = Vec::new();
+    let mut digest = None;
+    for ext in cert.extensions() {
+        if ext.oid.to_id_string() == ACME_IDENTIFIER_OID {
+            if !ext.critical {
+                return Err(wrong("the acmeIdentifier extension is not critical".into()));
+            }
+            digest = Some(ext.value.to_vec());
+        }
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for n in &san.general_names {
+                match n {
+                    GeneralName::DNSName(d) => names.push(d.to_ascii_lowercase()),
+                    GeneralName::IPAddress(b) => match b.len() {
+                        4 => names.push(
+                            IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()).to_string(),
+                        ),
+                        16 => names.push(
+                            IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()).to_string(),
+                        ),
+                        _ => names.push(String::new()),
+                    },
+                    _ => names.push(String::new()),
+                }
+            }
+        }
+    }
+    if names != [identifier.value.clone()] {
+        return Err(wrong(format!(
+            "its subjectAltName must be exactly {}, not {names:?}",
+            identifier.value
+        )));
+    }
+    let expected =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes());
+    let mut want = vec![0x04, 0x20];
+    want.extend_from_slice(expected.as_ref());
+    match digest {
+        None => Err(wrong("no acmeIdentifier extension".into())),
+        Some(d) if d == want => Ok(()),
+        Some(_) => Err(Problem::new(
+            ProblemType::IncorrectResponse,
+            "the acmeIdentifier extension does not hold the key authorization's digest",
+        )),
+    }
+}

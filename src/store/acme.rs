@@ -1,0 +1,696 @@
+//! ACME rows: nonces, accounts, orders, authorizations, challenges and rate-limit counters.
+//! Everything the ACME front end must share across replicas lives here.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{AuditEvent, Store, StoreError};
+
+/// An ACME account.
+#[derive(Debug, Clone)]
+pub struct AcmeAccount {
+    /// Id (the last segment of the account URL).
+    pub id: String,
+    /// The profile (directory) the account belongs to.
+    pub profile: String,
+    /// RFC 7638 thumbprint of the account key.
+    pub thumbprint: String,
+    /// The account key as a JWK (JSON text).
+    pub jwk: String,
+    /// `valid`, `deactivated` or `revoked`.
+    pub status: String,
+    /// Contact URLs.
+    pub contact: Vec<String>,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+}
+
+/// An ACME order.
+#[derive(Debug, Clone)]
+pub struct AcmeOrder {
+    /// Id.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Stored status (`pending`, `processing`, `valid`, `invalid`); `ready` is derived.
+    pub status: String,
+    /// The identifiers (JSON array text).
+    pub identifiers: String,
+    /// Requested notBefore.
+    pub not_before: Option<i64>,
+    /// Requested notAfter.
+    pub not_after: Option<i64>,
+    /// Expiry.
+    pub expires_at: i64,
+    /// Problem document (JSON text) when invalid.
+    pub error: Option<String>,
+    /// The issued certificate.
+    pub certificate_id: Option<String>,
+    /// The RFC 9773 CertID of the certificate this order replaces, as the client sent it.
+    pub replaces: Option<String>,
+    /// The id of that certificate.
+    pub replaced_id: Option<String>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// An ACME authorization.
+#[derive(Debug, Clone)]
+pub struct AcmeAuthz {
+    /// Id.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// `dns` or `ip`.
+    pub id_type: String,
+    /// The identifier value (a wildcard keeps its `*.`).
+    pub id_value: String,
+    /// Stored status.
+    pub status: String,
+    /// Expiry.
+    pub expires_at: i64,
+}
+
+/// An ACME challenge.
+#[derive(Debug, Clone)]
+pub struct AcmeChallenge {
+    /// Id.
+    pub id: String,
+    /// Its authorization.
+    pub authz_id: String,
+    /// `http-01`, `dns-01` or `tls-alpn-01`.
+    pub kind: String,
+    /// The token.
+    pub token: String,
+    /// Status.
+    pub status: String,
+    /// When validated.
+    pub validated_at: Option<i64>,
+    /// Problem document (JSON text) when invalid.
+    pub error: Option<String>,
+}
+
+/// A new authorization with its challenges, created with an order.
+#[derive(Debug, Clone)]
+pub struct NewAcmeAuthz {
+    /// The authorization.
+    pub authz: AcmeAuthz,
+    /// Its challenges.
+    pub challenges: Vec<AcmeChallenge>,
+}
+
+fn row_account(r: &AnyRow) -> Result<AcmeAccount, StoreError> {
+    let contact: String = r.try_get("contact")?;
+    Ok(AcmeAccount {
+        id: r.try_get("id")?,
+        profile: r.try_get("profile")?,
+        thumbprint: r.try_get("thumbprint")?,
+        jwk: r.try_get("jwk")?,
+        status: r.try_get("status")?,
+        contact: serde_json::from_str(&contact)
+            .map_err(|e| StoreError::Corrupt(format!("account contact: {e}")))?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn row_order(r: &AnyRow) -> Result<AcmeOrder, StoreError> {
+    Ok(AcmeOrder {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        status: r.try_get("status")?,
+        identifiers: r.try_get("identifiers")?,
+        not_before: r.try_get("not_before")?,
+        not_after: r.try_get("not_after")?,
+        expires_at: r.try_get("expires_at")?,
+        error: r.try_get("error")?,
+        certificate_id: r.try_get("certificate_id")?,
+        replaces: r.try_get("replaces")?,
+        replaced_id: r.try_get("replaced_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn row_authz(r: &AnyRow) -> Result<AcmeAuthz, StoreError> {
+    Ok(AcmeAuthz {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        id_type: r.try_get("id_type")?,
+        id_value: r.try_get("id_value")?,
+        status: r.try_get("status")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+fn row_challenge(r: &AnyRow) -> Result<AcmeChallenge, StoreError> {
+    Ok(AcmeChallenge {
+        id: r.try_get("id")?,
+        authz_id: r.try_get("authz_id")?,
+        kind: r.try_get("type")?,
+        token: r.try_get("token")?,
+        status: r.try_get("status")?,
+        validated_at: r.try_get("validated_at")?,
+        error: r.try_get("error")?,
+    })
+}
+
+/// An external account binding key (without its secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AcmeEabKey {
+    /// The key id clients send as the EAB `kid`.
+    pub id: String,
+    /// The profile (directory) it may register accounts for.
+    pub profile: String,
+    /// A label.
+    pub name: String,
+    /// The account it was used for, once used.
+    pub account_id: Option<String>,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+fn row_eab(r: &AnyRow) -> Result<AcmeEabKey, StoreError> {
+    Ok(AcmeEabKey {
+        id: r.try_get("id")?,
+        profile: r.try_get("profile")?,
+        name: r.try_get("name")?,
+        account_id: r.try_get("account_id")?,
+        created_at: r.try_get("created_at")?,
+        created_by: r.try_get("created_by")?,
+    })
+}
+
+const ACCOUNT_COLS: &str = "id, profile, thumbprint, jwk, status, contact, created_at";
+const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at";
+const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at";
+const CHALLENGE_COLS: &str = "id, authz_id, type, token, status, validated_at, error";
+
+impl Store {
+    /// Record a nonce handed out; expired nonces are purged now and then.
+    pub async fn acme_nonce_put(
+        &self,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO acme_nonces (nonce, expires_at) VALUES ($1, $2)")
+            .bind(nonce)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        if nonce.as_bytes().first().is_some_and(|b| *b == b'A') {
+            sqlx::query("DELETE FROM acme_nonces WHERE expires_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Use a nonce: true if it existed and had not expired. It is deleted either way, so
+    /// each nonce is accepted at most once across all replicas.
+    pub async fn acme_nonce_take(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM acme_nonces WHERE nonce = $1 AND expires_at >= $2")
+            .bind(nonce)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Insert an account, binding an external account key to it when given (false: the
+    /// key is used already, and nothing is stored).
+    pub async fn acme_account_insert(
+        &self,
+        a: &AcmeAccount,
+        eab_key: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO acme_accounts (id, profile, thumbprint, jwk, status, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&a.id)
+            .bind(&a.profile)
+            .bind(&a.thumbprint)
+            .bind(&a.jwk)
+            .bind(&a.status)
+            .bind(serde_json::to_string(&a.contact).unwrap_or_else(|_| "[]".into()))
+            .bind(a.created_at)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(k) = eab_key {
+            let done = sqlx::query(
+                "UPDATE acme_eab_keys SET account_id = $1 WHERE id = $2 AND account_id IS NULL",
+            )
+            .bind(&a.id)
+            .bind(k)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
+        audit.write(&mut *tx, a.created_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// An account by its key thumbprint within a profile.
+    pub async fn acme_account_by_key(
+        &self,
+        profile: &str,
+        thumbprint: &str,
+    ) -> Result<Option<AcmeAccount>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE profile = $1 AND thumbprint = $2"
+        ))
+        .bind(profile)
+        .bind(thumbprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_account).transpose()
+    }
+
+    /// An account by id.
+    pub async fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_account).transpose()
+    }
+
+    /// Change an account's contacts, status or key.
+    pub async fn acme_account_update(
+        &self,
+        a: &AcmeAccount,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE acme_accounts SET thumbprint = $1, jwk = $2, status = $3, contact = $4 WHERE id = $5")
+            .bind(&a.thumbprint)
+            .bind(&a.jwk)
+            .bind(&a.status)
+            .bind(serde_json::to_string(&a.contact).unwrap_or_else(|_| "[]".into()))
+            .bind(&a.id)
+            .execute(&mut *tx)
+            .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A valid, unexpired authorization of this account for an identifier, to reuse.
+    pub async fn acme_reusable_authz(
+        &self,
+        account_id: &str,
+        id_type: &str,
+        id_value: &str,
+        valid_until: i64,
+    ) -> Result<Option<AcmeAuthz>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE account_id = $1 AND id_type = $2 AND id_value = $3 AND status = 'valid' AND expires_at > $4 ORDER BY expires_at DESC LIMIT 1"))
+            .bind(account_id)
+            .bind(id_type)
+            .bind(id_value)
+            .bind(valid_until)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_authz).transpose()
+    }
+
+    /// Insert an order with its new authorizations and challenges and its links to reused
+    /// ones, in one transaction.
+    pub async fn acme_order_insert(
+        &self,
+        o: &AcmeOrder,
+        new: &[NewAcmeAuthz],
+        reused: &[String],
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $10, $8)")
+            .bind(&o.id)
+            .bind(&o.account_id)
+            .bind(&o.status)
+            .bind(&o.identifiers)
+            .bind(o.not_before)
+            .bind(o.not_after)
+            .bind(o.expires_at)
+            .bind(o.created_at)
+            .bind(&o.replaces)
+            .bind(&o.replaced_id)
+            .execute(&mut *tx)
+            .await?;
+        for n in new {
+            let a = &n.authz;
+            sqlx::query("INSERT INTO acme_authorizations (id, account_id, id_type, id_value, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&a.id)
+                .bind(&a.account_id)
+                .bind(&a.id_type)
+                .bind(&a.id_value)
+                .bind(&a.status)
+                .bind(a.expires_at)
+                .bind(o.created_at)
+                .execute(&mut *tx)
+                .await?;
+            for c in &n.challenges {
+                sqlx::query("INSERT INTO acme_challenges (id, authz_id, type, token, status, validated_at, error) VALUES ($1, $2, $3, $4, $5, NULL, NULL)")
+                    .bind(&c.id)
+                    .bind(&a.id)
+                    .bind(&c.kind)
+                    .bind(&c.token)
+                    .bind(&c.status)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for authz in new.iter().map(|n| &n.authz.id).chain(reused.iter()) {
+            sqlx::query(
+                "INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES ($1, $2)",
+            )
+            .bind(&o.id)
+            .bind(authz)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit.write(&mut *tx, o.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An order by id.
+    pub async fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLS} FROM acme_orders WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_order).transpose()
+    }
+
+    /// The ids of an account's orders, oldest first.
+    pub async fn acme_order_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id FROM acme_orders WHERE account_id = $1 ORDER BY created_at, id")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(Into::into))
+            .collect()
+    }
+
+    /// The authorizations of an order.
+    pub async fn acme_order_authzs(&self, order_id: &str) -> Result<Vec<AcmeAuthz>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE id IN (SELECT authz_id FROM acme_order_authorizations WHERE order_id = $1) ORDER BY id"))
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_authz).collect()
+    }
+
+    /// Move an order from `from` to `to` (with an optional error or certificate); false if it
+    /// was no longer in `from` (another request or replica got there first).
+    pub async fn acme_order_transition(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        error: Option<&str>,
+        certificate_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE acme_orders SET status = $1, error = $2, certificate_id = $3 WHERE id = $4 AND status = $5")
+            .bind(to)
+            .bind(error)
+            .bind(certificate_id)
+            .bind(id)
+            .bind(from)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// An authorization by id.
+    pub async fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_authz).transpose()
+    }
+
+    /// The challenges of an authorization.
+    pub async fn acme_challenges(&self, authz_id: &str) -> Result<Vec<AcmeChallenge>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLS} FROM acme_challenges WHERE authz_id = $1 ORDER BY type"
+        ))
+        .bind(authz_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_challenge).collect()
+    }
+
+    /// A challenge by id.
+    pub async fn acme_challenge(&self, id: &str) -> Result<Option<AcmeChallenge>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLS} FROM acme_challenges WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_challenge).transpose()
+    }
+
+    /// Claim a pending challenge of a pending authorization for validation; false if it is
+    /// not pending any more (already started here or on another replica).
+    pub async fn acme_challenge_start(&self, id: &str, authz_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let authz = sqlx::query("SELECT status FROM acme_authorizations WHERE id = $1")
+            .bind(authz_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let pending = match authz {
+            Some(r) => r.try_get::<String, _>("status")? == "pending",
+            None => false,
+        };
+        if !pending {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record a validation outcome on the challenge and its authorization.
+    pub async fn acme_challenge_finish(
+        &self,
+        c: &AcmeChallenge,
+        error: Option<&str>,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (status, authz_status) = if error.is_none() {
+            ("valid", "valid")
+        } else {
+            ("invalid", "invalid")
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(error.is_none().then_some(now))
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE acme_authorizations SET status = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(authz_status)
+        .bind(&c.authz_id)
+        .execute(&mut *tx)
+        .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deactivate an authorization.
+    pub async fn acme_authz_deactivate(
+        &self,
+        id: &str,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1 AND status IN ('pending', 'valid')")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The order that produced a certificate, with its account.
+    pub async fn acme_order_by_certificate(
+        &self,
+        certificate_id: &str,
+    ) -> Result<Option<AcmeOrder>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLS} FROM acme_orders WHERE certificate_id = $1"
+        ))
+        .bind(certificate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_order).transpose()
+    }
+
+    /// Count one event in a fixed window; returns the count including this one. Shared by
+    /// all replicas through the database.
+    pub async fn acme_rate_count(
+        &self,
+        bucket: &str,
+        window_start: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query("INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (bucket, window_start) DO UPDATE SET count = acme_rate_limits.count + 1 RETURNING count")
+            .bind(bucket)
+            .bind(window_start)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("count")?)
+    }
+
+    /// The id of a recorded certificate by its SHA-256 fingerprint.
+    pub async fn acme_certificate_id_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM certificates WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("id").map_err(Into::into)).transpose()
+    }
+
+    /// The id of a recorded certificate by its serial (hex).
+    pub async fn acme_certificate_id_by_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(Into::into))
+            .collect()
+    }
+
+    /// Whether an order already replaces this certificate.
+    pub async fn acme_is_replaced(&self, certificate_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM acme_orders WHERE replaced_id = $1")
+            .bind(certificate_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The newest administrator's renewal window for a certificate or its CA.
+    pub async fn acme_renewal_override(
+        &self,
+        certificate_id: &str,
+        ca_id: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query("SELECT window_start, window_end FROM acme_renewal_overrides WHERE certificate_id = $1 OR ca_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1")
+            .bind(certificate_id)
+            .bind(ca_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("window_start")?, r.try_get("window_end")?)))
+            .transpose()
+    }
+
+    /// Record a renewal window for a CA's certificates or for one certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn acme_renewal_override_insert(
+        &self,
+        id: &str,
+        ca_id: Option<&str>,
+        certificate_id: Option<&str>,
+        start: i64,
+        end: i64,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO acme_renewal_overrides (id, ca_id, certificate_id, window_start, window_end, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id)
+            .bind(ca_id)
+            .bind(certificate_id)
+            .bind(start)
+            .bind(end)
+            .bind(now)
+            .bind(&audit.actor)
+            .execute(&mut *tx)
+            .await?;
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Store a new EAB key (its MAC key sealed).
+    pub async fn acme_eab_insert(
+        &self,
+        k: &AcmeEabKey,
+        sealed: &[u8],
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO acme_eab_keys (id, profile, name, hmac_sealed, account_id, created_at, created_by) VALUES ($1, $2, $3, $4, NULL, $5, $6)")
+            .bind(&k.id)
+            .bind(&k.profile)
+            .bind(&k.name)
+            .bind(sealed)
+            .bind(k.created_at)
+            .bind(&k.created_by)
+            .execute(&mut *tx)
+            .await?;
+        audit.write(&mut *tx, k.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An EAB key with its sealed MAC key.
+    pub async fn acme_eab_key(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeEabKey, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT id, profile, name, account_id, created_at, created_by, hmac_sealed FROM acme_eab_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((row_eab(&r)?, r.try_get("hmac_sealed")?)))
+            .transpose()
+    }
+
+    /// All EAB keys, newest first (without secrets).
+    pub async fn acme_eab_list(&self) -> Result<Vec<AcmeEabKey>, StoreError> {
+        let rows = sqlx::query("SELECT id, profile, name, account_id, created_at, created_by FROM acme_eab_keys ORDER BY created_at DESC, id DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_eab).collect()
+    }
+}
