@@ -203,9 +203,11 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), A
         })
     };
     let now = pki.now().unix_timestamp();
-    pki.store()
+    let changes = pki
+        .store()
         .finish_scan(id, &observations, &covers, now)
         .await?;
+    crate::alerts::events::on_scan_finished(pki, id, &changes).await;
     Ok(())
 }
 

@@ -902,3 +902,84 @@ async fn reminders_and_ca_expiry_sqlite() {
 async fn reminders_and_ca_expiry_postgres() {
     reminders_and_ca_expiry(Db::Postgres).await;
 }
+
+/// Managed-certificate failures and discovery findings reach the channels subscribed to them.
+async fn managed_and_discovery_events(db: Db) {
+    let env = Env::new(db, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let (recv, base) = Receiver::start().await;
+    let hook = channel(
+        &b.pki,
+        "ops",
+        json!({"kind": "webhook", "url": format!("{base}/ops")}),
+    )
+    .await;
+    rule(&b.pki, "ops", vec![hook], |r| {
+        r.thresholds = vec![];
+        r.selector = Selector::default();
+        r.events = vec![
+            "sync.failed".into(),
+            "certificate.renewal_failed".into(),
+            "discovery.new".into(),
+            "discovery.changed".into(),
+            "discovery.expired".into(),
+        ];
+    })
+    .await;
+    let managed = certkeeper::managed::Managed::new(b.pki.clone());
+    managed
+        .event(
+            "m-1",
+            "sync_failed",
+            json!({"destination": "acm", "error": "throttled"}),
+        )
+        .await;
+    managed
+        .event("m-1", "renewal_failed", json!({"error": "profile gone"}))
+        .await;
+    // Events nobody subscribed to as failures are not sent.
+    managed.event("m-1", "synced", json!({})).await;
+    let changes = certkeeper::store::ScanChanges {
+        new_certificates: vec![
+            json!({"fingerprint": "aa11", "subject": "CN=new.example", "endpoint": "127.0.0.9:443"}),
+        ],
+        new_endpoints: vec!["127.0.0.9:443".into()],
+        changed: vec![json!({"endpoint": "127.0.0.8:443", "previous": "bb22", "current": "cc33"})],
+        gone: vec![],
+        expired: vec![json!({"fingerprint": "dd44", "subject": "CN=old.example", "not_after": 0})],
+    };
+    certkeeper::alerts::events::on_scan_finished(&b.pki, "scan-1", &changes).await;
+    Alerts::new(b.pki.clone()).deliver_due().await.unwrap();
+    let got = recv.at("/ops");
+    let types: Vec<&str> = got
+        .iter()
+        .map(|g| g.body["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "io.certkeeper.sync.failed",
+            "io.certkeeper.certificate.renewal_failed",
+            "io.certkeeper.discovery.new",
+            "io.certkeeper.discovery.changed",
+            "io.certkeeper.discovery.expired",
+        ]
+    );
+    assert_eq!(got[0].body["data"]["managed_certificate"], "m-1");
+    assert_eq!(got[0].body["data"]["detail"]["destination"], "acm");
+    assert_eq!(got[2].body["data"]["finding"]["fingerprint"], "aa11");
+    assert_eq!(got[2].body["data"]["scan"], "scan-1");
+    assert_eq!(got[3].body["data"]["finding"]["current"], "cc33");
+    assert_eq!(got[4].body["subject"], "CN=old.example");
+}
+
+#[tokio::test]
+async fn managed_and_discovery_events_sqlite() {
+    managed_and_discovery_events(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn managed_and_discovery_events_postgres() {
+    managed_and_discovery_events(Db::Postgres).await;
+}

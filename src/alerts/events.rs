@@ -33,6 +33,8 @@ pub enum EventKind {
     CaExpiring,
     /// Pushing a certificate to a destination failed.
     SyncFailed,
+    /// Renewing a managed certificate failed (it is retried with backoff).
+    RenewalFailed,
     /// Discovery found a certificate it had not seen.
     DiscoveryNew,
     /// Discovery found a different certificate at a known endpoint.
@@ -51,6 +53,7 @@ pub const SUBSCRIBABLE: &[EventKind] = &[
     EventKind::CertificateExpired,
     EventKind::CaExpiring,
     EventKind::SyncFailed,
+    EventKind::RenewalFailed,
     EventKind::DiscoveryNew,
     EventKind::DiscoveryChanged,
     EventKind::DiscoveryExpired,
@@ -68,6 +71,7 @@ impl EventKind {
             EventKind::CertificateRevoked => "certificate.revoked",
             EventKind::CaExpiring => "ca.expiring",
             EventKind::SyncFailed => "sync.failed",
+            EventKind::RenewalFailed => "certificate.renewal_failed",
             EventKind::DiscoveryNew => "discovery.new",
             EventKind::DiscoveryChanged => "discovery.changed",
             EventKind::DiscoveryExpired => "discovery.expired",
@@ -253,5 +257,38 @@ pub(crate) fn test_event(now: i64) -> NewEvent {
         subject: None,
         data: json!({"message": "certkeeper test notification"}),
         created_at: now,
+    }
+}
+
+/// The hook discovery calls after a scan is recorded: `discovery.new` for each certificate
+/// never seen before, `discovery.changed` for each endpoint now serving another one, and
+/// `discovery.expired` for each that expired since it was last seen.
+pub async fn on_scan_finished(pki: &Pki, scan_id: &str, changes: &crate::store::ScanChanges) {
+    let kinds = [
+        EventKind::DiscoveryNew,
+        EventKind::DiscoveryChanged,
+        EventKind::DiscoveryExpired,
+    ];
+    if !anyone_listens(pki, &kinds).await {
+        return;
+    }
+    let groups = [
+        (
+            EventKind::DiscoveryNew,
+            &changes.new_certificates,
+            "fingerprint",
+        ),
+        (EventKind::DiscoveryChanged, &changes.changed, "current"),
+        (EventKind::DiscoveryExpired, &changes.expired, "fingerprint"),
+    ];
+    for (kind, items, fp_field) in groups {
+        for item in items {
+            let fingerprint = item[fp_field].as_str();
+            let subject = item["subject"]
+                .as_str()
+                .or_else(|| item["endpoint"].as_str());
+            let data = serde_json::json!({ "scan": scan_id, "finding": item });
+            emit(pki, kind, subject, fingerprint, data).await;
+        }
     }
 }

@@ -98,6 +98,13 @@ pub fn summarize(e: &NewEvent) -> Summary {
         Some(EventKind::CertificateRenewed) => format!("Certificate {first} was renewed"),
         Some(EventKind::CertificateRevoked) => format!("Certificate {first} was revoked"),
         Some(EventKind::CaExpiring) => format!("CA {first} expires in {days} days"),
+        Some(EventKind::SyncFailed) => {
+            "A certificate could not be pushed to a destination".to_string()
+        }
+        Some(EventKind::RenewalFailed) => "A managed certificate could not be renewed".to_string(),
+        Some(EventKind::DiscoveryNew) => "Discovery found a new certificate".to_string(),
+        Some(EventKind::DiscoveryChanged) => "Discovery found a changed certificate".to_string(),
+        Some(EventKind::DiscoveryExpired) => "Discovery found an expired certificate".to_string(),
         Some(EventKind::Test) => "certkeeper test notification".to_string(),
         _ => format!("certkeeper event {}", e.kind),
     };

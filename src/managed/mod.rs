@@ -138,6 +138,17 @@ impl Managed {
         {
             tracing::error!(managed = %managed_id, event = kind, error = %e, "recording a lifecycle event failed");
         }
+        // Failures go to the alert channels subscribed to them (issuance, renewal and
+        // revocation already reach them through the issuance path).
+        let alert = match kind {
+            "renewal_failed" => Some(crate::alerts::EventKind::RenewalFailed),
+            "sync_failed" => Some(crate::alerts::EventKind::SyncFailed),
+            _ => None,
+        };
+        if let Some(alert) = alert {
+            let data = serde_json::json!({ "managed_certificate": managed_id, "detail": detail });
+            crate::alerts::emit(&self.pki, alert, Some(managed_id), None, data).await;
+        }
     }
 
     async fn issue_version(
