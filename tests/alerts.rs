@@ -983,3 +983,84 @@ async fn managed_and_discovery_events_sqlite() {
 async fn managed_and_discovery_events_postgres() {
     managed_and_discovery_events(Db::Postgres).await;
 }
+
+/// A certificate found by discovery (not one of ours) and still served counts for expiry
+/// alerts like our own; once its endpoint is gone it no longer does.
+async fn discovered_certificates_expire_too(db: Db) {
+    let env = Env::new(db, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let (recv, base) = Receiver::start().await;
+    let hook = channel(
+        &b.pki,
+        "net",
+        json!({"kind": "webhook", "url": format!("{base}/net")}),
+    )
+    .await;
+    rule(&b.pki, "net", vec![hook], |r| {
+        r.selector = Selector {
+            discovered_only: true,
+            ..Default::default()
+        };
+    })
+    .await;
+    let now = b.pki.now().unix_timestamp();
+    let pool = b.pki.store().pool();
+    for (fp, subject, days, gone, address) in [
+        ("f00d01", "CN=legacy.example", 10, None, "127.0.0.7"),
+        ("f00d02", "CN=retired.example", 10, Some(now), "127.0.0.8"),
+    ] {
+        sqlx::query(
+            "INSERT INTO discovery_certificates (fingerprint, subject, issuer, serial, not_before, not_after, dns_names, key_type, key_bits, signature_algorithm, issued_by_certkeeper, certificate_id, der, first_seen, last_seen)
+             VALUES ($1, $2, 'CN=Other CA', '01', $3, $4, '[]', 'ecdsa-p256', 256, 'ecdsa-with-SHA256', 0, NULL, $5, $3, $3)",
+        )
+        .bind(fp)
+        .bind(subject)
+        .bind(now - 86_400)
+        .bind(now + days * 86_400)
+        .bind(vec![0u8])
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO discovery_endpoints (id, address, port, sni, fingerprint, findings, tls_version, cipher_suite, first_seen, last_seen, gone_at, last_scan_id)
+             VALUES ($1, $5, 443, '', $2, '[]', 'TLSv1.3', 'TLS13_AES_128_GCM_SHA256', $3, $3, $4, 'scan-x')",
+        )
+        .bind(format!("ep-{fp}"))
+        .bind(fp)
+        .bind(now)
+        .bind(gone)
+        .bind(address)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    // One of ours expiring too: the discovered-only rule ignores it.
+    issue(&b.pki, "a.ours.example", 10).await;
+    let alerts = Alerts::new(b.pki.clone());
+    assert_eq!(alerts.sweep().await.unwrap().fired, 1);
+    assert_eq!(alerts.sweep().await.unwrap().fired, 0, "once per threshold");
+    alerts.deliver_due().await.unwrap();
+    let got = recv.at("/net");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["type"], "io.certkeeper.certificate.expiring");
+    let body = got[0].body.to_string();
+    assert!(
+        body.contains("f00d01") && body.contains("CN=legacy.example"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("f00d02"),
+        "a certificate no longer served is not alerted: {body}"
+    );
+}
+
+#[tokio::test]
+async fn discovered_certificates_expire_too_sqlite() {
+    discovered_certificates_expire_too(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn discovered_certificates_expire_too_postgres() {
+    discovered_certificates_expire_too(Db::Postgres).await;
+}
