@@ -454,3 +454,65 @@ fn clock_now(c: &ManualClock) -> OffsetDateTime {
     use certkeeper_ca::Clock;
     c.now()
 }
+
+/// An administrator moving the renewal window of every certificate from a CA earlier (ACME
+/// renewal information) brings managed renewals forward too, once: the renewed version,
+/// issued after the window was set, keeps its own renewal point.
+async fn moved_renewal_window_renews_early(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, clock) = booted(db, dir.path(), OffsetDateTime::now_utc()).await;
+    let managed = Managed::new(b.pki.clone());
+    let system = Actor::system();
+    let m = managed
+        .create(
+            NewManaged {
+                name: "early".into(),
+                profile: "default".into(),
+                request: ManagedRequest {
+                    dns_names: vec!["early.example.com".into()],
+                    ip_addresses: vec![],
+                    common_name: None,
+                    key_algorithm: KeyAlgorithm::EcdsaP256,
+                    validity_days: Some(90),
+                },
+                renew_at_percent: None,
+            },
+            &system,
+        )
+        .await
+        .unwrap();
+    let store = b.pki.store();
+    clock.advance(Duration::days(5));
+    assert_eq!(managed.renew_due().await.unwrap(), 0, "not due yet");
+    let ca = store.get_ca("intermediate").await.unwrap();
+    let now = clock_now(&clock).unix_timestamp();
+    let ev = system.event("acme.renewal_window", "ca").object(&ca.id);
+    store
+        .acme_renewal_override_insert("w-1", Some(&ca.id), None, now, now + 86_400, &ev, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        managed.renew_due().await.unwrap(),
+        1,
+        "window moved: renewed now"
+    );
+    let rec = store.get_managed(&m.id).await.unwrap();
+    assert_eq!(rec.current_version, 2);
+    assert!(rec.next_renewal_at.unwrap() > clock_now(&clock) + Duration::days(50));
+    clock.advance(Duration::hours(1));
+    assert_eq!(
+        managed.renew_due().await.unwrap(),
+        0,
+        "the new version is not renewed again"
+    );
+}
+
+#[tokio::test]
+async fn moved_renewal_window_renews_early_sqlite() {
+    moved_renewal_window_renews_early(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn moved_renewal_window_renews_early_postgres() {
+    moved_renewal_window_renews_early(Db::Postgres).await;
+}

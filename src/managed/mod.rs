@@ -330,6 +330,17 @@ impl Managed {
 
     /// Renew every certificate that is due; returns how many were renewed.
     pub async fn renew_due(&self) -> Result<usize, AppError> {
+        let moved = self
+            .pki
+            .store()
+            .apply_renewal_windows(self.pki.now())
+            .await?;
+        if moved > 0 {
+            tracing::info!(
+                count = moved,
+                "renewal windows moved earlier by an administrator"
+            );
+        }
         let due = self.pki.store().due_managed(self.pki.now()).await?;
         let system = Actor::system();
         let mut renewed = 0;

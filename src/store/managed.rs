@@ -255,6 +255,28 @@ impl Store {
             .collect()
     }
 
+    /// Bring renewals forward where an administrator moved the renewal window (ACME renewal
+    /// information, RFC 9773) of a managed certificate's current version, or of every
+    /// certificate from its CA, to start by `now`. Windows set before the version was issued
+    /// do not count, so the renewed version is not renewed again. Returns how many moved.
+    pub async fn apply_renewal_windows(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE managed_certificates SET next_renewal_at = $1
+             WHERE status = 'active' AND next_renewal_at > $1 AND EXISTS (
+                 SELECT 1 FROM managed_versions v
+                 JOIN certificates c ON c.id = v.certificate_id
+                 JOIN acme_renewal_overrides o ON (o.certificate_id = c.id OR o.ca_id = c.ca_id)
+                 WHERE v.managed_id = managed_certificates.id
+                   AND v.version = managed_certificates.current_version
+                   AND o.created_at > c.created_at
+                   AND o.window_start <= $1)",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Active managed certificates whose renewal is due at `now` and not leased.
     pub async fn due_managed(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
