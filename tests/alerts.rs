@@ -1064,3 +1064,64 @@ async fn discovered_certificates_expire_too_sqlite() {
 async fn discovered_certificates_expire_too_postgres() {
     discovered_certificates_expire_too(Db::Postgres).await;
 }
+
+/// Tags set on a certificate select it for rules with a `tags` selector.
+async fn tags_select_certificates(db: Db) {
+    let env = Env::new(db, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let (recv, base) = Receiver::start().await;
+    let hook = channel(
+        &b.pki,
+        "payments",
+        json!({"kind": "webhook", "url": format!("{base}/payments")}),
+    )
+    .await;
+    rule(&b.pki, "payments", vec![hook], |r| {
+        r.selector = Selector {
+            tags: vec!["team:payments".into()],
+            ..Default::default()
+        };
+    })
+    .await;
+    let tagged = issue(&b.pki, "a.pay.example", 10).await;
+    let other = issue(&b.pki, "a.other.example", 10).await;
+    let fp = tagged.cert.info.fingerprint_sha256.clone();
+    let ev = Actor::system()
+        .event("certificate.tag", "certificate")
+        .object(&fp);
+    let store = b.pki.store();
+    store
+        .set_tags(&fp, &["team:payments".into(), "tier:1".into()], &ev, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tags_of(&fp).await.unwrap(),
+        vec!["team:payments", "tier:1"]
+    );
+    let alerts = Alerts::new(b.pki.clone());
+    assert_eq!(alerts.sweep().await.unwrap().fired, 1);
+    alerts.deliver_due().await.unwrap();
+    let body = recv.at("/payments")[0].body.to_string();
+    assert!(body.contains(&fp), "{body}");
+    assert!(
+        !body.contains(&other.cert.info.fingerprint_sha256),
+        "{body}"
+    );
+    // Replacing the tags drops the old ones.
+    store
+        .set_tags(&fp, &["tier:2".into()], &ev, 0)
+        .await
+        .unwrap();
+    assert_eq!(store.tags_of(&fp).await.unwrap(), vec!["tier:2"]);
+}
+
+#[tokio::test]
+async fn tags_select_certificates_sqlite() {
+    tags_select_certificates(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn tags_select_certificates_postgres() {
+    tags_select_certificates(Db::Postgres).await;
+}

@@ -262,9 +262,44 @@ async fn scenario(db: Db) {
     assert_eq!(st, 204);
     let (st, _) = s.api(Method::GET, "/alerts/channels/ops-hook", None).await;
     assert_eq!(st, 404);
+    // Tags over the API: validated, replaced, readable.
+    let fp = "ab".repeat(32);
+    let (st, body) = s
+        .api(
+            Method::PUT,
+            &format!("/alerts/tags/{fp}"),
+            Some(json!({"tags": ["team:web", "tier:1", "team:web"]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["tags"], json!(["team:web", "tier:1"]));
+    let (st, body) = s
+        .api(Method::GET, &format!("/alerts/tags/{fp}"), None)
+        .await;
+    assert_eq!(
+        (st, body["tags"].clone()),
+        (200, json!(["team:web", "tier:1"]))
+    );
+    let (st, _) = s
+        .api(
+            Method::PUT,
+            "/alerts/tags/not-a-fingerprint",
+            Some(json!({"tags": ["x"]})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (st, _) = s
+        .api(
+            Method::PUT,
+            &format!("/alerts/tags/{fp}"),
+            Some(json!({"tags": ["bad tag!"]})),
+        )
+        .await;
+    assert_eq!(st, 400);
     let (_, audit) = s.api(Method::GET, "/audit?limit=100", None).await;
     let text = audit.to_string();
     for action in [
+        "certificate.tag",
         "alert_channel.create",
         "alert_rule.create",
         "alert_channel.test",

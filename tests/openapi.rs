@@ -72,6 +72,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/alerts/rules/{id}", &["get", "delete"]),
     ("/api/v1/alerts/outbox", &["get"]),
     ("/api/v1/alerts/sweep", &["post"]),
+    ("/api/v1/alerts/tags/{fingerprint}", &["get", "put"]),
     // src/api/acme.rs
     ("/api/v1/acme/renewal-windows", &["post"]),
     ("/api/v1/acme/eab-keys", &["get", "post"]),

@@ -32,6 +32,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/alerts/rules/{id}", get(get_rule).delete(delete_rule))
         .route("/alerts/outbox", get(list_outbox))
         .route("/alerts/sweep", post(sweep))
+        .route("/alerts/tags/{fingerprint}", get(get_tags).put(set_tags))
 }
 
 async fn list_channels(
@@ -334,4 +335,71 @@ async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, A
     let sweep = alerts.sweep().await?;
     let delivery = alerts.deliver_due().await?;
     Ok(Json(json!({"sweep": sweep, "delivery": delivery})))
+}
+
+/// Body of `PUT /alerts/tags/{fingerprint}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tags {
+    tags: Vec<String>,
+}
+
+fn check_fingerprint(fp: &str) -> Result<String, AppError> {
+    let fp = fp.to_ascii_lowercase();
+    if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::BadRequest(
+            "the fingerprint must be the certificate's SHA-256 in 64 hex digits".into(),
+        ));
+    }
+    Ok(fp)
+}
+
+async fn get_tags(
+    State(state): State<AppState>,
+    _: Reader,
+    Path(fingerprint): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let fp = check_fingerprint(&fingerprint)?;
+    let tags = state.pki.store().tags_of(&fp).await?;
+    Ok(Json(json!({"fingerprint": fp, "tags": tags})))
+}
+
+/// Replace a certificate's tags (the `tags` selector of alert rules matches them).
+async fn set_tags(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(fingerprint): Path<String>,
+    Json(body): Json<Tags>,
+) -> Result<Json<Value>, AppError> {
+    let fp = check_fingerprint(&fingerprint)?;
+    if body.tags.len() > 32 {
+        return Err(AppError::BadRequest("at most 32 tags".into()));
+    }
+    let mut tags: Vec<String> = Vec::new();
+    for t in &body.tags {
+        let ok = !t.is_empty()
+            && t.len() <= 64
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+        if !ok {
+            return Err(AppError::BadRequest(format!(
+                "tag {t:?} must be 1 to 64 letters, digits or - _ . : /"
+            )));
+        }
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    tags.sort();
+    let ev = auth
+        .actor
+        .event("certificate.tag", "certificate")
+        .object(&fp)
+        .detail(json!({"tags": tags}));
+    state
+        .pki
+        .store()
+        .set_tags(&fp, &tags, &ev, state.pki.now().unix_timestamp())
+        .await?;
+    Ok(Json(json!({"fingerprint": fp, "tags": tags})))
 }

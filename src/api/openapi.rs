@@ -2796,11 +2796,65 @@ fn alert_paths() -> Map<String, Value> {
                 }
             }),
         ),
+        (
+            "/api/v1/alerts/tags/{fingerprint}",
+            json!({
+                "parameters": [path_param("fingerprint", "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered).")],
+                "get": {
+                    "operationId": "getCertificateTags",
+                    "tags": ["Alerts"],
+                    "summary": "A certificate's tags",
+                    "description": "The tags that alert rules with a `tags` selector match. Any valid token.",
+                    "responses": {
+                        "200": json_response("The tags.", schema_ref("CertificateTags")),
+                        "400": err("BadRequest", "The fingerprint is not 64 hex digits."),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                },
+                "put": {
+                    "operationId": "setCertificateTags",
+                    "tags": ["Alerts"],
+                    "summary": "Replace a certificate's tags",
+                    "description": "Replaces the tags of a certificate, ours or one discovery found; alert rules with a `tags` selector match them. Admin token.",
+                    "requestBody": json_body("SetCertificateTagsRequest", "The new tags."),
+                    "responses": {
+                        "200": json_response("The tags now.", schema_ref("CertificateTags")),
+                        "400": err("BadRequest", "The fingerprint is not 64 hex digits, more than 32 tags, or a tag outside 1 to 64 letters, digits or - _ . : /."),
+                        "401": unauthorized(),
+                        "403": forbidden_admin(),
+                        "413": payload_too_large(),
+                        "415": unsupported_media_type(),
+                        "500": internal()
+                    }
+                }
+            }),
+        ),
     ])
 }
 
 fn alert_schemas() -> Map<String, Value> {
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let tag_schemas = [
+        (
+            "CertificateTags",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["fingerprint", "tags"],
+                "properties": {"fingerprint": {"type": "string"}, "tags": strings.clone()}
+            }),
+        ),
+        (
+            "SetCertificateTagsRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["tags"],
+                "properties": {"tags": {"type": "array", "maxItems": 32, "items": {"type": "string", "minLength": 1, "maxLength": 64}}}
+            }),
+        ),
+    ];
     let selector = json!({
         "type": "object",
         "additionalProperties": false,
@@ -2830,7 +2884,7 @@ fn alert_schemas() -> Map<String, Value> {
     let mut rule = rule_props.clone();
     rule["id"] = json!({"type": "string"});
     rule["created_at"] = date_time("When it was created.");
-    object(vec![
+    let mut schemas = object(vec![
         (
             "AlertChannel",
             json!({
@@ -2942,7 +2996,9 @@ fn alert_schemas() -> Map<String, Value> {
                 }
             }),
         ),
-    ])
+    ]);
+    schemas.extend(tag_schemas.into_iter().map(|(k, v)| (k.to_string(), v)));
+    schemas
 }
 
 fn acme_schemas() -> Map<String, Value> {

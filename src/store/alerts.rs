@@ -785,3 +785,42 @@ async fn insert_events(
     }
     Ok(())
 }
+
+impl Store {
+    /// Replace the tags of a certificate (ours or discovered), by SHA-256 fingerprint.
+    pub async fn set_tags(
+        &self,
+        fingerprint: &str,
+        tags: &[String],
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM inventory_tags WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await?;
+        for tag in tags {
+            sqlx::query("INSERT INTO inventory_tags (fingerprint, tag) VALUES ($1, $2)")
+                .bind(fingerprint)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The tags of a certificate, sorted.
+    pub async fn tags_of(&self, fingerprint: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT tag FROM inventory_tags WHERE fingerprint = $1 ORDER BY tag")
+                .bind(fingerprint)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get("tag").map_err(Into::into))
+            .collect()
+    }
+}
