@@ -240,6 +240,9 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let alert_jobs = tokio::spawn(crate::alerts::run(pki.clone(), stop_rx.clone()));
+    // Everything is initialised: ready before the first connection is accepted, so no
+    // client ever sees a "starting" 503 from a server that is serving.
+    state.ready.store(true, Ordering::Relaxed);
     let https_task = tokio::spawn(serve_listener(
         https,
         https_app(&state),
@@ -247,7 +250,6 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let http_task = tokio::spawn(serve_listener(http, http_app(&state), None, stop_rx));
-    state.ready.store(true, Ordering::Relaxed);
     println!(
         "certkeeper: ready on https://{} (API) and http://{} (CRL, OCSP, AIA)",
         settings.https_listen, settings.http_listen
