@@ -907,6 +907,29 @@ async fn bootstrap_ca_certificates(db: Db) {
     // The manufacturer's certificate is not one of ours, so it cannot renew either.
     let e = device.simplereenroll(&again).await.unwrap_err();
     assert_eq!(status_of(&e), 403, "{e}");
+
+    // `certkeeper est enroll` with the bootstrap certificate instead of a password.
+    let root = s.write("root.pem", &s.root_pem);
+    let (key_out, cert_out) = (s.path("boot.key"), s.path("boot.pem"));
+    let out = std::process::Command::new(bin())
+        .args([
+            "--server",
+            &server(&s),
+            "--ca-file",
+            p(&root),
+            "est",
+            "enroll",
+        ])
+        .args(["--dns", "device-0003.example.net"])
+        .args(["--bootstrap-cert", p(&dev), "--bootstrap-key", p(&dev_key)])
+        .args(["--key", p(&key_out), "--cert", p(&cert_out)])
+        .env_remove("CERTKEEPER_EST_USERNAME")
+        .env_remove("CERTKEEPER_EST_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let issued = certkeeper_ca::parse_pem_or_der_certs(&std::fs::read(&cert_out).unwrap()).unwrap();
+    verify_with_openssl(&s, &chain[..1], &issued[0], "device-0003.pem");
 }
 
 async fn own_certificates_renew_only(db: Db) {

@@ -243,6 +243,13 @@ pub struct EnrollArgs {
     /// EST password (first enrollment).
     #[arg(long, env = "CERTKEEPER_EST_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// A bootstrap (manufacturer) certificate, PEM, to authenticate the first enrollment
+    /// over TLS instead of a password.
+    #[arg(long, requires = "bootstrap_key")]
+    pub bootstrap_cert: Option<PathBuf>,
+    /// The bootstrap certificate's private key, PEM.
+    #[arg(long, requires = "bootstrap_cert")]
+    pub bootstrap_key: Option<PathBuf>,
     /// Renew when less than this many days are left (default: a third of the lifetime).
     #[arg(long)]
     pub renew_days: Option<u32>,
@@ -337,23 +344,35 @@ pub async fn run(server: &str, ca_pem: Option<&[u8]>, cmd: EstCommand) -> anyhow
         _ => None,
     };
     let Some((cert_pem, key_pem)) = existing else {
-        // First enrollment.
-        let (Some(username), Some(password)) = (&args.username, &args.password) else {
+        // First enrollment, with a password or a bootstrap certificate.
+        let basic = match (&args.username, &args.password) {
+            (Some(username), Some(password)) => Some(Basic { username, password }),
+            _ => None,
+        };
+        let bootstrap = match (&args.bootstrap_cert, &args.bootstrap_key) {
+            (Some(c), Some(k)) => {
+                let mut id =
+                    std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
+                id.push(b'\n');
+                id.extend(std::fs::read(k).with_context(|| format!("reading {}", k.display()))?);
+                Some(id)
+            }
+            _ => None,
+        };
+        if basic.is_none() && bootstrap.is_none() {
             bail!(
-                "{} does not exist yet: the first enrollment needs --username and --password (or CERTKEEPER_EST_USERNAME / CERTKEEPER_EST_PASSWORD)",
+                "{} does not exist yet: the first enrollment needs --username and --password (or CERTKEEPER_EST_USERNAME / CERTKEEPER_EST_PASSWORD), or --bootstrap-cert and --bootstrap-key",
                 args.cert.display()
             );
-        };
+        }
         let cn = args
             .cn
             .clone()
             .or_else(|| args.dns.first().cloned())
             .context("give --cn or at least one --dns name")?;
         let (key, csr) = make_csr(args.key_type, &[("CN".into(), cn)], &args.dns, &[])?;
-        let client = EstClient::new(server, label, ca_pem, None)?;
-        let cert = client
-            .simpleenroll(&csr, Some(Basic { username, password }))
-            .await?;
+        let client = EstClient::new(server, label, ca_pem, bootstrap.as_deref())?;
+        let cert = client.simpleenroll(&csr, basic).await?;
         write_atomically(&args.key, key.serialize_pem().as_bytes(), true)?;
         write_atomically(
             &args.cert,
