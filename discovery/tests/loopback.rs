@@ -1,5 +1,5 @@
 //! Scans of real TLS servers on loopback addresses: chains from a CA (treated once as ours,
-//! once as unrelated), expired, self-signed, SNI-only, STARTTLS SMTP, an incomplete chain,
+//! once as unrelated), expired, self-signed, SNI-only, STARTTLS SMTP, IMAP, POP3 and LDAP, an incomplete chain,
 //! refused ports, a silent listener and a garbage-spewing one.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 const DAY: i64 = 86_400;
@@ -102,6 +102,15 @@ fn server_config(
 enum Behaviour {
     Tls(Arc<rustls::ServerConfig>),
     SmtpStartTls(Arc<rustls::ServerConfig>),
+    /// A line protocol (IMAP, POP3): `greeting`, then `reply` to the line `command`, then TLS.
+    LineStartTls {
+        greeting: &'static [u8],
+        command: &'static str,
+        reply: &'static [u8],
+        cfg: Arc<rustls::ServerConfig>,
+    },
+    /// LDAP: an ExtendedRequest for StartTLS, answered with success, then TLS.
+    LdapStartTls(Arc<rustls::ServerConfig>),
     Silent,
     Garbage,
     /// An SMTP greeting that never ends (`lines`) or a line that never ends.
@@ -155,6 +164,45 @@ async fn serve(mut sock: TcpStream, behaviour: &Behaviour) {
             }
             let _ = tokio_rustls::TlsAcceptor::from(cfg.clone())
                 .accept(r.into_inner())
+                .await;
+        }
+        Behaviour::LineStartTls {
+            greeting,
+            command,
+            reply,
+            cfg,
+        } => {
+            let mut r = BufReader::new(sock);
+            let _ = r.get_mut().write_all(greeting).await;
+            let mut line = String::new();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 || line.trim() != *command {
+                return;
+            }
+            let _ = r.get_mut().write_all(reply).await;
+            let _ = tokio_rustls::TlsAcceptor::from(cfg.clone())
+                .accept(r.into_inner())
+                .await;
+        }
+        Behaviour::LdapStartTls(cfg) => {
+            let mut head = [0u8; 2];
+            if sock.read_exact(&mut head).await.is_err() || head[0] != 0x30 {
+                return;
+            }
+            let mut body = vec![0u8; usize::from(head[1])];
+            if sock.read_exact(&mut body).await.is_err()
+                || !body.ends_with(b"1.3.6.1.4.1.1466.20037")
+            {
+                return;
+            }
+            // messageID 1, ExtendedResponse { resultCode success, matchedDN "", diagnostic "" }
+            let ok = [
+                0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+            ];
+            if sock.write_all(&ok).await.is_err() {
+                return;
+            }
+            let _ = tokio_rustls::TlsAcceptor::from(cfg.clone())
+                .accept(sock)
                 .await;
         }
         Behaviour::Silent => {
@@ -514,5 +562,54 @@ async fn endless_starttls_dialogue_is_bounded() {
             matches!(&err, ProbeError::StartTls(m) if m == want),
             "{err}"
         );
+    }
+}
+
+/// STARTTLS for IMAP, POP3 and LDAP against small servers speaking each dialogue, chosen
+/// both by the well-known port mapping and by an explicit override.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_imap_pop3_ldap() {
+    let b = block();
+    let root = ca("StartTLS Root", None);
+    let mut servers = Vec::new();
+    for (last, name, proto) in [
+        (21u8, "imap.test", StartTls::Imap),
+        (22, "pop3.test", StartTls::Pop3),
+        (23, "ldap.test", StartTls::Ldap),
+    ] {
+        let (cert, key) = leaf(name, 365, Some(&root));
+        let cfg = server_config(vec![cert], key, None);
+        let behaviour = match proto {
+            StartTls::Imap => Behaviour::LineStartTls {
+                greeting: b"* OK IMAP4rev1 ready\r\n",
+                command: "ck1 STARTTLS",
+                reply: b"ck1 OK Begin TLS negotiation now\r\n",
+                cfg,
+            },
+            StartTls::Pop3 => Behaviour::LineStartTls {
+                greeting: b"+OK POP3 ready\r\n",
+                command: "STLS",
+                reply: b"+OK Begin TLS\r\n",
+                cfg,
+            },
+            _ => Behaviour::LdapStartTls(cfg),
+        };
+        let addr = SocketAddr::new(ip(b, last), free_port(ip(b, last)));
+        listen(addr, behaviour).await;
+        servers.push((addr, name, proto));
+    }
+    for (addr, name, proto) in servers {
+        let targets: Vec<Target> = vec![addr.to_string().parse().unwrap()];
+        let plan = ScanPlan::resolve(&targets, PortSet::list(&[addr.port()]), SniMode::Auto)
+            .await
+            .unwrap()
+            .with_starttls(addr.port(), Some(proto));
+        let results = collect(plan).await;
+        let hs = results[&(addr, None)]
+            .outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let leaf = x509_parser::parse_x509_certificate(&hs.chain[0]).unwrap().1;
+        assert_eq!(leaf.subject().to_string(), format!("CN={name}"), "{name}");
     }
 }
