@@ -32,37 +32,17 @@ for var in CONCURRENCY DURATION WARMUP STARTUP_TIMEOUT BUILD_TIMEOUT; do
     fi
 done
 
-log() { printf '[run-rest] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+BENCH_NAME=run-rest
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certkeeper-bench.XXXXXX")"
 CFSSL_PID=""
 CK_PID=""
 BENCH_PID=""
-
-# Stops one background server: SIGTERM, up to 10 s grace, then SIGKILL.
-stop_pid() {
-    local pid="$1" name="$2" i
-    [[ -n "$pid" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name did not stop after SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local status=$?
@@ -89,54 +69,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Prints a TCP port on 127.0.0.1 that was free a moment ago.
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
-
-# Prints N distinct free ports, one per line.
-free_ports() {
-    local n="$1" ports=() p tries=0
-    while ((${#ports[@]} < n)); do
-        ((tries++ < 50)) || die "could not find $n distinct free ports"
-        p="$(free_port)"
-        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
-    done
-    printf '%s\n' "${ports[@]}"
-}
-
-# wait_until TIMEOUT PID NAME CMD...: runs CMD every 0.2 s until it succeeds,
-# failing if PID exits or TIMEOUT seconds pass.
-wait_until() {
-    local timeout="$1" pid="$2" name="$3"
-    shift 3
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
-        ((SECONDS < deadline)) || die "$name not ready after ${timeout}s"
-        sleep 0.2
-    done
-}
-
 # ---------------------------------------------------------------- tools
 for tool in curl python3 timeout; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
 
 if ! command -v cfssl >/dev/null || ! command -v cfssljson >/dev/null; then
-    log "installing golang-cfssl"
-    SUDO=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null || die "cfssl missing and not root: install golang-cfssl"
-        SUDO=(sudo -n)
-    fi
-    timeout 600 "${SUDO[@]}" apt-get update -q >&2 || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive timeout 600 "${SUDO[@]}" apt-get install -y -q golang-cfssl >&2 ||
-        die "apt-get install golang-cfssl failed"
+    apt_install golang-cfssl
 fi
 
 # ---------------------------------------------------------------- build

@@ -26,14 +26,11 @@ TIMEOUT="${BENCH_TIMEOUT:-3}"
 NMAP_SCRIPT_TIMEOUT="${BENCH_NMAP_SCRIPT_TIMEOUT:-60s}"
 KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
 
-log() { printf '[run-scan] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+BENCH_NAME=run-scan
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certkeeper-scan-bench.XXXXXX")"
 LISTENER_PIDS=()
@@ -55,14 +52,7 @@ trap 'exit 143' TERM
 for tool in python3 timeout /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
-if ! command -v nmap >/dev/null; then
-    log "installing nmap"
-    SUDO=()
-    [[ "$(id -u)" -eq 0 ]] || SUDO=(sudo -n)
-    timeout 600 "${SUDO[@]}" apt-get update -q >&2 || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive timeout 600 "${SUDO[@]}" apt-get install -y -q nmap >&2 ||
-        die "apt-get install nmap failed"
-fi
+command -v nmap >/dev/null || apt_install nmap
 
 log "building release binaries"
 (cd "$ROOT" && timeout 3600 cargo build --release -p certkeeper -p certkeeper-bench) >&2 ||

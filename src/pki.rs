@@ -73,6 +73,7 @@ pub struct Pki {
     active_cas: TtlCache<String, CaRecord>,
     chains: TtlCache<String, Vec<Vec<u8>>>,
     tokens: TtlCache<String, Option<TokenRecord>>,
+    alert_rules: TtlCache<String, Arc<Vec<crate::store::RuleRecord>>>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -105,6 +106,7 @@ impl Pki {
             active_cas: TtlCache::new(std::time::Duration::from_secs(300)),
             chains: TtlCache::new(std::time::Duration::from_secs(300)),
             tokens: TtlCache::new(HOT_ROW_TTL),
+            alert_rules: TtlCache::new(HOT_ROW_TTL),
         }
     }
 
@@ -133,6 +135,25 @@ impl Pki {
     /// Forget cached tokens after a change.
     pub fn invalidate_tokens(&self) {
         self.tokens.clear();
+    }
+
+    /// All alert rules, cached for a moment (issuance and revocation consult them to decide
+    /// whether anyone listens for their events).
+    pub async fn alert_rules(
+        &self,
+    ) -> Result<Arc<Vec<crate::store::RuleRecord>>, crate::store::StoreError> {
+        self.alert_rules
+            .get_or_load(
+                "",
+                || async { self.store.list_rules().await.map(Arc::new) },
+                |_| true,
+            )
+            .await
+    }
+
+    /// Forget cached alert rules after a change.
+    pub fn invalidate_alert_rules(&self) {
+        self.alert_rules.clear();
     }
 
     /// A CA by id; active CAs (whose certificate and key never change) are cached.

@@ -220,6 +220,7 @@ async fn rule(
         .insert_rule(&r, &ev, pki.now().unix_timestamp())
         .await
         .unwrap();
+    pki.invalidate_alert_rules();
     r
 }
 

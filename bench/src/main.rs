@@ -23,14 +23,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
+use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms};
+
 /// DNS name requested in the benchmark CSR.
 const CSR_DNS_NAME: &str = "bench.example.com";
 
 /// Marker that must appear in a returned certificate for it to count.
 const PEM_CERT_MARKER: &str = "-----BEGIN CERTIFICATE-----";
-
-/// How many distinct error messages are kept per target for the report.
-const MAX_ERROR_SAMPLES: usize = 5;
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -150,17 +149,6 @@ fn join_url(base: &str, path: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path)
 }
 
-/// Renders an error together with its chain of sources on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let _ = write!(out, ": {cause}");
-        source = cause.source();
-    }
-    out
-}
-
 /// First part of a response body, for error messages.
 fn snippet(body: &[u8]) -> String {
     const MAX: usize = 200;
@@ -230,38 +218,6 @@ fn check_response(kind: Kind, status: StatusCode, body: &[u8]) -> Result<(), Str
     }
 }
 
-/// Counters gathered by one worker during the measured window.
-#[derive(Debug, Default)]
-struct WorkerStats {
-    /// Successful issuances completed inside the window.
-    successes: u64,
-    /// Failed requests completed inside the window.
-    errors: u64,
-    /// Latencies of the successful issuances.
-    latencies: Vec<Duration>,
-    /// A few distinct error messages.
-    error_samples: Vec<String>,
-}
-
-impl WorkerStats {
-    /// Merges another worker's counters into this one.
-    fn merge(&mut self, other: WorkerStats) {
-        self.successes += other.successes;
-        self.errors += other.errors;
-        self.latencies.extend(other.latencies);
-        for sample in other.error_samples {
-            record_error_sample(&mut self.error_samples, sample);
-        }
-    }
-}
-
-/// Keeps up to [`MAX_ERROR_SAMPLES`] distinct error messages.
-fn record_error_sample(samples: &mut Vec<String>, message: String) {
-    if samples.len() < MAX_ERROR_SAMPLES && !samples.contains(&message) {
-        samples.push(message);
-    }
-}
-
 /// One worker: issues requests back to back until `end`, recording only the
 /// requests that complete inside `[measure_start, end]`.
 async fn worker(
@@ -281,16 +237,7 @@ async fn worker(
         if finished < measure_start || finished > end {
             continue;
         }
-        match outcome {
-            Ok(()) => {
-                stats.successes += 1;
-                stats.latencies.push(finished - started);
-            }
-            Err(message) => {
-                stats.errors += 1;
-                record_error_sample(&mut stats.error_samples, message);
-            }
-        }
+        stats.record(outcome, finished - started);
     }
     stats
 }
@@ -320,16 +267,6 @@ struct TargetReport {
     max_ms: Option<f64>,
     /// A few distinct error messages seen in the window.
     error_samples: Vec<String>,
-}
-
-/// Nearest-rank percentile of a sorted slice, in milliseconds.
-fn percentile_ms(sorted: &[Duration], pct: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
-    let index = rank.clamp(1, sorted.len()) - 1;
-    Some(sorted[index].as_secs_f64() * 1000.0)
 }
 
 /// Runs one target: a preflight request, then `concurrency` workers for the
@@ -406,11 +343,6 @@ struct Report {
     /// certkeeper certificates/s divided by cfssl certificates/s, when both ran
     /// and cfssl issued at least one certificate.
     ratio_certkeeper_over_cfssl: Option<f64>,
-}
-
-/// Formats an optional millisecond value for the table.
-fn fmt_ms(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
 
 /// Renders the result table.
@@ -604,16 +536,6 @@ mod tests {
         assert!(check_response(Kind::Cfssl, StatusCode::BAD_REQUEST, ok).is_err());
         let empty = br#"{"success":true,"result":{}}"#;
         assert!(check_response(Kind::Cfssl, StatusCode::OK, empty).is_err());
-    }
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-6);
-        assert!(close(percentile_ms(&sorted, 50.0), 50.0));
-        assert!(close(percentile_ms(&sorted, 99.0), 99.0));
-        assert!(close(percentile_ms(&sorted[..1], 99.0), 1.0));
-        assert_eq!(percentile_ms(&[], 50.0), None);
     }
 
     #[test]

@@ -169,7 +169,7 @@ async fn emit_inner(
 
 /// Whether any enabled rule subscribes to one of `kinds` (a cheap check before work).
 async fn anyone_listens(pki: &Pki, kinds: &[EventKind]) -> bool {
-    match pki.store().list_rules().await {
+    match pki.alert_rules().await {
         Ok(rules) => rules.iter().any(|r| {
             r.enabled
                 && kinds

@@ -246,6 +246,7 @@ async fn create_rule(
         ))),
         other => other.map_err(AppError::from),
     }?;
+    state.pki.invalidate_alert_rules();
     Ok((StatusCode::CREATED, Json(rule_view(&rec))).into_response())
 }
 
@@ -281,6 +282,7 @@ async fn delete_rule(
         .store()
         .delete_rule(&r.id, &ev, state.pki.now().unix_timestamp())
         .await?;
+    state.pki.invalidate_alert_rules();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,64 @@
+# Shell helpers shared by the bench/run-*.sh scripts. Source it after setting
+# BENCH_NAME (the prefix of log lines).
+
+log() { printf '[%s] %s\n' "${BENCH_NAME:-bench}" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# apt_install PACKAGE...: installs Debian packages (as root, or through sudo -n).
+apt_install() {
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null || die "not root and no sudo: install $* yourself"
+        sudo=(sudo -n)
+    fi
+    log "installing $*"
+    timeout 600 "${sudo[@]}" apt-get update -q >&2 || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive timeout 600 "${sudo[@]}" apt-get install -y -q "$@" >&2 ||
+        die "apt-get install $* failed"
+}
+
+# stop_pid PID NAME: SIGTERM, up to 10 s grace, then SIGKILL.
+stop_pid() {
+    local pid="$1" name="$2" i
+    [[ -n "$pid" ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name did not stop after SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# free_ports N: prints N distinct TCP ports on 127.0.0.1 that were free a moment ago.
+free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# wait_until TIMEOUT PID NAME CMD...: runs CMD every 0.2 s until it succeeds,
+# failing if PID exits or TIMEOUT seconds pass.
+wait_until() {
+    local timeout="$1" pid="$2" name="$3"
+    shift 3
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
+        ((SECONDS < deadline)) || die "$name not ready after ${timeout}s"
+        sleep 0.2
+    done
+}
