@@ -62,3 +62,16 @@ wait_until() {
         sleep 0.2
     done
 }
+
+# drop_workdir DIR KEEP: removes the work dir, unless KEEP is 1.
+drop_workdir() {
+    if [[ "$2" == 1 ]]; then log "kept work dir $1"; else rm -rf "$1"; fi
+}
+
+# on_exit FUNCTION: runs FUNCTION on exit, and turns SIGINT/SIGTERM into an exit.
+on_exit() {
+    # shellcheck disable=SC2064
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}

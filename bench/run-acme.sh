@@ -13,12 +13,14 @@
 #   BENCH_DATABASE_URL    certkeeper's database (default: SQLite in the temp dir)
 #   BENCH_JSON_OUT        also write the results as JSON to this file
 #   BENCH_KEEP_WORKDIR    1 = keep the temp dir (configs, server logs)
+#   BENCH_TARGETS         which servers to run, default "certkeeper pebble"
 set -euo pipefail
 
 ACCOUNTS="${BENCH_ACCOUNTS:-64}"
 DURATION="${BENCH_DURATION:-20}"
 WARMUP="${BENCH_WARMUP:-5}"
 KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
+TARGETS=" ${BENCH_TARGETS:-certkeeper pebble} "
 STARTUP_TIMEOUT=60
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,12 +51,10 @@ cleanup() {
             tail -n 20 "$f" >&2 || true
         done
     fi
-    if [[ "$KEEP_WORKDIR" == 1 ]]; then log "kept work dir $WORK"; else rm -rf "$WORK"; fi
+    drop_workdir "$WORK" "$KEEP_WORKDIR"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 for tool in curl python3 timeout openssl; do
     command -v "$tool" >/dev/null || die "$tool is required"
@@ -141,11 +141,13 @@ wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
 json_args=()
 [[ -z "${BENCH_JSON_OUT:-}" ]] || json_args=(--json-out "$BENCH_JSON_OUT")
 log "pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null || echo '?'); $(nproc) CPUs shared by client, servers and DNS"
-"$BENCH_BIN" \
-    --certkeeper-directory "https://127.0.0.1:$CK_HTTPS_PORT/acme/directory" \
-    --certkeeper-root "$CK_DATA/root.pem" \
-    --pebble-directory "https://127.0.0.1:$PEBBLE_PORT/dir" \
-    --pebble-root "$PB/root.pem" \
+target_args=()
+[[ "$TARGETS" != *" certkeeper "* ]] || target_args+=(
+    --certkeeper-directory "https://127.0.0.1:$CK_HTTPS_PORT/acme/directory"
+    --certkeeper-root "$CK_DATA/root.pem")
+[[ "$TARGETS" != *" pebble "* ]] || target_args+=(
+    --pebble-directory "https://127.0.0.1:$PEBBLE_PORT/dir" --pebble-root "$PB/root.pem")
+"$BENCH_BIN" "${target_args[@]}" \
     --http01-listen "127.0.0.1:$HTTP01_PORT" \
     --accounts "$ACCOUNTS" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
     "${json_args[@]}" &

@@ -58,16 +58,10 @@ cleanup() {
             fi
         done
     fi
-    if [[ "$KEEP_WORKDIR" == 1 ]]; then
-        log "kept work dir $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    drop_workdir "$WORK" "$KEEP_WORKDIR"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # ---------------------------------------------------------------- tools
 for tool in curl python3 timeout; do

@@ -42,12 +42,10 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    if [[ "$KEEP_WORKDIR" == 1 ]]; then log "kept work dir $WORK"; else rm -rf "$WORK"; fi
+    drop_workdir "$WORK" "$KEEP_WORKDIR"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 for tool in python3 timeout /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool is required"

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms};
+use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish};
 use clap::Parser;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
@@ -155,7 +155,10 @@ fn check_chain(pem: &str, name: &str) -> Result<(), String> {
         .map_err(|e| format!("chain is not PEM: {e}"))?;
     let certs = blocks
         .iter()
-        .map(|b| b.parse_x509().map_err(|e| format!("chain: bad certificate: {e}")))
+        .map(|b| {
+            b.parse_x509()
+                .map_err(|e| format!("chain: bad certificate: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if certs.len() < 2 {
         return Err(format!(
@@ -508,21 +511,18 @@ async fn run(args: Args) -> Result<()> {
         results,
         ratio_certkeeper_over_pebble: ratio,
     };
-    print!("{}", render_table(&report));
-    if let Some(path) = &args.json_out {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-    }
     let idle: Vec<&str> = report
         .results
         .iter()
         .filter(|r| r.issued == 0)
         .map(|r| r.name)
         .collect();
-    if !idle.is_empty() {
-        bail!("nothing issued in the measured window by: {}", idle.join(", "));
-    }
-    Ok(())
+    publish(
+        &render_table(&report),
+        &report,
+        args.json_out.as_deref(),
+        &idle,
+    )
 }
 
 #[cfg(test)]
@@ -565,16 +565,19 @@ mod tests {
     fn csr_names_only_the_ordered_name() {
         use x509_parser::prelude::FromDer;
         let der = csr_for("x.bench.test").unwrap();
-        let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
-            .unwrap();
+        let (_, csr) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
         let names: Vec<String> = csr
             .requested_extensions()
             .into_iter()
             .flatten()
             .filter_map(|e| match e {
-                x509_parser::extensions::ParsedExtension::SubjectAlternativeName(san) => {
-                    Some(san.general_names.iter().map(|g| g.to_string()).collect::<Vec<_>>())
-                }
+                x509_parser::extensions::ParsedExtension::SubjectAlternativeName(san) => Some(
+                    san.general_names
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>(),
+                ),
                 _ => None,
             })
             .flatten()

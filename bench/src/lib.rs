@@ -79,6 +79,29 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// Prints the result table, writes the report as JSON when asked, and fails when a target
+/// (named in `idle`) completed nothing in its measured window.
+pub fn publish<R: serde::Serialize>(
+    table: &str,
+    report: &R,
+    json_out: Option<&std::path::Path>,
+    idle: &[&str],
+) -> anyhow::Result<()> {
+    print!("{table}");
+    if let Some(path) = json_out {
+        let json = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    if !idle.is_empty() {
+        anyhow::bail!(
+            "nothing completed in the measured window by: {}",
+            idle.join(", ")
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms};
+use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish};
 
 /// DNS name requested in the benchmark CSR.
 const CSR_DNS_NAME: &str = "bench.example.com";
@@ -489,25 +489,18 @@ async fn run(args: Args) -> Result<()> {
         ratio_certkeeper_over_cfssl: ratio,
     };
 
-    print!("{}", render_table(&report));
-    if let Some(path) = &args.json_out {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-    }
-
     let idle: Vec<&str> = report
         .results
         .iter()
         .filter(|r| r.successes == 0)
         .map(|r| r.name)
         .collect();
-    if !idle.is_empty() {
-        bail!(
-            "no certificate issued in the measured window by: {}",
-            idle.join(", ")
-        );
-    }
-    Ok(())
+    publish(
+        &render_table(&report),
+        &report,
+        args.json_out.as_deref(),
+        &idle,
+    )
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ impl Store {
         eab_key: Option<&str>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO acme_accounts (id, profile, thumbprint, jwk, status, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&a.id)
             .bind(&a.profile)
@@ -289,7 +289,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE acme_accounts SET thumbprint = $1, jwk = $2, status = $3, contact = $4 WHERE id = $5")
             .bind(&a.thumbprint)
             .bind(&a.jwk)
@@ -330,7 +330,7 @@ impl Store {
         reused: &[String],
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $10, $8)")
             .bind(&o.id)
             .bind(&o.account_id)
@@ -470,7 +470,7 @@ impl Store {
     /// Claim a pending challenge of a pending authorization for validation; false if it is
     /// not pending any more (already started here or on another replica).
     pub async fn acme_challenge_start(&self, id: &str, authz_id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let authz = sqlx::query("SELECT status FROM acme_authorizations WHERE id = $1")
             .bind(authz_id)
             .fetch_optional(&mut *tx)
@@ -505,7 +505,7 @@ impl Store {
         } else {
             ("invalid", "invalid")
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3 WHERE id = $4",
         )
@@ -534,7 +534,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1 AND status IN ('pending', 'valid')")
             .bind(id)
             .execute(&mut *tx)
@@ -635,7 +635,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO acme_renewal_overrides (id, ca_id, certificate_id, window_start, window_end, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(id)
             .bind(ca_id)
@@ -658,7 +658,7 @@ impl Store {
         sealed: &[u8],
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO acme_eab_keys (id, profile, name, hmac_sealed, account_id, created_at, created_by) VALUES ($1, $2, $3, $4, NULL, $5, $6)")
             .bind(&k.id)
             .bind(&k.profile)

@@ -303,7 +303,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO alert_rules ({RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
@@ -353,7 +353,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM alert_fired WHERE rule_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -377,7 +377,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO alert_channels (id, name, kind, config, secret_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -433,7 +433,7 @@ impl Store {
                 "the channel is still used by an alert rule".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM alert_channels WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -459,7 +459,7 @@ impl Store {
     where
         F: FnOnce(Vec<FiredRow>) -> Vec<NewEvent>,
     {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut fired = Vec::new();
         for w in windows {
             let mut args = vec![
@@ -536,7 +536,7 @@ impl Store {
         if channels.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_events(
             &mut tx,
             self.engine,
@@ -795,7 +795,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM inventory_tags WHERE fingerprint = $1")
             .bind(fingerprint)
             .execute(&mut *tx)

@@ -112,7 +112,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let info = ca.info.as_ref();
         sqlx::query(
             "INSERT INTO cas (id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, created_at)
@@ -172,7 +172,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE cas SET cert_der = $1, chain_pem = $2, status = 'active', subject = $3, serial = $4, fingerprint = $5,
              not_before = $6, not_after = $7, path_len = $8, csr_der = NULL WHERE id = $9 AND status = 'pending'",

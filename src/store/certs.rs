@@ -322,7 +322,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<CertRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE certificates SET status = 'revoked', revoked_at = $1, revocation_reason = $2 WHERE id = $3 AND status = 'valid'",
         )

@@ -261,7 +261,7 @@ impl Store {
         scan: &ScanRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO discovery_scans (id, schedule_id, spec, status, total, done, handshakes, created_at, started_at, created_by) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7, $8)",
         )
@@ -298,7 +298,7 @@ impl Store {
 
     /// Mark a scan failed.
     pub async fn fail_scan(&self, id: &str, error: &str, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE discovery_scans SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
         )
@@ -323,7 +323,7 @@ impl Store {
         started_before: i64,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE discovery_scans SET status = 'failed', error = 'abandoned: the server running it stopped before it finished', finished_at = $1 WHERE status = 'running' AND started_at < $2",
         )
@@ -391,7 +391,7 @@ impl Store {
         covers: &(dyn Fn(&str, u16, &str) -> bool + Sync),
         now: i64,
     ) -> Result<ScanChanges, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut changes = ScanChanges::default();
 
         let existing: HashMap<EndpointKey, KnownEndpoint> = sqlx::query(
@@ -630,7 +630,7 @@ impl Store {
         s: &ScheduleRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO discovery_schedules (id, name, spec, cron, enabled, next_run, lease_until, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
         )
@@ -666,7 +666,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM discovery_schedules WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

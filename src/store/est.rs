@@ -117,7 +117,7 @@ impl Store {
         l: &EstLabel,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO est_labels (label, profile_name, require_channel_binding, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -168,7 +168,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM est_labels WHERE label = $1")
             .bind(label)
             .execute(&mut *tx)
@@ -194,7 +194,7 @@ impl Store {
         c: &EstCredential,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO est_credentials (id, username, label, password_hash, expires_at, uses_left, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -251,7 +251,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE est_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )

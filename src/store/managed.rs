@@ -186,7 +186,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let request =
             serde_json::to_string(&rec.request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO managed_certificates ({MANAGED_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
@@ -330,7 +330,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT current_version FROM managed_certificates WHERE id = $1 AND lease_owner = $2",
         )
@@ -406,7 +406,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE managed_certificates SET status = 'revoked', next_renewal_at = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -424,7 +424,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM sync_bindings WHERE managed_id = $1",
             "DELETE FROM managed_versions WHERE managed_id = $1",
@@ -495,7 +495,7 @@ impl Store {
         rec: &DestinationRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO sync_destinations ({DEST_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -542,7 +542,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let bound = sqlx::query("SELECT managed_id FROM sync_bindings WHERE destination_id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -572,7 +572,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sync_bindings (managed_id, destination_id, failures, next_attempt_at, updated_at) VALUES ($1, $2, 0, $3, $3)",
         )
@@ -594,7 +594,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("DELETE FROM sync_bindings WHERE managed_id = $1 AND destination_id = $2")
                 .bind(managed_id)

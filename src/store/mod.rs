@@ -205,10 +205,31 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes cannot wait
+    /// for a concurrent writer (the busy timeout does not apply to upgrading a read snapshot)
+    /// and fails at once with `database is locked`.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        begin_write(&self.pool, self.engine).await
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// [`Store::begin_write`] on a bare pool.
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    engine: Engine,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match engine {
+        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Engine::Postgres => pool.begin().await,
     }
 }
 

@@ -45,7 +45,7 @@ impl Store {
         rec: &ProfileRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO profiles (id, name, ca_id, policy, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&rec.id)
             .bind(&rec.policy.name)
@@ -66,7 +66,7 @@ impl Store {
         rec: &ProfileRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE profiles SET ca_id = $1, policy = $2, updated_at = $3 WHERE id = $4",
         )
@@ -94,7 +94,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM profiles WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

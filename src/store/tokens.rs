@@ -118,7 +118,7 @@ impl Store {
         t: &TokenRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, name, role, profiles, token_hash, created_at, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -165,7 +165,7 @@ impl Store {
         audit: &AuditEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )

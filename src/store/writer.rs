@@ -123,7 +123,7 @@ pub(crate) fn placeholders(
 /// One transaction, three statements, however many certificates: each statement is a
 /// round trip to the database's worker, so rows are sent together.
 async fn write(pool: &AnyPool, engine: Engine, jobs: &[&Job]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool, engine).await?;
     let sql = format!(
         "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
          key_algorithm, fingerprint, status, der, key_sealed, created_at, created_by) VALUES {}",
