@@ -155,7 +155,10 @@ fn check_chain(pem: &str, name: &str) -> Result<(), String> {
         .map_err(|e| format!("chain is not PEM: {e}"))?;
     let certs = blocks
         .iter()
-        .map(|b| b.parse_x509().map_err(|e| format!("chain: bad certificate: {e}")))
+        .map(|b| {
+            b.parse_x509()
+                .map_err(|e| format!("chain: bad certificate: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if certs.len() < 2 {
         return Err(format!(
@@ -520,7 +523,10 @@ async fn run(args: Args) -> Result<()> {
         .map(|r| r.name)
         .collect();
     if !idle.is_empty() {
-        bail!("nothing issued in the measured window by: {}", idle.join(", "));
+        bail!(
+            "nothing issued in the measured window by: {}",
+            idle.join(", ")
+        );
     }
     Ok(())
 }
@@ -565,16 +571,19 @@ mod tests {
     fn csr_names_only_the_ordered_name() {
         use x509_parser::prelude::FromDer;
         let der = csr_for("x.bench.test").unwrap();
-        let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
-            .unwrap();
+        let (_, csr) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
         let names: Vec<String> = csr
             .requested_extensions()
             .into_iter()
             .flatten()
             .filter_map(|e| match e {
-                x509_parser::extensions::ParsedExtension::SubjectAlternativeName(san) => {
-                    Some(san.general_names.iter().map(|g| g.to_string()).collect::<Vec<_>>())
-                }
+                x509_parser::extensions::ParsedExtension::SubjectAlternativeName(san) => Some(
+                    san.general_names
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>(),
+                ),
                 _ => None,
             })
             .flatten()
