@@ -884,3 +884,165 @@ async fn eab_sqlite() {
 async fn eab_postgres() {
     eab(Db::Postgres).await;
 }
+
+/// The challenge of a type in an authorization document.
+fn challenge_of<'a>(authz: &'a Value, kind: &str) -> &'a Value {
+    authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} challenge: {authz}"))
+}
+
+/// Order one name and validate it with http-01 (dns-01 for a wildcard); returns the final
+/// authorization and the order URL.
+async fn validate_one(c: &Acme, chall: &ChallSrv, http01: &Http01, name: &str) -> (Value, String) {
+    let r = c.new_order(&[("dns", name)]).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let a = r.body["authorizations"][0].as_str().unwrap().to_string();
+    let done = match name.strip_prefix("*.") {
+        Some(base) => {
+            let authz = c.post(&a, None).await.body;
+            let token = challenge_of(&authz, "dns-01")["token"].as_str().unwrap();
+            let ka = format!("{token}.{}", c.key.thumbprint());
+            chall
+                .manage(
+                    "set-txt",
+                    json!({"host": format!("_acme-challenge.{base}."),
+                           "value": certkeeper_acme::dns01_txt_value(&ka)}),
+                )
+                .await;
+            c.solve(&a, "dns-01", |_, _| {}).await
+        }
+        None => c.solve(&a, "http-01", |t, ka| http01.put(t, ka)).await,
+    };
+    (done, r.location())
+}
+
+/// CAA (RFC 8659) with `acme.caa_identities` set, against CAA records served by
+/// pebble-challtestsrv: no records, our own name, another CA's, a parent's records applying to
+/// a subdomain (and a closer set overriding them), `issuewild` for wildcards, and a failing
+/// lookup.
+async fn caa(db: Db) {
+    let chall = ChallSrv::start();
+    let http01 = Http01::start().await;
+    let s = start(
+        db,
+        &chall,
+        &http01,
+        &[("CERTKEEPER_ACME__CAA_IDENTITIES", "[\"certkeeper.test\"]")],
+    )
+    .await;
+    let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    assert_eq!(
+        c.dir["meta"]["caaIdentities"],
+        json!(["certkeeper.test"]),
+        "{}",
+        c.dir
+    );
+    c.register().await;
+    let caa = |host: &str, policies: Value| {
+        chall.manage(
+            "add-caa",
+            json!({"host": format!("{host}."), "policies": policies}),
+        )
+    };
+    caa(
+        "ours.proto.test",
+        json!([{"tag": "issue", "value": "CertKeeper.Test; accounturi=https://x.example/acct/1"},
+               {"tag": "iodef", "value": "mailto:security@proto.test"}]),
+    )
+    .await;
+    caa(
+        "theirs.proto.test",
+        json!([{"tag": "issue", "value": "other-ca.example"}]),
+    )
+    .await;
+    caa(
+        "parent.proto.test",
+        json!([{"tag": "issue", "value": "other-ca.example"}]),
+    )
+    .await;
+    caa(
+        "closer.parent.proto.test",
+        json!([{"tag": "issue", "value": "certkeeper.test"}]),
+    )
+    .await;
+    caa(
+        "wild.proto.test",
+        json!([{"tag": "issue", "value": "certkeeper.test"}, {"tag": "issuewild", "value": ";"}]),
+    )
+    .await;
+    chall
+        .manage("set-servfail", json!({"host": "broken.proto.test."}))
+        .await;
+
+    let validate = |name: &'static str| validate_one(&c, &chall, &http01, name);
+
+    // (a) No CAA anywhere: valid.
+    let (done, _) = validate("none.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+    // (b) CAA naming this CA (case and parameters aside): valid.
+    let (done, _) = validate("ours.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+
+    // (c) CAA naming another CA: the challenge, authorization and order are invalid with
+    // the caa error type, naming the record.
+    let (done, order) = validate("theirs.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "http-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{done}");
+    let detail = err["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("theirs.proto.test") && detail.contains("other-ca.example"),
+        "{detail}"
+    );
+    let o = c.post(&order, None).await;
+    assert_eq!(o.body["status"], "invalid", "{}", o.text);
+
+    // (d) The parent's CAA applies to a subdomain without its own ...
+    let (done, _) = validate("www.parent.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "http-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{done}");
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CAA record for parent.proto.test"),
+        "{done}"
+    );
+    // ... and the closest set decides: a subdomain's own CAA overrides its parent's.
+    let (done, _) = validate("www.closer.parent.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+
+    // issuewild decides for wildcards, issue for the plain name.
+    let (done, _) = validate("wild.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+    let (done, _) = validate("*.wild.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "dns-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{done}");
+    assert!(
+        err["detail"].as_str().unwrap().contains("issuewild"),
+        "{done}"
+    );
+
+    // A CAA lookup that fails (SERVFAIL at the parent) forbids issuance too.
+    let (done, _) = validate("www.broken.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "http-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:dns", "{done}");
+    assert!(err["detail"].as_str().unwrap().contains("CAA"), "{done}");
+}
+
+#[tokio::test]
+async fn caa_sqlite() {
+    caa(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn caa_postgres() {
+    caa(Db::Postgres).await;
+}

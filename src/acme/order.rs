@@ -214,6 +214,7 @@ pub(crate) fn validation_config(pki: &Pki) -> ValidationConfig {
         tls_alpn01_port: s.tls_alpn01_port,
         dns_resolvers: s.dns_resolvers.clone(),
         timeout: s.validation_timeout,
+        caa_identities: s.caa_identities.clone(),
     }
 }
 
@@ -769,8 +770,14 @@ fn spawn_validation(
             value: identifier.base().to_string(),
         };
         let keyauth = key_authorization(&c.token, &thumbprint);
+        // CAA is checked once control is proven, before the authorization becomes valid.
         let outcome = match kind {
-            Some(k) => certkeeper_acme::validate(&cfg, k, &target, &c.token, &keyauth).await,
+            Some(k) => {
+                match certkeeper_acme::validate(&cfg, k, &target, &c.token, &keyauth).await {
+                    Ok(()) => certkeeper_acme::check_caa(&cfg, &identifier).await,
+                    Err(p) => Err(p),
+                }
+            }
             None => Err(Problem::malformed("unknown challenge type")),
         };
         let error = outcome.as_ref().err().map(|p| p.to_json().to_string());
