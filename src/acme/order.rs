@@ -365,6 +365,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
                 status: "pending".into(),
                 validated_at: None,
                 error: None,
+                processing_since: None,
             })
             .collect();
         authzs.push(authz.clone());
@@ -725,7 +726,7 @@ async fn challenge_inner(
         let _: Value = jws.json()?;
         if authz_status(parse_status(&authz.status), authz.expires_at, ctx.now()) == Status::Pending
             && store
-                .acme_challenge_start(&c.id, &authz.id)
+                .acme_challenge_start(&c.id, &authz.id, ctx.now())
                 .await
                 .map_err(internal)?
         {
@@ -793,12 +794,18 @@ fn spawn_validation(
             "error": outcome.as_ref().err().map(|p| p.detail.clone()),
         }));
         let now = pki.now().unix_timestamp();
-        if let Err(e) = pki
+        match pki
             .store()
             .acme_challenge_finish(&c, error.as_deref(), &ev, now)
             .await
         {
-            tracing::error!(error = %e, challenge = %c.id, "recording a validation result failed");
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(challenge = %c.id, "another validation of this challenge was recorded first");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, challenge = %c.id, "recording a validation result failed");
+            }
         }
     });
 }
