@@ -174,6 +174,14 @@ impl AcmeSettings {
             && (profile == self.default_profile || self.profiles.iter().any(|p| p == profile))
     }
 
+    /// How long after its validation started a challenge still `processing` counts as left
+    /// behind by a process that died: the longest a validation can take (the challenge,
+    /// then the CAA lookup, each limited by `validation_timeout`) plus 30 s for the database
+    /// and scheduling.
+    pub fn stuck_validation_after(&self) -> std::time::Duration {
+        self.validation_timeout * 2 + std::time::Duration::from_secs(30)
+    }
+
     /// Whether `profile`'s directory requires external account binding.
     pub fn eab_required(&self, profile: &str) -> bool {
         self.eab_required.iter().any(|p| p == profile)

@@ -21,7 +21,9 @@ use super::{Ctx, Peer, Reply, account_key, handle, internal};
 use crate::error::AppError;
 use crate::pki::Pki;
 use crate::server::AppState;
-use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz, new_id};
+use crate::store::{
+    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz, StoreError, new_id,
+};
 
 /// RFC 3339 text of Unix seconds.
 pub(crate) fn rfc3339(ts: i64) -> String {
@@ -808,4 +810,73 @@ fn spawn_validation(
             }
         }
     });
+}
+
+/// How many stuck challenges one pass takes over at most.
+const RECLAIM_BATCH: i64 = 100;
+
+/// Validate again the challenges left `processing` by a process that died mid-validation:
+/// those whose validation started longer ago than one can take
+/// ([`crate::config::AcmeSettings::stuck_validation_after`]). Each is taken over with a
+/// compare-and-set on its start time, so of several replicas sharing the database exactly one
+/// validates it again. Returns how many this pass took over.
+pub(crate) async fn reclaim_stuck_validations(pki: &Arc<Pki>) -> Result<usize, StoreError> {
+    let now = pki.now().unix_timestamp();
+    let after = pki.settings().acme.stuck_validation_after().as_secs() as i64;
+    let store = pki.store();
+    let mut taken = 0;
+    for (id, since) in store
+        .acme_stuck_challenges(now - after, RECLAIM_BATCH)
+        .await?
+    {
+        let ev = crate::pki::Actor {
+            name: "acme".into(),
+            source: None,
+        }
+        .event("acme.challenge.reclaim", "acme_challenge")
+        .object(&id)
+        .detail(json!({ "processing_since": rfc3339(since) }));
+        if !store.acme_challenge_reclaim(&id, since, &ev, now).await? {
+            continue;
+        }
+        taken += 1;
+        let Some(c) = store.acme_challenge(&id).await? else {
+            continue;
+        };
+        tracing::warn!(challenge = %id, processing_since = since, "a validation was left unfinished; validating again");
+        let authz = store.acme_authz(&c.authz_id).await?;
+        let account = match &authz {
+            Some(a) => store.acme_account(&a.account_id).await?,
+            None => None,
+        };
+        let key = account
+            .as_ref()
+            .map(|a| account_key(a).map(|k| k.thumbprint()));
+        match (authz, account, key) {
+            (Some(authz), Some(account), Some(Ok(thumbprint))) => spawn_validation(
+                pki.clone(),
+                c,
+                authz_identifier(&authz),
+                thumbprint,
+                account.id,
+            ),
+            // Without its account key the challenge cannot be validated: end it rather than
+            // take it over again and again.
+            _ => {
+                tracing::error!(challenge = %id, "a stuck challenge's authorization or account key is unusable");
+                let error = Problem::internal().to_json().to_string();
+                let ev = crate::pki::Actor {
+                    name: "acme".into(),
+                    source: None,
+                }
+                .event("acme.challenge.validate", "acme_challenge")
+                .object(&id)
+                .detail(json!({"result": "invalid", "error": "internal error"}));
+                store
+                    .acme_challenge_finish(&c, Some(&error), &ev, now)
+                    .await?;
+            }
+        }
+    }
+    Ok(taken)
 }
