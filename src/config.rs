@@ -153,7 +153,11 @@ pub struct AcmeSettings {
     pub terms_of_service: Option<String>,
     /// `meta.website`.
     pub website: Option<String>,
-    /// `meta.caaIdentities`.
+    /// This CA's issuer domain names for CAA (RFC 8659), published as `meta.caaIdentities`.
+    /// When set, an authorization for a DNS name becomes valid only if the name's CAA records
+    /// (looked up through `dns_resolvers`, climbing towards the root) are absent or name one
+    /// of these in an `issue` (or, for wildcards, `issuewild`) property. Empty (the default)
+    /// turns CAA checking off.
     pub caa_identities: Vec<String>,
     /// New orders per account per hour (0: unlimited).
     pub new_orders_per_account_per_hour: u32,
@@ -168,6 +172,14 @@ impl AcmeSettings {
     pub fn serves(&self, profile: &str) -> bool {
         self.enabled
             && (profile == self.default_profile || self.profiles.iter().any(|p| p == profile))
+    }
+
+    /// How long after its validation started a challenge still `processing` counts as left
+    /// behind by a process that died: the longest a validation can take (the challenge,
+    /// then the CAA lookup, each limited by `validation_timeout`) plus 30 s for the database
+    /// and scheduling.
+    pub fn stuck_validation_after(&self) -> std::time::Duration {
+        self.validation_timeout * 2 + std::time::Duration::from_secs(30)
     }
 
     /// Whether `profile`'s directory requires external account binding.
@@ -220,6 +232,17 @@ fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
             ));
         }
     }
+    let mut caa_identities = Vec::new();
+    for i in &raw.caa_identities {
+        let domain = i.trim().trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == ';') {
+            return Err(invalid(
+                "acme.caa_identities",
+                format!("{i:?} is not an issuer domain name"),
+            ));
+        }
+        caa_identities.push(domain);
+    }
     Ok(AcmeSettings {
         enabled: raw.enabled,
         default_profile: raw.default_profile,
@@ -233,7 +256,7 @@ fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
         authz_lifetime_secs: raw.authz_lifetime_hours as i64 * 3600,
         terms_of_service: raw.terms_of_service,
         website: raw.website,
-        caa_identities: raw.caa_identities,
+        caa_identities,
         new_orders_per_account_per_hour: raw.new_orders_per_account_per_hour,
         new_accounts_per_ip_per_hour: raw.new_accounts_per_ip_per_hour,
         eab_required: raw.eab_required,
@@ -674,6 +697,25 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::validate(dir.path(), raw).is_err());
+    }
+
+    #[test]
+    fn caa_identities_are_issuer_domain_names() {
+        let with = |ids: &[&str]| RawSettings {
+            acme: RawAcme {
+                caa_identities: ids.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let s = Settings::validate(Path::new("/tmp"), with(&[" CA.Example. "])).unwrap();
+        assert_eq!(s.acme.caa_identities, ["ca.example"]);
+        for bad in ["", "ca.example; accounturi=x", "ca example"] {
+            let e = Settings::validate(Path::new("/tmp"), with(&[bad]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("acme.caa_identities"), "{e}");
+        }
     }
 
     #[test]

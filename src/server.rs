@@ -269,8 +269,9 @@ pub async fn run(
     Ok(())
 }
 
-/// CRL refresh every minute; managed certificate renewals and pushes every minute; server
-/// certificate renewal check every ten minutes.
+/// CRL refresh every minute; managed certificate renewals and pushes every minute; ACME
+/// challenges left `processing` by a process that died taken over every 30 seconds (and at
+/// start); server certificate renewal check every ten minutes.
 async fn background_jobs(
     pki: Arc<Pki>,
     managed: Arc<Managed>,
@@ -279,6 +280,8 @@ async fn background_jobs(
 ) {
     let mut crl_tick = tokio::time::interval(Duration::from_secs(60));
     let mut managed_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut acme_tick = tokio::time::interval(Duration::from_secs(30));
+    let acme_enabled = pki.settings().acme.enabled;
     let mut cert_tick = tokio::time::interval(Duration::from_secs(600));
     cert_tick.tick().await;
     loop {
@@ -295,6 +298,13 @@ async fn background_jobs(
                     Ok((0, 0)) => {}
                     Ok((renewed, pushed)) => tracing::info!(renewed, pushed, "managed certificates"),
                     Err(e) => tracing::error!(error = %e, "managed certificate job failed"),
+                }
+            }
+            _ = acme_tick.tick(), if acme_enabled => {
+                match crate::acme::reclaim_stuck_validations(&pki).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "validating ACME challenges again that a stopped process left unfinished"),
+                    Err(e) => tracing::error!(error = %e, "taking over stuck ACME validations failed"),
                 }
             }
             _ = cert_tick.tick() => {

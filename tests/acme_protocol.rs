@@ -610,6 +610,13 @@ struct Replica {
 
 impl Replica {
     async fn start(first: &TestServer, env: &[(&str, &str)]) -> Replica {
+        let replica = Replica::launch(first, env);
+        replica.ready(first).await;
+        replica
+    }
+
+    /// Start the process without waiting for it.
+    fn launch(first: &TestServer, env: &[(&str, &str)]) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let https_port = free_port();
         let master = std::fs::read_to_string(first.data_dir.join("master.key")).unwrap();
@@ -634,11 +641,20 @@ impl Replica {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
+        Replica {
+            child,
+            https_port,
+            _dir: dir,
+        }
+    }
+
+    /// Wait until the process answers `/readyz`.
+    async fn ready(&self, first: &TestServer) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = first
                 .client
-                .get(format!("https://localhost:{https_port}/readyz"))
+                .get(format!("https://localhost:{}/readyz", self.https_port))
                 .send()
                 .await
                 && r.status().is_success()
@@ -647,11 +663,6 @@ impl Replica {
             }
             assert!(Instant::now() < deadline, "replica did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Replica {
-            child,
-            https_port,
-            _dir: dir,
         }
     }
 }
@@ -883,4 +894,301 @@ async fn eab_sqlite() {
 #[tokio::test]
 async fn eab_postgres() {
     eab(Db::Postgres).await;
+}
+
+/// The challenge of a type in an authorization document.
+fn challenge_of<'a>(authz: &'a Value, kind: &str) -> &'a Value {
+    authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} challenge: {authz}"))
+}
+
+/// Order one name and validate it with http-01 (dns-01 for a wildcard); returns the final
+/// authorization and the order URL.
+async fn validate_one(c: &Acme, chall: &ChallSrv, http01: &Http01, name: &str) -> (Value, String) {
+    let r = c.new_order(&[("dns", name)]).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let a = r.body["authorizations"][0].as_str().unwrap().to_string();
+    let done = match name.strip_prefix("*.") {
+        Some(base) => {
+            let authz = c.post(&a, None).await.body;
+            let token = challenge_of(&authz, "dns-01")["token"].as_str().unwrap();
+            let ka = format!("{token}.{}", c.key.thumbprint());
+            chall
+                .manage(
+                    "set-txt",
+                    json!({"host": format!("_acme-challenge.{base}."),
+                           "value": certkeeper_acme::dns01_txt_value(&ka)}),
+                )
+                .await;
+            c.solve(&a, "dns-01", |_, _| {}).await
+        }
+        None => c.solve(&a, "http-01", |t, ka| http01.put(t, ka)).await,
+    };
+    (done, r.location())
+}
+
+/// CAA (RFC 8659) with `acme.caa_identities` set, against CAA records served by
+/// pebble-challtestsrv: no records, our own name, another CA's, a parent's records applying to
+/// a subdomain (and a closer set overriding them), `issuewild` for wildcards, and a failing
+/// lookup.
+async fn caa(db: Db) {
+    let chall = ChallSrv::start();
+    let http01 = Http01::start().await;
+    let s = start(
+        db,
+        &chall,
+        &http01,
+        &[("CERTKEEPER_ACME__CAA_IDENTITIES", "[\"certkeeper.test\"]")],
+    )
+    .await;
+    let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    assert_eq!(
+        c.dir["meta"]["caaIdentities"],
+        json!(["certkeeper.test"]),
+        "{}",
+        c.dir
+    );
+    c.register().await;
+    let caa = |host: &str, policies: Value| {
+        chall.manage(
+            "add-caa",
+            json!({"host": format!("{host}."), "policies": policies}),
+        )
+    };
+    caa(
+        "ours.proto.test",
+        json!([{"tag": "issue", "value": "CertKeeper.Test; accounturi=https://x.example/acct/1"},
+               {"tag": "iodef", "value": "mailto:security@proto.test"}]),
+    )
+    .await;
+    caa(
+        "theirs.proto.test",
+        json!([{"tag": "issue", "value": "other-ca.example"}]),
+    )
+    .await;
+    caa(
+        "parent.proto.test",
+        json!([{"tag": "issue", "value": "other-ca.example"}]),
+    )
+    .await;
+    caa(
+        "closer.parent.proto.test",
+        json!([{"tag": "issue", "value": "certkeeper.test"}]),
+    )
+    .await;
+    caa(
+        "wild.proto.test",
+        json!([{"tag": "issue", "value": "certkeeper.test"}, {"tag": "issuewild", "value": ";"}]),
+    )
+    .await;
+    chall
+        .manage("set-servfail", json!({"host": "broken.proto.test."}))
+        .await;
+
+    let validate = |name: &'static str| validate_one(&c, &chall, &http01, name);
+
+    // (a) No CAA anywhere: valid.
+    let (done, _) = validate("none.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+    // (b) CAA naming this CA (case and parameters aside): valid.
+    let (done, _) = validate("ours.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+
+    // (c) CAA naming another CA: the challenge, authorization and order are invalid with
+    // the caa error type, naming the record.
+    let (done, order) = validate("theirs.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "http-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{done}");
+    let detail = err["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("theirs.proto.test") && detail.contains("other-ca.example"),
+        "{detail}"
+    );
+    let o = c.post(&order, None).await;
+    assert_eq!(o.body["status"], "invalid", "{}", o.text);
+
+    // (d) The parent's CAA applies to a subdomain without its own ...
+    let (done, _) = validate("www.parent.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "http-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{done}");
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CAA record for parent.proto.test"),
+        "{done}"
+    );
+    // ... and the closest set decides: a subdomain's own CAA overrides its parent's.
+    let (done, _) = validate("www.closer.parent.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+
+    // issuewild decides for wildcards, issue for the plain name.
+    let (done, _) = validate("wild.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+    let (done, _) = validate("*.wild.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "dns-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{done}");
+    assert!(
+        err["detail"].as_str().unwrap().contains("issuewild"),
+        "{done}"
+    );
+
+    // A CAA lookup that fails (SERVFAIL at the parent) forbids issuance too.
+    let (done, _) = validate("www.broken.proto.test").await;
+    assert_eq!(done["status"], "invalid", "{done}");
+    let err = &challenge_of(&done, "http-01")["error"];
+    assert_eq!(err["type"], "urn:ietf:params:acme:error:dns", "{done}");
+    assert!(err["detail"].as_str().unwrap().contains("CAA"), "{done}");
+}
+
+#[tokio::test]
+async fn caa_sqlite() {
+    caa(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn caa_postgres() {
+    caa(Db::Postgres).await;
+}
+
+/// Run one statement on the server's database (SQLite file or PostgreSQL), as a process
+/// that died would have left it.
+async fn db_execute(s: &TestServer, sql: &str, binds: &[(i64, &str)]) {
+    sqlx::any::install_default_drivers();
+    let url = match &s.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", s.data_dir.join("certkeeper.db").display()),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    for (n, id) in binds {
+        let done = sqlx::query(sql)
+            .bind(*n)
+            .bind(*id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1, "{sql} {id}");
+    }
+    pool.close().await;
+}
+
+/// Poll an authorization until it leaves pending/processing, with a generous deadline.
+async fn settled(c: &Acme, authz_url: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let body = c.post(authz_url, None).await.body;
+        let st = body["status"].as_str().unwrap_or("").to_string();
+        if st != "pending" && st != "processing" {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{authz_url} stayed {st}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Challenges whose validation was left unfinished by a process that died: simulated by
+/// setting them `processing` with a start time an hour ago directly in the database while no
+/// server runs. The next server to start (on PostgreSQL: two replicas starting together)
+/// takes each over exactly once and validates it, so its authorization ends valid; a
+/// challenge that only just started processing is left to its own validation.
+async fn stuck_validations(db: Db) {
+    const STUCK: usize = 6;
+    let chall = ChallSrv::start();
+    let http01 = Http01::start().await;
+    let port = http01.port.to_string();
+    let resolvers = chall.resolvers_setting();
+    let env = [
+        ("CERTKEEPER_ACME__HTTP01_PORT", port.as_str()),
+        ("CERTKEEPER_ACME__DNS_RESOLVERS", resolvers.as_str()),
+    ];
+    let mut s = TestServer::start_with(db, &env).await;
+    let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    c.register().await;
+    let mut names: Vec<String> = (0..STUCK).map(|i| format!("stuck{i}.proto.test")).collect();
+    names.push("fresh.proto.test".into());
+    let ids: Vec<(&str, &str)> = names.iter().map(|n| ("dns", n.as_str())).collect();
+    let order = c.new_order(&ids).await;
+    assert_eq!(order.status, 201, "{}", order.text);
+
+    // The responder is ready for the stuck ones, so validating them again succeeds.
+    let mut stuck = Vec::new();
+    let mut fresh = None;
+    for a in order.body["authorizations"].as_array().unwrap() {
+        let a = a.as_str().unwrap().to_string();
+        let authz = c.post(&a, None).await.body;
+        let ch = challenge_of(&authz, "http-01");
+        let token = ch["token"].as_str().unwrap();
+        let id = ch["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        if authz["identifier"]["value"] == "fresh.proto.test" {
+            fresh = Some((a, id));
+        } else {
+            http01.put(token, &format!("{token}.{}", c.key.thumbprint()));
+            stuck.push((a, id));
+        }
+    }
+    let (fresh_authz, fresh_id) = fresh.unwrap();
+
+    s.stop();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let update =
+        "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2";
+    let old: Vec<(i64, &str)> = stuck
+        .iter()
+        .map(|(_, id)| (now - 3600, id.as_str()))
+        .collect();
+    db_execute(&s, update, &old).await;
+    db_execute(&s, update, &[(now, fresh_id.as_str())]).await;
+
+    let replica = (db == Db::Postgres).then(|| Replica::launch(&s, &env));
+    s.spawn(&env).await;
+    if let Some(r) = &replica {
+        r.ready(&s).await;
+    }
+    for (a, _) in &stuck {
+        let done = settled(&c, a).await;
+        assert_eq!(done["status"], "valid", "{done}");
+        assert_eq!(challenge_of(&done, "http-01")["status"], "valid", "{done}");
+    }
+    let f = c.post(&fresh_authz, None).await.body;
+    assert_eq!(f["status"], "pending", "{f}");
+    assert_eq!(challenge_of(&f, "http-01")["status"], "processing", "{f}");
+
+    // Each stuck challenge was taken over exactly once, by one server.
+    let (st, audit) = s
+        .api(Method::GET, "/audit?action=acme.challenge.reclaim", None)
+        .await;
+    assert_eq!(st, 200, "{audit}");
+    let mut reclaimed: Vec<String> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["object_id"].as_str().unwrap().to_string())
+        .collect();
+    reclaimed.sort();
+    let mut expected: Vec<String> = stuck.iter().map(|(_, id)| id.clone()).collect();
+    expected.sort();
+    assert_eq!(reclaimed, expected, "{audit}");
+}
+
+#[tokio::test]
+async fn stuck_validations_sqlite() {
+    stuck_validations(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn stuck_validations_postgres() {
+    stuck_validations(Db::Postgres).await;
 }

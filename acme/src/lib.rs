@@ -10,7 +10,9 @@
 //! - [`Identifier`], [`Status`], [`order_status`], [`authz_status`]: identifiers (DNS,
 //!   wildcard, IP per RFC 8738) and the order/authorization state machines as pure functions;
 //! - [`key_authorization`], [`ChallengeType`] and [`validate`]: challenge validation, the only
-//!   code here that dials out.
+//!   code here that dials out;
+//! - [`check_caa`] looks up CAA (RFC 8659) and [`caa_decision`] decides from the records
+//!   whether this CA may issue.
 //!
 //! ```
 //! use certkeeper_acme::*;
@@ -21,14 +23,16 @@
 //! assert_eq!(order_status(Status::Pending, &[Status::Valid, Status::Valid], 10, 5), Status::Ready);
 //! ```
 
+mod caa;
 mod identifier;
 mod jws;
 mod problem;
 mod state;
 mod validate;
 
+pub use caa::{CaaDecision, CaaRecord, caa_decision};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use state::{Status, authz_status, order_status};
-pub use validate::{ValidationConfig, dns01_txt_value, key_authorization, validate};
+pub use validate::{ValidationConfig, check_caa, dns01_txt_value, key_authorization, validate};

@@ -14,6 +14,8 @@ pub enum ProblemType {
     AlreadyRevoked,
     /// The CSR is unacceptable.
     BadCsr,
+    /// CAA records (RFC 8659) forbid this CA from issuing for the identifier.
+    Caa,
     /// The nonce was missing, unknown or already used.
     BadNonce,
     /// The JWS key is unacceptable.
@@ -66,6 +68,7 @@ impl ProblemType {
             ProblemType::AccountDoesNotExist => "accountDoesNotExist",
             ProblemType::AlreadyRevoked => "alreadyRevoked",
             ProblemType::BadCsr => "badCSR",
+            ProblemType::Caa => "caa",
             ProblemType::BadNonce => "badNonce",
             ProblemType::BadPublicKey => "badPublicKey",
             ProblemType::BadRevocationReason => "badRevocationReason",
@@ -115,7 +118,9 @@ impl ProblemType {
             | ProblemType::Dns
             | ProblemType::IncorrectResponse
             | ProblemType::Tls => 400,
-            ProblemType::Unauthorized | ProblemType::ExternalAccountRequired => 403,
+            ProblemType::Unauthorized | ProblemType::ExternalAccountRequired | ProblemType::Caa => {
+                403
+            }
             ProblemType::OrderNotReady => 403,
             ProblemType::RateLimited => 429,
             ProblemType::Conflict | ProblemType::AlreadyReplaced => 409,

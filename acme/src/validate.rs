@@ -8,13 +8,16 @@ use std::sync::Arc;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::{ChallengeType, Identifier, IdentifierKind, Problem, ProblemType, b64};
+use crate::{
+    CaaDecision, CaaRecord, ChallengeType, Identifier, IdentifierKind, Problem, ProblemType, b64,
+    caa_decision,
+};
 
 /// Where and how validation connects.
 #[derive(Debug, Clone)]
@@ -25,8 +28,10 @@ pub struct ValidationConfig {
     pub tls_alpn01_port: u16,
     /// DNS servers for lookups; empty means the system's.
     pub dns_resolvers: Vec<SocketAddr>,
-    /// Limit for one validation attempt.
+    /// Limit for one validation attempt, and separately for the CAA check that follows it.
     pub timeout: Duration,
+    /// This CA's issuer domain names for CAA (RFC 8659); empty turns CAA checking off.
+    pub caa_identities: Vec<String>,
 }
 
 impl ValidationConfig {
@@ -223,6 +228,90 @@ async fn dns01(
     Err(Problem::unauthorized(format!(
         "none of the {seen} TXT records at {name} holds the expected value"
     )))
+}
+
+/// Check CAA (RFC 8659) for an identifier, as a CA must before an authorization becomes
+/// valid. The Relevant RRset is looked up through the configured resolvers: CAA at the name
+/// (a wildcard's base name), then at each parent up to but excluding the root, the first
+/// non-empty answer winning (CNAMEs followed by the resolver); [`caa_decision`] decides.
+///
+/// `Ok` when checking is off (`caa_identities` empty), for IP addresses (CAA covers DNS names
+/// only), with no CAA at all (NXDOMAIN or empty answers all the way up), or when the records
+/// authorize this CA. A refusal is a `caa` problem naming the record set; a lookup that fails
+/// (SERVFAIL, timeout) is a `dns` problem, since without an answer the CA must not issue
+/// (RFC 8659 §4).
+pub async fn check_caa(cfg: &ValidationConfig, identifier: &Identifier) -> Result<(), Problem> {
+    if cfg.caa_identities.is_empty() || identifier.kind != IdentifierKind::Dns {
+        return Ok(());
+    }
+    let name = identifier.base();
+    let found = tokio::time::timeout(cfg.timeout, relevant_caa(cfg, name))
+        .await
+        .map_err(|_| {
+            Problem::new(
+                ProblemType::Dns,
+                format!(
+                    "looking up CAA for {name} timed out after {} s",
+                    cfg.timeout.as_secs()
+                ),
+            )
+        })??;
+    let Some((owner, records)) = found else {
+        return Ok(());
+    };
+    match caa_decision(&records, identifier.is_wildcard(), &cfg.caa_identities) {
+        CaaDecision::Allowed => Ok(()),
+        CaaDecision::Forbidden(why) => Err(Problem::new(
+            ProblemType::Caa,
+            format!(
+                "CAA record for {owner} prevents issuance for {}: {why}",
+                identifier.value
+            ),
+        )),
+    }
+}
+
+/// The Relevant CAA RRset of `name` and where it was found: the first non-empty CAA answer
+/// climbing from `name` towards the root (the root itself is not asked). `None` when there is
+/// no CAA anywhere.
+async fn relevant_caa(
+    cfg: &ValidationConfig,
+    name: &str,
+) -> Result<Option<(String, Vec<CaaRecord>)>, Problem> {
+    let r = resolver(cfg)?;
+    let mut current = name.trim_end_matches('.');
+    while !current.is_empty() {
+        let fqdn = format!("{current}.");
+        match r.lookup(fqdn.as_str(), RecordType::CAA).await {
+            Ok(lookup) => {
+                let records: Vec<CaaRecord> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|rec| match &rec.data {
+                        RData::CAA(caa) => Some(CaaRecord::new(
+                            caa.flags(),
+                            caa.tag.clone(),
+                            String::from_utf8_lossy(&caa.value).into_owned(),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                if !records.is_empty() {
+                    return Ok(Some((current.to_string(), records)));
+                }
+            }
+            // NXDOMAIN or NOERROR without CAA: nothing at this level, ask the parent.
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => {}
+            Err(e) => {
+                return Err(Problem::new(
+                    ProblemType::Dns,
+                    format!("looking up CAA for {current}: {e}"),
+                ));
+            }
+        }
+        current = current.split_once('.').map_or("", |(_, parent)| parent);
+    }
+    Ok(None)
 }
 
 /// The acmeIdentifier extension (RFC 8737 §6.1).
@@ -455,5 +544,53 @@ fn check_alpn_certificate(
             ProblemType::IncorrectResponse,
             "the acmeIdentifier extension does not hold the key authorization's digest",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DNS server that never answers: a bound UDP socket nobody reads.
+    fn silent_resolver() -> (std::net::UdpSocket, SocketAddr) {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        (sock, addr)
+    }
+
+    fn config(resolver: SocketAddr, identities: &[&str]) -> ValidationConfig {
+        ValidationConfig {
+            http01_port: 80,
+            tls_alpn01_port: 443,
+            dns_resolvers: vec![resolver],
+            timeout: Duration::from_secs(1),
+            caa_identities: identities.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn caa_checking_is_off_without_identities_and_for_ip_addresses() {
+        let (_sock, addr) = silent_resolver();
+        let name = Identifier::dns("www.example.com").unwrap();
+        // No identities: no lookup at all (the resolver would never answer).
+        check_caa(&config(addr, &[]), &name).await.unwrap();
+        let ip = Identifier {
+            kind: IdentifierKind::Ip,
+            value: "192.0.2.1".into(),
+        };
+        check_caa(&config(addr, &["ca.example"]), &ip)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_caa_lookup_without_an_answer_forbids_issuance() {
+        let (_sock, addr) = silent_resolver();
+        let name = Identifier::dns("www.example.com").unwrap();
+        let p = check_caa(&config(addr, &["ca.example"]), &name)
+            .await
+            .unwrap_err();
+        assert_eq!(p.kind, ProblemType::Dns, "{p}");
+        assert!(p.detail.contains("CAA"), "{p}");
     }
 }

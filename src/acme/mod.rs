@@ -25,6 +25,8 @@ use crate::pki::{Actor, Pki};
 use crate::server::AppState;
 use crate::store::{AcmeAccount, ProfileRecord};
 
+pub(crate) use order::reclaim_stuck_validations;
+
 /// The ACME routes.
 pub fn router() -> Router<AppState> {
     Router::new()

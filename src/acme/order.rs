@@ -21,7 +21,9 @@ use super::{Ctx, Peer, Reply, account_key, handle, internal};
 use crate::error::AppError;
 use crate::pki::Pki;
 use crate::server::AppState;
-use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz, new_id};
+use crate::store::{
+    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz, StoreError, new_id,
+};
 
 /// RFC 3339 text of Unix seconds.
 pub(crate) fn rfc3339(ts: i64) -> String {
@@ -214,6 +216,7 @@ pub(crate) fn validation_config(pki: &Pki) -> ValidationConfig {
         tls_alpn01_port: s.tls_alpn01_port,
         dns_resolvers: s.dns_resolvers.clone(),
         timeout: s.validation_timeout,
+        caa_identities: s.caa_identities.clone(),
     }
 }
 
@@ -364,6 +367,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
                 status: "pending".into(),
                 validated_at: None,
                 error: None,
+                processing_since: None,
             })
             .collect();
         authzs.push(authz.clone());
@@ -724,7 +728,7 @@ async fn challenge_inner(
         let _: Value = jws.json()?;
         if authz_status(parse_status(&authz.status), authz.expires_at, ctx.now()) == Status::Pending
             && store
-                .acme_challenge_start(&c.id, &authz.id)
+                .acme_challenge_start(&c.id, &authz.id, ctx.now())
                 .await
                 .map_err(internal)?
         {
@@ -769,8 +773,14 @@ fn spawn_validation(
             value: identifier.base().to_string(),
         };
         let keyauth = key_authorization(&c.token, &thumbprint);
+        // CAA is checked once control is proven, before the authorization becomes valid.
         let outcome = match kind {
-            Some(k) => certkeeper_acme::validate(&cfg, k, &target, &c.token, &keyauth).await,
+            Some(k) => {
+                match certkeeper_acme::validate(&cfg, k, &target, &c.token, &keyauth).await {
+                    Ok(()) => certkeeper_acme::check_caa(&cfg, &identifier).await,
+                    Err(p) => Err(p),
+                }
+            }
             None => Err(Problem::malformed("unknown challenge type")),
         };
         let error = outcome.as_ref().err().map(|p| p.to_json().to_string());
@@ -786,12 +796,87 @@ fn spawn_validation(
             "error": outcome.as_ref().err().map(|p| p.detail.clone()),
         }));
         let now = pki.now().unix_timestamp();
-        if let Err(e) = pki
+        match pki
             .store()
             .acme_challenge_finish(&c, error.as_deref(), &ev, now)
             .await
         {
-            tracing::error!(error = %e, challenge = %c.id, "recording a validation result failed");
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(challenge = %c.id, "another validation of this challenge was recorded first");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, challenge = %c.id, "recording a validation result failed");
+            }
         }
     });
+}
+
+/// How many stuck challenges one pass takes over at most.
+const RECLAIM_BATCH: i64 = 100;
+
+/// Validate again the challenges left `processing` by a process that died mid-validation:
+/// those whose validation started longer ago than one can take
+/// ([`crate::config::AcmeSettings::stuck_validation_after`]). Each is taken over with a
+/// compare-and-set on its start time, so of several replicas sharing the database exactly one
+/// validates it again. Returns how many this pass took over.
+pub(crate) async fn reclaim_stuck_validations(pki: &Arc<Pki>) -> Result<usize, StoreError> {
+    let now = pki.now().unix_timestamp();
+    let after = pki.settings().acme.stuck_validation_after().as_secs() as i64;
+    let store = pki.store();
+    let mut taken = 0;
+    for (id, since) in store
+        .acme_stuck_challenges(now - after, RECLAIM_BATCH)
+        .await?
+    {
+        let ev = crate::pki::Actor {
+            name: "acme".into(),
+            source: None,
+        }
+        .event("acme.challenge.reclaim", "acme_challenge")
+        .object(&id)
+        .detail(json!({ "processing_since": rfc3339(since) }));
+        if !store.acme_challenge_reclaim(&id, since, &ev, now).await? {
+            continue;
+        }
+        taken += 1;
+        let Some(c) = store.acme_challenge(&id).await? else {
+            continue;
+        };
+        tracing::warn!(challenge = %id, processing_since = since, "a validation was left unfinished; validating again");
+        let authz = store.acme_authz(&c.authz_id).await?;
+        let account = match &authz {
+            Some(a) => store.acme_account(&a.account_id).await?,
+            None => None,
+        };
+        let key = account
+            .as_ref()
+            .map(|a| account_key(a).map(|k| k.thumbprint()));
+        match (authz, account, key) {
+            (Some(authz), Some(account), Some(Ok(thumbprint))) => spawn_validation(
+                pki.clone(),
+                c,
+                authz_identifier(&authz),
+                thumbprint,
+                account.id,
+            ),
+            // Without its account key the challenge cannot be validated: end it rather than
+            // take it over again and again.
+            _ => {
+                tracing::error!(challenge = %id, "a stuck challenge's authorization or account key is unusable");
+                let error = Problem::internal().to_json().to_string();
+                let ev = crate::pki::Actor {
+                    name: "acme".into(),
+                    source: None,
+                }
+                .event("acme.challenge.validate", "acme_challenge")
+                .object(&id)
+                .detail(json!({"result": "invalid", "error": "internal error"}));
+                store
+                    .acme_challenge_finish(&c, Some(&error), &ev, now)
+                    .await?;
+            }
+        }
+    }
+    Ok(taken)
 }

@@ -88,6 +88,8 @@ pub struct AcmeChallenge {
     pub validated_at: Option<i64>,
     /// Problem document (JSON text) when invalid.
     pub error: Option<String>,
+    /// When its validation started (Unix seconds), while it is `processing`.
+    pub processing_since: Option<i64>,
 }
 
 /// A new authorization with its challenges, created with an order.
@@ -150,6 +152,7 @@ fn row_challenge(r: &AnyRow) -> Result<AcmeChallenge, StoreError> {
         status: r.try_get("status")?,
         validated_at: r.try_get("validated_at")?,
         error: r.try_get("error")?,
+        processing_since: r.try_get("processing_since")?,
     })
 }
 
@@ -184,7 +187,8 @@ fn row_eab(r: &AnyRow) -> Result<AcmeEabKey, StoreError> {
 const ACCOUNT_COLS: &str = "id, profile, thumbprint, jwk, status, contact, created_at";
 const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at";
 const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at";
-const CHALLENGE_COLS: &str = "id, authz_id, type, token, status, validated_at, error";
+const CHALLENGE_COLS: &str =
+    "id, authz_id, type, token, status, validated_at, error, processing_since";
 
 impl Store {
     /// Record a nonce handed out; expired nonces are purged now and then.
@@ -467,9 +471,15 @@ impl Store {
         row.as_ref().map(row_challenge).transpose()
     }
 
-    /// Claim a pending challenge of a pending authorization for validation; false if it is
-    /// not pending any more (already started here or on another replica).
-    pub async fn acme_challenge_start(&self, id: &str, authz_id: &str) -> Result<bool, StoreError> {
+    /// Claim a pending challenge of a pending authorization for validation, recording when
+    /// (`now`); false if it is not pending any more (already started here or on another
+    /// replica).
+    pub async fn acme_challenge_start(
+        &self,
+        id: &str,
+        authz_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let authz = sqlx::query("SELECT status FROM acme_authorizations WHERE id = $1")
             .bind(authz_id)
@@ -483,8 +493,9 @@ impl Store {
             return Ok(false);
         }
         let done = sqlx::query(
-            "UPDATE acme_challenges SET status = 'processing' WHERE id = $1 AND status = 'pending'",
+            "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
         )
+        .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -492,22 +503,25 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Record a validation outcome on the challenge and its authorization.
+    /// Record a validation outcome on the challenge and its authorization. Only the first
+    /// outcome for a `processing` challenge counts (false: another validation of it, say one
+    /// taken over from a replica thought dead, recorded first), so the challenge and the
+    /// authorization always agree.
     pub async fn acme_challenge_finish(
         &self,
         c: &AcmeChallenge,
         error: Option<&str>,
         audit: &AuditEvent,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (status, authz_status) = if error.is_none() {
             ("valid", "valid")
         } else {
             ("invalid", "invalid")
         };
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3 WHERE id = $4",
+        let done = sqlx::query(
+            "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3, processing_since = NULL WHERE id = $4 AND status = 'processing'",
         )
         .bind(status)
         .bind(error)
@@ -515,6 +529,9 @@ impl Store {
         .bind(&c.id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query(
             "UPDATE acme_authorizations SET status = $1 WHERE id = $2 AND status = 'pending'",
         )
@@ -524,7 +541,53 @@ impl Store {
         .await?;
         audit.write(&mut *tx, now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Challenges `processing` since before `started_before` (their validation should have
+    /// ended long ago: the process running it died), oldest first, with their start times.
+    pub async fn acme_stuck_challenges(
+        &self,
+        started_before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(processing_since, 0) AS since FROM acme_challenges WHERE status = 'processing' AND COALESCE(processing_since, 0) < $1 ORDER BY since, id LIMIT $2",
+        )
+        .bind(started_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("since")?)))
+            .collect()
+    }
+
+    /// Take over a stuck challenge's validation: a compare-and-set of its start time from
+    /// `since` (as [`Store::acme_stuck_challenges`] saw it) to `now`. True for exactly one of
+    /// several replicas trying at once; false if it finished or was taken in the meantime.
+    pub async fn acme_challenge_reclaim(
+        &self,
+        id: &str,
+        since: i64,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE acme_challenges SET processing_since = $1 WHERE id = $2 AND status = 'processing' AND COALESCE(processing_since, 0) = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(since)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Deactivate an authorization.
