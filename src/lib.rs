@@ -5,13 +5,12 @@
 //!
 //! The binary is thin (`main.rs`); this library wires the pieces:
 //! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
-//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`est`] (RFC 7030
-//! enrollment under `/.well-known/est/`), [`public`] (AIA, CRL, OCSP, health), [`server`]
-//! (listeners and jobs), [`bootstrap`] (first start), and [`client`] (the CLI's client
-//! commands).
-//! path over [`certkeeper_ca`]), [`api`] (REST under `/api/v1`), [`public`] (AIA, CRL,
-//! OCSP, health), [`server`] (listeners and jobs), [`bootstrap`] (first start), and
-//! [`client`] (the CLI's client commands), [`scan_cli`] (`certkeeper scan`), [`discovery`] (server-side scans and schedules).
+//! path over [`certkeeper_ca`]), the front ends [`api`] (REST under `/api/v1`), [`acme`]
+//! (RFC 8555 under `/acme/`) and [`est`] (RFC 7030 under `/.well-known/est/`), [`public`]
+//! (AIA, CRL, OCSP, health), [`managed`] (renewal and cloud sync), [`alerts`] (rules,
+//! events and delivery), [`discovery`] (server-side scans and schedules), [`server`]
+//! (listeners and jobs), [`bootstrap`] (first start), and the CLI's [`client`] commands and
+//! [`scan_cli`] (`certkeeper scan`).
 
 pub mod acme;
 pub mod alerts;

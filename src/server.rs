@@ -40,6 +40,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Managed certificates and their sync to cloud destinations.
     pub managed: Arc<Managed>,
+    /// The ACME nonce key.
+    pub nonces: Arc<crate::acme::Nonces>,
 }
 
 async fn count_responses(
@@ -219,6 +221,7 @@ pub async fn run(
         metrics,
         ready: Arc::new(AtomicBool::new(false)),
         managed: managed.clone(),
+        nonces: Arc::new(crate::acme::Nonces::new()),
     };
     let https = TcpListener::bind(settings.https_listen)
         .await
@@ -264,7 +267,7 @@ pub async fn run(
     let _ = jobs.await;
     let _ = scans.await;
     let _ = alert_jobs.await;
-    pki.store().pool().close().await;
+    pki.store().close().await;
     tracing::info!("stopped");
     Ok(())
 }

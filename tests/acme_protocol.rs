@@ -404,6 +404,24 @@ async fn bad_inputs(db: Db) {
     replay.assert_problem("badNonce");
     c.kid = Some(first.location());
 
+    // The same nonce in many requests at once (they reach the server together and their
+    // uses are recorded in one batch): exactly one is accepted.
+    let account_url = first.location();
+    let h = c.header(&account_url).await;
+    let body = c.key.sign(&h, None);
+    let racers = (0..8).map(|_| c.post_body(&account_url, &body));
+    let answers = futures::future::join_all(racers).await;
+    let accepted = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        accepted,
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in answers.iter().filter(|r| r.status != 200) {
+        r.assert_problem("badNonce");
+    }
+
     // An unknown nonce.
     let mut h = c.header(&c.url("newOrder")).await;
     h["nonce"] = json!("bm90LWEtbm9uY2U");

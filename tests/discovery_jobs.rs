@@ -193,8 +193,8 @@ async fn scenario(db: Db) {
     assert!(orphan.error.unwrap().starts_with("abandoned"));
     assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
 
-    a.store().pool().close().await;
-    r2.store().pool().close().await;
+    a.store().close().await;
+    r2.store().close().await;
     if db == Db::Postgres {
         let out = std::process::Command::new("psql")
             .args([

@@ -78,6 +78,7 @@ async fn app(db: Db) -> App {
         pki: booted.pki,
         metrics: booted.metrics,
         ready: Arc::new(AtomicBool::new(true)),
+        nonces: Arc::new(certkeeper::acme::Nonces::new()),
     };
     App {
         app: https_app(&state),

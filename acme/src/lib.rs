@@ -11,6 +11,8 @@
 //!   wildcard, IP per RFC 8738) and the order/authorization state machines as pure functions;
 //! - [`key_authorization`], [`ChallengeType`] and [`validate`]: challenge validation, the only
 //!   code here that dials out;
+//! - [`NonceKey`]: self-authenticating anti-replay nonces, so that only used nonces need
+//!   to be stored;
 //! - [`check_caa`] looks up CAA (RFC 8659) and [`caa_decision`] decides from the records
 //!   whether this CA may issue.
 //!
@@ -26,6 +28,7 @@
 mod caa;
 mod identifier;
 mod jws;
+mod nonce;
 mod problem;
 mod state;
 mod validate;
@@ -33,6 +36,7 @@ mod validate;
 pub use caa::{CaaDecision, CaaRecord, caa_decision};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
+pub use nonce::{NonceKey, NonceRejection};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use state::{Status, authz_status, order_status};
 pub use validate::{ValidationConfig, check_caa, dns01_txt_value, key_authorization, validate};

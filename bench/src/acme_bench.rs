@@ -191,13 +191,27 @@ fn acme_error(step: &str, e: instant_acme::Error) -> String {
     format!("{step}: {}", error_chain(&e))
 }
 
+/// The steps of one issuance, in [`Phases`] order.
+const PHASES: [&str; 4] = ["order+challenge", "validation", "finalize", "download"];
+
+/// How long each step of one issuance took: newOrder, authorization and challenge
+/// requests; waiting for the order to be ready (the server validates); finalize; waiting
+/// for and downloading the certificate.
+type Phases = [Duration; 4];
+
 /// One complete issuance for `name`: order, http-01, finalize, download, check.
 async fn issue_once(
     account: &Account,
     name: &str,
     tokens: &Tokens,
     retry: &RetryPolicy,
-) -> Result<(), String> {
+) -> Result<Phases, String> {
+    let mut phases = Phases::default();
+    let mut mark = Instant::now();
+    let mut lap = |i: usize| {
+        phases[i] = mark.elapsed();
+        mark = Instant::now();
+    };
     let ids = [Identifier::Dns(name.to_owned())];
     let mut order = account
         .new_order(&NewOrder::new(&ids))
@@ -225,11 +239,13 @@ async fn issue_once(
             .await
             .map_err(|e| acme_error("challenge", e))?;
     }
+    lap(0);
     let outcome = async {
         let status = order
             .poll_ready(retry)
             .await
             .map_err(|e| acme_error("waiting for ready", e))?;
+        lap(1);
         if status != OrderStatus::Ready {
             return Err(format!("order for {name} became {status:?}, not ready"));
         }
@@ -237,10 +253,12 @@ async fn issue_once(
             .finalize_csr(&csr_for(name)?)
             .await
             .map_err(|e| acme_error("finalize", e))?;
+        lap(2);
         let chain = order
             .poll_certificate(retry)
             .await
             .map_err(|e| acme_error("download", e))?;
+        lap(3);
         check_chain(&chain, name)
     }
     .await;
@@ -249,7 +267,7 @@ async fn issue_once(
             t.remove(token);
         }
     }
-    outcome
+    outcome.map(|()| phases)
 }
 
 /// Shared settings of one target's run.
@@ -274,8 +292,9 @@ impl Run {
 
 /// One worker: its account orders certificates back to back until the window closes;
 /// only issuances that end inside the measured window count.
-async fn worker(run: Arc<Run>, account: Account, index: u32) -> WorkerStats {
+async fn worker(run: Arc<Run>, account: Account, index: u32) -> (WorkerStats, Phases) {
     let mut stats = WorkerStats::default();
+    let mut phase_totals = Phases::default();
     while Instant::now() < run.end {
         let name = run.next_name(index);
         let started = Instant::now();
@@ -287,10 +306,15 @@ async fn worker(run: Arc<Run>, account: Account, index: u32) -> WorkerStats {
         .unwrap_or_else(|_| Err(format!("issuance for {name} timed out")));
         let finished = Instant::now();
         if finished >= run.measure_start && finished <= run.end {
-            stats.record(outcome, finished - started);
+            if let Ok(phases) = &outcome {
+                for (total, p) in phase_totals.iter_mut().zip(phases) {
+                    *total += *p;
+                }
+            }
+            stats.record(outcome.map(drop), finished - started);
         }
     }
-    stats
+    (stats, phase_totals)
 }
 
 /// Results for one target.
@@ -318,6 +342,8 @@ struct TargetReport {
     p99_ms: Option<f64>,
     /// Slowest issuance, in milliseconds.
     max_ms: Option<f64>,
+    /// Mean time per step of a successful issuance, in milliseconds, by step name.
+    mean_phase_ms: Vec<(&'static str, f64)>,
     /// A few distinct error messages.
     error_samples: Vec<String>,
 }
@@ -382,11 +408,22 @@ async fn run_target(target: Target, args: &Args, tokens: &Tokens) -> Result<Targ
         workers.spawn(worker(run.clone(), account, index));
     }
     let mut total = WorkerStats::default();
+    let mut phase_totals = Phases::default();
     while let Some(joined) = workers.join_next().await {
-        total.merge(joined.context("benchmark worker panicked")?);
+        let (stats, phases) = joined.context("benchmark worker panicked")?;
+        total.merge(stats);
+        for (t, p) in phase_totals.iter_mut().zip(phases) {
+            *t += p;
+        }
     }
     total.latencies.sort_unstable();
     let measured_secs = duration.as_secs_f64();
+    let per_issuance = total.successes.max(1) as f64;
+    let mean_phase_ms = PHASES
+        .iter()
+        .zip(phase_totals)
+        .map(|(name, t)| (*name, t.as_secs_f64() * 1000.0 / per_issuance))
+        .collect();
     Ok(TargetReport {
         name,
         directory: target.directory,
@@ -399,6 +436,7 @@ async fn run_target(target: Target, args: &Args, tokens: &Tokens) -> Result<Targ
         p50_ms: percentile_ms(&total.latencies, 50.0),
         p99_ms: percentile_ms(&total.latencies, 99.0),
         max_ms: total.latencies.last().map(|d| d.as_secs_f64() * 1000.0),
+        mean_phase_ms,
         error_samples: total.error_samples,
     })
 }
@@ -443,6 +481,14 @@ fn render_table(report: &Report) -> String {
             fmt_ms(r.p99_ms),
             fmt_ms(r.max_ms)
         );
+    }
+    for r in &report.results {
+        let steps: Vec<String> = r
+            .mean_phase_ms
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.1}"))
+            .collect();
+        let _ = writeln!(out, "{} mean ms per step: {}", r.name, steps.join(", "));
     }
     if let Some(ratio) = report.ratio_certkeeper_over_pebble {
         let _ = writeln!(out, "ratio certkeeper/pebble: {ratio:.2}x");

@@ -7,6 +7,7 @@
 
 mod account;
 mod cert;
+mod nonce;
 mod order;
 
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use certkeeper_acme::{Jws, KeyRef, Problem, ProblemType, PublicJwk};
 use serde_json::{Value, json};
+
+pub use nonce::Nonces;
 
 use crate::pki::{Actor, Pki};
 use crate::server::AppState;
@@ -236,18 +239,7 @@ impl Ctx {
             .nonce
             .as_deref()
             .ok_or_else(|| Problem::new(ProblemType::BadNonce, "the JWS has no nonce"))?;
-        let fresh = self
-            .pki()
-            .store()
-            .acme_nonce_take(nonce, self.now())
-            .await
-            .map_err(internal)?;
-        if !fresh {
-            return Err(Problem::new(
-                ProblemType::BadNonce,
-                "the nonce is unknown, expired or already used",
-            ));
-        }
+        self.state.nonces.redeem(self.pki(), nonce).await?;
         if let Some(a) = &account
             && a.status != "valid"
         {
@@ -297,17 +289,7 @@ impl Ctx {
     }
 
     async fn new_nonce_value(&self) -> Result<String, Problem> {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| internal("random nonce"))?;
-        let nonce = certkeeper_acme::b64(&bytes);
-        let now = self.now();
-        let lifetime = self.pki().settings().acme.nonce_lifetime_secs;
-        self.pki()
-            .store()
-            .acme_nonce_put(&nonce, now + lifetime, now)
-            .await
-            .map_err(internal)?;
-        Ok(nonce)
+        self.state.nonces.issue(self.pki()).await
     }
 
     /// Turn a result into the response, with a fresh Replay-Nonce and the index link.

@@ -191,38 +191,6 @@ const CHALLENGE_COLS: &str =
     "id, authz_id, type, token, status, validated_at, error, processing_since";
 
 impl Store {
-    /// Record a nonce handed out; expired nonces are purged now and then.
-    pub async fn acme_nonce_put(
-        &self,
-        nonce: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO acme_nonces (nonce, expires_at) VALUES ($1, $2)")
-            .bind(nonce)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        if nonce.as_bytes().first().is_some_and(|b| *b == b'A') {
-            sqlx::query("DELETE FROM acme_nonces WHERE expires_at < $1")
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Use a nonce: true if it existed and had not expired. It is deleted either way, so
-    /// each nonce is accepted at most once across all replicas.
-    pub async fn acme_nonce_take(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM acme_nonces WHERE nonce = $1 AND expires_at >= $2")
-            .bind(nonce)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Insert an account, binding an external account key to it when given (false: the
     /// key is used already, and nothing is stored).
     pub async fn acme_account_insert(
@@ -433,7 +401,7 @@ impl Store {
             .bind(certificate_id)
             .bind(id)
             .bind(from)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -631,7 +599,7 @@ impl Store {
         let row = sqlx::query("INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (bucket, window_start) DO UPDATE SET count = acme_rate_limits.count + 1 RETURNING count")
             .bind(bucket)
             .bind(window_start)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writes)
             .await?;
         Ok(row.try_get("count")?)
     }

@@ -602,7 +602,7 @@ impl Store {
         .bind(&token)
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writes)
         .await?
         .iter()
         .map(|r| r.try_get("id"))
@@ -648,7 +648,7 @@ impl Store {
         .bind(status)
         .bind(&c.id)
         .bind(&c.lease_token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -675,7 +675,7 @@ impl Store {
         .bind(error)
         .bind(&c.id)
         .bind(&c.lease_token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -688,7 +688,7 @@ impl Store {
         .bind(at)
         .bind(&c.id)
         .bind(&c.lease_token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

@@ -143,7 +143,7 @@ pub struct AuditFilter {
 impl Store {
     /// Record an event on its own (for actions with no other write).
     pub async fn audit(&self, ev: &AuditEvent, at: i64) -> Result<(), StoreError> {
-        ev.write(&self.pool, at).await
+        ev.write(&self.writes, at).await
     }
 
     /// Read the audit log, newest first.

@@ -209,7 +209,7 @@ impl Store {
             .bind(cert_der)
             .bind(key_sealed)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -220,7 +220,7 @@ impl Store {
             "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number",
         )
         .bind(ca_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writes)
         .await?;
         Ok(row.try_get(0)?)
     }
@@ -244,7 +244,7 @@ impl Store {
         .bind(this_update)
         .bind(next_update)
         .bind(der)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

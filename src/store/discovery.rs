@@ -291,7 +291,7 @@ impl Store {
             .bind(done as i64)
             .bind(handshakes as i64)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -703,7 +703,7 @@ impl Store {
             .bind(&s.id)
             .bind(s.next_run)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
             if won.rows_affected() == 1 {
                 return Ok(Some(s));
@@ -728,7 +728,7 @@ impl Store {
         .bind(scan_id)
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() == 1)
     }

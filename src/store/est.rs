@@ -284,7 +284,7 @@ impl Store {
         )
         .bind(id)
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -295,7 +295,7 @@ impl Store {
             "UPDATE est_credentials SET uses_left = uses_left + 1 WHERE id = $1 AND uses_left IS NOT NULL",
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

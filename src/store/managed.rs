@@ -272,7 +272,7 @@ impl Store {
                    AND o.window_start <= $1)",
         )
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected())
     }
@@ -314,7 +314,7 @@ impl Store {
         .bind(ts(until))
         .bind(ts(now))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -380,7 +380,7 @@ impl Store {
         .bind(ts(retry_at))
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         let row = sqlx::query("SELECT renewal_failures FROM managed_certificates WHERE id = $1")
             .bind(id)
@@ -394,7 +394,7 @@ impl Store {
         sqlx::query("UPDATE managed_certificates SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -459,7 +459,7 @@ impl Store {
         .bind(ts(now))
         .bind(kind)
         .bind(detail.to_string())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -675,7 +675,7 @@ impl Store {
         .bind(managed_id)
         .bind(destination_id)
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -705,7 +705,7 @@ impl Store {
         .bind(managed_id)
         .bind(destination_id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         self.release_binding(managed_id, destination_id, owner)
             .await?;
@@ -734,7 +734,7 @@ impl Store {
         .bind(managed_id)
         .bind(destination_id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(self.get_binding(managed_id, destination_id).await?.failures)
     }
@@ -750,7 +750,7 @@ impl Store {
             .bind(managed_id)
             .bind(destination_id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }

@@ -7,11 +7,13 @@
 mod acme;
 mod alerts;
 mod audit;
+mod batch;
 mod cas;
 mod certs;
 mod discovery;
 mod est;
 mod managed;
+mod nonces;
 mod profiles;
 mod state;
 mod tokens;
@@ -126,9 +128,15 @@ pub enum Engine {
 /// The database handle shared by every part of the server.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: writers queue here, in order and without polling,
+    /// instead of contending for SQLite's lock, whose busy handler sleeps in steps of up
+    /// to 100 ms. On PostgreSQL the same pool as `pool`.
+    writes: AnyPool,
     engine: Engine,
     writer: writer::CertWriter,
+    nonces: batch::Batcher<nonces::NonceBatch>,
 }
 
 /// Unix seconds of a time.
@@ -150,48 +158,40 @@ impl Store {
         } else {
             Engine::Sqlite
         };
-        let opts = AnyPoolOptions::new()
-            .max_connections(settings.db_max_connections)
-            .acquire_timeout(Duration::from_secs(30));
-        let opts = if engine == Engine::Sqlite {
-            opts.after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // WAL with FULL sync: a commit is on disk before the call returns.
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    // Keep hot index pages in memory (32 MiB per connection).
-                    conn.execute("PRAGMA cache_size = -32768").await?;
-                    Ok(())
-                })
-            })
-        } else {
-            opts
-        };
-        let pool = opts.connect(&settings.database_url).await.map_err(|e| {
-            tracing::error!(url = %redact_url(&settings.database_url), error = %e, "database connection failed");
-            StoreError::Db(e)
-        })?;
-        match engine {
+        let pool = pool_options(engine, settings.db_max_connections)
+            .connect(&settings.database_url)
+            .await
+            .map_err(|e| {
+                tracing::error!(url = %redact_url(&settings.database_url), error = %e, "database connection failed");
+                StoreError::Db(e)
+            })?;
+        let writes = match engine {
             Engine::Sqlite => {
                 pool.execute("PRAGMA journal_mode = WAL").await?;
                 SQLITE_MIGRATIONS
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::Db(e.into()))?;
+                pool_options(engine, 1)
+                    .connect(&settings.database_url)
+                    .await?
             }
             Engine::Postgres => {
                 POSTGRES_MIGRATIONS
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::Db(e.into()))?;
+                pool.clone()
             }
-        }
-        let writer = writer::CertWriter::start(pool.clone(), engine);
+        };
+        let writer = writer::CertWriter::start(writes.clone(), engine);
+        let nonces = nonces::NonceBatch::start(writes.clone(), engine);
         Ok(Store {
             pool,
+            writes,
             engine,
             writer,
+            nonces,
         })
     }
 
@@ -212,7 +212,13 @@ impl Store {
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        begin_write(&self.pool, self.engine).await
+        begin_write(&self.writes, self.engine).await
+    }
+
+    /// Close every connection (at shutdown).
+    pub async fn close(&self) {
+        self.writes.close().await;
+        self.pool.close().await;
     }
 
     /// A cheap round trip, for readiness.
@@ -220,6 +226,27 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// Pool settings; on SQLite every connection gets the same pragmas.
+fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
+    let opts = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30));
+    if engine == Engine::Postgres {
+        return opts;
+    }
+    opts.after_connect(|conn, _| {
+        Box::pin(async move {
+            conn.execute("PRAGMA busy_timeout = 10000").await?;
+            conn.execute("PRAGMA foreign_keys = ON").await?;
+            // WAL with FULL sync: a commit is on disk before the call returns.
+            conn.execute("PRAGMA synchronous = FULL").await?;
+            // Keep hot index pages in memory (32 MiB per connection).
+            conn.execute("PRAGMA cache_size = -32768").await?;
+            Ok(())
+        })
+    })
 }
 
 /// [`Store::begin_write`] on a bare pool.

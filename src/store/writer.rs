@@ -5,84 +5,51 @@
 //! written together in one transaction; each caller is answered only after that commit.
 
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{BatchWrite, Batcher};
 use super::certs::NewCertificate;
 use super::{AuditEvent, Engine, StoreError, ts};
 
-// 17 bound values a row: well under SQLite's 32766 and PostgreSQL's 65535 limits.
-const MAX_BATCH: usize = 256;
-
-struct Job {
+/// One certificate and its audit event.
+pub(crate) struct Job {
     cert: NewCertificate,
     audit: AuditEvent,
-    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Writes certificate records in batches.
+pub(crate) struct CertBatch {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl BatchWrite for CertBatch {
+    type Job = Job;
+    type Out = ();
+    // 17 bound values a row: well under SQLite's 32766 and PostgreSQL's 65535 limits.
+    const MAX_BATCH: usize = 256;
+
+    async fn write(&self, jobs: &[Job]) -> Result<Vec<()>, StoreError> {
+        write(&self.pool, self.engine, jobs).await?;
+        Ok(vec![(); jobs.len()])
+    }
 }
 
 /// The handle that queues certificate records for the writer task.
 #[derive(Clone, Debug)]
-pub(crate) struct CertWriter {
-    tx: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("id", &self.cert.id).finish()
-    }
-}
+pub(crate) struct CertWriter(Batcher<CertBatch>);
 
 impl CertWriter {
     pub(crate) fn start(pool: AnyPool, engine: Engine) -> CertWriter {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, engine, rx));
-        CertWriter { tx }
+        CertWriter(Batcher::start(CertBatch { pool, engine }))
     }
 
+    /// Queue a certificate and its audit event; returns once both are committed.
     pub(crate) async fn submit(
         &self,
         cert: NewCertificate,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job { cert, audit, done })
-            .await
-            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
-        wait.await
-            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?
-    }
-}
-
-async fn run(pool: AnyPool, engine: Engine, mut rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let jobs: Vec<&Job> = batch.iter().collect();
-        match write(&pool, engine, &jobs).await {
-            Ok(()) => {
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
-                }
-            }
-            Err(e) if batch.len() == 1 => {
-                if let Some(job) = batch.pop() {
-                    let _ = job.done.send(Err(e));
-                }
-            }
-            Err(_) => {
-                // One bad record must not fail the others: write each on its own.
-                for job in batch.drain(..) {
-                    let r = write(&pool, engine, &[&job]).await;
-                    let _ = job.done.send(r);
-                }
-            }
-        }
+        self.0.submit(Job { cert, audit }).await
     }
 }
 
@@ -122,7 +89,7 @@ pub(crate) fn placeholders(
 
 /// One transaction, three statements, however many certificates: each statement is a
 /// round trip to the database's worker, so rows are sent together.
-async fn write(pool: &AnyPool, engine: Engine, jobs: &[&Job]) -> Result<(), StoreError> {
+async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<(), StoreError> {
     let mut tx = super::begin_write(pool, engine).await?;
     let sql = format!(
         "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
