@@ -302,7 +302,7 @@ impl Store {
         reused: &[String],
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_relaxed().await?;
         sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $10, $8)")
             .bind(&o.id)
             .bind(&o.account_id)
@@ -448,7 +448,7 @@ impl Store {
         authz_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_relaxed().await?;
         let authz = sqlx::query("SELECT status FROM acme_authorizations WHERE id = $1")
             .bind(authz_id)
             .fetch_optional(&mut *tx)
@@ -487,7 +487,7 @@ impl Store {
         } else {
             ("invalid", "invalid")
         };
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_relaxed().await?;
         let done = sqlx::query(
             "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3, processing_since = NULL WHERE id = $4 AND status = 'processing'",
         )
@@ -541,7 +541,7 @@ impl Store {
         audit: &AuditEvent,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_relaxed().await?;
         let done = sqlx::query(
             "UPDATE acme_challenges SET processing_since = $1 WHERE id = $2 AND status = 'processing' AND COALESCE(processing_since, 0) = $3",
         )

@@ -173,6 +173,12 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::Db(e.into()))?;
                 pool_options(engine, 1)
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            Ok(true)
+                        })
+                    })
                     .connect(&settings.database_url)
                     .await?
             }
@@ -205,14 +211,40 @@ impl Store {
         &self.pool
     }
 
-    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`
-    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes cannot wait
-    /// for a concurrent writer (the busy timeout does not apply to upgrading a read snapshot)
-    /// and fails at once with `database is locked`.
+    /// A transaction that will write, committed durably. On SQLite it takes the write lock
+    /// at `BEGIN` (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes
+    /// cannot wait for a concurrent writer (the busy timeout does not apply to upgrading a
+    /// read snapshot) and fails at once with `database is locked`.
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         begin_write(&self.writes, self.engine).await
+    }
+
+    /// A write transaction for protocol bookkeeping that a client simply repeats if a power
+    /// failure loses it (ACME orders, challenge states). On SQLite its commit is not flushed
+    /// to disk on its own (`synchronous = NORMAL` in WAL mode: still atomic and consistent);
+    /// the next durable commit flushes it with everything before it. On PostgreSQL it is an
+    /// ordinary transaction.
+    pub(crate) async fn begin_write_relaxed(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Postgres => self.writes.begin().await,
+            Engine::Sqlite => {
+                let conn = self.relaxed_writer().await?;
+                sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into())).await
+            }
+        }
+    }
+
+    /// The SQLite writer connection with `synchronous = NORMAL` for its next commits. It
+    /// is set back to `FULL` when the connection returns to the pool (`after_release`), so a
+    /// cancelled caller cannot leave it relaxed for the durable writes that follow.
+    pub(crate) async fn relaxed_writer(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        relaxed(&self.writes, self.engine).await
     }
 
     /// Close every connection (at shutdown).
@@ -249,6 +281,18 @@ fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
     })
 }
 
+/// [`Store::relaxed_writer`] on a bare pool.
+pub(crate) async fn relaxed(
+    pool: &AnyPool,
+    engine: Engine,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    if engine == Engine::Sqlite {
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+    }
+    Ok(conn)
+}
+
 /// [`Store::begin_write`] on a bare pool.
 pub(crate) async fn begin_write(
     pool: &AnyPool,
@@ -264,4 +308,54 @@ pub(crate) async fn begin_write(
 /// end of the primary-key index instead of on a random page.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod durability_tests {
+    use super::*;
+    use sqlx::Row;
+
+    async fn synchronous(store: &Store) -> i64 {
+        let mut conn = store.writes.acquire().await.unwrap();
+        sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    }
+
+    /// A relaxed writer goes back to the pool flushing commits again (FULL = 2), also when
+    /// its user is cancelled halfway; the durable path commits with FULL.
+    #[tokio::test]
+    async fn relaxed_writes_never_leak_into_durable_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load(dir.path(), None).unwrap();
+        let store = Store::connect(&settings).await.unwrap();
+        assert_eq!(synchronous(&store).await, 2);
+
+        let mut tx = store.begin_write_relaxed().await.unwrap();
+        let level: i64 = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(level, 1, "NORMAL inside a relaxed transaction");
+        tx.commit().await.unwrap();
+        assert_eq!(synchronous(&store).await, 2);
+
+        // Cancelled between the pragma and the commit: dropped, not committed.
+        let conn = store.relaxed_writer().await.unwrap();
+        drop(conn);
+        assert_eq!(synchronous(&store).await, 2);
+
+        let mut tx = store.begin_write().await.unwrap();
+        let level: i64 = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(level, 2);
+        tx.rollback().await.unwrap();
+        store.close().await;
+    }
 }

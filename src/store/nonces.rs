@@ -60,7 +60,12 @@ impl BatchWrite for NonceBatch {
         for u in &distinct {
             q = q.bind(&u.nonce).bind(u.expires_at);
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        // Relaxed commit: a power failure can lose the latest uses. The request a nonce
+        // carried writes after its use is recorded, and SQLite's log is sequential: if that
+        // write was durable, so is the use before it; if it was lost, replaying the request
+        // does it once.
+        let mut conn = super::relaxed(&self.pool, self.engine).await?;
+        let rows = q.fetch_all(&mut *conn).await?;
         let mut fresh = std::collections::HashSet::with_capacity(rows.len());
         for r in &rows {
             fresh.insert(r.try_get::<String, _>("nonce")?);
@@ -70,7 +75,7 @@ impl BatchWrite for NonceBatch {
             self.last_purge.store(now, Ordering::Relaxed);
             sqlx::query("DELETE FROM acme_used_nonces WHERE expires_at < $1")
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?;
         }
         // `fresh.remove` answers true once per nonce: the first use in the batch.
