@@ -63,6 +63,20 @@ wait_until() {
     done
 }
 
+# finish_workdir STATUS DIR KEEP: after a failure (STATUS not 0) shows the end of every
+# log in DIR; then removes DIR, unless KEEP is 1.
+finish_workdir() {
+    local status="$1" dir="$2" f
+    if [[ "$status" -ne 0 ]]; then
+        for f in "$dir"/*.log; do
+            [[ -s "$f" ]] || continue
+            log "last lines of $f:"
+            tail -n 20 "$f" >&2 || true
+        done
+    fi
+    drop_workdir "$dir" "$3"
+}
+
 # drop_workdir DIR KEEP: removes the work dir, unless KEEP is 1.
 drop_workdir() {
     if [[ "$2" == 1 ]]; then log "kept work dir $1"; else rm -rf "$1"; fi

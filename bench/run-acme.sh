@@ -44,14 +44,7 @@ cleanup() {
     stop_pid "$CK_PID" certkeeper
     stop_pid "$PEBBLE_PID" pebble
     stop_pid "$CHALL_PID" pebble-challtestsrv
-    if [[ "$status" -ne 0 ]]; then
-        for f in "$WORK"/*.log; do
-            [[ -s "$f" ]] || continue
-            log "last lines of $f:"
-            tail -n 20 "$f" >&2 || true
-        done
-    fi
-    drop_workdir "$WORK" "$KEEP_WORKDIR"
+    finish_workdir "$status" "$WORK" "$KEEP_WORKDIR"
     exit "$status"
 }
 on_exit cleanup

@@ -50,15 +50,7 @@ cleanup() {
     stop_pid "$BENCH_PID" certkeeper-bench
     stop_pid "$CK_PID" certkeeper
     stop_pid "$CFSSL_PID" cfssl
-    if [[ "$status" -ne 0 ]]; then
-        for f in "$WORK/certkeeper.log" "$WORK/cfssl.log"; do
-            if [[ -s "$f" ]]; then
-                log "last lines of $f:"
-                tail -n 20 "$f" >&2 || true
-            fi
-        done
-    fi
-    drop_workdir "$WORK" "$KEEP_WORKDIR"
+    finish_workdir "$status" "$WORK" "$KEEP_WORKDIR"
     exit "$status"
 }
 on_exit cleanup

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish};
+use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish, ratio};
 use clap::Parser;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
@@ -413,7 +413,7 @@ async fn run_target(target: Target, args: &Args, tokens: &Tokens) -> Result<Targ
     let mut creating = JoinSet::new();
     for _ in 0..args.accounts {
         let (root, directory) = (&target.root, target.directory.clone());
-        let http = http_client(&root)?;
+        let http = http_client(root)?;
         creating.spawn(async move {
             let (account, _credentials) = Account::builder_with_http(http)
                 .create(
@@ -627,16 +627,11 @@ async fn run(args: Args) -> Result<()> {
     for target in targets {
         results.push(run_target(target, &args, &tokens).await?);
     }
-    let rate = |name: &str| {
-        results
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| r.issuances_per_sec)
-    };
-    let ratio = match (rate("certkeeper"), rate("pebble")) {
-        (Some(ck), Some(pb)) if pb > 0.0 => Some(ck / pb),
-        _ => None,
-    };
+    let rates: Vec<(&str, f64)> = results
+        .iter()
+        .map(|r| (r.name, r.issuances_per_sec))
+        .collect();
+    let ratio = ratio(&rates, "certkeeper", "pebble");
     let report = Report {
         accounts: args.accounts,
         warmup_secs: args.warmup_secs,
@@ -644,17 +639,12 @@ async fn run(args: Args) -> Result<()> {
         results,
         ratio_certkeeper_over_pebble: ratio,
     };
-    let idle: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| r.issued == 0)
-        .map(|r| r.name)
-        .collect();
+    let completed: Vec<(&str, u64)> = report.results.iter().map(|r| (r.name, r.issued)).collect();
     publish(
         &render_table(&report),
         &report,
         args.json_out.as_deref(),
-        &idle,
+        &completed,
     )
 }
 

@@ -79,14 +79,29 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// `rate(numerator) / rate(denominator)` from `(target, rate)` pairs, when both ran and the
+/// denominator did something.
+pub fn ratio(rates: &[(&str, f64)], numerator: &str, denominator: &str) -> Option<f64> {
+    let rate = |name: &str| rates.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+    match (rate(numerator), rate(denominator)) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
 /// Prints the result table, writes the report as JSON when asked, and fails when a target
-/// (named in `idle`) completed nothing in its measured window.
+/// completed nothing in its measured window (`completed`: `(target, count)` pairs).
 pub fn publish<R: serde::Serialize>(
     table: &str,
     report: &R,
     json_out: Option<&std::path::Path>,
-    idle: &[&str],
+    completed: &[(&str, u64)],
 ) -> anyhow::Result<()> {
+    let idle: Vec<&str> = completed
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(name, _)| *name)
+        .collect();
     print!("{table}");
     if let Some(path) = json_out {
         let json = serde_json::to_string_pretty(report)?;
@@ -114,6 +129,14 @@ mod tests {
         assert!(close(percentile_ms(&sorted, 99.0), 99.0));
         assert!(close(percentile_ms(&sorted[..1], 99.0), 1.0));
         assert_eq!(percentile_ms(&[], 50.0), None);
+    }
+
+    #[test]
+    fn ratio_needs_both_and_a_nonzero_denominator() {
+        let rates = [("a", 6.0), ("b", 2.0), ("z", 0.0)];
+        assert_eq!(ratio(&rates, "a", "b"), Some(3.0));
+        assert_eq!(ratio(&rates, "a", "z"), None);
+        assert_eq!(ratio(&rates, "a", "missing"), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish};
+use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish, ratio};
 
 /// DNS name requested in the benchmark CSR.
 const CSR_DNS_NAME: &str = "bench.example.com";
@@ -469,16 +469,8 @@ async fn run(args: Args) -> Result<()> {
         results.push(run_target(&client, target, args.concurrency, warmup, duration).await?);
     }
 
-    let rate = |kind: Kind| {
-        results
-            .iter()
-            .find(|r| r.name == kind.name())
-            .map(|r| r.certs_per_sec)
-    };
-    let ratio = match (rate(Kind::Certkeeper), rate(Kind::Cfssl)) {
-        (Some(ck), Some(cf)) if cf > 0.0 => Some(ck / cf),
-        _ => None,
-    };
+    let rates: Vec<(&str, f64)> = results.iter().map(|r| (r.name, r.certs_per_sec)).collect();
+    let ratio = ratio(&rates, Kind::Certkeeper.name(), Kind::Cfssl.name());
     let report = Report {
         csr_dns_name: CSR_DNS_NAME,
         csr_key: "ECDSA P-256",
@@ -489,17 +481,16 @@ async fn run(args: Args) -> Result<()> {
         ratio_certkeeper_over_cfssl: ratio,
     };
 
-    let idle: Vec<&str> = report
+    let completed: Vec<(&str, u64)> = report
         .results
         .iter()
-        .filter(|r| r.successes == 0)
-        .map(|r| r.name)
+        .map(|r| (r.name, r.successes))
         .collect();
     publish(
         &render_table(&report),
         &report,
         args.json_out.as_deref(),
-        &idle,
+        &completed,
     )
 }
 
