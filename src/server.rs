@@ -309,6 +309,9 @@ async fn background_jobs(
                     Ok(n) => tracing::info!(count = n, "validating ACME challenges again that a stopped process left unfinished"),
                     Err(e) => tracing::error!(error = %e, "taking over stuck ACME validations failed"),
                 }
+                if let Err(e) = crate::acme::fail_interrupted_orders(&pki).await {
+                    tracing::error!(error = %e, "ending interrupted ACME orders failed");
+                }
             }
             _ = cert_tick.tick() => {
                 match server_certificate(&pki).await.and_then(|(c, k)| ServerCert::build(c, k)) {

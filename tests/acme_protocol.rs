@@ -1210,3 +1210,76 @@ async fn stuck_validations_sqlite() {
 async fn stuck_validations_postgres() {
     stuck_validations(Db::Postgres).await;
 }
+
+/// An order whose finalization was cut off by a stopped process (left `processing`) is
+/// ended as invalid with a serverInternal error when a server starts, so its client stops
+/// polling; an order that has only just started processing is left alone.
+async fn interrupted_finalize(db: Db) {
+    let mut s = TestServer::start(db).await;
+    let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    c.register().await;
+    let mut urls = Vec::new();
+    for name in ["cut.proto.test", "busy.proto.test"] {
+        let o = c.new_order(&[("dns", name)]).await;
+        assert_eq!(o.status, 201, "{}", o.text);
+        urls.push(o.location());
+    }
+    let id = |u: &str| u.rsplit('/').next().unwrap().to_string();
+    let (cut, busy) = (id(&urls[0]), id(&urls[1]));
+
+    s.stop();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let update =
+        "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2";
+    db_execute(
+        &s,
+        update,
+        &[(now - 3600, cut.as_str()), (now, busy.as_str())],
+    )
+    .await;
+    s.spawn(&[]).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ended = loop {
+        let o = c.post(&urls[0], None).await;
+        if o.body["status"] != "processing" {
+            break o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order still processing: {}",
+            o.text
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(ended.body["status"], "invalid", "{}", ended.text);
+    assert_eq!(
+        ended.body["error"]["type"], "urn:ietf:params:acme:error:serverInternal",
+        "{}",
+        ended.text
+    );
+    let other = c.post(&urls[1], None).await;
+    assert_eq!(other.body["status"], "processing", "{}", other.text);
+
+    let (st, audit) = s
+        .api(Method::GET, "/audit?action=acme.order.interrupted", None)
+        .await;
+    assert_eq!(st, 200, "{audit}");
+    let ids: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["object_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![cut.as_str()], "{audit}");
+}
+
+#[tokio::test]
+async fn interrupted_finalize_sqlite() {
+    interrupted_finalize(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn interrupted_finalize_postgres() {
+    interrupted_finalize(Db::Postgres).await;
+}

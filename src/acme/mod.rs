@@ -28,7 +28,7 @@ use crate::pki::{Actor, Pki};
 use crate::server::AppState;
 use crate::store::{AcmeAccount, ProfileRecord};
 
-pub(crate) use order::reclaim_stuck_validations;
+pub(crate) use order::{fail_interrupted_orders, reclaim_stuck_validations};
 
 /// The ACME routes.
 pub fn router() -> Router<AppState> {

@@ -572,7 +572,7 @@ async fn finalize_inner(
         ));
     }
     if !store
-        .acme_order_transition(&o.id, "pending", "processing", None, None)
+        .acme_order_start_processing(&o.id, ctx.now())
         .await
         .map_err(internal)?
     {
@@ -820,6 +820,31 @@ const RECLAIM_BATCH: i64 = 100;
 /// ([`crate::config::AcmeSettings::stuck_validation_after`]). Each is taken over with a
 /// compare-and-set on its start time, so of several replicas sharing the database exactly one
 /// validates it again. Returns how many this pass took over.
+/// How long an order may stay `processing`: finalization signs within one request, so an
+/// order older than this was interrupted by a stopped process.
+const INTERRUPTED_FINALIZE_SECS: i64 = 120;
+
+/// End orders whose finalization was interrupted (the process stopped between taking the
+/// order and recording its certificate): they become invalid with a `serverInternal` error,
+/// so clients stop polling and order again. Returns how many.
+pub(crate) async fn fail_interrupted_orders(pki: &Arc<Pki>) -> Result<usize, StoreError> {
+    let now = pki.now().unix_timestamp();
+    let error = Problem::new(
+        ProblemType::ServerInternal,
+        "finalization was interrupted; please create a new order",
+    )
+    .to_json()
+    .to_string();
+    let ids = pki
+        .store()
+        .acme_fail_stuck_orders(now - INTERRUPTED_FINALIZE_SECS, &error, now)
+        .await?;
+    for id in &ids {
+        tracing::warn!(order = %id, "an order's finalization was interrupted; it is now invalid");
+    }
+    Ok(ids.len())
+}
+
 pub(crate) async fn reclaim_stuck_validations(pki: &Arc<Pki>) -> Result<usize, StoreError> {
     let now = pki.now().unix_timestamp();
     let after = pki.settings().acme.stuck_validation_after().as_secs() as i64;

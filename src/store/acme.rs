@@ -406,6 +406,54 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Start finalizing a pending (ready) order at `now`; false if it was not pending any
+    /// more (another request or replica got there first).
+    pub async fn acme_order_start_processing(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.writes)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// End as invalid, with `error`, every order that started processing before `before`
+    /// (its finalization was interrupted); returns their ids. One statement, so replicas
+    /// running this at once end each order once.
+    pub async fn acme_fail_stuck_orders(
+        &self,
+        before: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "UPDATE acme_orders SET status = 'invalid', error = $1 WHERE status = 'processing' AND processing_since < $2 RETURNING id",
+        )
+        .bind(error)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for id in &ids {
+            AuditEvent::new("acme", None, "acme.order.interrupted", "acme_order")
+                .object(id)
+                .write(&mut *tx, now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// An authorization by id.
     pub async fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
         let row = sqlx::query(&format!(
