@@ -1,15 +1,12 @@
 //! Accounts: newAccount, account updates and deactivation, the orders list, key change.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use certkeeper_acme::{Jws, KeyRef, Problem, ProblemType, PublicJwk};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Ctx, Peer, Reply, account_key, handle, internal};
-use crate::server::AppState;
+use super::{AcmePost, Ctx, Reply, account_key, internal};
 use crate::store::{AcmeAccount, StoreError, new_id};
 
 #[derive(Deserialize, Default)]
@@ -94,26 +91,9 @@ pub(crate) async fn check_rate(ctx: &Ctx, bucket: String, limit: u32) -> Result<
     Ok(())
 }
 
-pub(super) async fn new_account(
-    State(state): State<AppState>,
-    Path(profile): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = new_account_inner(&ctx, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn new_account(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(new_account_inner(ctx, &p.headers, &p.body)))
+        .await
 }
 
 async fn new_account_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
@@ -263,26 +243,9 @@ async fn check_eab(ctx: &Ctx, eab: &Value, account_key: &PublicJwk) -> Result<St
     Ok(rec.id)
 }
 
-pub(super) async fn account(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = account_inner(&ctx, &id, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn account(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(account_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
 }
 
 async fn own_account(
@@ -343,42 +306,31 @@ async fn account_inner(
         .header(header::LOCATION, ctx.link("acct", &account.id)))
 }
 
-pub(super) async fn orders(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = async {
-                let (jws, account) = own_account(&ctx, &id, &headers, &body).await?;
-                if !jws.is_post_as_get() {
-                    return Err(Problem::malformed(
-                        "the orders list is read with POST-as-GET",
-                    ));
-                }
-                let ids = ctx
-                    .pki()
-                    .store()
-                    .acme_order_ids(&account.id)
-                    .await
-                    .map_err(internal)?;
-                let urls: Vec<String> = ids.iter().map(|o| ctx.link("order", o)).collect();
-                Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
-            }
-            .await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn orders(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(orders_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
+}
+
+async fn orders_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
+    let (jws, account) = own_account(ctx, id, headers, body).await?;
+    if !jws.is_post_as_get() {
+        return Err(Problem::malformed(
+            "the orders list is read with POST-as-GET",
+        ));
+    }
+    let ids = ctx
+        .pki()
+        .store()
+        .acme_order_ids(&account.id)
+        .await
+        .map_err(internal)?;
+    let urls: Vec<String> = ids.iter().map(|o| ctx.link("order", o)).collect();
+    Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
 }
 
 #[derive(Deserialize)]
@@ -388,26 +340,9 @@ struct KeyChangePayload {
     old_key: Value,
 }
 
-pub(super) async fn key_change(
-    State(state): State<AppState>,
-    Path(profile): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = key_change_inner(&ctx, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn key_change(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(key_change_inner(ctx, &p.headers, &p.body)))
+        .await
 }
 
 /// RFC 8555 §7.3.5: the outer JWS is signed by the old key, the inner by the new one.

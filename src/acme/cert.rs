@@ -1,6 +1,5 @@
 //! Certificate download, revocation and renewal information (RFC 9773).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
@@ -10,31 +9,14 @@ use serde_json::json;
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use super::order::rfc3339;
-use super::{Ctx, Peer, Reply, handle, internal};
+use super::{AcmePost, Ctx, Peer, Reply, handle, internal};
 use crate::error::AppError;
 use crate::server::AppState;
 use crate::store::CertRecord;
 
-pub(super) async fn certificate(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = certificate_inner(&ctx, &id, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn certificate(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(certificate_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
 }
 
 async fn certificate_inner(
@@ -79,26 +61,9 @@ async fn certificate_inner(
     ))
 }
 
-pub(super) async fn revoke(
-    State(state): State<AppState>,
-    Path(profile): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = revoke_inner(&ctx, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn revoke(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(revoke_inner(ctx, &p.headers, &p.body)))
+        .await
 }
 
 #[derive(Deserialize)]

@@ -13,11 +13,11 @@ mod order;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use certkeeper_acme::{Jws, KeyRef, Problem, ProblemType, PublicJwk};
 use serde_json::{Value, json};
@@ -361,6 +361,74 @@ async fn ctx_or_problem(
             *r.status_mut() = StatusCode::NOT_FOUND;
             Err(r)
         }
+    }
+}
+
+/// One ACME POST, extracted once for every handler: the directory's profile, the resource
+/// id from the path (empty where the route has none), and the request itself.
+pub(crate) struct AcmePost {
+    state: AppState,
+    profile: String,
+    uri: Uri,
+    peer: Peer,
+    /// `{id}` of routes such as `acct/{id}` and `order/{id}`.
+    pub(crate) id: String,
+    /// The request headers.
+    pub(crate) headers: HeaderMap,
+    /// The JWS body.
+    pub(crate) body: Bytes,
+}
+
+impl FromRequest<AppState> for AcmePost {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Path(mut params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(
+                &mut parts, state,
+            )
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Ok(peer) = Peer::from_request_parts(&mut parts, state).await;
+        let (uri, headers) = (parts.uri.clone(), parts.headers.clone());
+        let body = Bytes::from_request(axum::extract::Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(AcmePost {
+            state: state.clone(),
+            profile: params.remove("profile").unwrap_or_default(),
+            id: params.remove("id").unwrap_or_default(),
+            uri,
+            peer,
+            headers,
+            body,
+        })
+    }
+}
+
+/// The part of a POST handler that is its own: it reads the request and answers.
+pub(crate) type Answer =
+    for<'a> fn(&'a Ctx, &'a AcmePost) -> futures::future::BoxFuture<'a, Result<Reply, Problem>>;
+
+impl AcmePost {
+    /// Build the context, run `answer`, add the common headers (nonce, index link).
+    pub(crate) async fn answer(self, answer: Answer) -> Response {
+        let ctx = match ctx_or_problem(
+            &self.state,
+            &self.profile,
+            &self.uri,
+            &self.headers,
+            self.peer.0,
+            false,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let result = answer(&ctx, &self).await;
+        ctx.finish(result).await
     }
 }
 

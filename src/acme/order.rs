@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use certkeeper_acme::{
     ChallengeType, Identifier, IdentifierKind, Problem, ProblemType, Status, ValidationConfig,
@@ -17,10 +15,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::account::check_rate;
-use super::{Ctx, Peer, Reply, account_key, handle, internal};
+use super::{AcmePost, Ctx, Reply, account_key, internal};
 use crate::error::AppError;
 use crate::pki::Pki;
-use crate::server::AppState;
 use crate::store::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz, StoreError, new_id,
 };
@@ -220,26 +217,9 @@ pub(crate) fn validation_config(pki: &Pki) -> ValidationConfig {
     }
 }
 
-pub(super) async fn new_order(
-    State(state): State<AppState>,
-    Path(profile): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = new_order_inner(&ctx, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn new_order(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(new_order_inner(ctx, &p.headers, &p.body)))
+        .await
 }
 
 async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
@@ -419,46 +399,35 @@ async fn own_order(ctx: &Ctx, account: &AcmeAccount, id: &str) -> Result<AcmeOrd
         .ok_or_else(|| Problem::unauthorized("no such order for this account"))
 }
 
-pub(super) async fn order(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = async {
-                let (jws, account) = ctx.verify(&headers, &body).await?;
-                let account = Ctx::require_account(account)?;
-                if !jws.is_post_as_get() {
-                    return Err(Problem::malformed("orders are read with POST-as-GET"));
-                }
-                let o = own_order(&ctx, &account, &id).await?;
-                let authzs = ctx
-                    .pki()
-                    .store()
-                    .acme_order_authzs(&o.id)
-                    .await
-                    .map_err(internal)?;
-                let v = order_json(&ctx, &o, &authzs)?;
-                let mut r = Reply::json(StatusCode::OK, &v);
-                if v["status"] == "processing" {
-                    r = r.header(header::RETRY_AFTER, "1");
-                }
-                Ok(r)
-            }
-            .await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn order(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(order_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
+}
+
+async fn order_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
+    let (jws, account) = ctx.verify(headers, body).await?;
+    let account = Ctx::require_account(account)?;
+    if !jws.is_post_as_get() {
+        return Err(Problem::malformed("orders are read with POST-as-GET"));
+    }
+    let o = own_order(ctx, &account, id).await?;
+    let authzs = ctx
+        .pki()
+        .store()
+        .acme_order_authzs(&o.id)
+        .await
+        .map_err(internal)?;
+    let v = order_json(ctx, &o, &authzs)?;
+    let mut r = Reply::json(StatusCode::OK, &v);
+    if v["status"] == "processing" {
+        r = r.header(header::RETRY_AFTER, "1");
+    }
+    Ok(r)
 }
 
 #[derive(Deserialize)]
@@ -466,26 +435,9 @@ struct FinalizePayload {
     csr: String,
 }
 
-pub(super) async fn finalize(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = finalize_inner(&ctx, &id, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn finalize(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(finalize_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
 }
 
 /// Compare a CSR's names with the order's identifiers: they must match exactly.
@@ -633,80 +585,52 @@ struct AuthzUpdate {
     status: String,
 }
 
-pub(super) async fn authz(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = async {
-                let (jws, account) = ctx.verify(&headers, &body).await?;
-                let account = Ctx::require_account(account)?;
-                let mut a = own_authz(&ctx, &account, &id).await?;
-                if !jws.is_post_as_get() {
-                    let u: AuthzUpdate = jws.json()?;
-                    if u.status != "deactivated" {
-                        return Err(Problem::malformed(
-                            "an authorization can only be deactivated",
-                        ));
-                    }
-                    let ev = ctx
-                        .actor(Some(&account.id))
-                        .event("acme.authz.deactivate", "acme_authz")
-                        .object(&a.id);
-                    if !ctx
-                        .pki()
-                        .store()
-                        .acme_authz_deactivate(&a.id, &ev, ctx.now())
-                        .await
-                        .map_err(internal)?
-                    {
-                        return Err(Problem::malformed(format!(
-                            "an authorization that is {} cannot be deactivated",
-                            a.status
-                        )));
-                    }
-                    a.status = "deactivated".into();
-                }
-                let v = authz_json(&ctx, &a).await?;
-                Ok(Reply::json(StatusCode::OK, &v))
-            }
-            .await;
-            (ctx, r)
-        },
-    )
-    .await
+pub(super) async fn authz(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(authz_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
 }
 
-pub(super) async fn challenge(
-    State(state): State<AppState>,
-    Path((profile, id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Response {
-    handle(
-        state,
-        profile,
-        uri,
-        headers.clone(),
-        peer,
-        |ctx| async move {
-            let r = challenge_inner(&ctx, &id, &headers, &body).await;
-            (ctx, r)
-        },
-    )
-    .await
+async fn authz_inner(
+    ctx: &Ctx,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Problem> {
+    let (jws, account) = ctx.verify(headers, body).await?;
+    let account = Ctx::require_account(account)?;
+    let mut a = own_authz(ctx, &account, id).await?;
+    if !jws.is_post_as_get() {
+        let u: AuthzUpdate = jws.json()?;
+        if u.status != "deactivated" {
+            return Err(Problem::malformed(
+                "an authorization can only be deactivated",
+            ));
+        }
+        let ev = ctx
+            .actor(Some(&account.id))
+            .event("acme.authz.deactivate", "acme_authz")
+            .object(&a.id);
+        if !ctx
+            .pki()
+            .store()
+            .acme_authz_deactivate(&a.id, &ev, ctx.now())
+            .await
+            .map_err(internal)?
+        {
+            return Err(Problem::malformed(format!(
+                "an authorization that is {} cannot be deactivated",
+                a.status
+            )));
+        }
+        a.status = "deactivated".into();
+    }
+    let v = authz_json(ctx, &a).await?;
+    Ok(Reply::json(StatusCode::OK, &v))
+}
+
+pub(super) async fn challenge(post: AcmePost) -> Response {
+    post.answer(|ctx, p| Box::pin(challenge_inner(ctx, &p.id, &p.headers, &p.body)))
+        .await
 }
 
 async fn challenge_inner(
