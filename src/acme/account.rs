@@ -254,8 +254,7 @@ async fn own_account(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Jws, AcmeAccount), Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     if account.id != id {
         return Err(Problem::unauthorized("this is not your account"));
     }
@@ -347,8 +346,7 @@ pub(super) async fn key_change(post: AcmePost) -> Response {
 
 /// RFC 8555 §7.3.5: the outer JWS is signed by the old key, the inner by the new one.
 async fn key_change_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
-    let (outer, account) = ctx.verify(headers, body).await?;
-    let mut account = Ctx::require_account(account)?;
+    let (outer, mut account) = ctx.verify_kid(headers, body).await?;
     let inner = Jws::parse(&outer.payload, false)?;
     let KeyRef::Jwk(new_key) = &inner.header.key else {
         return Err(Problem::malformed(

@@ -25,8 +25,7 @@ async fn certificate_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     if !jws.is_post_as_get() {
         return Err(Problem::malformed(
             "certificates are downloaded with POST-as-GET",

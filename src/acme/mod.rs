@@ -281,11 +281,17 @@ impl Ctx {
             })
     }
 
-    /// Require a `kid` request (most resources).
-    pub(crate) fn require_account(account: Option<AcmeAccount>) -> Result<AcmeAccount, Problem> {
-        account.ok_or_else(|| {
+    /// [`Ctx::verify`] for a request that must be signed by an account (`kid`): most of them.
+    pub(crate) async fn verify_kid(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(Jws, AcmeAccount), Problem> {
+        let (jws, account) = self.verify(headers, body).await?;
+        let account = account.ok_or_else(|| {
             Problem::malformed("this request must be signed with the account key (kid)")
-        })
+        })?;
+        Ok((jws, account))
     }
 
     async fn new_nonce_value(&self) -> Result<String, Problem> {

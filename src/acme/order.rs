@@ -223,8 +223,7 @@ pub(super) async fn new_order(post: AcmePost) -> Response {
 }
 
 async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     let p: NewOrderPayload = jws.json()?;
     if p.identifiers.is_empty() {
         return Err(Problem::malformed("an order needs at least one identifier"));
@@ -410,8 +409,7 @@ async fn order_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     if !jws.is_post_as_get() {
         return Err(Problem::malformed("orders are read with POST-as-GET"));
     }
@@ -494,8 +492,7 @@ async fn finalize_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     let p: FinalizePayload = jws.json()?;
     let o = own_order(ctx, &account, id).await?;
     let store = ctx.pki().store();
@@ -596,8 +593,7 @@ async fn authz_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     let mut a = own_authz(ctx, &account, id).await?;
     if !jws.is_post_as_get() {
         let u: AuthzUpdate = jws.json()?;
@@ -639,8 +635,7 @@ async fn challenge_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, Problem> {
-    let (jws, account) = ctx.verify(headers, body).await?;
-    let account = Ctx::require_account(account)?;
+    let (jws, account) = ctx.verify_kid(headers, body).await?;
     let store = ctx.pki().store();
     let c = store
         .acme_challenge(id)
