@@ -64,6 +64,14 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         Ok(v)
     }
 
+    /// Forget one entry (after a local change).
+    pub fn remove(&self, k: &K) {
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(k);
+    }
+
     /// Forget everything (after a local change).
     pub fn clear(&self) {
         self.map.write().unwrap_or_else(|e| e.into_inner()).clear();

@@ -445,6 +445,32 @@ impl Pki {
         managed_key: Option<&[u8]>,
         actor: &Actor,
     ) -> Result<Issued, AppError> {
+        self.issue_recorded(profile, request, managed_key, actor, None)
+            .await
+    }
+
+    /// [`Pki::issue`] for an ACME order being finalized (`processing`): the order becomes
+    /// valid in the same commit that records the certificate, so an issuance costs one
+    /// durable commit and no answered certificate is left without its order.
+    pub async fn issue_for_acme_order(
+        &self,
+        profile: &ProfileRecord,
+        request: IssuanceRequest,
+        actor: &Actor,
+        order_id: &str,
+    ) -> Result<Issued, AppError> {
+        self.issue_recorded(profile, request, None, actor, Some(order_id))
+            .await
+    }
+
+    async fn issue_recorded(
+        &self,
+        profile: &ProfileRecord,
+        request: IssuanceRequest,
+        managed_key: Option<&[u8]>,
+        actor: &Actor,
+        acme_order: Option<&str>,
+    ) -> Result<Issued, AppError> {
         let ca = self.ca(&profile.ca_id).await?;
         let signer = self.signer(&ca)?;
         let approved = match profile.policy.approve(request, &signer, self.now()) {
@@ -482,7 +508,11 @@ impl Pki {
                     "profile": profile.policy.name, "serial": cert.info.serial, "ca": ca.id,
                     "names": rec.names(), "managed": managed_key.is_some(),
                 }));
-            match self.store.insert_certificate(rec, ev).await {
+            match self
+                .store
+                .insert_certificate(rec, ev, acme_order.map(str::to_owned))
+                .await
+            {
                 Ok(()) => break cert,
                 Err(crate::store::StoreError::Conflict(_)) if attempt < 3 => continue,
                 Err(e) => return Err(e.into()),

@@ -36,7 +36,7 @@ mod validate;
 pub use caa::{CaaDecision, CaaRecord, caa_decision};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
-pub use nonce::{NonceKey, NonceRejection};
+pub use nonce::{NonceKey, NonceRejection, UsedNonces};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use state::{Status, authz_status, order_status};
 pub use validate::{ValidationConfig, check_caa, dns01_txt_value, key_authorization, validate};

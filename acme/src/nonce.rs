@@ -84,6 +84,61 @@ impl NonceKey {
     }
 }
 
+/// The used nonces of a single server process, in memory, bounded.
+///
+/// For a deployment with one process (the embedded SQLite database) this replaces the
+/// shared table: a nonce is accepted once if it is unexpired and not seen before. At most
+/// `capacity` uses are remembered; when more arrive, the oldest-issued are forgotten and
+/// every nonce issued up to then is refused from that moment (a client then retries with a
+/// fresh nonce, as RFC 8555 §6.5 expects), so forgetting never lets a nonce through twice.
+#[derive(Debug)]
+pub struct UsedNonces {
+    capacity: usize,
+    /// (expiry, nonce): ordered by expiry, which orders by issue time.
+    used: std::collections::BTreeSet<(i64, String)>,
+    /// Nonces expiring at or before this are refused.
+    floor: i64,
+}
+
+impl UsedNonces {
+    /// An empty set that remembers at most `capacity` uses.
+    pub fn new(capacity: usize) -> UsedNonces {
+        UsedNonces {
+            capacity: capacity.max(1),
+            used: std::collections::BTreeSet::new(),
+            floor: i64::MIN,
+        }
+    }
+
+    /// Record a use of `nonce` (checked with [`NonceKey::check`], which gave `expires_at`)
+    /// at `now`: true if this is its first use.
+    pub fn use_once(&mut self, nonce: &str, expires_at: i64, now: i64) -> bool {
+        // Expired nonces are refused by `check`: their uses need not be remembered.
+        while self.used.first().is_some_and(|(at, _)| *at < now) {
+            self.used.pop_first();
+        }
+        if expires_at <= self.floor || !self.used.insert((expires_at, nonce.to_owned())) {
+            return false;
+        }
+        while self.used.len() > self.capacity {
+            if let Some((at, _)) = self.used.pop_first() {
+                self.floor = self.floor.max(at);
+            }
+        }
+        true
+    }
+
+    /// How many uses are remembered.
+    pub fn len(&self) -> usize {
+        self.used.len()
+    }
+
+    /// True when no use is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.used.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +181,42 @@ mod tests {
             k.check(&n[..n.len() - 2], 5, 60),
             Err(NonceRejection::Unknown)
         );
+    }
+
+    #[test]
+    fn a_nonce_is_used_once() {
+        let k = key(1);
+        let mut used = UsedNonces::new(10);
+        let n = k.issue(100).unwrap();
+        let exp = k.check(&n, 100, 60).unwrap();
+        assert!(used.use_once(&n, exp, 100));
+        assert!(!used.use_once(&n, exp, 101));
+        let m = k.issue(100).unwrap();
+        assert!(used.use_once(&m, exp, 101));
+        assert_eq!(used.len(), 2);
+    }
+
+    #[test]
+    fn expired_uses_are_forgotten() {
+        let mut used = UsedNonces::new(10);
+        assert!(used.use_once("a", 160, 100));
+        assert!(used.use_once("b", 170, 100));
+        assert!(used.use_once("c", 200, 165));
+        assert_eq!(used.len(), 2, "a expired at 160 and is dropped at 165");
+    }
+
+    #[test]
+    fn a_full_set_refuses_what_it_forgot_and_everything_older() {
+        let mut used = UsedNonces::new(2);
+        assert!(used.use_once("a", 110, 100));
+        assert!(used.use_once("b", 120, 100));
+        assert!(used.use_once("c", 130, 100));
+        assert_eq!(used.len(), 2);
+        // "a" was forgotten: it must still not be accepted again, nor an unused nonce
+        // issued as early.
+        assert!(!used.use_once("a", 110, 100));
+        assert!(!used.use_once("d", 105, 100));
+        assert!(!used.use_once("b", 120, 100));
+        assert!(used.use_once("e", 125, 100));
     }
 }

@@ -536,28 +536,19 @@ async fn finalize_inner(
     }
     let issued = ctx
         .pki()
-        .issue(&ctx.profile, req, None, &ctx.actor(Some(&account.id)))
+        .issue_for_acme_order(&ctx.profile, req, &ctx.actor(Some(&account.id)), &o.id)
         .await;
-    let issued = match issued {
-        Ok(i) => i,
-        Err(e) => {
-            // The order stays ready: the client may try again with a better CSR.
-            let _ = store
-                .acme_order_transition(&o.id, "processing", "pending", None, None)
-                .await;
-            return Err(match e {
-                AppError::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
-                AppError::BadCsr(d) | AppError::BadRequest(d) => {
-                    Problem::new(ProblemType::BadCsr, d)
-                }
-                other => internal(other),
-            });
-        }
-    };
-    store
-        .acme_order_transition(&o.id, "processing", "valid", None, Some(&issued.id))
-        .await
-        .map_err(internal)?;
+    if let Err(e) = issued {
+        // The order stays ready: the client may try again with a better CSR.
+        let _ = store
+            .acme_order_transition(&o.id, "processing", "pending", None, None)
+            .await;
+        return Err(match e {
+            AppError::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
+            AppError::BadCsr(d) | AppError::BadRequest(d) => Problem::new(ProblemType::BadCsr, d),
+            other => internal(other),
+        });
+    }
     let o = store
         .acme_order(&o.id)
         .await
@@ -643,14 +634,17 @@ async fn challenge_inner(
         .map_err(internal)?
         .ok_or_else(|| Problem::unauthorized("no such challenge for this account"))?;
     let authz = own_authz(ctx, &account, &c.authz_id).await?;
+    let now = ctx.now();
+    let mut started = false;
     if !jws.is_post_as_get() {
         let _: Value = jws.json()?;
-        if authz_status(parse_status(&authz.status), authz.expires_at, ctx.now()) == Status::Pending
+        if authz_status(parse_status(&authz.status), authz.expires_at, now) == Status::Pending
             && store
-                .acme_challenge_start(&c.id, &authz.id, ctx.now())
+                .acme_challenge_start(&c.id, &authz.id, now)
                 .await
                 .map_err(internal)?
         {
+            started = true;
             let thumbprint = account_key(&account)?.thumbprint();
             spawn_validation(
                 ctx.state.pki.clone(),
@@ -661,11 +655,22 @@ async fn challenge_inner(
             );
         }
     }
-    let c = store
-        .acme_challenge(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| internal("challenge vanished"))?;
+    let c = if started {
+        AcmeChallenge {
+            status: "processing".into(),
+            processing_since: Some(now),
+            ..c
+        }
+    } else if jws.is_post_as_get() {
+        c
+    } else {
+        // Someone else moved it on: answer with what it is now.
+        store
+            .acme_challenge(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("challenge vanished"))?
+    };
     let mut r = Reply::json(StatusCode::OK, &challenge_json(ctx, &c)).header(
         header::LINK,
         format!("<{}>;rel=\"up\"", ctx.link("authz", &authz.id)),

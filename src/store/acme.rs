@@ -1,10 +1,15 @@
 //! ACME rows: nonces, accounts, orders, authorizations, challenges and rate-limit counters.
 //! Everything the ACME front end must share across replicas lives here.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::writer::placeholders;
 use super::{AuditEvent, Store, StoreError};
+use crate::cache::TtlCache;
 
 /// An ACME account.
 #[derive(Debug, Clone)]
@@ -190,6 +195,26 @@ const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at"
 const CHALLENGE_COLS: &str =
     "id, authz_id, type, token, status, validated_at, error, processing_since";
 
+/// ACME accounts by id, kept by a process that is the only one using its database
+/// (SQLite), so that its own changes are the only ones: every request is signed by an account
+/// and would otherwise read it. Changes go through [`Store::acme_account_update`], which
+/// drops the entry; the generation keeps a read that raced with a change from caching the
+/// old row.
+#[derive(Debug)]
+pub(crate) struct AccountCache {
+    map: TtlCache<String, AcmeAccount>,
+    generation: AtomicU64,
+}
+
+impl Default for AccountCache {
+    fn default() -> Self {
+        AccountCache {
+            map: TtlCache::new(Duration::from_secs(3600)),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Store {
     /// Insert an account, binding an external account key to it when given (false: the
     /// key is used already, and nothing is stored).
@@ -245,13 +270,24 @@ impl Store {
 
     /// An account by id.
     pub async fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        let cache = self.accounts.as_deref();
+        if let Some(a) = cache.and_then(|c| c.map.get(&id.to_owned())) {
+            return Ok(Some(a));
+        }
+        let generation = cache.map(|c| c.generation.load(Ordering::Acquire));
         let row = sqlx::query(&format!(
             "SELECT {ACCOUNT_COLS} FROM acme_accounts WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(row_account).transpose()
+        let account = row.as_ref().map(row_account).transpose()?;
+        if let (Some(c), Some(g), Some(a)) = (cache, generation, &account)
+            && c.generation.load(Ordering::Acquire) == g
+        {
+            c.map.put(a.id.clone(), a.clone());
+        }
+        Ok(account)
     }
 
     /// Change an account's contacts, status or key.
@@ -272,6 +308,12 @@ impl Store {
             .await?;
         audit.write(&mut *tx, now).await?;
         tx.commit().await?;
+        if let Some(c) = &self.accounts {
+            // After the commit: a read that started earlier sees a new generation and
+            // does not cache what it read.
+            c.generation.fetch_add(1, Ordering::AcqRel);
+            c.map.remove(&a.id);
+        }
         Ok(())
     }
 
@@ -328,25 +370,35 @@ impl Store {
                 .bind(o.created_at)
                 .execute(&mut *tx)
                 .await?;
-            for c in &n.challenges {
-                sqlx::query("INSERT INTO acme_challenges (id, authz_id, type, token, status, validated_at, error) VALUES ($1, $2, $3, $4, $5, NULL, NULL)")
-                    .bind(&c.id)
-                    .bind(&a.id)
-                    .bind(&c.kind)
-                    .bind(&c.token)
-                    .bind(&c.status)
-                    .execute(&mut *tx)
-                    .await?;
+            if !n.challenges.is_empty() {
+                // One statement for all of the authorization's challenges.
+                let sql = format!(
+                    "INSERT INTO acme_challenges (id, authz_id, type, token, status) VALUES {}",
+                    placeholders(self.engine, n.challenges.len(), 5, None)
+                );
+                let mut q = sqlx::query(&sql);
+                for c in &n.challenges {
+                    q = q
+                        .bind(&c.id)
+                        .bind(&a.id)
+                        .bind(&c.kind)
+                        .bind(&c.token)
+                        .bind(&c.status);
+                }
+                q.execute(&mut *tx).await?;
             }
         }
-        for authz in new.iter().map(|n| &n.authz.id).chain(reused.iter()) {
-            sqlx::query(
-                "INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES ($1, $2)",
-            )
-            .bind(&o.id)
-            .bind(authz)
-            .execute(&mut *tx)
-            .await?;
+        let links: Vec<&String> = new.iter().map(|n| &n.authz.id).chain(reused).collect();
+        if !links.is_empty() {
+            let sql = format!(
+                "INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES {}",
+                placeholders(self.engine, links.len(), 2, None)
+            );
+            let mut q = sqlx::query(&sql);
+            for authz in links {
+                q = q.bind(&o.id).bind(authz);
+            }
+            q.execute(&mut *tx).await?;
         }
         audit.write(&mut *tx, o.created_at).await?;
         tx.commit().await?;
@@ -413,13 +465,17 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        // Relaxed: if a power failure loses it, the order is simply ready again; the
+        // certificate's durable commit flushes it otherwise.
+        let mut tx = self.begin_write_relaxed().await?;
         let done = sqlx::query(
             "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.writes)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -496,23 +552,15 @@ impl Store {
         authz_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        // One statement: the authorization must still be pending too.
         let mut tx = self.begin_write_relaxed().await?;
-        let authz = sqlx::query("SELECT status FROM acme_authorizations WHERE id = $1")
-            .bind(authz_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let pending = match authz {
-            Some(r) => r.try_get::<String, _>("status")? == "pending",
-            None => false,
-        };
-        if !pending {
-            return Ok(false);
-        }
         let done = sqlx::query(
-            "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
+            "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'
+             AND (SELECT status FROM acme_authorizations WHERE id = $3) = 'pending'",
         )
         .bind(now)
         .bind(id)
+        .bind(authz_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

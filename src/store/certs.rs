@@ -163,13 +163,16 @@ pub struct RevocationRecord {
 
 impl Store {
     /// Record an issued certificate with its audit event. Returns once the record is
-    /// committed (several concurrent issuances share one commit).
+    /// committed (several concurrent issuances share one commit). With `acme_order`, the
+    /// ACME order being finalized becomes valid with this certificate in the same commit
+    /// (if it is still `processing`).
     pub async fn insert_certificate(
         &self,
         cert: NewCertificate,
         audit: AuditEvent,
+        acme_order: Option<String>,
     ) -> Result<(), StoreError> {
-        self.writer.submit(cert, audit).await
+        self.writer.submit(cert, audit, acme_order).await
     }
 
     /// A certificate by id.

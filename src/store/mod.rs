@@ -19,6 +19,8 @@ mod state;
 mod tokens;
 mod writer;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -134,9 +136,14 @@ pub struct Store {
     /// instead of contending for SQLite's lock, whose busy handler sleeps in steps of up
     /// to 100 ms. On PostgreSQL the same pool as `pool`.
     writes: AnyPool,
+    /// Set while the SQLite writer connection may have `synchronous = NORMAL`; its release
+    /// hook then sets `FULL` again (and only then, saving a round trip per durable write).
+    relaxed: Arc<AtomicBool>,
     engine: Engine,
     writer: writer::CertWriter,
     nonces: batch::Batcher<nonces::NonceBatch>,
+    /// ACME accounts by id, on SQLite only (see [`acme::AccountCache`]).
+    accounts: Option<Arc<acme::AccountCache>>,
 }
 
 /// Unix seconds of a time.
@@ -165,6 +172,7 @@ impl Store {
                 tracing::error!(url = %redact_url(&settings.database_url), error = %e, "database connection failed");
                 StoreError::Db(e)
             })?;
+        let relaxed_flag = Arc::new(AtomicBool::new(false));
         let writes = match engine {
             Engine::Sqlite => {
                 pool.execute("PRAGMA journal_mode = WAL").await?;
@@ -172,10 +180,16 @@ impl Store {
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::Db(e.into()))?;
+                let relaxed = relaxed_flag.clone();
                 pool_options(engine, 1)
-                    .after_release(|conn, _| {
+                    .after_release(move |conn, _| {
+                        let relaxed = relaxed.clone();
                         Box::pin(async move {
-                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            // Only a connection that was relaxed needs the round trip.
+                            if relaxed.load(Ordering::Acquire) {
+                                conn.execute("PRAGMA synchronous = FULL").await?;
+                                relaxed.store(false, Ordering::Release);
+                            }
                             Ok(true)
                         })
                     })
@@ -191,13 +205,15 @@ impl Store {
             }
         };
         let writer = writer::CertWriter::start(writes.clone(), engine);
-        let nonces = nonces::NonceBatch::start(writes.clone(), engine);
+        let nonces = nonces::NonceBatch::start(writes.clone(), engine, relaxed_flag.clone());
         Ok(Store {
             pool,
             writes,
+            relaxed: relaxed_flag,
             engine,
             writer,
             nonces,
+            accounts: (engine == Engine::Sqlite).then(|| Arc::new(acme::AccountCache::default())),
         })
     }
 
@@ -232,19 +248,18 @@ impl Store {
         match self.engine {
             Engine::Postgres => self.writes.begin().await,
             Engine::Sqlite => {
-                let conn = self.relaxed_writer().await?;
-                sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into())).await
+                let conn = self.writes.acquire().await?;
+                // Marked before the pragma runs, so a caller cancelled halfway still leaves
+                // the connection to be reset on release.
+                self.relaxed.store(true, Ordering::Release);
+                // One round trip for both statements.
+                sqlx::Transaction::begin(
+                    conn,
+                    Some("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE".into()),
+                )
+                .await
             }
         }
-    }
-
-    /// The SQLite writer connection with `synchronous = NORMAL` for its next commits. It
-    /// is set back to `FULL` when the connection returns to the pool (`after_release`), so a
-    /// cancelled caller cannot leave it relaxed for the durable writes that follow.
-    pub(crate) async fn relaxed_writer(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
-        relaxed(&self.writes, self.engine).await
     }
 
     /// Close every connection (at shutdown).
@@ -268,26 +283,31 @@ fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
     if engine == Engine::Postgres {
         return opts;
     }
-    opts.after_connect(|conn, _| {
-        Box::pin(async move {
-            conn.execute("PRAGMA busy_timeout = 10000").await?;
-            conn.execute("PRAGMA foreign_keys = ON").await?;
-            // WAL with FULL sync: a commit is on disk before the call returns.
-            conn.execute("PRAGMA synchronous = FULL").await?;
-            // Keep hot index pages in memory (32 MiB per connection).
-            conn.execute("PRAGMA cache_size = -32768").await?;
-            Ok(())
-        })
-    })
+    opts.after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
 }
 
-/// [`Store::relaxed_writer`] on a bare pool.
+/// What every SQLite connection is set up with.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    // WAL with FULL sync: a commit is on disk before the call returns.
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    // Keep hot index pages in memory (32 MiB per connection).
+    conn.execute("PRAGMA cache_size = -32768").await?;
+    Ok(())
+}
+
+/// The SQLite writer connection with `synchronous = NORMAL` for its next commits; `flag`
+/// is the store's relaxed mark, which makes the release hook set `FULL` again, so a
+/// cancelled caller cannot leave it relaxed for the durable writes that follow.
 pub(crate) async fn relaxed(
     pool: &AnyPool,
     engine: Engine,
+    flag: &AtomicBool,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     if engine == Engine::Sqlite {
+        flag.store(true, Ordering::Release);
         conn.execute("PRAGMA synchronous = NORMAL").await?;
     }
     Ok(conn)
@@ -344,8 +364,8 @@ mod durability_tests {
         assert_eq!(synchronous(&store).await, 2);
 
         // Cancelled between the pragma and the commit: dropped, not committed.
-        let conn = store.relaxed_writer().await.unwrap();
-        drop(conn);
+        let tx = store.begin_write_relaxed().await.unwrap();
+        drop(tx);
         assert_eq!(synchronous(&store).await, 2);
 
         let mut tx = store.begin_write().await.unwrap();

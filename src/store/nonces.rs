@@ -4,7 +4,8 @@
 //! so every request writes. Recording uses in batches (one statement for all requests that
 //! arrive while the previous batch commits) keeps that write from capping the request rate.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use sqlx::{AnyPool, Row};
 
@@ -26,14 +27,20 @@ pub(crate) struct Use {
 pub(crate) struct NonceBatch {
     pool: AnyPool,
     engine: Engine,
+    relaxed: Arc<AtomicBool>,
     last_purge: AtomicI64,
 }
 
 impl NonceBatch {
-    pub(crate) fn start(pool: AnyPool, engine: Engine) -> Batcher<NonceBatch> {
+    pub(crate) fn start(
+        pool: AnyPool,
+        engine: Engine,
+        relaxed: Arc<AtomicBool>,
+    ) -> Batcher<NonceBatch> {
         Batcher::start(NonceBatch {
             pool,
             engine,
+            relaxed,
             last_purge: AtomicI64::new(0),
         })
     }
@@ -64,7 +71,7 @@ impl BatchWrite for NonceBatch {
         // carried writes after its use is recorded, and SQLite's log is sequential: if that
         // write was durable, so is the use before it; if it was lost, replaying the request
         // does it once.
-        let mut conn = super::relaxed(&self.pool, self.engine).await?;
+        let mut conn = super::relaxed(&self.pool, self.engine, &self.relaxed).await?;
         let rows = q.fetch_all(&mut *conn).await?;
         let mut fresh = std::collections::HashSet::with_capacity(rows.len());
         for r in &rows {

@@ -10,10 +10,11 @@ use super::batch::{BatchWrite, Batcher};
 use super::certs::NewCertificate;
 use super::{AuditEvent, Engine, StoreError, ts};
 
-/// One certificate and its audit event.
+/// One certificate and its audit event, and the ACME order it completes, if any.
 pub(crate) struct Job {
     cert: NewCertificate,
     audit: AuditEvent,
+    acme_order: Option<String>,
 }
 
 /// Writes certificate records in batches.
@@ -43,13 +44,21 @@ impl CertWriter {
         CertWriter(Batcher::start(CertBatch { pool, engine }))
     }
 
-    /// Queue a certificate and its audit event; returns once both are committed.
+    /// Queue a certificate and its audit event (and the completion of its ACME order);
+    /// returns once all are committed.
     pub(crate) async fn submit(
         &self,
         cert: NewCertificate,
         audit: AuditEvent,
+        acme_order: Option<String>,
     ) -> Result<(), StoreError> {
-        self.0.submit(Job { cert, audit }).await
+        self.0
+            .submit(Job {
+                cert,
+                audit,
+                acme_order,
+            })
+            .await
     }
 }
 
@@ -87,8 +96,9 @@ pub(crate) fn placeholders(
     out
 }
 
-/// One transaction, three statements, however many certificates: each statement is a
-/// round trip to the database's worker, so rows are sent together.
+/// One transaction, three statements, however many certificates (plus one per completed
+/// ACME order): each statement is a round trip to the database's worker, so rows are sent
+/// together.
 async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<(), StoreError> {
     let mut tx = super::begin_write(pool, engine).await?;
     let sql = format!(
@@ -140,6 +150,18 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<(), Store
     let events: Vec<&AuditEvent> = jobs.iter().map(|j| &j.audit).collect();
     let at: Vec<i64> = jobs.iter().map(|j| ts(j.cert.created_at)).collect();
     AuditEvent::write_many(&mut *tx, engine, &events, &at).await?;
+
+    // ACME orders finalized with these certificates become valid in the same commit; an
+    // order no longer `processing` (given up on as interrupted) is left as it is.
+    for job in jobs {
+        if let Some(order) = &job.acme_order {
+            sqlx::query("UPDATE acme_orders SET status = 'valid', error = NULL, certificate_id = $1 WHERE id = $2 AND status = 'processing'")
+                .bind(&job.cert.id)
+                .bind(order)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     tx.commit().await?;
     Ok(())
 }
