@@ -15,6 +15,7 @@
 #   BENCH_JSON_OUT        also write the results as JSON to this file
 #   BENCH_KEEP_WORKDIR    1 = keep the temp dir (configs, server logs)
 #   BENCH_TARGETS         which servers to run, default "certkeeper pebble"
+#   BENCH_CK_EXTRA_ENV    extra settings for certkeeper, "CERTKEEPER_X=v CERTKEEPER_Y=w"
 set -euo pipefail
 
 ACCOUNTS="${BENCH_ACCOUNTS:-4}"
@@ -124,6 +125,8 @@ mkdir -m 700 "$CK_DATA"
     # Pebble has no rate limits; certkeeper's are lifted for the comparison.
     export CERTKEEPER_ACME__NEW_ORDERS_PER_ACCOUNT_PER_HOUR=0
     export CERTKEEPER_ACME__NEW_ACCOUNTS_PER_IP_PER_HOUR=0
+    # shellcheck disable=SC2086 # space-separated NAME=value pairs
+    [[ -z "${BENCH_CK_EXTRA_ENV:-}" ]] || export ${BENCH_CK_EXTRA_ENV}
     exec "$CK_BIN" serve --data-dir "$CK_DATA"
 ) >"$WORK/certkeeper.log" 2>&1 &
 CK_PID=$!
