@@ -1283,3 +1283,69 @@ async fn interrupted_finalize_sqlite() {
 async fn interrupted_finalize_postgres() {
     interrupted_finalize(Db::Postgres).await;
 }
+
+/// Nonces across a restart. On SQLite (one process) uses are remembered in memory under a
+/// key made at start, so every nonce from before the restart is refused after it, used or
+/// not; on PostgreSQL (a shared key and table) an unused one is still accepted and a used
+/// one still refused. Either way no nonce is accepted twice.
+async fn nonces_across_a_restart(db: Db) {
+    let mut s = TestServer::start(db).await;
+    let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
+    c.register().await;
+    let new_order = c.url("newOrder");
+    let order_for = |name: &str| json!({"identifiers": [{"type": "dns", "value": name}]});
+
+    let used = c.header(&new_order).await;
+    let first = c
+        .post_body(
+            &new_order,
+            &c.key.sign(&used, Some(&order_for("a.restart.test"))),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let unused = c.header(&new_order).await;
+
+    s.stop();
+    s.spawn(&[]).await;
+
+    let replay = c
+        .post_body(
+            &new_order,
+            &c.key.sign(&used, Some(&order_for("b.restart.test"))),
+        )
+        .await;
+    replay.assert_problem("badNonce");
+    let earlier = c
+        .post_body(
+            &new_order,
+            &c.key.sign(&unused, Some(&order_for("c.restart.test"))),
+        )
+        .await;
+    match db {
+        Db::Sqlite => earlier.assert_problem("badNonce"),
+        Db::Postgres => assert_eq!(earlier.status, 201, "{}", earlier.text),
+    }
+    // Refused requests stored nothing; a fresh nonce works as before.
+    let fresh = c.new_order(&[("dns", "d.restart.test")]).await;
+    assert_eq!(fresh.status, 201, "{}", fresh.text);
+    let orders = c
+        .post(&format!("{}/orders", c.kid.clone().unwrap()), None)
+        .await;
+    let expected = if db == Db::Sqlite { 2 } else { 3 };
+    assert_eq!(
+        orders.body["orders"].as_array().map(Vec::len),
+        Some(expected),
+        "{}",
+        orders.text
+    );
+}
+
+#[tokio::test]
+async fn nonces_across_a_restart_sqlite() {
+    nonces_across_a_restart(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn nonces_across_a_restart_postgres() {
+    nonces_across_a_restart(Db::Postgres).await;
+}
