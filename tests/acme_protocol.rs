@@ -949,6 +949,17 @@ async fn validate_one(c: &Acme, chall: &ChallSrv, http01: &Http01, name: &str) -
     (done, r.location())
 }
 
+/// Finalize a ready order for `name` with a fresh CSR.
+async fn finalize_ready(c: &Acme, order: &str, name: &str) -> acme_support::Resp {
+    let o = c.post(order, None).await;
+    assert_eq!(o.body["status"], "ready", "{}", o.text);
+    c.post(
+        o.body["finalize"].as_str().unwrap(),
+        Some(json!({"csr": b64(&csr(&[name]))})),
+    )
+    .await
+}
+
 /// CAA (RFC 8659) with `acme.caa_identities` set, against CAA records served by
 /// pebble-challtestsrv: no records, our own name, another CA's, a parent's records applying to
 /// a subdomain (and a closer set overriding them), `issuewild` for wildcards, and a failing
@@ -1064,6 +1075,47 @@ async fn caa(db: Db) {
     let err = &challenge_of(&done, "http-01")["error"];
     assert_eq!(err["type"], "urn:ietf:params:acme:error:dns", "{done}");
     assert!(err["detail"].as_str().unwrap().contains("CAA"), "{done}");
+
+    // CAA published after validation: within eight hours of the check the order is
+    // finalized; a reused authorization validated longer ago is checked again at finalize.
+    let (done, first) = validate("later.proto.test").await;
+    assert_eq!(done["status"], "valid", "{done}");
+    caa(
+        "later.proto.test",
+        json!([{"tag": "issue", "value": "other-ca.example"}]),
+    )
+    .await;
+    let fin = finalize_ready(&c, &first, "later.proto.test").await;
+    assert_eq!(fin.body["status"], "valid", "{}", fin.text);
+
+    let again = c.new_order(&[("dns", "later.proto.test")]).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    let second = again.location();
+    let challenge_id = challenge_of(&done, "http-01")["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let nine_hours_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 9 * 3600;
+    db_execute(
+        &s,
+        "UPDATE acme_challenges SET validated_at = $1 WHERE id = $2",
+        &[(nine_hours_ago, challenge_id.as_str())],
+    )
+    .await;
+    let fin = finalize_ready(&c, &second, "later.proto.test").await;
+    assert_eq!(fin.status, 403, "{}", fin.text);
+    fin.assert_problem("caa");
+    assert!(fin.text.contains("other-ca.example"), "{}", fin.text);
+    // Nothing was issued and the order is still ready: once the record is gone, it goes
+    // through.
+    chall
+        .manage("clear-caa", json!({"host": "later.proto.test."}))
+        .await;
+    let fin = finalize_ready(&c, &second, "later.proto.test").await;
+    assert_eq!(fin.body["status"], "valid", "{}", fin.text);
 }
 
 #[tokio::test]

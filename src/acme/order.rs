@@ -520,6 +520,7 @@ async fn finalize_inner(
             ),
         ));
     }
+    recheck_caa(ctx, &authzs).await?;
     if !store
         .acme_order_start_processing(&o.id, ctx.now())
         .await
@@ -556,6 +557,39 @@ async fn finalize_inner(
         .ok_or_else(|| internal("order vanished"))?;
     Ok(Reply::json(StatusCode::OK, &order_json(ctx, &o, &authzs)?)
         .header(header::LOCATION, ctx.link("order", &o.id)))
+}
+
+/// How long the CAA check made when an authorization was validated covers issuance: eight
+/// hours, as the CA/Browser Forum's Baseline Requirements allow. Authorizations are reused
+/// for longer, so an older one is checked again at finalize.
+const CAA_RECHECK_AFTER_SECS: i64 = 8 * 3600;
+
+/// Check CAA again for each authorization of the order validated longer ago than
+/// [`CAA_RECHECK_AFTER_SECS`] (when CAA checking is on): records published since then can
+/// forbid this CA. A refusal is a `caa` problem (a failed lookup a `dns` one) and the order
+/// stays ready.
+async fn recheck_caa(ctx: &Ctx, authzs: &[AcmeAuthz]) -> Result<(), Problem> {
+    let cfg = validation_config(ctx.pki());
+    if cfg.caa_identities.is_empty() {
+        return Ok(());
+    }
+    let now = ctx.now();
+    for a in authzs {
+        let validated = ctx
+            .pki()
+            .store()
+            .acme_challenges(&a.id)
+            .await
+            .map_err(internal)?
+            .iter()
+            .filter_map(|c| c.validated_at)
+            .max();
+        if validated.is_some_and(|at| now - at < CAA_RECHECK_AFTER_SECS) {
+            continue;
+        }
+        certkeeper_acme::check_caa(&cfg, &authz_identifier(a)).await?;
+    }
+    Ok(())
 }
 
 async fn own_authz(ctx: &Ctx, account: &AcmeAccount, id: &str) -> Result<AcmeAuthz, Problem> {
