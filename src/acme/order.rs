@@ -112,13 +112,7 @@ fn challenge_json(ctx: &Ctx, c: &AcmeChallenge) -> Value {
     v
 }
 
-async fn authz_json(ctx: &Ctx, a: &AcmeAuthz) -> Result<Value, Problem> {
-    let challenges = ctx
-        .pki()
-        .store()
-        .acme_challenges(&a.id)
-        .await
-        .map_err(internal)?;
+fn authz_json(ctx: &Ctx, a: &AcmeAuthz, challenges: &[AcmeChallenge]) -> Value {
     let id = authz_identifier(a);
     let status = authz_status(parse_status(&a.status), a.expires_at, ctx.now());
     let mut v = json!({
@@ -130,7 +124,7 @@ async fn authz_json(ctx: &Ctx, a: &AcmeAuthz) -> Result<Value, Problem> {
     if id.is_wildcard() {
         v["wildcard"] = json!(true);
     }
-    Ok(v)
+    v
 }
 
 #[derive(Deserialize)]
@@ -388,13 +382,18 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
     )
 }
 
-async fn own_order(ctx: &Ctx, account: &AcmeAccount, id: &str) -> Result<AcmeOrder, Problem> {
+/// One of the account's orders, with its authorizations.
+async fn own_order(
+    ctx: &Ctx,
+    account: &AcmeAccount,
+    id: &str,
+) -> Result<(AcmeOrder, Vec<AcmeAuthz>), Problem> {
     ctx.pki()
         .store()
-        .acme_order(id)
+        .acme_order_with_authzs(id)
         .await
         .map_err(internal)?
-        .filter(|o| o.account_id == account.id)
+        .filter(|(o, _)| o.account_id == account.id)
         .ok_or_else(|| Problem::unauthorized("no such order for this account"))
 }
 
@@ -413,13 +412,7 @@ async fn order_inner(
     if !jws.is_post_as_get() {
         return Err(Problem::malformed("orders are read with POST-as-GET"));
     }
-    let o = own_order(ctx, &account, id).await?;
-    let authzs = ctx
-        .pki()
-        .store()
-        .acme_order_authzs(&o.id)
-        .await
-        .map_err(internal)?;
+    let (o, authzs) = own_order(ctx, &account, id).await?;
     let v = order_json(ctx, &o, &authzs)?;
     let mut r = Reply::json(StatusCode::OK, &v);
     if v["status"] == "processing" {
@@ -494,9 +487,8 @@ async fn finalize_inner(
 ) -> Result<Reply, Problem> {
     let (jws, account) = ctx.verify_kid(headers, body).await?;
     let p: FinalizePayload = jws.json()?;
-    let o = own_order(ctx, &account, id).await?;
+    let (o, authzs) = own_order(ctx, &account, id).await?;
     let store = ctx.pki().store();
-    let authzs = store.acme_order_authzs(&o.id).await.map_err(internal)?;
     let status = effective_status(ctx, &o, &authzs);
     if status != Status::Ready {
         return Err(Problem::new(
@@ -592,13 +584,18 @@ async fn recheck_caa(ctx: &Ctx, authzs: &[AcmeAuthz]) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn own_authz(ctx: &Ctx, account: &AcmeAccount, id: &str) -> Result<AcmeAuthz, Problem> {
+/// One of the account's authorizations, with its challenges.
+async fn own_authz(
+    ctx: &Ctx,
+    account: &AcmeAccount,
+    id: &str,
+) -> Result<(AcmeAuthz, Vec<AcmeChallenge>), Problem> {
     ctx.pki()
         .store()
-        .acme_authz(id)
+        .acme_authz_with_challenges(id)
         .await
         .map_err(internal)?
-        .filter(|a| a.account_id == account.id)
+        .filter(|(a, _)| a.account_id == account.id)
         .ok_or_else(|| Problem::unauthorized("no such authorization for this account"))
 }
 
@@ -619,7 +616,7 @@ async fn authz_inner(
     body: &[u8],
 ) -> Result<Reply, Problem> {
     let (jws, account) = ctx.verify_kid(headers, body).await?;
-    let mut a = own_authz(ctx, &account, id).await?;
+    let (mut a, challenges) = own_authz(ctx, &account, id).await?;
     if !jws.is_post_as_get() {
         let u: AuthzUpdate = jws.json()?;
         if u.status != "deactivated" {
@@ -645,7 +642,7 @@ async fn authz_inner(
         }
         a.status = "deactivated".into();
     }
-    let v = authz_json(ctx, &a).await?;
+    let v = authz_json(ctx, &a, &challenges);
     Ok(Reply::json(StatusCode::OK, &v))
 }
 
@@ -662,12 +659,12 @@ async fn challenge_inner(
 ) -> Result<Reply, Problem> {
     let (jws, account) = ctx.verify_kid(headers, body).await?;
     let store = ctx.pki().store();
-    let c = store
-        .acme_challenge(id)
+    let (c, authz) = store
+        .acme_challenge_with_authz(id)
         .await
         .map_err(internal)?
+        .filter(|(_, a)| a.account_id == account.id)
         .ok_or_else(|| Problem::unauthorized("no such challenge for this account"))?;
-    let authz = own_authz(ctx, &account, &c.authz_id).await?;
     let now = ctx.now();
     let mut started = false;
     if !jws.is_post_as_get() {

@@ -121,31 +121,61 @@ fn row_account(r: &AnyRow) -> Result<AcmeAccount, StoreError> {
 }
 
 fn row_order(r: &AnyRow) -> Result<AcmeOrder, StoreError> {
+    row_order_at(r, "")
+}
+
+/// An order from columns named `<prefix><column>` (see [`aliased`]).
+fn row_order_at(r: &AnyRow, prefix: &str) -> Result<AcmeOrder, StoreError> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(AcmeOrder {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        status: r.try_get("status")?,
-        identifiers: r.try_get("identifiers")?,
-        not_before: r.try_get("not_before")?,
-        not_after: r.try_get("not_after")?,
-        expires_at: r.try_get("expires_at")?,
-        error: r.try_get("error")?,
-        certificate_id: r.try_get("certificate_id")?,
-        replaces: r.try_get("replaces")?,
-        replaced_id: r.try_get("replaced_id")?,
-        created_at: r.try_get("created_at")?,
+        id: r.try_get(col("id").as_str())?,
+        account_id: r.try_get(col("account_id").as_str())?,
+        status: r.try_get(col("status").as_str())?,
+        identifiers: r.try_get(col("identifiers").as_str())?,
+        not_before: r.try_get(col("not_before").as_str())?,
+        not_after: r.try_get(col("not_after").as_str())?,
+        expires_at: r.try_get(col("expires_at").as_str())?,
+        error: r.try_get(col("error").as_str())?,
+        certificate_id: r.try_get(col("certificate_id").as_str())?,
+        replaces: r.try_get(col("replaces").as_str())?,
+        replaced_id: r.try_get(col("replaced_id").as_str())?,
+        created_at: r.try_get(col("created_at").as_str())?,
     })
 }
 
 fn row_authz(r: &AnyRow) -> Result<AcmeAuthz, StoreError> {
+    row_authz_at(r, "")
+}
+
+/// An authorization from columns named `<prefix><column>` (see [`aliased`]).
+fn row_authz_at(r: &AnyRow, prefix: &str) -> Result<AcmeAuthz, StoreError> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(AcmeAuthz {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        id_type: r.try_get("id_type")?,
-        id_value: r.try_get("id_value")?,
-        status: r.try_get("status")?,
-        expires_at: r.try_get("expires_at")?,
+        id: r.try_get(col("id").as_str())?,
+        account_id: r.try_get(col("account_id").as_str())?,
+        id_type: r.try_get(col("id_type").as_str())?,
+        id_value: r.try_get(col("id_value").as_str())?,
+        status: r.try_get(col("status").as_str())?,
+        expires_at: r.try_get(col("expires_at").as_str())?,
     })
+}
+
+/// `t.a AS pa, t.b AS pb, ...` for the comma-separated `cols` of table alias `table`: a
+/// row of a join carries one table's columns under a prefix and the other's as they are.
+fn aliased(table: &str, prefix: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(str::trim)
+        .map(|c| format!("{table}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `t.a, t.b, ...` for the comma-separated `cols` of table alias `table`.
+fn qualified(table: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn row_challenge(r: &AnyRow) -> Result<AcmeChallenge, StoreError> {
@@ -416,6 +446,31 @@ impl Store {
         row.as_ref().map(row_order).transpose()
     }
 
+    /// An order with its authorizations, in one round trip (every poll of an order needs
+    /// both).
+    pub async fn acme_order_with_authzs(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeOrder, Vec<AcmeAuthz>)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {}, {} FROM acme_orders o
+             JOIN acme_order_authorizations oa ON oa.order_id = o.id
+             JOIN acme_authorizations a ON a.id = oa.authz_id
+             WHERE o.id = $1 ORDER BY a.id",
+            aliased("o", "o_", ORDER_COLS),
+            qualified("a", AUTHZ_COLS),
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let order = row_order_at(first, "o_")?;
+        let authzs = rows.iter().map(row_authz).collect::<Result<_, _>>()?;
+        Ok(Some((order, authzs)))
+    }
+
     /// The ids of an account's orders, oldest first.
     pub async fn acme_order_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
         let rows =
@@ -541,6 +596,46 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(row_challenge).transpose()
+    }
+
+    /// A challenge with its authorization, in one round trip.
+    pub async fn acme_challenge_with_authz(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeChallenge, AcmeAuthz)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {}, {} FROM acme_challenges c JOIN acme_authorizations a ON a.id = c.authz_id WHERE c.id = $1",
+            qualified("c", CHALLENGE_COLS),
+            aliased("a", "a_", AUTHZ_COLS),
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|r| Ok((row_challenge(r)?, row_authz_at(r, "a_")?)))
+            .transpose()
+    }
+
+    /// An authorization with its challenges, in one round trip.
+    pub async fn acme_authz_with_challenges(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeAuthz, Vec<AcmeChallenge>)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {}, {} FROM acme_authorizations a JOIN acme_challenges c ON c.authz_id = a.id WHERE a.id = $1 ORDER BY c.type",
+            aliased("a", "a_", AUTHZ_COLS),
+            qualified("c", CHALLENGE_COLS),
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            // An authorization without challenges (none is made so) still reads alone.
+            return Ok(self.acme_authz(id).await?.map(|a| (a, Vec::new())));
+        };
+        let authz = row_authz_at(first, "a_")?;
+        let challenges = rows.iter().map(row_challenge).collect::<Result<_, _>>()?;
+        Ok(Some((authz, challenges)))
     }
 
     /// Claim a pending challenge of a pending authorization for validation, recording when
