@@ -522,15 +522,15 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // Relaxed: if a power failure loses it, the order is simply ready again; the
         // certificate's durable commit flushes it otherwise.
-        let mut tx = self.begin_write_relaxed().await?;
+        // One statement, so no transaction around it.
+        let mut conn = self.relaxed_writer().await?;
         let done = sqlx::query(
             "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -647,8 +647,9 @@ impl Store {
         authz_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // One statement: the authorization must still be pending too.
-        let mut tx = self.begin_write_relaxed().await?;
+        // One statement (the authorization must still be pending too), so no transaction
+        // around it.
+        let mut conn = self.relaxed_writer().await?;
         let done = sqlx::query(
             "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'
              AND (SELECT status FROM acme_authorizations WHERE id = $3) = 'pending'",
@@ -656,9 +657,8 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(authz_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -262,6 +262,15 @@ impl Store {
         }
     }
 
+    /// The writer connection for one relaxed statement outside a transaction (see
+    /// [`Store::begin_write_relaxed`]); on SQLite its release sets `synchronous = FULL`
+    /// again.
+    pub(crate) async fn relaxed_writer(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        relaxed(&self.writes, self.engine, &self.relaxed).await
+    }
+
     /// Close every connection (at shutdown).
     pub async fn close(&self) {
         self.writes.close().await;
