@@ -106,12 +106,37 @@ impl TestServer {
             child: None,
             first_stdout: String::new(),
         };
-        s.spawn(env).await;
+        // A port picked by `free_port` can be taken by another test before the server
+        // binds it; on a first start, pick new ones and try again.
+        // What an attempt printed (a first start prints the admin token once) is kept.
+        let mut printed = String::new();
+        for attempt in 1.. {
+            match s.try_spawn(env).await {
+                Ok(()) => break,
+                Err(e) if attempt < 4 && e.contains("in use") => {
+                    printed.push_str(
+                        &std::fs::read_to_string(s.dir.path().join("stdout.txt"))
+                            .unwrap_or_default(),
+                    );
+                    s.https_port = free_port();
+                    s.http_port = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        s.first_stdout.insert_str(0, &printed);
         s
     }
 
     /// Start (or restart) the process and wait until it is ready.
     pub async fn spawn(&mut self, env: &[(&str, &str)]) {
+        if let Err(e) = self.try_spawn(env).await {
+            panic!("{e}");
+        }
+    }
+
+    /// [`TestServer::spawn`], telling why the process exited before it was ready.
+    async fn try_spawn(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
         let log = std::fs::File::create(
             self.dir
                 .path()
@@ -148,7 +173,11 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("server exited early with {status}: {}", self.logs());
+                self.child = None;
+                return Err(format!(
+                    "server exited early with {status}: {}",
+                    self.logs()
+                ));
             }
             if self.data_dir.join("root.pem").exists() && self.data_dir.join("admin.token").exists()
             {
@@ -179,6 +208,7 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.first_stdout = std::fs::read_to_string(stdout_path).unwrap_or_default();
+        Ok(())
     }
 
     /// Stop the process with SIGTERM and wait for it.
