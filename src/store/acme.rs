@@ -910,9 +910,6 @@ impl Store {
 
     /// All EAB keys, newest first (without secrets).
     pub async fn acme_eab_list(&self) -> Result<Vec<AcmeEabKey>, StoreError> {
-        let rows = sqlx::query("SELECT id, profile, name, account_id, created_at, created_by FROM acme_eab_keys ORDER BY created_at DESC, id DESC")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_eab).collect()
+        self.all_rows("SELECT id, profile, name, account_id, created_at, created_by FROM acme_eab_keys ORDER BY created_at DESC, id DESC", row_eab).await
     }
 }

@@ -326,24 +326,22 @@ impl Store {
 
     /// Every rule, oldest first.
     pub async fn list_rules(&self) -> Result<Vec<RuleRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RULE_COLS} FROM alert_rules ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_rule).collect()
+        self.all_rows(
+            &format!("SELECT {RULE_COLS} FROM alert_rules ORDER BY created_at, id"),
+            row_to_rule,
+        )
+        .await
     }
 
     /// A rule by id or name.
     pub async fn get_rule(&self, key: &str) -> Result<RuleRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {RULE_COLS} FROM alert_rules WHERE id = $1 OR name = $1"
-        ))
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("alert rule {key:?}")))?;
-        row_to_rule(&row)
+        self.one_by_key(
+            &format!("SELECT {RULE_COLS} FROM alert_rules WHERE id = $1 OR name = $1"),
+            key,
+            row_to_rule,
+            "alert rule",
+        )
+        .await
     }
 
     /// Delete a rule (and its dedup history).

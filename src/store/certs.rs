@@ -177,12 +177,13 @@ impl Store {
 
     /// A certificate by id.
     pub async fn get_certificate(&self, id: &str) -> Result<CertRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM certificates WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("certificate {id:?}")))?;
-        row_to_cert(&row)
+        self.one_by_key(
+            &format!("SELECT {COLS} FROM certificates WHERE id = $1"),
+            id,
+            row_to_cert,
+            "certificate",
+        )
+        .await
     }
 
     /// The sealed key of a managed certificate.

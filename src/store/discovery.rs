@@ -344,14 +344,13 @@ impl Store {
 
     /// One scan.
     pub async fn scan(&self, id: &str) -> Result<ScanRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {SCAN_COLS} FROM discovery_scans WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("scan {id:?}")))?;
-        row_to_scan(&row)
+        self.one_by_key(
+            &format!("SELECT {SCAN_COLS} FROM discovery_scans WHERE id = $1"),
+            id,
+            row_to_scan,
+            "scan",
+        )
+        .await
     }
 
     /// Recent scans, newest first.
@@ -616,12 +615,11 @@ impl Store {
 
     /// The inventory's endpoints, by address and port.
     pub async fn inventory_endpoints(&self) -> Result<Vec<InventoryEndpoint>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EP_COLS} FROM discovery_endpoints ORDER BY address, port, sni"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_endpoint).collect()
+        self.all_rows(
+            &format!("SELECT {EP_COLS} FROM discovery_endpoints ORDER BY address, port, sni"),
+            row_to_endpoint,
+        )
+        .await
     }
 
     /// Save a scheduled scan.
@@ -651,12 +649,11 @@ impl Store {
 
     /// All scheduled scans.
     pub async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SCHED_COLS} FROM discovery_schedules ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_schedule).collect()
+        self.all_rows(
+            &format!("SELECT {SCHED_COLS} FROM discovery_schedules ORDER BY name"),
+            row_to_schedule,
+        )
+        .await
     }
 
     /// Delete a scheduled scan (its past scans stay).

@@ -141,24 +141,22 @@ impl Store {
 
     /// An EST label.
     pub async fn get_est_label(&self, label: &str) -> Result<EstLabel, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {LABEL_COLS} FROM est_labels WHERE label = $1"
-        ))
-        .bind(label)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("EST label {label:?}")))?;
-        row_to_label(&row)
+        self.one_by_key(
+            &format!("SELECT {LABEL_COLS} FROM est_labels WHERE label = $1"),
+            label,
+            row_to_label,
+            "EST label",
+        )
+        .await
     }
 
     /// All EST labels.
     pub async fn list_est_labels(&self) -> Result<Vec<EstLabel>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {LABEL_COLS} FROM est_labels ORDER BY label"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_label).collect()
+        self.all_rows(
+            &format!("SELECT {LABEL_COLS} FROM est_labels ORDER BY label"),
+            row_to_label,
+        )
+        .await
     }
 
     /// Delete an EST label and revoke its credentials.
@@ -236,12 +234,11 @@ impl Store {
 
     /// All EST credentials.
     pub async fn list_est_credentials(&self) -> Result<Vec<EstCredential>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM est_credentials ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_credential).collect()
+        self.all_rows(
+            &format!("SELECT {CRED_COLS} FROM est_credentials ORDER BY created_at, id"),
+            row_to_credential,
+        )
+        .await
     }
 
     /// Revoke an EST credential.

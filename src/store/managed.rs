@@ -218,24 +218,22 @@ impl Store {
 
     /// A managed certificate by id or name.
     pub async fn get_managed(&self, id_or_name: &str) -> Result<ManagedRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MANAGED_COLS} FROM managed_certificates WHERE id = $1 OR name = $1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("managed certificate {id_or_name:?}")))?;
-        row_to_managed(&row)
+        self.one_by_key(
+            &format!("SELECT {MANAGED_COLS} FROM managed_certificates WHERE id = $1 OR name = $1"),
+            id_or_name,
+            row_to_managed,
+            "managed certificate",
+        )
+        .await
     }
 
     /// Every managed certificate, by name.
     pub async fn list_managed(&self) -> Result<Vec<ManagedRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MANAGED_COLS} FROM managed_certificates ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_managed).collect()
+        self.all_rows(
+            &format!("SELECT {MANAGED_COLS} FROM managed_certificates ORDER BY name"),
+            row_to_managed,
+        )
+        .await
     }
 
     /// The versions of a managed certificate, newest first.
@@ -515,24 +513,22 @@ impl Store {
 
     /// A destination by id or name.
     pub async fn get_destination(&self, id_or_name: &str) -> Result<DestinationRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {DEST_COLS} FROM sync_destinations WHERE id = $1 OR name = $1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("destination {id_or_name:?}")))?;
-        row_to_destination(&row)
+        self.one_by_key(
+            &format!("SELECT {DEST_COLS} FROM sync_destinations WHERE id = $1 OR name = $1"),
+            id_or_name,
+            row_to_destination,
+            "destination",
+        )
+        .await
     }
 
     /// Every destination, by name.
     pub async fn list_destinations(&self) -> Result<Vec<DestinationRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DEST_COLS} FROM sync_destinations ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_destination).collect()
+        self.all_rows(
+            &format!("SELECT {DEST_COLS} FROM sync_destinations ORDER BY name"),
+            row_to_destination,
+        )
+        .await
     }
 
     /// Delete a destination no managed certificate is bound to.

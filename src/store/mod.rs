@@ -284,6 +284,34 @@ impl Store {
     }
 }
 
+/// A parser of one of the store's record types.
+type Parse<T> = fn(&sqlx::any::AnyRow) -> Result<T, StoreError>;
+
+impl Store {
+    /// The row `sql` finds with `key` bound (to `$1`, wherever it stands), parsed;
+    /// `NotFound` naming `what` and the key when there is none.
+    async fn one_by_key<T>(
+        &self,
+        sql: &str,
+        key: &str,
+        parse: Parse<T>,
+        what: &str,
+    ) -> Result<T, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("{what} {key:?}")))?;
+        parse(&row)
+    }
+
+    /// Every row `sql` (without parameters) finds, parsed.
+    async fn all_rows<T>(&self, sql: &str, parse: Parse<T>) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(parse).collect()
+    }
+}
+
 /// Pool settings; on SQLite every connection gets the same pragmas.
 fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
     let opts = AnyPoolOptions::new()

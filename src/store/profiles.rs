@@ -109,12 +109,8 @@ impl Store {
 
     /// A profile by name (or id).
     pub async fn get_profile(&self, name: &str) -> Result<ProfileRecord, StoreError> {
-        let row = sqlx::query("SELECT id, ca_id, policy, created_at, updated_at FROM profiles WHERE name = $1 OR id = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("profile {name:?}")))?;
-        row_to_profile(&row)
+        self.one_by_key("SELECT id, ca_id, policy, created_at, updated_at FROM profiles WHERE name = $1 OR id = $1", name, row_to_profile, "profile")
+            .await
     }
 
     /// All profiles by name.

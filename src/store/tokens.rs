@@ -150,12 +150,11 @@ impl Store {
 
     /// All tokens.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM api_tokens ORDER BY created_at"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_to_token).collect()
+        self.all_rows(
+            &format!("SELECT {COLS} FROM api_tokens ORDER BY created_at"),
+            row_to_token,
+        )
+        .await
     }
 
     /// Revoke a token.
