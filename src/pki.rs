@@ -447,18 +447,20 @@ impl Pki {
     ) -> Result<Issued, AppError> {
         self.issue_recorded(profile, request, managed_key, actor, None)
             .await
+            .map(|(issued, _)| issued)
     }
 
     /// [`Pki::issue`] for an ACME order being finalized (`processing`): the order becomes
     /// valid in the same commit that records the certificate, so an issuance costs one
-    /// durable commit and no answered certificate is left without its order.
+    /// durable commit and no answered certificate is left without its order. Also says
+    /// whether the order was completed (false if it had stopped being `processing`).
     pub async fn issue_for_acme_order(
         &self,
         profile: &ProfileRecord,
         request: IssuanceRequest,
         actor: &Actor,
         order_id: &str,
-    ) -> Result<Issued, AppError> {
+    ) -> Result<(Issued, bool), AppError> {
         self.issue_recorded(profile, request, None, actor, Some(order_id))
             .await
     }
@@ -470,7 +472,7 @@ impl Pki {
         managed_key: Option<&[u8]>,
         actor: &Actor,
         acme_order: Option<&str>,
-    ) -> Result<Issued, AppError> {
+    ) -> Result<(Issued, bool), AppError> {
         let ca = self.ca(&profile.ca_id).await?;
         let signer = self.signer(&ca)?;
         let approved = match profile.policy.approve(request, &signer, self.now()) {
@@ -488,7 +490,7 @@ impl Pki {
         };
         // A serial collision (2^-126) is answered by the unique constraint; try again once.
         let mut attempt = 0;
-        let cert = loop {
+        let (cert, completed) = loop {
             attempt += 1;
             let cert = signer.issue(&approved, &links)?;
             let rec = NewCertificate {
@@ -513,7 +515,7 @@ impl Pki {
                 .insert_certificate(rec, ev, acme_order.map(str::to_owned))
                 .await
             {
-                Ok(()) => break cert,
+                Ok(completed) => break (cert, completed),
                 Err(crate::store::StoreError::Conflict(_)) if attempt < 3 => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -522,12 +524,15 @@ impl Pki {
         // Alert rules subscribed to issuance hear of it; this never fails the issuance.
         crate::alerts::events::on_issued(self, &id, &cert.info, &profile.policy.name).await;
         let chain = self.chain_of(&ca).await?;
-        Ok(Issued {
-            id,
-            cert,
-            ca_id: ca.id,
-            chain,
-        })
+        Ok((
+            Issued {
+                id,
+                cert,
+                ca_id: ca.id,
+                chain,
+            },
+            completed,
+        ))
     }
 
     /// Revoke a certificate with an RFC 5280 reason code, then refresh its CA's CRL.

@@ -31,21 +31,17 @@ async fn certificate_inner(
             "certificates are downloaded with POST-as-GET",
         ));
     }
-    let store = ctx.pki().store();
-    let order = store
-        .acme_order_by_certificate(id)
+    let (ca_id, der) = ctx
+        .pki()
+        .store()
+        .acme_account_certificate(id, &account.id)
         .await
         .map_err(internal)?
-        .filter(|o| o.account_id == account.id)
         .ok_or_else(|| Problem::unauthorized("no such certificate for this account"))?;
-    let cert = store
-        .get_certificate(order.certificate_id.as_deref().unwrap_or(id))
-        .await
-        .map_err(internal)?;
-    let ca = ctx.pki().ca(&cert.ca_id).await.map_err(internal)?;
+    let ca = ctx.pki().ca(&ca_id).await.map_err(internal)?;
     let chain = ctx.pki().chain_of(&ca).await.map_err(internal)?;
     // The leaf and the intermediates; the root is the trust anchor the client already has.
-    let mut ders: Vec<&[u8]> = vec![&cert.der];
+    let mut ders: Vec<&[u8]> = vec![&der];
     ders.extend(
         chain
             .iter()

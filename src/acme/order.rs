@@ -531,22 +531,35 @@ async fn finalize_inner(
         .pki()
         .issue_for_acme_order(&ctx.profile, req, &ctx.actor(Some(&account.id)), &o.id)
         .await;
-    if let Err(e) = issued {
-        // The order stays ready: the client may try again with a better CSR.
-        let _ = store
-            .acme_order_transition(&o.id, "processing", "pending", None, None)
-            .await;
-        return Err(match e {
-            AppError::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
-            AppError::BadCsr(d) | AppError::BadRequest(d) => Problem::new(ProblemType::BadCsr, d),
-            other => internal(other),
-        });
-    }
-    let o = store
-        .acme_order(&o.id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| internal("order vanished"))?;
+    let o = match issued {
+        // Valid with its certificate, as committed.
+        Ok((issued, true)) => AcmeOrder {
+            status: "valid".into(),
+            error: None,
+            certificate_id: Some(issued.id),
+            ..o
+        },
+        // No longer processing when the certificate was recorded (given up on as
+        // interrupted): answer with what it is now.
+        Ok((_, false)) => store
+            .acme_order(&o.id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("order vanished"))?,
+        Err(e) => {
+            // The order stays ready: the client may try again with a better CSR.
+            let _ = store
+                .acme_order_transition(&o.id, "processing", "pending", None, None)
+                .await;
+            return Err(match e {
+                AppError::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
+                AppError::BadCsr(d) | AppError::BadRequest(d) => {
+                    Problem::new(ProblemType::BadCsr, d)
+                }
+                other => internal(other),
+            });
+        }
+    };
     Ok(Reply::json(StatusCode::OK, &order_json(ctx, &o, &authzs)?)
         .header(header::LOCATION, ctx.link("order", &o.id)))
 }

@@ -780,6 +780,24 @@ impl Store {
         row.as_ref().map(row_order).transpose()
     }
 
+    /// A certificate that `account_id` ordered: its CA's id and its DER, in one round trip.
+    pub async fn acme_account_certificate(
+        &self,
+        certificate_id: &str,
+        account_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.ca_id, c.der FROM certificates c JOIN acme_orders o ON o.certificate_id = c.id
+             WHERE c.id = $1 AND o.account_id = $2 LIMIT 1",
+        )
+        .bind(certificate_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("ca_id")?, r.try_get("der")?)))
+            .transpose()
+    }
+
     /// Count one event in a fixed window; returns the count including this one. Shared by
     /// all replicas through the database.
     pub async fn acme_rate_count(

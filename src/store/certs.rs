@@ -165,13 +165,13 @@ impl Store {
     /// Record an issued certificate with its audit event. Returns once the record is
     /// committed (several concurrent issuances share one commit). With `acme_order`, the
     /// ACME order being finalized becomes valid with this certificate in the same commit
-    /// (if it is still `processing`).
+    /// (if it is still `processing`; the answer says whether it did).
     pub async fn insert_certificate(
         &self,
         cert: NewCertificate,
         audit: AuditEvent,
         acme_order: Option<String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.writer.submit(cert, audit, acme_order).await
     }
 

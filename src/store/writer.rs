@@ -25,13 +25,13 @@ pub(crate) struct CertBatch {
 
 impl BatchWrite for CertBatch {
     type Job = Job;
-    type Out = ();
+    /// Whether the job's ACME order was completed.
+    type Out = bool;
     // 17 bound values a row: well under SQLite's 32766 and PostgreSQL's 65535 limits.
     const MAX_BATCH: usize = 256;
 
-    async fn write(&self, jobs: &[Job]) -> Result<Vec<()>, StoreError> {
-        write(&self.pool, self.engine, jobs).await?;
-        Ok(vec![(); jobs.len()])
+    async fn write(&self, jobs: &[Job]) -> Result<Vec<bool>, StoreError> {
+        write(&self.pool, self.engine, jobs).await
     }
 }
 
@@ -45,13 +45,13 @@ impl CertWriter {
     }
 
     /// Queue a certificate and its audit event (and the completion of its ACME order);
-    /// returns once all are committed.
+    /// returns once all are committed, telling whether the order was completed.
     pub(crate) async fn submit(
         &self,
         cert: NewCertificate,
         audit: AuditEvent,
         acme_order: Option<String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.0
             .submit(Job {
                 cert,
@@ -99,7 +99,7 @@ pub(crate) fn placeholders(
 /// One transaction, three statements, however many certificates (plus one per completed
 /// ACME order): each statement is a round trip to the database's worker, so rows are sent
 /// together.
-async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<(), StoreError> {
+async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>, StoreError> {
     let mut tx = super::begin_write(pool, engine).await?;
     let sql = format!(
         "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
@@ -153,15 +153,18 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<(), Store
 
     // ACME orders finalized with these certificates become valid in the same commit; an
     // order no longer `processing` (given up on as interrupted) is left as it is.
-    for job in jobs {
+    let mut completed = vec![false; jobs.len()];
+    for (job, done) in jobs.iter().zip(&mut completed) {
         if let Some(order) = &job.acme_order {
-            sqlx::query("UPDATE acme_orders SET status = 'valid', error = NULL, certificate_id = $1 WHERE id = $2 AND status = 'processing'")
+            *done = sqlx::query("UPDATE acme_orders SET status = 'valid', error = NULL, certificate_id = $1 WHERE id = $2 AND status = 'processing'")
                 .bind(&job.cert.id)
                 .bind(order)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                == 1;
         }
     }
     tx.commit().await?;
-    Ok(())
+    Ok(completed)
 }
