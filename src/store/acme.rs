@@ -483,15 +483,6 @@ impl Store {
             .collect()
     }
 
-    /// The authorizations of an order.
-    pub async fn acme_order_authzs(&self, order_id: &str) -> Result<Vec<AcmeAuthz>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {AUTHZ_COLS} FROM acme_authorizations WHERE id IN (SELECT authz_id FROM acme_order_authorizations WHERE order_id = $1) ORDER BY id"))
-            .bind(order_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_authz).collect()
-    }
-
     /// Move an order from `from` to `to` (with an optional error or certificate); false if it
     /// was no longer in `from` (another request or replica got there first).
     pub async fn acme_order_transition(
@@ -520,9 +511,9 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // Relaxed: if a power failure loses it, the order is simply ready again; the
-        // certificate's durable commit flushes it otherwise.
-        // One statement, so no transaction around it.
+        // Relaxed, and one statement so no transaction around it: if a power failure loses
+        // it, the order is simply ready again; the certificate's durable commit flushes it
+        // otherwise.
         let mut conn = self.relaxed_writer().await?;
         let done = sqlx::query(
             "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
