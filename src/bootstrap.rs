@@ -17,7 +17,7 @@ use time::Duration;
 use crate::api::auth::new_token;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::pki::{Actor, Pki};
+use crate::services::pki::{Actor, Pki};
 use crate::store::{ProfileRecord, Role, Store, StoreError, TokenRecord, new_id};
 
 /// Name of the root CA made on first start.
@@ -129,7 +129,7 @@ async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
     match pki.create_root(DEFAULT_ROOT, &root_spec, &system).await {
         Ok(ca) => tracing::info!(id = %ca.id, subject = %ca.subject, "created root CA"),
         // Another replica sharing the database got there first.
-        Err(crate::error::AppError::Conflict(_)) => return Ok(()),
+        Err(crate::error::Error::Conflict(_)) => return Ok(()),
         Err(e) => return Err(anyhow::anyhow!("creating the root CA: {e}")),
     }
     let mut int_spec = CaSpec::new("certkeeper Intermediate CA", alg);

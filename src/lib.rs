@@ -3,29 +3,30 @@
 //! An X.509 certificate lifecycle manager: a private CA with a REST API, a CLI, CRLs and
 //! OCSP, on SQLite (embedded default) or PostgreSQL (several replicas).
 //!
-//! The binary is thin (`main.rs`); this library wires the pieces:
-//! [`config`] (layered settings), [`store`] (sqlx persistence), [`pki`] (the one issuance
-//! path over [`certkeeper_ca`]), the front ends [`api`] (REST under `/api/v1`), [`acme`]
-//! (RFC 8555 under `/acme/`) and [`est`] (RFC 7030 under `/.well-known/est/`), [`public`]
-//! (AIA, CRL, OCSP, health), [`managed`] (renewal and cloud sync), [`alerts`] (rules,
-//! events and delivery), [`discovery`] (server-side scans and schedules), [`server`]
-//! (listeners and jobs), [`bootstrap`] (first start), and the CLI's [`client`] commands and
-//! [`scan_cli`] (`certkeeper scan`).
+//! The binary is thin (`main.rs`); this library is layered (see `ARCHITECTURE.md`):
+//! - front ends parse, authenticate, call one service method and render: [`api`] (REST
+//!   under `/api/v1`), [`acme`] (the HTTP adapter of the RFC 8555 engine in
+//!   [`certkeeper_acme`]), [`est`] (RFC 7030 under `/.well-known/est/`), [`public`] (AIA,
+//!   CRL, OCSP, health); [`problem`] maps the services' [`error::Error`] to RFC 7807;
+//! - [`services`] own every change: rules, audit events, cache invalidation;
+//! - [`store`] is the only code that speaks SQL; [`jobs`] runs every background task;
+//! - [`config`] (layered settings), [`bootstrap`] (first start), [`server`] (listeners).
+//!
+//! The CLI's client commands are outside the server library.
 
 pub mod acme;
-pub mod alerts;
 pub mod api;
 pub mod bootstrap;
 pub mod cache;
 pub mod client;
 pub mod config;
-pub mod discovery;
 pub mod error;
 pub mod est;
-pub mod managed;
+pub mod jobs;
 pub mod metrics;
-pub mod pki;
+pub mod problem;
 pub mod public;
 pub mod scan_cli;
 pub mod server;
+pub mod services;
 pub mod store;

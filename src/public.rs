@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 
 /// Routes.
@@ -28,12 +28,12 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-fn split_file<'a>(file: &'a str, exts: &[&str]) -> Result<(&'a str, &'a str), AppError> {
+fn split_file<'a>(file: &'a str, exts: &[&str]) -> Result<(&'a str, &'a str), Error> {
     let (id, ext) = file
         .rsplit_once('.')
-        .ok_or_else(|| AppError::NotFound(format!("no file {file:?}")))?;
+        .ok_or_else(|| Error::NotFound(format!("no file {file:?}")))?;
     if !exts.contains(&ext) {
-        return Err(AppError::NotFound(format!(
+        return Err(Error::NotFound(format!(
             "no file {file:?} (use .{})",
             exts.join(" or .")
         )));
@@ -44,12 +44,12 @@ fn split_file<'a>(file: &'a str, exts: &[&str]) -> Result<(&'a str, &'a str), Ap
 async fn ca_certificate(
     State(state): State<AppState>,
     Path(file): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let (id, ext) = split_file(&file, &["crt", "der", "pem"])?;
     let ca = state.pki.store().get_ca(id).await?;
     let der = ca
         .cert_der
-        .ok_or_else(|| AppError::NotFound(format!("CA {id:?} has no certificate yet")))?;
+        .ok_or_else(|| Error::NotFound(format!("CA {id:?} has no certificate yet")))?;
     Ok(match ext {
         "pem" => (
             [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -60,10 +60,7 @@ async fn ca_certificate(
     })
 }
 
-async fn crl(
-    State(state): State<AppState>,
-    Path(file): Path<String>,
-) -> Result<Response, AppError> {
+async fn crl(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, Error> {
     let (id, _) = split_file(&file, &["crl"])?;
     let ca = state.pki.store().get_ca(id).await?;
     let der = state.pki.crl(&ca.id).await?;

@@ -24,10 +24,13 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::bootstrap::{Booted, server_certificate};
-use crate::error::AppError;
-use crate::managed::Managed;
+use crate::error::Error;
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
-use crate::pki::Pki;
+use crate::problem::HttpError;
+use crate::services::Services;
+use crate::services::managed::Managed;
+use crate::services::pki::Pki;
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -38,10 +41,23 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether start-up finished.
     pub ready: Arc<AtomicBool>,
-    /// Managed certificates and their sync to cloud destinations.
-    pub managed: Arc<Managed>,
+    /// Every service; handlers call one method of one of them.
+    pub services: Arc<Services>,
     /// The ACME nonce key.
     pub nonces: Arc<crate::acme::Nonces>,
+}
+
+impl AppState {
+    /// The state of a server over `pki`, with a fresh background runner, not yet ready.
+    pub fn new(pki: Arc<Pki>, metrics: Arc<Metrics>) -> AppState {
+        AppState {
+            services: Arc::new(Services::new(pki.clone(), Jobs::new())),
+            pki,
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+            nonces: Arc::new(crate::acme::Nonces::new()),
+        }
+    }
 }
 
 async fn count_responses(
@@ -58,12 +74,12 @@ async fn count_responses(
     resp
 }
 
-async fn not_found(uri: Uri) -> AppError {
-    AppError::NotFound(format!("nothing at {}", uri.path()))
+async fn not_found(uri: Uri) -> Error {
+    Error::NotFound(format!("nothing at {}", uri.path()))
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> AppError {
-    AppError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> HttpError {
+    HttpError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
 }
 
 fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
@@ -215,14 +231,8 @@ pub async fn run(
     tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
-    let managed = Arc::new(Managed::new(pki.clone()));
-    let state = AppState {
-        pki: pki.clone(),
-        metrics,
-        ready: Arc::new(AtomicBool::new(false)),
-        managed: managed.clone(),
-        nonces: Arc::new(crate::acme::Nonces::new()),
-    };
+    let state = AppState::new(pki.clone(), metrics);
+    let managed = state.services.managed.clone();
     let https = TcpListener::bind(settings.https_listen)
         .await
         .with_context(|| format!("binding HTTPS listener {}", settings.https_listen))?;
@@ -238,11 +248,11 @@ pub async fn run(
         cert.clone(),
         stop_rx.clone(),
     ));
-    let scans = tokio::spawn(crate::discovery::schedule_loop(
+    let scans = tokio::spawn(crate::services::discovery::schedule_loop(
         pki.clone(),
         stop_rx.clone(),
     ));
-    let alert_jobs = tokio::spawn(crate::alerts::run(pki.clone(), stop_rx.clone()));
+    let alert_jobs = tokio::spawn(crate::services::alerts::run(pki.clone(), stop_rx.clone()));
     // Everything is initialised: ready before the first connection is accepted, so no
     // client ever sees a "starting" 503 from a server that is serving.
     state.ready.store(true, Ordering::Relaxed);
@@ -267,6 +277,7 @@ pub async fn run(
     let _ = jobs.await;
     let _ = scans.await;
     let _ = alert_jobs.await;
+    state.services.jobs.shutdown().await;
     pki.store().close().await;
     tracing::info!("stopped");
     Ok(())

@@ -10,12 +10,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use certkeeper::alerts::Alerts;
-use certkeeper::alerts::channels::{NewChannel, prepare};
-use certkeeper::alerts::deliver::signature;
 use certkeeper::bootstrap::{Booted, boot};
 use certkeeper::config::Settings;
-use certkeeper::pki::{Actor, Issued, Pki};
+use certkeeper::services::alerts::Alerts;
+use certkeeper::services::alerts::channels::{NewChannel, prepare};
+use certkeeper::services::alerts::deliver::signature;
+use certkeeper::services::pki::{Actor, Issued, Pki};
 use certkeeper::store::{RuleRecord, Selector, new_id};
 use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, ManualClock, PublicKeyData};
 use common::Db;
@@ -781,7 +781,7 @@ async fn email_arrives(mode: &str) {
     assert!(
         matches!(
             test,
-            certkeeper::alerts::Outcome::Delivered { status: Some(250) }
+            certkeeper::services::alerts::Outcome::Delivered { status: Some(250) }
         ),
         "{test:?}"
     );
@@ -800,7 +800,7 @@ async fn email_arrives(mode: &str) {
         .await
         .unwrap();
     assert!(
-        matches!(test, certkeeper::alerts::Outcome::Failed { .. }),
+        matches!(test, certkeeper::services::alerts::Outcome::Failed { .. }),
         "{test:?}"
     );
 }
@@ -928,7 +928,7 @@ async fn managed_and_discovery_events(db: Db) {
         ];
     })
     .await;
-    let managed = certkeeper::managed::Managed::new(b.pki.clone());
+    let managed = certkeeper::services::managed::Managed::new(b.pki.clone());
     managed
         .event(
             "m-1",
@@ -950,7 +950,7 @@ async fn managed_and_discovery_events(db: Db) {
         gone: vec![],
         expired: vec![json!({"fingerprint": "dd44", "subject": "CN=old.example", "not_after": 0})],
     };
-    certkeeper::alerts::events::on_scan_finished(&b.pki, "scan-1", &changes).await;
+    certkeeper::services::alerts::events::on_scan_finished(&b.pki, "scan-1", &changes).await;
     Alerts::new(b.pki.clone()).deliver_due().await.unwrap();
     let got = recv.at("/ops");
     let types: Vec<&str> = got

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use certkeeper::alerts::deliver::signature;
+use certkeeper::services::alerts::deliver::signature;
 use common::{Db, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};

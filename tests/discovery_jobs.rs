@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use certkeeper::bootstrap::boot;
 use certkeeper::config::Settings;
-use certkeeper::discovery::{
+use certkeeper::services::discovery::{
     ScanSpec, create_scan, fail_abandoned_scans, next_run, parse_cron, run_due_schedules,
 };
-use certkeeper::pki::Actor;
+use certkeeper::services::pki::Actor;
 use certkeeper::store::ScheduleRecord;
 use certkeeper_ca::{Clock, ManualClock};
 use common::Db;
@@ -180,7 +180,9 @@ async fn scenario(db: Db) {
         ports: Some(port.to_string()),
         ..ScanSpec::default()
     };
-    let plan = certkeeper::discovery::plan_for(&a, &spec).await.unwrap();
+    let plan = certkeeper::services::discovery::plan_for(&a, &spec)
+        .await
+        .unwrap();
     let orphan = create_scan(&a, &spec, &plan, &Actor::system(), None)
         .await
         .unwrap();

@@ -5,7 +5,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -73,13 +72,10 @@ async fn app(db: Db) -> App {
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let booted = boot(settings, clock.clone()).await.unwrap();
     let token = booted.new_admin_token.clone().unwrap();
-    let state = AppState {
-        managed: Arc::new(certkeeper::managed::Managed::new(booted.pki.clone())),
-        pki: booted.pki,
-        metrics: booted.metrics,
-        ready: Arc::new(AtomicBool::new(true)),
-        nonces: Arc::new(certkeeper::acme::Nonces::new()),
-    };
+    let state = AppState::new(booted.pki, booted.metrics);
+    state
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     App {
         app: https_app(&state),
         clock,

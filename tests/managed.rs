@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use certkeeper::bootstrap::boot;
 use certkeeper::config::Settings;
-use certkeeper::managed::{Managed, NewDestination, NewManaged};
-use certkeeper::pki::Actor;
+use certkeeper::services::managed::{Managed, NewDestination, NewManaged};
+use certkeeper::services::pki::Actor;
 use certkeeper::store::{BindingRecord, ManagedRequest};
 use certkeeper_ca::{KeyAlgorithm, ManualClock};
 use certkeeper_sync::{AwsAcm, AwsAcmConfig, AwsCredentials};

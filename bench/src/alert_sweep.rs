@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use certkeeper::alerts::Alerts;
-use certkeeper::alerts::channels::{NewChannel, prepare};
 use certkeeper::bootstrap::boot;
 use certkeeper::config::Settings;
-use certkeeper::pki::Actor;
+use certkeeper::services::alerts::Alerts;
+use certkeeper::services::alerts::channels::{NewChannel, prepare};
+use certkeeper::services::pki::Actor;
 use certkeeper::store::{Engine, RuleRecord, Selector, new_id};
 use certkeeper_ca::ManualClock;
 use clap::Parser;

@@ -10,7 +10,7 @@ use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use super::order::rfc3339;
 use super::{AcmePost, Ctx, Peer, Reply, handle, internal};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 use crate::store::CertRecord;
 
@@ -126,11 +126,11 @@ async fn revoke_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Rep
     }
     match ctx.pki().revoke(&cert_id, reason, &actor).await {
         Ok(_) => Ok(Reply::empty(StatusCode::OK)),
-        Err(AppError::Conflict(_)) => Err(Problem::new(
+        Err(Error::Conflict(_)) => Err(Problem::new(
             ProblemType::AlreadyRevoked,
             "the certificate is already revoked",
         )),
-        Err(AppError::BadRequest(d)) => Err(Problem::new(ProblemType::BadRevocationReason, d)),
+        Err(Error::BadRequest(d)) => Err(Problem::new(ProblemType::BadRevocationReason, d)),
         Err(e) => Err(internal(e)),
     }
 }

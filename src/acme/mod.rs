@@ -3,7 +3,7 @@
 //!
 //! Handlers parse and authenticate (JWS, nonce, URL) with `certkeeper_acme`, keep their
 //! state in the database (so any replica can answer any request), and issue only through
-//! [`crate::pki::Pki::issue`] with the directory's profile.
+//! [`crate::services::pki::Pki::issue`] with the directory's profile.
 
 mod account;
 mod cert;
@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 pub use nonce::Nonces;
 
-use crate::pki::{Actor, Pki};
 use crate::server::AppState;
+use crate::services::pki::{Actor, Pki};
 use crate::store::{AcmeAccount, ProfileRecord};
 
 pub(crate) use order::{fail_interrupted_orders, reclaim_stuck_validations};

@@ -18,7 +18,7 @@ use certkeeper_acme::{NonceKey, NonceRejection, Problem, ProblemType, UsedNonces
 use tokio::sync::OnceCell;
 
 use super::internal;
-use crate::pki::Pki;
+use crate::services::pki::Pki;
 use crate::store::Engine;
 
 /// How many uses one process remembers: at 40 bytes of nonce each, some tens of MiB at

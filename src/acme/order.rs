@@ -16,8 +16,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::account::check_rate;
 use super::{AcmePost, Ctx, Reply, account_key, internal};
-use crate::error::AppError;
-use crate::pki::Pki;
+use crate::error::Error;
+use crate::services::pki::Pki;
 use crate::store::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz, StoreError, new_id,
 };
@@ -552,10 +552,8 @@ async fn finalize_inner(
                 .acme_order_transition(&o.id, "processing", "pending", None, None)
                 .await;
             return Err(match e {
-                AppError::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
-                AppError::BadCsr(d) | AppError::BadRequest(d) => {
-                    Problem::new(ProblemType::BadCsr, d)
-                }
+                Error::Policy(v) => Problem::new(ProblemType::BadCsr, v.detail),
+                Error::BadCsr(d) | Error::BadRequest(d) => Problem::new(ProblemType::BadCsr, d),
                 other => internal(other),
             });
         }
@@ -752,7 +750,7 @@ fn spawn_validation(
             None => Err(Problem::malformed("unknown challenge type")),
         };
         let error = outcome.as_ref().err().map(|p| p.to_json().to_string());
-        let ev = crate::pki::Actor {
+        let ev = crate::services::pki::Actor {
             name: format!("acme:{account_id}"),
             source: None,
         }
@@ -822,7 +820,7 @@ pub(crate) async fn reclaim_stuck_validations(pki: &Arc<Pki>) -> Result<usize, S
         .acme_stuck_challenges(now - after, RECLAIM_BATCH)
         .await?
     {
-        let ev = crate::pki::Actor {
+        let ev = crate::services::pki::Actor {
             name: "acme".into(),
             source: None,
         }
@@ -858,7 +856,7 @@ pub(crate) async fn reclaim_stuck_validations(pki: &Arc<Pki>) -> Result<usize, S
             _ => {
                 tracing::error!(challenge = %id, "a stuck challenge's authorization or account key is unusable");
                 let error = Problem::internal().to_json().to_string();
-                let ev = crate::pki::Actor {
+                let ev = crate::services::pki::Actor {
                     name: "acme".into(),
                     source: None,
                 }

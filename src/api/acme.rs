@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::auth::Admin;
 use super::extract::Json;
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 use crate::store::{AcmeEabKey, new_id};
 
@@ -43,15 +43,15 @@ async fn create_eab(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateEab>,
-) -> Result<(StatusCode, Json<CreatedEab>), AppError> {
+) -> Result<(StatusCode, Json<CreatedEab>), Error> {
     if body.name.len() > 100 {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "name must be at most 100 characters".into(),
         ));
     }
     let pki = &state.pki;
     if !pki.settings().acme.serves(&body.profile) {
-        return Err(AppError::BadRequest(format!(
+        return Err(Error::BadRequest(format!(
             "profile {:?} has no ACME directory (see acme.default_profile and acme.profiles)",
             body.profile
         )));
@@ -59,7 +59,7 @@ async fn create_eab(
     pki.profile(&body.profile).await?;
     let mut secret = [0u8; 32];
     aws_lc_rs::rand::fill(&mut secret)
-        .map_err(|_| AppError::Internal("random generator failed".into()))?;
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
     let key = AcmeEabKey {
         id: new_id(),
         profile: body.profile,
@@ -92,7 +92,7 @@ struct EabList {
     items: Vec<AcmeEabKey>,
 }
 
-async fn list_eab(State(state): State<AppState>, _a: Admin) -> Result<Json<EabList>, AppError> {
+async fn list_eab(State(state): State<AppState>, _a: Admin) -> Result<Json<EabList>, Error> {
     Ok(Json(EabList {
         items: state.pki.store().acme_eab_list().await?,
     }))
@@ -128,16 +128,16 @@ async fn move_window(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<WindowRequest>,
-) -> Result<(StatusCode, Json<Window>), AppError> {
+) -> Result<(StatusCode, Json<Window>), Error> {
     if body.end <= body.start {
-        return Err(AppError::BadRequest("end must be after start".into()));
+        return Err(Error::BadRequest("end must be after start".into()));
     }
     let store = state.pki.store();
     let (ca, certificate) = match (&body.ca, &body.certificate) {
         (Some(ca), None) => (Some(store.get_ca(ca).await?.id), None),
         (None, Some(c)) => (None, Some(store.get_certificate(c).await?.id)),
         _ => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "give exactly one of \"ca\" and \"certificate\"".into(),
             ));
         }

@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
-use crate::alerts::Alerts;
-use crate::alerts::channels::{self, NewChannel};
-use crate::alerts::events::EventKind;
-use crate::alerts::rules::{DEFAULT_THRESHOLDS, normalize_thresholds, rfc3339};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
+use crate::services::alerts::Alerts;
+use crate::services::alerts::channels::{self, NewChannel};
+use crate::services::alerts::events::EventKind;
+use crate::services::alerts::rules::{DEFAULT_THRESHOLDS, normalize_thresholds, rfc3339};
 use crate::store::{OutboxRecord, RuleRecord, Selector, StoreError, new_id};
 
 /// Routes.
@@ -38,7 +38,7 @@ pub(super) fn router() -> Router<AppState> {
 async fn list_channels(
     State(state): State<AppState>,
     _: Reader,
-) -> Result<Json<Vec<Value>>, AppError> {
+) -> Result<Json<Vec<Value>>, Error> {
     let list = state.pki.store().list_channels().await?;
     Ok(Json(list.iter().map(channels::public_view).collect()))
 }
@@ -47,7 +47,7 @@ async fn create_channel(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<NewChannel>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let id = new_id();
     let now = state.pki.now().unix_timestamp();
     let rec = channels::prepare(&state.pki, &id, body, now)?;
@@ -57,11 +57,11 @@ async fn create_channel(
         .object(&id)
         .detail(json!({"name": rec.name, "kind": rec.kind}));
     match state.pki.store().insert_channel(&rec, &ev, now).await {
-        Err(StoreError::Conflict(_)) => Err(AppError::Conflict(format!(
+        Err(StoreError::Conflict(_)) => Err(Error::Conflict(format!(
             "an alert channel named {:?} already exists",
             rec.name
         ))),
-        other => other.map_err(AppError::from),
+        other => other.map_err(Error::from),
     }?;
     Ok((StatusCode::CREATED, Json(channels::public_view(&rec))).into_response())
 }
@@ -70,7 +70,7 @@ async fn get_channel(
     State(state): State<AppState>,
     _: Reader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, Error> {
     let ch = state.pki.store().get_channel(&id).await?;
     Ok(Json(channels::public_view(&ch)))
 }
@@ -79,7 +79,7 @@ async fn delete_channel(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let ch = state.pki.store().get_channel(&id).await?;
     let ev = auth
         .actor
@@ -98,7 +98,7 @@ async fn test_channel(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, Error> {
     let ch = state.pki.store().get_channel(&id).await?;
     let outcome = Alerts::new(state.pki.clone()).send_test(&ch).await?;
     let ev = auth
@@ -146,16 +146,14 @@ async fn create_rule(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateRule>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let store = state.pki.store();
     let name = body.name.trim().to_string();
     if name.is_empty() || name.len() > 100 {
-        return Err(AppError::BadRequest(
-            "name must be 1 to 100 characters".into(),
-        ));
+        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
     }
     if body.channels.is_empty() {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "channels must name at least one channel".into(),
         ));
     }
@@ -164,7 +162,7 @@ async fn create_rule(
         match store.get_channel(c).await {
             Ok(ch) => channel_ids.push(ch.id),
             Err(StoreError::NotFound(_)) => {
-                return Err(AppError::BadRequest(format!("no alert channel {c:?}")));
+                return Err(Error::BadRequest(format!("no alert channel {c:?}")));
             }
             Err(e) => return Err(e.into()),
         }
@@ -175,7 +173,7 @@ async fn create_rule(
         None => DEFAULT_THRESHOLDS.to_vec(),
         Some(t) => {
             if t.len() > 10 || t.iter().any(|d| *d == 0 || *d > 3650) {
-                return Err(AppError::BadRequest(
+                return Err(Error::BadRequest(
                     "thresholds are at most 10 numbers of days between 1 and 3650".into(),
                 ));
             }
@@ -184,18 +182,18 @@ async fn create_rule(
     };
     for e in &body.events {
         if EventKind::subscribable(e).is_none() {
-            let known: Vec<&str> = crate::alerts::events::SUBSCRIBABLE
+            let known: Vec<&str> = crate::services::alerts::events::SUBSCRIBABLE
                 .iter()
                 .map(|k| k.short())
                 .collect();
-            return Err(AppError::BadRequest(format!(
+            return Err(Error::BadRequest(format!(
                 "unknown event {e:?}; known: {}",
                 known.join(", ")
             )));
         }
     }
     if thresholds.is_empty() && body.events.is_empty() {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "a rule needs thresholds or events".into(),
         ));
     }
@@ -204,7 +202,7 @@ async fn create_rule(
         match store.get_ca(ca).await {
             Ok(c) => selector.ca_id = Some(c.id),
             Err(StoreError::NotFound(_)) => {
-                return Err(AppError::BadRequest(format!("no CA {ca:?}")));
+                return Err(Error::BadRequest(format!("no CA {ca:?}")));
             }
             Err(e) => return Err(e.into()),
         }
@@ -212,14 +210,12 @@ async fn create_rule(
     if let Some(san) = &selector.san
         && (san.trim().is_empty() || san.len() > 253)
     {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "selector.san must be 1 to 253 characters".into(),
         ));
     }
     if selector.tags.iter().any(|t| t.is_empty() || t.len() > 100) {
-        return Err(AppError::BadRequest(
-            "tags must be 1 to 100 characters".into(),
-        ));
+        return Err(Error::BadRequest("tags must be 1 to 100 characters".into()));
     }
     let now = state.pki.now().unix_timestamp();
     let rec = RuleRecord {
@@ -240,20 +236,17 @@ async fn create_rule(
         .object(&rec.id)
         .detail(json!({"name": rec.name}));
     match store.insert_rule(&rec, &ev, now).await {
-        Err(StoreError::Conflict(_)) => Err(AppError::Conflict(format!(
+        Err(StoreError::Conflict(_)) => Err(Error::Conflict(format!(
             "an alert rule named {:?} already exists",
             rec.name
         ))),
-        other => other.map_err(AppError::from),
+        other => other.map_err(Error::from),
     }?;
     state.pki.invalidate_alert_rules();
     Ok((StatusCode::CREATED, Json(rule_view(&rec))).into_response())
 }
 
-async fn list_rules(
-    State(state): State<AppState>,
-    _: Reader,
-) -> Result<Json<Vec<Value>>, AppError> {
+async fn list_rules(State(state): State<AppState>, _: Reader) -> Result<Json<Vec<Value>>, Error> {
     let rules = state.pki.store().list_rules().await?;
     Ok(Json(rules.iter().map(rule_view).collect()))
 }
@@ -262,7 +255,7 @@ async fn get_rule(
     State(state): State<AppState>,
     _: Reader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, Error> {
     Ok(Json(rule_view(&state.pki.store().get_rule(&id).await?)))
 }
 
@@ -270,7 +263,7 @@ async fn delete_rule(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let r = state.pki.store().get_rule(&id).await?;
     let ev = auth
         .actor
@@ -310,19 +303,17 @@ async fn list_outbox(
     State(state): State<AppState>,
     _: Reader,
     Query(q): Query<OutboxQuery>,
-) -> Result<Json<Vec<Value>>, AppError> {
+) -> Result<Json<Vec<Value>>, Error> {
     if let Some(s) = &q.status
         && !matches!(s.as_str(), "pending" | "delivered" | "dead")
     {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "status must be pending, delivered or dead".into(),
         ));
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::BadRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
+        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
     }
     let rows = state
         .pki
@@ -332,7 +323,7 @@ async fn list_outbox(
     Ok(Json(rows.iter().map(outbox_view).collect()))
 }
 
-async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AppError> {
+async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, Error> {
     let alerts = Alerts::new(state.pki.clone());
     let sweep = alerts.sweep().await?;
     let delivery = alerts.deliver_due().await?;
@@ -346,10 +337,10 @@ struct Tags {
     tags: Vec<String>,
 }
 
-fn check_fingerprint(fp: &str) -> Result<String, AppError> {
+fn check_fingerprint(fp: &str) -> Result<String, Error> {
     let fp = fp.to_ascii_lowercase();
     if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "the fingerprint must be the certificate's SHA-256 in 64 hex digits".into(),
         ));
     }
@@ -360,7 +351,7 @@ async fn get_tags(
     State(state): State<AppState>,
     _: Reader,
     Path(fingerprint): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, Error> {
     let fp = check_fingerprint(&fingerprint)?;
     let tags = state.pki.store().tags_of(&fp).await?;
     Ok(Json(json!({"fingerprint": fp, "tags": tags})))
@@ -372,10 +363,10 @@ async fn set_tags(
     Admin(auth): Admin,
     Path(fingerprint): Path<String>,
     Json(body): Json<Tags>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, Error> {
     let fp = check_fingerprint(&fingerprint)?;
     if body.tags.len() > 32 {
-        return Err(AppError::BadRequest("at most 32 tags".into()));
+        return Err(Error::BadRequest("at most 32 tags".into()));
     }
     let mut tags: Vec<String> = Vec::new();
     for t in &body.tags {
@@ -384,7 +375,7 @@ async fn set_tags(
             && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
         if !ok {
-            return Err(AppError::BadRequest(format!(
+            return Err(Error::BadRequest(format!(
                 "tag {t:?} must be 1 to 64 letters, digits or - _ . : /"
             )));
         }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::extract::{Json, Query};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 use crate::store::{AuditFilter, AuditRecord};
 
@@ -36,12 +36,10 @@ async fn list(
     State(state): State<AppState>,
     _a: Admin,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Page>, AppError> {
+) -> Result<Json<Page>, Error> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::BadRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
+        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
     }
     let items = state
         .pki

@@ -6,22 +6,22 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::error::AppError;
-use crate::pki::Actor;
+use crate::error::Error;
 use crate::server::AppState;
+use crate::services::pki::Actor;
 use crate::store::{Role, TokenRecord};
 
 /// Prefix of every API token, so leaked tokens are easy to spot.
 pub const TOKEN_PREFIX: &str = "ck_";
 
 /// A new random token and its stored hash.
-pub fn new_token() -> Result<(String, String), AppError> {
+pub fn new_token() -> Result<(String, String), Error> {
     use aws_lc_rs::rand::SecureRandom;
     use base64::Engine;
     let mut raw = [0u8; 32];
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut raw)
-        .map_err(|_| AppError::Internal("random generator failed".into()))?;
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
     let token = format!(
         "{TOKEN_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
@@ -50,11 +50,11 @@ pub struct Auth {
 
 impl Auth {
     /// Admins only.
-    pub fn require_admin(&self) -> Result<(), AppError> {
+    pub fn require_admin(&self) -> Result<(), Error> {
         if self.token.role == Role::Admin {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
+            Err(Error::Forbidden(format!(
                 "this action needs an admin token; token {:?} is {}",
                 self.token.name,
                 self.token.role.as_str()
@@ -63,16 +63,16 @@ impl Auth {
     }
 
     /// May issue or revoke under `profile`.
-    pub fn require_issuer_for(&self, profile: &str) -> Result<(), AppError> {
+    pub fn require_issuer_for(&self, profile: &str) -> Result<(), Error> {
         match self.token.role {
             Role::Admin => Ok(()),
             Role::Issuer if self.token.profiles.iter().any(|p| p == profile) => Ok(()),
-            Role::Issuer => Err(AppError::Forbidden(format!(
+            Role::Issuer => Err(Error::Forbidden(format!(
                 "token {:?} may not use profile {profile:?} (allowed: {})",
                 self.token.name,
                 self.token.profiles.join(", ")
             ))),
-            Role::Viewer => Err(AppError::Forbidden(format!(
+            Role::Viewer => Err(Error::Forbidden(format!(
                 "token {:?} is read-only (viewer)",
                 self.token.name
             ))),
@@ -81,36 +81,36 @@ impl Auth {
 }
 
 impl FromRequestParts<AppState> for Auth {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            AppError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            Error::Unauthorized("missing Authorization: Bearer <token> header".into())
         })?;
         let value = header
             .to_str()
-            .map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
+            .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| {
-                AppError::Unauthorized("the Authorization header must use the Bearer scheme".into())
+                Error::Unauthorized("the Authorization header must use the Bearer scheme".into())
             })?;
         let rec = state
             .pki
             .token_by_hash(&hash_token(token))
             .await?
-            .ok_or_else(|| AppError::Unauthorized("unknown token".into()))?;
+            .ok_or_else(|| Error::Unauthorized("unknown token".into()))?;
         let now = state.pki.now();
         if rec.revoked_at.is_some() {
-            return Err(AppError::Unauthorized("this token has been revoked".into()));
+            return Err(Error::Unauthorized("this token has been revoked".into()));
         }
         if rec.expires_at.is_some_and(|e| e <= now) {
-            return Err(AppError::Unauthorized("this token has expired".into()));
+            return Err(Error::Unauthorized("this token has expired".into()));
         }
         let source = parts
             .extensions
@@ -129,7 +129,7 @@ impl FromRequestParts<AppState> for Auth {
 pub struct Reader(pub Auth);
 
 impl FromRequestParts<AppState> for Reader {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -144,7 +144,7 @@ impl FromRequestParts<AppState> for Reader {
 pub struct Admin(pub Auth);
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 use crate::store::CaRecord;
 
@@ -84,12 +84,12 @@ fn csr_pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der.to_vec())).replace("\r\n", "\n")
 }
 
-async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<CaView>>, AppError> {
+async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<CaView>>, Error> {
     let cas = state.pki.store().list_cas().await?;
     Ok(Json(cas.iter().map(|c| view(&state, c)).collect()))
 }
 
-async fn full_view(state: &AppState, ca: &CaRecord) -> Result<CaView, AppError> {
+async fn full_view(state: &AppState, ca: &CaRecord) -> Result<CaView, Error> {
     let mut v = view(state, ca);
     if let Some(der) = &ca.cert_der {
         v.certificate = Some(certkeeper_ca::pem_encode_certs([der.as_slice()]));
@@ -106,7 +106,7 @@ async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Json<CaView>, AppError> {
+) -> Result<Json<CaView>, Error> {
     let ca = state.pki.store().get_ca(&id).await?;
     Ok(Json(full_view(&state, &ca).await?))
 }
@@ -141,7 +141,7 @@ async fn create(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateCa>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let mut spec = CaSpec::new(
         &body.common_name,
         body.key_algorithm
@@ -155,7 +155,7 @@ async fn create(
     spec.path_len = body.path_len;
     spec.name_constraints = body.name_constraints;
     if body.common_name.trim().is_empty() {
-        return Err(AppError::BadRequest("common_name must not be empty".into()));
+        return Err(Error::BadRequest("common_name must not be empty".into()));
     }
     let ca = match (body.kind, body.parent) {
         (CaType::Root, None) => {
@@ -171,7 +171,7 @@ async fn create(
                 .await?
         }
         (CaType::Intermediate, None) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "an intermediate CA needs \"parent\" (a CA id or name)".into(),
             ));
         }
@@ -182,7 +182,7 @@ async fn create(
                 .await?
         }
         (_, Some(_)) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "\"parent\" is only for type \"intermediate\"".into(),
             ));
         }
@@ -203,7 +203,7 @@ async fn import(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<ImportCa>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let ca = state
         .pki
         .import_ca(
@@ -220,10 +220,10 @@ async fn csr(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let ca = state.pki.store().get_ca(&id).await?;
     let der = ca.csr_der.ok_or_else(|| {
-        AppError::Conflict(format!("CA {:?} is not pending; it has no CSR", ca.name))
+        Error::Conflict(format!("CA {:?} is not pending; it has no CSR", ca.name))
     })?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -244,7 +244,7 @@ async fn install(
     Admin(auth): Admin,
     Path(id): Path<String>,
     Json(body): Json<Install>,
-) -> Result<Json<CaView>, AppError> {
+) -> Result<Json<CaView>, Error> {
     let ca = state
         .pki
         .install_ca_certificate(&id, body.certificate.as_bytes(), &auth.actor)
@@ -263,9 +263,9 @@ async fn crl(
     _r: Reader,
     Path(id): Path<String>,
     Query(q): Query<FormatQuery>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     if !matches!(q.format.as_deref(), None | Some("der") | Some("pem")) {
-        return Err(AppError::BadRequest(format!(
+        return Err(Error::BadRequest(format!(
             "format {:?} is not one of der, pem",
             q.format.unwrap_or_default()
         )));
@@ -280,7 +280,7 @@ async fn crl(
             let pem = pem::encode(&pem::Pem::new("X509 CRL", der)).replace("\r\n", "\n");
             Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
         }
-        Some(other) => Err(AppError::BadRequest(format!(
+        Some(other) => Err(Error::BadRequest(format!(
             "format {other:?} is not one of der, pem"
         ))),
     }

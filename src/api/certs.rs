@@ -14,9 +14,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::auth::{Auth, Reader};
 use super::extract::{Json, Path, Query};
-use crate::error::AppError;
-use crate::pki::Issued;
+use crate::error::Error;
 use crate::server::AppState;
+use crate::services::pki::Issued;
 use crate::store::{CertFilter, CertRecord, CertStatusFilter};
 
 /// Routes.
@@ -149,11 +149,9 @@ fn issued_view(i: &Issued, profile: &str) -> IssuedView {
 async fn issuing_profile(
     state: &AppState,
     name: &str,
-) -> Result<crate::store::ProfileRecord, AppError> {
+) -> Result<crate::store::ProfileRecord, Error> {
     state.pki.profile(name).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound(_) => {
-            AppError::BadRequest(format!("no profile {name:?}"))
-        }
+        crate::store::StoreError::NotFound(_) => Error::BadRequest(format!("no profile {name:?}")),
         other => other.into(),
     })
 }
@@ -162,14 +160,12 @@ fn validity(
     days: Option<u32>,
     not_after: Option<OffsetDateTime>,
     req: &mut IssuanceRequest,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     match (days, not_after) {
-        (Some(_), Some(_)) => Err(AppError::BadRequest(
+        (Some(_), Some(_)) => Err(Error::BadRequest(
             "give validity_days or not_after, not both".into(),
         )),
-        (Some(0), _) => Err(AppError::BadRequest(
-            "validity_days must be at least 1".into(),
-        )),
+        (Some(0), _) => Err(Error::BadRequest("validity_days must be at least 1".into())),
         (Some(d), None) => {
             req.validity = Some(Duration::days(d.into()));
             Ok(())
@@ -196,7 +192,7 @@ async fn issue_from_csr(
     State(state): State<AppState>,
     auth: Auth,
     Json(body): Json<IssueCsr>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     auth.require_issuer_for(&body.profile)?;
     let profile = issuing_profile(&state, &body.profile).await?;
     let csr = certkeeper_ca::parse_csr(body.csr.as_bytes())?;
@@ -244,17 +240,17 @@ async fn issue_with_key(
     State(state): State<AppState>,
     auth: Auth,
     Json(body): Json<IssueGenerate>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     auth.require_issuer_for(&body.profile)?;
     let password = match (body.format, &body.password) {
         (KeyFormat::Pkcs12, Some(p)) if p.len() >= 4 => Some(p.clone()),
         (KeyFormat::Pkcs12, _) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "format pkcs12 needs a \"password\" of at least 4 characters".into(),
             ));
         }
         (KeyFormat::Pem, Some(_)) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "\"password\" is only for format pkcs12".into(),
             ));
         }
@@ -263,7 +259,7 @@ async fn issue_with_key(
     let profile = issuing_profile(&state, &body.profile).await?;
     let alg = body.key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
     if !KeyAlgorithm::GENERATABLE.contains(&alg) {
-        return Err(AppError::BadRequest(format!(
+        return Err(Error::BadRequest(format!(
             "key type {alg} cannot be generated"
         )));
     }
@@ -278,7 +274,7 @@ async fn issue_with_key(
     }
     let key = tokio::task::spawn_blocking(move || alg.generate())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+        .map_err(|e| Error::Internal(e.to_string()))??;
     let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
     req.dns_names = body.dns_names;
     req.ip_addresses = body.ip_addresses;
@@ -343,8 +339,8 @@ fn encode_cursor(c: &CertRecord) -> String {
     ))
 }
 
-fn decode_cursor(s: &str) -> Result<(i64, String), AppError> {
-    let bad = || AppError::BadRequest("malformed cursor".into());
+fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
+    let bad = || Error::BadRequest("malformed cursor".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| bad())?;
@@ -357,12 +353,10 @@ async fn list(
     State(state): State<AppState>,
     _r: Reader,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Page>, AppError> {
+) -> Result<Json<Page>, Error> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::BadRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
+        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
     }
     let ca_id = match q.ca {
         Some(ca) => Some(
@@ -372,7 +366,7 @@ async fn list(
                 .get_ca(&ca)
                 .await
                 .map(|c| c.id)
-                .map_err(|_| AppError::BadRequest(format!("no CA {ca:?}")))?,
+                .map_err(|_| Error::BadRequest(format!("no CA {ca:?}")))?,
         ),
         None => None,
     };
@@ -382,7 +376,7 @@ async fn list(
         Some("expired") => Some(CertStatusFilter::Expired),
         Some("revoked") => Some(CertStatusFilter::Revoked),
         Some(other) => {
-            return Err(AppError::BadRequest(format!(
+            return Err(Error::BadRequest(format!(
                 "status {other:?} is not one of valid, expired, revoked"
             )));
         }
@@ -415,7 +409,7 @@ async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Json<CertView>, AppError> {
+) -> Result<Json<CertView>, Error> {
     let c = state.pki.store().get_certificate(&id).await?;
     Ok(Json(view(c, state.pki.now(), true)))
 }
@@ -424,7 +418,7 @@ async fn get_pem(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let c = state.pki.store().get_certificate(&id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -437,7 +431,7 @@ async fn get_der(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let c = state.pki.store().get_certificate(&id).await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-cert")], c.der).into_response())
 }
@@ -446,7 +440,7 @@ async fn get_chain(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let c = state.pki.store().get_certificate(&id).await?;
     let ca = state.pki.store().get_ca(&c.ca_id).await?;
     let chain = state.pki.chain_of(&ca).await?;
@@ -472,9 +466,9 @@ struct Revoke {
 }
 
 /// RFC 5280 reason names (camelCase as in the RFC, or snake_case) or numbers.
-pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, AppError> {
+pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
     let bad = |s: &str| {
-        AppError::BadRequest(format!(
+        Error::BadRequest(format!(
             "unknown revocation reason {s} (use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, aACompromise, or 0-5, 9, 10)"
         ))
     };
@@ -511,7 +505,7 @@ async fn revoke(
     auth: Auth,
     Path(id): Path<String>,
     Json(body): Json<Revoke>,
-) -> Result<Json<CertView>, AppError> {
+) -> Result<Json<CertView>, Error> {
     let reason = parse_reason(body.reason.as_ref())?;
     let cert = state.pki.store().get_certificate(&id).await?;
     auth.require_issuer_for(cert.profile_name.as_deref().unwrap_or(""))?;

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
-use crate::discovery::{ScanSpec, create_scan, execute, next_run, parse_cron, plan_for};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
+use crate::services::discovery::{ScanSpec, create_scan, execute, next_run, parse_cron, plan_for};
 use crate::store::{
     InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord, StoreError, new_id,
 };
@@ -42,7 +42,7 @@ async fn start_scan(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(spec): Json<ScanSpec>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let plan = plan_for(&state.pki, &spec).await?;
     let rec = create_scan(&state.pki, &spec, &plan, &auth.actor, None).await?;
     tokio::spawn(execute(state.pki.clone(), rec.id.clone(), plan));
@@ -60,12 +60,10 @@ async fn list_scans(
     State(state): State<AppState>,
     _r: Reader,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Items<ScanRecord>>, AppError> {
+) -> Result<Json<Items<ScanRecord>>, Error> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::BadRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
+        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
     }
     Ok(Json(Items {
         items: state.pki.store().list_scans(limit).await?,
@@ -76,7 +74,7 @@ async fn get_scan(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Json<ScanRecord>, AppError> {
+) -> Result<Json<ScanRecord>, Error> {
     Ok(Json(state.pki.store().scan(&id).await?))
 }
 
@@ -84,7 +82,7 @@ async fn results(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Json<Items<serde_json::Value>>, AppError> {
+) -> Result<Json<Items<serde_json::Value>>, Error> {
     let store = state.pki.store();
     store.scan(&id).await?;
     Ok(Json(Items {
@@ -95,7 +93,7 @@ async fn results(
 async fn certificates(
     State(state): State<AppState>,
     _r: Reader,
-) -> Result<Json<Items<InventoryCertificate>>, AppError> {
+) -> Result<Json<Items<InventoryCertificate>>, Error> {
     Ok(Json(Items {
         items: state.pki.store().inventory_certificates().await?,
     }))
@@ -104,7 +102,7 @@ async fn certificates(
 async fn endpoints(
     State(state): State<AppState>,
     _r: Reader,
-) -> Result<Json<Items<InventoryEndpoint>>, AppError> {
+) -> Result<Json<Items<InventoryEndpoint>>, Error> {
     Ok(Json(Items {
         items: state.pki.store().inventory_endpoints().await?,
     }))
@@ -129,11 +127,9 @@ async fn create_schedule(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<NewSchedule>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     if body.name.trim().is_empty() || body.name.len() > 100 {
-        return Err(AppError::BadRequest(
-            "name must be 1 to 100 characters".into(),
-        ));
+        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
     }
     let cron = parse_cron(&body.cron)?;
     // Checked now so a schedule that could never run is refused at once.
@@ -142,7 +138,7 @@ async fn create_schedule(
     let rec = ScheduleRecord {
         id: new_id(),
         name: body.name,
-        spec: serde_json::to_value(&body.scan).map_err(|e| AppError::Internal(e.to_string()))?,
+        spec: serde_json::to_value(&body.scan).map_err(|e| Error::Internal(e.to_string()))?,
         cron: body.cron,
         enabled: body.enabled,
         next_run: next_run(&cron, now)?,
@@ -162,7 +158,7 @@ async fn create_schedule(
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => {
-                AppError::Conflict("a schedule with this name already exists".into())
+                Error::Conflict("a schedule with this name already exists".into())
             }
             other => other.into(),
         })?;
@@ -172,7 +168,7 @@ async fn create_schedule(
 async fn list_schedules(
     State(state): State<AppState>,
     _r: Reader,
-) -> Result<Json<Items<ScheduleRecord>>, AppError> {
+) -> Result<Json<Items<ScheduleRecord>>, Error> {
     Ok(Json(Items {
         items: state.pki.store().list_schedules().await?,
     }))
@@ -182,7 +178,7 @@ async fn delete_schedule(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let ev = auth
         .actor
         .event("discovery_schedule.delete", "discovery_schedule")

@@ -11,7 +11,7 @@ use time::Duration;
 
 use super::auth::Admin;
 use super::extract::{Json, Path};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::est::auth::{hash_password, new_password};
 use crate::server::AppState;
 use crate::store::{EstCredential, EstLabel, StoreError, new_id};
@@ -47,10 +47,10 @@ struct CreateLabel {
     require_channel_binding: bool,
 }
 
-async fn profile_exists(state: &AppState, name: &str) -> Result<String, AppError> {
+async fn profile_exists(state: &AppState, name: &str) -> Result<String, Error> {
     match state.pki.store().get_profile(name).await {
         Ok(p) => Ok(p.policy.name),
-        Err(StoreError::NotFound(_)) => Err(AppError::BadRequest(format!("no profile {name:?}"))),
+        Err(StoreError::NotFound(_)) => Err(Error::BadRequest(format!("no profile {name:?}"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -59,7 +59,7 @@ async fn create_label(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateLabel>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let l = &body.label;
     if l.is_empty()
         || l.len() > 64
@@ -68,12 +68,12 @@ async fn create_label(
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         || l.starts_with('.')
     {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "label must be 1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')".into(),
         ));
     }
     if OPERATIONS.contains(&l.as_str()) {
-        return Err(AppError::BadRequest(format!(
+        return Err(Error::BadRequest(format!(
             "label {l:?} is the name of an EST operation"
         )));
     }
@@ -97,7 +97,7 @@ async fn create_label(
 async fn list_labels(
     State(state): State<AppState>,
     _a: Admin,
-) -> Result<Json<Vec<EstLabel>>, AppError> {
+) -> Result<Json<Vec<EstLabel>>, Error> {
     Ok(Json(state.pki.store().list_est_labels().await?))
 }
 
@@ -105,7 +105,7 @@ async fn delete_label(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(label): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let ev = auth
         .actor
         .event("est_label.delete", "est_label")
@@ -144,10 +144,10 @@ async fn create_credential(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateCredential>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let u = &body.username;
     if u.is_empty() || u.len() > 100 || u.contains(':') || u.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "username must be 1 to 100 characters, without ':' or control characters".into(),
         ));
     }
@@ -156,7 +156,7 @@ async fn create_credential(
         match state.pki.store().get_est_label(&label).await {
             Ok(_) => {}
             Err(StoreError::NotFound(_)) => {
-                return Err(AppError::BadRequest(format!("no EST label {label:?}")));
+                return Err(Error::BadRequest(format!("no EST label {label:?}")));
             }
             Err(e) => return Err(e.into()),
         }
@@ -164,7 +164,7 @@ async fn create_credential(
     let password = match body.password {
         Some(p) if p.chars().count() >= 12 => p,
         Some(_) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "password must be at least 12 characters (or leave it out to have one generated)"
                     .into(),
             ));
@@ -172,17 +172,17 @@ async fn create_credential(
         None => new_password()?,
     };
     if body.expires_in_days == Some(0) {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "expires_in_days must be at least 1".into(),
         ));
     }
     if body.max_uses == Some(0) {
-        return Err(AppError::BadRequest("max_uses must be at least 1".into()));
+        return Err(Error::BadRequest("max_uses must be at least 1".into()));
     }
     let pw = password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+        .map_err(|e| Error::Internal(e.to_string()))??;
     let now = state.pki.now();
     let rec = EstCredential::new(
         new_id(),
@@ -213,7 +213,7 @@ async fn create_credential(
 async fn list_credentials(
     State(state): State<AppState>,
     _a: Admin,
-) -> Result<Json<Vec<EstCredential>>, AppError> {
+) -> Result<Json<Vec<EstCredential>>, Error> {
     Ok(Json(state.pki.store().list_est_credentials().await?))
 }
 
@@ -221,7 +221,7 @@ async fn revoke_credential(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let ev = auth
         .actor
         .event("est_credential.revoke", "est_credential")

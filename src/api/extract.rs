@@ -4,11 +4,12 @@ use axum::extract::FromRequest;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 
-use crate::error::AppError;
+use crate::error::Error;
+use crate::problem::HttpError;
 
 /// JSON body; any rejection becomes an RFC 7807 problem.
 #[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+#[from_request(via(axum::Json), rejection(HttpError))]
 pub struct Json<T>(pub T);
 
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
@@ -17,36 +18,36 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
-impl From<JsonRejection> for AppError {
+impl From<JsonRejection> for HttpError {
     fn from(r: JsonRejection) -> Self {
         match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(r.body_text()),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(
+            StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(r.body_text()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => HttpError::UnsupportedMediaType(
                 "expected a body with Content-Type: application/json".into(),
             ),
-            _ => AppError::BadRequest(r.body_text()),
+            _ => Error::BadRequest(r.body_text()).into(),
         }
     }
 }
 
 /// Query string; any rejection becomes an RFC 7807 problem.
 #[derive(Debug, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(AppError))]
+#[from_request(via(axum::extract::Query), rejection(HttpError))]
 pub struct Query<T>(pub T);
 
-impl From<QueryRejection> for AppError {
+impl From<QueryRejection> for HttpError {
     fn from(r: QueryRejection) -> Self {
-        AppError::BadRequest(r.body_text())
+        Error::BadRequest(r.body_text()).into()
     }
 }
 
 /// Path parameters; any rejection becomes an RFC 7807 problem.
 #[derive(Debug, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(AppError))]
+#[from_request(via(axum::extract::Path), rejection(HttpError))]
 pub struct Path<T>(pub T);
 
-impl From<PathRejection> for AppError {
+impl From<PathRejection> for HttpError {
     fn from(r: PathRejection) -> Self {
-        AppError::BadRequest(r.body_text())
+        Error::BadRequest(r.body_text()).into()
     }
 }

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 
 use super::auth::{Admin, Auth, Reader};
 use super::extract::{Json, Path, Query};
-use crate::error::AppError;
-use crate::managed::{NewDestination, NewManaged};
+use crate::error::Error;
 use crate::server::AppState;
+use crate::services::managed::{NewDestination, NewManaged};
 use crate::store::{BindingRecord, DestinationRecord, ManagedRecord, ManagedRequest};
 
 /// Routes.
@@ -153,7 +153,7 @@ fn binding_view(b: BindingRecord, d: Option<&DestinationRecord>, current: i64) -
 }
 
 /// The full view: versions, bindings with sync status, recent events.
-async fn detailed(state: &AppState, m: ManagedRecord) -> Result<ManagedView, AppError> {
+async fn detailed(state: &AppState, m: ManagedRecord) -> Result<ManagedView, Error> {
     let store = state.pki.store();
     let now = state.pki.now();
     let mut versions = Vec::new();
@@ -223,7 +223,7 @@ async fn create(
     State(state): State<AppState>,
     auth: Auth,
     Json(body): Json<CreateManaged>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     auth.require_issuer_for(&body.profile)?;
     let mut body = body;
     body.destinations.sort();
@@ -236,10 +236,11 @@ async fn create(
                 .store()
                 .get_destination(d)
                 .await
-                .map_err(|_| AppError::BadRequest(format!("no destination {d:?}")))?;
+                .map_err(|_| Error::BadRequest(format!("no destination {d:?}")))?;
         }
     }
     let rec = state
+        .services
         .managed
         .create(
             NewManaged {
@@ -258,7 +259,7 @@ async fn create(
         )
         .await?;
     for d in &body.destinations {
-        state.managed.bind(&rec.id, d, &auth.actor).await?;
+        state.services.managed.bind(&rec.id, d, &auth.actor).await?;
     }
     let view = detailed(&state, rec).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -270,7 +271,7 @@ struct ManagedList {
     items: Vec<ManagedView>,
 }
 
-async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedList>, AppError> {
+async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedList>, Error> {
     let items = state
         .pki
         .store()
@@ -286,7 +287,7 @@ async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Json<ManagedView>, AppError> {
+) -> Result<Json<ManagedView>, Error> {
     let m = state.pki.store().get_managed(&id).await?;
     Ok(Json(detailed(&state, m).await?))
 }
@@ -295,10 +296,10 @@ async fn renew(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<ManagedView>, AppError> {
+) -> Result<Json<ManagedView>, Error> {
     let m = state.pki.store().get_managed(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
-    let m = state.managed.renew_now(&m.id, &auth.actor).await?;
+    let m = state.services.managed.renew_now(&m.id, &auth.actor).await?;
     Ok(Json(detailed(&state, m).await?))
 }
 
@@ -306,10 +307,10 @@ async fn sync_now(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<ManagedView>, AppError> {
+) -> Result<Json<ManagedView>, Error> {
     let m = state.pki.store().get_managed(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
-    state.managed.sync_now(&m.id).await?;
+    state.services.managed.sync_now(&m.id).await?;
     let m = state.pki.store().get_managed(&m.id).await?;
     Ok(Json(detailed(&state, m).await?))
 }
@@ -326,11 +327,15 @@ async fn revoke(
     auth: Auth,
     Path(id): Path<String>,
     Json(body): Json<Revoke>,
-) -> Result<Json<ManagedView>, AppError> {
+) -> Result<Json<ManagedView>, Error> {
     let reason = super::certs::parse_reason(body.reason.as_ref())?;
     let m = state.pki.store().get_managed(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
-    let m = state.managed.revoke(&m.id, reason, &auth.actor).await?;
+    let m = state
+        .services
+        .managed
+        .revoke(&m.id, reason, &auth.actor)
+        .await?;
     Ok(Json(detailed(&state, m).await?))
 }
 
@@ -338,10 +343,10 @@ async fn remove(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let m = state.pki.store().get_managed(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
-    state.managed.delete(&m.id, &auth.actor).await?;
+    state.services.managed.delete(&m.id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,8 +362,9 @@ async fn bind(
     Admin(auth): Admin,
     Path(id): Path<String>,
     Json(body): Json<Bind>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     state
+        .services
         .managed
         .bind(&id, &body.destination, &auth.actor)
         .await?;
@@ -379,8 +385,9 @@ async fn unbind(
     Admin(auth): Admin,
     Path((id, destination)): Path<(String, String)>,
     Query(q): Query<UnbindQuery>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     state
+        .services
         .managed
         .unbind(&id, &destination, q.delete_remote, &auth.actor)
         .await?;
@@ -426,8 +433,9 @@ async fn create_destination(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateDestination>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let rec = state
+        .services
         .managed
         .create_destination(
             NewDestination {
@@ -451,7 +459,7 @@ struct DestinationList {
 async fn list_destinations(
     State(state): State<AppState>,
     _r: Reader,
-) -> Result<Json<DestinationList>, AppError> {
+) -> Result<Json<DestinationList>, Error> {
     let items = state
         .pki
         .store()
@@ -467,7 +475,7 @@ async fn get_destination(
     State(state): State<AppState>,
     _r: Reader,
     Path(id): Path<String>,
-) -> Result<Json<DestinationView>, AppError> {
+) -> Result<Json<DestinationView>, Error> {
     let d = state.pki.store().get_destination(&id).await?;
     Ok(Json(destination_view(d)))
 }
@@ -476,7 +484,11 @@ async fn delete_destination(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
-    state.managed.delete_destination(&id, &auth.actor).await?;
+) -> Result<StatusCode, Error> {
+    state
+        .services
+        .managed
+        .delete_destination(&id, &auth.actor)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,8 @@ use axum::Router;
 use axum::extract::OriginalUri;
 use axum::http::Method;
 
-use crate::error::AppError;
+use crate::error::Error;
+use crate::problem::HttpError;
 use crate::server::AppState;
 
 /// Everything under `/api/v1`.
@@ -40,10 +41,10 @@ pub fn router() -> Router<AppState> {
     Router::new().nest("/api/v1", v1)
 }
 
-async fn not_found(OriginalUri(uri): OriginalUri) -> AppError {
-    AppError::NotFound(format!("no API endpoint at {}", uri.path()))
+async fn not_found(OriginalUri(uri): OriginalUri) -> Error {
+    Error::NotFound(format!("no API endpoint at {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> AppError {
-    AppError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> HttpError {
+    HttpError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
 }

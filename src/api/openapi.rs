@@ -2867,7 +2867,7 @@ fn alert_schemas() -> Map<String, Value> {
             "discovered_only": {"type": "boolean", "description": "Only certificates found by discovery."}
         }
     });
-    let events: Vec<&str> = crate::alerts::events::SUBSCRIBABLE
+    let events: Vec<&str> = crate::services::alerts::events::SUBSCRIBABLE
         .iter()
         .map(|k| k.short())
         .collect();
@@ -2893,7 +2893,7 @@ fn alert_schemas() -> Map<String, Value> {
                 "properties": {
                     "id": {"type": "string"},
                     "name": {"type": "string"},
-                    "kind": {"type": "string", "enum": crate::alerts::channels::KINDS},
+                    "kind": {"type": "string", "enum": crate::services::alerts::channels::KINDS},
                     "config": {"type": "object", "description": "Settings that are not secret: the URL's host, whether requests are signed, custom header names, SMTP settings."},
                     "created_at": date_time("When it was created.")
                 }
@@ -2907,7 +2907,7 @@ fn alert_schemas() -> Map<String, Value> {
                 "required": ["name", "kind"],
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "kind": {"type": "string", "enum": crate::alerts::channels::KINDS},
+                    "kind": {"type": "string", "enum": crate::services::alerts::channels::KINDS},
                     "url": {"type": "string", "description": "Webhook URL (secret)."},
                     "hmac_key": {"type": "string", "description": "Generic webhook: HMAC-SHA256 key (secret)."},
                     "headers": {"type": "object", "description": "Generic webhook: extra headers (values are secret)."},

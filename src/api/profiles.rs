@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 use crate::store::{ProfileRecord, new_id};
 
@@ -50,14 +50,14 @@ fn view(r: ProfileRecord) -> ProfileView {
 fn parse_body(
     mut body: Value,
     name_from_path: Option<&str>,
-) -> Result<(Option<String>, Profile), AppError> {
+) -> Result<(Option<String>, Profile), Error> {
     let obj = body
         .as_object_mut()
-        .ok_or_else(|| AppError::BadRequest("the body must be a JSON object".into()))?;
+        .ok_or_else(|| Error::BadRequest("the body must be a JSON object".into()))?;
     let ca = match obj.remove("ca") {
         Some(Value::String(s)) => Some(s),
         Some(_) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "\"ca\" must be a string (CA id or name)".into(),
             ));
         }
@@ -66,7 +66,7 @@ fn parse_body(
     if let Some(name) = name_from_path {
         match obj.get("name") {
             Some(Value::String(n)) if n != name => {
-                return Err(AppError::BadRequest(
+                return Err(Error::BadRequest(
                     "a profile cannot be renamed: \"name\" differs from the path".into(),
                 ));
             }
@@ -76,17 +76,14 @@ fn parse_body(
         }
     }
     let policy: Profile = serde_json::from_value(body)
-        .map_err(|e| AppError::BadRequest(format!("invalid profile: {e}")))?;
+        .map_err(|e| Error::BadRequest(format!("invalid profile: {e}")))?;
     policy
         .validate()
-        .map_err(|v| AppError::BadRequest(format!("invalid profile: {}: {}", v.rule, v.detail)))?;
+        .map_err(|v| Error::BadRequest(format!("invalid profile: {}: {}", v.rule, v.detail)))?;
     Ok((ca, policy))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    _r: Reader,
-) -> Result<Json<Vec<ProfileView>>, AppError> {
+async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<ProfileView>>, Error> {
     Ok(Json(
         state
             .pki
@@ -103,19 +100,19 @@ async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
     Path(name): Path<String>,
-) -> Result<Json<ProfileView>, AppError> {
+) -> Result<Json<ProfileView>, Error> {
     Ok(Json(view(state.pki.store().get_profile(&name).await?)))
 }
 
-async fn resolve_ca(state: &AppState, ca: &str) -> Result<String, AppError> {
+async fn resolve_ca(state: &AppState, ca: &str) -> Result<String, Error> {
     match state.pki.store().get_ca(ca).await {
         Ok(c) if c.status == "active" => Ok(c.id),
-        Ok(c) => Err(AppError::BadRequest(format!(
+        Ok(c) => Err(Error::BadRequest(format!(
             "CA {:?} is {}, not active",
             c.name, c.status
         ))),
         Err(crate::store::StoreError::NotFound(_)) => {
-            Err(AppError::BadRequest(format!("no CA {ca:?}")))
+            Err(Error::BadRequest(format!("no CA {ca:?}")))
         }
         Err(e) => Err(e.into()),
     }
@@ -125,10 +122,10 @@ async fn create(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<Value>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let (ca, policy) = parse_body(body, None)?;
     let ca = ca.ok_or_else(|| {
-        AppError::BadRequest("\"ca\" (the signing CA's id or name) is required".into())
+        Error::BadRequest("\"ca\" (the signing CA's id or name) is required".into())
     })?;
     let ca_id = resolve_ca(&state, &ca).await?;
     // Stored to the second; answer what a later GET will show.
@@ -159,7 +156,7 @@ async fn update(
     Admin(auth): Admin,
     Path(name): Path<String>,
     Json(body): Json<Value>,
-) -> Result<Json<ProfileView>, AppError> {
+) -> Result<Json<ProfileView>, Error> {
     let existing = state.pki.store().get_profile(&name).await?;
     let (ca, policy) = parse_body(body, Some(&existing.policy.name))?;
     let ca_id = match ca {
@@ -191,7 +188,7 @@ async fn delete(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(name): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let existing = state.pki.store().get_profile(&name).await?;
     let ev = auth
         .actor

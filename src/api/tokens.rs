@@ -10,7 +10,7 @@ use time::Duration;
 
 use super::auth::{Admin, new_token};
 use super::extract::{Json, Path};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::server::AppState;
 use crate::store::{Role, TokenRecord, new_id};
 
@@ -44,20 +44,18 @@ async fn create(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Json(body): Json<CreateToken>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     if body.name.trim().is_empty() || body.name.len() > 100 {
-        return Err(AppError::BadRequest(
-            "name must be 1 to 100 characters".into(),
-        ));
+        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
     }
     match (body.role, body.profiles.is_empty()) {
         (Role::Issuer, true) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "an issuer token needs \"profiles\": the profiles it may use".into(),
             ));
         }
         (Role::Admin | Role::Viewer, false) => {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "\"profiles\" applies to issuer tokens only".into(),
             ));
         }
@@ -69,10 +67,10 @@ async fn create(
             .store()
             .get_profile(p)
             .await
-            .map_err(|_| AppError::BadRequest(format!("no profile {p:?}")))?;
+            .map_err(|_| Error::BadRequest(format!("no profile {p:?}")))?;
     }
     if body.expires_in_days == Some(0) {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "expires_in_days must be at least 1".into(),
         ));
     }
@@ -97,10 +95,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(Created { record: rec, token })).into_response())
 }
 
-async fn list(
-    State(state): State<AppState>,
-    _a: Admin,
-) -> Result<Json<Vec<TokenRecord>>, AppError> {
+async fn list(State(state): State<AppState>, _a: Admin) -> Result<Json<Vec<TokenRecord>>, Error> {
     Ok(Json(state.pki.store().list_tokens().await?))
 }
 
@@ -108,7 +103,7 @@ async fn revoke(
     State(state): State<AppState>,
     Admin(auth): Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+) -> Result<StatusCode, Error> {
     let ev = auth.actor.event("token.revoke", "token").object(&id);
     state
         .pki

@@ -10,7 +10,7 @@ use base64::Engine;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::AppError;
+use crate::error::Error;
 
 /// PBKDF2-HMAC-SHA256 iterations. Stored with each hash, so it can be raised later. Every
 /// verification costs this much on the server, which bounds a password-guessing attacker.
@@ -23,12 +23,12 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// Hash a password for storage: `pbkdf2-sha256$<iterations>$<salt>$<hash>` (PHC-like).
-pub fn hash_password(password: &str) -> Result<String, AppError> {
+pub fn hash_password(password: &str) -> Result<String, Error> {
     use aws_lc_rs::rand::SecureRandom;
     let mut salt = [0u8; 16];
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| AppError::Internal("random generator failed".into()))?;
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
     let mut out = [0u8; HASH_LEN];
     let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
     pbkdf2::derive(
@@ -75,27 +75,27 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 }
 
 /// A new random password (24 bytes, URL-safe base64).
-pub fn new_password() -> Result<String, AppError> {
+pub fn new_password() -> Result<String, Error> {
     use aws_lc_rs::rand::SecureRandom;
     let mut raw = [0u8; 24];
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut raw)
-        .map_err(|_| AppError::Internal("random generator failed".into()))?;
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
 /// The user name and password of an `Authorization: Basic` header, if there is one.
-pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, AppError> {
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Error> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || AppError::Unauthorized("malformed Authorization: Basic header".into());
+    let bad = || Error::Unauthorized("malformed Authorization: Basic header".into());
     let value = value.to_str().map_err(|_| bad())?;
     let Some((scheme, rest)) = value.split_once(' ') else {
         return Err(bad());
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AppError::Unauthorized(
+        return Err(Error::Unauthorized(
             "EST takes HTTP Basic credentials or a TLS client certificate".into(),
         ));
     }
@@ -108,17 +108,17 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
 }
 
 /// Why a client certificate chain is not trusted.
-fn untrusted(why: impl std::fmt::Display) -> AppError {
-    AppError::Forbidden(format!("the TLS client certificate is not trusted: {why}"))
+fn untrusted(why: impl std::fmt::Display) -> Error {
+    Error::Forbidden(format!("the TLS client certificate is not trusted: {why}"))
 }
 
-fn parse(der: &[u8]) -> Result<X509Certificate<'_>, AppError> {
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
     X509Certificate::from_der(der)
         .map(|(_, c)| c)
         .map_err(|e| untrusted(format!("unparseable certificate: {e}")))
 }
 
-fn check_time(c: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), AppError> {
+fn check_time(c: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), Error> {
     let t = now.unix_timestamp();
     let v = c.validity();
     if t < v.not_before.timestamp() || t > v.not_after.timestamp() {
@@ -139,7 +139,7 @@ pub fn verify_chain(
     chain: &[Vec<u8>],
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
-) -> Result<usize, AppError> {
+) -> Result<usize, Error> {
     let leaf_der = chain
         .first()
         .ok_or_else(|| untrusted("no certificate was sent"))?;

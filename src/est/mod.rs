@@ -5,7 +5,7 @@
 //! Clients authenticate with HTTP Basic credentials made over the REST API, or with a TLS
 //! client certificate: one from a bootstrap CA (`est_client_ca_file`) to enroll, or the
 //! certificate being renewed (issued by us under the same profile) to re-enroll.
-//! Issuance goes through [`crate::pki::Pki::issue`] like every other front end. Errors are
+//! Issuance goes through [`crate::services::pki::Pki::issue`] like every other front end. Errors are
 //! RFC 7807 problem documents with the status RFC 7030 asks for; refusals are audited.
 
 pub mod auth;
@@ -26,9 +26,10 @@ use base64::Engine;
 use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, ParsedCsr, PublicKeyData};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::AppError;
-use crate::pki::Actor;
+use crate::error::Error;
+use crate::problem::HttpError;
 use crate::server::AppState;
+use crate::services::pki::Actor;
 use crate::store::{EstCredential, ProfileRecord, StoreError};
 use tls::TlsPeer;
 
@@ -58,7 +59,7 @@ pub fn router() -> Router<AppState> {
 struct Label(Option<String>);
 
 impl FromRequestParts<AppState> for Label {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -66,7 +67,7 @@ impl FromRequestParts<AppState> for Label {
     ) -> Result<Self, Self::Rejection> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+            .map_err(|e| Error::BadRequest(e.body_text()))?;
         Ok(Label(
             params
                 .iter()
@@ -83,7 +84,7 @@ struct Target {
     channel_binding: bool,
 }
 
-async fn target(state: &AppState, label: &Label) -> Result<Target, AppError> {
+async fn target(state: &AppState, label: &Label) -> Result<Target, HttpError> {
     let (name, profile, channel_binding) = match &label.0 {
         None => (
             String::new(),
@@ -98,7 +99,7 @@ async fn target(state: &AppState, label: &Label) -> Result<Target, AppError> {
                 .await
                 .map_err(|e| match e {
                     StoreError::NotFound(_) => {
-                        AppError::NotFound(format!("no EST label {l:?} on this server"))
+                        Error::NotFound(format!("no EST label {l:?} on this server"))
                     }
                     other => other.into(),
                 })?;
@@ -106,7 +107,7 @@ async fn target(state: &AppState, label: &Label) -> Result<Target, AppError> {
         }
     };
     let profile = state.pki.profile(&profile).await.map_err(|e| match e {
-        StoreError::NotFound(_) => AppError::NotFound(format!(
+        StoreError::NotFound(_) => Error::NotFound(format!(
             "EST is not usable here: profile {profile:?} no longer exists (an administrator must change est_default_profile or the label)"
         )),
         other => other.into(),
@@ -119,7 +120,7 @@ async fn target(state: &AppState, label: &Label) -> Result<Target, AppError> {
 }
 
 /// An error as EST answers it: a problem document, with an HTTP Basic challenge on 401.
-fn est_error(e: AppError) -> Response {
+fn est_error(e: HttpError) -> Response {
     let unauthorized = e.status() == StatusCode::UNAUTHORIZED;
     let mut resp = e.into_response();
     if unauthorized {
@@ -151,7 +152,7 @@ async fn cacerts(State(state): State<AppState>, label: Label) -> Response {
         let ca = state.pki.ca(&t.profile.ca_id).await?;
         let chain = state.pki.chain_of(&ca).await?;
         let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-        Ok::<_, AppError>(base64_response(PKCS7, &wire::certs_only(&refs)))
+        Ok::<_, HttpError>(base64_response(PKCS7, &wire::certs_only(&refs)))
     };
     run.await.unwrap_or_else(est_error)
 }
@@ -159,7 +160,7 @@ async fn cacerts(State(state): State<AppState>, label: Label) -> Response {
 async fn csrattrs(State(state): State<AppState>, label: Label) -> Response {
     let run = async {
         let t = target(&state, &label).await?;
-        Ok::<_, AppError>(
+        Ok::<_, HttpError>(
             match wire::csr_attrs(&t.profile.policy.allowed_key_types, t.channel_binding) {
                 Some(der) => base64_response("application/csrattrs", &der),
                 None => StatusCode::NO_CONTENT.into_response(),
@@ -335,7 +336,7 @@ async fn enroll_inner(
     op: Op,
     req: EnrollRequest,
     who: &mut Requester,
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     let t = target(state, &req.label).await?;
     let client_cert = match req.peer.chain.first() {
         Some(leaf) => {
@@ -348,9 +349,9 @@ async fn enroll_inner(
     let authn = match (op, basic) {
         (Op::Reenroll, _) => {
             if client_cert.is_none() {
-                return Err(AppError::Unauthorized(
+                return Err(HttpError::from(Error::Unauthorized(
                     "simplereenroll needs the certificate being renewed as the TLS client certificate".into(),
-                ));
+                )));
             }
             trusted_client_cert(state, &t, &req.peer, true).await?;
             Authn::Certificate
@@ -364,9 +365,9 @@ async fn enroll_inner(
             Authn::Certificate
         }
         (_, None) => {
-            return Err(AppError::Unauthorized(
+            return Err(HttpError::from(Error::Unauthorized(
                 "authentication required: HTTP Basic credentials for this EST label, or a trusted TLS client certificate".into(),
-            ));
+            )));
         }
     };
 
@@ -382,14 +383,14 @@ async fn enroll_inner(
                 .to_ascii_lowercase()
         });
     if content_type.as_deref() != Some("application/pkcs10") {
-        return Err(AppError::UnsupportedMediaType(format!(
+        return Err(HttpError::UnsupportedMediaType(format!(
             "{} takes Content-Type: application/pkcs10 (base64 DER), not {}",
             op.name(),
             content_type.as_deref().unwrap_or("none")
         )));
     }
     let too_large = || {
-        AppError::PayloadTooLarge(format!(
+        HttpError::PayloadTooLarge(format!(
             "EST request bodies are at most {} KiB",
             MAX_BODY / 1024
         ))
@@ -406,11 +407,11 @@ async fn enroll_inner(
     let bytes = axum::body::to_bytes(req.body, MAX_BODY)
         .await
         .map_err(|_| too_large())?;
-    let der = wire::decode_base64_body(&bytes).map_err(AppError::BadRequest)?;
+    let der = wire::decode_base64_body(&bytes).map_err(Error::BadRequest)?;
     if der.first() != Some(&0x30) {
-        return Err(AppError::BadCsr(
+        return Err(HttpError::from(Error::BadCsr(
             "the body decodes to something that is not DER; expected a PKCS#10 request".into(),
-        ));
+        )));
     }
     let csr = certkeeper_ca::parse_csr(&der)?;
     check_channel_binding(&t, &csr, &req.peer)?;
@@ -423,21 +424,21 @@ async fn enroll_inner(
     let generated = if op == Op::ServerKeygen {
         let alg = csr.key_algorithm;
         if !KeyAlgorithm::GENERATABLE.contains(&alg) {
-            return Err(AppError::BadRequest(format!(
+            return Err(HttpError::from(Error::BadRequest(format!(
                 "the server cannot generate {alg} keys; send a CSR with another key type"
-            )));
+            ))));
         }
         if !t.profile.policy.allowed_key_types.contains(&alg) {
             return Err(certkeeper_ca::PolicyViolation {
                 profile: t.profile.policy.name.clone(),
                 rule: "allowed_key_types",
                 detail: format!("key type {alg} is not allowed"),
-            }
-            .into());
+            })
+            .map_err(|v| HttpError::from(Error::from(v)));
         }
         let key = tokio::task::spawn_blocking(move || alg.generate())
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+            .map_err(|e| Error::Internal(e.to_string()))??;
         issuance.public_key_der = key.subject_public_key_info();
         Some(key.serialize_der())
     } else {
@@ -454,10 +455,10 @@ async fn enroll_inner(
                 .take_est_credential_use(&c.id, state.pki.now())
                 .await?
             {
-                return Err(AppError::Unauthorized(format!(
+                return Err(HttpError::from(Error::Unauthorized(format!(
                     "EST credential {:?} is used up, expired or revoked",
                     c.username
-                )));
+                ))));
             }
             Some(c)
         }
@@ -473,7 +474,7 @@ async fn enroll_inner(
             if let Some(c) = credential.filter(|c| c.uses_left.is_some()) {
                 state.pki.store().return_est_credential_use(&c.id).await?;
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let cms = wire::certs_only(&[issued.cert.der.as_slice()]);
@@ -498,8 +499,8 @@ async fn check_password(
     t: &Target,
     user: &str,
     password: &str,
-) -> Result<EstCredential, AppError> {
-    let wrong = || AppError::Unauthorized("unknown EST user name or wrong password".into());
+) -> Result<EstCredential, Error> {
+    let wrong = || Error::Unauthorized("unknown EST user name or wrong password".into());
     let cred = state.pki.store().find_est_credential(user).await?;
     let hash = cred.as_ref().map(|c| c.password_hash().to_string());
     let password = password.to_string();
@@ -508,23 +509,23 @@ async fn check_password(
         None => false,
     })
     .await
-    .map_err(|e| AppError::Internal(e.to_string()))?;
+    .map_err(|e| Error::Internal(e.to_string()))?;
     let cred = match cred {
         Some(c) if ok => c,
         _ => return Err(wrong()),
     };
     if cred.revoked_at.is_some() {
-        return Err(AppError::Unauthorized(format!(
+        return Err(Error::Unauthorized(format!(
             "EST credential {user:?} has been revoked"
         )));
     }
     if cred.expires_at.is_some_and(|e| e <= state.pki.now()) {
-        return Err(AppError::Unauthorized(format!(
+        return Err(Error::Unauthorized(format!(
             "EST credential {user:?} has expired"
         )));
     }
     if cred.uses_left.is_some_and(|n| n <= 0) {
-        return Err(AppError::Unauthorized(format!(
+        return Err(Error::Unauthorized(format!(
             "EST credential {user:?} has no enrollments left"
         )));
     }
@@ -536,7 +537,7 @@ async fn check_password(
                 format!("/.well-known/est/{l}/")
             }
         };
-        return Err(AppError::Forbidden(format!(
+        return Err(Error::Forbidden(format!(
             "EST credential {user:?} is for {}, not {}",
             path(&cred.label),
             path(&t.label)
@@ -558,12 +559,12 @@ async fn trusted_client_cert(
     t: &Target,
     peer: &TlsPeer,
     renewal: bool,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     let settings = state.pki.settings();
     let now = state.pki.now();
     if !renewal {
         if settings.est_client_cas.is_empty() {
-            return Err(AppError::Forbidden(
+            return Err(Error::Forbidden(
                 "enrollment by TLS client certificate needs a bootstrap CA (est_client_ca_file); use HTTP Basic credentials, or simplereenroll to renew".into(),
             ));
         }
@@ -589,18 +590,18 @@ async fn trusted_client_cert(
         .certificate_id_by_fingerprint(&fingerprint)
         .await?
     else {
-        return Err(AppError::Forbidden(
+        return Err(Error::Forbidden(
             "simplereenroll renews certificates this server issued; the TLS client certificate is not one of them".into(),
         ));
     };
     let rec = state.pki.store().get_certificate(&id).await?;
     if rec.status != "valid" {
-        return Err(AppError::Forbidden(
+        return Err(Error::Forbidden(
             "the TLS client certificate has been revoked".into(),
         ));
     }
     if rec.profile_name.as_deref() != Some(t.profile.policy.name.as_str()) {
-        return Err(AppError::Forbidden(format!(
+        return Err(Error::Forbidden(format!(
             "the TLS client certificate was issued under profile {:?}; this EST path renews under {:?}",
             rec.profile_name.unwrap_or_default(),
             t.profile.policy.name
@@ -611,7 +612,7 @@ async fn trusted_client_cert(
 
 /// RFC 7030 §3.5: a challengePassword that looks like a channel-binding value must match
 /// this connection's `tls-exporter` value (RFC 9266); a label may require one.
-fn check_channel_binding(t: &Target, csr: &ParsedCsr, peer: &TlsPeer) -> Result<(), AppError> {
+fn check_channel_binding(t: &Target, csr: &ParsedCsr, peer: &TlsPeer) -> Result<(), Error> {
     let expected = peer
         .channel_binding
         .map(|cb| base64::engine::general_purpose::STANDARD.encode(cb));
@@ -623,10 +624,10 @@ fn check_channel_binding(t: &Target, csr: &ParsedCsr, peer: &TlsPeer) -> Result<
     });
     match (given, expected) {
         (Some(g), Some(e)) if g == e => Ok(()),
-        (Some(_), _) if looks_like_binding || t.channel_binding => Err(AppError::Forbidden(
+        (Some(_), _) if looks_like_binding || t.channel_binding => Err(Error::Forbidden(
             "the CSR's challengePassword does not match this TLS connection's channel binding (base64 of the RFC 9266 tls-exporter value); the request may have been relayed".into(),
         )),
-        (None, _) if t.channel_binding => Err(AppError::Forbidden(
+        (None, _) if t.channel_binding => Err(Error::Forbidden(
             "this EST label requires channel binding: put base64 of the TLS connection's tls-exporter value (RFC 9266) in the CSR's challengePassword".into(),
         )),
         _ => Ok(()),
@@ -635,10 +636,10 @@ fn check_channel_binding(t: &Target, csr: &ParsedCsr, peer: &TlsPeer) -> Result<
 
 /// RFC 7030 §4.2.2: a renewal's subject and subjectAltName must be those of the
 /// certificate being renewed.
-fn same_names(csr: &ParsedCsr, cert_der: &[u8]) -> Result<(), AppError> {
+fn same_names(csr: &ParsedCsr, cert_der: &[u8]) -> Result<(), Error> {
     let info = certkeeper_ca::inspect_certificate(cert_der)?;
     let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| AppError::BadRequest(format!("client certificate: {e}")))?;
+        .map_err(|e| Error::BadRequest(format!("client certificate: {e}")))?;
     let mut cert_subject: Vec<(String, String)> = Vec::new();
     for rdn in cert.subject().iter() {
         for attr in rdn.iter() {
@@ -666,7 +667,7 @@ fn same_names(csr: &ParsedCsr, cert_der: &[u8]) -> Result<(), AppError> {
         || norm(&info.dns_names) != norm(&csr.dns_names)
         || cert_ips != csr_ips
     {
-        return Err(AppError::BadRequest(format!(
+        return Err(Error::BadRequest(format!(
             "simplereenroll must keep the subject and subjectAltName of the certificate being renewed ({}; {})",
             info.subject,
             info.dns_names

@@ -13,8 +13,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::events::{EventKind, certificate_json};
-use crate::error::AppError;
-use crate::pki::Pki;
+use crate::error::Error;
+use crate::services::pki::Pki;
 use crate::store::{FiredRow, NewEvent, RuleRecord, Window, WindowSource, new_id};
 
 /// Thresholds used when a rule names none.
@@ -149,7 +149,7 @@ pub(crate) fn make_events(rule: &RuleRecord, rows: Vec<FiredRow>, now: i64) -> V
 }
 
 /// Evaluate every enabled rule once at the injected clock's now.
-pub async fn sweep(pki: &Pki) -> Result<SweepReport, AppError> {
+pub async fn sweep(pki: &Pki) -> Result<SweepReport, Error> {
     let now = pki.now().unix_timestamp();
     let mut report = SweepReport::default();
     for rule in pki.store().list_rules().await? {

@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use super::rules::{days_left, rfc3339};
-use crate::pki::Pki;
+use crate::services::pki::Pki;
 use crate::store::{FiredRow, NewEvent, new_id};
 
 /// Every event type. The short name is what rules subscribe to; the CloudEvents type is

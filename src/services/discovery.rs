@@ -17,8 +17,8 @@ use certkeeper_discovery::{
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
-use crate::pki::{Actor, Pki};
+use crate::error::Error;
+use crate::services::pki::{Actor, Pki};
 use crate::store::{ScanRecord, new_id};
 
 /// What a scan request carries: the CLI builds it, the server accepts it as JSON.
@@ -82,7 +82,7 @@ const LEASE_SECS: i64 = 6 * 3600;
 
 /// Mark scans that have been running for longer than any scan should (their replica
 /// stopped) as failed. Returns how many.
-pub async fn fail_abandoned_scans(pki: &Pki) -> Result<u64, AppError> {
+pub async fn fail_abandoned_scans(pki: &Pki) -> Result<u64, Error> {
     let now = pki.now().unix_timestamp();
     Ok(pki
         .store()
@@ -91,14 +91,14 @@ pub async fn fail_abandoned_scans(pki: &Pki) -> Result<u64, AppError> {
 }
 
 /// Check a scan request and build its plan: targets must parse and lie in the allowlist.
-pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, AppError> {
+pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, Error> {
     let plan = spec
         .plan()
         .await
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
     plan.check_allowed(&pki.settings().discovery.allow)
         .map_err(|e| {
-            AppError::Forbidden(format!(
+            Error::Forbidden(format!(
                 "{e}; the server may scan only the networks in discovery_allow"
             ))
         })?;
@@ -112,12 +112,12 @@ pub async fn create_scan(
     plan: &ScanPlan,
     actor: &Actor,
     schedule_id: Option<String>,
-) -> Result<ScanRecord, AppError> {
+) -> Result<ScanRecord, Error> {
     let now = pki.now().unix_timestamp();
     let rec = ScanRecord {
         id: new_id(),
         schedule_id,
-        spec: serde_json::to_value(spec).map_err(|e| AppError::Internal(e.to_string()))?,
+        spec: serde_json::to_value(spec).map_err(|e| Error::Internal(e.to_string()))?,
         status: "running".into(),
         total: i64::try_from(plan.len()).unwrap_or(i64::MAX),
         done: 0,
@@ -149,7 +149,7 @@ pub async fn execute(pki: Arc<Pki>, id: String, plan: ScanPlan) {
     }
 }
 
-async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), AppError> {
+async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), Error> {
     let settings = &pki.settings().discovery;
     let our_cas = pki
         .store()
@@ -177,7 +177,7 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), A
     };
     let plan = Arc::new(plan);
     let (mut rx, progress) = certkeeper_discovery::scan(plan.clone(), options)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
     let mut observations = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -207,27 +207,27 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), A
         .store()
         .finish_scan(id, &observations, &covers, now)
         .await?;
-    crate::alerts::events::on_scan_finished(pki, id, &changes).await;
+    crate::services::alerts::events::on_scan_finished(pki, id, &changes).await;
     Ok(())
 }
 
 /// Parse a cron expression (5 fields, or 6 with seconds; UTC).
-pub fn parse_cron(expr: &str) -> Result<Cron, AppError> {
-    Cron::from_str(expr).map_err(|e| AppError::BadRequest(format!("cron {expr:?}: {e}")))
+pub fn parse_cron(expr: &str) -> Result<Cron, Error> {
+    Cron::from_str(expr).map_err(|e| Error::BadRequest(format!("cron {expr:?}: {e}")))
 }
 
 /// The first run of `cron` strictly after `after` (Unix seconds).
-pub fn next_run(cron: &Cron, after: i64) -> Result<i64, AppError> {
+pub fn next_run(cron: &Cron, after: i64) -> Result<i64, Error> {
     let t = chrono::DateTime::from_timestamp(after, 0)
-        .ok_or_else(|| AppError::Internal("time out of range".into()))?;
+        .ok_or_else(|| Error::Internal("time out of range".into()))?;
     cron.find_next_occurrence(&t, false)
         .map(|n| n.timestamp())
-        .map_err(|e| AppError::BadRequest(format!("cron {:?}: {e}", cron.pattern.to_string())))
+        .map_err(|e| Error::BadRequest(format!("cron {:?}: {e}", cron.pattern.to_string())))
 }
 
 /// Run every due scheduled scan this replica can lease, one after another; returns the
 /// scans started. `owner` names this replica.
-pub async fn run_due_schedules(pki: &Arc<Pki>, owner: &str) -> Result<Vec<String>, AppError> {
+pub async fn run_due_schedules(pki: &Arc<Pki>, owner: &str) -> Result<Vec<String>, Error> {
     let mut started = Vec::new();
     loop {
         let now = pki.now().unix_timestamp();
@@ -241,11 +241,11 @@ pub async fn run_due_schedules(pki: &Arc<Pki>, owner: &str) -> Result<Vec<String
         let actor = Actor::system();
         let outcome = async {
             let spec: ScanSpec = serde_json::from_value(sched.spec.clone())
-                .map_err(|e| AppError::Internal(format!("stored scan spec: {e}")))?;
+                .map_err(|e| Error::Internal(format!("stored scan spec: {e}")))?;
             let plan = plan_for(pki, &spec).await?;
             let rec = create_scan(pki, &spec, &plan, &actor, Some(sched.id.clone())).await?;
             execute(pki.clone(), rec.id.clone(), plan).await;
-            Ok::<_, AppError>(rec.id)
+            Ok::<_, Error>(rec.id)
         }
         .await;
         let scan_id = match outcome {

@@ -16,8 +16,8 @@ use super::channels::{self, ChannelSecrets};
 use super::events::test_event;
 use super::render;
 use super::rules::{self, SweepReport};
-use crate::error::AppError;
-use crate::pki::Pki;
+use crate::error::Error;
+use crate::services::pki::Pki;
 use crate::store::{ChannelRecord, NewEvent};
 
 /// Rows leased per round.
@@ -124,12 +124,12 @@ impl Alerts {
     }
 
     /// Evaluate every rule now.
-    pub async fn sweep(&self) -> Result<SweepReport, AppError> {
+    pub async fn sweep(&self) -> Result<SweepReport, Error> {
         rules::sweep(&self.pki).await
     }
 
     /// Send every due outbox row (in rounds, until none is due).
-    pub async fn deliver_due(&self) -> Result<DeliveryReport, AppError> {
+    pub async fn deliver_due(&self) -> Result<DeliveryReport, Error> {
         let store = self.pki.store();
         let settings = self.pki.settings();
         let mut report = DeliveryReport::default();
@@ -186,7 +186,7 @@ impl Alerts {
     }
 
     /// Send a test message to a channel at once (not through the outbox).
-    pub async fn send_test(&self, ch: &ChannelRecord) -> Result<Outcome, AppError> {
+    pub async fn send_test(&self, ch: &ChannelRecord) -> Result<Outcome, Error> {
         let sec = channels::secrets(&self.pki, ch)?;
         let event = test_event(self.pki.now().unix_timestamp());
         Ok(self.send_with(ch, &sec, &event).await)

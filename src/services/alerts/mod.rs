@@ -44,7 +44,7 @@ pub use deliver::{Alerts, DeliveryReport, Outcome};
 pub use events::{EventKind, emit};
 pub use rules::SweepReport;
 
-use crate::pki::Pki;
+use crate::services::pki::Pki;
 
 /// The alerting background task: a sweep every `alert_sweep_seconds` and an outbox pass
 /// every `alert_delivery_seconds`, until `stop` changes.

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, PublicKeyData};
 use time::{Duration, OffsetDateTime};
 
-use crate::error::AppError;
-use crate::pki::{Actor, Issued, Pki};
+use crate::error::Error;
+use crate::services::pki::{Actor, Issued, Pki};
 use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
 
 pub use destinations::{AWS_ACM, AZURE_KEY_VAULT, NewDestination};
@@ -83,14 +83,14 @@ impl std::fmt::Debug for Managed {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), AppError> {
+fn validate_name(name: &str) -> Result<(), Error> {
     if name.is_empty()
         || name.len() > 64
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     {
-        return Err(AppError::BadRequest(
+        return Err(Error::BadRequest(
             "name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
         ));
     }
@@ -98,9 +98,9 @@ fn validate_name(name: &str) -> Result<(), AppError> {
 }
 
 /// An error as it may be stored and shown: internal details stay in the log.
-fn public_error(e: &AppError) -> String {
+fn public_error(e: &Error) -> String {
     match e {
-        AppError::Internal(_) => "internal error (see the server log)".into(),
+        Error::Internal(_) => "internal error (see the server log)".into(),
         other => other.to_string(),
     }
 }
@@ -141,13 +141,13 @@ impl Managed {
         // Failures go to the alert channels subscribed to them (issuance, renewal and
         // revocation already reach them through the issuance path).
         let alert = match kind {
-            "renewal_failed" => Some(crate::alerts::EventKind::RenewalFailed),
-            "sync_failed" => Some(crate::alerts::EventKind::SyncFailed),
+            "renewal_failed" => Some(crate::services::alerts::EventKind::RenewalFailed),
+            "sync_failed" => Some(crate::services::alerts::EventKind::SyncFailed),
             _ => None,
         };
         if let Some(alert) = alert {
             let data = serde_json::json!({ "managed_certificate": managed_id, "detail": detail });
-            crate::alerts::emit(&self.pki, alert, Some(managed_id), None, data).await;
+            crate::services::alerts::emit(&self.pki, alert, Some(managed_id), None, data).await;
         }
     }
 
@@ -156,20 +156,20 @@ impl Managed {
         profile_name: &str,
         request: &ManagedRequest,
         actor: &Actor,
-    ) -> Result<Issued, AppError> {
+    ) -> Result<Issued, Error> {
         let profile = self.pki.profile(profile_name).await.map_err(|e| match e {
-            StoreError::NotFound(_) => AppError::BadRequest(format!("no profile {profile_name:?}")),
+            StoreError::NotFound(_) => Error::BadRequest(format!("no profile {profile_name:?}")),
             other => other.into(),
         })?;
         let alg = request.key_algorithm;
         if !KeyAlgorithm::GENERATABLE.contains(&alg) {
-            return Err(AppError::BadRequest(format!(
+            return Err(Error::BadRequest(format!(
                 "key type {alg} cannot be generated"
             )));
         }
         let key = tokio::task::spawn_blocking(move || alg.generate())
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+            .map_err(|e| Error::Internal(e.to_string()))??;
         let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
         req.dns_names = request.dns_names.clone();
         req.ip_addresses = request.ip_addresses.clone();
@@ -182,23 +182,21 @@ impl Managed {
     }
 
     /// Create a managed certificate and issue its first version.
-    pub async fn create(&self, new: NewManaged, actor: &Actor) -> Result<ManagedRecord, AppError> {
+    pub async fn create(&self, new: NewManaged, actor: &Actor) -> Result<ManagedRecord, Error> {
         validate_name(&new.name)?;
         if let Some(p) = new.renew_at_percent
             && !(1..=99).contains(&p)
         {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "renew_at_percent must be between 1 and 99".into(),
             ));
         }
         if new.request.validity_days == Some(0) {
-            return Err(AppError::BadRequest(
-                "validity_days must be at least 1".into(),
-            ));
+            return Err(Error::BadRequest("validity_days must be at least 1".into()));
         }
         match self.pki.store().get_managed(&new.name).await {
             Ok(_) => {
-                return Err(AppError::Conflict(
+                return Err(Error::Conflict(
                     "a managed certificate with this name already exists".into(),
                 ));
             }
@@ -248,17 +246,17 @@ impl Managed {
     }
 
     /// Renew now, whatever the schedule says.
-    pub async fn renew_now(&self, id: &str, actor: &Actor) -> Result<ManagedRecord, AppError> {
+    pub async fn renew_now(&self, id: &str, actor: &Actor) -> Result<ManagedRecord, Error> {
         let rec = self.pki.store().get_managed(id).await?;
         if rec.status != "active" {
-            return Err(AppError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "managed certificate {:?} is {}",
                 rec.name, rec.status
             )));
         }
         match self.renew(&rec.id, false, actor).await? {
             true => Ok(self.pki.store().get_managed(&rec.id).await?),
-            false => Err(AppError::Conflict(
+            false => Err(Error::Conflict(
                 "a renewal of this certificate is already under way".into(),
             )),
         }
@@ -267,7 +265,7 @@ impl Managed {
     /// Renew one certificate if this replica can claim it (and, with `due_only`, if it is
     /// due). Returns whether it was renewed; a failed renewal is recorded, scheduled for a
     /// retry, and returned as the error.
-    async fn renew(&self, id: &str, due_only: bool, actor: &Actor) -> Result<bool, AppError> {
+    async fn renew(&self, id: &str, due_only: bool, actor: &Actor) -> Result<bool, Error> {
         let store = self.pki.store();
         let now = self.pki.now();
         if !store
@@ -329,7 +327,7 @@ impl Managed {
     }
 
     /// Renew every certificate that is due; returns how many were renewed.
-    pub async fn renew_due(&self) -> Result<usize, AppError> {
+    pub async fn renew_due(&self) -> Result<usize, Error> {
         let moved = self
             .pki
             .store()
@@ -355,7 +353,7 @@ impl Managed {
     }
 
     /// Everything the background job does once: renewals, then pushes.
-    pub async fn run_due(&self) -> Result<(usize, usize), AppError> {
+    pub async fn run_due(&self) -> Result<(usize, usize), Error> {
         let renewed = self.renew_due().await?;
         let pushed = self.sync_due().await?;
         Ok((renewed, pushed))
@@ -367,11 +365,11 @@ impl Managed {
         id: &str,
         reason: u8,
         actor: &Actor,
-    ) -> Result<ManagedRecord, AppError> {
+    ) -> Result<ManagedRecord, Error> {
         let store = self.pki.store();
         let rec = store.get_managed(id).await?;
         if rec.status == "revoked" {
-            return Err(AppError::Conflict(
+            return Err(Error::Conflict(
                 "the managed certificate is already revoked".into(),
             ));
         }
@@ -381,7 +379,7 @@ impl Managed {
                 continue;
             }
             match self.pki.revoke(&cert.id, reason, actor).await {
-                Ok(_) | Err(AppError::Conflict(_)) => {}
+                Ok(_) | Err(Error::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -399,7 +397,7 @@ impl Managed {
 
     /// Stop managing a certificate: its versions stay on record as certificates, and the
     /// copies at destinations are left alone.
-    pub async fn delete(&self, id: &str, actor: &Actor) -> Result<(), AppError> {
+    pub async fn delete(&self, id: &str, actor: &Actor) -> Result<(), Error> {
         let rec = self.pki.store().get_managed(id).await?;
         let ev = actor
             .event("managed.delete", "managed_certificate")

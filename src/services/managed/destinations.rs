@@ -10,8 +10,8 @@ use certkeeper_sync::{
 use serde::Deserialize;
 
 use super::Managed;
-use crate::error::AppError;
-use crate::pki::Actor;
+use crate::error::Error;
+use crate::services::pki::Actor;
 use crate::store::{DestinationRecord, new_id};
 
 /// Kind name of AWS Certificate Manager destinations.
@@ -45,10 +45,10 @@ fn seal_context(id: &str) -> Vec<u8> {
     format!("destination:{id}").into_bytes()
 }
 
-fn config_error(e: SyncError) -> AppError {
+fn config_error(e: SyncError) -> Error {
     match e {
-        SyncError::Config(m) => AppError::BadRequest(m),
-        other => AppError::BadRequest(other.to_string()),
+        SyncError::Config(m) => Error::BadRequest(m),
+        other => Error::BadRequest(other.to_string()),
     }
 }
 
@@ -57,14 +57,14 @@ async fn build(
     kind: &str,
     config: &serde_json::Value,
     credentials: Option<&[u8]>,
-) -> Result<(Arc<dyn Destination>, serde_json::Value), AppError> {
-    let bad = |what: &str, e: serde_json::Error| AppError::BadRequest(format!("{what}: {e}"));
+) -> Result<(Arc<dyn Destination>, serde_json::Value), Error> {
+    let bad = |what: &str, e: serde_json::Error| Error::BadRequest(format!("{what}: {e}"));
     match kind {
         AZURE_KEY_VAULT => {
             let cfg: AzureKeyVaultConfig =
                 serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
             let creds = credentials.ok_or_else(|| {
-                AppError::BadRequest(
+                Error::BadRequest(
                     "an azure_key_vault destination needs credentials {\"client_secret\": ...}"
                         .into(),
                 )
@@ -86,7 +86,7 @@ async fn build(
             let dest = AwsAcm::new(cfg, creds).await.map_err(config_error)?;
             Ok((Arc::new(dest), stored))
         }
-        other => Err(AppError::BadRequest(format!(
+        other => Err(Error::BadRequest(format!(
             "destination kind {other:?} is not one of {AWS_ACM}, {AZURE_KEY_VAULT}"
         ))),
     }
@@ -94,7 +94,7 @@ async fn build(
 
 impl Managed {
     /// The live client of a destination (built once per replica).
-    pub(super) async fn destination(&self, id: &str) -> Result<Arc<dyn Destination>, AppError> {
+    pub(super) async fn destination(&self, id: &str) -> Result<Arc<dyn Destination>, Error> {
         let mut cache = self.destinations.lock().await;
         if let Some(d) = cache.get(id) {
             return Ok(d.clone());
@@ -114,12 +114,12 @@ impl Managed {
         &self,
         new: NewDestination,
         actor: &Actor,
-    ) -> Result<DestinationRecord, AppError> {
+    ) -> Result<DestinationRecord, Error> {
         super::validate_name(&new.name)?;
         let creds = new
             .credentials
             .as_ref()
-            .map(|c| serde_json::to_vec(c).map_err(|e| AppError::Internal(e.to_string())))
+            .map(|c| serde_json::to_vec(c).map_err(|e| Error::Internal(e.to_string())))
             .transpose()?;
         let (dest, config) = build(&new.kind, &new.config, creds.as_deref()).await?;
         let id = new_id();
@@ -146,7 +146,7 @@ impl Managed {
     }
 
     /// Delete a destination no certificate is bound to.
-    pub async fn delete_destination(&self, id: &str, actor: &Actor) -> Result<(), AppError> {
+    pub async fn delete_destination(&self, id: &str, actor: &Actor) -> Result<(), Error> {
         let rec = self.pki.store().get_destination(id).await?;
         let ev = actor
             .event("destination.delete", "destination")
@@ -162,19 +162,14 @@ impl Managed {
 
     /// Bind a managed certificate to a destination; its current version is pushed by the
     /// next sync run.
-    pub async fn bind(
-        &self,
-        managed: &str,
-        destination: &str,
-        actor: &Actor,
-    ) -> Result<(), AppError> {
+    pub async fn bind(&self, managed: &str, destination: &str, actor: &Actor) -> Result<(), Error> {
         let m = self.pki.store().get_managed(managed).await?;
         let d = self
             .pki
             .store()
             .get_destination(destination)
             .await
-            .map_err(|_| AppError::BadRequest(format!("no destination {destination:?}")))?;
+            .map_err(|_| Error::BadRequest(format!("no destination {destination:?}")))?;
         let ev = actor
             .event("managed.bind", "managed_certificate")
             .object(&m.id)
@@ -194,7 +189,7 @@ impl Managed {
         destination: &str,
         delete_remote: bool,
         actor: &Actor,
-    ) -> Result<(), AppError> {
+    ) -> Result<(), Error> {
         let store = self.pki.store();
         let m = store.get_managed(managed).await?;
         let d = store.get_destination(destination).await?;
@@ -202,7 +197,7 @@ impl Managed {
         if delete_remote && let Some(remote) = &b.remote_id {
             let dest = self.destination(&d.id).await?;
             dest.delete(remote).await.map_err(|e| {
-                AppError::Conflict(format!(
+                Error::Conflict(format!(
                     "deleting {remote} at destination {:?} failed: {e}",
                     d.name
                 ))

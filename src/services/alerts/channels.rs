@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::AppError;
-use crate::pki::Pki;
+use crate::error::Error;
+use crate::services::pki::Pki;
 use crate::store::ChannelRecord;
 
 /// The kinds of channel.
@@ -97,12 +97,12 @@ fn seal_context(id: &str) -> Vec<u8> {
     format!("alert-channel:{id}").into_bytes()
 }
 
-fn bad(msg: impl Into<String>) -> AppError {
-    AppError::BadRequest(msg.into())
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadRequest(msg.into())
 }
 
 /// Check a new channel and split it into shown settings and sealed secrets.
-pub fn prepare(pki: &Pki, id: &str, c: NewChannel, now: i64) -> Result<ChannelRecord, AppError> {
+pub fn prepare(pki: &Pki, id: &str, c: NewChannel, now: i64) -> Result<ChannelRecord, Error> {
     let name = c.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(bad("name must be 1 to 100 characters"));
@@ -171,7 +171,7 @@ pub fn prepare(pki: &Pki, id: &str, c: NewChannel, now: i64) -> Result<ChannelRe
         secrets.headers = c.headers;
         config
     };
-    let plain = serde_json::to_vec(&secrets).map_err(|e| AppError::Internal(e.to_string()))?;
+    let plain = serde_json::to_vec(&secrets).map_err(|e| Error::Internal(e.to_string()))?;
     let sealed = pki.master().seal(&plain, &seal_context(id))?;
     Ok(ChannelRecord {
         id: id.to_string(),
@@ -184,17 +184,17 @@ pub fn prepare(pki: &Pki, id: &str, c: NewChannel, now: i64) -> Result<ChannelRe
 }
 
 /// Open a channel's secrets.
-pub fn secrets(pki: &Pki, ch: &ChannelRecord) -> Result<ChannelSecrets, AppError> {
+pub fn secrets(pki: &Pki, ch: &ChannelRecord) -> Result<ChannelSecrets, Error> {
     let plain = pki
         .master()
         .open(&ch.secret_sealed, &seal_context(&ch.id))?;
-    serde_json::from_slice(&plain).map_err(|e| AppError::Internal(format!("channel secrets: {e}")))
+    serde_json::from_slice(&plain).map_err(|e| Error::Internal(format!("channel secrets: {e}")))
 }
 
 /// The email settings of an email channel.
-pub fn email_config(ch: &ChannelRecord) -> Result<EmailConfig, AppError> {
+pub fn email_config(ch: &ChannelRecord) -> Result<EmailConfig, Error> {
     serde_json::from_value(ch.config.get("smtp").cloned().unwrap_or(Value::Null))
-        .map_err(|e| AppError::Internal(format!("channel {}: {e}", ch.id)))
+        .map_err(|e| Error::Internal(format!("channel {}: {e}", ch.id)))
 }
 
 /// A channel as the API shows it: no secrets.

@@ -6,11 +6,11 @@
 use certkeeper_sync::CertificateVersion;
 
 use super::{BACKOFF_MAX, LEASE, Managed, backoff, public_error};
-use crate::error::AppError;
+use crate::error::Error;
 
 impl Managed {
     /// The current version of a managed certificate, with its key and issuer chain.
-    pub async fn current_version(&self, managed_id: &str) -> Result<CertificateVersion, AppError> {
+    pub async fn current_version(&self, managed_id: &str) -> Result<CertificateVersion, Error> {
         let store = self.pki.store();
         let rec = store.get_managed(managed_id).await?;
         let v = store
@@ -18,12 +18,12 @@ impl Managed {
             .await?
             .into_iter()
             .find(|v| v.version == rec.current_version)
-            .ok_or_else(|| AppError::Internal(format!("{managed_id}: current version missing")))?;
+            .ok_or_else(|| Error::Internal(format!("{managed_id}: current version missing")))?;
         let cert = store.get_certificate(&v.certificate_id).await?;
         let sealed = store
             .get_certificate_key(&cert.id)
             .await?
-            .ok_or_else(|| AppError::Internal(format!("certificate {} has no key", cert.id)))?;
+            .ok_or_else(|| Error::Internal(format!("certificate {} has no key", cert.id)))?;
         let key = self
             .pki
             .master()
@@ -40,7 +40,7 @@ impl Managed {
     }
 
     /// Push to every binding that is behind and due; returns how many pushes succeeded.
-    pub async fn sync_due(&self) -> Result<usize, AppError> {
+    pub async fn sync_due(&self) -> Result<usize, Error> {
         let due = self.pki.store().due_bindings(self.pki.now()).await?;
         let mut pushed = 0;
         for (m, d) in due {
@@ -57,7 +57,7 @@ impl Managed {
 
     /// Push the current version now to every destination of `managed_id` that is behind,
     /// whatever the retry schedule says; failures are recorded on the bindings.
-    pub async fn sync_now(&self, managed_id: &str) -> Result<usize, AppError> {
+    pub async fn sync_now(&self, managed_id: &str) -> Result<usize, Error> {
         let rec = self.pki.store().get_managed(managed_id).await?;
         let mut pushed = 0;
         for b in self.pki.store().bindings_of(&rec.id).await? {
@@ -77,7 +77,7 @@ impl Managed {
 
     /// Push the current version to one destination if this replica can claim the binding
     /// and the destination is behind. Returns whether a version was pushed.
-    async fn push(&self, managed_id: &str, destination_id: &str) -> Result<bool, AppError> {
+    async fn push(&self, managed_id: &str, destination_id: &str) -> Result<bool, Error> {
         let store = self.pki.store();
         let now = self.pki.now();
         if !store
@@ -100,7 +100,7 @@ impl Managed {
         managed_id: &str,
         destination_id: &str,
         now: time::OffsetDateTime,
-    ) -> Result<bool, AppError> {
+    ) -> Result<bool, Error> {
         let store = self.pki.store();
         let binding = store.get_binding(managed_id, destination_id).await?;
         let rec = store.get_managed(managed_id).await?;
@@ -176,7 +176,7 @@ impl Managed {
                     }),
                 )
                 .await;
-                Err(AppError::Conflict(message))
+                Err(Error::Conflict(message))
             }
         }
     }

@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cache::TtlCache;
 use crate::config::{OcspSigner, Settings};
-use crate::error::AppError;
+use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::store::{
     AuditEvent, CaRecord, CertRecord, NewCaRecord, NewCertificate, ProfileRecord, Store,
@@ -194,9 +194,9 @@ impl Pki {
     }
 
     /// The loaded signer of an active CA (cached; CA certificates and keys never change).
-    pub fn signer(&self, ca: &CaRecord) -> Result<Arc<SigningCa>, AppError> {
+    pub fn signer(&self, ca: &CaRecord) -> Result<Arc<SigningCa>, Error> {
         if ca.status != "active" {
-            return Err(AppError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "CA {:?} is {}, not active",
                 ca.name, ca.status
             )));
@@ -212,13 +212,13 @@ impl Pki {
         let cert = ca
             .cert_der
             .clone()
-            .ok_or_else(|| AppError::Internal(format!("CA {} has no certificate", ca.id)))?;
+            .ok_or_else(|| Error::Internal(format!("CA {} has no certificate", ca.id)))?;
         let key = self
             .master
             .open(&ca.key_sealed, &key_context("ca", &ca.id))
-            .map_err(|e| AppError::Internal(format!("CA {} key: {e}", ca.id)))?;
+            .map_err(|e| Error::Internal(format!("CA {} key: {e}", ca.id)))?;
         let signer =
-            Arc::new(SigningCa::load(cert, &key).map_err(|e| AppError::Internal(e.to_string()))?);
+            Arc::new(SigningCa::load(cert, &key).map_err(|e| Error::Internal(e.to_string()))?);
         self.signers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -227,7 +227,7 @@ impl Pki {
     }
 
     /// The issuer chain above and including `ca`, nearest first.
-    pub async fn chain_of(&self, ca: &CaRecord) -> Result<Vec<Vec<u8>>, AppError> {
+    pub async fn chain_of(&self, ca: &CaRecord) -> Result<Vec<Vec<u8>>, Error> {
         if ca.status == "active"
             && let Some(c) = self.chains.get(&ca.id)
         {
@@ -254,14 +254,14 @@ impl Pki {
         Ok(chain)
     }
 
-    fn validate_ca_name(name: &str) -> Result<(), AppError> {
+    fn validate_ca_name(name: &str) -> Result<(), Error> {
         if name.is_empty()
             || name.len() > 64
             || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         {
-            return Err(AppError::BadRequest(
+            return Err(Error::BadRequest(
                 "CA name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
             ));
         }
@@ -276,7 +276,7 @@ impl Pki {
         kind: &'static str,
         new: certkeeper_ca::NewCa,
         actor: &Actor,
-    ) -> Result<CaRecord, AppError> {
+    ) -> Result<CaRecord, Error> {
         let sealed = self.master.seal(&new.key_pkcs8, &key_context("ca", &id))?;
         let chain_pem = if new.chain_der.is_empty() {
             None
@@ -313,7 +313,7 @@ impl Pki {
         name: &str,
         spec: &CaSpec,
         actor: &Actor,
-    ) -> Result<CaRecord, AppError> {
+    ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
         let new = certkeeper_ca::create_root(spec, self.now())?;
         self.store_new_ca(new_id(), name, None, "root", new, actor)
@@ -327,7 +327,7 @@ impl Pki {
         parent: &str,
         spec: &CaSpec,
         actor: &Actor,
-    ) -> Result<CaRecord, AppError> {
+    ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
         let parent = self.store.get_ca(parent).await?;
         let signer = self.signer(&parent)?;
@@ -355,7 +355,7 @@ impl Pki {
         cert: &[u8],
         key: &[u8],
         actor: &Actor,
-    ) -> Result<CaRecord, AppError> {
+    ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
         let new = certkeeper_ca::import_ca(cert, key)?;
         self.store_new_ca(new_id(), name, None, "imported", new, actor)
@@ -368,7 +368,7 @@ impl Pki {
         name: &str,
         spec: &CaSpec,
         actor: &Actor,
-    ) -> Result<CaRecord, AppError> {
+    ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
         let pending = PendingCa::new(spec, self.now())?;
         let id = new_id();
@@ -403,10 +403,10 @@ impl Pki {
         id: &str,
         cert: &[u8],
         actor: &Actor,
-    ) -> Result<CaRecord, AppError> {
+    ) -> Result<CaRecord, Error> {
         let ca = self.store.get_ca(id).await?;
         if ca.status != "pending" {
-            return Err(AppError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "CA {:?} is not pending a certificate",
                 ca.name
             )));
@@ -444,7 +444,7 @@ impl Pki {
         request: IssuanceRequest,
         managed_key: Option<&[u8]>,
         actor: &Actor,
-    ) -> Result<Issued, AppError> {
+    ) -> Result<Issued, Error> {
         self.issue_recorded(profile, request, managed_key, actor, None)
             .await
             .map(|(issued, _)| issued)
@@ -460,7 +460,7 @@ impl Pki {
         request: IssuanceRequest,
         actor: &Actor,
         order_id: &str,
-    ) -> Result<(Issued, bool), AppError> {
+    ) -> Result<(Issued, bool), Error> {
         self.issue_recorded(profile, request, None, actor, Some(order_id))
             .await
     }
@@ -472,7 +472,7 @@ impl Pki {
         managed_key: Option<&[u8]>,
         actor: &Actor,
         acme_order: Option<&str>,
-    ) -> Result<(Issued, bool), AppError> {
+    ) -> Result<(Issued, bool), Error> {
         let ca = self.ca(&profile.ca_id).await?;
         let signer = self.signer(&ca)?;
         let approved = match profile.policy.approve(request, &signer, self.now()) {
@@ -522,7 +522,8 @@ impl Pki {
         };
         self.metrics.certificates_issued.inc();
         // Alert rules subscribed to issuance hear of it; this never fails the issuance.
-        crate::alerts::events::on_issued(self, &id, &cert.info, &profile.policy.name).await;
+        crate::services::alerts::events::on_issued(self, &id, &cert.info, &profile.policy.name)
+            .await;
         let chain = self.chain_of(&ca).await?;
         Ok((
             Issued {
@@ -541,9 +542,9 @@ impl Pki {
         cert_id: &str,
         reason: u8,
         actor: &Actor,
-    ) -> Result<CertRecord, AppError> {
+    ) -> Result<CertRecord, Error> {
         if reason_from_code(reason).is_none() || reason == 6 || reason == 8 {
-            return Err(AppError::BadRequest(format!(
+            return Err(Error::BadRequest(format!(
                 "revocation reason {reason} is not allowed: use 0-5, 9 or 10 (revocation is permanent, so certificateHold (6) and removeFromCRL (8) are not offered; 7 is unassigned)"
             )));
         }
@@ -557,7 +558,7 @@ impl Pki {
             .await?;
         self.metrics.certificates_revoked.inc();
         // Alert rules subscribed to revocation hear of it; this never fails the revocation.
-        crate::alerts::events::on_revoked(self, &rec).await;
+        crate::services::alerts::events::on_revoked(self, &rec).await;
         // The revocation is committed (and OCSP answers from it at once). If the CRL cannot
         // be signed now, the refresh job retries every minute; the caller is not told the
         // revocation failed, because it did not.
@@ -568,7 +569,7 @@ impl Pki {
     }
 
     /// Build, sign and store a fresh CRL for a CA.
-    pub async fn regenerate_crl(&self, ca_id: &str) -> Result<Vec<u8>, AppError> {
+    pub async fn regenerate_crl(&self, ca_id: &str) -> Result<Vec<u8>, Error> {
         let ca = self.store.get_ca(ca_id).await?;
         let signer = self.signer(&ca)?;
         let entries: Vec<RevokedEntry> = self
@@ -609,7 +610,7 @@ impl Pki {
     }
 
     /// The current CRL of a CA, regenerated first if it is missing or past half its life.
-    pub async fn crl(&self, ca_id: &str) -> Result<Vec<u8>, AppError> {
+    pub async fn crl(&self, ca_id: &str) -> Result<Vec<u8>, Error> {
         let now = self.now().unix_timestamp();
         let half = i64::from(self.settings.crl_validity_hours) * 3600 / 2;
         match self.store.get_crl(ca_id).await? {
@@ -619,7 +620,7 @@ impl Pki {
     }
 
     /// Regenerate every CRL that is due (run by the background job).
-    pub async fn refresh_due_crls(&self) -> Result<usize, AppError> {
+    pub async fn refresh_due_crls(&self) -> Result<usize, Error> {
         let half = i64::from(self.settings.crl_validity_hours) * 3600 / 2;
         let due = self
             .store
@@ -652,7 +653,7 @@ impl Pki {
         }
     }
 
-    async fn ocsp_inner(&self, req: &ocsp::OcspRequest) -> Result<Option<Vec<u8>>, AppError> {
+    async fn ocsp_inner(&self, req: &ocsp::OcspRequest) -> Result<Option<Vec<u8>>, Error> {
         let cas = self.store.list_cas().await?;
         let Some(first) = req.cert_ids.first() else {
             return Ok(None);
@@ -721,7 +722,7 @@ impl Pki {
         &self,
         ca: &CaRecord,
         signer: &SigningCa,
-    ) -> Result<(Vec<u8>, certkeeper_ca::KeyPair), AppError> {
+    ) -> Result<(Vec<u8>, certkeeper_ca::KeyPair), Error> {
         let now = self.now();
         let fresh = self.store.get_ca(&ca.id).await?;
         if let (Some(cert), Some(sealed)) = (&fresh.ocsp_cert_der, &fresh.ocsp_key_sealed) {

@@ -1,0 +1,65 @@
+//! The services: one per concept, each the only place where its rules, its audit events
+//! and its cache invalidation live. Front ends call one method and render the answer;
+//! nothing outside the services and the jobs holds the store.
+
+pub mod acme;
+pub mod alerts;
+pub mod audit;
+pub mod cas;
+pub mod certificates;
+pub mod discovery;
+pub mod est;
+pub mod managed;
+pub mod pki;
+pub mod profiles;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::jobs::Jobs;
+
+/// Every service, built once at start and shared by the front ends and the jobs.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The registration authority: the one door to signing, CRLs and OCSP.
+    pub pki: Arc<pki::Pki>,
+    /// Certificate authorities.
+    pub cas: cas::CaService,
+    /// Profiles.
+    pub profiles: profiles::ProfileService,
+    /// Certificates.
+    pub certificates: certificates::CertificateService,
+    /// API tokens.
+    pub tokens: tokens::TokenService,
+    /// The audit log.
+    pub audit: audit::AuditService,
+    /// EST labels and credentials.
+    pub est: est::EstService,
+    /// ACME administration.
+    pub acme: acme::AcmeService,
+    /// Managed certificates and their destinations.
+    pub managed: Arc<managed::Managed>,
+    /// Expiry alerts.
+    pub alerts: Arc<alerts::Alerts>,
+    /// The background runner.
+    pub jobs: Jobs,
+}
+
+impl Services {
+    /// Every service over one registration authority and one runner.
+    pub fn new(pki: Arc<pki::Pki>, jobs: Jobs) -> Services {
+        Services {
+            cas: cas::CaService::new(pki.clone()),
+            profiles: profiles::ProfileService::new(pki.clone()),
+            certificates: certificates::CertificateService::new(pki.clone()),
+            tokens: tokens::TokenService::new(pki.clone()),
+            audit: audit::AuditService::new(pki.clone()),
+            est: est::EstService::new(pki.clone()),
+            acme: acme::AcmeService::new(pki.clone()),
+            managed: Arc::new(managed::Managed::new(pki.clone())),
+            alerts: Arc::new(alerts::Alerts::new(pki.clone())),
+            pki,
+            jobs,
+        }
+    }
+}
