@@ -35,48 +35,6 @@ pub mod events;
 pub mod render;
 pub mod rules;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::watch;
-
 pub use deliver::{Alerts, DeliveryReport, Outcome};
 pub use events::{EventKind, emit};
 pub use rules::SweepReport;
-
-use crate::services::pki::Pki;
-
-/// The alerting background task: a sweep every `alert_sweep_seconds` and an outbox pass
-/// every `alert_delivery_seconds`, until `stop` changes.
-pub async fn run(pki: Arc<Pki>, mut stop: watch::Receiver<bool>) {
-    let alerts = Alerts::new(pki.clone());
-    let settings = pki.settings();
-    let mut sweep_tick =
-        tokio::time::interval(Duration::from_secs(settings.alert_sweep_seconds.into()));
-    let mut deliver_tick =
-        tokio::time::interval(Duration::from_secs(settings.alert_delivery_seconds.into()));
-    loop {
-        tokio::select! {
-            _ = sweep_tick.tick() => {
-                match alerts.sweep().await {
-                    Ok(r) if r.fired > 0 => tracing::info!(fired = r.fired, "alert sweep"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "alert sweep failed"),
-                }
-            }
-            _ = deliver_tick.tick() => {
-                // A shutdown does not wait for slow receivers: rows being sent stay leased
-                // and are sent again (same event id) once their lease runs out.
-                tokio::select! {
-                    r = alerts.deliver_due() => {
-                        if let Err(e) = r {
-                            tracing::error!(error = %e, "alert delivery failed");
-                        }
-                    }
-                    _ = stop.changed() => break,
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
-}
