@@ -90,7 +90,8 @@ impl Every {
     }
 
     /// Run only while this runner holds the task's lease in `leases`: taken (or renewed)
-    /// for one interval before each run, so of several replicas one runs the task.
+    /// for one and a half intervals before each run, so of several replicas one runs the
+    /// task, and another takes over once the holder has stopped.
     pub fn leased(mut self, leases: Arc<dyn Leases>) -> Every {
         self.lease = Some(leases);
         self
@@ -167,7 +168,9 @@ impl Jobs {
                     _ = tick.tick() => {}
                 }
                 if let Some(leases) = &lease {
-                    match leases.take(name, &owner, interval).await {
+                    // Held for half an interval more than the holder needs to renew it, so
+                    // a holder a little late keeps it; a stopped holder's lapses.
+                    match leases.take(name, &owner, interval + interval / 2).await {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(e) => {
