@@ -7,6 +7,7 @@
 //!   Discord, email).
 //! - [`deliver`]: the outbox worker: leases, HTTP/SMTP sending, retries and pacing.
 //! - [`channels`]: channel settings and their sealed secrets.
+//! - administration (channels, rules, outbox, tags): methods of [`Alerts`].
 //!
 //! ## Where certificates come from
 //! The sweep reads the `alert_inventory` view (migration 0004), today a projection of the
@@ -28,6 +29,7 @@
 //!   receiver's answer and that mark means one more delivery of the same event id
 //!   (at-least-once); receivers can drop repeats by the CloudEvents `id`.
 
+mod admin;
 pub mod channels;
 pub mod deliver;
 mod email;
@@ -35,6 +37,7 @@ pub mod events;
 pub mod render;
 pub mod rules;
 
+pub use admin::NewRule;
 pub use deliver::{Alerts, DeliveryReport, Outcome};
 pub use events::{EventKind, emit};
 pub use rules::SweepReport;
