@@ -82,11 +82,7 @@ async fn test_channel(
     Admin(auth): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let outcome = state
-        .services
-        .alerts
-        .test_channel(&id, &auth.actor)
-        .await?;
+    let outcome = state.services.alerts.test_channel(&id, &auth.actor).await?;
     Ok(Json(serde_json::to_value(outcome).unwrap_or(Value::Null)))
 }
 

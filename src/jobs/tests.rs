@@ -99,7 +99,11 @@ async fn shutdown_lets_a_run_finish_within_its_grace_and_drops_it_after() {
     tokio::time::timeout(Duration::from_secs(3), jobs.shutdown())
         .await
         .expect("shutdown waits for the short run only");
-    assert_eq!(finished.load(Ordering::SeqCst), 1, "the run under way finished");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the run under way finished"
+    );
 }
 
 #[tokio::test]
@@ -190,9 +194,15 @@ async fn store_leases_are_a_compare_and_set() {
     assert!(store.take_job_lease("crl", "a", 100, 160).await.unwrap());
     assert!(!store.take_job_lease("crl", "b", 120, 180).await.unwrap());
     assert!(store.take_job_lease("other", "b", 120, 180).await.unwrap());
-    assert!(store.take_job_lease("crl", "a", 159, 219).await.unwrap(), "renewed");
+    assert!(
+        store.take_job_lease("crl", "a", 159, 219).await.unwrap(),
+        "renewed"
+    );
     assert!(!store.take_job_lease("crl", "b", 200, 260).await.unwrap());
-    assert!(store.take_job_lease("crl", "b", 219, 279).await.unwrap(), "expired");
+    assert!(
+        store.take_job_lease("crl", "b", 219, 279).await.unwrap(),
+        "expired"
+    );
     assert!(!store.take_job_lease("crl", "a", 220, 280).await.unwrap());
     store.close().await;
 }

@@ -299,8 +299,10 @@ impl DiscoveryService {
     pub async fn start_scan(&self, spec: &ScanSpec, actor: &Actor) -> Result<ScanRecord, Error> {
         let plan = plan_for(&self.pki, spec).await?;
         let rec = create_scan(&self.pki, spec, &plan, actor, None).await?;
-        self.jobs
-            .submit("discovery-scan", execute(self.pki.clone(), rec.id.clone(), plan));
+        self.jobs.submit(
+            "discovery-scan",
+            execute(self.pki.clone(), rec.id.clone(), plan),
+        );
         Ok(rec)
     }
 
