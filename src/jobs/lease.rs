@@ -1,6 +1,7 @@
 //! Job leases: before each run of a task that must not run on two replicas at once, the
-//! runner takes the task's lease for one interval. The holder renews it on its next tick;
-//! another replica takes it over once it has expired (its holder stopped).
+//! runner takes the task's lease for an interval and a half. The holder renews it on its
+//! next tick and gives it up when it stops; another replica takes it over then, or once it
+//! has expired (its holder died).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub trait Leases: Send + Sync {
         owner: &'a str,
         hold: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Give up `owner`'s lease of job `job`, if it holds it (when its runner stops).
+    fn release<'a>(&'a self, job: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// Leases in the database (`job_leases`), shared by every replica on it; expiry is
@@ -51,6 +55,13 @@ impl Leases for StoreLeases {
                 .store()
                 .take_job_lease(job, owner, now, now.saturating_add(secs))
                 .await?)
+        })
+    }
+
+    fn release<'a>(&'a self, job: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.0.store().release_job_lease(job, owner).await?;
+            Ok(())
         })
     }
 }

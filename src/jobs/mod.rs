@@ -197,6 +197,11 @@ impl Jobs {
                     }
                 }
             }
+            if let Some(leases) = &lease
+                && let Err(e) = leases.release(name, &owner).await
+            {
+                tracing::warn!(job = name, error = %e, "giving up the job's lease failed");
+            }
             tracing::debug!(job = name, "stopped");
         });
     }

@@ -146,6 +146,16 @@ impl Leases for MemoryLeases {
             Ok(free)
         })
     }
+
+    fn release<'a>(&'a self, job: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut map = self.0.lock().unwrap();
+            if map.get(job).is_some_and(|(o, _)| o == owner) {
+                map.remove(job);
+            }
+            Ok(())
+        })
+    }
 }
 
 #[tokio::test]
@@ -174,11 +184,11 @@ async fn a_leased_task_runs_on_one_of_two_runners() {
         owners.iter().all(|o| *o == owners[0]),
         "only one runner ran it: {owners:?}"
     );
-    // The holder stops: the other takes the lease over once it has expired.
+    // The holder stops and gives the lease up: the other takes it over on its next tick.
     let holder = if owners[0] == a.owner() { &a } else { &b };
     holder.shutdown().await;
     let before = ran.lock().unwrap().len();
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let taken: Vec<String> = ran.lock().unwrap()[before..].to_vec();
     assert!(!taken.is_empty(), "taken over");
     assert!(taken.iter().all(|o| *o != owners[0]));
@@ -204,5 +214,14 @@ async fn store_leases_are_a_compare_and_set() {
         "expired"
     );
     assert!(!store.take_job_lease("crl", "a", 220, 280).await.unwrap());
+    assert!(
+        !store.release_job_lease("crl", "a").await.unwrap(),
+        "not a's"
+    );
+    assert!(store.release_job_lease("crl", "b").await.unwrap());
+    assert!(
+        store.take_job_lease("crl", "a", 221, 281).await.unwrap(),
+        "released"
+    );
     store.close().await;
 }

@@ -27,4 +27,15 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Give up `owner`'s lease of job `name` (at shutdown), so another replica, or this
+    /// one started again, takes it at once. Returns whether `owner` held it.
+    pub async fn release_job_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM job_leases WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.writes)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
