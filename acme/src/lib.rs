@@ -26,17 +26,24 @@
 //! ```
 
 mod caa;
+mod engine;
 mod identifier;
 mod jws;
 mod nonce;
 mod problem;
 mod state;
+mod store;
 mod validate;
 
 pub use caa::{CaaDecision, CaaRecord, caa_decision};
+pub use engine::{AcmeError, Answer, Body, Call, Config, Engine, Validation, rfc3339};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
 pub use nonce::{NonceKey, NonceRejection, UsedNonces};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use state::{Status, authz_status, order_status};
+pub use store::{
+    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AcmeStore, Actor, Audit, EabKey,
+    IssuedForOrder, Issuer, IssuerError, NewAcmeAuthz, StoreError, StoredCertificate,
+};
 pub use validate::{ValidationConfig, check_caa, dns01_txt_value, key_authorization, validate};
