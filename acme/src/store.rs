@@ -482,3 +482,28 @@ pub trait Issuer: Send + Sync {
     /// The issuer chain of a CA, nearest first (intermediates, then the root).
     fn chain(&self, ca_id: &str) -> impl Future<Output = Result<Vec<Vec<u8>>, IssuerError>> + Send;
 }
+
+impl<T: Issuer> Issuer for std::sync::Arc<T> {
+    fn issue_for_order(
+        &self,
+        profile: &str,
+        request: IssuanceRequest,
+        actor: &Actor,
+        order_id: &str,
+    ) -> impl Future<Output = Result<IssuedForOrder, IssuerError>> + Send {
+        T::issue_for_order(self, profile, request, actor, order_id)
+    }
+
+    fn revoke(
+        &self,
+        certificate_id: &str,
+        reason: u8,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<(), IssuerError>> + Send {
+        T::revoke(self, certificate_id, reason, actor)
+    }
+
+    fn chain(&self, ca_id: &str) -> impl Future<Output = Result<Vec<Vec<u8>>, IssuerError>> + Send {
+        T::chain(self, ca_id)
+    }
+}
