@@ -56,7 +56,6 @@ impl AppState {
             pki,
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
-
         }
     }
 }

@@ -293,7 +293,8 @@ pub trait AcmeStore: Send + Sync {
         audit: &Audit,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// An order by id.
-    fn order(&self, id: &str) -> impl Future<Output = Result<Option<AcmeOrder>, StoreError>> + Send;
+    fn order(&self, id: &str)
+    -> impl Future<Output = Result<Option<AcmeOrder>, StoreError>> + Send;
     /// An order with its authorizations (ordered by id), in one round trip.
     fn order_with_authzs(
         &self,
@@ -340,7 +341,8 @@ pub trait AcmeStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// An authorization by id.
-    fn authz(&self, id: &str) -> impl Future<Output = Result<Option<AcmeAuthz>, StoreError>> + Send;
+    fn authz(&self, id: &str)
+    -> impl Future<Output = Result<Option<AcmeAuthz>, StoreError>> + Send;
     /// An authorization with its challenges, in one round trip.
     fn authz_with_challenges(
         &self,

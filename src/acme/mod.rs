@@ -458,8 +458,7 @@ async fn certificate(post: AcmePost) -> Response {
 }
 
 async fn revoke(post: AcmePost) -> Response {
-    post.answer(|e, c, p| Box::pin(e.revoke(c, &p.body)))
-        .await
+    post.answer(|e, c, p| Box::pin(e.revoke(c, &p.body))).await
 }
 
 async fn renewal_info(

@@ -936,7 +936,12 @@ impl AcmeStore for AcmeDb {
             .map_err(port_err)
     }
 
-    async fn account_update(&self, a: &AcmeAccount, audit: &Audit, now: i64) -> Result<(), PortError> {
+    async fn account_update(
+        &self,
+        a: &AcmeAccount,
+        audit: &Audit,
+        now: i64,
+    ) -> Result<(), PortError> {
         self.store
             .acme_account_update(a, &event(audit), now)
             .await
@@ -993,11 +998,17 @@ impl AcmeStore for AcmeDb {
         &self,
         id: &str,
     ) -> Result<Option<(AcmeOrder, Vec<AcmeAuthz>)>, PortError> {
-        self.store.acme_order_with_authzs(id).await.map_err(port_err)
+        self.store
+            .acme_order_with_authzs(id)
+            .await
+            .map_err(port_err)
     }
 
     async fn order_ids(&self, account_id: &str) -> Result<Vec<String>, PortError> {
-        self.store.acme_order_ids(account_id).await.map_err(port_err)
+        self.store
+            .acme_order_ids(account_id)
+            .await
+            .map_err(port_err)
     }
 
     async fn order_transition(

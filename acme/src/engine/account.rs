@@ -82,7 +82,9 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
     pub async fn new_account(&self, call: &Call<'_>, body: &[u8]) -> Result<Answer, AcmeError> {
         let (jws, _) = self.verify(call, body).await?;
         let KeyRef::Jwk(key) = &jws.header.key else {
-            return Err(Problem::malformed("newAccount must be signed with a jwk, not a kid").into());
+            return Err(
+                Problem::malformed("newAccount must be signed with a jwk, not a kid").into(),
+            );
         };
         let p: NewAccountPayload = jws.json()?;
         let thumbprint = key.thumbprint();
@@ -260,16 +262,19 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
                     .actor(Some(&account.id))
                     .event("acme.account.update", "acme_account", &account.id)
                     .detail(json!({"status": account.status, "contacts": account.contact.len()}));
-                self.store
-                    .account_update(&account, &ev, self.now())
-                    .await?;
+                self.store.account_update(&account, &ev, self.now()).await?;
             }
         }
         Ok(account_answer(call, 200, &account))
     }
 
     /// The account's orders list (POST-as-GET).
-    pub async fn orders(&self, call: &Call<'_>, id: &str, body: &[u8]) -> Result<Answer, AcmeError> {
+    pub async fn orders(
+        &self,
+        call: &Call<'_>,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Answer, AcmeError> {
         let (jws, account) = self.own_account(call, id, body).await?;
         if !jws.is_post_as_get() {
             return Err(Problem::malformed("the orders list is read with POST-as-GET").into());

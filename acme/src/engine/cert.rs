@@ -36,11 +36,7 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             .account_certificate(id, &account.id)
             .await?
             .ok_or_else(|| Problem::unauthorized("no such certificate for this account"))?;
-        let chain = self
-            .issuer
-            .chain(&ca_id)
-            .await
-            .map_err(AcmeError::Issuer)?;
+        let chain = self.issuer.chain(&ca_id).await.map_err(AcmeError::Issuer)?;
         let mut ders: Vec<&[u8]> = vec![&der];
         ders.extend(
             chain
@@ -206,10 +202,7 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             Some(w) => w,
             None => {
                 let life = rec.not_after - rec.not_before;
-                (
-                    rec.not_before + life * 2 / 3,
-                    rec.not_before + life * 5 / 6,
-                )
+                (rec.not_before + life * 2 / 3, rec.not_before + life * 5 / 6)
             }
         };
         let body = json!({"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}});

@@ -401,10 +401,8 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             Err(e) => return Err(e.into()),
         }
         authzs.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(
-            Answer::json(201, order_json(call, &order, &authzs, now)?)
-                .location(call.link("order", &order.id)),
-        )
+        Ok(Answer::json(201, order_json(call, &order, &authzs, now)?)
+            .location(call.link("order", &order.id)))
     }
 
     /// The certificate an order's `replaces` names (RFC 9773 §5): ordered by this account
@@ -523,7 +521,12 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
         }
         let issued = self
             .issuer
-            .issue_for_order(&call.profile.name, req, &call.actor(Some(&account.id)), &o.id)
+            .issue_for_order(
+                &call.profile.name,
+                req,
+                &call.actor(Some(&account.id)),
+                &o.id,
+            )
             .await;
         let o = match issued {
             // Valid with its certificate, as committed.
@@ -552,8 +555,10 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
                 });
             }
         };
-        Ok(Answer::json(200, order_json(call, &o, &authzs, self.now())?)
-            .location(call.link("order", &o.id)))
+        Ok(
+            Answer::json(200, order_json(call, &o, &authzs, self.now())?)
+                .location(call.link("order", &o.id)),
+        )
     }
 
     /// Check CAA again for each authorization of the order validated longer ago than
@@ -596,9 +601,9 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             if u.status != "deactivated" {
                 return Err(Problem::malformed("an authorization can only be deactivated").into());
             }
-            let ev = call
-                .actor(Some(&account.id))
-                .event("acme.authz.deactivate", "acme_authz", &a.id);
+            let ev =
+                call.actor(Some(&account.id))
+                    .event("acme.authz.deactivate", "acme_authz", &a.id);
             if !self.store.authz_deactivate(&a.id, &ev, self.now()).await? {
                 return Err(Problem::malformed(format!(
                     "an authorization that is {} cannot be deactivated",
@@ -608,7 +613,10 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             }
             a.status = "deactivated".into();
         }
-        Ok(Answer::json(200, authz_json(call, &a, &challenges, self.now())))
+        Ok(Answer::json(
+            200,
+            authz_json(call, &a, &challenges, self.now()),
+        ))
     }
 
     /// A challenge: read it (POST-as-GET), or (with `{}`) start its validation. A
@@ -735,7 +743,9 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
                 Some(a) => self.store.account(&a.account_id).await?,
                 None => None,
             };
-            let key = account.as_ref().map(|a| account_key(a).map(|k| k.thumbprint()));
+            let key = account
+                .as_ref()
+                .map(|a| account_key(a).map(|k| k.thumbprint()));
             match (authz, account, key) {
                 (Some(authz), Some(account), Some(Ok(thumbprint))) => taken.push(Validation {
                     challenge: c,
