@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::store::{
-    AcmeAuthz, AcmeChallenge, AcmeOrder, Audit, EabKey, IssuedForOrder, NewAcmeAuthz,
+    AcmeAuthz, AcmeChallenge, AcmeOrder, Actor, Audit, EabKey, IssuedForOrder, NewAcmeAuthz,
     StoredCertificate,
 };
 use crate::{NonceKey, b64};
@@ -581,9 +581,11 @@ impl Key {
     /// A CSR for `names` signed with this key.
     fn csr(&self, names: &[&str]) -> String {
         let key = certkeeper_ca::KeyPair::try_from(self.pkcs8.as_slice()).unwrap();
-        let params =
+        let mut params =
             rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
+        // Names in the subjectAltName only: no common name.
+        params.distinguished_name = rcgen::DistinguishedName::new();
         b64(params.serialize_request(&key).unwrap().der())
     }
 }
@@ -960,7 +962,7 @@ async fn a_new_order_is_pending_with_an_authorization_per_name() {
         "duplicates merged"
     );
     assert_eq!(order["authorizations"].as_array().unwrap().len(), 2);
-    let loc = a.location.unwrap();
+    let loc = a.location.clone().unwrap();
     assert!(loc.starts_with(&format!("{BASE}/order/")));
     assert_eq!(order["finalize"], format!("{loc}/finalize"));
     let db = t.mem.db();
