@@ -14,7 +14,14 @@
 //! - [`NonceKey`]: self-authenticating anti-replay nonces, so that only used nonces need
 //!   to be stored;
 //! - [`check_caa`] looks up CAA (RFC 8659) and [`caa_decision`] decides from the records
-//!   whether this CA may issue.
+//!   whether this CA may issue;
+//! - [`Engine`]: the whole flow (accounts, key change, orders, authorizations, challenges,
+//!   finalization, revocation, renewal information, and the recovery of validations and
+//!   finalizations a stopped process left unfinished) as one method per request over two
+//!   ports: [`AcmeStore`], the storage it needs, and [`Issuer`], what it needs from the
+//!   registration authority. Time comes from an injected [`certkeeper_ca::Clock`]; a
+//!   challenge to validate is handed back as a [`Validation`] for the caller's background
+//!   runner. Failures are one [`AcmeError`], which maps itself to a [`Problem`].
 //!
 //! ```
 //! use certkeeper_acme::*;

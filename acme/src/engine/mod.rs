@@ -244,11 +244,6 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
         &self.config
     }
 
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }

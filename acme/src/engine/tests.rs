@@ -1639,3 +1639,117 @@ async fn a_certificate_is_downloaded_only_by_its_account() {
     assert_eq!(e.kind(), ProblemType::Unauthorized);
     assert!(cert.starts_with("cert"));
 }
+
+// ---------------------------------------------------------------- registration rules
+
+/// An external account binding of `key` by the EAB key `kid`/`mac`.
+fn eab(key: &Key, kid: &str, mac: &[u8], url: &str) -> Value {
+    use aws_lc_rs::hmac;
+    let protected = b64(json!({"alg": "HS256", "kid": kid, "url": url})
+        .to_string()
+        .as_bytes());
+    let payload = b64(key.jwk.to_string().as_bytes());
+    let tag = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, mac),
+        format!("{protected}.{payload}").as_bytes(),
+    );
+    json!({"protected": protected, "payload": payload, "signature": b64(tag.as_ref())})
+}
+
+#[tokio::test]
+async fn external_account_binding_is_required_and_binds_its_key_once() {
+    let t = T::new();
+    let url = format!("{BASE}/new-account");
+    let mut call = t.call(&url);
+    call.eab_required = true;
+    t.mem.db().eab.insert(
+        "eab1".into(),
+        EabKey {
+            id: "eab1".into(),
+            profile: "web".into(),
+            account_id: None,
+            mac_key: vec![9; 32],
+        },
+    );
+    let key = Key::new();
+    let body = key.sign(None, &t.nonce().await, &url, Some(&json!({})));
+    let p = refused(t.engine.new_account(&call, &body).await);
+    assert_eq!(p.kind, ProblemType::ExternalAccountRequired);
+    // A wrong MAC key does not bind.
+    let payload = json!({"externalAccountBinding": eab(&key, "eab1", &[8; 32], &url)});
+    let body = key.sign(None, &t.nonce().await, &url, Some(&payload));
+    assert_eq!(
+        refused(t.engine.new_account(&call, &body).await).kind,
+        ProblemType::Unauthorized
+    );
+    let payload = json!({"externalAccountBinding": eab(&key, "eab1", &[9; 32], &url)});
+    let body = key.sign(None, &t.nonce().await, &url, Some(&payload));
+    let a = t.engine.new_account(&call, &body).await.unwrap();
+    assert_eq!(a.status, 201);
+    let account = last(a.location.as_deref().unwrap()).to_string();
+    assert_eq!(
+        t.mem.db().eab["eab1"].account_id.as_deref(),
+        Some(account.as_str())
+    );
+    // The key is used: another account cannot bind it.
+    let other = Key::new();
+    let payload = json!({"externalAccountBinding": eab(&other, "eab1", &[9; 32], &url)});
+    let body = other.sign(None, &t.nonce().await, &url, Some(&payload));
+    let p = refused(t.engine.new_account(&call, &body).await);
+    assert_eq!(p.kind, ProblemType::Unauthorized);
+    assert_eq!(
+        p.detail,
+        "the external account binding key is already bound to an account"
+    );
+    assert_eq!(t.mem.db().accounts.len(), 1);
+}
+
+#[tokio::test]
+async fn new_accounts_are_rate_limited_per_address_and_must_agree_to_the_terms() {
+    let t = T::with(Config {
+        new_accounts_per_ip_per_hour: 1,
+        terms_of_service: Some("https://acme.test/terms".into()),
+        ..config()
+    });
+    let url = format!("{BASE}/new-account");
+    let key = Key::new();
+    let body = key.sign(None, &t.nonce().await, &url, Some(&json!({})));
+    let p = refused(t.engine.new_account(&t.call(&url), &body).await);
+    assert_eq!(p.kind, ProblemType::Malformed);
+    assert_eq!(p.detail, "the terms of service must be agreed to");
+    let agreed = json!({"termsOfServiceAgreed": true, "contact": ["mailto:ops@example.com"]});
+    let body = key.sign(None, &t.nonce().await, &url, Some(&agreed));
+    let a = t.engine.new_account(&t.call(&url), &body).await.unwrap();
+    assert_eq!(
+        a.json_body().unwrap()["contact"],
+        json!(["mailto:ops@example.com"])
+    );
+    let other = Key::new();
+    let body = other.sign(None, &t.nonce().await, &url, Some(&agreed));
+    assert_eq!(
+        refused(t.engine.new_account(&t.call(&url), &body).await).kind,
+        ProblemType::RateLimited
+    );
+    // Contacts must be email addresses.
+    let kid = a.location.clone().unwrap();
+    let bad = json!({"contact": ["tel:+1555"]});
+    let body = t.post(&key, &kid, &kid, Some(&bad)).await;
+    let p = refused(t.engine.account(&t.call(&kid), last(&kid), &body).await);
+    assert_eq!(p.kind, ProblemType::UnsupportedContact);
+}
+
+#[tokio::test]
+async fn the_directory_lists_the_resources_and_the_meta() {
+    let t = T::with(Config {
+        terms_of_service: Some("https://acme.test/terms".into()),
+        ..config()
+    });
+    let url = format!("{BASE}/directory");
+    let d = t.engine.directory(&t.call(&url));
+    let v = d.json_body().unwrap();
+    assert_eq!(v["newOrder"], format!("{BASE}/new-order"));
+    assert_eq!(v["renewalInfo"], format!("{BASE}/renewal-info"));
+    assert_eq!(v["meta"]["termsOfService"], "https://acme.test/terms");
+    assert_eq!(v["meta"]["externalAccountRequired"], false);
+    assert!(v["meta"]["profiles"]["web"].is_string());
+}
