@@ -1753,3 +1753,27 @@ async fn the_directory_lists_the_resources_and_the_meta() {
     assert_eq!(v["meta"]["externalAccountRequired"], false);
     assert!(v["meta"]["profiles"]["web"].is_string());
 }
+
+#[tokio::test]
+async fn a_csr_key_type_the_profile_does_not_allow_is_refused() {
+    let mut t = T::new();
+    t.profile.allowed_key_types = vec![certkeeper_ca::KeyAlgorithm::Ed25519];
+    let key = Key::new();
+    let kid = t.account(&key).await;
+    let a = t.new_order(&key, &kid, &["www.example.com"]).await.unwrap();
+    let loc = a.location.clone().unwrap();
+    let order = a.json_body().unwrap().clone();
+    t.authorize(&key, &kid, &order).await;
+    let p = refused(
+        t.finalize(&key, &kid, &order, Key::new().csr(&["www.example.com"]))
+            .await,
+    );
+    assert_eq!(p.kind, ProblemType::BadCsr);
+    assert!(
+        p.detail.contains("is not allowed by the profile"),
+        "{}",
+        p.detail
+    );
+    assert_eq!(t.get_order(&key, &kid, &loc).await["status"], "ready");
+    assert!(t.mem.db().issued.is_empty());
+}
