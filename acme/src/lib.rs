@@ -43,7 +43,7 @@ mod store;
 mod validate;
 
 pub use caa::{CaaDecision, CaaRecord, caa_decision};
-pub use engine::{AcmeError, Answer, Body, Call, Config, Engine, Validation, rfc3339};
+pub use engine::{AcmeError, Answer, Body, Call, Config, Engine, Reclaimed, Validation, rfc3339};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
 pub use nonce::{NonceKey, NonceRejection, UsedNonces};

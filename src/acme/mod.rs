@@ -91,8 +91,11 @@ pub(crate) async fn reclaim_stuck_validations(
 ) -> Result<usize, AcmeError> {
     let engine = Arc::new(engine(pki));
     let taken = engine.reclaim_stuck_validations().await?;
-    let n = taken.len();
-    for v in taken {
+    for id in &taken.ended {
+        tracing::error!(challenge = %id, "a stuck challenge's authorization or account key is unusable; it is now invalid");
+    }
+    let n = taken.validations.len();
+    for v in taken.validations {
         tracing::warn!(challenge = %v.challenge.id, "a validation was left unfinished; validating again");
         submit_validation(jobs, engine.clone(), v);
     }

@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::store::{AcmeAccount, AcmeStore, Issuer, IssuerError, StoreError};
 use crate::{Jws, KeyRef, NonceRejection, Problem, ProblemType, PublicJwk, ValidationConfig};
 
-pub use order::Validation;
+pub use order::{Reclaimed, Validation};
 
 /// The engine's settings (from the server's `[acme]` section).
 #[derive(Debug, Clone)]

@@ -259,6 +259,16 @@ pub struct Validation {
     pub account_id: String,
 }
 
+/// What a pass over stuck validations took over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// The validations to run again.
+    pub validations: Vec<Validation>,
+    /// Challenges ended as invalid instead, because their authorization or account key is
+    /// unusable (they would otherwise be taken over again and again).
+    pub ended: Vec<String>,
+}
+
 impl<S: AcmeStore, I: Issuer> Engine<S, I> {
     fn supported_types(&self, id: &Identifier) -> Vec<ChallengeType> {
         let supported = self.config.validation.supported();
@@ -718,12 +728,11 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
     /// Take over the challenges left `processing` by a process that died mid-validation
     /// (started longer ago than [`Config::stuck_validation_after_secs`]), each with a
     /// compare-and-set on its start time so that of several replicas exactly one takes it.
-    /// Returns the validations to run again; a challenge whose account key is unusable is
-    /// ended as invalid instead.
-    pub async fn reclaim_stuck_validations(&self) -> Result<Vec<Validation>, AcmeError> {
+    /// A challenge whose account key is unusable is ended as invalid instead.
+    pub async fn reclaim_stuck_validations(&self) -> Result<Reclaimed, AcmeError> {
         let now = self.now();
         let after = self.config.stuck_validation_after_secs;
-        let mut taken = Vec::new();
+        let mut taken = Reclaimed::default();
         for (id, since) in self
             .store
             .stuck_challenges(now - after, RECLAIM_BATCH)
@@ -747,12 +756,14 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
                 .as_ref()
                 .map(|a| account_key(a).map(|k| k.thumbprint()));
             match (authz, account, key) {
-                (Some(authz), Some(account), Some(Ok(thumbprint))) => taken.push(Validation {
-                    challenge: c,
-                    identifier: authz_identifier(&authz),
-                    thumbprint,
-                    account_id: account.id,
-                }),
+                (Some(authz), Some(account), Some(Ok(thumbprint))) => {
+                    taken.validations.push(Validation {
+                        challenge: c,
+                        identifier: authz_identifier(&authz),
+                        thumbprint,
+                        account_id: account.id,
+                    })
+                }
                 // Without its account key the challenge cannot be validated: end it rather
                 // than take it over again and again.
                 _ => {
@@ -763,6 +774,7 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
                     self.store
                         .challenge_finish(&c, Some(&error), &ev, now)
                         .await?;
+                    taken.ended.push(id);
                 }
             }
         }

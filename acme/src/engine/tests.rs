@@ -1209,15 +1209,17 @@ async fn a_stuck_validation_is_reclaimed_once() {
     assert!(v.is_some());
     // Not stuck yet.
     t.advance(299);
-    assert!(
-        t.engine
-            .reclaim_stuck_validations()
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        t.engine.reclaim_stuck_validations().await.unwrap(),
+        Reclaimed::default()
     );
     t.advance(2);
-    let taken = t.engine.reclaim_stuck_validations().await.unwrap();
+    let taken = t
+        .engine
+        .reclaim_stuck_validations()
+        .await
+        .unwrap()
+        .validations;
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].challenge.id, chall);
     assert_eq!(taken[0].account_id, last(&kid));
@@ -1227,21 +1229,15 @@ async fn a_stuck_validation_is_reclaimed_once() {
         "the start time moved: the take-over is a compare-and-set on it"
     );
     // Taken: the next pass leaves it alone until it is stuck again.
-    assert!(
-        t.engine
-            .reclaim_stuck_validations()
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        t.engine.reclaim_stuck_validations().await.unwrap(),
+        Reclaimed::default()
     );
     assert!(t.engine.record_validation(&taken[0], Ok(())).await.unwrap());
     t.advance(1000);
-    assert!(
-        t.engine
-            .reclaim_stuck_validations()
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        t.engine.reclaim_stuck_validations().await.unwrap(),
+        Reclaimed::default()
     );
     assert_eq!(
         t.mem
@@ -1776,4 +1772,28 @@ async fn a_csr_key_type_the_profile_does_not_allow_is_refused() {
     );
     assert_eq!(t.get_order(&key, &kid, &loc).await["status"], "ready");
     assert!(t.mem.db().issued.is_empty());
+}
+
+#[tokio::test]
+async fn a_stuck_validation_without_a_usable_account_key_is_ended() {
+    let t = T::new();
+    let key = Key::new();
+    let kid = t.account(&key).await;
+    let a = t.new_order(&key, &kid, &["www.example.com"]).await.unwrap();
+    let authz_id = last(
+        a.json_body().unwrap()["authorizations"][0]
+            .as_str()
+            .unwrap(),
+    )
+    .to_string();
+    let chall = t.mem.challenges(&authz_id).await.unwrap()[0].id.clone();
+    let (_, v) = t.start(&key, &kid, &format!("{BASE}/chall/{chall}")).await;
+    assert!(v.is_some());
+    t.mem.db().accounts.get_mut(last(&kid)).unwrap().jwk = "{}".into();
+    t.advance(301);
+    let r = t.engine.reclaim_stuck_validations().await.unwrap();
+    assert!(r.validations.is_empty());
+    assert_eq!(r.ended, vec![chall.clone()]);
+    assert_eq!(t.mem.db().challenges[&chall].status, "invalid");
+    assert_eq!(t.mem.db().authzs[&authz_id].status, "invalid");
 }
