@@ -1797,3 +1797,97 @@ async fn a_stuck_validation_without_a_usable_account_key_is_ended() {
     assert_eq!(t.mem.db().challenges[&chall].status, "invalid");
     assert_eq!(t.mem.db().authzs[&authz_id].status, "invalid");
 }
+
+/// A recorded certificate with an authority key identifier and a known serial, ordered by
+/// `account`; returns its id and its RFC 9773 CertID.
+fn record_ari_certificate(t: &T, serial: u8, account: &str) -> (String, String) {
+    let kp = certkeeper_ca::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["www.example.com".to_string()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from(vec![serial, 2, 3]));
+    params.use_authority_key_identifier_extension = true;
+    params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![0xAA; 20]);
+    let der = params.self_signed(&kp).unwrap().der().to_vec();
+    let mut db = t.mem.db();
+    let id = format!("ari{serial}");
+    db.certs.insert(
+        id.clone(),
+        StoredCertificate {
+            id: id.clone(),
+            ca_id: "ca".into(),
+            der,
+            status: "valid".into(),
+            not_before: START,
+            not_after: START + 90 * 86400,
+        },
+    );
+    db.orders.insert(
+        format!("order-{id}"),
+        AcmeOrder {
+            id: format!("order-{id}"),
+            account_id: account.into(),
+            status: "valid".into(),
+            identifiers: "[]".into(),
+            not_before: None,
+            not_after: None,
+            expires_at: START + 86400,
+            error: None,
+            certificate_id: Some(id.clone()),
+            replaces: None,
+            replaced_id: None,
+            created_at: START,
+        },
+    );
+    (id, format!("{}.{}", b64(&[0xAA; 20]), b64(&[serial, 2, 3])))
+}
+
+async fn replacing_order(t: &T, key: &Key, kid: &str, replaces: &str) -> Result<Answer, AcmeError> {
+    let url = format!("{BASE}/new-order");
+    let payload = json!({
+        "identifiers": [{"type": "dns", "value": "www.example.com"}],
+        "replaces": replaces,
+    });
+    let body = t.post(key, kid, &url, Some(&payload)).await;
+    t.engine.new_order(&t.call(&url), &body).await
+}
+
+#[tokio::test]
+async fn renewal_information_suggests_the_last_third_of_the_lifetime() {
+    let t = T::new();
+    let key = Key::new();
+    let kid = t.account(&key).await;
+    let (_, cert_id) = record_ari_certificate(&t, 1, last(&kid));
+    let a = t.engine.renewal_info(&cert_id).await.unwrap();
+    assert_eq!(a.retry_after, Some(21600));
+    let w = &a.json_body().unwrap()["suggestedWindow"];
+    assert_eq!(w["start"], rfc3339(START + 60 * 86400));
+    assert_eq!(w["end"], rfc3339(START + 75 * 86400));
+    let unknown = format!("{}.{}", b64(&[0xAA; 20]), b64(&[9, 9]));
+    let p = t
+        .engine
+        .renewal_info(&unknown)
+        .await
+        .unwrap_err()
+        .to_problem();
+    assert_eq!(p.kind, ProblemType::Malformed);
+    assert_eq!(p.status(), 404);
+}
+
+#[tokio::test]
+async fn an_order_replaces_a_certificate_of_its_account_once() {
+    let t = T::new();
+    let (key, other) = (Key::new(), Key::new());
+    let kid = t.account(&key).await;
+    let kid2 = t.account(&other).await;
+    let (id, cert_id) = record_ari_certificate(&t, 1, last(&kid));
+    let p = refused(replacing_order(&t, &other, &kid2, &cert_id).await);
+    assert_eq!(p.kind, ProblemType::Unauthorized);
+    let a = replacing_order(&t, &key, &kid, &cert_id).await.unwrap();
+    assert_eq!(a.json_body().unwrap()["replaces"], cert_id.as_str());
+    let stored = t.mem.db().orders[last(a.location.as_deref().unwrap())].clone();
+    assert_eq!(stored.replaced_id.as_deref(), Some(id.as_str()));
+    let p = refused(replacing_order(&t, &key, &kid, &cert_id).await);
+    assert_eq!(p.kind, ProblemType::AlreadyReplaced);
+    let p = refused(replacing_order(&t, &key, &kid, "not-a-cert-id").await);
+    assert_eq!(p.kind, ProblemType::Malformed);
+    assert!(p.detail.starts_with("replaces: "), "{}", p.detail);
+}
