@@ -42,8 +42,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Every service; handlers call one method of one of them.
     pub services: Arc<Services>,
-    /// The ACME nonce key.
-    pub nonces: Arc<crate::acme::Nonces>,
+    /// The ACME engine.
+    pub acme: Arc<crate::acme::AcmeEngine>,
 }
 
 impl AppState {
@@ -51,10 +51,10 @@ impl AppState {
     pub fn new(pki: Arc<Pki>, metrics: Arc<Metrics>) -> AppState {
         AppState {
             services: Arc::new(Services::new(pki.clone(), Jobs::new())),
+            acme: Arc::new(crate::acme::engine(&pki)),
             pki,
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
-            nonces: Arc::new(crate::acme::Nonces::new()),
         }
     }
 }

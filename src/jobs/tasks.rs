@@ -61,11 +61,11 @@ pub fn start(jobs: &Jobs, services: &Services, cert: Arc<ServerCert>, every: &Jo
     });
 
     if pki.settings().acme.enabled {
-        let p = pki.clone();
+        let (p, runner) = (pki.clone(), jobs.clone());
         jobs.every(Every::new("acme-reclaim", every.acme_reclaim), move || {
-            let pki = p.clone();
+            let (pki, runner) = (p.clone(), runner.clone());
             async move {
-                match crate::acme::reclaim_stuck_validations(&pki).await? {
+                match crate::acme::reclaim_stuck_validations(&pki, &runner).await? {
                     0 => {}
                     n => tracing::info!(
                         count = n,
@@ -73,7 +73,7 @@ pub fn start(jobs: &Jobs, services: &Services, cert: Arc<ServerCert>, every: &Jo
                     ),
                 }
                 crate::acme::fail_interrupted_orders(&pki).await?;
-                Ok::<_, crate::store::StoreError>(())
+                Ok::<_, certkeeper_acme::AcmeError>(())
             }
         });
     }

@@ -28,7 +28,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
-pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeEabKey, AcmeOrder, NewAcmeAuthz};
+pub use acme::{
+    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
+};
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
     WindowSource,
@@ -145,6 +147,8 @@ pub struct Store {
     nonces: batch::Batcher<nonces::NonceBatch>,
     /// ACME accounts by id, on SQLite only (see [`acme::AccountCache`]).
     accounts: Option<Arc<acme::AccountCache>>,
+    /// The ACME nonce key and, on SQLite, the used nonces (see [`nonces`]).
+    nonce_keys: Arc<nonces::NonceKeys>,
 }
 
 /// Unix seconds of a time.
@@ -215,6 +219,7 @@ impl Store {
             writer,
             nonces,
             accounts: (engine == Engine::Sqlite).then(|| Arc::new(acme::AccountCache::default())),
+            nonce_keys: Arc::new(nonces::NonceKeys::new(engine)),
         })
     }
 
