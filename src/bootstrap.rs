@@ -14,7 +14,7 @@ use certkeeper_ca::{
 use ipnetwork::IpNetwork;
 use time::Duration;
 
-use crate::api::auth::new_token;
+use crate::services::tokens::new_token;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::services::pki::{Actor, Pki};

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod est;
 pub mod managed;
 pub mod pki;
+pub mod ports;
 pub mod profiles;
 pub mod tokens;
 

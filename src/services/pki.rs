@@ -163,9 +163,21 @@ impl Pki {
             .await
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
+    /// The store: for the services and the jobs only; front ends call a service.
+    pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, for the integration tests that set up or inspect rows directly. Nothing
+    /// in the server calls this: front ends call a service, services use [`Pki::store`].
+    #[doc(hidden)]
+    pub fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
+
+    /// Close the database pool (at shutdown, after the last request).
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// The current time from the injected clock.
