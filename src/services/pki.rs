@@ -175,6 +175,11 @@ impl Pki {
         &self.store
     }
 
+    /// Whether the database answers (for readiness).
+    pub async fn ping(&self) -> Result<(), Error> {
+        Ok(self.store.ping().await?)
+    }
+
     /// Close the database pool (at shutdown, after the last request).
     pub async fn close(&self) {
         self.store.close().await;
