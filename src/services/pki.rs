@@ -272,17 +272,31 @@ impl Pki {
     }
 
     fn validate_ca_name(name: &str) -> Result<(), Error> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
-            return Err(Error::BadRequest(
-                "CA name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
-            ));
+        crate::services::validate_name("CA name", name)
+    }
+
+    /// A new key of type `alg` for a certificate under `profile`, made on the server:
+    /// refused before any work when the server cannot make such keys or the profile would
+    /// refuse them. The one place server-side keys are made (REST, EST `serverkeygen`,
+    /// managed certificates).
+    pub async fn generate_key(
+        &self,
+        profile: &ProfileRecord,
+        alg: KeyAlgorithm,
+    ) -> Result<certkeeper_ca::KeyPair, Error> {
+        if !KeyAlgorithm::GENERATABLE.contains(&alg) {
+            return Err(Error::BadRequest(format!(
+                "key type {alg} cannot be generated"
+            )));
         }
-        Ok(())
+        if let Err(v) = profile.policy.check_key_type(alg) {
+            self.metrics.policy_rejections.inc();
+            return Err(v.into());
+        }
+        tokio::task::spawn_blocking(move || alg.generate())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Into::into)
     }
 
     async fn store_new_ca(
