@@ -451,7 +451,12 @@ async fn retries_backoff_and_dead_letters(db: Db) {
         (0, 0, 1),
         "down: third failure is the last; flaky waits"
     );
-    let rows = b.pki.store_for_tests().list_outbox(Some("dead"), 10).await.unwrap();
+    let rows = b
+        .pki
+        .store_for_tests()
+        .list_outbox(Some("dead"), 10)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].channel_id, down);
     assert_eq!(rows[0].attempts, 3);

@@ -122,7 +122,10 @@ async fn scenario(db: Db) {
         created_by: "test".into(),
     };
     let ev = Actor::system().event("discovery_schedule.create", "discovery_schedule");
-    a.store_for_tests().insert_schedule(&sched, &ev).await.unwrap();
+    a.store_for_tests()
+        .insert_schedule(&sched, &ev)
+        .await
+        .unwrap();
     assert_eq!(sched.next_run, now - 60 + 3600);
 
     // Not due yet.

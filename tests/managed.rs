@@ -62,8 +62,18 @@ async fn booted(
 }
 
 async fn binding(managed: &Managed, m: &str, dest: &str) -> BindingRecord {
-    let d = managed.pki().store_for_tests().get_destination(dest).await.unwrap();
-    managed.pki().store_for_tests().get_binding(m, &d.id).await.unwrap()
+    let d = managed
+        .pki()
+        .store_for_tests()
+        .get_destination(dest)
+        .await
+        .unwrap();
+    managed
+        .pki()
+        .store_for_tests()
+        .get_binding(m, &d.id)
+        .await
+        .unwrap()
 }
 
 async fn acm_pem(acm: &AwsAcm, arn: &str) -> String {

@@ -16,8 +16,8 @@ use super::auth::{Auth, Reader};
 use super::extract::{Json, Path, Query};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::pki::Issued;
 use crate::services::certificates::{GenerateRequest, IssuedWithKey, Search, Validity};
+use crate::services::pki::Issued;
 use crate::store::CertRecord;
 
 /// Routes.
@@ -327,7 +327,11 @@ async fn list(
     };
     let now = page.now;
     Ok(Json(Page {
-        items: page.items.into_iter().map(|c| view(c, now, false)).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|c| view(c, now, false))
+            .collect(),
         next_cursor,
     }))
 }

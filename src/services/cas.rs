@@ -119,9 +119,7 @@ impl CaService {
                     "an intermediate CA needs \"parent\" (a CA id or name)".into(),
                 ));
             }
-            (CaKind::External, None) => {
-                self.pki.create_external(&new.name, &spec, actor).await?
-            }
+            (CaKind::External, None) => self.pki.create_external(&new.name, &spec, actor).await?,
             (_, Some(_)) => {
                 return Err(Error::BadRequest(
                     "\"parent\" is only for type \"intermediate\"".into(),
@@ -152,12 +150,7 @@ impl CaService {
     }
 
     /// Install the externally signed certificate of a pending CA.
-    pub async fn install(
-        &self,
-        id: &str,
-        cert: &[u8],
-        actor: &Actor,
-    ) -> Result<CaDetails, Error> {
+    pub async fn install(&self, id: &str, cert: &[u8], actor: &Actor) -> Result<CaDetails, Error> {
         let ca = self.pki.install_ca_certificate(id, cert, actor).await?;
         self.details(ca).await
     }

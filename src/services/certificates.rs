@@ -267,11 +267,35 @@ mod tests {
     fn validity_is_days_or_an_end() {
         let mut req = IssuanceRequest::default();
         let end = OffsetDateTime::UNIX_EPOCH + Duration::days(40);
-        assert!(Validity { days: Some(1), not_after: Some(end) }.apply(&mut req).is_err());
-        assert!(Validity { days: Some(0), not_after: None }.apply(&mut req).is_err());
-        Validity { days: Some(7), not_after: None }.apply(&mut req).unwrap();
+        assert!(
+            Validity {
+                days: Some(1),
+                not_after: Some(end)
+            }
+            .apply(&mut req)
+            .is_err()
+        );
+        assert!(
+            Validity {
+                days: Some(0),
+                not_after: None
+            }
+            .apply(&mut req)
+            .is_err()
+        );
+        Validity {
+            days: Some(7),
+            not_after: None,
+        }
+        .apply(&mut req)
+        .unwrap();
         assert_eq!(req.validity, Some(Duration::days(7)));
-        Validity { days: None, not_after: Some(end) }.apply(&mut req).unwrap();
+        Validity {
+            days: None,
+            not_after: Some(end),
+        }
+        .apply(&mut req)
+        .unwrap();
         assert_eq!(req.not_after, Some(end));
     }
 }

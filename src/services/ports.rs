@@ -89,8 +89,7 @@ pub trait ProfileStore: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<ProfileRecord, StoreError>> + Send;
     /// All profiles.
-    fn list_profiles(&self)
-    -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send;
+    fn list_profiles(&self) -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send;
 }
 
 impl ProfileStore for Store {
@@ -122,9 +121,7 @@ impl ProfileStore for Store {
     ) -> impl Future<Output = Result<ProfileRecord, StoreError>> + Send {
         Store::get_profile(self, name)
     }
-    fn list_profiles(
-        &self,
-    ) -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send {
+    fn list_profiles(&self) -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send {
         Store::list_profiles(self)
     }
 }

@@ -12,10 +12,7 @@ use crate::store::{ProfileRecord, StoreError, new_id};
 
 /// Split a profile document into its `ca` and a validated policy. With `name`, the
 /// document's `name` must be absent or equal (a profile cannot be renamed).
-fn parse_document(
-    mut body: Value,
-    name: Option<&str>,
-) -> Result<(Option<String>, Profile), Error> {
+fn parse_document(mut body: Value, name: Option<&str>) -> Result<(Option<String>, Profile), Error> {
     let obj = body
         .as_object_mut()
         .ok_or_else(|| Error::BadRequest("the body must be a JSON object".into()))?;

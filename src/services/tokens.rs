@@ -153,12 +153,9 @@ impl TokenService {
             new.expires_in_days.map(|d| now + Duration::days(d.into())),
             actor.name.clone(),
         );
-        let ev = actor
-            .event("token.create", "token")
-            .object(&rec.id)
-            .detail(
-                serde_json::json!({"name": rec.name, "role": rec.role, "profiles": rec.profiles}),
-            );
+        let ev = actor.event("token.create", "token").object(&rec.id).detail(
+            serde_json::json!({"name": rec.name, "role": rec.role, "profiles": rec.profiles}),
+        );
         self.store().insert_token(&rec, &ev).await?;
         Ok((rec, token))
     }
@@ -177,7 +174,11 @@ impl TokenService {
     }
 
     /// The caller presenting `bearer` (the secret of a token), from `source`.
-    pub async fn authenticate(&self, bearer: &str, source: Option<String>) -> Result<Caller, Error> {
+    pub async fn authenticate(
+        &self,
+        bearer: &str,
+        source: Option<String>,
+    ) -> Result<Caller, Error> {
         let rec = self
             .pki
             .token_by_hash(&hash_token(bearer))
@@ -257,8 +258,16 @@ mod tests {
         assert!(caller(Role::Admin, &[]).require_admin().is_ok());
         assert!(caller(Role::Issuer, &["web"]).require_admin().is_err());
         assert!(caller(Role::Admin, &[]).require_issuer_for("web").is_ok());
-        assert!(caller(Role::Issuer, &["web"]).require_issuer_for("web").is_ok());
-        assert!(caller(Role::Issuer, &["web"]).require_issuer_for("db").is_err());
+        assert!(
+            caller(Role::Issuer, &["web"])
+                .require_issuer_for("web")
+                .is_ok()
+        );
+        assert!(
+            caller(Role::Issuer, &["web"])
+                .require_issuer_for("db")
+                .is_err()
+        );
         assert!(caller(Role::Viewer, &[]).require_issuer_for("web").is_err());
     }
 }
