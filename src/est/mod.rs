@@ -5,7 +5,8 @@
 //! Clients authenticate with HTTP Basic credentials made over the REST API, or with a TLS
 //! client certificate: one from a bootstrap CA (`est_client_ca_file`) to enroll, or the
 //! certificate being renewed (issued by us under the same profile) to re-enroll.
-//! Issuance goes through [`crate::services::pki::Pki::issue`] like every other front end. Errors are
+//! This module parses HTTP and encodes the wire format; who may enroll, the checks on a
+//! request, server-made keys and issuance are [`crate::services::est`]'s. Errors are
 //! RFC 7807 problem documents with the status RFC 7030 asks for; refusals are audited.
 
 pub mod auth;
