@@ -170,8 +170,9 @@ impl Pki {
         &self.store
     }
 
-    /// The store, for the integration tests that set up or inspect rows directly. Nothing
-    /// in the server calls this: front ends call a service, services use [`Pki::store`].
+    /// The store, for the integration tests and benchmarks that set up or inspect rows
+    /// directly. Nothing in the server calls this: front ends call a service, services use
+    /// [`Pki::store`].
     #[doc(hidden)]
     pub fn store_for_tests(&self) -> &Store {
         &self.store

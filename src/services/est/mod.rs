@@ -14,7 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki};
-use crate::services::ports::{AuditStore, EstStore, ProfileStore};
+use crate::services::ports::{AuditStore as _, EstStore, ProfileStore};
 use crate::store::{EstCredential, EstLabel, ProfileRecord, StoreError, new_id};
 
 pub use credentials::{hash_password, new_password, verify_password};
@@ -153,7 +153,7 @@ impl EstService {
         EstService { pki }
     }
 
-    fn store(&self) -> &(impl EstStore + ProfileStore + AuditStore + use<>) {
+    fn store(&self) -> &(impl EstStore + ProfileStore + use<>) {
         self.pki.store()
     }
 
