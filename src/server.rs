@@ -276,7 +276,7 @@ pub async fn run(
     // The listeners drain their connections while the jobs finish their runs.
     let _ = stop_tx.send(true);
     let (_, _, ()) = tokio::join!(https_task, http_task, jobs.shutdown());
-    pki.store().close().await;
+    pki.close().await;
     tracing::info!("stopped");
     Ok(())
 }
