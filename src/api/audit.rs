@@ -1,19 +1,20 @@
 //! `/api/v1/audit`: the audit log, for admins.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Admin;
 use super::extract::{Json, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::store::{AuditFilter, AuditRecord};
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 /// Query of `GET /audit`.
@@ -32,6 +33,26 @@ struct Page {
     next_before: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "listAudit",
+    tag = "Audit",
+    summary = "Read the audit log",
+    description = "Audit entries, newest first, a page at a time. Unknown query parameters are refused. Admin token.",
+    params(
+        ("action" = Option<String>, Query, description = "Only this action (`ca.create`, `certificate.issue`, `certificate.revoke`, `profile.update`, `token.create`, ...)."),
+        ("before" = Option<i64>, Query, description = "Only entries with an id below this (the previous page's `next_before`)."),
+        ("limit" = Option<i64>, Query, description = "Page size. Default: `100`.", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "A page of audit entries.", content((schemas::AuditPage = "application/json"))),
+        (status = 400, description = "A malformed or unknown query parameter, or `limit` outside 1-1000.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _a: Admin,

@@ -2,33 +2,34 @@
 
 use std::net::IpAddr;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, PublicKeyData};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Auth, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::pki::Issued;
 use crate::store::{CertFilter, CertRecord, CertStatusFilter};
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/certificates", get(list).post(issue_from_csr))
-        .route("/certificates/generate", post(issue_with_key))
-        .route("/certificates/{id}", get(get_one))
-        .route("/certificates/{id}/pem", get(get_pem))
-        .route("/certificates/{id}/der", get(get_der))
-        .route("/certificates/{id}/chain", get(get_chain))
-        .route("/certificates/{id}/revoke", post(revoke))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, issue_from_csr))
+        .routes(routes!(issue_with_key))
+        .routes(routes!(get_one))
+        .routes(routes!(get_pem))
+        .routes(routes!(get_der))
+        .routes(routes!(get_chain))
+        .routes(routes!(revoke))
 }
 
 /// A stored certificate as the API shows it.
@@ -188,6 +189,25 @@ struct IssueCsr {
     not_after: Option<OffsetDateTime>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/certificates",
+    operation_id = "issueCertificate",
+    tag = "Certificates",
+    summary = "Issue a certificate for a CSR",
+    description = "Signs a CSR under a profile. The names come from the CSR's subjectAltName extension (and its CN); the profile decides what is allowed. An admin token, or an issuer token that lists the profile.",
+    request_body(content((schemas::IssueCertificateRequest = "application/json")), description = "The CSR and profile."),
+    responses(
+        (status = 201, description = "The issued certificate with its chain.", content((schemas::IssuedCertificate = "application/json"))),
+        (status = 400, description = "Invalid body, no such profile, an unusable CSR (`bad-csr`), both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The profile's CA is not active.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn issue_from_csr(
     State(state): State<AppState>,
     auth: Auth,
@@ -236,6 +256,25 @@ struct IssueGenerate {
     managed: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/certificates/generate",
+    operation_id = "generateCertificate",
+    tag = "Certificates",
+    summary = "Generate a key and issue a certificate for it",
+    description = "Generates the subscriber key on the server and issues a certificate for the given names. The key is returned once, as PEM (`format: pem`) or inside a password-protected PKCS#12 (`format: pkcs12`); with `managed: true` the server also keeps it, sealed. An admin token, or an issuer token that lists the profile.",
+    request_body(content((schemas::GenerateCertificateRequest = "application/json")), description = "The names, key type and profile."),
+    responses(
+        (status = 201, description = "The issued certificate with its chain and the new key (`private_key` or `pkcs12`).", content((schemas::IssuedCertificate = "application/json"))),
+        (status = 400, description = "Invalid body, no such profile, `format: pkcs12` without a `password` of at least 4 characters, a `password` with `format: pem`, a key type that cannot be generated, both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The profile's CA is not active.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn issue_with_key(
     State(state): State<AppState>,
     auth: Auth,
@@ -349,6 +388,30 @@ fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
     Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates",
+    operation_id = "listCertificates",
+    tag = "Certificates",
+    summary = "Search certificates",
+    description = "Certificates matching every given filter, newest first, a page at a time (without the PEM). Unknown query parameters are refused. Any valid token.",
+    params(
+        ("ca" = Option<String>, Query, description = "Issuing CA, by id or name (an unknown CA is a 400)."),
+        ("profile" = Option<String>, Query, description = "Profile name."),
+        ("status" = Option<String>, Query, description = "`valid`: not revoked and not expired; `expired`: not revoked but past `not_after`; `revoked`. One of: `valid`, `expired`, `revoked`."),
+        ("san" = Option<String>, Query, description = "A DNS name or IP address in the certificate; `*.example.com` or `.example.com` matches every name below `example.com`."),
+        ("serial" = Option<String>, Query, description = "Serial number in hex; colons and upper case are accepted."),
+        ("expiring_before" = Option<String>, Query, description = "Only certificates whose `not_after` is before this time (RFC 3339; percent-encode a `+` offset).", format = DateTime),
+        ("limit" = Option<i64>, Query, description = "Page size. Default: `50`.", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque)."),
+    ),
+    responses(
+        (status = 200, description = "A page of certificates.", content((schemas::CertificatePage = "application/json"))),
+        (status = 400, description = "A malformed or unknown query parameter, `limit` outside 1-1000, an unknown `status` or `ca`, or a malformed cursor.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _r: Reader,
@@ -405,6 +468,23 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}",
+    operation_id = "getCertificate",
+    tag = "Certificates",
+    summary = "Get a certificate",
+    description = "One certificate with its PEM. Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate.", content((schemas::Certificate = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
@@ -414,6 +494,23 @@ async fn get_one(
     Ok(Json(view(c, state.pki.now(), true)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}/pem",
+    operation_id = "getCertificatePem",
+    tag = "Certificates",
+    summary = "Download a certificate as PEM",
+    description = "Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate, PEM.", content((String = "application/x-pem-file"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_pem(
     State(state): State<AppState>,
     _r: Reader,
@@ -427,6 +524,23 @@ async fn get_pem(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}/der",
+    operation_id = "getCertificateDer",
+    tag = "Certificates",
+    summary = "Download a certificate as DER",
+    description = "Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate, DER.", content(("application/pkix-cert"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_der(
     State(state): State<AppState>,
     _r: Reader,
@@ -436,6 +550,23 @@ async fn get_der(
     Ok(([(header::CONTENT_TYPE, "application/pkix-cert")], c.der).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}/chain",
+    operation_id = "getCertificateChain",
+    tag = "Certificates",
+    summary = "Download a certificate with its chain",
+    description = "The certificate followed by its issuer chain, nearest first, without the root (the client's trust anchor) when the chain ends in one. Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate and intermediates, PEM.", content((String = "application/pem-certificate-chain"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_chain(
     State(state): State<AppState>,
     _r: Reader,
@@ -500,6 +631,29 @@ pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/certificates/{id}/revoke",
+    operation_id = "revokeCertificate",
+    tag = "Certificates",
+    summary = "Revoke a certificate",
+    description = "Revokes the certificate and regenerates its CA's CRL. A JSON body is required; `{}` revokes with reason `unspecified`. An admin token, or an issuer token that lists the certificate's profile.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    request_body(content((schemas::RevokeRequest = "application/json")), description = "The revocation reason."),
+    responses(
+        (status = 200, description = "The revoked certificate (without its PEM).", content((schemas::Certificate = "application/json"))),
+        (status = 400, description = "Invalid body, or an unknown or disallowed reason (7 is unassigned, 8 is removeFromCRL).", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the certificate's profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The certificate is already revoked, or its CA is not active so no CRL can be signed.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     auth: Auth,

@@ -1,31 +1,29 @@
 //! `/api/v1/est/...`: EST labels (which profile a `/.well-known/est/<label>/` path uses) and
 //! EST HTTP Basic credentials (password shown once, stored hashed). Admin only.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Admin;
 use super::extract::{Json, Path};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::est::auth::{hash_password, new_password};
 use crate::server::AppState;
 use crate::store::{EstCredential, EstLabel, StoreError, new_id};
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/est/labels", get(list_labels).post(create_label))
-        .route("/est/labels/{label}", delete(delete_label))
-        .route(
-            "/est/credentials",
-            get(list_credentials).post(create_credential),
-        )
-        .route("/est/credentials/{id}", delete(revoke_credential))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_labels, create_label))
+        .routes(routes!(delete_label))
+        .routes(routes!(list_credentials, create_credential))
+        .routes(routes!(revoke_credential))
 }
 
 /// EST operation names, which a label may not shadow.
@@ -55,6 +53,25 @@ async fn profile_exists(state: &AppState, name: &str) -> Result<String, Error> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/est/labels",
+    operation_id = "createEstLabel",
+    tag = "EST",
+    summary = "Create an EST label",
+    description = "`/.well-known/est/<label>/` then enrolls under the label's profile (and so its CA). Admin token.",
+    request_body(content((schemas::CreateEstLabelRequest = "application/json")), description = "The new label."),
+    responses(
+        (status = 201, description = "The label.", content((schemas::EstLabel = "application/json"))),
+        (status = 400, description = "Invalid body, a malformed label, a label named like an EST operation, or an unknown profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The label exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_label(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -94,6 +111,20 @@ async fn create_label(
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/est/labels",
+    operation_id = "listEstLabels",
+    tag = "EST",
+    summary = "List EST labels",
+    description = "Every label, by name. Admin token.",
+    responses(
+        (status = 200, description = "The labels.", content((Vec<schemas::EstLabel> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_labels(
     State(state): State<AppState>,
     _a: Admin,
@@ -101,6 +132,24 @@ async fn list_labels(
     Ok(Json(state.pki.store().list_est_labels().await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/est/labels/{label}",
+    operation_id = "deleteEstLabel",
+    tag = "EST",
+    summary = "Delete an EST label",
+    description = "The label's path stops working and its credentials are revoked. Admin token.",
+    params(
+        ("label" = String, Path, description = "The label."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such label.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete_label(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -140,6 +189,25 @@ struct CreatedCredential {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/est/credentials",
+    operation_id = "createEstCredential",
+    tag = "EST",
+    summary = "Create an EST credential",
+    description = "HTTP Basic credentials for EST enrollment under one label (or the bare path). The password is in the answer and never shown again; it is stored as a PBKDF2 hash. `max_uses: 1` makes a one-time bootstrap password. Admin token.",
+    request_body(content((schemas::CreateEstCredentialRequest = "application/json")), description = "The new credential."),
+    responses(
+        (status = 201, description = "The credential and its password.", content((schemas::EstCredentialCreated = "application/json"))),
+        (status = 400, description = "Invalid body, a malformed user name, an unknown label, a password under 12 characters, or `expires_in_days` or `max_uses` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A credential with this user name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_credential(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -210,6 +278,20 @@ async fn create_credential(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/est/credentials",
+    operation_id = "listEstCredentials",
+    tag = "EST",
+    summary = "List EST credentials",
+    description = "Every EST credential, revoked and used-up ones included, oldest first; never the passwords. Admin token.",
+    responses(
+        (status = 200, description = "The credentials.", content((Vec<schemas::EstCredential> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_credentials(
     State(state): State<AppState>,
     _a: Admin,
@@ -217,6 +299,24 @@ async fn list_credentials(
     Ok(Json(state.pki.store().list_est_credentials().await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/est/credentials/{id}",
+    operation_id = "revokeEstCredential",
+    tag = "EST",
+    summary = "Revoke an EST credential",
+    description = "The credential stops working at once; it stays listed with `revoked_at`. Admin token.",
+    params(
+        ("id" = String, Path, description = "The credential's id."),
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such credential, or it is already revoked.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn revoke_credential(
     State(state): State<AppState>,
     Admin(auth): Admin,

@@ -4,40 +4,35 @@
 
 use std::net::IpAddr;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use certkeeper_ca::KeyAlgorithm;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Admin, Auth, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::managed::{NewDestination, NewManaged};
 use crate::store::{BindingRecord, DestinationRecord, ManagedRecord, ManagedRequest};
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/managed", get(list).post(create))
-        .route("/managed/{id}", get(get_one).delete(remove))
-        .route("/managed/{id}/renew", post(renew))
-        .route("/managed/{id}/revoke", post(revoke))
-        .route("/managed/{id}/sync", post(sync_now))
-        .route("/managed/{id}/bindings", post(bind))
-        .route("/managed/{id}/bindings/{destination}", delete(unbind))
-        .route(
-            "/destinations",
-            get(list_destinations).post(create_destination),
-        )
-        .route(
-            "/destinations/{id}",
-            get(get_destination).delete(delete_destination),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, remove))
+        .routes(routes!(renew))
+        .routes(routes!(revoke))
+        .routes(routes!(sync_now))
+        .routes(routes!(bind))
+        .routes(routes!(unbind))
+        .routes(routes!(list_destinations, create_destination))
+        .routes(routes!(get_destination, delete_destination))
 }
 
 /// A version as shown.
@@ -219,6 +214,25 @@ struct CreateManaged {
     destinations: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed",
+    operation_id = "createManaged",
+    tag = "Managed certificates",
+    summary = "Create a managed certificate",
+    description = "Issues version 1 with a key generated and kept (sealed) by the server, and schedules renewals. Binding `destinations` at once needs an admin token; otherwise an issuer token for the profile.",
+    request_body(content((schemas::CreateManagedRequest = "application/json")), description = "The managed certificate."),
+    responses(
+        (status = 201, description = "The managed certificate with version 1.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 400, description = "Invalid body, name, profile, key type, validity or renewal point, or an unknown destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A managed certificate with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -271,6 +285,19 @@ struct ManagedList {
     items: Vec<ManagedView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/managed",
+    operation_id = "listManaged",
+    tag = "Managed certificates",
+    summary = "List managed certificates",
+    description = "Every managed certificate, by name, without versions, bindings or events. Any token.",
+    responses(
+        (status = 200, description = "The managed certificates.", content((schemas::ManagedList = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedList>, Error> {
     let items = state
         .pki
@@ -283,6 +310,23 @@ async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedL
     Ok(Json(ManagedList { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/managed/{id}",
+    operation_id = "getManaged",
+    tag = "Managed certificates",
+    summary = "Get a managed certificate",
+    description = "With its versions (newest first), next renewal, sync status per destination and recent lifecycle events. Any token.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The managed certificate.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
@@ -292,6 +336,26 @@ async fn get_one(
     Ok(Json(detailed(&state, m).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/renew",
+    operation_id = "renewManaged",
+    tag = "Managed certificates",
+    summary = "Renew now",
+    description = "Issues a new version with a fresh key at once; destinations receive it on the next sync. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The managed certificate with its new version.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 400, description = "The stored request is no longer valid for the profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The certificate is revoked, or another renewal is under way.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn renew(
     State(state): State<AppState>,
     auth: Auth,
@@ -303,6 +367,24 @@ async fn renew(
     Ok(Json(detailed(&state, m).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/sync",
+    operation_id = "syncManaged",
+    tag = "Managed certificates",
+    summary = "Push to destinations now",
+    description = "Pushes the current version to every bound destination that is behind, whatever the retry schedule says. Failures are recorded on the bindings (see `bindings[].last_error`), not returned as errors. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The managed certificate with its sync status.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn sync_now(
     State(state): State<AppState>,
     auth: Auth,
@@ -322,6 +404,29 @@ struct Revoke {
     reason: Option<serde_json::Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/revoke",
+    operation_id = "revokeManaged",
+    tag = "Managed certificates",
+    summary = "Revoke and stop renewing",
+    description = "Revokes every valid version and stops renewals and pushes. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    request_body(content((schemas::RevokeRequest = "application/json")), description = "The revocation reason."),
+    responses(
+        (status = 200, description = "The revoked managed certificate.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 400, description = "Invalid body or reason.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Already revoked.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     auth: Auth,
@@ -339,6 +444,24 @@ async fn revoke(
     Ok(Json(detailed(&state, m).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/managed/{id}",
+    operation_id = "deleteManaged",
+    tag = "Managed certificates",
+    summary = "Stop managing a certificate",
+    description = "Forgets the managed certificate, its bindings and events. Issued versions stay on record as certificates; copies at destinations are left alone. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     auth: Auth,
@@ -357,6 +480,29 @@ struct Bind {
     destination: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/bindings",
+    operation_id = "bindManaged",
+    tag = "Managed certificates",
+    summary = "Bind to a destination",
+    description = "The current version is pushed to the destination by the next sync, and every later version after it. Admin token.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    request_body(content((schemas::BindRequest = "application/json")), description = "The destination."),
+    responses(
+        (status = 201, description = "The managed certificate with its bindings.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 400, description = "Invalid body or unknown destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Already bound to this destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn bind(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -380,6 +526,28 @@ struct UnbindQuery {
     delete_remote: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/managed/{id}/bindings/{destination}",
+    operation_id = "unbindManaged",
+    tag = "Managed certificates",
+    summary = "Remove a binding",
+    description = "No more versions are pushed there. The copy at the destination is left alone unless `delete_remote` is true. Admin token.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+        ("destination" = String, Path, description = "The destination's id or name."),
+        ("delete_remote" = Option<bool>, Query, description = "Delete the copy at the destination first (the ACM certificate, or the Key Vault certificate with all its versions). Default: `false`."),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "A malformed or unknown query parameter.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate, destination or binding.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The destination refused or failed the delete; the binding is kept.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn unbind(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -429,6 +597,25 @@ struct CreateDestination {
     credentials: Option<serde_json::Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/destinations",
+    operation_id = "createDestination",
+    tag = "Destinations",
+    summary = "Create a destination",
+    description = "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
+    request_body(content((schemas::CreateDestinationRequest = "application/json")), description = "The destination."),
+    responses(
+        (status = 201, description = "The destination (without credentials).", content((schemas::Destination = "application/json"))),
+        (status = 400, description = "Invalid body, kind, configuration or credentials.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A destination with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_destination(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -456,6 +643,19 @@ struct DestinationList {
     items: Vec<DestinationView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/destinations",
+    operation_id = "listDestinations",
+    tag = "Destinations",
+    summary = "List destinations",
+    description = "Every cloud destination, by name; never their credentials. Any token.",
+    responses(
+        (status = 200, description = "The destinations.", content((schemas::DestinationList = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_destinations(
     State(state): State<AppState>,
     _r: Reader,
@@ -471,6 +671,23 @@ async fn list_destinations(
     Ok(Json(DestinationList { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/destinations/{id}",
+    operation_id = "getDestination",
+    tag = "Destinations",
+    summary = "Get a destination",
+    description = "Never its credentials. Any token.",
+    params(
+        ("id" = String, Path, description = "The destination's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The destination.", content((schemas::Destination = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_destination(
     State(state): State<AppState>,
     _r: Reader,
@@ -480,6 +697,25 @@ async fn get_destination(
     Ok(Json(destination_view(d)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/destinations/{id}",
+    operation_id = "deleteDestination",
+    tag = "Destinations",
+    summary = "Delete a destination",
+    description = "Only when no managed certificate is bound to it. Admin token.",
+    params(
+        ("id" = String, Path, description = "The destination's id or name."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Managed certificates are still bound to it.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete_destination(
     State(state): State<AppState>,
     Admin(auth): Admin,
