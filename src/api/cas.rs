@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use certkeeper_ca::{CaSpec, KeyAlgorithm, NameConstraintSpec};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -242,11 +243,16 @@ async fn create(
 }
 
 /// Body of `POST /cas/import`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ImportCaRequest)]
 struct ImportCa {
+    /// Unique name: 1 to 64 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
+    /// The CA certificate, PEM, optionally followed by the certificates above it.
     certificate: String,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
     private_key: String,
 }
 
@@ -257,7 +263,7 @@ struct ImportCa {
     tag = "CAs",
     summary = "Import a CA",
     description = "Imports an existing CA certificate (optionally followed by its chain) and its private key; the CA gets `kind: imported`. Admin token.",
-    request_body(content((schemas::ImportCaRequest = "application/json")), description = "The CA certificate and key."),
+    request_body(content((ImportCa = "application/json")), description = "The CA certificate and key."),
     responses(
         (status = 201, description = "The imported CA.", content((schemas::Ca = "application/json"))),
         (status = 400, description = "Invalid body or name, an unparseable certificate or key, a key that does not match the certificate, or a certificate that is not a usable CA.", content((schemas::Problem = "application/problem+json"))),
@@ -321,9 +327,11 @@ async fn csr(
 }
 
 /// Body of `POST /cas/{id}/certificate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = InstallCaCertificateRequest)]
 struct Install {
+    /// The signed CA certificate, PEM, optionally followed by the certificates above it.
     certificate: String,
 }
 
@@ -337,7 +345,7 @@ struct Install {
     params(
         ("id" = String, Path, description = "The CA's id or its name."),
     ),
-    request_body(content((schemas::InstallCaCertificateRequest = "application/json")), description = "The signed certificate."),
+    request_body(content((Install = "application/json")), description = "The signed certificate."),
     responses(
         (status = 200, description = "The CA, now active.", content((schemas::Ca = "application/json"))),
         (status = 400, description = "Invalid body, an unparseable certificate, a certificate that does not match the CA's key, or one that is not a usable CA.", content((schemas::Problem = "application/problem+json"))),

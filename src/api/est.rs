@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::Duration;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,12 +37,18 @@ const OPERATIONS: [&str; 5] = [
 ];
 
 /// Body of `POST /est/labels`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateEstLabelRequest)]
 struct CreateLabel {
+    /// The path segment; not an EST operation name.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
     label: String,
+    /// Name or id of an existing profile.
     profile: String,
+    /// Refuse enrollments whose CSR lacks the connection's tls-exporter channel binding (RFC 9266) in challengePassword.
     #[serde(default)]
+    #[schema(default = false)]
     require_channel_binding: bool,
 }
 
@@ -60,7 +67,7 @@ async fn profile_exists(state: &AppState, name: &str) -> Result<String, Error> {
     tag = "EST",
     summary = "Create an EST label",
     description = "`/.well-known/est/<label>/` then enrolls under the label's profile (and so its CA). Admin token.",
-    request_body(content((schemas::CreateEstLabelRequest = "application/json")), description = "The new label."),
+    request_body(content((CreateLabel = "application/json")), description = "The new label."),
     responses(
         (status = 201, description = "The label.", content((schemas::EstLabel = "application/json"))),
         (status = 400, description = "Invalid body, a malformed label, a label named like an EST operation, or an unknown profile.", content((schemas::Problem = "application/problem+json"))),
@@ -168,16 +175,23 @@ async fn delete_label(
 }
 
 /// Body of `POST /est/credentials`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateEstCredentialRequest)]
 struct CreateCredential {
+    /// Unique user name, without `:`.
+    #[schema(min_length = 1, max_length = 100)]
     username: String,
     /// The label it enrolls under; none for the bare `/.well-known/est/` path.
     label: Option<String>,
     /// A chosen password (at least 12 characters); one is generated when absent.
+    #[schema(min_length = 12)]
     password: Option<String>,
+    /// Lifetime in days; null or left out: never expires.
+    #[schema(minimum = 1)]
     expires_in_days: Option<u32>,
     /// How many enrollments it allows (1 for a one-time bootstrap password).
+    #[schema(minimum = 1)]
     max_uses: Option<u32>,
 }
 
@@ -196,7 +210,7 @@ struct CreatedCredential {
     tag = "EST",
     summary = "Create an EST credential",
     description = "HTTP Basic credentials for EST enrollment under one label (or the bare path). The password is in the answer and never shown again; it is stored as a PBKDF2 hash. `max_uses: 1` makes a one-time bootstrap password. Admin token.",
-    request_body(content((schemas::CreateEstCredentialRequest = "application/json")), description = "The new credential."),
+    request_body(content((CreateCredential = "application/json")), description = "The new credential."),
     responses(
         (status = 201, description = "The credential and its password.", content((schemas::EstCredentialCreated = "application/json"))),
         (status = 400, description = "Invalid body, a malformed user name, an unknown label, a password under 12 characters, or `expires_in_days` or `max_uses` 0.", content((schemas::Problem = "application/problem+json"))),

@@ -27,14 +27,24 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(serve))
 }
 
-/// The operations derived from the handlers, as mounted under `/api/v1`.
+/// What the handlers and their types describe, as mounted under `/api/v1`.
 #[derive(Clone, Debug)]
-pub(super) struct Derived(Arc<Map<String, Value>>);
+pub(super) struct Derived(Arc<Described>);
+
+/// The parts of the document derived from the code.
+#[derive(Debug)]
+struct Described {
+    /// `paths`, keyed by the full path.
+    paths: Map<String, Value>,
+    /// `components/schemas` of the request and response types.
+    schemas: Map<String, Value>,
+}
 
 impl Derived {
     /// The paths of `api` (the description the `/api/v1` router was built with), under
-    /// `prefix`, with each problem response that only says why it happens turned into a
-    /// reference to the shared response of its status.
+    /// `prefix`, and its component schemas. Each problem response that only says why it
+    /// happens becomes a reference to the shared response of its status, and an operation
+    /// anyone may call says `security: []` (the attribute's `security(())` is `[{}]`).
     pub(super) fn new(prefix: &str, api: &utoipa::openapi::OpenApi) -> Derived {
         let Ok(Value::Object(paths)) = serde_json::to_value(&api.paths) else {
             unreachable!("paths serialize to an object")
@@ -42,13 +52,32 @@ impl Derived {
         let paths = paths
             .into_iter()
             .map(|(path, mut item)| {
-                if let Some(ops) = item.as_object_mut() {
-                    ops.values_mut().for_each(share_problem_responses);
+                for op in item
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|m| m.values_mut())
+                {
+                    share_problem_responses(op);
+                    if op.get("security") == Some(&json!([{}])) {
+                        op["security"] = json!([]);
+                    }
                 }
                 (format!("{prefix}{path}"), item)
             })
             .collect();
-        Derived(Arc::new(paths))
+        // The names in `schemas` stand for themselves; the component comes from this module.
+        let schemas = api
+            .components
+            .iter()
+            .flat_map(|c| &c.schemas)
+            .filter_map(|(name, schema)| {
+                let schema = serde_json::to_value(schema).ok()?;
+                let own = format!("#/components/schemas/{name}");
+                (schema.get("$ref").and_then(Value::as_str) != Some(own.as_str()))
+                    .then(|| (name.clone(), schema))
+            })
+            .collect();
+        Derived(Arc::new(Described { paths, schemas }))
     }
 }
 
@@ -129,17 +158,12 @@ struct Facts<'a> {
 
 /// The whole document.
 fn document(f: &Facts<'_>, derived: &Derived) -> Value {
-    let mut paths = (*derived.0).clone();
+    let mut paths = derived.0.paths.clone();
     paths.extend(public_paths(f.public_url));
-    let mut security_open = |v: &mut Value| {
-        // `security(())` is written `[{}]`; an operation anyone may call says `[]`.
-        for op in v.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
-            if op.get("security") == Some(&json!([{}])) {
-                op["security"] = json!([]);
-            }
-        }
-    };
-    paths.values_mut().for_each(&mut security_open);
+    let mut schemas = derived.0.schemas.clone();
+    for (name, schema) in described_here(f) {
+        schemas.entry(name).or_insert(schema);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -185,7 +209,7 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
                 }
             },
             "responses": error_responses(f.max_body_bytes),
-            "schemas": schemas(f)
+            "schemas": schemas
         }
     })
 }
@@ -834,7 +858,8 @@ fn error_responses(max_body_bytes: usize) -> Value {
 // ---------------------------------------------------------------------------------------
 // components/schemas
 
-fn schemas(f: &Facts<'_>) -> Value {
+/// The component schemas not derived from a Rust type.
+fn described_here(f: &Facts<'_>) -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("Problem".into(), problem_schema());
     s.extend(key_schemas());
@@ -848,7 +873,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(managed_schemas());
     s.extend(discovery_schemas());
     s.extend(alert_schemas());
-    Value::Object(s)
+    s
 }
 
 fn problem_schema() -> Value {
@@ -973,30 +998,6 @@ fn ca_schemas(ca_key_algorithm: KeyAlgorithm) -> Map<String, Value> {
                     "validity_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500, "default": default_validity, "description": "Lifetime in days (an intermediate's is clamped to its parent's)."},
                     "path_len": {"type": ["integer", "null"], "minimum": 0, "maximum": 255, "description": "pathLenConstraint: how many CA levels may follow below. Unlimited when left out, or one less than the parent's limit for an intermediate."},
                     "name_constraints": {"anyOf": [schema_ref("NameConstraints"), {"type": "null"}]}
-                }
-            }),
-        ),
-        (
-            "ImportCaRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "certificate", "private_key"],
-                "properties": {
-                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "Unique name: 1 to 64 letters, digits, `-`, `_` or `.`."},
-                    "certificate": {"type": "string", "description": "The CA certificate, PEM, optionally followed by the certificates above it."},
-                    "private_key": {"type": "string", "description": "Its private key, PEM (PKCS#8, PKCS#1 or SEC1)."}
-                }
-            }),
-        ),
-        (
-            "InstallCaCertificateRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["certificate"],
-                "properties": {
-                    "certificate": {"type": "string", "description": "The signed CA certificate, PEM, optionally followed by the certificates above it."}
                 }
             }),
         ),
@@ -1390,20 +1391,6 @@ fn token_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "CreateTokenRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "role"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Human name, 1 to 100 characters, not blank."},
-                    "role": schema_ref("Role"),
-                    "profiles": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Names (or ids) of existing profiles the token may use; required for `issuer`, refused for the other roles."},
-                    "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Lifetime in days; null or left out: never expires."}
-                }
-            }),
-        ),
-        (
             "Token",
             json!({
                 "type": "object",
@@ -1491,19 +1478,6 @@ fn est_schemas() -> Map<String, Value> {
     }
     object(vec![
         (
-            "CreateEstLabelRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["label", "profile"],
-                "properties": {
-                    "label": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$", "description": "The path segment; not an EST operation name."},
-                    "profile": {"type": "string", "description": "Name or id of an existing profile."},
-                    "require_channel_binding": {"type": "boolean", "default": false, "description": "Refuse enrollments whose CSR lacks the connection's tls-exporter channel binding (RFC 9266) in challengePassword."}
-                }
-            }),
-        ),
-        (
             "EstLabel",
             json!({
                 "type": "object",
@@ -1514,21 +1488,6 @@ fn est_schemas() -> Map<String, Value> {
                     "require_channel_binding": {"type": "boolean", "description": "Whether channel binding is required."},
                     "created_at": date_time("When it was created."),
                     "created_by": {"type": "string", "description": "Who created it."}
-                }
-            }),
-        ),
-        (
-            "CreateEstCredentialRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["username"],
-                "properties": {
-                    "username": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Unique user name, without `:`."},
-                    "label": {"type": ["string", "null"], "description": "An existing label; null or left out: the bare `/.well-known/est/` path."},
-                    "password": {"type": ["string", "null"], "minLength": 12, "description": "A chosen password; null or left out: one is generated."},
-                    "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Lifetime in days; null or left out: never expires."},
-                    "max_uses": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Enrollments allowed; null or left out: unlimited."}
                 }
             }),
         ),
@@ -1738,52 +1697,12 @@ fn acme_schemas() -> Map<String, Value> {
         json!({"type": "string", "description": "base64url HMAC-SHA256 key; shown only here."});
     object(vec![
         (
-            "CreateEabKeyRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["profile"],
-                "properties": {
-                    "profile": {"type": "string", "description": "A profile with an ACME directory."},
-                    "name": {"type": "string", "maxLength": 100, "description": "A label.", "default": ""}
-                }
-            }),
-        ),
-        (
             "EabKey",
             json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by"], "properties": eab_props}),
         ),
         (
             "CreatedEabKey",
             json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
-        ),
-        (
-            "RenewalWindowRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["start", "end"],
-                "properties": {
-                    "ca": {"type": "string", "description": "A CA id or name: every certificate it issued. Give this or `certificate`."},
-                    "certificate": {"type": "string", "description": "One certificate id. Give this or `ca`."},
-                    "start": date_time("Start of the suggested renewal window."),
-                    "end": date_time("End of the suggested renewal window (after `start`).")
-                }
-            }),
-        ),
-        (
-            "RenewalWindow",
-            json!({
-                "type": "object",
-                "required": ["id", "ca", "certificate", "start", "end"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "ca": nullable_string("The CA id, for a CA-wide window."),
-                    "certificate": nullable_string("The certificate id, for one certificate."),
-                    "start": date_time("Start of the window."),
-                    "end": date_time("End of the window.")
-                }
-            }),
         ),
     ])
 }
@@ -1850,6 +1769,7 @@ pub(super) mod schemas {
     impl ToSchema for AnyObject {}
 
     named!(
+        Role,
         DiscoveredCertificate,
         DiscoveredEndpoint,
         EabKey,
@@ -1869,12 +1789,8 @@ pub(super) mod schemas {
         CreateAlertRuleRequest,
         CreateCaRequest,
         CreateDestinationRequest,
-        CreateEabKeyRequest,
-        CreateEstCredentialRequest,
-        CreateEstLabelRequest,
         CreateManagedRequest,
         CreateProfileRequest,
-        CreateTokenRequest,
         CreatedEabKey,
         Destination,
         DestinationList,
@@ -1882,16 +1798,12 @@ pub(super) mod schemas {
         EstCredentialCreated,
         EstLabel,
         GenerateCertificateRequest,
-        ImportCaRequest,
-        InstallCaCertificateRequest,
         IssueCertificateRequest,
         IssuedCertificate,
         ManagedCertificate,
         ManagedList,
         Problem,
         Profile,
-        RenewalWindow,
-        RenewalWindowRequest,
         RevokeRequest,
         Scan,
         ScanRequest,

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::Duration;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,13 +24,21 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Body of `POST /tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateTokenRequest)]
 struct CreateToken {
+    /// Human name, 1 to 100 characters, not blank.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(value_type = schemas::Role)]
     role: Role,
+    /// Names (or ids) of existing profiles the token may use; required for `issuer`, refused for the other roles.
     #[serde(default)]
+    #[schema(default = json!([]))]
     profiles: Vec<String>,
+    /// Lifetime in days; null or left out: never expires.
+    #[schema(minimum = 1)]
     expires_in_days: Option<u32>,
 }
 
@@ -48,7 +57,7 @@ struct Created {
     tag = "Tokens",
     summary = "Create a token",
     description = "Creates a token; its secret is in the answer and never shown again. Admin token.",
-    request_body(content((schemas::CreateTokenRequest = "application/json")), description = "The new token."),
+    request_body(content((CreateToken = "application/json")), description = "The new token."),
     responses(
         (status = 201, description = "The token and its secret.", content((schemas::TokenCreated = "application/json"))),
         (status = 400, description = "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an unknown profile, or `expires_in_days` 0.", content((schemas::Problem = "application/problem+json"))),
