@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -511,9 +512,12 @@ async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, E
 }
 
 /// Body of `PUT /alerts/tags/{fingerprint}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SetCertificateTagsRequest)]
 struct Tags {
+    /// At most 32 tags, each 1 to 64 characters.
+    #[schema(max_items = 32)]
     tags: Vec<String>,
 }
 
@@ -565,7 +569,7 @@ async fn get_tags(
     params(
         ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
     ),
-    request_body(content((schemas::SetCertificateTagsRequest = "application/json")), description = "The new tags."),
+    request_body(content((Tags = "application/json")), description = "The new tags."),
     responses(
         (status = 200, description = "The tags now.", content((schemas::CertificateTags = "application/json"))),
         (status = 400, description = "The fingerprint is not 64 hex digits, more than 32 tags, or a tag outside 1 to 64 letters, digits or - _ . : /.", content((schemas::Problem = "application/problem+json"))),

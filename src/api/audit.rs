@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -27,9 +28,13 @@ struct AuditQuery {
 }
 
 /// A page of audit entries, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditPage)]
 struct Page {
+    #[schema(value_type = Vec<schemas::AuditEntry>)]
     items: Vec<AuditRecord>,
+    /// Pass as `before` for the next page; null when this page is not full.
+    #[schema(required = true)]
     next_before: Option<i64>,
 }
 
@@ -46,7 +51,7 @@ struct Page {
         ("limit" = Option<i64>, Query, description = "Page size. Default: `100`.", minimum = 1, maximum = 1000),
     ),
     responses(
-        (status = 200, description = "A page of audit entries.", content((schemas::AuditPage = "application/json"))),
+        (status = 200, description = "A page of audit entries.", content((Page = "application/json"))),
         (status = 400, description = "A malformed or unknown query parameter, or `limit` outside 1-1000.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),

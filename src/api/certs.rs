@@ -9,6 +9,7 @@ use base64::Engine;
 use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, PublicKeyData};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -91,18 +92,28 @@ fn view(c: CertRecord, now: OffsetDateTime, with_pem: bool) -> CertView {
 }
 
 /// The answer to an issuance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IssuedCertificate, description = "A certificate just issued. `private_key` or `pkcs12` only come from `/certificates/generate`.")]
 struct IssuedView {
+    /// Id (UUID).
     id: String,
+    /// The issuing CA's id.
     ca_id: String,
+    /// The profile's name.
     profile: String,
+    /// Serial number, lower-case hex.
     serial: String,
+    /// Subject DN.
     subject: String,
+    /// DNS names, then IP addresses.
     sans: Vec<String>,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    /// SHA-256 of the DER certificate, lower-case hex.
     fingerprint_sha256: String,
     /// The certificate, PEM.
     certificate: String,
@@ -110,8 +121,10 @@ struct IssuedView {
     chain: String,
     /// The root certificate, PEM.
     root: String,
+    /// The generated key, PKCS#8 PEM (`format: pem`).
     #[serde(skip_serializing_if = "Option::is_none")]
     private_key: Option<String>,
+    /// Key, certificate and chain as PKCS#12, base64 (`format: pkcs12`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pkcs12: Option<String>,
 }
@@ -179,12 +192,18 @@ fn validity(
 }
 
 /// Body of `POST /certificates`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = IssueCertificateRequest)]
 struct IssueCsr {
+    /// The profile's name or id.
     profile: String,
+    /// The CSR, PEM. Names are taken from its subjectAltName extension and CN.
     csr: String,
+    /// Requested validity in days (not with `not_after`). Default: the profile's `default_validity_days`, else its `max_validity_days`.
+    #[schema(minimum = 1)]
     validity_days: Option<u32>,
+    /// Requested end of validity (not with `validity_days`).
     #[serde(default, with = "time::serde::rfc3339::option")]
     not_after: Option<OffsetDateTime>,
 }
@@ -196,9 +215,9 @@ struct IssueCsr {
     tag = "Certificates",
     summary = "Issue a certificate for a CSR",
     description = "Signs a CSR under a profile. The names come from the CSR's subjectAltName extension (and its CN); the profile decides what is allowed. An admin token, or an issuer token that lists the profile.",
-    request_body(content((schemas::IssueCertificateRequest = "application/json")), description = "The CSR and profile."),
+    request_body(content((IssueCsr = "application/json")), description = "The CSR and profile."),
     responses(
-        (status = 201, description = "The issued certificate with its chain.", content((schemas::IssuedCertificate = "application/json"))),
+        (status = 201, description = "The issued certificate with its chain.", content((IssuedView = "application/json"))),
         (status = 400, description = "Invalid body, no such profile, an unusable CSR (`bad-csr`), both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`).", content((schemas::Problem = "application/problem+json"))),
@@ -265,7 +284,7 @@ struct IssueGenerate {
     description = "Generates the subscriber key on the server and issues a certificate for the given names. The key is returned once, as PEM (`format: pem`) or inside a password-protected PKCS#12 (`format: pkcs12`); with `managed: true` the server also keeps it, sealed. An admin token, or an issuer token that lists the profile.",
     request_body(content((schemas::GenerateCertificateRequest = "application/json")), description = "The names, key type and profile."),
     responses(
-        (status = 201, description = "The issued certificate with its chain and the new key (`private_key` or `pkcs12`).", content((schemas::IssuedCertificate = "application/json"))),
+        (status = 201, description = "The issued certificate with its chain and the new key (`private_key` or `pkcs12`).", content((IssuedView = "application/json"))),
         (status = 400, description = "Invalid body, no such profile, `format: pkcs12` without a `password` of at least 4 characters, a `password` with `format: pem`, a key type that cannot be generated, both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`).", content((schemas::Problem = "application/problem+json"))),
@@ -364,9 +383,13 @@ struct ListQuery {
 }
 
 /// A page of certificates.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CertificatePage)]
 struct Page {
+    #[schema(value_type = Vec<schemas::Certificate>)]
     items: Vec<CertView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -406,7 +429,7 @@ fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque)."),
     ),
     responses(
-        (status = 200, description = "A page of certificates.", content((schemas::CertificatePage = "application/json"))),
+        (status = 200, description = "A page of certificates.", content((Page = "application/json"))),
         (status = 400, description = "A malformed or unknown query parameter, `limit` outside 1-1000, an unknown `status` or `ca`, or a malformed cursor.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
@@ -590,9 +613,11 @@ async fn get_chain(
 }
 
 /// Body of `POST /certificates/{id}/revoke`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RevokeRequest)]
 struct Revoke {
+    #[schema(value_type = Option<schemas::RevocationReason>)]
     reason: Option<serde_json::Value>,
 }
 
@@ -641,7 +666,7 @@ pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
     params(
         ("id" = String, Path, description = "The certificate's id."),
     ),
-    request_body(content((schemas::RevokeRequest = "application/json")), description = "The revocation reason."),
+    request_body(content((Revoke = "application/json")), description = "The revocation reason."),
     responses(
         (status = 200, description = "The revoked certificate (without its PEM).", content((schemas::Certificate = "application/json"))),
         (status = 400, description = "Invalid body, or an unknown or disallowed reason (7 is unassigned, 8 is removeFromCRL).", content((schemas::Problem = "application/problem+json"))),

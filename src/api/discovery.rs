@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -202,13 +203,18 @@ async fn endpoints(
 }
 
 /// Body of `POST /discovery/schedules`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ScanScheduleRequest)]
 struct NewSchedule {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// Cron expression, 5 fields or 6 with seconds, UTC (`0 3 * * *`).
     cron: String,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     enabled: bool,
+    #[schema(value_type = schemas::ScanRequest)]
     scan: ScanSpec,
 }
 
@@ -223,7 +229,7 @@ fn yes() -> bool {
     tag = "Discovery",
     summary = "Save a scan with a cron schedule",
     description = "The server runs it at each time the cron expression (UTC) names; with several replicas, one of them runs each occurrence (a lease on the schedule's row). Admin token.",
-    request_body(content((schemas::ScanScheduleRequest = "application/json")), description = "The schedule."),
+    request_body(content((NewSchedule = "application/json")), description = "The schedule."),
     responses(
         (status = 201, description = "The schedule.", content((schemas::ScanSchedule = "application/json"))),
         (status = 400, description = "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan.", content((schemas::Problem = "application/problem+json"))),

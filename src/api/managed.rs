@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use certkeeper_ca::KeyAlgorithm;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -280,8 +281,9 @@ async fn create(
 }
 
 /// A list of managed certificates.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ManagedList {
+    #[schema(value_type = Vec<schemas::ManagedCertificate>)]
     items: Vec<ManagedView>,
 }
 
@@ -293,7 +295,7 @@ struct ManagedList {
     summary = "List managed certificates",
     description = "Every managed certificate, by name, without versions, bindings or events. Any token.",
     responses(
-        (status = 200, description = "The managed certificates.", content((schemas::ManagedList = "application/json"))),
+        (status = 200, description = "The managed certificates.", content((ManagedList = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )
@@ -474,9 +476,11 @@ async fn remove(
 }
 
 /// Body of `POST /managed/{id}/bindings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BindRequest)]
 struct Bind {
+    /// The destination's id or name.
     destination: String,
 }
 
@@ -490,7 +494,7 @@ struct Bind {
     params(
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
-    request_body(content((schemas::BindRequest = "application/json")), description = "The destination."),
+    request_body(content((Bind = "application/json")), description = "The destination."),
     responses(
         (status = 201, description = "The managed certificate with its bindings.", content((schemas::ManagedCertificate = "application/json"))),
         (status = 400, description = "Invalid body or unknown destination.", content((schemas::Problem = "application/problem+json"))),
@@ -638,8 +642,9 @@ async fn create_destination(
 }
 
 /// A list of destinations.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct DestinationList {
+    #[schema(value_type = Vec<schemas::Destination>)]
     items: Vec<DestinationView>,
 }
 
@@ -651,7 +656,7 @@ struct DestinationList {
     summary = "List destinations",
     description = "Every cloud destination, by name; never their credentials. Any token.",
     responses(
-        (status = 200, description = "The destinations.", content((schemas::DestinationList = "application/json"))),
+        (status = 200, description = "The destinations.", content((DestinationList = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )

@@ -445,20 +445,6 @@ fn discovery_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "ScanScheduleRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "cron", "scan"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "cron": {"type": "string", "description": "Cron expression, 5 fields or 6 with seconds, UTC (`0 3 * * *`)."},
-                    "enabled": {"type": "boolean", "default": true},
-                    "scan": schema_ref("ScanRequest")
-                }
-            }),
-        ),
-        (
             "ScanSchedule",
             json!({
                 "type": "object",
@@ -552,14 +538,6 @@ fn managed_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "ManagedList",
-            json!({
-                "type": "object",
-                "required": ["items"],
-                "properties": {"items": {"type": "array", "items": schema_ref("ManagedCertificate")}}
-            }),
-        ),
-        (
             "ManagedVersion",
             json!({
                 "type": "object",
@@ -608,15 +586,6 @@ fn managed_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "BindRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["destination"],
-                "properties": {"destination": {"type": "string", "description": "The destination's id or name."}}
-            }),
-        ),
-        (
             "CreateDestinationRequest",
             json!({
                 "type": "object",
@@ -650,14 +619,6 @@ fn managed_schemas() -> Map<String, Value> {
                     "created_at": date_time("When created."),
                     "created_by": {"type": "string"}
                 }
-            }),
-        ),
-        (
-            "DestinationList",
-            json!({
-                "type": "object",
-                "required": ["items"],
-                "properties": {"items": {"type": "array", "items": schema_ref("Destination")}}
             }),
         ),
     ])
@@ -1248,45 +1209,12 @@ fn certificate_schemas() -> Map<String, Value> {
 
     object(vec![
         (
-            "IssueCertificateRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["profile", "csr"],
-                "properties": issue
-            }),
-        ),
-        (
             "GenerateCertificateRequest",
             json!({
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["profile"],
                 "properties": generate
-            }),
-        ),
-        (
-            "IssuedCertificate",
-            json!({
-                "type": "object",
-                "description": "A certificate just issued. `private_key` or `pkcs12` only come from `/certificates/generate`.",
-                "required": ["id", "ca_id", "profile", "serial", "subject", "sans", "not_before", "not_after", "fingerprint_sha256", "certificate", "chain", "root"],
-                "properties": {
-                    "id": {"type": "string", "description": "Id (UUID)."},
-                    "ca_id": {"type": "string", "description": "The issuing CA's id."},
-                    "profile": {"type": "string", "description": "The profile's name."},
-                    "serial": {"type": "string", "description": "Serial number, lower-case hex."},
-                    "subject": {"type": "string", "description": "Subject DN."},
-                    "sans": {"type": "array", "items": {"type": "string"}, "description": "DNS names, then IP addresses."},
-                    "not_before": date_time("Start of validity."),
-                    "not_after": date_time("End of validity."),
-                    "fingerprint_sha256": {"type": "string", "description": "SHA-256 of the DER certificate, lower-case hex."},
-                    "certificate": {"type": "string", "description": "The certificate, PEM."},
-                    "chain": {"type": "string", "description": "The issuer chain without its last certificate (the root), nearest first, PEM; empty when the root issued it."},
-                    "root": {"type": "string", "description": "The last certificate of the issuer chain the server knows (the root when that chain is complete), PEM."},
-                    "private_key": {"type": "string", "description": "The generated key, PKCS#8 PEM (`format: pem`)."},
-                    "pkcs12": {"type": "string", "contentEncoding": "base64", "contentMediaType": "application/pkcs12", "description": "Key, certificate and chain as PKCS#12, base64 (`format: pkcs12`)."}
-                }
             }),
         ),
         (
@@ -1319,17 +1247,6 @@ fn certificate_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "CertificatePage",
-            json!({
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": schema_ref("Certificate")},
-                    "next_cursor": nullable_string("Pass as `cursor` for the next page; null on the last page.")
-                }
-            }),
-        ),
-        (
             "RevocationReason",
             json!({
                 "description": "An RFC 5280 reason: its name (camelCase as in the RFC or snake_case; case and punctuation are ignored) or its code (0-6, 9, 10). Null or left out: `unspecified`.",
@@ -1338,16 +1255,6 @@ fn certificate_schemas() -> Map<String, Value> {
                     {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 9, 10]},
                     {"type": "null"}
                 ]
-            }),
-        ),
-        (
-            "RevokeRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "properties": {
-                    "reason": schema_ref("RevocationReason")
-                }
             }),
         ),
     ])
@@ -1412,36 +1319,23 @@ fn token_schemas() -> Map<String, Value> {
 }
 
 fn audit_schemas() -> Map<String, Value> {
-    object(vec![
-        (
-            "AuditEntry",
-            json!({
-                "type": "object",
-                "required": ["id", "at", "actor", "action", "object_type", "object_id", "source", "detail"],
-                "properties": {
-                    "id": {"type": "integer", "format": "int64", "description": "Sequence number."},
-                    "at": date_time("When."),
-                    "actor": {"type": "string", "description": "`token:<name>:<id>` or `system`."},
-                    "action": {"type": "string", "description": "`object.verb`: `ca.create`, `certificate.issue`, ..."},
-                    "object_type": {"type": "string", "description": "Kind of object (`ca`, `profile`, `certificate`, `token`, ...)."},
-                    "object_id": nullable_string("Which object."),
-                    "source": nullable_string("Client IP address."),
-                    "detail": {"description": "Extra facts (any JSON value, or null)."}
-                }
-            }),
-        ),
-        (
-            "AuditPage",
-            json!({
-                "type": "object",
-                "required": ["items", "next_before"],
-                "properties": {
-                    "items": {"type": "array", "items": schema_ref("AuditEntry")},
-                    "next_before": {"type": ["integer", "null"], "format": "int64", "description": "Pass as `before` for the next page; null when this page is not full."}
-                }
-            }),
-        ),
-    ])
+    object(vec![(
+        "AuditEntry",
+        json!({
+            "type": "object",
+            "required": ["id", "at", "actor", "action", "object_type", "object_id", "source", "detail"],
+            "properties": {
+                "id": {"type": "integer", "format": "int64", "description": "Sequence number."},
+                "at": date_time("When."),
+                "actor": {"type": "string", "description": "`token:<name>:<id>` or `system`."},
+                "action": {"type": "string", "description": "`object.verb`: `ca.create`, `certificate.issue`, ..."},
+                "object_type": {"type": "string", "description": "Kind of object (`ca`, `profile`, `certificate`, `token`, ...)."},
+                "object_id": nullable_string("Which object."),
+                "source": nullable_string("Client IP address."),
+                "detail": {"description": "Extra facts (any JSON value, or null)."}
+            }
+        }),
+    )])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1517,26 +1411,15 @@ fn est_schemas() -> Map<String, Value> {
 
 fn alert_schemas() -> Map<String, Value> {
     let strings = json!({"type": "array", "items": {"type": "string"}});
-    let tag_schemas = [
-        (
-            "CertificateTags",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["fingerprint", "tags"],
-                "properties": {"fingerprint": {"type": "string"}, "tags": strings.clone()}
-            }),
-        ),
-        (
-            "SetCertificateTagsRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["tags"],
-                "properties": {"tags": {"type": "array", "maxItems": 32, "items": {"type": "string", "minLength": 1, "maxLength": 64}}}
-            }),
-        ),
-    ];
+    let tag_schemas = [(
+        "CertificateTags",
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["fingerprint", "tags"],
+            "properties": {"fingerprint": {"type": "string"}, "tags": strings.clone()}
+        }),
+    )];
     let selector = json!({
         "type": "object",
         "additionalProperties": false,
@@ -1770,6 +1653,9 @@ pub(super) mod schemas {
 
     named!(
         Role,
+        RevokeRequest,
+        AuditEntry,
+        RevocationReason,
         DiscoveredCertificate,
         DiscoveredEndpoint,
         EabKey,
@@ -1779,11 +1665,8 @@ pub(super) mod schemas {
         AlertRule,
         AlertSendOutcome,
         AlertSweepResult,
-        AuditPage,
-        BindRequest,
         Ca,
         Certificate,
-        CertificatePage,
         CertificateTags,
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
@@ -1793,23 +1676,16 @@ pub(super) mod schemas {
         CreateProfileRequest,
         CreatedEabKey,
         Destination,
-        DestinationList,
         EstCredential,
         EstCredentialCreated,
         EstLabel,
         GenerateCertificateRequest,
-        IssueCertificateRequest,
-        IssuedCertificate,
         ManagedCertificate,
-        ManagedList,
         Problem,
         Profile,
-        RevokeRequest,
         Scan,
         ScanRequest,
         ScanSchedule,
-        ScanScheduleRequest,
-        SetCertificateTagsRequest,
         Token,
         TokenCreated,
         UpdateProfileRequest,
