@@ -29,30 +29,59 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A CA as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Ca, description = "A CA. `certificate` and `chain` are present (in single-CA answers) when the CA has a certificate, `csr` while it is pending.")]
 pub(super) struct CaView {
+    /// Id (UUID).
     id: String,
+    /// Unique name.
     name: String,
+    // How the CA came to be (the `type` it was created with, or `imported`).
+    #[schema(value_type = schemas::CaKind, inline)]
     kind: String,
+    // `pending`: an `external` CA waiting for its certificate. Only `active` CAs sign.
+    #[schema(value_type = schemas::CaStatus, inline)]
     status: String,
+    /// The issuing CA when it is one of ours.
+    #[schema(required = true)]
     parent_id: Option<String>,
+    /// Subject DN.
     subject: String,
+    /// Key type (`ecdsa-p256`, ...).
     key_algorithm: String,
+    /// Serial number, lower-case hex; null while pending.
+    #[schema(required = true)]
     serial: Option<String>,
+    /// SHA-256 of the DER certificate, lower-case hex; null while pending.
+    #[schema(required = true)]
     fingerprint_sha256: Option<String>,
+    /// Start of validity; null while pending.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     not_before: Option<OffsetDateTime>,
+    /// End of validity; null while pending.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     not_after: Option<OffsetDateTime>,
+    /// pathLenConstraint.
+    #[schema(required = true)]
     path_len: Option<i64>,
+    /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Public URL of the CA certificate (AIA), for active CAs.
+    #[schema(required = true)]
     certificate_url: Option<String>,
+    /// Public URL of the CRL, for active CAs.
+    #[schema(required = true)]
     crl_url: Option<String>,
+    /// The CA certificate, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
+    /// The CA certificate and the certificates above it, nearest first, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     chain: Option<String>,
+    /// The CSR of a pending CA, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     csr: Option<String>,
 }
@@ -94,7 +123,7 @@ fn csr_pem(der: &[u8]) -> String {
     summary = "List CAs",
     description = "Every CA, oldest first, without certificates, chains or CSRs. Any valid token.",
     responses(
-        (status = 200, description = "The CAs.", content((Vec<schemas::Ca> = "application/json"))),
+        (status = 200, description = "The CAs.", content((Vec<CaView> = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )
@@ -128,7 +157,7 @@ async fn full_view(state: &AppState, ca: &CaRecord) -> Result<CaView, Error> {
         ("id" = String, Path, description = "The CA's id or its name."),
     ),
     responses(
-        (status = 200, description = "The CA.", content((schemas::Ca = "application/json"))),
+        (status = 200, description = "The CA.", content((CaView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such CA.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -178,7 +207,7 @@ struct CreateCa {
     description = "Creates a self-signed root (`type: root`, no `parent`), an intermediate signed by one of our active CAs (`type: intermediate` with `parent`), or a pending CA whose certificate will be signed elsewhere (`type: external`, no `parent`; the answer has `status: pending` and a `csr`). Admin token.",
     request_body(content((schemas::CreateCaRequest = "application/json")), description = "The new CA."),
     responses(
-        (status = 201, description = "The new CA, with its certificate and chain (or, for `external`, its CSR).", content((schemas::Ca = "application/json"))),
+        (status = 201, description = "The new CA, with its certificate and chain (or, for `external`, its CSR).", content((CaView = "application/json"))),
         (status = 400, description = "Invalid body: missing or unknown fields, empty `common_name`, a bad `name`, `parent` missing for an intermediate or given for another type, a key type that cannot be generated, `validity_days` outside 1-36500, or a `path_len` the parent forbids.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -265,7 +294,7 @@ struct ImportCa {
     description = "Imports an existing CA certificate (optionally followed by its chain) and its private key; the CA gets `kind: imported`. Admin token.",
     request_body(content((ImportCa = "application/json")), description = "The CA certificate and key."),
     responses(
-        (status = 201, description = "The imported CA.", content((schemas::Ca = "application/json"))),
+        (status = 201, description = "The imported CA.", content((CaView = "application/json"))),
         (status = 400, description = "Invalid body or name, an unparseable certificate or key, a key that does not match the certificate, or a certificate that is not a usable CA.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -347,7 +376,7 @@ struct Install {
     ),
     request_body(content((Install = "application/json")), description = "The signed certificate."),
     responses(
-        (status = 200, description = "The CA, now active.", content((schemas::Ca = "application/json"))),
+        (status = 200, description = "The CA, now active.", content((CaView = "application/json"))),
         (status = 400, description = "Invalid body, an unparseable certificate, a certificate that does not match the CA's key, or one that is not a usable CA.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),

@@ -34,30 +34,56 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A stored certificate as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Certificate, description = "A stored certificate. `certificate` (PEM) is only in `GET /certificates/{id}`.")]
 pub(super) struct CertView {
+    /// Id (UUID).
     id: String,
+    /// The issuing CA's id.
     ca_id: String,
+    /// The profile it was issued under.
+    #[schema(required = true)]
     profile: Option<String>,
+    /// Serial number, lower-case hex.
     serial: String,
+    /// Subject DN.
     subject: String,
+    /// Subject CN.
+    #[schema(required = true)]
     common_name: Option<String>,
+    /// DNS names and IP addresses.
     sans: Vec<String>,
+    /// Issuer DN.
     issuer: String,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    /// Subject key type, when recognised.
+    #[schema(required = true)]
     key_algorithm: Option<String>,
+    /// SHA-256 of the DER certificate, lower-case hex.
     fingerprint_sha256: String,
+    // `expired`: not revoked but past `not_after`.
+    #[schema(value_type = schemas::CertificateStatus, inline)]
     status: String,
+    /// Whether the server keeps the private key.
     managed: bool,
+    /// When revoked.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 reason code.
+    #[schema(required = true)]
     revocation_reason: Option<i64>,
+    /// When issued.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Who asked (`token:<name>:<id>` or `system`).
     created_by: String,
+    /// The certificate, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
 }
@@ -386,7 +412,7 @@ struct ListQuery {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = CertificatePage)]
 struct Page {
-    #[schema(value_type = Vec<schemas::Certificate>)]
+    #[schema(value_type = Vec<CertView>)]
     items: Vec<CertView>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
@@ -502,7 +528,7 @@ async fn list(
         ("id" = String, Path, description = "The certificate's id."),
     ),
     responses(
-        (status = 200, description = "The certificate.", content((schemas::Certificate = "application/json"))),
+        (status = 200, description = "The certificate.", content((CertView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -668,7 +694,7 @@ pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
     ),
     request_body(content((Revoke = "application/json")), description = "The revocation reason."),
     responses(
-        (status = 200, description = "The revoked certificate (without its PEM).", content((schemas::Certificate = "application/json"))),
+        (status = 200, description = "The revoked certificate (without its PEM).", content((CertView = "application/json"))),
         (status = 400, description = "Invalid body, or an unknown or disallowed reason (7 is unassigned, 8 is removeFromCRL).", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use the certificate's profile.", content((schemas::Problem = "application/problem+json"))),

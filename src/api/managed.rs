@@ -37,72 +37,127 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A version as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ManagedVersion)]
 struct VersionView {
+    /// 1, 2, ...
     version: i64,
+    /// The certificate (see /certificates/{id}).
     certificate_id: String,
+    /// Serial number, hex.
     serial: String,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    #[schema(value_type = schemas::ManagedVersionStatus, inline)]
     status: String,
+    /// When issued.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
 }
 
 /// A binding's sync status as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Binding)]
 struct BindingView {
     destination_id: String,
+    /// The destination's name.
     destination: String,
+    #[schema(value_type = schemas::BindingKind, inline)]
     kind: String,
+    /// The newest version the destination holds.
+    #[schema(required = true)]
     pushed_version: Option<i64>,
+    /// Whether the destination holds the current version.
     in_sync: bool,
+    /// The ACM certificate ARN, or the Key Vault certificate URL.
+    #[schema(required = true)]
     remote_id: Option<String>,
+    /// The Key Vault version id, or for ACM the serial (hex) of the certificate under the ARN.
+    #[schema(required = true)]
     remote_version: Option<String>,
+    /// The last push error.
+    #[schema(required = true)]
     last_error: Option<String>,
+    /// Push failures in a row.
     failures: i64,
+    /// When the next push is tried (null when in sync).
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     next_attempt_at: Option<OffsetDateTime>,
+    /// Last change.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
 }
 
 /// A lifecycle event as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ManagedEvent)]
 struct EventView {
+    /// When.
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
+    #[schema(value_type = schemas::ManagedEventKind, inline)]
     kind: String,
+    /// Facts (any JSON value).
     detail: serde_json::Value,
 }
 
 /// A managed certificate as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ManagedCertificate, description = "A managed certificate.")]
 struct ManagedView {
+    /// Id (UUID).
     id: String,
+    /// Unique name.
     name: String,
+    /// The issuing profile.
     profile: String,
+    // `revoked`: no more renewals or pushes.
+    #[schema(value_type = schemas::ManagedCertificateStatus, inline)]
     status: String,
+    /// DNS names of every version.
     dns_names: Vec<String>,
+    /// IP addresses of every version.
+    #[schema(value_type = Vec<String>)]
     ip_addresses: Vec<IpAddr>,
+    /// Subject common name.
+    #[schema(required = true)]
     common_name: Option<String>,
+    #[schema(value_type = schemas::KeyAlgorithm)]
     key_algorithm: KeyAlgorithm,
+    /// Validity of each version; null: the profile's maximum.
+    #[schema(required = true)]
     validity_days: Option<u32>,
+    /// Renewal point in percent of each version's life; null: two thirds.
+    #[schema(required = true)]
     renew_at_percent: Option<i64>,
+    /// The newest version.
     current_version: i64,
+    /// When the next renewal (or retry after a failure) is due; null once revoked.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     next_renewal_at: Option<OffsetDateTime>,
+    /// Renewal failures in a row.
     renewal_failures: i64,
+    /// The last renewal error.
+    #[schema(required = true)]
     last_error: Option<String>,
+    /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Who created it.
     created_by: String,
+    /// Every version, newest first (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     versions: Option<Vec<VersionView>>,
+    /// Sync status per destination (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     bindings: Option<Vec<BindingView>>,
+    /// The 50 newest lifecycle events (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<EventView>>,
 }
@@ -224,7 +279,7 @@ struct CreateManaged {
     description = "Issues version 1 with a key generated and kept (sealed) by the server, and schedules renewals. Binding `destinations` at once needs an admin token; otherwise an issuer token for the profile.",
     request_body(content((schemas::CreateManagedRequest = "application/json")), description = "The managed certificate."),
     responses(
-        (status = 201, description = "The managed certificate with version 1.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 201, description = "The managed certificate with version 1.", content((ManagedView = "application/json"))),
         (status = 400, description = "Invalid body, name, profile, key type, validity or renewal point, or an unknown destination.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
@@ -283,7 +338,7 @@ async fn create(
 /// A list of managed certificates.
 #[derive(Debug, Serialize, ToSchema)]
 struct ManagedList {
-    #[schema(value_type = Vec<schemas::ManagedCertificate>)]
+    #[schema(value_type = Vec<ManagedView>)]
     items: Vec<ManagedView>,
 }
 
@@ -323,7 +378,7 @@ async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedL
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
     responses(
-        (status = 200, description = "The managed certificate.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 200, description = "The managed certificate.", content((ManagedView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -349,7 +404,7 @@ async fn get_one(
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
     responses(
-        (status = 200, description = "The managed certificate with its new version.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 200, description = "The managed certificate with its new version.", content((ManagedView = "application/json"))),
         (status = 400, description = "The stored request is no longer valid for the profile.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
@@ -380,7 +435,7 @@ async fn renew(
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
     responses(
-        (status = 200, description = "The managed certificate with its sync status.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 200, description = "The managed certificate with its sync status.", content((ManagedView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
         (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
@@ -418,7 +473,7 @@ struct Revoke {
     ),
     request_body(content((schemas::RevokeRequest = "application/json")), description = "The revocation reason."),
     responses(
-        (status = 200, description = "The revoked managed certificate.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 200, description = "The revoked managed certificate.", content((ManagedView = "application/json"))),
         (status = 400, description = "Invalid body or reason.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
@@ -496,7 +551,7 @@ struct Bind {
     ),
     request_body(content((Bind = "application/json")), description = "The destination."),
     responses(
-        (status = 201, description = "The managed certificate with its bindings.", content((schemas::ManagedCertificate = "application/json"))),
+        (status = 201, description = "The managed certificate with its bindings.", content((ManagedView = "application/json"))),
         (status = 400, description = "Invalid body or unknown destination.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -567,13 +622,18 @@ async fn unbind(
 }
 
 /// A destination as shown: never its credentials.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Destination)]
 struct DestinationView {
     id: String,
     name: String,
+    #[schema(value_type = schemas::DestinationKind, inline)]
     kind: String,
+    /// The configuration (no secrets).
     config: serde_json::Value,
+    /// Whether credentials are stored (they are never shown).
     has_credentials: bool,
+    /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     created_by: String,
@@ -610,7 +670,7 @@ struct CreateDestination {
     description = "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
     request_body(content((schemas::CreateDestinationRequest = "application/json")), description = "The destination."),
     responses(
-        (status = 201, description = "The destination (without credentials).", content((schemas::Destination = "application/json"))),
+        (status = 201, description = "The destination (without credentials).", content((DestinationView = "application/json"))),
         (status = 400, description = "Invalid body, kind, configuration or credentials.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -644,7 +704,7 @@ async fn create_destination(
 /// A list of destinations.
 #[derive(Debug, Serialize, ToSchema)]
 struct DestinationList {
-    #[schema(value_type = Vec<schemas::Destination>)]
+    #[schema(value_type = Vec<DestinationView>)]
     items: Vec<DestinationView>,
 }
 
@@ -687,7 +747,7 @@ async fn list_destinations(
         ("id" = String, Path, description = "The destination's id or name."),
     ),
     responses(
-        (status = 200, description = "The destination.", content((schemas::Destination = "application/json"))),
+        (status = 200, description = "The destination.", content((DestinationView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such destination.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),

@@ -469,45 +469,6 @@ fn discovery_schemas() -> Map<String, Value> {
 // /api/v1/managed and /api/v1/destinations
 
 fn managed_schemas() -> Map<String, Value> {
-    let managed_properties = json!({
-        "id": {"type": "string", "description": "Id (UUID)."},
-        "name": {"type": "string", "description": "Unique name."},
-        "profile": {"type": "string", "description": "The issuing profile."},
-        "status": {"type": "string", "enum": ["active", "revoked"], "description": "`revoked`: no more renewals or pushes."},
-        "dns_names": {"type": "array", "items": {"type": "string"}, "description": "DNS names of every version."},
-        "ip_addresses": {"type": "array", "items": {"type": "string"}, "description": "IP addresses of every version."},
-        "common_name": nullable_string("Subject common name."),
-        "key_algorithm": schema_ref("KeyAlgorithm"),
-        "validity_days": {"type": ["integer", "null"], "description": "Validity of each version; null: the profile's maximum."},
-        "renew_at_percent": {"type": ["integer", "null"], "description": "Renewal point in percent of each version's life; null: two thirds."},
-        "current_version": {"type": "integer", "format": "int64", "description": "The newest version."},
-        "next_renewal_at": nullable_date_time("When the next renewal (or retry after a failure) is due; null once revoked."),
-        "renewal_failures": {"type": "integer", "format": "int64", "description": "Renewal failures in a row."},
-        "last_error": nullable_string("The last renewal error."),
-        "created_at": date_time("When created."),
-        "created_by": {"type": "string", "description": "Who created it."},
-        "versions": {"type": "array", "items": schema_ref("ManagedVersion"), "description": "Every version, newest first (single-object answers only)."},
-        "bindings": {"type": "array", "items": schema_ref("Binding"), "description": "Sync status per destination (single-object answers only)."},
-        "events": {"type": "array", "items": schema_ref("ManagedEvent"), "description": "The 50 newest lifecycle events (single-object answers only)."}
-    });
-    let managed_required = json!([
-        "id",
-        "name",
-        "profile",
-        "status",
-        "dns_names",
-        "ip_addresses",
-        "common_name",
-        "key_algorithm",
-        "validity_days",
-        "renew_at_percent",
-        "current_version",
-        "next_renewal_at",
-        "renewal_failures",
-        "last_error",
-        "created_at",
-        "created_by"
-    ]);
     object(vec![
         (
             "CreateManagedRequest",
@@ -529,63 +490,6 @@ fn managed_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "ManagedCertificate",
-            json!({
-                "type": "object",
-                "description": "A managed certificate.",
-                "required": managed_required,
-                "properties": managed_properties
-            }),
-        ),
-        (
-            "ManagedVersion",
-            json!({
-                "type": "object",
-                "required": ["version", "certificate_id", "serial", "not_before", "not_after", "status", "created_at"],
-                "properties": {
-                    "version": {"type": "integer", "format": "int64", "description": "1, 2, ..."},
-                    "certificate_id": {"type": "string", "description": "The certificate (see /certificates/{id})."},
-                    "serial": {"type": "string", "description": "Serial number, hex."},
-                    "not_before": date_time("Start of validity."),
-                    "not_after": date_time("End of validity."),
-                    "status": {"type": "string", "enum": ["valid", "expired", "revoked"]},
-                    "created_at": date_time("When issued.")
-                }
-            }),
-        ),
-        (
-            "Binding",
-            json!({
-                "type": "object",
-                "required": ["destination_id", "destination", "kind", "pushed_version", "in_sync", "remote_id", "remote_version", "last_error", "failures", "next_attempt_at", "updated_at"],
-                "properties": {
-                    "destination_id": {"type": "string"},
-                    "destination": {"type": "string", "description": "The destination's name."},
-                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
-                    "pushed_version": {"type": ["integer", "null"], "description": "The newest version the destination holds."},
-                    "in_sync": {"type": "boolean", "description": "Whether the destination holds the current version."},
-                    "remote_id": nullable_string("The ACM certificate ARN, or the Key Vault certificate URL."),
-                    "remote_version": nullable_string("The Key Vault version id, or for ACM the serial (hex) of the certificate under the ARN."),
-                    "last_error": nullable_string("The last push error."),
-                    "failures": {"type": "integer", "format": "int64", "description": "Push failures in a row."},
-                    "next_attempt_at": nullable_date_time("When the next push is tried (null when in sync)."),
-                    "updated_at": date_time("Last change.")
-                }
-            }),
-        ),
-        (
-            "ManagedEvent",
-            json!({
-                "type": "object",
-                "required": ["at", "kind", "detail"],
-                "properties": {
-                    "at": date_time("When."),
-                    "kind": {"type": "string", "enum": ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"]},
-                    "detail": {"description": "Facts (any JSON value)."}
-                }
-            }),
-        ),
-        (
             "CreateDestinationRequest",
             json!({
                 "type": "object",
@@ -602,22 +506,6 @@ fn managed_schemas() -> Map<String, Value> {
                         "type": ["object", "null"],
                         "description": "aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again."
                     }
-                }
-            }),
-        ),
-        (
-            "Destination",
-            json!({
-                "type": "object",
-                "required": ["id", "name", "kind", "config", "has_credentials", "created_at", "created_by"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
-                    "config": {"type": "object", "description": "The configuration (no secrets)."},
-                    "has_credentials": {"type": "boolean", "description": "Whether credentials are stored (they are never shown)."},
-                    "created_at": date_time("When created."),
-                    "created_by": {"type": "string"}
                 }
             }),
         ),
@@ -962,34 +850,6 @@ fn ca_schemas(ca_key_algorithm: KeyAlgorithm) -> Map<String, Value> {
                 }
             }),
         ),
-        (
-            "Ca",
-            json!({
-                "type": "object",
-                "description": "A CA. `certificate` and `chain` are present (in single-CA answers) when the CA has a certificate, `csr` while it is pending.",
-                "required": ["id", "name", "kind", "status", "parent_id", "subject", "key_algorithm", "serial", "fingerprint_sha256", "not_before", "not_after", "path_len", "created_at", "certificate_url", "crl_url"],
-                "properties": {
-                    "id": {"type": "string", "description": "Id (UUID)."},
-                    "name": {"type": "string", "description": "Unique name."},
-                    "kind": {"type": "string", "enum": ["root", "intermediate", "imported", "external"], "description": "How the CA came to be (the `type` it was created with, or `imported`)."},
-                    "status": {"type": "string", "enum": ["active", "pending", "disabled"], "description": "`pending`: an `external` CA waiting for its certificate. Only `active` CAs sign."},
-                    "parent_id": nullable_string("The issuing CA when it is one of ours."),
-                    "subject": {"type": "string", "description": "Subject DN."},
-                    "key_algorithm": {"type": "string", "description": "Key type (`ecdsa-p256`, ...)."},
-                    "serial": nullable_string("Serial number, lower-case hex; null while pending."),
-                    "fingerprint_sha256": nullable_string("SHA-256 of the DER certificate, lower-case hex; null while pending."),
-                    "not_before": nullable_date_time("Start of validity; null while pending."),
-                    "not_after": nullable_date_time("End of validity; null while pending."),
-                    "path_len": {"type": ["integer", "null"], "description": "pathLenConstraint."},
-                    "created_at": date_time("When created."),
-                    "certificate_url": {"type": ["string", "null"], "format": "uri", "description": "Public URL of the CA certificate (AIA), for active CAs."},
-                    "crl_url": {"type": ["string", "null"], "format": "uri", "description": "Public URL of the CRL, for active CAs."},
-                    "certificate": {"type": "string", "description": "The CA certificate, PEM."},
-                    "chain": {"type": "string", "description": "The CA certificate and the certificates above it, nearest first, PEM."},
-                    "csr": {"type": "string", "description": "The CSR of a pending CA, PEM."}
-                }
-            }),
-        ),
     ])
 }
 
@@ -1215,35 +1075,6 @@ fn certificate_schemas() -> Map<String, Value> {
                 "additionalProperties": false,
                 "required": ["profile"],
                 "properties": generate
-            }),
-        ),
-        (
-            "Certificate",
-            json!({
-                "type": "object",
-                "description": "A stored certificate. `certificate` (PEM) is only in `GET /certificates/{id}`.",
-                "required": ["id", "ca_id", "profile", "serial", "subject", "common_name", "sans", "issuer", "not_before", "not_after", "key_algorithm", "fingerprint_sha256", "status", "managed", "revoked_at", "revocation_reason", "created_at", "created_by"],
-                "properties": {
-                    "id": {"type": "string", "description": "Id (UUID)."},
-                    "ca_id": {"type": "string", "description": "The issuing CA's id."},
-                    "profile": nullable_string("The profile it was issued under."),
-                    "serial": {"type": "string", "description": "Serial number, lower-case hex."},
-                    "subject": {"type": "string", "description": "Subject DN."},
-                    "common_name": nullable_string("Subject CN."),
-                    "sans": {"type": "array", "items": {"type": "string"}, "description": "DNS names and IP addresses."},
-                    "issuer": {"type": "string", "description": "Issuer DN."},
-                    "not_before": date_time("Start of validity."),
-                    "not_after": date_time("End of validity."),
-                    "key_algorithm": nullable_string("Subject key type, when recognised."),
-                    "fingerprint_sha256": {"type": "string", "description": "SHA-256 of the DER certificate, lower-case hex."},
-                    "status": {"type": "string", "enum": ["valid", "expired", "revoked"], "description": "`expired`: not revoked but past `not_after`."},
-                    "managed": {"type": "boolean", "description": "Whether the server keeps the private key."},
-                    "revoked_at": nullable_date_time("When revoked."),
-                    "revocation_reason": {"type": ["integer", "null"], "description": "RFC 5280 reason code."},
-                    "created_at": date_time("When issued."),
-                    "created_by": {"type": "string", "description": "Who asked (`token:<name>:<id>` or `system`)."},
-                    "certificate": {"type": "string", "description": "The certificate, PEM."}
-                }
             }),
         ),
         (
@@ -1640,6 +1471,40 @@ pub(super) mod schemas {
         )*};
     }
 
+    /// Declare the string enumerations of fields the code keeps as plain strings, with the
+    /// field's description, inlined where they are used
+    /// (`#[schema(value_type = schemas::CaKind, inline)]`; the field's own comment is not a
+    /// doc comment, which would wrap the enumeration in an `allOf`).
+    macro_rules! string_enum {
+        ($($name:ident: [$($value:literal),* $(,)?] $(= $description:literal)?),* $(,)?) => {$(
+            #[doc = concat!("One of: ", $("`", $value, "` ",)* ".")]
+            pub(crate) struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([$($value),*]))
+                        .description(None::<&str>$(.or(Some($description)))?)
+                        .into()
+                }
+            }
+
+            impl ToSchema for $name {}
+        )*};
+    }
+
+    string_enum!(
+        CaKind: ["root", "intermediate", "imported", "external"] = "How the CA came to be (the `type` it was created with, or `imported`).",
+        CaStatus: ["active", "pending", "disabled"] = "`pending`: an `external` CA waiting for its certificate. Only `active` CAs sign.",
+        CertificateStatus: ["valid", "expired", "revoked"] = "`expired`: not revoked but past `not_after`.",
+        ManagedVersionStatus: ["valid", "expired", "revoked"],
+        BindingKind: ["aws_acm", "azure_key_vault"],
+        ManagedEventKind: ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"],
+        ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
+        DestinationKind: ["aws_acm", "azure_key_vault"],
+    );
+
     /// Any JSON object.
     pub(crate) struct AnyObject;
 
@@ -1653,6 +1518,7 @@ pub(super) mod schemas {
 
     named!(
         Role,
+        KeyAlgorithm,
         RevokeRequest,
         AuditEntry,
         RevocationReason,
@@ -1665,8 +1531,6 @@ pub(super) mod schemas {
         AlertRule,
         AlertSendOutcome,
         AlertSweepResult,
-        Ca,
-        Certificate,
         CertificateTags,
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
@@ -1675,12 +1539,10 @@ pub(super) mod schemas {
         CreateManagedRequest,
         CreateProfileRequest,
         CreatedEabKey,
-        Destination,
         EstCredential,
         EstCredentialCreated,
         EstLabel,
         GenerateCertificateRequest,
-        ManagedCertificate,
         Problem,
         Profile,
         Scan,
