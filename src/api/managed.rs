@@ -652,12 +652,18 @@ fn destination_view(d: DestinationRecord) -> DestinationView {
 }
 
 /// Body of `POST /destinations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateDestinationRequest)]
 struct CreateDestination {
+    /// Unique name: letters, digits, `-`, `_`, `.`.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    #[schema(value_type = schemas::CreateDestinationRequestKind, inline)]
     kind: String,
+    /// aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints).
     config: serde_json::Value,
+    /// aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again.
     credentials: Option<serde_json::Value>,
 }
 
@@ -668,7 +674,7 @@ struct CreateDestination {
     tag = "Destinations",
     summary = "Create a destination",
     description = "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
-    request_body(content((schemas::CreateDestinationRequest = "application/json")), description = "The destination."),
+    request_body(content((CreateDestination = "application/json")), description = "The destination."),
     responses(
         (status = 201, description = "The destination (without credentials).", content((DestinationView = "application/json"))),
         (status = 400, description = "Invalid body, kind, configuration or credentials.", content((schemas::Problem = "application/problem+json"))),

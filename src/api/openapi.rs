@@ -469,47 +469,25 @@ fn discovery_schemas() -> Map<String, Value> {
 // /api/v1/managed and /api/v1/destinations
 
 fn managed_schemas() -> Map<String, Value> {
-    object(vec![
-        (
-            "CreateManagedRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "profile"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
-                    "profile": {"type": "string", "description": "The issuing profile (name or id)."},
-                    "dns_names": {"type": "array", "items": {"type": "string"}, "default": []},
-                    "ip_addresses": {"type": "array", "items": {"type": "string"}, "default": []},
-                    "common_name": {"type": ["string", "null"]},
-                    "key_algorithm": {"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "description": "Key type of every version; default ecdsa-p256."},
-                    "validity_days": {"type": ["integer", "null"], "minimum": 1, "description": "Validity of each version; default: the profile's maximum."},
-                    "renew_at_percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 99, "description": "Renew when this percentage of a version's life has passed; default: two thirds."},
-                    "destinations": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Destinations (ids or names) to bind at once; admin token."}
-                }
-            }),
-        ),
-        (
-            "CreateDestinationRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "kind", "config"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
-                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
-                    "config": {
-                        "type": "object",
-                        "description": "aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints)."
-                    },
-                    "credentials": {
-                        "type": ["object", "null"],
-                        "description": "aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again."
-                    }
-                }
-            }),
-        ),
-    ])
+    object(vec![(
+        "CreateManagedRequest",
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "profile"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
+                "profile": {"type": "string", "description": "The issuing profile (name or id)."},
+                "dns_names": {"type": "array", "items": {"type": "string"}, "default": []},
+                "ip_addresses": {"type": "array", "items": {"type": "string"}, "default": []},
+                "common_name": {"type": ["string", "null"]},
+                "key_algorithm": {"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "description": "Key type of every version; default ecdsa-p256."},
+                "validity_days": {"type": ["integer", "null"], "minimum": 1, "description": "Validity of each version; default: the profile's maximum."},
+                "renew_at_percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 99, "description": "Renew when this percentage of a version's life has passed; default: two thirds."},
+                "destinations": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Destinations (ids or names) to bind at once; admin token."}
+            }
+        }),
+    )])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1495,6 +1473,7 @@ pub(super) mod schemas {
     }
 
     string_enum!(
+        CreateDestinationRequestKind: ["aws_acm", "azure_key_vault"],
         CaKind: ["root", "intermediate", "imported", "external"] = "How the CA came to be (the `type` it was created with, or `imported`).",
         CaStatus: ["active", "pending", "disabled"] = "`pending`: an `external` CA waiting for its certificate. Only `active` CAs sign.",
         CertificateStatus: ["valid", "expired", "revoked"] = "`expired`: not revoked but past `not_after`.",
@@ -1535,7 +1514,6 @@ pub(super) mod schemas {
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
         CreateCaRequest,
-        CreateDestinationRequest,
         CreateManagedRequest,
         CreateProfileRequest,
         CreatedEabKey,
