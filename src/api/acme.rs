@@ -112,7 +112,7 @@ async fn create_eab(
 }
 
 /// The EAB keys, without their secrets.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct EabList {
     items: Vec<AcmeEabKey>,
 }
@@ -125,7 +125,7 @@ struct EabList {
     summary = "List external account binding keys",
     description = "Every EAB key, newest first, without its MAC key. Admin token.",
     responses(
-        (status = 200, description = "The keys.", content((inline(schemas::ItemsOfEabKey) = "application/json"))),
+        (status = 200, description = "The keys.", content((inline(EabList) = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),

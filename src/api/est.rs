@@ -69,7 +69,7 @@ async fn profile_exists(state: &AppState, name: &str) -> Result<String, Error> {
     description = "`/.well-known/est/<label>/` then enrolls under the label's profile (and so its CA). Admin token.",
     request_body(content((CreateLabel = "application/json")), description = "The new label."),
     responses(
-        (status = 201, description = "The label.", content((schemas::EstLabel = "application/json"))),
+        (status = 201, description = "The label.", content((EstLabel = "application/json"))),
         (status = 400, description = "Invalid body, a malformed label, a label named like an EST operation, or an unknown profile.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -126,7 +126,7 @@ async fn create_label(
     summary = "List EST labels",
     description = "Every label, by name. Admin token.",
     responses(
-        (status = 200, description = "The labels.", content((Vec<schemas::EstLabel> = "application/json"))),
+        (status = 200, description = "The labels.", content((Vec<EstLabel> = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -300,7 +300,7 @@ async fn create_credential(
     summary = "List EST credentials",
     description = "Every EST credential, revoked and used-up ones included, oldest first; never the passwords. Admin token.",
     responses(
-        (status = 200, description = "The credentials.", content((Vec<schemas::EstCredential> = "application/json"))),
+        (status = 200, description = "The credentials.", content((Vec<EstCredential> = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),

@@ -1097,34 +1097,15 @@ fn token_schemas() -> Map<String, Value> {
     if let Some(r) = created_required.as_array_mut() {
         r.push(json!("token"));
     }
-    object(vec![
-        (
-            "Role",
-            json!({
-                "type": "string",
-                "enum": ["admin", "issuer", "viewer"],
-                "description": "`admin`: everything; `issuer`: issue and revoke under its `profiles`, read CAs, profiles and certificates; `viewer`: read CAs, profiles and certificates."
-            }),
-        ),
-        (
-            "Token",
-            json!({
-                "type": "object",
-                "description": "An API token (never its secret).",
-                "required": token_required,
-                "properties": token_properties
-            }),
-        ),
-        (
-            "TokenCreated",
-            json!({
-                "type": "object",
-                "description": "A new token with its secret.",
-                "required": created_required,
-                "properties": created_properties
-            }),
-        ),
-    ])
+    object(vec![(
+        "TokenCreated",
+        json!({
+            "type": "object",
+            "description": "A new token with its secret.",
+            "required": created_required,
+            "properties": created_properties
+        }),
+    )])
 }
 
 fn audit_schemas() -> Map<String, Value> {
@@ -1179,40 +1160,15 @@ fn est_schemas() -> Map<String, Value> {
     if let Some(r) = created_required.as_array_mut() {
         r.push(json!("password"));
     }
-    object(vec![
-        (
-            "EstLabel",
-            json!({
-                "type": "object",
-                "required": ["label", "profile", "require_channel_binding", "created_at", "created_by"],
-                "properties": {
-                    "label": {"type": "string", "description": "The path segment."},
-                    "profile": {"type": "string", "description": "The profile EST issues under."},
-                    "require_channel_binding": {"type": "boolean", "description": "Whether channel binding is required."},
-                    "created_at": date_time("When it was created."),
-                    "created_by": {"type": "string", "description": "Who created it."}
-                }
-            }),
-        ),
-        (
-            "EstCredential",
-            json!({
-                "type": "object",
-                "description": "An EST credential (never its password).",
-                "required": cred_required,
-                "properties": cred_properties
-            }),
-        ),
-        (
-            "EstCredentialCreated",
-            json!({
-                "type": "object",
-                "description": "A new EST credential with its password.",
-                "required": created_required,
-                "properties": created_properties
-            }),
-        ),
-    ])
+    object(vec![(
+        "EstCredentialCreated",
+        json!({
+            "type": "object",
+            "description": "A new EST credential with its password.",
+            "required": created_required,
+            "properties": created_properties
+        }),
+    )])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1387,16 +1343,10 @@ fn acme_schemas() -> Map<String, Value> {
     let mut created_props = eab_props.clone();
     created_props["hmac_key"] =
         json!({"type": "string", "description": "base64url HMAC-SHA256 key; shown only here."});
-    object(vec![
-        (
-            "EabKey",
-            json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by"], "properties": eab_props}),
-        ),
-        (
-            "CreatedEabKey",
-            json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
-        ),
-    ])
+    object(vec![(
+        "CreatedEabKey",
+        json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
+    )])
 }
 
 /// Names under which operations refer to the component schemas of the document.
@@ -1496,14 +1446,12 @@ pub(super) mod schemas {
     impl ToSchema for AnyObject {}
 
     named!(
-        Role,
         KeyAlgorithm,
         RevokeRequest,
         AuditEntry,
         RevocationReason,
         DiscoveredCertificate,
         DiscoveredEndpoint,
-        EabKey,
         Observation,
         AlertChannel,
         AlertOutboxEntry,
@@ -1517,16 +1465,13 @@ pub(super) mod schemas {
         CreateManagedRequest,
         CreateProfileRequest,
         CreatedEabKey,
-        EstCredential,
         EstCredentialCreated,
-        EstLabel,
         GenerateCertificateRequest,
         Problem,
         Profile,
         Scan,
         ScanRequest,
         ScanSchedule,
-        Token,
         TokenCreated,
         UpdateProfileRequest,
     );
@@ -1534,7 +1479,6 @@ pub(super) mod schemas {
     items_of!(
         ItemsOfDiscoveredCertificate: DiscoveredCertificate,
         ItemsOfDiscoveredEndpoint: DiscoveredEndpoint,
-        ItemsOfEabKey: EabKey,
         ItemsOfObservation: Observation,
         ItemsOfScan: Scan,
         ItemsOfScanSchedule: ScanSchedule,

@@ -31,7 +31,6 @@ struct CreateToken {
     /// Human name, 1 to 100 characters, not blank.
     #[schema(min_length = 1, max_length = 100)]
     name: String,
-    #[schema(value_type = schemas::Role)]
     role: Role,
     /// Names (or ids) of existing profiles the token may use; required for `issuer`, refused for the other roles.
     #[serde(default)]
@@ -131,7 +130,7 @@ async fn create(
     summary = "List tokens",
     description = "Every token, revoked and expired ones included, oldest first; never the secrets. Admin token.",
     responses(
-        (status = 200, description = "The tokens.", content((Vec<schemas::Token> = "application/json"))),
+        (status = 200, description = "The tokens.", content((Vec<TokenRecord> = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
