@@ -43,8 +43,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Every service; handlers call one method of one of them.
     pub services: Arc<Services>,
-    /// The ACME nonce key.
-    pub nonces: Arc<crate::acme::Nonces>,
+    /// The ACME engine.
+    pub acme: Arc<crate::acme::AcmeEngine>,
 }
 
 impl AppState {
@@ -52,10 +52,10 @@ impl AppState {
     pub fn new(pki: Arc<Pki>, metrics: Arc<Metrics>) -> AppState {
         AppState {
             services: Arc::new(Services::new(pki.clone(), Jobs::new())),
+            acme: Arc::new(crate::acme::engine(&pki)),
             pki,
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
-            nonces: Arc::new(crate::acme::Nonces::new()),
         }
     }
 }
@@ -244,6 +244,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = tokio::spawn(background_jobs(
         pki.clone(),
+        state.services.jobs.clone(),
         managed,
         cert.clone(),
         stop_rx.clone(),
@@ -288,6 +289,7 @@ pub async fn run(
 /// start); server certificate renewal check every ten minutes.
 async fn background_jobs(
     pki: Arc<Pki>,
+    runner: Jobs,
     managed: Arc<Managed>,
     cert: Arc<ServerCert>,
     mut stop: watch::Receiver<bool>,
@@ -315,7 +317,7 @@ async fn background_jobs(
                 }
             }
             _ = acme_tick.tick(), if acme_enabled => {
-                match crate::acme::reclaim_stuck_validations(&pki).await {
+                match crate::acme::reclaim_stuck_validations(&pki, &runner).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(count = n, "validating ACME challenges again that a stopped process left unfinished"),
                     Err(e) => tracing::error!(error = %e, "taking over stuck ACME validations failed"),
