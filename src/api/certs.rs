@@ -153,6 +153,7 @@ struct IssuedView {
     private_key: Option<String>,
     /// Key, certificate and chain as PKCS#12, base64 (`format: pkcs12`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(content_encoding = "base64", content_media_type = "application/pkcs12")]
     pkcs12: Option<String>,
 }
 
