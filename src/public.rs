@@ -1,5 +1,8 @@
 //! The public plain-HTTP surface (also served over HTTPS): CA certificates for AIA, CRLs,
 //! OCSP, health, readiness and metrics. No authentication: relying parties need these.
+//!
+//! Every route is mounted by `utoipa_axum::routes!` from its handler's `#[utoipa::path]`
+//! attribute, which is also what `/api/v1/openapi.json` describes under the `Public` tag.
 
 use std::sync::atomic::Ordering;
 
@@ -10,22 +13,43 @@ use axum::extract::State;
 use crate::api::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api::openapi::schemas::Problem;
 use crate::error::Error;
 use crate::server::AppState;
 
+/// The public routes with their description (paths as axum writes them: the OCSP GET
+/// path is `/ocsp/{*request}`).
+pub fn described() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(ca_certificate))
+        .routes(routes!(crl))
+        .routes(routes!(ocsp_post))
+        .routes(routes!(ocsp_get))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics));
+    // The OCSP request is DER, a body with no schema, and `#[utoipa::path]` only marks a
+    // body required through its schema's type.
+    if let Some(utoipa::openapi::RefOr::T(body)) = router
+        .get_openapi_mut()
+        .paths
+        .paths
+        .get_mut("/ocsp")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::True);
+    }
+    router
+}
+
 /// Routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ca/{file}", get(ca_certificate))
-        .route("/crl/{file}", get(crl))
-        .route("/ocsp", post(ocsp_post))
-        .route("/ocsp/{*request}", get(ocsp_get))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    described().into()
 }
 
 fn split_file<'a>(file: &'a str, exts: &[&str]) -> Result<(&'a str, &'a str), Error> {
@@ -41,6 +65,23 @@ fn split_file<'a>(file: &'a str, exts: &[&str]) -> Result<(&'a str, &'a str), Er
     Ok((id, ext))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ca/{file}",
+    operation_id = "getPublicCaCertificate",
+    tag = "Public",
+    summary = "Download a CA certificate (AIA caIssuers)",
+    description = "The URL written into issued certificates' Authority Information Access extension. No authentication.",
+    security(()),
+    params(
+        ("file" = String, Path, description = "`<ca>.crt` or `<ca>.der` for DER, `<ca>.pem` for PEM, where `<ca>` is the CA's id or name.", pattern = r"^.+\.(crt|der|pem)$", example = "root.crt"),
+    ),
+    responses(
+        (status = 200, description = "The CA certificate: DER for `.crt` and `.der`, PEM for `.pem`.", content(("application/pkix-cert"), (String = "application/x-pem-file"))),
+        (status = 404, description = "A file name without `.crt`, `.der` or `.pem`, no such CA, or a CA that has no certificate yet.", content((Problem = "application/problem+json"))),
+        (status = 500, description = "Something failed inside the server (`internal`); the details are logged, not sent.", content((Problem = "application/problem+json"))),
+    )
+)]
 async fn ca_certificate(
     State(state): State<AppState>,
     Path(file): Path<String>,
@@ -57,6 +98,24 @@ async fn ca_certificate(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/crl/{file}",
+    operation_id = "getPublicCrl",
+    tag = "Public",
+    summary = "Download a CA's CRL (CRL distribution point)",
+    description = "The CA's current CRL, regenerated first when it is missing or past half its life. The URL written into issued certificates' CRL distribution points. No authentication.",
+    security(()),
+    params(
+        ("file" = String, Path, description = "`<ca>.crl`, where `<ca>` is the CA's id or name.", pattern = r"^.+\.crl$", example = "root.crl"),
+    ),
+    responses(
+        (status = 200, description = "The CRL, DER.", content(("application/pkix-crl"))),
+        (status = 404, description = "A file name without `.crl`, or no such CA.", content((Problem = "application/problem+json"))),
+        (status = 409, description = "The CA is not active (a pending CA has no CRL).", content((Problem = "application/problem+json"))),
+        (status = 500, description = "Something failed inside the server (`internal`); the details are logged, not sent.", content((Problem = "application/problem+json"))),
+    )
+)]
 async fn crl(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, Error> {
     let (id, _) = split_file(&file, &["crl"])?;
     let der = state.services.cas.crl(id).await?;
@@ -67,10 +126,39 @@ fn ocsp_response(der: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/ocsp-response")], der).into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/ocsp",
+    operation_id = "ocspPost",
+    tag = "Public",
+    summary = "OCSP (RFC 6960), POST",
+    description = "Answers a DER OCSP request. Problems are answered with OCSP error statuses (`malformedRequest`, `unauthorized` for certificates of no CA here, `internalError`) in a 200 response, never with an HTTP error. The request's Content-Type is not checked. No authentication.",
+    security(()),
+    request_body(content(("application/ocsp-request")), description = "The DER OCSP request."),
+    responses(
+        (status = 200, description = "The DER OCSP response.", content(("application/ocsp-response"))),
+        (status = 413, description = "The request body is larger than `max_body_bytes` (a plain-text message, not a problem document).", content((String = "text/plain"))),
+    )
+)]
 async fn ocsp_post(State(state): State<AppState>, body: Bytes) -> Response {
     ocsp_response(state.services.cas.ocsp(&body).await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/ocsp/{*request}",
+    operation_id = "ocspGet",
+    tag = "Public",
+    summary = "OCSP (RFC 6960), GET",
+    description = "Answers an OCSP request carried in the URL (RFC 6960 appendix A.1). Problems are answered with OCSP error statuses in a 200 response. No authentication.",
+    security(()),
+    params(
+        ("request" = String, Path, description = "The base64 (standard or URL-safe, padded or not) of the DER OCSP request, URL-encoded. It may contain `/`: the rest of the path is taken."),
+    ),
+    responses(
+        (status = 200, description = "The DER OCSP response.", content(("application/ocsp-response"))),
+    )
+)]
 async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) -> Response {
     // RFC 6960 appendix A.1: the path is the URL-encoded base64 of the DER request.
     let b64 = request.trim_start_matches('/');
@@ -82,10 +170,35 @@ async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) ->
     ocsp_response(state.services.cas.ocsp(&der).await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "Public",
+    summary = "Liveness",
+    description = "Always `ok` while the process serves requests. No authentication.",
+    security(()),
+    responses(
+        (status = 200, description = "`ok`.", content((String = "text/plain"))),
+    )
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "Public",
+    summary = "Readiness",
+    description = "Ready when start-up has finished, the server is not shutting down, and the database answers. No authentication.",
+    security(()),
+    responses(
+        (status = 200, description = "`ready`.", content((String = "text/plain"))),
+        (status = 503, description = "`starting` (start-up not finished, or shutting down) or `database unreachable`.", content((String = "text/plain"))),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     if !state.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
@@ -99,6 +212,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "Public",
+    summary = "Prometheus metrics",
+    description = "Counters in the Prometheus text exposition format 0.0.4 (`Content-Type: text/plain; version=0.0.4`). No authentication.",
+    security(()),
+    responses(
+        (status = 200, description = "The metrics.", content((String = "text/plain"))),
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -1,11 +1,11 @@
 //! `/api/v1/openapi.json` against the running server. The first test probes every documented
 //! operation with placeholder ids: it must reach a real route (not the fallback, not a 405)
 //! with a documented answer, a documented path must refuse every other method with 405, the
-//! public routes the source registers must be exactly the documented ones, every `$ref` must
-//! resolve, and `security` must match what the server enforces. The second runs the happy
-//! paths with real objects and checks every JSON answer against its schema, strictly. The
-//! last reads the API's source: its routes are mounted only from their descriptions, so a
-//! route without one cannot be added.
+//! paths outside `/api/v1` must be the public endpoints, every `$ref` must resolve, and
+//! `security` must match what the server enforces. The second runs the happy paths with real
+//! objects and checks every JSON answer against its schema, strictly. The last reads the
+//! source of the API and of the public endpoints: their routes are mounted only from their
+//! descriptions, so a route without one cannot be added.
 
 mod common;
 use common::*;
@@ -14,20 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// The public endpoints `crate::public` mounts outside `/api/v1` (axum's `{*request}` is
-/// written `{request}` here), which the document describes by hand; keep this list in sync
-/// with src/public.rs. The routes under `/api/v1` need no list: they are mounted from their
-/// descriptions (see `api_routes_are_mounted_only_from_their_descriptions`).
-const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
-    ("/ca/{file}", &["get"]),
-    ("/crl/{file}", &["get"]),
-    ("/ocsp", &["post"]),
-    ("/ocsp/{request}", &["get"]),
-    ("/healthz", &["get"]),
-    ("/readyz", &["get"]),
-    ("/metrics", &["get"]),
-];
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -251,7 +237,7 @@ fn type_matches(t: &str, v: &Value) -> bool {
 }
 
 /// Check `v` against the subset of JSON Schema the document uses (`$ref`, `type`, `enum`,
-/// `anyOf`, `required`, `properties`, `additionalProperties: false`, `items`, `minimum`,
+/// `anyOf`, `oneOf` (checked as `anyOf`: some alternatives overlap on `null`), `required`, `properties`, `additionalProperties: false`, `items`, `minimum`,
 /// `maximum`, `minLength`, `maxLength`; formats and patterns are not checked). With
 /// `strict`, objects may only have documented properties: answers must not carry fields
 /// the document does not describe.
@@ -264,14 +250,16 @@ fn validate(
     errors: &mut Vec<String>,
 ) {
     let schema = resolve(doc, schema);
-    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-        let ok = any.iter().any(|sub| {
-            let mut e = Vec::new();
-            validate(doc, sub, v, at, strict, &mut e);
-            e.is_empty()
-        });
-        if !ok {
-            errors.push(format!("{at}: {v} matches no alternative of anyOf"));
+    for keyword in ["anyOf", "oneOf"] {
+        if let Some(any) = schema.get(keyword).and_then(Value::as_array) {
+            let ok = any.iter().any(|sub| {
+                let mut e = Vec::new();
+                validate(doc, sub, v, at, strict, &mut e);
+                e.is_empty()
+            });
+            if !ok {
+                errors.push(format!("{at}: {v} matches no alternative of {keyword}"));
+            }
         }
     }
     if let Some(t) = schema.get("type") {
@@ -396,25 +384,39 @@ async fn openapi_document_matches_the_server() {
             .or_default()
             .insert(o.method.clone());
     }
-    let public: BTreeMap<String, BTreeSet<String>> = PUBLIC_ROUTES
-        .iter()
-        .map(|(p, ms)| (p.to_string(), ms.iter().map(|m| m.to_string()).collect()))
-        .collect();
-    for (path, methods) in &public {
+    // Outside `/api/v1` the document describes only the public endpoints (mounted from
+    // their descriptions, like the API: see
+    // `api_routes_are_mounted_only_from_their_descriptions`), served on both listeners.
+    for o in &ops {
+        if o.path.starts_with("/api/v1/") {
+            continue;
+        }
+        assert_eq!(o.op["tags"], json!(["Public"]), "{} {}", o.method, o.path);
+        assert_eq!(o.op["security"], json!([]), "{} {}", o.method, o.path);
+        let servers = o.servers.as_ref().and_then(Value::as_array);
         assert_eq!(
-            documented.get(path),
-            Some(methods),
-            "route {path} is registered with {methods:?}"
+            servers.map(Vec::len),
+            Some(2),
+            "{} {} is served on both listeners",
+            o.method,
+            o.path
         );
     }
-    for (path, methods) in &documented {
-        if !path.starts_with("/api/v1/") {
-            assert_eq!(
-                public.get(path),
-                Some(methods),
-                "{path} is documented with {methods:?} but not in PUBLIC_ROUTES"
-            );
-        }
+    // The public endpoints are described; axum's catch-all `{*request}` is a plain
+    // parameter in the document.
+    for (path, method) in [
+        ("/ca/{file}", "get"),
+        ("/crl/{file}", "get"),
+        ("/ocsp", "post"),
+        ("/ocsp/{request}", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            documented.get(path).is_some_and(|m| m.contains(method)),
+            "{method} {path} is documented"
+        );
     }
     // The API itself is described: every module's operations and this document.
     for (path, method) in [
@@ -1389,6 +1391,28 @@ async fn documented_schemas_match_real_answers() {
     .await;
 }
 
+/// Fail on any line of `text` (the source file `name`) that mounts a route with axum's own
+/// routing, bypassing `utoipa_axum::routes!` and so the document.
+fn assert_no_undescribed_routes(name: &str, text: &str) {
+    for (n, line) in text.lines().enumerate() {
+        for bypass in [
+            ".route(",
+            ".route_service(",
+            ".nest_service(",
+            "axum::routing",
+            "MethodRouter",
+        ] {
+            assert!(
+                !line.contains(bypass),
+                "{name}:{}: `{bypass}` mounts a route the OpenAPI document does not \
+                 describe; give the handler a #[utoipa::path] attribute and mount it with \
+                 `.routes(routes!(handler))`",
+                n + 1
+            );
+        }
+    }
+}
+
 /// The routes under `/api/v1` are mounted only by `utoipa_axum::routes!`, which takes each
 /// handler's method and path from its `#[utoipa::path]` attribute, the same attribute the
 /// document is built from: the router and the document cannot list different routes, so
@@ -1410,23 +1434,7 @@ fn api_routes_are_mounted_only_from_their_descriptions() {
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            for bypass in [
-                ".route(",
-                ".route_service(",
-                ".nest_service(",
-                "axum::routing",
-                "MethodRouter",
-            ] {
-                assert!(
-                    !line.contains(bypass),
-                    "src/api/{name}:{}: `{bypass}` mounts a route the OpenAPI document does not \
-                     describe; give the handler a #[utoipa::path] attribute and mount it with \
-                     `.routes(routes!(handler))`",
-                    n + 1
-                );
-            }
-        }
+        assert_no_undescribed_routes(&format!("src/api/{name}"), &text);
         if let Some(at) = text.find("fn router()") {
             routers += 1;
             let signature = &text[at..at + text[at..].find('{').unwrap()];
@@ -1459,4 +1467,28 @@ fn api_routes_are_mounted_only_from_their_descriptions() {
             "src/api/mod.rs nests a router after the description was taken"
         );
     }
+}
+
+/// The public endpoints (src/public.rs, outside `/api/v1`) are mounted the same way: the
+/// router is the one `routes!` builds from the handlers' `#[utoipa::path]` attributes, and
+/// the document describes that router's paths, so no list of them is kept anywhere.
+#[test]
+fn public_routes_are_mounted_only_from_their_descriptions() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/public.rs");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_no_undescribed_routes("src/public.rs", &text);
+    assert!(
+        text.contains("pub fn described() -> OpenApiRouter<AppState>"),
+        "src/public.rs: described() returns an OpenApiRouter built with routes!"
+    );
+    let at = text
+        .find("pub fn router()")
+        .expect("src/public.rs has router()");
+    let body = &text[at..at + text[at..].find("\n}\n").unwrap()];
+    let body = &body[body.find('{').unwrap() + 1..];
+    assert_eq!(
+        body.trim(),
+        "described().into()",
+        "src/public.rs: router() is the described router, nothing added"
+    );
 }

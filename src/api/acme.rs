@@ -44,6 +44,31 @@ struct CreatedEab {
     hmac_key: String,
 }
 
+impl utoipa::PartialSchema for CreatedEab {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::openapi::with_secret::<AcmeEabKey>(
+            "hmac_key",
+            "base64url HMAC-SHA256 key; shown only here.",
+            "A new EAB key with its MAC key.",
+        )
+    }
+}
+
+impl utoipa::ToSchema for CreatedEab {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("CreatedEabKey")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <AcmeEabKey as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// Create an external account binding key for a profile's ACME directory.
 #[utoipa::path(
     post,
@@ -54,7 +79,7 @@ struct CreatedEab {
     description = "An HS256 key that registers one ACME account in the directory of `profile` (RFC 8555 §7.3.4). The MAC key is returned once and stored sealed. Directories listed in the `acme.eab_required` setting accept only accounts registered with such a key. Admin token.",
     request_body(content((CreateEab = "application/json")), description = "The profile the key is for."),
     responses(
-        (status = 201, description = "The key, with its MAC key (shown once).", content((schemas::CreatedEabKey = "application/json"))),
+        (status = 201, description = "The key, with its MAC key (shown once).", content((CreatedEab = "application/json"))),
         (status = 400, description = "The profile has no ACME directory, or the name is too long.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),

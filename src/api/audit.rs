@@ -31,7 +31,6 @@ struct AuditQuery {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = AuditPage)]
 struct Page {
-    #[schema(value_type = Vec<schemas::AuditEntry>)]
     items: Vec<AuditRecord>,
     /// Pass as `before` for the next page; null when this page is not full.
     #[schema(required = true)]

@@ -156,6 +156,31 @@ struct CreatedCredential {
     password: String,
 }
 
+impl utoipa::PartialSchema for CreatedCredential {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::openapi::with_secret::<EstCredential>(
+            "password",
+            "The password, shown only now.",
+            "A new EST credential with its password.",
+        )
+    }
+}
+
+impl utoipa::ToSchema for CreatedCredential {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("EstCredentialCreated")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <EstCredential as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/est/credentials",
@@ -165,7 +190,7 @@ struct CreatedCredential {
     description = "HTTP Basic credentials for EST enrollment under one label (or the bare path). The password is in the answer and never shown again; it is stored as a PBKDF2 hash. `max_uses: 1` makes a one-time bootstrap password. Admin token.",
     request_body(content((CreateCredential = "application/json")), description = "The new credential."),
     responses(
-        (status = 201, description = "The credential and its password.", content((schemas::EstCredentialCreated = "application/json"))),
+        (status = 201, description = "The credential and its password.", content((CreatedCredential = "application/json"))),
         (status = 400, description = "Invalid body, a malformed user name, an unknown label, a password under 12 characters, or `expires_in_days` or `max_uses` 0.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),

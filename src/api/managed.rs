@@ -247,20 +247,34 @@ async fn detailed(state: &AppState, m: ManagedRecord) -> Result<ManagedView, Err
 }
 
 /// Body of `POST /managed`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateManagedRequest)]
 struct CreateManaged {
+    /// Unique name: letters, digits, `-`, `_`, `.`.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    /// The issuing profile (name or id).
     profile: String,
     #[serde(default)]
+    #[schema(default = json!([]))]
     dns_names: Vec<String>,
     #[serde(default)]
+    #[schema(default = json!([]), value_type = Vec<String>)]
     ip_addresses: Vec<IpAddr>,
     common_name: Option<String>,
+    /// Key type of every version; default ecdsa-p256.
+    #[schema(value_type = Option<schemas::KeyAlgorithm>)]
     key_algorithm: Option<KeyAlgorithm>,
+    /// Validity of each version; default: the profile's maximum.
+    #[schema(minimum = 1)]
     validity_days: Option<u32>,
+    /// Renew when this percentage of a version's life has passed; default: two thirds.
+    #[schema(minimum = 1, maximum = 99)]
     renew_at_percent: Option<i64>,
+    /// Destinations (ids or names) to bind at once; admin token.
     #[serde(default)]
+    #[schema(default = json!([]))]
     destinations: Vec<String>,
 }
 
@@ -271,7 +285,7 @@ struct CreateManaged {
     tag = "Managed certificates",
     summary = "Create a managed certificate",
     description = "Issues version 1 with a key generated and kept (sealed) by the server, and schedules renewals. Binding `destinations` at once needs an admin token; otherwise an issuer token for the profile.",
-    request_body(content((schemas::CreateManagedRequest = "application/json")), description = "The managed certificate."),
+    request_body(content((CreateManaged = "application/json")), description = "The managed certificate."),
     responses(
         (status = 201, description = "The managed certificate with version 1.", content((ManagedView = "application/json"))),
         (status = 400, description = "Invalid body, name, profile, key type, validity or renewal point, or an unknown destination.", content((schemas::Problem = "application/problem+json"))),

@@ -10,7 +10,7 @@ mod discovery;
 mod est;
 pub mod extract;
 mod managed;
-mod openapi;
+pub(crate) mod openapi;
 mod profiles;
 mod tokens;
 
@@ -46,7 +46,11 @@ pub fn router() -> Router<AppState> {
     let v1 = v1
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(openapi::Derived::new("/api/v1", &described)));
+        .layer(Extension(openapi::Derived::new(
+            "/api/v1",
+            &described,
+            crate::public::described().get_openapi(),
+        )));
     Router::new()
         .nest("/api/v1", v1)
         .merge(openapi::reference_page("/api/docs", "/api/v1/openapi.json"))

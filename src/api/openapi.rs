@@ -34,51 +34,73 @@ pub(super) struct Derived(Arc<Described>);
 /// The parts of the document derived from the code.
 #[derive(Debug)]
 struct Described {
-    /// `paths`, keyed by the full path.
+    /// `paths` of the API, keyed by the full path.
     paths: Map<String, Value>,
+    /// `paths` of the public endpoints (`crate::public`), served on both listeners.
+    public: Map<String, Value>,
     /// `components/schemas` of the request and response types.
     schemas: Map<String, Value>,
 }
 
 impl Derived {
     /// The paths of `api` (the description the `/api/v1` router was built with), under
-    /// `prefix`, and its component schemas. Each problem response that only says why it
-    /// happens becomes a reference to the shared response of its status, and an operation
-    /// anyone may call says `security: []` (the attribute's `security(())` is `[{}]`).
-    pub(super) fn new(prefix: &str, api: &utoipa::openapi::OpenApi) -> Derived {
-        let Ok(Value::Object(paths)) = serde_json::to_value(&api.paths) else {
-            unreachable!("paths serialize to an object")
-        };
-        let paths = paths
-            .into_iter()
-            .map(|(path, mut item)| {
-                for op in item
-                    .as_object_mut()
-                    .into_iter()
-                    .flat_map(|m| m.values_mut())
-                {
-                    share_problem_responses(op);
-                    if op.get("security") == Some(&json!([{}])) {
-                        op["security"] = json!([]);
-                    }
-                }
-                (format!("{prefix}{path}"), item)
-            })
-            .collect();
-        // The names in `schemas` stand for themselves; the component comes from this module.
-        let schemas = api
-            .components
-            .iter()
-            .flat_map(|c| &c.schemas)
-            .filter_map(|(name, schema)| {
-                let schema = serde_json::to_value(schema).ok()?;
-                let own = format!("#/components/schemas/{name}");
-                (schema.get("$ref").and_then(Value::as_str) != Some(own.as_str()))
-                    .then(|| (name.clone(), schema))
-            })
-            .collect();
-        Derived(Arc::new(Described { paths, schemas }))
+    /// `prefix`, the paths of `public` (the description of the public router, at the root),
+    /// and their component schemas.
+    pub(super) fn new(
+        prefix: &str,
+        api: &utoipa::openapi::OpenApi,
+        public: &utoipa::openapi::OpenApi,
+    ) -> Derived {
+        let mut schemas = component_schemas(api);
+        schemas.extend(component_schemas(public));
+        Derived(Arc::new(Described {
+            paths: document_paths(prefix, api),
+            public: document_paths("", public),
+            schemas,
+        }))
     }
+}
+
+/// The paths of `api` under `prefix`, as the document writes them. A catch-all segment
+/// (axum's `{*request}`) is a plain parameter in the document (`{request}`). Each problem
+/// response that only says why it happens becomes a reference to the shared response of
+/// its status, and an operation anyone may call says `security: []` (the attribute's
+/// `security(())` is `[{}]`).
+fn document_paths(prefix: &str, api: &utoipa::openapi::OpenApi) -> Map<String, Value> {
+    let Ok(Value::Object(paths)) = serde_json::to_value(&api.paths) else {
+        unreachable!("paths serialize to an object")
+    };
+    paths
+        .into_iter()
+        .map(|(path, mut item)| {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+            {
+                share_problem_responses(op);
+                if op.get("security") == Some(&json!([{}])) {
+                    op["security"] = json!([]);
+                }
+            }
+            (format!("{prefix}{}", path.replace("{*", "{")), item)
+        })
+        .collect()
+}
+
+/// The component schemas of `api`; the names that stand for themselves (the marker types
+/// of [`schemas`]) are left to this module.
+fn component_schemas(api: &utoipa::openapi::OpenApi) -> Map<String, Value> {
+    api.components
+        .iter()
+        .flat_map(|c| &c.schemas)
+        .filter_map(|(name, schema)| {
+            let schema = serde_json::to_value(schema).ok()?;
+            let own = format!("#/components/schemas/{name}");
+            (schema.get("$ref").and_then(Value::as_str) != Some(own.as_str()))
+                .then(|| (name.clone(), schema))
+        })
+        .collect()
 }
 
 /// Replace each inline `application/problem+json` response of `op` by a reference to the
@@ -159,7 +181,15 @@ struct Facts<'a> {
 /// The whole document.
 fn document(f: &Facts<'_>, derived: &Derived) -> Value {
     let mut paths = derived.0.paths.clone();
-    paths.extend(public_paths(f.public_url));
+    let servers = json!([
+        {"url": "/", "description": "The HTTPS listener."},
+        {"url": f.public_url, "description": "The plain-HTTP listener (the `public_url` written into certificates)."}
+    ]);
+    paths.extend(derived.0.public.iter().map(|(path, item)| {
+        let mut item = item.clone();
+        item["servers"] = servers.clone();
+        (path.clone(), item)
+    }));
     let mut schemas = derived.0.schemas.clone();
     for (name, schema) in described_here(f) {
         schemas.entry(name).or_insert(schema);
@@ -237,47 +267,9 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// A reference to a shared error response, with an operation-specific description.
-fn err(name: &str, why: &str) -> Value {
-    json!({"$ref": format!("#/components/responses/{name}"), "description": why})
-}
-
-fn internal() -> Value {
-    json!({"$ref": "#/components/responses/InternalError"})
-}
-
-/// A response whose body is text (PEM, metrics, health).
-fn text_response(description: &str, media_type: &str) -> Value {
-    json!({"description": description, "content": {media_type: {"schema": {"type": "string"}}}})
-}
-
-/// A response whose body is binary DER.
-fn binary_response(description: &str, media_type: &str) -> Value {
-    json!({"description": description, "content": {media_type: {}}})
-}
-
 fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
-
-fn generatable_key_types() -> Vec<String> {
-    KeyAlgorithm::GENERATABLE
-        .iter()
-        .map(ToString::to_string)
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// /api/v1/cas
-
-// ---------------------------------------------------------------------------------------
-// /api/v1/profiles
-
-// ---------------------------------------------------------------------------------------
-// /api/v1/certificates
-
-// ---------------------------------------------------------------------------------------
-// /api/v1/tokens, /api/v1/audit, /api/v1/openapi.json
 
 // ---------------------------------------------------------------------------------------
 // /api/v1/discovery
@@ -466,193 +458,6 @@ fn discovery_schemas() -> Map<String, Value> {
 }
 
 // ---------------------------------------------------------------------------------------
-// /api/v1/managed and /api/v1/destinations
-
-fn managed_schemas() -> Map<String, Value> {
-    object(vec![(
-        "CreateManagedRequest",
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["name", "profile"],
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
-                "profile": {"type": "string", "description": "The issuing profile (name or id)."},
-                "dns_names": {"type": "array", "items": {"type": "string"}, "default": []},
-                "ip_addresses": {"type": "array", "items": {"type": "string"}, "default": []},
-                "common_name": {"type": ["string", "null"]},
-                "key_algorithm": {"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "description": "Key type of every version; default ecdsa-p256."},
-                "validity_days": {"type": ["integer", "null"], "minimum": 1, "description": "Validity of each version; default: the profile's maximum."},
-                "renew_at_percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 99, "description": "Renew when this percentage of a version's life has passed; default: two thirds."},
-                "destinations": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Destinations (ids or names) to bind at once; admin token."}
-            }
-        }),
-    )])
-}
-
-// ---------------------------------------------------------------------------------------
-// Public endpoints (crate::public), on both listeners.
-
-fn public_paths(public_url: &str) -> Map<String, Value> {
-    let servers = json!([
-        {"url": "/", "description": "The HTTPS listener."},
-        {"url": public_url, "description": "The plain-HTTP listener (the `public_url` written into certificates)."}
-    ]);
-    let mut paths = object(vec![
-        (
-            "/ca/{file}",
-            json!({
-                "get": {
-                    "operationId": "getPublicCaCertificate",
-                    "tags": ["Public"],
-                    "summary": "Download a CA certificate (AIA caIssuers)",
-                    "description": "The URL written into issued certificates' Authority Information Access extension. No authentication.",
-                    "security": [],
-                    "parameters": [{
-                        "name": "file",
-                        "in": "path",
-                        "required": true,
-                        "description": "`<ca>.crt` or `<ca>.der` for DER, `<ca>.pem` for PEM, where `<ca>` is the CA's id or name.",
-                        "schema": {"type": "string", "pattern": "^.+\\.(crt|der|pem)$"},
-                        "example": "root.crt"
-                    }],
-                    "responses": {
-                        "200": {
-                            "description": "The CA certificate: DER for `.crt` and `.der`, PEM for `.pem`.",
-                            "content": {
-                                "application/pkix-cert": {},
-                                "application/x-pem-file": {"schema": {"type": "string"}}
-                            }
-                        },
-                        "404": err("NotFound", "A file name without `.crt`, `.der` or `.pem`, no such CA, or a CA that has no certificate yet."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/crl/{file}",
-            json!({
-                "get": {
-                    "operationId": "getPublicCrl",
-                    "tags": ["Public"],
-                    "summary": "Download a CA's CRL (CRL distribution point)",
-                    "description": "The CA's current CRL, regenerated first when it is missing or past half its life. The URL written into issued certificates' CRL distribution points. No authentication.",
-                    "security": [],
-                    "parameters": [{
-                        "name": "file",
-                        "in": "path",
-                        "required": true,
-                        "description": "`<ca>.crl`, where `<ca>` is the CA's id or name.",
-                        "schema": {"type": "string", "pattern": "^.+\\.crl$"},
-                        "example": "root.crl"
-                    }],
-                    "responses": {
-                        "200": binary_response("The CRL, DER.", "application/pkix-crl"),
-                        "404": err("NotFound", "A file name without `.crl`, or no such CA."),
-                        "409": err("Conflict", "The CA is not active (a pending CA has no CRL)."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/ocsp",
-            json!({
-                "post": {
-                    "operationId": "ocspPost",
-                    "tags": ["Public"],
-                    "summary": "OCSP (RFC 6960), POST",
-                    "description": "Answers a DER OCSP request. Problems are answered with OCSP error statuses (`malformedRequest`, `unauthorized` for certificates of no CA here, `internalError`) in a 200 response, never with an HTTP error. The request's Content-Type is not checked. No authentication.",
-                    "security": [],
-                    "requestBody": {
-                        "required": true,
-                        "description": "The DER OCSP request.",
-                        "content": {"application/ocsp-request": {}}
-                    },
-                    "responses": {
-                        "200": binary_response("The DER OCSP response.", "application/ocsp-response"),
-                        "413": text_response("The request body is larger than `max_body_bytes` (a plain-text message, not a problem document).", "text/plain")
-                    }
-                }
-            }),
-        ),
-        (
-            "/ocsp/{request}",
-            json!({
-                "get": {
-                    "operationId": "ocspGet",
-                    "tags": ["Public"],
-                    "summary": "OCSP (RFC 6960), GET",
-                    "description": "Answers an OCSP request carried in the URL (RFC 6960 appendix A.1). Problems are answered with OCSP error statuses in a 200 response. No authentication.",
-                    "security": [],
-                    "parameters": [{
-                        "name": "request",
-                        "in": "path",
-                        "required": true,
-                        "description": "The base64 (standard or URL-safe, padded or not) of the DER OCSP request, URL-encoded. It may contain `/`: the rest of the path is taken.",
-                        "schema": {"type": "string"}
-                    }],
-                    "responses": {
-                        "200": binary_response("The DER OCSP response.", "application/ocsp-response")
-                    }
-                }
-            }),
-        ),
-        (
-            "/healthz",
-            json!({
-                "get": {
-                    "operationId": "healthz",
-                    "tags": ["Public"],
-                    "summary": "Liveness",
-                    "description": "Always `ok` while the process serves requests. No authentication.",
-                    "security": [],
-                    "responses": {
-                        "200": text_response("`ok`.", "text/plain")
-                    }
-                }
-            }),
-        ),
-        (
-            "/readyz",
-            json!({
-                "get": {
-                    "operationId": "readyz",
-                    "tags": ["Public"],
-                    "summary": "Readiness",
-                    "description": "Ready when start-up has finished, the server is not shutting down, and the database answers. No authentication.",
-                    "security": [],
-                    "responses": {
-                        "200": text_response("`ready`.", "text/plain"),
-                        "503": text_response("`starting` (start-up not finished, or shutting down) or `database unreachable`.", "text/plain")
-                    }
-                }
-            }),
-        ),
-        (
-            "/metrics",
-            json!({
-                "get": {
-                    "operationId": "metrics",
-                    "tags": ["Public"],
-                    "summary": "Prometheus metrics",
-                    "description": "Counters in the Prometheus text exposition format 0.0.4 (`Content-Type: text/plain; version=0.0.4`). No authentication.",
-                    "security": [],
-                    "responses": {
-                        "200": text_response("The metrics.", "text/plain")
-                    }
-                }
-            }),
-        ),
-    ]);
-    for item in paths.values_mut() {
-        item["servers"] = servers.clone();
-    }
-    paths
-}
-
-// ---------------------------------------------------------------------------------------
 // components/responses
 
 fn error_responses(max_body_bytes: usize) -> Value {
@@ -689,15 +494,24 @@ fn error_responses(max_body_bytes: usize) -> Value {
 fn described_here(f: &Facts<'_>) -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("Problem".into(), problem_schema());
-    s.extend(key_schemas());
+    for (name, schema) in [
+        (
+            "KeyAlgorithm",
+            <schemas::KeyAlgorithm as utoipa::PartialSchema>::schema(),
+        ),
+        (
+            "KeyType",
+            <schemas::KeyType as utoipa::PartialSchema>::schema(),
+        ),
+    ] {
+        s.insert(
+            name.into(),
+            serde_json::to_value(schema).expect("a schema serializes"),
+        );
+    }
     s.extend(ca_schemas(f.ca_key_algorithm));
     s.extend(profile_schemas());
     s.extend(certificate_schemas());
-    s.extend(token_schemas());
-    s.extend(est_schemas());
-    s.extend(acme_schemas());
-    s.extend(audit_schemas());
-    s.extend(managed_schemas());
     s.extend(discovery_schemas());
     s.extend(alert_schemas());
     s
@@ -738,33 +552,6 @@ fn problem_schema() -> Value {
             }
         }
     })
-}
-
-fn key_schemas() -> Map<String, Value> {
-    let generatable = generatable_key_types();
-    let mut recognised = generatable.clone();
-    recognised.push(KeyAlgorithm::EcdsaP521.to_string());
-    object(vec![
-        (
-            "KeyAlgorithm",
-            json!({
-                "type": "string",
-                "description": "A key type certkeeper can generate. Aliases such as `p256` or `rsa2048` are accepted on input; answers use these names.",
-                "enum": generatable
-            }),
-        ),
-        (
-            "KeyType",
-            json!({
-                "type": "string",
-                "description": "A subscriber key type: one certkeeper can generate, `ecdsa-p521`, or RSA of another size (`rsa-<bits>`, 1024-16384), as found in CSRs.",
-                "anyOf": [
-                    {"enum": recognised},
-                    {"pattern": "^rsa-[0-9]+$"}
-                ]
-            }),
-        ),
-    ])
 }
 
 fn nullable_string(description: &str) -> Value {
@@ -1069,108 +856,6 @@ fn certificate_schemas() -> Map<String, Value> {
     ])
 }
 
-fn token_schemas() -> Map<String, Value> {
-    let token_properties = json!({
-        "id": {"type": "string", "description": "Id (UUID)."},
-        "name": {"type": "string", "description": "Human name."},
-        "role": schema_ref("Role"),
-        "profiles": {"type": "array", "items": {"type": "string"}, "description": "Profiles an issuer token may use."},
-        "created_at": date_time("When created."),
-        "expires_at": nullable_date_time("When it stops working; null: never."),
-        "revoked_at": nullable_date_time("When it was revoked."),
-        "created_by": {"type": "string", "description": "Who created it."}
-    });
-    let token_required = json!([
-        "id",
-        "name",
-        "role",
-        "profiles",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "created_by"
-    ]);
-    let mut created_properties = token_properties.clone();
-    created_properties["token"] =
-        json!({"type": "string", "description": "The secret (`ck_...`), shown only now."});
-    let mut created_required = token_required.clone();
-    if let Some(r) = created_required.as_array_mut() {
-        r.push(json!("token"));
-    }
-    object(vec![(
-        "TokenCreated",
-        json!({
-            "type": "object",
-            "description": "A new token with its secret.",
-            "required": created_required,
-            "properties": created_properties
-        }),
-    )])
-}
-
-fn audit_schemas() -> Map<String, Value> {
-    object(vec![(
-        "AuditEntry",
-        json!({
-            "type": "object",
-            "required": ["id", "at", "actor", "action", "object_type", "object_id", "source", "detail"],
-            "properties": {
-                "id": {"type": "integer", "format": "int64", "description": "Sequence number."},
-                "at": date_time("When."),
-                "actor": {"type": "string", "description": "`token:<name>:<id>` or `system`."},
-                "action": {"type": "string", "description": "`object.verb`: `ca.create`, `certificate.issue`, ..."},
-                "object_type": {"type": "string", "description": "Kind of object (`ca`, `profile`, `certificate`, `token`, ...)."},
-                "object_id": nullable_string("Which object."),
-                "source": nullable_string("Client IP address."),
-                "detail": {"description": "Extra facts (any JSON value, or null)."}
-            }
-        }),
-    )])
-}
-
-// ---------------------------------------------------------------------------------------
-// /api/v1/est: EST labels and credentials (the EST protocol itself, RFC 7030, is under
-// /.well-known/est/ and is not a JSON API)
-
-fn est_schemas() -> Map<String, Value> {
-    let cred_properties = json!({
-        "id": {"type": "string", "description": "Id."},
-        "username": {"type": "string", "description": "The HTTP Basic user name."},
-        "label": {"type": "string", "description": "The label it enrolls under; empty for the bare `/.well-known/est/` path."},
-        "expires_at": nullable_date_time("When it stops working; null: never."),
-        "uses_left": {"type": ["integer", "null"], "format": "int64", "description": "Enrollments left; null: unlimited."},
-        "revoked_at": nullable_date_time("When it was revoked."),
-        "created_at": date_time("When it was created."),
-        "created_by": {"type": "string", "description": "Who created it."}
-    });
-    let cred_required = json!([
-        "id",
-        "username",
-        "label",
-        "expires_at",
-        "uses_left",
-        "revoked_at",
-        "created_at",
-        "created_by"
-    ]);
-    let mut created_properties = cred_properties.clone();
-    created_properties["password"] =
-        json!({"type": "string", "description": "The password, shown only now."});
-    let mut created_required = cred_required.clone();
-    if let Some(r) = created_required.as_array_mut() {
-        r.push(json!("password"));
-    }
-    object(vec![(
-        "EstCredentialCreated",
-        json!({
-            "type": "object",
-            "description": "A new EST credential with its password.",
-            "required": created_required,
-            "properties": created_properties
-        }),
-    )])
-}
-
 // ---------------------------------------------------------------------------------------
 // /api/v1/alerts
 
@@ -1331,32 +1016,42 @@ fn alert_schemas() -> Map<String, Value> {
     schemas
 }
 
-fn acme_schemas() -> Map<String, Value> {
-    let eab_props = json!({
-        "id": {"type": "string", "description": "The key id (the EAB `kid`)."},
-        "profile": {"type": "string", "description": "The profile whose ACME directory accepts it."},
-        "name": {"type": "string", "description": "A label."},
-        "account_id": nullable_string("The account registered with it, once used."),
-        "created_at": {"type": "integer", "format": "int64", "description": "Unix seconds."},
-        "created_by": {"type": "string", "description": "Who created it."}
-    });
-    let mut created_props = eab_props.clone();
-    created_props["hmac_key"] =
-        json!({"type": "string", "description": "base64url HMAC-SHA256 key; shown only here."});
-    object(vec![(
-        "CreatedEabKey",
-        json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
-    )])
+/// The schema of a record as it is answered when it is created: the object schema of
+/// `T` (the record as stored) with one more required string property, the secret that is
+/// shown only then. The record type's schema is reused, so the two cannot drift.
+pub(super) fn with_secret<T: utoipa::PartialSchema>(
+    secret: &str,
+    secret_description: &str,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+    let RefOr::T(Schema::Object(mut object)) = T::schema() else {
+        unreachable!("a record derives an object schema")
+    };
+    object.properties.insert(
+        secret.to_string(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(secret_description))
+            .into(),
+    );
+    object.required.push(secret.to_string());
+    object.description = Some(description.to_string());
+    RefOr::T(Schema::Object(object))
 }
 
 /// Names under which operations refer to the component schemas of the document.
 ///
 /// Each type stands for the schema of the same name in `components/schemas`; an attribute
 /// that names one (`content((schemas::Ca = "application/json"))`) refers to that component.
-pub(super) mod schemas {
+pub(crate) mod schemas {
     use std::borrow::Cow;
 
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    };
     use utoipa::openapi::{Ref, RefOr};
     use utoipa::{PartialSchema, ToSchema};
 
@@ -1434,6 +1129,69 @@ pub(super) mod schemas {
         DestinationKind: ["aws_acm", "azure_key_vault"],
     );
 
+    /// A key type certkeeper can generate: the names of `KeyAlgorithm::GENERATABLE`.
+    pub(crate) struct KeyAlgorithm;
+
+    impl PartialSchema for KeyAlgorithm {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "A key type certkeeper can generate. Aliases such as `p256` or `rsa2048` \
+                     are accepted on input; answers use these names.",
+                ))
+                .enum_values(Some(generatable()))
+                .into()
+        }
+    }
+
+    impl ToSchema for KeyAlgorithm {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("KeyAlgorithm")
+        }
+    }
+
+    /// A subscriber key type: a generatable one, `ecdsa-p521`, or RSA of another size.
+    pub(crate) struct KeyType;
+
+    impl PartialSchema for KeyType {
+        fn schema() -> RefOr<Schema> {
+            let mut recognised = generatable();
+            recognised.push(certkeeper_ca::KeyAlgorithm::EcdsaP521.to_string());
+            AnyOfBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "A subscriber key type: one certkeeper can generate, `ecdsa-p521`, or RSA \
+                     of another size (`rsa-<bits>`, 1024-16384), as found in CSRs.",
+                ))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .enum_values(Some(recognised)),
+                )
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .pattern(Some("^rsa-[0-9]+$")),
+                )
+                .into()
+        }
+    }
+
+    impl ToSchema for KeyType {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("KeyType")
+        }
+    }
+
+    /// The names of the key types certkeeper generates.
+    fn generatable() -> Vec<String> {
+        certkeeper_ca::KeyAlgorithm::GENERATABLE
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Any JSON object.
     pub(crate) struct AnyObject;
 
@@ -1446,9 +1204,7 @@ pub(super) mod schemas {
     impl ToSchema for AnyObject {}
 
     named!(
-        KeyAlgorithm,
         RevokeRequest,
-        AuditEntry,
         RevocationReason,
         DiscoveredCertificate,
         DiscoveredEndpoint,
@@ -1462,17 +1218,13 @@ pub(super) mod schemas {
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
         CreateCaRequest,
-        CreateManagedRequest,
         CreateProfileRequest,
-        CreatedEabKey,
-        EstCredentialCreated,
         GenerateCertificateRequest,
         Problem,
         Profile,
         Scan,
         ScanRequest,
         ScanSchedule,
-        TokenCreated,
         UpdateProfileRequest,
     );
 

@@ -49,6 +49,31 @@ struct Created {
     token: String,
 }
 
+impl utoipa::PartialSchema for Created {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::openapi::with_secret::<TokenRecord>(
+            "token",
+            "The secret (`ck_...`), shown only now.",
+            "A new token with its secret.",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Created {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("TokenCreated")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <TokenRecord as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/tokens",
@@ -58,7 +83,7 @@ struct Created {
     description = "Creates a token; its secret is in the answer and never shown again. Admin token.",
     request_body(content((CreateToken = "application/json")), description = "The new token."),
     responses(
-        (status = 201, description = "The token and its secret.", content((schemas::TokenCreated = "application/json"))),
+        (status = 201, description = "The token and its secret.", content((Created = "application/json"))),
         (status = 400, description = "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an unknown profile, or `expires_in_days` 0.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),

@@ -108,24 +108,28 @@ impl AuditEvent {
 }
 
 /// One stored audit entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct AuditRecord {
     /// Sequence number.
     pub id: i64,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: time::OffsetDateTime,
-    /// Who.
+    /// `token:<name>:<id>` or `system`.
     pub actor: String,
-    /// What.
+    /// `object.verb`: `ca.create`, `certificate.issue`, ...
     pub action: String,
-    /// Kind of object.
+    /// Kind of object (`ca`, `profile`, `certificate`, `token`, ...).
     pub object_type: String,
     /// Which object.
+    #[schema(required = true)]
     pub object_id: Option<String>,
-    /// From where.
+    /// Client IP address.
+    #[schema(required = true)]
     pub source: Option<String>,
-    /// Extra facts.
+    /// Extra facts (any JSON value, or null).
+    #[schema(required = true)]
     pub detail: Option<serde_json::Value>,
 }
 
