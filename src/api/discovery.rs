@@ -42,9 +42,9 @@ struct Items<T> {
     tag = "Discovery",
     summary = "Start a scan",
     description = "Resolves host names, checks every target against the `discovery_allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
-    request_body(content((schemas::ScanRequest = "application/json")), description = "What to scan."),
+    request_body(content((ScanSpec = "application/json")), description = "What to scan."),
     responses(
-        (status = 202, description = "The scan, running.", content((schemas::Scan = "application/json"))),
+        (status = 202, description = "The scan, running.", content((ScanRecord = "application/json"))),
         (status = 400, description = "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery_allow` networks.", content((schemas::Problem = "application/problem+json"))),
@@ -115,7 +115,7 @@ async fn list_scans(
         ("id" = String, Path, description = "The scan's id."),
     ),
     responses(
-        (status = 200, description = "The scan.", content((schemas::Scan = "application/json"))),
+        (status = 200, description = "The scan.", content((ScanRecord = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such scan.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -212,7 +212,6 @@ struct NewSchedule {
     #[serde(default = "yes")]
     #[schema(default = true)]
     enabled: bool,
-    #[schema(value_type = schemas::ScanRequest)]
     scan: ScanSpec,
 }
 
@@ -229,7 +228,7 @@ fn yes() -> bool {
     description = "The server runs it at each time the cron expression (UTC) names; with several replicas, one of them runs each occurrence (a lease on the schedule's row). Admin token.",
     request_body(content((NewSchedule = "application/json")), description = "The schedule."),
     responses(
-        (status = 201, description = "The schedule.", content((schemas::ScanSchedule = "application/json"))),
+        (status = 201, description = "The schedule.", content((ScheduleRecord = "application/json"))),
         (status = 400, description = "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery_allow` networks.", content((schemas::Problem = "application/problem+json"))),

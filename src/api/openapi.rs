@@ -272,72 +272,33 @@ fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
 }
 
 // ---------------------------------------------------------------------------------------
-// /api/v1/discovery
+// /api/v1/discovery: the observations of a scan are the discovery crate's types
+// (`Observation`, `ChainReport`, `PresentedCertificate`, `Finding`), and that crate does not
+// depend on utoipa, so their schemas are written here.
+
+/// The names `certkeeper_discovery::Finding` serializes to.
+const FINDINGS: [&str; 10] = [
+    "expired",
+    "not_yet_valid",
+    "expiring",
+    "self_signed",
+    "hostname_mismatch",
+    "weak_key",
+    "weak_signature",
+    "incomplete_chain",
+    "untrusted_chain",
+    "chain_truncated",
+];
 
 fn discovery_schemas() -> Map<String, Value> {
     let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (Unix seconds).")});
-    let nullable_unix = |d: &str| json!({"type": ["integer", "null"], "format": "int64", "description": format!("{d} (Unix seconds).")});
-    let count =
-        |d: &str| json!({"type": "integer", "format": "int64", "minimum": 0, "description": d});
     let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
     let findings = json!({
         "type": "array",
         "description": "Findings about the chain.",
-        "items": {"type": "string", "enum": ["expired", "not_yet_valid", "expiring", "self_signed", "hostname_mismatch", "weak_key", "weak_signature", "incomplete_chain", "untrusted_chain", "chain_truncated"]}
+        "items": <schemas::Finding as utoipa::PartialSchema>::schema()
     });
     object(vec![
-        (
-            "ScanRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["targets"],
-                "properties": {
-                    "targets": strings("Addresses, CIDR blocks, ranges (`a-b`), host names (every address scanned, the name sent as SNI) and `host:port` items."),
-                    "ports": {"type": ["string", "null"], "description": "Ports and ranges (`443,8443,9000-9010`), or `default` (common TLS ports, the default)."},
-                    "sni": strings("Server names to try on every address target."),
-                    "no_sni": {"type": "boolean", "default": false, "description": "Send no server name at all."},
-                    "starttls": strings("Overrides of the protocol spoken before TLS, `proto:port` (`smtp:2525`, `none:25`). Ports 25/587 (SMTP), 143 (IMAP), 110 (POP3) and 389 (LDAP) use STARTTLS by default.")
-                }
-            }),
-        ),
-        (
-            "Scan",
-            json!({
-                "type": "object",
-                "required": ["id", "schedule_id", "spec", "status", "total", "done", "handshakes", "error", "changes", "created_at", "started_at", "finished_at", "created_by"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "schedule_id": nullable_string("The scheduled scan that started it."),
-                    "spec": schema_ref("ScanRequest"),
-                    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-                    "total": count("Endpoints to probe."),
-                    "done": count("Endpoints probed so far."),
-                    "handshakes": count("TLS handshakes completed so far."),
-                    "error": nullable_string("Why it failed."),
-                    "changes": {"anyOf": [schema_ref("ScanChanges"), {"type": "null"}]},
-                    "created_at": unix("When created"),
-                    "started_at": nullable_unix("When it started"),
-                    "finished_at": nullable_unix("When it finished"),
-                    "created_by": {"type": "string", "description": "The token that started it, or `system`."}
-                }
-            }),
-        ),
-        (
-            "ScanChanges",
-            json!({
-                "type": "object",
-                "description": "What changed at the endpoints the scan covered since they were last scanned.",
-                "required": ["new_certificates", "new_endpoints", "changed", "gone", "expired"],
-                "properties": {
-                    "new_certificates": {"type": "array", "description": "Certificates never seen before: `fingerprint`, `subject`, `endpoint`.", "items": {"type": "object"}},
-                    "new_endpoints": strings("Endpoints never seen before."),
-                    "changed": {"type": "array", "description": "Endpoints now serving another certificate: `endpoint`, `previous`, `current` fingerprints.", "items": {"type": "object"}},
-                    "gone": {"type": "array", "description": "Endpoints that no longer present a certificate: `endpoint`, `fingerprint`.", "items": {"type": "object"}},
-                    "expired": {"type": "array", "description": "Certificates that expired since last seen: `fingerprint`, `subject`, `not_after`.", "items": {"type": "object"}}
-                }
-            }),
-        ),
         (
             "Observation",
             json!({
@@ -389,68 +350,6 @@ fn discovery_schemas() -> Map<String, Value> {
                     "signature_algorithm": {"type": "string"},
                     "is_ca": {"type": "boolean"},
                     "self_signed": {"type": "boolean"}
-                }
-            }),
-        ),
-        (
-            "DiscoveredCertificate",
-            json!({
-                "type": "object",
-                "required": ["fingerprint", "subject", "issuer", "serial", "not_before", "not_after", "dns_names", "key_type", "key_bits", "signature_algorithm", "issued_by_certkeeper", "certificate_id", "first_seen", "last_seen"],
-                "properties": {
-                    "fingerprint": {"type": "string", "description": "SHA-256 of the DER, hex."},
-                    "subject": {"type": "string"},
-                    "issuer": {"type": "string"},
-                    "serial": {"type": "string"},
-                    "not_before": unix("Validity start"),
-                    "not_after": unix("Validity end"),
-                    "dns_names": strings("DNS names."),
-                    "key_type": {"type": "string"},
-                    "key_bits": {"type": "integer", "minimum": 0},
-                    "signature_algorithm": {"type": "string"},
-                    "issued_by_certkeeper": {"type": "boolean"},
-                    "certificate_id": nullable_string("certkeeper's record of it, when certkeeper issued it."),
-                    "first_seen": unix("First seen"),
-                    "last_seen": unix("Last seen")
-                }
-            }),
-        ),
-        (
-            "DiscoveredEndpoint",
-            json!({
-                "type": "object",
-                "required": ["id", "address", "port", "sni", "fingerprint", "findings", "tls_version", "cipher_suite", "first_seen", "last_seen", "gone_at", "last_scan_id"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "address": {"type": "string"},
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                    "sni": {"type": "string", "description": "Server name sent; empty for none."},
-                    "fingerprint": {"type": "string", "description": "The certificate served when last seen."},
-                    "findings": findings,
-                    "tls_version": {"type": "string"},
-                    "cipher_suite": {"type": "string"},
-                    "first_seen": unix("First seen"),
-                    "last_seen": unix("Last seen with a certificate"),
-                    "gone_at": nullable_unix("When a scan covering it last found no certificate; null while it answers"),
-                    "last_scan_id": {"type": "string"}
-                }
-            }),
-        ),
-        (
-            "ScanSchedule",
-            json!({
-                "type": "object",
-                "required": ["id", "name", "spec", "cron", "enabled", "next_run", "last_scan_id", "created_at", "created_by"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "spec": schema_ref("ScanRequest"),
-                    "cron": {"type": "string"},
-                    "enabled": {"type": "boolean"},
-                    "next_run": unix("Next run"),
-                    "last_scan_id": nullable_string("The scan it started last."),
-                    "created_at": unix("When created"),
-                    "created_by": {"type": "string"}
                 }
             }),
         ),
@@ -1075,22 +974,35 @@ pub(crate) mod schemas {
         )*};
     }
 
-    /// Declare `{"items": [<component>]}` list objects, inlined where they are used.
+    /// Declare `{"items": [<component>]}` list objects, inlined where they are used; the
+    /// item type's component is registered with them.
     macro_rules! items_of {
-        ($($list:ident: $name:ident),* $(,)?) => {$(
-            #[doc = concat!("`{\"items\": [", stringify!($name), "]}`.")]
+        ($($list:ident: $item:ty),* $(,)?) => {$(
+            #[doc = concat!("`{\"items\": [", stringify!($item), "]}`.")]
             pub(crate) struct $list;
 
             impl PartialSchema for $list {
                 fn schema() -> RefOr<Schema> {
                     ObjectBuilder::new()
-                        .property("items", ArrayBuilder::new().items($name::schema()))
+                        .property(
+                            "items",
+                            ArrayBuilder::new()
+                                .items(Ref::from_schema_name(<$item as ToSchema>::name())),
+                        )
                         .required("items")
                         .into()
                 }
             }
 
-            impl ToSchema for $list {}
+            impl ToSchema for $list {
+                fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                    schemas.push((
+                        <$item as ToSchema>::name().into_owned(),
+                        <$item as PartialSchema>::schema(),
+                    ));
+                    <$item as ToSchema>::schemas(schemas);
+                }
+            }
         )*};
     }
 
@@ -1128,6 +1040,35 @@ pub(crate) mod schemas {
         ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
         DestinationKind: ["aws_acm", "azure_key_vault"],
     );
+
+    /// The state of a scan, a component of its own (the field keeps its doc comment).
+    pub(crate) struct ScanStatus;
+
+    impl PartialSchema for ScanStatus {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["queued", "running", "succeeded", "failed"]))
+                .into()
+        }
+    }
+
+    impl ToSchema for ScanStatus {}
+
+    /// A finding about a presented chain (`certkeeper_discovery::Finding`, whose crate
+    /// does not depend on utoipa), by its serialized name.
+    pub(crate) struct Finding;
+
+    impl PartialSchema for Finding {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(super::FINDINGS))
+                .into()
+        }
+    }
+
+    impl ToSchema for Finding {}
 
     /// A key type certkeeper can generate: the names of `KeyAlgorithm::GENERATABLE`.
     pub(crate) struct KeyAlgorithm;
@@ -1206,8 +1147,6 @@ pub(crate) mod schemas {
     named!(
         RevokeRequest,
         RevocationReason,
-        DiscoveredCertificate,
-        DiscoveredEndpoint,
         Observation,
         AlertChannel,
         AlertOutboxEntry,
@@ -1222,18 +1161,15 @@ pub(crate) mod schemas {
         GenerateCertificateRequest,
         Problem,
         Profile,
-        Scan,
-        ScanRequest,
-        ScanSchedule,
         UpdateProfileRequest,
     );
 
     items_of!(
-        ItemsOfDiscoveredCertificate: DiscoveredCertificate,
-        ItemsOfDiscoveredEndpoint: DiscoveredEndpoint,
+        ItemsOfDiscoveredCertificate: crate::store::InventoryCertificate,
+        ItemsOfDiscoveredEndpoint: crate::store::InventoryEndpoint,
         ItemsOfObservation: Observation,
-        ItemsOfScan: Scan,
-        ItemsOfScanSchedule: ScanSchedule,
+        ItemsOfScan: crate::store::ScanRecord,
+        ItemsOfScanSchedule: crate::store::ScheduleRecord,
     );
 }
 

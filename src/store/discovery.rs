@@ -17,31 +17,42 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// A scan job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Scan)]
 pub struct ScanRecord {
     /// Id.
     pub id: String,
     /// The saved scan that started it, if any.
+    #[schema(required = true)]
     pub schedule_id: Option<String>,
     /// The request (targets, ports, names, STARTTLS overrides).
+    #[schema(value_type = crate::services::discovery::ScanSpec)]
     pub spec: Value,
     /// `queued`, `running`, `succeeded` or `failed`.
+    #[schema(value_type = crate::api::openapi::schemas::ScanStatus)]
     pub status: String,
     /// Endpoints to probe.
+    #[schema(minimum = 0)]
     pub total: i64,
     /// Endpoints probed so far.
+    #[schema(minimum = 0)]
     pub done: i64,
     /// Handshakes completed so far.
+    #[schema(minimum = 0)]
     pub handshakes: i64,
     /// Why it failed.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// What changed since the previous scan of the same endpoints (when finished).
+    #[schema(value_type = Option<ScanChanges>, required = true)]
     pub changes: Option<Value>,
     /// When created (Unix seconds).
     pub created_at: i64,
     /// When it started running.
+    #[schema(required = true)]
     pub started_at: Option<i64>,
     /// When it finished.
+    #[schema(required = true)]
     pub finished_at: Option<i64>,
     /// Who asked for it.
     pub created_by: String,
@@ -73,7 +84,8 @@ fn row_to_scan(r: &AnyRow) -> Result<ScanRecord, StoreError> {
 }
 
 /// A certificate in the inventory.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = DiscoveredCertificate)]
 pub struct InventoryCertificate {
     /// SHA-256 fingerprint (hex).
     pub fingerprint: String,
@@ -92,12 +104,14 @@ pub struct InventoryCertificate {
     /// Key type.
     pub key_type: String,
     /// Key size in bits.
+    #[schema(minimum = 0)]
     pub key_bits: i64,
     /// Signature algorithm.
     pub signature_algorithm: String,
     /// Whether it chains to one of certkeeper's CAs.
     pub issued_by_certkeeper: bool,
     /// certkeeper's issuance record for it, if certkeeper issued it.
+    #[schema(required = true)]
     pub certificate_id: Option<String>,
     /// First seen (Unix seconds).
     pub first_seen: i64,
@@ -126,19 +140,22 @@ fn row_to_cert(r: &AnyRow) -> Result<InventoryCertificate, StoreError> {
 }
 
 /// An endpoint in the inventory.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = DiscoveredEndpoint)]
 pub struct InventoryEndpoint {
     /// Id.
     pub id: String,
     /// Address.
     pub address: String,
     /// Port.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: i64,
     /// Server name sent (empty: none).
     pub sni: String,
     /// Fingerprint of the certificate it served when last seen.
     pub fingerprint: String,
     /// Findings about that chain.
+    #[schema(value_type = Vec<crate::api::openapi::schemas::Finding>)]
     pub findings: Vec<String>,
     /// TLS version.
     pub tls_version: String,
@@ -149,6 +166,7 @@ pub struct InventoryEndpoint {
     /// Last seen with a certificate.
     pub last_seen: i64,
     /// When a scan covering it last found no certificate there (null while it answers).
+    #[schema(required = true)]
     pub gone_at: Option<i64>,
     /// The last scan that saw it.
     pub last_scan_id: String,
@@ -175,13 +193,15 @@ fn row_to_endpoint(r: &AnyRow) -> Result<InventoryEndpoint, StoreError> {
 }
 
 /// A saved scan with a cron schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ScanSchedule)]
 pub struct ScheduleRecord {
     /// Id.
     pub id: String,
     /// Unique name.
     pub name: String,
     /// The scan request.
+    #[schema(value_type = crate::services::discovery::ScanSpec)]
     pub spec: Value,
     /// Cron expression (5 fields, or 6 with seconds), UTC.
     pub cron: String,
@@ -190,6 +210,7 @@ pub struct ScheduleRecord {
     /// Next run (Unix seconds).
     pub next_run: i64,
     /// The scan it started last.
+    #[schema(required = true)]
     pub last_scan_id: Option<String>,
     /// When created.
     pub created_at: i64,
@@ -216,17 +237,24 @@ fn row_to_schedule(r: &AnyRow) -> Result<ScheduleRecord, StoreError> {
 }
 
 /// What changed at the endpoints a scan covered since they were last scanned.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ScanChanges {
-    /// Certificates never seen before.
+    /// Certificates never seen before: `fingerprint`, `subject`, `endpoint`.
+    #[schema(value_type = Vec<Object>)]
     pub new_certificates: Vec<Value>,
     /// Endpoints never seen before.
     pub new_endpoints: Vec<String>,
-    /// Endpoints now serving a different certificate.
+    /// Endpoints now serving a different certificate: `endpoint`, `previous`, `current`
+    /// fingerprints.
+    #[schema(value_type = Vec<Object>)]
     pub changed: Vec<Value>,
-    /// Endpoints the scan covered that no longer present a certificate.
+    /// Endpoints the scan covered that no longer present a certificate: `endpoint`,
+    /// `fingerprint`.
+    #[schema(value_type = Vec<Object>)]
     pub gone: Vec<Value>,
-    /// Certificates that expired since they were last seen.
+    /// Certificates that expired since they were last seen: `fingerprint`, `subject`,
+    /// `not_after`.
+    #[schema(value_type = Vec<Object>)]
     pub expired: Vec<Value>,
 }
 
