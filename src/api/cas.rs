@@ -174,8 +174,9 @@ async fn get_one(
     Ok(Json(full_view(&state, &d)))
 }
 
-/// Kinds of CA that can be created.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+/// Kinds of CA that can be created: `root`: self-signed; `intermediate`: signed by `parent`;
+/// `external`: pending, to be signed elsewhere.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum CaType {
     Root,
@@ -184,19 +185,36 @@ enum CaType {
 }
 
 /// Body of `POST /cas`.
-#[derive(Debug, Deserialize)]
+// The defaults of `key_algorithm` and `validity_days` come from the settings: the document
+// fills them in when it is served.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateCaRequest)]
 struct CreateCa {
+    /// Unique name: 1 to 64 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
     #[serde(rename = "type")]
     kind: CaType,
+    /// The signing CA's id or name; required for `intermediate`, refused for the other types.
     parent: Option<String>,
+    /// Subject CN (not blank).
+    #[schema(min_length = 1)]
     common_name: String,
+    /// Subject O.
     organization: Option<String>,
+    /// Subject C (two letters).
     country: Option<String>,
+    /// Key type of the CA key.
+    #[schema(value_type = Option<schemas::KeyAlgorithm>)]
     key_algorithm: Option<KeyAlgorithm>,
+    /// Lifetime in days (an intermediate's is clamped to its parent's).
+    #[schema(minimum = 1, maximum = 36500)]
     validity_days: Option<u32>,
+    /// pathLenConstraint: how many CA levels may follow below. Unlimited when left out, or one less than the parent's limit for an intermediate.
+    #[schema(minimum = 0, maximum = 255)]
     path_len: Option<u8>,
+    #[schema(value_type = Option<schemas::NameConstraints>)]
     name_constraints: Option<NameConstraintSpec>,
 }
 
@@ -207,7 +225,7 @@ struct CreateCa {
     tag = "CAs",
     summary = "Create a CA",
     description = "Creates a self-signed root (`type: root`, no `parent`), an intermediate signed by one of our active CAs (`type: intermediate` with `parent`), or a pending CA whose certificate will be signed elsewhere (`type: external`, no `parent`; the answer has `status: pending` and a `csr`). Admin token.",
-    request_body(content((schemas::CreateCaRequest = "application/json")), description = "The new CA."),
+    request_body(content((CreateCa = "application/json")), description = "The new CA."),
     responses(
         (status = 201, description = "The new CA, with its certificate and chain (or, for `external`, its CSR).", content((CaView = "application/json"))),
         (status = 400, description = "Invalid body: missing or unknown fields, empty `common_name`, a bad `name`, `parent` missing for an intermediate or given for another type, a key type that cannot be generated, `validity_days` outside 1-36500, or a `path_len` the parent forbids.", content((schemas::Problem = "application/problem+json"))),

@@ -242,7 +242,7 @@ async fn issue_from_csr(
 }
 
 /// Output of server-side key generation.
-#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum KeyFormat {
     #[default]
@@ -250,24 +250,48 @@ enum KeyFormat {
     Pkcs12,
 }
 
+/// The key type generated when the request names none (the certificates service's default),
+/// as the document's `default`.
+fn generated_key_default() -> String {
+    KeyAlgorithm::EcdsaP256.to_string()
+}
+
 /// Body of `POST /certificates/generate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = GenerateCertificateRequest)]
 struct IssueGenerate {
+    /// The profile's name or id.
     profile: String,
+    /// DNS names for subjectAltName.
     #[serde(default)]
+    #[schema(default = json!([]))]
     dns_names: Vec<String>,
+    /// IP addresses for subjectAltName.
     #[serde(default)]
+    #[schema(default = json!([]), value_type = Vec<String>)]
     ip_addresses: Vec<IpAddr>,
+    /// Subject CN; kept only if it is one of the requested names, otherwise the first name is used.
     common_name: Option<String>,
+    /// Type of the key to generate; the profile must allow it.
+    #[schema(value_type = Option<schemas::KeyAlgorithm>, default = generated_key_default)]
     key_algorithm: Option<KeyAlgorithm>,
+    /// Requested validity in days (not with `not_after`). Default: the profile's `default_validity_days`, else its `max_validity_days`.
+    #[schema(minimum = 1)]
     validity_days: Option<u32>,
+    /// Requested end of validity (not with `validity_days`).
     #[serde(default, with = "time::serde::rfc3339::option")]
     not_after: Option<OffsetDateTime>,
+    /// `pem`: the key is returned as `private_key`; `pkcs12`: key, certificate and chain are returned as `pkcs12`, protected by `password`.
     #[serde(default)]
+    #[schema(default = "pem")]
     format: KeyFormat,
+    /// PKCS#12 password (at least 4 characters); required for `pkcs12`, refused for `pem`.
+    #[schema(min_length = 4)]
     password: Option<String>,
+    /// Keep the private key on the server, sealed with the master key.
     #[serde(default)]
+    #[schema(default = false)]
     managed: bool,
 }
 
@@ -278,7 +302,7 @@ struct IssueGenerate {
     tag = "Certificates",
     summary = "Generate a key and issue a certificate for it",
     description = "Generates the subscriber key on the server and issues a certificate for the given names. The key is returned once, as PEM (`format: pem`) or inside a password-protected PKCS#12 (`format: pkcs12`); with `managed: true` the server also keeps it, sealed. An admin token, or an issuer token that lists the profile.",
-    request_body(content((schemas::GenerateCertificateRequest = "application/json")), description = "The names, key type and profile."),
+    request_body(content((IssueGenerate = "application/json")), description = "The names, key type and profile."),
     responses(
         (status = 201, description = "The issued certificate with its chain and the new key (`private_key` or `pkcs12`).", content((IssuedView = "application/json"))),
         (status = 400, description = "Invalid body, no such profile, `format: pkcs12` without a `password` of at least 4 characters, a `password` with `format: pem`, a key type that cannot be generated, both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),

@@ -191,8 +191,16 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
         (path.clone(), item)
     }));
     let mut schemas = derived.0.schemas.clone();
-    for (name, schema) in described_here(f) {
+    for (name, schema) in described_here() {
         schemas.entry(name).or_insert(schema);
+    }
+    // A new CA's key type and lifetime default to the settings, known only at run time.
+    if let Some(p) = schemas
+        .get_mut("CreateCaRequest")
+        .and_then(|s| s.get_mut("properties"))
+    {
+        p["key_algorithm"]["default"] = json!(f.ca_key_algorithm.to_string());
+        p["validity_days"]["default"] = json!(CaSpec::new("x", f.ca_key_algorithm).validity_days);
     }
     json!({
         "openapi": "3.1.0",
@@ -390,7 +398,7 @@ fn error_responses(max_body_bytes: usize) -> Value {
 // components/schemas
 
 /// The component schemas not derived from a Rust type.
-fn described_here(f: &Facts<'_>) -> Map<String, Value> {
+fn described_here() -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("Problem".into(), problem_schema());
     for (name, schema) in [
@@ -408,7 +416,7 @@ fn described_here(f: &Facts<'_>) -> Map<String, Value> {
             serde_json::to_value(schema).expect("a schema serializes"),
         );
     }
-    s.extend(ca_schemas(f.ca_key_algorithm));
+    s.extend(ca_schemas());
     s.extend(profile_schemas());
     s.extend(certificate_schemas());
     s.extend(discovery_schemas());
@@ -465,56 +473,22 @@ fn nullable_date_time(description: &str) -> Value {
     json!({"type": ["string", "null"], "format": "date-time", "description": description})
 }
 
-fn ca_schemas(ca_key_algorithm: KeyAlgorithm) -> Map<String, Value> {
-    let default_validity = CaSpec::new("x", ca_key_algorithm).validity_days;
-    object(vec![
-        (
-            "CaType",
-            json!({
-                "type": "string",
-                "enum": ["root", "intermediate", "external"],
-                "description": "`root`: self-signed; `intermediate`: signed by `parent`; `external`: pending, to be signed elsewhere."
-            }),
-        ),
-        (
-            "NameConstraints",
-            json!({
-                "type": "object",
-                "description": "RFC 5280 name constraints written into the CA certificate.",
-                "additionalProperties": false,
-                "properties": {
-                    "permitted_dns": {"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS subtrees the CA may issue for (`example.com` covers it and every name below)."},
-                    "excluded_dns": {"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS subtrees the CA must not issue for."},
-                    "permitted_ips": {"type": "array", "items": {"type": "string", "description": "CIDR, e.g. `10.0.0.0/8`."}, "default": [], "description": "IP ranges the CA may issue for."},
-                    "excluded_ips": {"type": "array", "items": {"type": "string", "description": "CIDR."}, "default": [], "description": "IP ranges the CA must not issue for."}
-                }
-            }),
-        ),
-        (
-            "CreateCaRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "type", "common_name"],
-                "properties": {
-                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "Unique name: 1 to 64 letters, digits, `-`, `_` or `.`."},
-                    "type": schema_ref("CaType"),
-                    "parent": nullable_string("The signing CA's id or name; required for `intermediate`, refused for the other types."),
-                    "common_name": {"type": "string", "minLength": 1, "description": "Subject CN (not blank)."},
-                    "organization": nullable_string("Subject O."),
-                    "country": nullable_string("Subject C (two letters)."),
-                    "key_algorithm": {
-                        "description": "Key type of the CA key.",
-                        "default": ca_key_algorithm.to_string(),
-                        "anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}]
-                    },
-                    "validity_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500, "default": default_validity, "description": "Lifetime in days (an intermediate's is clamped to its parent's)."},
-                    "path_len": {"type": ["integer", "null"], "minimum": 0, "maximum": 255, "description": "pathLenConstraint: how many CA levels may follow below. Unlimited when left out, or one less than the parent's limit for an intermediate."},
-                    "name_constraints": {"anyOf": [schema_ref("NameConstraints"), {"type": "null"}]}
-                }
-            }),
-        ),
-    ])
+/// `certkeeper_ca::NameConstraintSpec`: the ca crate does not depend on utoipa.
+fn ca_schemas() -> Map<String, Value> {
+    object(vec![(
+        "NameConstraints",
+        json!({
+            "type": "object",
+            "description": "RFC 5280 name constraints written into the CA certificate.",
+            "additionalProperties": false,
+            "properties": {
+                "permitted_dns": {"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS subtrees the CA may issue for (`example.com` covers it and every name below)."},
+                "excluded_dns": {"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS subtrees the CA must not issue for."},
+                "permitted_ips": {"type": "array", "items": {"type": "string", "description": "CIDR, e.g. `10.0.0.0/8`."}, "default": [], "description": "IP ranges the CA may issue for."},
+                "excluded_ips": {"type": "array", "items": {"type": "string", "description": "CIDR."}, "default": [], "description": "IP ranges the CA must not issue for."}
+            }
+        }),
+    )])
 }
 
 /// The policy fields of a profile, with the defaults `Profile` deserialises to.
@@ -648,72 +622,7 @@ fn profile_schemas() -> Map<String, Value> {
     ])
 }
 
-fn validity_properties() -> Map<String, Value> {
-    object(vec![
-        (
-            "validity_days",
-            json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Requested validity in days (not with `not_after`). Default: the profile's `default_validity_days`, else its `max_validity_days`."}),
-        ),
-        (
-            "not_after",
-            json!({"type": ["string", "null"], "format": "date-time", "description": "Requested end of validity (not with `validity_days`)."}),
-        ),
-    ])
-}
-
 fn certificate_schemas() -> Map<String, Value> {
-    let mut issue = object(vec![
-        (
-            "profile",
-            json!({"type": "string", "description": "The profile's name or id."}),
-        ),
-        (
-            "csr",
-            json!({"type": "string", "description": "The CSR, PEM. Names are taken from its subjectAltName extension and CN."}),
-        ),
-    ]);
-    issue.extend(validity_properties());
-
-    let mut generate = object(vec![
-        (
-            "profile",
-            json!({"type": "string", "description": "The profile's name or id."}),
-        ),
-        (
-            "dns_names",
-            json!({"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS names for subjectAltName."}),
-        ),
-        (
-            "ip_addresses",
-            json!({"type": "array", "items": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, "default": [], "description": "IP addresses for subjectAltName."}),
-        ),
-        (
-            "common_name",
-            nullable_string(
-                "Subject CN; kept only if it is one of the requested names, otherwise the first name is used.",
-            ),
-        ),
-        (
-            "key_algorithm",
-            json!({"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "default": KeyAlgorithm::EcdsaP256.to_string(), "description": "Type of the key to generate; the profile must allow it."}),
-        ),
-    ]);
-    generate.extend(validity_properties());
-    generate.extend(object(vec![
-        (
-            "format",
-            json!({"type": "string", "enum": ["pem", "pkcs12"], "default": "pem", "description": "`pem`: the key is returned as `private_key`; `pkcs12`: key, certificate and chain are returned as `pkcs12`, protected by `password`."}),
-        ),
-        (
-            "password",
-            json!({"type": ["string", "null"], "minLength": 4, "description": "PKCS#12 password (at least 4 characters); required for `pkcs12`, refused for `pem`."}),
-        ),
-        (
-            "managed",
-            json!({"type": "boolean", "default": false, "description": "Keep the private key on the server, sealed with the master key."}),
-        ),
-    ]));
-
     let reason_names = [
         "unspecified",
         "keyCompromise",
@@ -731,28 +640,17 @@ fn certificate_schemas() -> Map<String, Value> {
         "aa_compromise",
     ];
 
-    object(vec![
-        (
-            "GenerateCertificateRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["profile"],
-                "properties": generate
-            }),
-        ),
-        (
-            "RevocationReason",
-            json!({
-                "description": "An RFC 5280 reason: its name (camelCase as in the RFC or snake_case; case and punctuation are ignored) or its code (0-6, 9, 10). Null or left out: `unspecified`.",
-                "anyOf": [
-                    {"type": "string", "enum": reason_names},
-                    {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 9, 10]},
-                    {"type": "null"}
-                ]
-            }),
-        ),
-    ])
+    object(vec![(
+        "RevocationReason",
+        json!({
+            "description": "An RFC 5280 reason: its name (camelCase as in the RFC or snake_case; case and punctuation are ignored) or its code (0-6, 9, 10). Null or left out: `unspecified`.",
+            "anyOf": [
+                {"type": "string", "enum": reason_names},
+                {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 9, 10]},
+                {"type": "null"}
+            ]
+        }),
+    )])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1156,9 +1054,8 @@ pub(crate) mod schemas {
         CertificateTags,
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
-        CreateCaRequest,
+        NameConstraints,
         CreateProfileRequest,
-        GenerateCertificateRequest,
         Problem,
         Profile,
         UpdateProfileRequest,
