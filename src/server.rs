@@ -86,7 +86,9 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.pki.settings().max_body_bytes))
+        .layer(DefaultBodyLimit::max(
+            state.pki.settings().server.max_body_bytes,
+        ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             count_responses,
@@ -233,13 +235,13 @@ pub async fn run(
 
     let state = AppState::new(pki.clone(), metrics);
     let managed = state.services.managed.clone();
-    let https = TcpListener::bind(settings.https_listen)
+    let https = TcpListener::bind(settings.server.https_listen)
         .await
-        .with_context(|| format!("binding HTTPS listener {}", settings.https_listen))?;
-    let http = TcpListener::bind(settings.http_listen)
+        .with_context(|| format!("binding HTTPS listener {}", settings.server.https_listen))?;
+    let http = TcpListener::bind(settings.server.http_listen)
         .await
-        .with_context(|| format!("binding HTTP listener {}", settings.http_listen))?;
-    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.public_url, "certkeeper listening");
+        .with_context(|| format!("binding HTTP listener {}", settings.server.http_listen))?;
+    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.server.public_url, "certkeeper listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = tokio::spawn(background_jobs(
@@ -265,7 +267,7 @@ pub async fn run(
     let http_task = tokio::spawn(serve_listener(http, http_app(&state), None, stop_rx));
     println!(
         "certkeeper: ready on https://{} (API) and http://{} (CRL, OCSP, AIA)",
-        settings.https_listen, settings.http_listen
+        settings.server.https_listen, settings.server.http_listen
     );
 
     shutdown.await;
@@ -283,20 +285,21 @@ pub async fn run(
     Ok(())
 }
 
-/// CRL refresh every minute; managed certificate renewals and pushes every minute; ACME
-/// challenges left `processing` by a process that died taken over every 30 seconds (and at
-/// start); server certificate renewal check every ten minutes.
+/// CRL refresh, managed certificate renewals and pushes, taking over ACME challenges left
+/// `processing` by a process that died (also at start), and the server certificate renewal
+/// check, each at its `[jobs]` interval.
 async fn background_jobs(
     pki: Arc<Pki>,
     managed: Arc<Managed>,
     cert: Arc<ServerCert>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut crl_tick = tokio::time::interval(Duration::from_secs(60));
-    let mut managed_tick = tokio::time::interval(Duration::from_secs(60));
-    let mut acme_tick = tokio::time::interval(Duration::from_secs(30));
+    let jobs = &pki.settings().jobs;
+    let mut crl_tick = tokio::time::interval(jobs.crl_refresh);
+    let mut managed_tick = tokio::time::interval(jobs.managed_certificates);
+    let mut acme_tick = tokio::time::interval(jobs.acme_reclaim);
     let acme_enabled = pki.settings().acme.enabled;
-    let mut cert_tick = tokio::time::interval(Duration::from_secs(600));
+    let mut cert_tick = tokio::time::interval(jobs.server_certificate);
     cert_tick.tick().await;
     loop {
         tokio::select! {

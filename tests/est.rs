@@ -875,8 +875,8 @@ async fn bootstrap_ca_certificates(db: Db) {
     let s = TestServer::start_with(
         db,
         &[
-            ("CERTKEEPER_EST_CLIENT_CA_FILE", p(&mca)),
-            ("CERTKEEPER_EST_TRUST_OWN_CAS", "false"),
+            ("CERTKEEPER_EST__CLIENT_CA_FILE", p(&mca)),
+            ("CERTKEEPER_EST__TRUST_OWN_CAS", "false"),
         ],
     )
     .await;
@@ -935,7 +935,7 @@ async fn bootstrap_ca_certificates(db: Db) {
 async fn own_certificates_renew_only(db: Db) {
     let tmp = tempfile::tempdir().unwrap();
     let (mca, dev, dev_key) = manufacturer_pki(tmp.path());
-    let s = TestServer::start_with(db, &[("CERTKEEPER_EST_CLIENT_CA_FILE", p(&mca))]).await;
+    let s = TestServer::start_with(db, &[("CERTKEEPER_EST__CLIENT_CA_FILE", p(&mca))]).await;
     let identity = [
         std::fs::read(&dev).unwrap(),
         std::fs::read(&dev_key).unwrap(),

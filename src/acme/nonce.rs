@@ -75,7 +75,7 @@ impl Nonces {
     /// Accept `nonce` once: it must be ours, unexpired and unused.
     pub(crate) async fn redeem(&self, pki: &Pki, nonce: &str) -> Result<(), Problem> {
         let now = pki.now().unix_timestamp();
-        let lifetime = pki.settings().acme.nonce_lifetime_secs;
+        let lifetime = pki.settings().acme.nonce_lifetime.as_secs() as i64;
         let keyed = self.keyed(pki).await?;
         let expires_at = match keyed.key.check(nonce, now, lifetime) {
             Ok(at) => at,

@@ -302,7 +302,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
     )
     .await?;
     let now = ctx.now();
-    let order_expires = now + settings.order_lifetime_secs;
+    let order_expires = now + settings.order_lifetime.as_secs() as i64;
     let store = ctx.pki().store();
     let mut new = Vec::new();
     let mut reused = Vec::new();
@@ -327,7 +327,7 @@ async fn new_order_inner(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<
             id_type: id_type.into(),
             id_value: id.value.clone(),
             status: "pending".into(),
-            expires_at: now + settings.authz_lifetime_secs,
+            expires_at: now + settings.authz_lifetime.as_secs() as i64,
         };
         let token = random_token()?;
         let challenges = supported_types(ctx, id)

@@ -145,7 +145,7 @@ async fn create(
     let mut spec = CaSpec::new(
         &body.common_name,
         body.key_algorithm
-            .unwrap_or(state.pki.settings().ca_key_algorithm),
+            .unwrap_or(state.pki.settings().ca.key_algorithm),
     );
     spec.organization = body.organization;
     spec.country = body.country;

@@ -23,9 +23,9 @@ pub(super) fn router() -> Router<AppState> {
 async fn serve(State(state): State<AppState>) -> axum::Json<Value> {
     let s = state.pki.settings();
     axum::Json(document(&Facts {
-        public_url: &s.public_url,
-        ca_key_algorithm: s.ca_key_algorithm,
-        max_body_bytes: s.max_body_bytes,
+        public_url: &s.server.public_url,
+        ca_key_algorithm: s.ca.key_algorithm,
+        max_body_bytes: s.server.max_body_bytes,
     }))
 }
 
@@ -89,7 +89,7 @@ fn document(f: &Facts<'_>) -> Value {
             {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
             {"name": "Destinations", "description": "Cloud certificate stores (AWS Certificate Manager, Azure Key Vault)."},
             {"name": "Audit", "description": "The audit log (admin only)."},
-            {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery_allow` setting."},
+            {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery.allow` setting."},
             {"name": "Meta", "description": "This document."},
             {"name": "Public", "description": "Unauthenticated endpoints for relying parties and operators; also on the plain-HTTP listener."}
         ],
@@ -765,13 +765,13 @@ fn discovery_paths() -> Map<String, Value> {
                     "operationId": "startScan",
                     "tags": ["Discovery"],
                     "summary": "Start a scan",
-                    "description": "Resolves host names, checks every target against the `discovery_allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
+                    "description": "Resolves host names, checks every target against the `discovery.allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
                     "requestBody": json_body("ScanRequest", "What to scan."),
                     "responses": {
                         "202": json_response("The scan, running.", schema_ref("Scan")),
                         "400": err("BadRequest", "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve."),
                         "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery_allow` networks."),
+                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery.allow` networks."),
                         "413": payload_too_large(),
                         "415": unsupported_media_type(),
                         "500": internal()
@@ -829,7 +829,7 @@ fn discovery_paths() -> Map<String, Value> {
                         "201": json_response("The schedule.", schema_ref("ScanSchedule")),
                         "400": err("BadRequest", "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan."),
                         "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery_allow` networks."),
+                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery.allow` networks."),
                         "409": err("Conflict", "A schedule with this name exists."),
                         "413": payload_too_large(),
                         "415": unsupported_media_type(),
@@ -1659,7 +1659,7 @@ fn public_paths(public_url: &str) -> Map<String, Value> {
                     },
                     "responses": {
                         "200": binary_response("The DER OCSP response.", "application/ocsp-response"),
-                        "413": text_response("The request body is larger than `max_body_bytes` (a plain-text message, not a problem document).", "text/plain")
+                        "413": text_response("The request body is larger than `server.max_body_bytes` (a plain-text message, not a problem document).", "text/plain")
                     }
                 }
             }),
@@ -2765,7 +2765,7 @@ fn alert_paths() -> Map<String, Value> {
                     "operationId": "listAlertOutbox",
                     "tags": ["Alerts"],
                     "summary": "List notifications",
-                    "description": "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alert_max_attempts` times).",
+                    "description": "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alerts.max_attempts` times).",
                     "parameters": [
                         query_param("status", "Only rows in this state.", json!({"type": "string", "enum": ["pending", "delivered", "dead"]})),
                         query_param("limit", "Page size (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000}))

@@ -1,7 +1,7 @@
 //! EST (RFC 7030) under `/.well-known/est/` and `/.well-known/est/<label>/` on the HTTPS
 //! listener: `cacerts`, `simpleenroll`, `simplereenroll`, `csrattrs` and `serverkeygen`.
 //!
-//! A label selects a profile (and so the CA); the bare path uses `est_default_profile`.
+//! A label selects a profile (and so the CA); the bare path uses `est.default_profile`.
 //! Clients authenticate with HTTP Basic credentials made over the REST API, or with a TLS
 //! client certificate: one from a bootstrap CA (`est_client_ca_file`) to enroll, or the
 //! certificate being renewed (issued by us under the same profile) to re-enroll.
@@ -88,7 +88,7 @@ async fn target(state: &AppState, label: &Label) -> Result<Target, HttpError> {
     let (name, profile, channel_binding) = match &label.0 {
         None => (
             String::new(),
-            state.pki.settings().est_default_profile.clone(),
+            state.pki.settings().est.default_profile.clone(),
             false,
         ),
         Some(l) => {
@@ -108,7 +108,7 @@ async fn target(state: &AppState, label: &Label) -> Result<Target, HttpError> {
     };
     let profile = state.pki.profile(&profile).await.map_err(|e| match e {
         StoreError::NotFound(_) => Error::NotFound(format!(
-            "EST is not usable here: profile {profile:?} no longer exists (an administrator must change est_default_profile or the label)"
+            "EST is not usable here: profile {profile:?} no longer exists (an administrator must change est.default_profile or the label)"
         )),
         other => other.into(),
     })?;
@@ -563,16 +563,16 @@ async fn trusted_client_cert(
     let settings = state.pki.settings();
     let now = state.pki.now();
     if !renewal {
-        if settings.est_client_cas.is_empty() {
+        if settings.est.client_cas.is_empty() {
             return Err(Error::Forbidden(
                 "enrollment by TLS client certificate needs a bootstrap CA (est_client_ca_file); use HTTP Basic credentials, or simplereenroll to renew".into(),
             ));
         }
-        auth::verify_chain(&peer.chain, &settings.est_client_cas, now)?;
+        auth::verify_chain(&peer.chain, &settings.est.client_cas, now)?;
         return Ok(());
     }
     let mut anchors: Vec<Vec<u8>> = Vec::new();
-    if settings.est_trust_own_cas {
+    if settings.est.trust_own_cas {
         for ca in state.pki.store().list_cas().await? {
             if ca.status == "active"
                 && let Some(der) = ca.cert_der

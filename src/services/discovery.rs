@@ -1,7 +1,7 @@
 //! Server-side discovery: running scans for the API and for saved schedules, and feeding
 //! their results into the inventory.
 //!
-//! Scans started here are limited to the configured allowlist (`discovery_allow`). A
+//! Scans started here are limited to the configured allowlist (`discovery.allow`). A
 //! scheduled scan is run by whichever replica takes the schedule row's lease first; the
 //! lease is a conditional update, so it works the same on SQLite and PostgreSQL.
 
@@ -99,7 +99,7 @@ pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, Error> {
     plan.check_allowed(&pki.settings().discovery.allow)
         .map_err(|e| {
             Error::Forbidden(format!(
-                "{e}; the server may scan only the networks in discovery_allow"
+                "{e}; the server may scan only the networks in discovery.allow"
             ))
         })?;
     Ok(plan)
@@ -160,7 +160,7 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
         .collect();
     let ctx = AnalysisContext {
         now: pki.now().unix_timestamp(),
-        alert_window: i64::from(settings.alert_days) * 86_400,
+        alert_window: settings.alert_window.as_secs() as i64,
         our_cas,
         trust_anchors: Vec::new(),
     };
@@ -267,7 +267,7 @@ pub async fn run_due_schedules(pki: &Arc<Pki>, owner: &str) -> Result<Vec<String
 /// The background loop that runs scheduled scans until `stop` changes.
 pub async fn schedule_loop(pki: Arc<Pki>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let owner = format!("replica-{}", new_id());
-    let mut tick = tokio::time::interval(pki.settings().discovery.schedule_interval);
+    let mut tick = tokio::time::interval(pki.settings().jobs.discovery_schedules);
     loop {
         tokio::select! {
             _ = tick.tick() => {

@@ -36,7 +36,6 @@ pub mod render;
 pub mod rules;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -46,15 +45,13 @@ pub use rules::SweepReport;
 
 use crate::services::pki::Pki;
 
-/// The alerting background task: a sweep every `alert_sweep_seconds` and an outbox pass
-/// every `alert_delivery_seconds`, until `stop` changes.
+/// The alerting background task: a sweep every `jobs.alert_sweep` and an outbox pass
+/// every `jobs.alert_delivery`, until `stop` changes.
 pub async fn run(pki: Arc<Pki>, mut stop: watch::Receiver<bool>) {
     let alerts = Alerts::new(pki.clone());
     let settings = pki.settings();
-    let mut sweep_tick =
-        tokio::time::interval(Duration::from_secs(settings.alert_sweep_seconds.into()));
-    let mut deliver_tick =
-        tokio::time::interval(Duration::from_secs(settings.alert_delivery_seconds.into()));
+    let mut sweep_tick = tokio::time::interval(settings.jobs.alert_sweep);
+    let mut deliver_tick = tokio::time::interval(settings.jobs.alert_delivery);
     loop {
         tokio::select! {
             _ = sweep_tick.tick() => {
