@@ -1,4 +1,4 @@
-//! EST (RFC 7030) with the Rust client (`certkeeper::est::client::EstClient`) against the
+//! EST (RFC 7030) with the Rust client (`certkeeper_cli::est::EstClient`) against the
 //! real server on SQLite and PostgreSQL: every endpoint, every refusal, the audit trail of
 //! refusals, nothing stored by a refused request, channel binding over a raw TLS
 //! connection, and `certkeeper est enroll` enrolling and renewing a host.
@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use base64::Engine;
-use certkeeper::est::client::{Basic, EstClient, EstClientError};
+use certkeeper_cli::est::{Basic, EstClient, EstClientError};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};

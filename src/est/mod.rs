@@ -9,9 +9,10 @@
 //! RFC 7807 problem documents with the status RFC 7030 asks for; refusals are audited.
 
 pub mod auth;
-pub mod client;
 pub mod tls;
-pub mod wire;
+
+/// EST wire formats, shared with the CLI's EST client.
+pub use certkeeper_ca::est_wire as wire;
 
 use std::net::SocketAddr;
 
