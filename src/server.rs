@@ -43,8 +43,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Every service; handlers call one method of one of them.
     pub services: Arc<Services>,
-    /// The ACME nonce key.
-    pub nonces: Arc<crate::acme::Nonces>,
+    /// The ACME engine.
+    pub acme: Arc<crate::acme::AcmeEngine>,
 }
 
 impl AppState {
@@ -52,10 +52,10 @@ impl AppState {
     pub fn new(pki: Arc<Pki>, metrics: Arc<Metrics>) -> AppState {
         AppState {
             services: Arc::new(Services::new(pki.clone(), Jobs::new())),
+            acme: Arc::new(crate::acme::engine(&pki)),
             pki,
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
-            nonces: Arc::new(crate::acme::Nonces::new()),
         }
     }
 }
@@ -246,6 +246,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = tokio::spawn(background_jobs(
         pki.clone(),
+        state.services.jobs.clone(),
         managed,
         cert.clone(),
         stop_rx.clone(),
@@ -290,6 +291,7 @@ pub async fn run(
 /// check, each at its `[jobs]` interval.
 async fn background_jobs(
     pki: Arc<Pki>,
+    runner: Jobs,
     managed: Arc<Managed>,
     cert: Arc<ServerCert>,
     mut stop: watch::Receiver<bool>,
@@ -318,7 +320,7 @@ async fn background_jobs(
                 }
             }
             _ = acme_tick.tick(), if acme_enabled => {
-                match crate::acme::reclaim_stuck_validations(&pki).await {
+                match crate::acme::reclaim_stuck_validations(&pki, &runner).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(count = n, "validating ACME challenges again that a stopped process left unfinished"),
                     Err(e) => tracing::error!(error = %e, "taking over stuck ACME validations failed"),

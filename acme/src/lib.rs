@@ -14,7 +14,14 @@
 //! - [`NonceKey`]: self-authenticating anti-replay nonces, so that only used nonces need
 //!   to be stored;
 //! - [`check_caa`] looks up CAA (RFC 8659) and [`caa_decision`] decides from the records
-//!   whether this CA may issue.
+//!   whether this CA may issue;
+//! - [`Engine`]: the whole flow (accounts, key change, orders, authorizations, challenges,
+//!   finalization, revocation, renewal information, and the recovery of validations and
+//!   finalizations a stopped process left unfinished) as one method per request over two
+//!   ports: [`AcmeStore`], the storage it needs, and [`Issuer`], what it needs from the
+//!   registration authority. Time comes from an injected [`certkeeper_ca::Clock`]; a
+//!   challenge to validate is handed back as a [`Validation`] for the caller's background
+//!   runner. Failures are one [`AcmeError`], which maps itself to a [`Problem`].
 //!
 //! ```
 //! use certkeeper_acme::*;
@@ -26,17 +33,24 @@
 //! ```
 
 mod caa;
+mod engine;
 mod identifier;
 mod jws;
 mod nonce;
 mod problem;
 mod state;
+mod store;
 mod validate;
 
 pub use caa::{CaaDecision, CaaRecord, caa_decision};
+pub use engine::{AcmeError, Answer, Body, Call, Config, Engine, Reclaimed, Validation, rfc3339};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
 pub use nonce::{NonceKey, NonceRejection, UsedNonces};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use state::{Status, authz_status, order_status};
+pub use store::{
+    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AcmeStore, Actor, Audit, EabKey,
+    IssuedForOrder, Issuer, IssuerError, NewAcmeAuthz, StoreError, StoredCertificate,
+};
 pub use validate::{ValidationConfig, check_caa, dns01_txt_value, key_authorization, validate};

@@ -1,16 +1,13 @@
 //! The ACME (RFC 8555) front end: `/acme/directory` for the default profile and
 //! `/acme/<profile>/directory` for each profile listed in `acme.profiles`.
 //!
-//! Handlers parse and authenticate (JWS, nonce, URL) with `certkeeper_acme`, keep their
-//! state in the database (so any replica can answer any request), and issue only through
-//! [`crate::services::pki::Pki::issue`] with the directory's profile.
-
-mod account;
-mod cert;
-mod nonce;
-mod order;
+//! Only HTTP lives here: each handler finds the directory's profile, checks the content
+//! type, calls one method of the [`certkeeper_acme::Engine`] (which runs the protocol over
+//! the database through [`AcmeDb`] and issues through [`Pki`]) and renders its answer or
+//! problem, with a fresh nonce. Challenge validations run on the jobs runner.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -19,16 +16,101 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use certkeeper_acme::{Jws, KeyRef, Problem, ProblemType, PublicJwk};
-use serde_json::{Value, json};
+use certkeeper_acme::{AcmeError, Answer, Call, IssuerError, Problem, ProblemType};
+use futures::future::BoxFuture;
 
-pub use nonce::Nonces;
-
+use crate::error::Error;
+use crate::jobs::Jobs;
 use crate::server::AppState;
-use crate::services::pki::{Actor, Pki};
-use crate::store::{AcmeAccount, ProfileRecord};
+use crate::services::pki::Pki;
+use crate::store::{AcmeDb, ProfileRecord};
 
-pub(crate) use order::{fail_interrupted_orders, reclaim_stuck_validations};
+/// The ACME engine of this server: the database as its store, the registration authority
+/// as its issuer.
+pub type AcmeEngine = certkeeper_acme::Engine<AcmeDb, Arc<Pki>>;
+
+/// The engine over `pki`, with the `[acme]` settings.
+pub fn engine(pki: &Arc<Pki>) -> AcmeEngine {
+    let s = &pki.settings().acme;
+    let config = certkeeper_acme::Config {
+        nonce_lifetime_secs: s.nonce_lifetime.as_secs() as i64,
+        order_lifetime_secs: s.order_lifetime.as_secs() as i64,
+        authz_lifetime_secs: s.authz_lifetime.as_secs() as i64,
+        terms_of_service: s.terms_of_service.clone(),
+        website: s.website.clone(),
+        new_orders_per_account_per_hour: s.new_orders_per_account_per_hour,
+        new_accounts_per_ip_per_hour: s.new_accounts_per_ip_per_hour,
+        stuck_validation_after_secs: s.stuck_validation_after().as_secs() as i64,
+        validation: certkeeper_acme::ValidationConfig {
+            http01_port: s.http01_port,
+            tls_alpn01_port: s.tls_alpn01_port,
+            dns_resolvers: s.dns_resolvers.clone(),
+            timeout: s.validation_timeout,
+            caa_identities: s.caa_identities.clone(),
+        },
+    };
+    certkeeper_acme::Engine::new(pki.acme_db(), pki.clone(), pki.clock(), config)
+}
+
+/// The services' error in the engine's terms: the one place where ACME maps it. The
+/// engine turns these into RFC 8555 problems (a refusal at finalize is `badCSR`, a
+/// conflict at revocation `alreadyRevoked`, anything internal `serverInternal`).
+impl From<Error> for IssuerError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Policy(v) => IssuerError::Refused(v.detail),
+            Error::BadCsr(d) | Error::BadRequest(d) => IssuerError::Refused(d),
+            Error::Conflict(d) => IssuerError::Conflict(d),
+            Error::NotFound(d) => IssuerError::NotFound(d),
+            other => IssuerError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Hand a challenge validation to the jobs runner.
+fn submit_validation(jobs: &Jobs, engine: Arc<AcmeEngine>, v: certkeeper_acme::Validation) {
+    jobs.submit("acme.validate", async move {
+        match engine.validate(&v).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(challenge = %v.challenge.id, "another validation of this challenge was recorded first");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, challenge = %v.challenge.id, "recording a validation result failed");
+            }
+        }
+    });
+}
+
+/// Validate again the challenges left `processing` by a process that died mid-validation
+/// (on the jobs runner); of several replicas exactly one takes each. Returns how many this
+/// pass took over.
+pub(crate) async fn reclaim_stuck_validations(
+    pki: &Arc<Pki>,
+    jobs: &Jobs,
+) -> Result<usize, AcmeError> {
+    let engine = Arc::new(engine(pki));
+    let taken = engine.reclaim_stuck_validations().await?;
+    for id in &taken.ended {
+        tracing::error!(challenge = %id, "a stuck challenge's authorization or account key is unusable; it is now invalid");
+    }
+    let n = taken.validations.len();
+    for v in taken.validations {
+        tracing::warn!(challenge = %v.challenge.id, "a validation was left unfinished; validating again");
+        submit_validation(jobs, engine.clone(), v);
+    }
+    Ok(n)
+}
+
+/// End orders whose finalization was interrupted: they become invalid with a
+/// `serverInternal` error. Returns how many.
+pub(crate) async fn fail_interrupted_orders(pki: &Arc<Pki>) -> Result<usize, AcmeError> {
+    let ids = engine(pki).fail_interrupted_orders().await?;
+    for id in &ids {
+        tracing::warn!(order = %id, "an order's finalization was interrupted; it is now invalid");
+    }
+    Ok(ids.len())
+}
 
 /// The ACME routes.
 pub fn router() -> Router<AppState> {
@@ -36,18 +118,18 @@ pub fn router() -> Router<AppState> {
         .route("/acme/directory", get(directory_default))
         .route("/acme/{profile}/directory", get(directory))
         .route("/acme/{profile}/new-nonce", get(new_nonce).head(new_nonce))
-        .route("/acme/{profile}/new-account", post(account::new_account))
-        .route("/acme/{profile}/acct/{id}", post(account::account))
-        .route("/acme/{profile}/acct/{id}/orders", post(account::orders))
-        .route("/acme/{profile}/key-change", post(account::key_change))
-        .route("/acme/{profile}/new-order", post(order::new_order))
-        .route("/acme/{profile}/order/{id}", post(order::order))
-        .route("/acme/{profile}/order/{id}/finalize", post(order::finalize))
-        .route("/acme/{profile}/authz/{id}", post(order::authz))
-        .route("/acme/{profile}/chall/{id}", post(order::challenge))
-        .route("/acme/{profile}/cert/{id}", post(cert::certificate))
-        .route("/acme/{profile}/revoke-cert", post(cert::revoke))
-        .route("/acme/{profile}/renewal-info/{id}", get(cert::renewal_info))
+        .route("/acme/{profile}/new-account", post(new_account))
+        .route("/acme/{profile}/acct/{id}", post(account))
+        .route("/acme/{profile}/acct/{id}/orders", post(orders))
+        .route("/acme/{profile}/key-change", post(key_change))
+        .route("/acme/{profile}/new-order", post(new_order))
+        .route("/acme/{profile}/order/{id}", post(order))
+        .route("/acme/{profile}/order/{id}/finalize", post(finalize))
+        .route("/acme/{profile}/authz/{id}", post(authz))
+        .route("/acme/{profile}/chall/{id}", post(challenge))
+        .route("/acme/{profile}/cert/{id}", post(certificate))
+        .route("/acme/{profile}/revoke-cert", post(revoke))
+        .route("/acme/{profile}/renewal-info/{id}", get(renewal_info))
 }
 
 /// The client's address, when the listener recorded it.
@@ -66,65 +148,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// Log an internal failure and hide it from the client.
-pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "ACME request failed");
-    Problem::internal()
-}
-
-/// A successful ACME answer before the common headers are added.
-pub(crate) struct Reply {
-    status: StatusCode,
-    headers: Vec<(header::HeaderName, String)>,
-    body: Option<(&'static str, Vec<u8>)>,
-}
-
-impl Reply {
-    /// A JSON answer.
-    pub(crate) fn json(status: StatusCode, v: &Value) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Some(("application/json", v.to_string().into_bytes())),
-        }
+/// The problem a client gets for a failure; internal failures are logged and hidden.
+fn problem_of(e: &AcmeError) -> Problem {
+    if e.is_internal() {
+        tracing::error!(error = %e, "ACME request failed");
     }
-
-    /// An answer with another body type.
-    pub(crate) fn bytes(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Some((content_type, body)),
-        }
-    }
-
-    /// An empty answer.
-    pub(crate) fn empty(status: StatusCode) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-
-    /// Add a header.
-    pub(crate) fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
-        self
-    }
+    e.to_problem()
 }
 
 /// One request's context: the profile, the URLs, the client.
-pub(crate) struct Ctx {
-    pub(crate) state: AppState,
-    pub(crate) profile: ProfileRecord,
+struct Ctx {
+    state: AppState,
+    profile: ProfileRecord,
     /// `https://host/acme/<profile>`.
-    pub(crate) base: String,
+    base: String,
     /// The directory URL the client used.
-    pub(crate) directory: String,
+    directory: String,
     /// The full URL of this request.
-    pub(crate) url: String,
-    pub(crate) client_ip: Option<String>,
+    url: String,
+    client_ip: Option<String>,
 }
 
 fn authority(uri: &Uri, headers: &HeaderMap) -> String {
@@ -148,8 +190,7 @@ impl Ctx {
         peer: Option<SocketAddr>,
         default_dir: bool,
     ) -> Result<Ctx, Problem> {
-        let settings = &state.pki.settings().acme;
-        if !settings.serves(profile) {
+        if !state.pki.settings().acme.serves(profile) {
             return Err(Problem::malformed(format!(
                 "there is no ACME directory for profile {profile:?}"
             )));
@@ -178,138 +219,42 @@ impl Ctx {
         })
     }
 
-    pub(crate) fn pki(&self) -> &Pki {
-        &self.state.pki
+    fn engine(&self) -> &AcmeEngine {
+        &self.state.acme
     }
 
-    pub(crate) fn now(&self) -> i64 {
-        self.state.pki.now().unix_timestamp()
-    }
-
-    /// The URL of a resource under this directory.
-    pub(crate) fn link(&self, kind: &str, id: &str) -> String {
-        format!("{}/{kind}/{id}", self.base)
-    }
-
-    /// The actor for audit events of an account.
-    pub(crate) fn actor(&self, account_id: Option<&str>) -> Actor {
-        Actor {
-            name: match account_id {
-                Some(id) => format!("acme:{id}"),
-                None => "acme".into(),
-            },
-            source: self.client_ip.clone(),
+    fn call(&self) -> Call<'_> {
+        Call {
+            profile: &self.profile.policy,
+            base: &self.base,
+            url: &self.url,
+            client_ip: self.client_ip.as_deref(),
+            eab_required: self
+                .state
+                .pki
+                .settings()
+                .acme
+                .eab_required(&self.profile.policy.name),
         }
-    }
-
-    /// Parse and check a JWS request: content type, signature, URL and nonce. Returns the
-    /// JWS and, for `kid` requests, the (valid) account.
-    pub(crate) async fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(Jws, Option<AcmeAccount>), Problem> {
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if ct != "application/jose+json" {
-            return Err(Problem::malformed(
-                "requests must have Content-Type application/jose+json",
-            ));
-        }
-        let jws = Jws::parse(body, false)?;
-        if jws.header.url != self.url {
-            return Err(Problem::unauthorized(format!(
-                "the JWS url {:?} is not the request URL {:?}",
-                jws.header.url, self.url
-            )));
-        }
-        let (account, key) = match &jws.header.key {
-            KeyRef::Jwk(k) => (None, k.clone()),
-            KeyRef::Kid(kid) => {
-                let acct = self.account_by_kid(kid).await?;
-                let key = account_key(&acct)?;
-                (Some(acct), key)
-            }
-        };
-        jws.verify(&key)?;
-        let nonce = jws
-            .header
-            .nonce
-            .as_deref()
-            .ok_or_else(|| Problem::new(ProblemType::BadNonce, "the JWS has no nonce"))?;
-        self.state.nonces.redeem(self.pki(), nonce).await?;
-        if let Some(a) = &account
-            && a.status != "valid"
-        {
-            return Err(Problem::unauthorized(format!(
-                "the account is {}",
-                a.status
-            )));
-        }
-        Ok((jws, account))
-    }
-
-    /// The account id in an account URL of this directory. Only the path is compared, so
-    /// replicas reached under different host names accept each other's URLs.
-    pub(crate) fn account_id_in<'a>(&self, url: &'a str) -> Option<&'a str> {
-        let rest = url.strip_prefix("https://")?;
-        let path = &rest[rest.find('/')?..];
-        let id = path.strip_prefix(&format!("/acme/{}/acct/", self.profile.policy.name))?;
-        (!id.is_empty() && !id.contains('/')).then_some(id)
-    }
-
-    async fn account_by_kid(&self, kid: &str) -> Result<AcmeAccount, Problem> {
-        let id = self.account_id_in(kid).ok_or_else(|| {
-            Problem::new(
-                ProblemType::AccountDoesNotExist,
-                format!("{kid:?} is not an account URL of this directory"),
-            )
-        })?;
-        self.pki()
-            .store()
-            .acme_account(id)
-            .await
-            .map_err(internal)?
-            .filter(|a| a.profile == self.profile.policy.name)
-            .ok_or_else(|| {
-                Problem::new(
-                    ProblemType::AccountDoesNotExist,
-                    format!("no account {kid:?}"),
-                )
-            })
-    }
-
-    /// [`Ctx::verify`] for a request that must be signed by an account (`kid`): most of them.
-    pub(crate) async fn verify_kid(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(Jws, AcmeAccount), Problem> {
-        let (jws, account) = self.verify(headers, body).await?;
-        let account = account.ok_or_else(|| {
-            Problem::malformed("this request must be signed with the account key (kid)")
-        })?;
-        Ok((jws, account))
-    }
-
-    async fn new_nonce_value(&self) -> Result<String, Problem> {
-        self.state.nonces.issue(self.pki()).await
     }
 
     /// Turn a result into the response, with a fresh Replay-Nonce and the index link.
-    pub(crate) async fn finish(&self, result: Result<Reply, Problem>) -> Response {
-        let nonce = self.new_nonce_value().await;
+    async fn finish(&self, result: Result<Answer, AcmeError>) -> Response {
+        let nonce = self.engine().new_nonce().await;
         let mut resp = match result {
-            Ok(r) => reply_response(r),
-            Err(p) => problem_response(&p),
+            Ok(a) => answer_response(a),
+            Err(e) => problem_response(&problem_of(&e)),
         };
         let h = resp.headers_mut();
-        if let Ok(n) = nonce
-            && let Ok(v) = HeaderValue::from_str(&n)
-        {
-            h.insert("replay-nonce", v);
+        match nonce {
+            Ok(n) => {
+                if let Ok(v) = HeaderValue::from_str(&n) {
+                    h.insert("replay-nonce", v);
+                }
+            }
+            Err(e) => {
+                problem_of(&e);
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", self.directory)) {
             h.append(header::LINK, v);
@@ -319,22 +264,30 @@ impl Ctx {
     }
 }
 
-/// The account's key.
-pub(crate) fn account_key(a: &AcmeAccount) -> Result<PublicJwk, Problem> {
-    let v: Value = serde_json::from_str(&a.jwk).map_err(internal)?;
-    PublicJwk::from_json(&v).map_err(internal)
-}
-
-fn reply_response(r: Reply) -> Response {
-    let mut b = Response::builder().status(r.status);
-    for (k, v) in r.headers {
-        b = b.header(k, v);
+fn answer_response(a: Answer) -> Response {
+    let mut b = Response::builder().status(a.status);
+    if let Some(l) = &a.location {
+        b = b.header(header::LOCATION, l);
     }
-    let resp = match r.body {
-        Some((ct, body)) => b.header(header::CONTENT_TYPE, ct).body(Body::from(body)),
-        None => b.body(Body::empty()),
+    if let Some(up) = &a.up {
+        b = b.header(header::LINK, format!("<{up}>;rel=\"up\""));
+    }
+    if let Some(secs) = a.retry_after {
+        b = b.header(header::RETRY_AFTER, secs.to_string());
+    }
+    let resp = match a.body {
+        certkeeper_acme::Body::Json(v) => b
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(v.to_string())),
+        certkeeper_acme::Body::PemChain(pem) => b
+            .header(header::CONTENT_TYPE, "application/pem-certificate-chain")
+            .body(Body::from(pem)),
+        certkeeper_acme::Body::Empty => b.body(Body::empty()),
     };
-    resp.unwrap_or_else(|e| problem_response(&internal(e)))
+    resp.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "building an ACME response failed");
+        problem_response(&Problem::internal())
+    })
 }
 
 fn problem_response(p: &Problem) -> Response {
@@ -351,7 +304,7 @@ fn problem_response(p: &Problem) -> Response {
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-/// Build the context, or answer at once with a problem (with a nonce when possible).
+/// Build the context, or answer at once with a 404 problem.
 async fn ctx_or_problem(
     state: &AppState,
     profile: &str,
@@ -372,17 +325,16 @@ async fn ctx_or_problem(
 
 /// One ACME POST, extracted once for every handler: the directory's profile, the resource
 /// id from the path (empty where the route has none), and the request itself.
-pub(crate) struct AcmePost {
+struct AcmePost {
     state: AppState,
     profile: String,
     uri: Uri,
     peer: Peer,
     /// `{id}` of routes such as `acct/{id}` and `order/{id}`.
-    pub(crate) id: String,
-    /// The request headers.
-    pub(crate) headers: HeaderMap,
+    id: String,
+    headers: HeaderMap,
     /// The JWS body.
-    pub(crate) body: Bytes,
+    body: Bytes,
 }
 
 impl FromRequest<AppState> for AcmePost {
@@ -413,13 +365,16 @@ impl FromRequest<AppState> for AcmePost {
     }
 }
 
-/// The part of a POST handler that is its own: it reads the request and answers.
-pub(crate) type Answer =
-    for<'a> fn(&'a Ctx, &'a AcmePost) -> futures::future::BoxFuture<'a, Result<Reply, Problem>>;
+/// The engine call a POST handler makes.
+type Step = for<'a> fn(
+    &'a AcmeEngine,
+    &'a Call<'a>,
+    &'a AcmePost,
+) -> BoxFuture<'a, Result<Answer, AcmeError>>;
 
 impl AcmePost {
-    /// Build the context, run `answer`, add the common headers (nonce, index link).
-    pub(crate) async fn answer(self, answer: Answer) -> Response {
+    /// Build the context, check the content type, run `step`, add the common headers.
+    async fn answer(self, step: Step) -> Response {
         let ctx = match ctx_or_problem(
             &self.state,
             &self.profile,
@@ -433,30 +388,111 @@ impl AcmePost {
             Ok(c) => c,
             Err(r) => return r,
         };
-        let result = answer(&ctx, &self).await;
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let result = if ct != "application/jose+json" {
+            Err(Problem::malformed("requests must have Content-Type application/jose+json").into())
+        } else {
+            step(ctx.engine(), &ctx.call(), &self).await
+        };
         ctx.finish(result).await
     }
 }
 
-/// Every POST handler: build the context, run `f`, add the common headers.
-pub(crate) async fn handle<F, Fut>(
-    state: AppState,
-    profile: String,
+async fn new_account(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.new_account(c, &p.body)))
+        .await
+}
+
+async fn account(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.account(c, &p.id, &p.body)))
+        .await
+}
+
+async fn orders(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.orders(c, &p.id, &p.body)))
+        .await
+}
+
+async fn key_change(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.key_change(c, &p.body)))
+        .await
+}
+
+async fn new_order(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.new_order(c, &p.body)))
+        .await
+}
+
+async fn order(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.order(c, &p.id, &p.body)))
+        .await
+}
+
+async fn finalize(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.finalize(c, &p.id, &p.body)))
+        .await
+}
+
+async fn authz(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.authz(c, &p.id, &p.body)))
+        .await
+}
+
+async fn challenge(post: AcmePost) -> Response {
+    post.answer(|e, c, p| {
+        Box::pin(async move {
+            let (answer, validation) = e.challenge(c, &p.id, &p.body).await?;
+            if let Some(v) = validation {
+                submit_validation(&p.state.services.jobs, p.state.acme.clone(), v);
+            }
+            Ok(answer)
+        })
+    })
+    .await
+}
+
+async fn certificate(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.certificate(c, &p.id, &p.body)))
+        .await
+}
+
+async fn revoke(post: AcmePost) -> Response {
+    post.answer(|e, c, p| Box::pin(e.revoke(c, &p.body))).await
+}
+
+async fn renewal_info(
+    State(state): State<AppState>,
+    Path((profile, id)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
     peer: Peer,
-    f: F,
-) -> Response
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = (Ctx, Result<Reply, Problem>)>,
-{
+) -> Response {
     let ctx = match ctx_or_problem(&state, &profile, &uri, &headers, peer.0, false).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let (ctx, result) = f(ctx).await;
+    let result = ctx.engine().renewal_info(&id).await;
     ctx.finish(result).await
+}
+
+async fn new_nonce(
+    State(state): State<AppState>,
+    Path(profile): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Peer,
+) -> Response {
+    let ctx = match ctx_or_problem(&state, &profile, &uri, &headers, peer.0, false).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let status = if method == Method::HEAD { 200 } else { 204 };
+    ctx.finish(Ok(Answer::empty(status))).await
 }
 
 async fn directory_default(
@@ -491,53 +527,10 @@ async fn directory_for(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let s = &ctx.pki().settings().acme;
-    let mut meta = json!({
-        "externalAccountRequired": s.eab_required(&ctx.profile.policy.name),
-        "profiles": { ctx.profile.policy.name.clone(): format!("certificates under the {:?} profile", ctx.profile.policy.name) },
-    });
-    if let Some(t) = &s.terms_of_service {
-        meta["termsOfService"] = json!(t);
-    }
-    if let Some(w) = &s.website {
-        meta["website"] = json!(w);
-    }
-    if !s.caa_identities.is_empty() {
-        meta["caaIdentities"] = json!(s.caa_identities);
-    }
-    let b = &ctx.base;
-    let body = json!({
-        "newNonce": format!("{b}/new-nonce"),
-        "newAccount": format!("{b}/new-account"),
-        "newOrder": format!("{b}/new-order"),
-        "revokeCert": format!("{b}/revoke-cert"),
-        "keyChange": format!("{b}/key-change"),
-        "renewalInfo": format!("{b}/renewal-info"),
-        "meta": meta,
-    });
-    let mut r = reply_response(Reply::json(StatusCode::OK, &body));
+    let mut r = answer_response(ctx.engine().directory(&ctx.call()));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=0, no-cache"),
     );
     r
-}
-
-async fn new_nonce(
-    State(state): State<AppState>,
-    Path(profile): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Peer,
-) -> Response {
-    handle(state, profile, uri, headers, peer, |ctx| async move {
-        let status = if method == Method::HEAD {
-            StatusCode::OK
-        } else {
-            StatusCode::NO_CONTENT
-        };
-        (ctx, Ok(Reply::empty(status)))
-    })
-    .await
 }

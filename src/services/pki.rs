@@ -743,3 +743,59 @@ impl Pki {
         Ok((cert.der, key))
     }
 }
+
+/// The registration authority as the ACME engine's [`certkeeper_acme::Issuer`]: issuance
+/// under the directory's profile through the one door, with the order's move to `valid`
+/// in the certificate's durable commit.
+impl certkeeper_acme::Issuer for Pki {
+    async fn issue_for_order(
+        &self,
+        profile: &str,
+        request: IssuanceRequest,
+        actor: &certkeeper_acme::Actor,
+        order_id: &str,
+    ) -> Result<certkeeper_acme::IssuedForOrder, certkeeper_acme::IssuerError> {
+        let profile = self.profile(profile).await.map_err(Error::from)?;
+        let (issued, completed) = self
+            .issue_for_acme_order(&profile, request, &acme_actor(actor), order_id)
+            .await?;
+        Ok(certkeeper_acme::IssuedForOrder {
+            certificate_id: issued.id,
+            order_completed: completed,
+        })
+    }
+
+    async fn revoke(
+        &self,
+        certificate_id: &str,
+        reason: u8,
+        actor: &certkeeper_acme::Actor,
+    ) -> Result<(), certkeeper_acme::IssuerError> {
+        Pki::revoke(self, certificate_id, reason, &acme_actor(actor)).await?;
+        Ok(())
+    }
+
+    async fn chain(&self, ca_id: &str) -> Result<Vec<Vec<u8>>, certkeeper_acme::IssuerError> {
+        let ca = self.ca(ca_id).await.map_err(Error::from)?;
+        Ok(self.chain_of(&ca).await?)
+    }
+}
+
+fn acme_actor(a: &certkeeper_acme::Actor) -> Actor {
+    Actor {
+        name: a.name.clone(),
+        source: a.source.clone(),
+    }
+}
+
+impl Pki {
+    /// The ACME engine's storage over this registration authority's database.
+    pub fn acme_db(&self) -> crate::store::AcmeDb {
+        crate::store::AcmeDb::new(self.store.clone(), self.master.clone(), self.clock.clone())
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+}

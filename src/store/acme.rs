@@ -1,8 +1,15 @@
-//! ACME rows: nonces, accounts, orders, authorizations, challenges and rate-limit counters.
-//! Everything the ACME front end must share across replicas lives here.
+//! ACME rows: nonces, accounts, orders, authorizations, challenges and rate-limit counters,
+//! and [`AcmeDb`], the [`certkeeper_acme::AcmeStore`] the ACME engine runs on. Everything
+//! ACME must share across replicas lives here.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use certkeeper_acme::{
+    AcmeStore, Audit, EabKey, NonceKey, StoreError as PortError, StoredCertificate,
+};
+use certkeeper_ca::{Clock, MasterKey};
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,100 +18,7 @@ use super::writer::placeholders;
 use super::{AuditEvent, Store, StoreError};
 use crate::cache::TtlCache;
 
-/// An ACME account.
-#[derive(Debug, Clone)]
-pub struct AcmeAccount {
-    /// Id (the last segment of the account URL).
-    pub id: String,
-    /// The profile (directory) the account belongs to.
-    pub profile: String,
-    /// RFC 7638 thumbprint of the account key.
-    pub thumbprint: String,
-    /// The account key as a JWK (JSON text).
-    pub jwk: String,
-    /// `valid`, `deactivated` or `revoked`.
-    pub status: String,
-    /// Contact URLs.
-    pub contact: Vec<String>,
-    /// Creation time (Unix seconds).
-    pub created_at: i64,
-}
-
-/// An ACME order.
-#[derive(Debug, Clone)]
-pub struct AcmeOrder {
-    /// Id.
-    pub id: String,
-    /// Owning account.
-    pub account_id: String,
-    /// Stored status (`pending`, `processing`, `valid`, `invalid`); `ready` is derived.
-    pub status: String,
-    /// The identifiers (JSON array text).
-    pub identifiers: String,
-    /// Requested notBefore.
-    pub not_before: Option<i64>,
-    /// Requested notAfter.
-    pub not_after: Option<i64>,
-    /// Expiry.
-    pub expires_at: i64,
-    /// Problem document (JSON text) when invalid.
-    pub error: Option<String>,
-    /// The issued certificate.
-    pub certificate_id: Option<String>,
-    /// The RFC 9773 CertID of the certificate this order replaces, as the client sent it.
-    pub replaces: Option<String>,
-    /// The id of that certificate.
-    pub replaced_id: Option<String>,
-    /// Creation time.
-    pub created_at: i64,
-}
-
-/// An ACME authorization.
-#[derive(Debug, Clone)]
-pub struct AcmeAuthz {
-    /// Id.
-    pub id: String,
-    /// Owning account.
-    pub account_id: String,
-    /// `dns` or `ip`.
-    pub id_type: String,
-    /// The identifier value (a wildcard keeps its `*.`).
-    pub id_value: String,
-    /// Stored status.
-    pub status: String,
-    /// Expiry.
-    pub expires_at: i64,
-}
-
-/// An ACME challenge.
-#[derive(Debug, Clone)]
-pub struct AcmeChallenge {
-    /// Id.
-    pub id: String,
-    /// Its authorization.
-    pub authz_id: String,
-    /// `http-01`, `dns-01` or `tls-alpn-01`.
-    pub kind: String,
-    /// The token.
-    pub token: String,
-    /// Status.
-    pub status: String,
-    /// When validated.
-    pub validated_at: Option<i64>,
-    /// Problem document (JSON text) when invalid.
-    pub error: Option<String>,
-    /// When its validation started (Unix seconds), while it is `processing`.
-    pub processing_since: Option<i64>,
-}
-
-/// A new authorization with its challenges, created with an order.
-#[derive(Debug, Clone)]
-pub struct NewAcmeAuthz {
-    /// The authorization.
-    pub authz: AcmeAuthz,
-    /// Its challenges.
-    pub challenges: Vec<AcmeChallenge>,
-}
+pub use certkeeper_acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz};
 
 fn row_account(r: &AnyRow) -> Result<AcmeAccount, StoreError> {
     let contact: String = r.try_get("contact")?;
@@ -920,5 +834,367 @@ impl Store {
     /// All EAB keys, newest first (without secrets).
     pub async fn acme_eab_list(&self) -> Result<Vec<AcmeEabKey>, StoreError> {
         self.all_rows("SELECT id, profile, name, account_id, created_at, created_by FROM acme_eab_keys ORDER BY created_at DESC, id DESC", row_eab).await
+    }
+}
+
+/// The [`AcmeStore`] of the ACME engine: this database, with the master key that seals the
+/// nonce key (PostgreSQL) and the external account binding keys, and the clock that dates
+/// the nonce key. Cheap to make: the nonce state lives in the [`Store`] it wraps.
+#[derive(Clone)]
+pub struct AcmeDb {
+    store: Store,
+    master: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AcmeDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeDb").finish_non_exhaustive()
+    }
+}
+
+impl AcmeDb {
+    /// The ACME storage over `store`.
+    pub fn new(store: Store, master: Arc<MasterKey>, clock: Arc<dyn Clock>) -> AcmeDb {
+        AcmeDb {
+            store,
+            master,
+            clock,
+        }
+    }
+}
+
+/// A store failure in the engine's terms: a constraint's refusal stays a conflict.
+fn port_err(e: StoreError) -> PortError {
+    match e {
+        StoreError::Conflict(what) => PortError::Conflict(what),
+        other => PortError::Internal(other.to_string()),
+    }
+}
+
+fn event(a: &Audit) -> AuditEvent {
+    AuditEvent {
+        actor: a.actor.clone(),
+        action: a.action.clone(),
+        object_type: a.object_type.clone(),
+        object_id: a.object_id.clone(),
+        source: a.source.clone(),
+        detail: a.detail.clone(),
+    }
+}
+
+impl AcmeStore for AcmeDb {
+    fn new_id(&self) -> String {
+        super::new_id()
+    }
+
+    async fn nonce_key(&self) -> Result<&NonceKey, PortError> {
+        self.store
+            .acme_nonce_key(&self.master, self.clock.now().unix_timestamp())
+            .await
+            .map_err(port_err)
+    }
+
+    async fn nonce_use(&self, nonce: &str, expires_at: i64, now: i64) -> Result<bool, PortError> {
+        self.store
+            .acme_nonce_redeem(nonce, expires_at, now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn rate_count(&self, bucket: &str, window_start: i64) -> Result<i64, PortError> {
+        self.store
+            .acme_rate_count(bucket, window_start)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<AcmeAccount>, PortError> {
+        self.store.acme_account(id).await.map_err(port_err)
+    }
+
+    async fn account_by_key(
+        &self,
+        profile: &str,
+        thumbprint: &str,
+    ) -> Result<Option<AcmeAccount>, PortError> {
+        self.store
+            .acme_account_by_key(profile, thumbprint)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn account_insert(
+        &self,
+        a: &AcmeAccount,
+        eab_key: Option<&str>,
+        audit: &Audit,
+    ) -> Result<bool, PortError> {
+        self.store
+            .acme_account_insert(a, eab_key, &event(audit))
+            .await
+            .map_err(port_err)
+    }
+
+    async fn account_update(
+        &self,
+        a: &AcmeAccount,
+        audit: &Audit,
+        now: i64,
+    ) -> Result<(), PortError> {
+        self.store
+            .acme_account_update(a, &event(audit), now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn eab_key(&self, id: &str) -> Result<Option<EabKey>, PortError> {
+        let Some((rec, sealed)) = self.store.acme_eab_key(id).await.map_err(port_err)? else {
+            return Ok(None);
+        };
+        let mac_key = self
+            .master
+            .open(&sealed, format!("acme-eab:{}", rec.id).as_bytes())
+            .map_err(|e| PortError::Internal(format!("opening an EAB key: {e}")))?;
+        Ok(Some(EabKey {
+            id: rec.id,
+            profile: rec.profile,
+            account_id: rec.account_id,
+            mac_key,
+        }))
+    }
+
+    async fn reusable_authz(
+        &self,
+        account_id: &str,
+        id_type: &str,
+        id_value: &str,
+        valid_until: i64,
+    ) -> Result<Option<AcmeAuthz>, PortError> {
+        self.store
+            .acme_reusable_authz(account_id, id_type, id_value, valid_until)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn order_insert(
+        &self,
+        o: &AcmeOrder,
+        new: &[NewAcmeAuthz],
+        reused: &[String],
+        audit: &Audit,
+    ) -> Result<(), PortError> {
+        self.store
+            .acme_order_insert(o, new, reused, &event(audit))
+            .await
+            .map_err(port_err)
+    }
+
+    async fn order(&self, id: &str) -> Result<Option<AcmeOrder>, PortError> {
+        self.store.acme_order(id).await.map_err(port_err)
+    }
+
+    async fn order_with_authzs(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeOrder, Vec<AcmeAuthz>)>, PortError> {
+        self.store
+            .acme_order_with_authzs(id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn order_ids(&self, account_id: &str) -> Result<Vec<String>, PortError> {
+        self.store
+            .acme_order_ids(account_id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn order_transition(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        error: Option<&str>,
+        certificate_id: Option<&str>,
+    ) -> Result<bool, PortError> {
+        self.store
+            .acme_order_transition(id, from, to, error, certificate_id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn order_start_processing(&self, id: &str, now: i64) -> Result<bool, PortError> {
+        self.store
+            .acme_order_start_processing(id, now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn fail_stuck_orders(
+        &self,
+        before: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<Vec<String>, PortError> {
+        self.store
+            .acme_fail_stuck_orders(before, error, now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn order_by_certificate(
+        &self,
+        certificate_id: &str,
+    ) -> Result<Option<AcmeOrder>, PortError> {
+        self.store
+            .acme_order_by_certificate(certificate_id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn is_replaced(&self, certificate_id: &str) -> Result<bool, PortError> {
+        self.store
+            .acme_is_replaced(certificate_id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn authz(&self, id: &str) -> Result<Option<AcmeAuthz>, PortError> {
+        self.store.acme_authz(id).await.map_err(port_err)
+    }
+
+    async fn authz_with_challenges(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeAuthz, Vec<AcmeChallenge>)>, PortError> {
+        self.store
+            .acme_authz_with_challenges(id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn authz_deactivate(&self, id: &str, audit: &Audit, now: i64) -> Result<bool, PortError> {
+        self.store
+            .acme_authz_deactivate(id, &event(audit), now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn challenges(&self, authz_id: &str) -> Result<Vec<AcmeChallenge>, PortError> {
+        self.store.acme_challenges(authz_id).await.map_err(port_err)
+    }
+
+    async fn challenge(&self, id: &str) -> Result<Option<AcmeChallenge>, PortError> {
+        self.store.acme_challenge(id).await.map_err(port_err)
+    }
+
+    async fn challenge_with_authz(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AcmeChallenge, AcmeAuthz)>, PortError> {
+        self.store
+            .acme_challenge_with_authz(id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn challenge_start(&self, id: &str, authz_id: &str, now: i64) -> Result<bool, PortError> {
+        self.store
+            .acme_challenge_start(id, authz_id, now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn challenge_finish(
+        &self,
+        c: &AcmeChallenge,
+        error: Option<&str>,
+        audit: &Audit,
+        now: i64,
+    ) -> Result<bool, PortError> {
+        self.store
+            .acme_challenge_finish(c, error, &event(audit), now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn stuck_challenges(
+        &self,
+        started_before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, PortError> {
+        self.store
+            .acme_stuck_challenges(started_before, limit)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn challenge_reclaim(
+        &self,
+        id: &str,
+        since: i64,
+        audit: &Audit,
+        now: i64,
+    ) -> Result<bool, PortError> {
+        self.store
+            .acme_challenge_reclaim(id, since, &event(audit), now)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn certificate(&self, id: &str) -> Result<Option<StoredCertificate>, PortError> {
+        match self.store.get_certificate(id).await {
+            Ok(rec) => Ok(Some(StoredCertificate {
+                id: rec.id,
+                ca_id: rec.ca_id,
+                der: rec.der,
+                status: rec.status,
+                not_before: rec.not_before.unix_timestamp(),
+                not_after: rec.not_after.unix_timestamp(),
+            })),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(port_err(e)),
+        }
+    }
+
+    async fn account_certificate(
+        &self,
+        certificate_id: &str,
+        account_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, PortError> {
+        self.store
+            .acme_account_certificate(certificate_id, account_id)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn certificate_id_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.store
+            .acme_certificate_id_by_fingerprint(fingerprint)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn certificate_ids_by_serial(&self, serial: &str) -> Result<Vec<String>, PortError> {
+        self.store
+            .acme_certificate_id_by_serial(serial)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn renewal_override(
+        &self,
+        certificate_id: &str,
+        ca_id: &str,
+    ) -> Result<Option<(i64, i64)>, PortError> {
+        self.store
+            .acme_renewal_override(certificate_id, ca_id)
+            .await
+            .map_err(port_err)
     }
 }

@@ -27,7 +27,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
-pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeEabKey, AcmeOrder, NewAcmeAuthz};
+pub use acme::{
+    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
+};
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
     WindowSource,
@@ -144,6 +146,8 @@ pub struct Store {
     nonces: batch::Batcher<nonces::NonceBatch>,
     /// ACME accounts by id, on SQLite only (see [`acme::AccountCache`]).
     accounts: Option<Arc<acme::AccountCache>>,
+    /// The ACME nonce key and, on SQLite, the used nonces (see [`nonces`]).
+    nonce_keys: Arc<nonces::NonceKeys>,
 }
 
 /// Unix seconds of a time.
@@ -214,6 +218,7 @@ impl Store {
             writer,
             nonces,
             accounts: (engine == Engine::Sqlite).then(|| Arc::new(acme::AccountCache::default())),
+            nonce_keys: Arc::new(nonces::NonceKeys::new(engine)),
         })
     }
 

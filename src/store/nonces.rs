@@ -1,13 +1,27 @@
-//! Used ACME nonces, recorded in batches.
+//! ACME nonces: the deployment's nonce key and the record of used nonces.
 //!
-//! Every ACME request uses one nonce, and each nonce may be used once across all replicas,
-//! so every request writes. Recording uses in batches (one statement for all requests that
-//! arrive while the previous batch commits) keeps that write from capping the request rate.
+//! Nonces authenticate themselves ([`NonceKey`]), so handing one out touches no database.
+//! Where uses are remembered depends on the engine:
+//!
+//! - **PostgreSQL (replicas):** using a nonce records it in the shared table, so each is
+//!   accepted once across every replica. Every request uses one nonce, so every request
+//!   writes: uses are recorded in batches (one statement for all requests that arrive while
+//!   the previous batch commits) so that this write does not cap the request rate. The key
+//!   is made once per deployment and kept sealed under the master key in `server_state`,
+//!   where every replica finds the same one.
+//! - **SQLite (one process):** uses are remembered in memory ([`UsedNonces`]) and the key
+//!   is made at start and never stored. Nonces handed out before a restart (or by another
+//!   process opening the same file) do not verify and are answered with `badNonce`, so the
+//!   memory lost at a restart can never let a nonce through twice. This spares every ACME
+//!   request a database write.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use certkeeper_acme::{NonceKey, UsedNonces};
+use certkeeper_ca::MasterKey;
 use sqlx::{AnyPool, Row};
+use tokio::sync::OnceCell;
 
 use super::batch::{BatchWrite, Batcher};
 use super::writer::placeholders;
@@ -15,6 +29,40 @@ use super::{Engine, Store, StoreError};
 
 /// How often (seconds) expired uses are purged.
 const PURGE_EVERY: i64 = 60;
+
+/// How many uses one SQLite process remembers: at 40 bytes of nonce each, some tens of MiB
+/// at most. Far more than the nonces clients hold unused at any time.
+const LOCAL_CAPACITY: usize = 500_000;
+
+/// Where the sealed key is kept (PostgreSQL).
+const STATE_KEY: &str = "acme.nonce_key";
+/// Binds the sealed key to its purpose.
+const SEAL_CONTEXT: &[u8] = b"acme-nonce-key";
+
+/// The deployment's nonce key, loaded (or made) on first use, and on SQLite the uses
+/// remembered in memory.
+#[derive(Debug)]
+pub(crate) struct NonceKeys {
+    key: OnceCell<NonceKey>,
+    /// `None`: uses are recorded in the shared table.
+    local: Option<Mutex<UsedNonces>>,
+}
+
+impl NonceKeys {
+    pub(crate) fn new(engine: Engine) -> NonceKeys {
+        NonceKeys {
+            key: OnceCell::new(),
+            local: (engine == Engine::Sqlite).then(|| Mutex::new(UsedNonces::new(LOCAL_CAPACITY))),
+        }
+    }
+}
+
+fn random_secret() -> Result<[u8; 32], StoreError> {
+    let mut secret = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut secret)
+        .map_err(|_| StoreError::Corrupt("no randomness for the nonce key".into()))?;
+    Ok(secret)
+}
 
 /// One use of a nonce.
 pub(crate) struct Use {
@@ -91,6 +139,59 @@ impl BatchWrite for NonceBatch {
 }
 
 impl Store {
+    /// The deployment's nonce key: made at start on SQLite; on PostgreSQL the one sealed
+    /// (under `master`) in the shared state, made by whichever replica needed it first.
+    pub(crate) async fn acme_nonce_key(
+        &self,
+        master: &MasterKey,
+        now: i64,
+    ) -> Result<&NonceKey, StoreError> {
+        self.nonce_keys
+            .key
+            .get_or_try_init(|| async {
+                if self.nonce_keys.local.is_some() {
+                    return Ok(NonceKey::new(&random_secret()?));
+                }
+                if self.get_state(STATE_KEY).await?.is_none() {
+                    let sealed = master
+                        .seal(&random_secret()?, SEAL_CONTEXT)
+                        .map_err(|e| StoreError::Corrupt(format!("sealing the nonce key: {e}")))?;
+                    // Another replica may get there first; then its key is the one.
+                    self.put_state_if_absent(STATE_KEY, &sealed, now).await?;
+                }
+                let sealed = self
+                    .get_state(STATE_KEY)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("the nonce key vanished".into()))?;
+                let secret: [u8; 32] = master
+                    .open(&sealed, SEAL_CONTEXT)
+                    .map_err(|e| StoreError::Corrupt(format!("opening the nonce key: {e}")))?
+                    .try_into()
+                    .map_err(|_| {
+                        StoreError::Corrupt("the stored nonce key has the wrong length".into())
+                    })?;
+                Ok(NonceKey::new(&secret))
+            })
+            .await
+    }
+
+    /// Record a use of a nonce that expires at `expires_at`: true if this is its first use.
+    /// In memory on SQLite, in the shared table (in batches) on PostgreSQL.
+    pub(crate) async fn acme_nonce_redeem(
+        &self,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        match &self.nonce_keys.local {
+            Some(used) => Ok(used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .use_once(nonce, expires_at, now)),
+            None => self.acme_nonce_use(nonce, expires_at, now).await,
+        }
+    }
+
     /// Record a use of a nonce that expires at `expires_at`: true if this is its first use
     /// (on any replica), false if it was used before.
     pub async fn acme_nonce_use(
