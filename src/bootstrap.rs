@@ -14,10 +14,10 @@ use certkeeper_ca::{
 use ipnetwork::IpNetwork;
 use time::Duration;
 
-use crate::api::auth::new_token;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::services::pki::{Actor, Pki};
+use crate::services::tokens::new_token;
 use crate::store::{ProfileRecord, Role, Store, StoreError, TokenRecord, new_id};
 
 /// Name of the root CA made on first start.

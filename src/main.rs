@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
                         "root certificate: {}",
                         settings.data_dir.join("root.pem").display()
                     );
-                    booted.pki.store().close().await;
+                    booted.pki.close().await;
                     Ok(())
                 }
             })

@@ -46,10 +46,7 @@ async fn ca_certificate(
     Path(file): Path<String>,
 ) -> Result<Response, Error> {
     let (id, ext) = split_file(&file, &["crt", "der", "pem"])?;
-    let ca = state.pki.store().get_ca(id).await?;
-    let der = ca
-        .cert_der
-        .ok_or_else(|| Error::NotFound(format!("CA {id:?} has no certificate yet")))?;
+    let der = state.services.cas.certificate(id).await?;
     Ok(match ext {
         "pem" => (
             [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -62,8 +59,7 @@ async fn ca_certificate(
 
 async fn crl(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, Error> {
     let (id, _) = split_file(&file, &["crl"])?;
-    let ca = state.pki.store().get_ca(id).await?;
-    let der = state.pki.crl(&ca.id).await?;
+    let der = state.services.cas.crl(id).await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
@@ -72,7 +68,7 @@ fn ocsp_response(der: Vec<u8>) -> Response {
 }
 
 async fn ocsp_post(State(state): State<AppState>, body: Bytes) -> Response {
-    ocsp_response(state.pki.ocsp(&body).await)
+    ocsp_response(state.services.cas.ocsp(&body).await)
 }
 
 async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) -> Response {
@@ -83,7 +79,7 @@ async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) ->
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(b64))
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64))
         .unwrap_or_default();
-    ocsp_response(state.pki.ocsp(&der).await)
+    ocsp_response(state.services.cas.ocsp(&der).await)
 }
 
 async fn healthz() -> &'static str {
@@ -94,7 +90,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if !state.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
     }
-    match state.pki.store().ping().await {
+    match state.pki.ping().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");

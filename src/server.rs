@@ -281,7 +281,7 @@ pub async fn run(
     let _ = scans.await;
     let _ = alert_jobs.await;
     state.services.jobs.shutdown().await;
-    pki.store().close().await;
+    pki.close().await;
     tracing::info!("stopped");
     Ok(())
 }

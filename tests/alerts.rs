@@ -184,7 +184,7 @@ async fn channel(pki: &Pki, name: &str, body: Value) -> String {
     let ev = Actor::system()
         .event("alert_channel.create", "alert_channel")
         .object(&id);
-    pki.store()
+    pki.store_for_tests()
         .insert_channel(&rec, &ev, pki.now().unix_timestamp())
         .await
         .unwrap();
@@ -216,7 +216,7 @@ async fn rule(
     let ev = Actor::system()
         .event("alert_rule.create", "alert_rule")
         .object(&r.id);
-    pki.store()
+    pki.store_for_tests()
         .insert_rule(&r, &ev, pki.now().unix_timestamp())
         .await
         .unwrap();
@@ -365,7 +365,7 @@ async fn thresholds_fire_once_renewal_resets_restart_keeps_outbox(db: Db) {
     );
     let delivered = b
         .pki
-        .store()
+        .store_for_tests()
         .list_outbox(Some("delivered"), 100)
         .await
         .unwrap();
@@ -424,7 +424,7 @@ async fn retries_backoff_and_dead_letters(db: Db) {
         (0, 2, 0),
         "flaky: 429; down: 503 again"
     );
-    let rows = b.pki.store().list_outbox(None, 10).await.unwrap();
+    let rows = b.pki.store_for_tests().list_outbox(None, 10).await.unwrap();
     let by = |rows: &[certkeeper::store::OutboxRecord], ch: &str| {
         rows.iter().find(|o| o.channel_id == ch).unwrap().clone()
     };
@@ -448,7 +448,12 @@ async fn retries_backoff_and_dead_letters(db: Db) {
         (0, 0, 1),
         "down: third failure is the last; flaky waits"
     );
-    let rows = b.pki.store().list_outbox(Some("dead"), 10).await.unwrap();
+    let rows = b
+        .pki
+        .store_for_tests()
+        .list_outbox(Some("dead"), 10)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].channel_id, down);
     assert_eq!(rows[0].attempts, 3);
@@ -480,7 +485,7 @@ async fn retries_backoff_and_dead_letters(db: Db) {
     );
     let rows = b
         .pki
-        .store()
+        .store_for_tests()
         .list_outbox(Some("delivered"), 10)
         .await
         .unwrap();
@@ -606,7 +611,7 @@ async fn chat_flavours_digest_and_lifecycle(db: Db) {
     assert_eq!(d[0].body["embeds"][0]["title"], json!(subject));
     let rows = b
         .pki
-        .store()
+        .store_for_tests()
         .list_outbox(Some("delivered"), 10)
         .await
         .unwrap();
@@ -748,7 +753,7 @@ async fn email_arrives(mode: &str) {
     let alerts = Alerts::new(b.pki.clone());
     assert_eq!(alerts.sweep().await.unwrap().fired, 1);
     let r = alerts.deliver_due().await.unwrap();
-    let rows = b.pki.store().list_outbox(None, 10).await.unwrap();
+    let rows = b.pki.store_for_tests().list_outbox(None, 10).await.unwrap();
     assert_eq!(r.delivered, 1, "{rows:?}");
     assert_eq!(rows[0].last_status, Some(250));
 
@@ -772,7 +777,7 @@ async fn email_arrives(mode: &str) {
 
     // The channel's "send test" reaches the same server; a server that is not there fails.
     let test = alerts
-        .send_test(&b.pki.store().get_channel(&ch).await.unwrap())
+        .send_test(&b.pki.store_for_tests().get_channel(&ch).await.unwrap())
         .await
         .unwrap();
     assert!(
@@ -793,7 +798,7 @@ async fn email_arrives(mode: &str) {
     )
     .await;
     let test = alerts
-        .send_test(&b.pki.store().get_channel(&bad).await.unwrap())
+        .send_test(&b.pki.store_for_tests().get_channel(&bad).await.unwrap())
         .await
         .unwrap();
     assert!(
@@ -1003,7 +1008,7 @@ async fn discovered_certificates_expire_too(db: Db) {
     })
     .await;
     let now = b.pki.now().unix_timestamp();
-    let pool = b.pki.store().pool();
+    let pool = b.pki.store_for_tests().pool();
     for (fp, subject, days, gone, address) in [
         ("f00d01", "CN=legacy.example", 10, None, "127.0.0.7"),
         ("f00d02", "CN=retired.example", 10, Some(now), "127.0.0.8"),
@@ -1088,7 +1093,7 @@ async fn tags_select_certificates(db: Db) {
     let ev = Actor::system()
         .event("certificate.tag", "certificate")
         .object(&fp);
-    let store = b.pki.store();
+    let store = b.pki.store_for_tests();
     store
         .set_tags(&fp, &["team:payments".into(), "tier:1".into()], &ev, 0)
         .await

@@ -122,7 +122,10 @@ async fn scenario(db: Db) {
         created_by: "test".into(),
     };
     let ev = Actor::system().event("discovery_schedule.create", "discovery_schedule");
-    a.store().insert_schedule(&sched, &ev).await.unwrap();
+    a.store_for_tests()
+        .insert_schedule(&sched, &ev)
+        .await
+        .unwrap();
     assert_eq!(sched.next_run, now - 60 + 3600);
 
     // Not due yet.
@@ -134,13 +137,13 @@ async fn scenario(db: Db) {
     let mut started = ra.unwrap();
     started.extend(rb.unwrap());
     assert_eq!(started.len(), 1, "{started:?}");
-    let scan = a.store().scan(&started[0]).await.unwrap();
+    let scan = a.store_for_tests().scan(&started[0]).await.unwrap();
     assert_eq!(scan.status, "succeeded", "{scan:?}");
     assert_eq!(scan.schedule_id.as_deref(), Some(sched.id.as_str()));
     let changes = scan.changes.unwrap();
     assert_eq!(changes["new_certificates"][0]["fingerprint"], fp);
     assert_eq!(changes["expired"], json!([]));
-    let s = &a.store().list_schedules().await.unwrap()[0];
+    let s = &a.store_for_tests().list_schedules().await.unwrap()[0];
     assert_eq!(s.next_run, sched.next_run + 3600);
     assert_eq!(s.last_scan_id.as_deref(), Some(started[0].as_str()));
     // The same occurrence does not run again.
@@ -150,7 +153,7 @@ async fn scenario(db: Db) {
     clock.advance(Duration::hours(1));
     let now = clock.now().unix_timestamp();
     let claimed = a
-        .store()
+        .store_for_tests()
         .claim_due_schedule("dead", now, now + 1800)
         .await
         .unwrap();
@@ -165,14 +168,14 @@ async fn scenario(db: Db) {
     let mut started = ra.unwrap();
     started.extend(rb.unwrap());
     assert_eq!(started.len(), 1, "{started:?}");
-    let scan = a.store().scan(&started[0]).await.unwrap();
+    let scan = a.store_for_tests().scan(&started[0]).await.unwrap();
     let changes = scan.changes.unwrap();
     assert_eq!(changes["expired"][0]["fingerprint"], fp, "{changes}");
     assert_eq!(changes["new_certificates"], json!([]));
-    let eps = a.store().inventory_endpoints().await.unwrap();
+    let eps = a.store_for_tests().inventory_endpoints().await.unwrap();
     assert_eq!(eps.len(), 1);
     assert!(eps[0].findings.contains(&"expired".to_string()), "{eps:?}");
-    assert_eq!(a.store().list_scans(10).await.unwrap().len(), 3);
+    assert_eq!(a.store_for_tests().list_scans(10).await.unwrap().len(), 3);
 
     // A scan whose replica stopped mid-run is marked failed once it is too old to be alive.
     let spec = ScanSpec {
@@ -190,13 +193,13 @@ async fn scenario(db: Db) {
     assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
     clock.advance(Duration::hours(2));
     assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 1);
-    let orphan = a.store().scan(&orphan.id).await.unwrap();
+    let orphan = a.store_for_tests().scan(&orphan.id).await.unwrap();
     assert_eq!(orphan.status, "failed");
     assert!(orphan.error.unwrap().starts_with("abandoned"));
     assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
 
-    a.store().close().await;
-    r2.store().close().await;
+    a.store_for_tests().close().await;
+    r2.store_for_tests().close().await;
     if db == Db::Postgres {
         let out = std::process::Command::new("psql")
             .args([

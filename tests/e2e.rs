@@ -306,6 +306,35 @@ async fn delegated_ocsp_responder(db: Db) {
         out.contains("OCSP Responder") && out.contains("OCSP Signing"),
         "the delegated responder certificate is included: {out}"
     );
+    // The responder certificate went through its own approved path: recorded, without a
+    // profile, issued by the server, and audited.
+    let (st, page) = s.api(Method::GET, "/certificates", None).await;
+    assert_eq!(st, 200, "{page}");
+    let responders: Vec<&serde_json::Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["subject"]
+                .as_str()
+                .unwrap_or("")
+                .contains("OCSP Responder")
+        })
+        .collect();
+    assert_eq!(responders.len(), 1, "{page}");
+    assert!(responders[0]["profile"].is_null(), "{page}");
+    assert_eq!(responders[0]["created_by"], "system", "{page}");
+    let (st, audit) = s
+        .api(
+            Method::GET,
+            "/audit?action=certificate.issue_ocsp_responder",
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{audit}");
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{audit}");
+    assert_eq!(items[0]["object_id"], responders[0]["id"], "{audit}");
 }
 
 #[tokio::test]

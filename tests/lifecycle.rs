@@ -47,7 +47,7 @@ async fn server_certificate_renews_at_two_thirds_of_its_life() {
 async fn crls_are_signed_again_before_next_update() {
     let dir = tempfile::tempdir().unwrap();
     let (b, clock) = booted(dir.path()).await;
-    let cas = b.pki.store().list_cas().await.unwrap();
+    let cas = b.pki.store_for_tests().list_cas().await.unwrap();
     assert_eq!(
         b.pki.refresh_due_crls().await.unwrap(),
         cas.len(),
@@ -58,7 +58,13 @@ async fn crls_are_signed_again_before_next_update() {
         0,
         "fresh CRLs are left alone"
     );
-    let (der1, this1, next1) = b.pki.store().get_crl(&cas[0].id).await.unwrap().unwrap();
+    let (der1, this1, next1) = b
+        .pki
+        .store_for_tests()
+        .get_crl(&cas[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(next1 - this1, 24 * 3600 + 60);
     clock.advance(Duration::hours(11));
     assert_eq!(b.pki.refresh_due_crls().await.unwrap(), 0);
@@ -68,14 +74,26 @@ async fn crls_are_signed_again_before_next_update() {
         cas.len(),
         "past half-life: re-signed"
     );
-    let (der2, this2, next2) = b.pki.store().get_crl(&cas[0].id).await.unwrap().unwrap();
+    let (der2, this2, next2) = b
+        .pki
+        .store_for_tests()
+        .get_crl(&cas[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(der1, der2);
     assert_eq!(this2 - this1, 13 * 3600);
     assert!(next2 > next1);
     // The CRL handed out is never one past its nextUpdate.
     clock.advance(Duration::hours(30));
     let der3 = b.pki.crl(&cas[0].id).await.unwrap();
-    let (_, _, next3) = b.pki.store().get_crl(&cas[0].id).await.unwrap().unwrap();
+    let (_, _, next3) = b
+        .pki
+        .store_for_tests()
+        .get_crl(&cas[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(der3, der2);
     assert!(next3 > clock_now(&clock) + 12 * 3600);
 }

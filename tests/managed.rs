@@ -62,8 +62,18 @@ async fn booted(
 }
 
 async fn binding(managed: &Managed, m: &str, dest: &str) -> BindingRecord {
-    let d = managed.pki().store().get_destination(dest).await.unwrap();
-    managed.pki().store().get_binding(m, &d.id).await.unwrap()
+    let d = managed
+        .pki()
+        .store_for_tests()
+        .get_destination(dest)
+        .await
+        .unwrap();
+    managed
+        .pki()
+        .store_for_tests()
+        .get_binding(m, &d.id)
+        .await
+        .unwrap()
 }
 
 async fn acm_pem(acm: &AwsAcm, arn: &str) -> String {
@@ -149,7 +159,7 @@ async fn renewal_and_sync(db: Db) {
         .await
         .unwrap();
     assert_eq!(m.current_version, 1);
-    let store = b.pki.store();
+    let store = b.pki.store_for_tests();
     let v1 = store.managed_versions(&m.id).await.unwrap();
     let c1 = store.get_certificate(&v1[0].certificate_id).await.unwrap();
     assert_eq!(
@@ -349,7 +359,7 @@ async fn one_replica_renews_a_certificate() {
         .unwrap();
     clock.advance(Duration::days(15) + Duration::minutes(1));
     // A third replica holds the lease (it is renewing, or died doing so).
-    let store = b.pki.store();
+    let store = b.pki.store_for_tests();
     let now = clock_now(&clock);
     assert!(
         store
@@ -399,7 +409,7 @@ async fn a_failed_renewal_is_retried_with_backoff() {
         .await
         .unwrap();
     // The profile is tightened so the stored request no longer passes policy.
-    let store = b.pki.store();
+    let store = b.pki.store_for_tests();
     let mut profile = store.get_profile("default").await.unwrap();
     profile.policy.max_validity_days = 30;
     let ev = system
@@ -481,7 +491,7 @@ async fn moved_renewal_window_renews_early(db: Db) {
         )
         .await
         .unwrap();
-    let store = b.pki.store();
+    let store = b.pki.store_for_tests();
     clock.advance(Duration::days(5));
     assert_eq!(managed.renew_due().await.unwrap(), 0, "not due yet");
     let ca = store.get_ca("intermediate").await.unwrap();

@@ -58,7 +58,7 @@ async fn main() -> Result<()> {
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let booted = boot(settings, clock.clone()).await?;
     let pki = booted.pki.clone();
-    let store = pki.store();
+    let store = pki.store_for_tests();
     let now = pki.now().unix_timestamp();
     let ca = store.get_ca("intermediate").await?;
 

@@ -160,6 +160,26 @@ impl Profile {
         }
     }
 
+    /// Whether keys of type `alg` may be certified under this profile: the rule
+    /// [`Profile::approve`] applies, for callers that want to refuse before making a key.
+    pub fn check_key_type(&self, alg: KeyAlgorithm) -> Result<(), PolicyViolation> {
+        if self.allowed_key_types.contains(&alg) {
+            return Ok(());
+        }
+        let allowed: Vec<String> = self
+            .allowed_key_types
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        Err(self.violation(
+            "allowed_key_types",
+            format!(
+                "key type {alg} is not allowed (allowed: {})",
+                allowed.join(", ")
+            ),
+        ))
+    }
+
     /// Check the profile itself for contradictions (empty name, zero validity, ...).
     pub fn validate(&self) -> Result<(), PolicyViolation> {
         if self.name.trim().is_empty()
@@ -210,20 +230,7 @@ impl Profile {
         // Key type.
         let key_alg = KeyAlgorithm::of_spki(&req.public_key_der)
             .map_err(|e| self.violation("allowed_key_types", e.to_string()))?;
-        if !self.allowed_key_types.contains(&key_alg) {
-            let allowed: Vec<String> = self
-                .allowed_key_types
-                .iter()
-                .map(|k| k.to_string())
-                .collect();
-            return Err(self.violation(
-                "allowed_key_types",
-                format!(
-                    "key type {key_alg} is not allowed (allowed: {})",
-                    allowed.join(", ")
-                ),
-            ));
-        }
+        self.check_key_type(key_alg)?;
 
         // Names.
         let mut dns = Vec::new();

@@ -11,7 +11,7 @@ use super::auth::Admin;
 use super::extract::Json;
 use crate::error::Error;
 use crate::server::AppState;
-use crate::store::{AcmeEabKey, new_id};
+use crate::store::AcmeEabKey;
 
 /// Routes.
 pub(super) fn router() -> Router<AppState> {
@@ -44,39 +44,11 @@ async fn create_eab(
     Admin(auth): Admin,
     Json(body): Json<CreateEab>,
 ) -> Result<(StatusCode, Json<CreatedEab>), Error> {
-    if body.name.len() > 100 {
-        return Err(Error::BadRequest(
-            "name must be at most 100 characters".into(),
-        ));
-    }
-    let pki = &state.pki;
-    if !pki.settings().acme.serves(&body.profile) {
-        return Err(Error::BadRequest(format!(
-            "profile {:?} has no ACME directory (see acme.default_profile and acme.profiles)",
-            body.profile
-        )));
-    }
-    pki.profile(&body.profile).await?;
-    let mut secret = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut secret)
-        .map_err(|_| Error::Internal("random generator failed".into()))?;
-    let key = AcmeEabKey {
-        id: new_id(),
-        profile: body.profile,
-        name: body.name,
-        account_id: None,
-        created_at: pki.now().unix_timestamp(),
-        created_by: auth.actor.name.clone(),
-    };
-    let sealed = pki
-        .master()
-        .seal(&secret, format!("acme-eab:{}", key.id).as_bytes())?;
-    let ev = auth
-        .actor
-        .event("acme.eab_key.create", "acme_eab_key")
-        .object(&key.id)
-        .detail(serde_json::json!({"profile": key.profile, "name": key.name}));
-    pki.store().acme_eab_insert(&key, &sealed, &ev).await?;
+    let (key, secret) = state
+        .services
+        .acme
+        .create_eab_key(body.profile, body.name, &auth.actor)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedEab {
@@ -94,7 +66,7 @@ struct EabList {
 
 async fn list_eab(State(state): State<AppState>, _a: Admin) -> Result<Json<EabList>, Error> {
     Ok(Json(EabList {
-        items: state.pki.store().acme_eab_list().await?,
+        items: state.services.acme.eab_keys().await?,
     }))
 }
 
@@ -129,47 +101,25 @@ async fn move_window(
     Admin(auth): Admin,
     Json(body): Json<WindowRequest>,
 ) -> Result<(StatusCode, Json<Window>), Error> {
-    if body.end <= body.start {
-        return Err(Error::BadRequest("end must be after start".into()));
-    }
-    let store = state.pki.store();
-    let (ca, certificate) = match (&body.ca, &body.certificate) {
-        (Some(ca), None) => (Some(store.get_ca(ca).await?.id), None),
-        (None, Some(c)) => (None, Some(store.get_certificate(c).await?.id)),
-        _ => {
-            return Err(Error::BadRequest(
-                "give exactly one of \"ca\" and \"certificate\"".into(),
-            ));
-        }
-    };
-    let id = new_id();
-    let ev = auth
-        .actor
-        .event("acme.renewal_window.move", "acme_renewal_window")
-        .object(&id)
-        .detail(serde_json::json!({
-            "ca": ca, "certificate": certificate,
-            "start": body.start.unix_timestamp(), "end": body.end.unix_timestamp(),
-        }));
-    store
-        .acme_renewal_override_insert(
-            &id,
-            ca.as_deref(),
-            certificate.as_deref(),
-            body.start.unix_timestamp(),
-            body.end.unix_timestamp(),
-            &ev,
-            state.pki.now().unix_timestamp(),
+    let w = state
+        .services
+        .acme
+        .move_renewal_window(
+            body.ca.as_deref(),
+            body.certificate.as_deref(),
+            body.start,
+            body.end,
+            &auth.actor,
         )
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(Window {
-            id,
-            ca,
-            certificate,
-            start: body.start,
-            end: body.end,
+            id: w.id,
+            ca: w.ca,
+            certificate: w.certificate,
+            start: w.start,
+            end: w.end,
         }),
     ))
 }

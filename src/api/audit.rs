@@ -9,7 +9,7 @@ use super::auth::Admin;
 use super::extract::{Json, Query};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::store::{AuditFilter, AuditRecord};
+use crate::store::AuditRecord;
 
 /// Routes.
 pub(super) fn router() -> Router<AppState> {
@@ -37,25 +37,13 @@ async fn list(
     _a: Admin,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Page>, Error> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
-    }
-    let items = state
-        .pki
-        .store()
-        .list_audit(&AuditFilter {
-            action: q.action,
-            before_id: q.before,
-            limit: limit + 1,
-        })
+    let page = state
+        .services
+        .audit
+        .list(q.action, q.before, q.limit)
         .await?;
-    let mut items = items;
-    let next_before = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_before }))
+    Ok(Json(Page {
+        items: page.items,
+        next_before: page.next_before,
+    }))
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use certkeeper_ca::{CaSpec, KeyAlgorithm, NameConstraintSpec};
+use certkeeper_ca::{KeyAlgorithm, NameConstraintSpec};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -13,6 +13,7 @@ use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
 use crate::error::Error;
 use crate::server::AppState;
+use crate::services::cas::{CaDetails, CaKind, NewCa};
 use crate::store::CaRecord;
 
 /// Routes.
@@ -57,7 +58,7 @@ pub(super) struct CaView {
 
 fn view(state: &AppState, ca: &CaRecord) -> CaView {
     let active = ca.status == "active";
-    let links = state.pki.links_for(&ca.id);
+    let links = state.services.cas.links(&ca.id);
     CaView {
         id: ca.id.clone(),
         name: ca.name.clone(),
@@ -85,21 +86,22 @@ fn csr_pem(der: &[u8]) -> String {
 }
 
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<CaView>>, Error> {
-    let cas = state.pki.store().list_cas().await?;
+    let cas = state.services.cas.list().await?;
     Ok(Json(cas.iter().map(|c| view(&state, c)).collect()))
 }
 
-async fn full_view(state: &AppState, ca: &CaRecord) -> Result<CaView, Error> {
-    let mut v = view(state, ca);
-    if let Some(der) = &ca.cert_der {
+fn full_view(state: &AppState, d: &CaDetails) -> CaView {
+    let mut v = view(state, &d.ca);
+    if let Some(der) = &d.ca.cert_der {
         v.certificate = Some(certkeeper_ca::pem_encode_certs([der.as_slice()]));
-        let chain = state.pki.chain_of(ca).await?;
+    }
+    if let Some(chain) = &d.chain {
         v.chain = Some(certkeeper_ca::pem_encode_certs(
             chain.iter().map(Vec::as_slice),
         ));
     }
-    v.csr = ca.csr_der.as_deref().map(csr_pem);
-    Ok(v)
+    v.csr = d.ca.csr_der.as_deref().map(csr_pem);
+    v
 }
 
 async fn get_one(
@@ -107,8 +109,8 @@ async fn get_one(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<CaView>, Error> {
-    let ca = state.pki.store().get_ca(&id).await?;
-    Ok(Json(full_view(&state, &ca).await?))
+    let d = state.services.cas.get(&id).await?;
+    Ok(Json(full_view(&state, &d)))
 }
 
 /// Kinds of CA that can be created.
@@ -142,52 +144,24 @@ async fn create(
     Admin(auth): Admin,
     Json(body): Json<CreateCa>,
 ) -> Result<Response, Error> {
-    let mut spec = CaSpec::new(
-        &body.common_name,
-        body.key_algorithm
-            .unwrap_or(state.pki.settings().ca.key_algorithm),
-    );
-    spec.organization = body.organization;
-    spec.country = body.country;
-    if let Some(d) = body.validity_days {
-        spec.validity_days = d;
-    }
-    spec.path_len = body.path_len;
-    spec.name_constraints = body.name_constraints;
-    if body.common_name.trim().is_empty() {
-        return Err(Error::BadRequest("common_name must not be empty".into()));
-    }
-    let ca = match (body.kind, body.parent) {
-        (CaType::Root, None) => {
-            state
-                .pki
-                .create_root(&body.name, &spec, &auth.actor)
-                .await?
-        }
-        (CaType::Intermediate, Some(parent)) => {
-            state
-                .pki
-                .create_intermediate(&body.name, &parent, &spec, &auth.actor)
-                .await?
-        }
-        (CaType::Intermediate, None) => {
-            return Err(Error::BadRequest(
-                "an intermediate CA needs \"parent\" (a CA id or name)".into(),
-            ));
-        }
-        (CaType::External, None) => {
-            state
-                .pki
-                .create_external(&body.name, &spec, &auth.actor)
-                .await?
-        }
-        (_, Some(_)) => {
-            return Err(Error::BadRequest(
-                "\"parent\" is only for type \"intermediate\"".into(),
-            ));
-        }
+    let new = NewCa {
+        name: body.name,
+        kind: match body.kind {
+            CaType::Root => CaKind::Root,
+            CaType::Intermediate => CaKind::Intermediate,
+            CaType::External => CaKind::External,
+        },
+        parent: body.parent,
+        common_name: body.common_name,
+        organization: body.organization,
+        country: body.country,
+        key_algorithm: body.key_algorithm,
+        validity_days: body.validity_days,
+        path_len: body.path_len,
+        name_constraints: body.name_constraints,
     };
-    Ok((StatusCode::CREATED, Json(full_view(&state, &ca).await?)).into_response())
+    let d = state.services.cas.create(new, &auth.actor).await?;
+    Ok((StatusCode::CREATED, Json(full_view(&state, &d))).into_response())
 }
 
 /// Body of `POST /cas/import`.
@@ -204,16 +178,17 @@ async fn import(
     Admin(auth): Admin,
     Json(body): Json<ImportCa>,
 ) -> Result<Response, Error> {
-    let ca = state
-        .pki
-        .import_ca(
+    let d = state
+        .services
+        .cas
+        .import(
             &body.name,
             body.certificate.as_bytes(),
             body.private_key.as_bytes(),
             &auth.actor,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(full_view(&state, &ca).await?)).into_response())
+    Ok((StatusCode::CREATED, Json(full_view(&state, &d))).into_response())
 }
 
 async fn csr(
@@ -221,10 +196,7 @@ async fn csr(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    let ca = state.pki.store().get_ca(&id).await?;
-    let der = ca.csr_der.ok_or_else(|| {
-        Error::Conflict(format!("CA {:?} is not pending; it has no CSR", ca.name))
-    })?;
+    let der = state.services.cas.csr(&id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         csr_pem(&der),
@@ -245,11 +217,12 @@ async fn install(
     Path(id): Path<String>,
     Json(body): Json<Install>,
 ) -> Result<Json<CaView>, Error> {
-    let ca = state
-        .pki
-        .install_ca_certificate(&id, body.certificate.as_bytes(), &auth.actor)
+    let d = state
+        .services
+        .cas
+        .install(&id, body.certificate.as_bytes(), &auth.actor)
         .await?;
-    Ok(Json(full_view(&state, &ca).await?))
+    Ok(Json(full_view(&state, &d)))
 }
 
 /// `?format=pem|der`.
@@ -270,8 +243,7 @@ async fn crl(
             q.format.unwrap_or_default()
         )));
     }
-    let ca = state.pki.store().get_ca(&id).await?;
-    let der = state.pki.crl(&ca.id).await?;
+    let der = state.services.cas.crl(&id).await?;
     match q.format.as_deref() {
         None | Some("der") => {
             Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())

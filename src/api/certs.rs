@@ -8,16 +8,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, PublicKeyData};
+use certkeeper_ca::KeyAlgorithm;
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::auth::{Auth, Reader};
 use super::extract::{Json, Path, Query};
 use crate::error::Error;
 use crate::server::AppState;
+use crate::services::certificates::{GenerateRequest, IssuedWithKey, Search, Validity};
 use crate::services::pki::Issued;
-use crate::store::{CertFilter, CertRecord, CertStatusFilter};
+use crate::store::CertRecord;
 
 /// Routes.
 pub(super) fn router() -> Router<AppState> {
@@ -145,38 +146,6 @@ fn issued_view(i: &Issued, profile: &str) -> IssuedView {
     }
 }
 
-/// The profile named in an issuance request; an unknown name is the caller's mistake (400).
-async fn issuing_profile(
-    state: &AppState,
-    name: &str,
-) -> Result<crate::store::ProfileRecord, Error> {
-    state.pki.profile(name).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound(_) => Error::BadRequest(format!("no profile {name:?}")),
-        other => other.into(),
-    })
-}
-
-fn validity(
-    days: Option<u32>,
-    not_after: Option<OffsetDateTime>,
-    req: &mut IssuanceRequest,
-) -> Result<(), Error> {
-    match (days, not_after) {
-        (Some(_), Some(_)) => Err(Error::BadRequest(
-            "give validity_days or not_after, not both".into(),
-        )),
-        (Some(0), _) => Err(Error::BadRequest("validity_days must be at least 1".into())),
-        (Some(d), None) => {
-            req.validity = Some(Duration::days(d.into()));
-            Ok(())
-        }
-        (None, na) => {
-            req.not_after = na;
-            Ok(())
-        }
-    }
-}
-
 /// Body of `POST /certificates`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,16 +163,16 @@ async fn issue_from_csr(
     Json(body): Json<IssueCsr>,
 ) -> Result<Response, Error> {
     auth.require_issuer_for(&body.profile)?;
-    let profile = issuing_profile(&state, &body.profile).await?;
-    let csr = certkeeper_ca::parse_csr(body.csr.as_bytes())?;
-    let mut req = IssuanceRequest::from_csr(&csr);
-    validity(body.validity_days, body.not_after, &mut req)?;
-    let issued = state.pki.issue(&profile, req, None, &auth.actor).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(issued_view(&issued, &profile.policy.name)),
-    )
-        .into_response())
+    let validity = Validity {
+        days: body.validity_days,
+        not_after: body.not_after,
+    };
+    let (issued, profile) = state
+        .services
+        .certificates
+        .issue_from_csr(&body.profile, body.csr.as_bytes(), validity, &auth.actor)
+        .await?;
+    Ok((StatusCode::CREATED, Json(issued_view(&issued, &profile))).into_response())
 }
 
 /// Output of server-side key generation.
@@ -256,43 +225,29 @@ async fn issue_with_key(
         }
         (KeyFormat::Pem, None) => None,
     };
-    let profile = issuing_profile(&state, &body.profile).await?;
-    let alg = body.key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
-    if !KeyAlgorithm::GENERATABLE.contains(&alg) {
-        return Err(Error::BadRequest(format!(
-            "key type {alg} cannot be generated"
-        )));
-    }
-    if !profile.policy.allowed_key_types.contains(&alg) {
-        // Refuse before spending time on key generation; approve() would refuse it too.
-        return Err(certkeeper_ca::PolicyViolation {
-            profile: profile.policy.name.clone(),
-            rule: "allowed_key_types",
-            detail: format!("key type {alg} is not allowed"),
-        }
-        .into());
-    }
-    let key = tokio::task::spawn_blocking(move || alg.generate())
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-    let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
-    req.dns_names = body.dns_names;
-    req.ip_addresses = body.ip_addresses;
-    if let Some(cn) = body.common_name {
-        req.subject.push(("CN".into(), cn));
-    }
-    validity(body.validity_days, body.not_after, &mut req)?;
-    let pkcs8 = key.serialize_der();
-    let issued = state
-        .pki
-        .issue(
-            &profile,
-            req,
-            body.managed.then_some(pkcs8.as_slice()),
-            &auth.actor,
-        )
+    let request = GenerateRequest {
+        profile: body.profile,
+        dns_names: body.dns_names,
+        ip_addresses: body.ip_addresses,
+        common_name: body.common_name,
+        key_algorithm: body.key_algorithm,
+        validity: Validity {
+            days: body.validity_days,
+            not_after: body.not_after,
+        },
+        managed: body.managed,
+    };
+    let IssuedWithKey {
+        issued,
+        profile,
+        key,
+    } = state
+        .services
+        .certificates
+        .issue_with_key(request, &auth.actor)
         .await?;
-    let mut out = issued_view(&issued, &profile.policy.name);
+    let pkcs8 = key.serialize_der();
+    let mut out = issued_view(&issued, &profile);
     match password {
         None => out.private_key = Some(key.serialize_pem()),
         Some(pw) => {
@@ -354,53 +309,29 @@ async fn list(
     _r: Reader,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page>, Error> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
-    }
-    let ca_id = match q.ca {
-        Some(ca) => Some(
-            state
-                .pki
-                .store()
-                .get_ca(&ca)
-                .await
-                .map(|c| c.id)
-                .map_err(|_| Error::BadRequest(format!("no CA {ca:?}")))?,
-        ),
-        None => None,
-    };
-    let status = match q.status.as_deref() {
-        None => None,
-        Some("valid") => Some(CertStatusFilter::Valid),
-        Some("expired") => Some(CertStatusFilter::Expired),
-        Some("revoked") => Some(CertStatusFilter::Revoked),
-        Some(other) => {
-            return Err(Error::BadRequest(format!(
-                "status {other:?} is not one of valid, expired, revoked"
-            )));
-        }
-    };
-    let filter = CertFilter {
-        ca_id,
+    let search = Search {
+        ca: q.ca,
         profile: q.profile,
-        status,
+        status: q.status,
         san: q.san,
-        serial: q.serial.map(|s| s.replace(':', "").to_ascii_lowercase()),
+        serial: q.serial,
         expiring_before: q.expiring_before,
+        limit: q.limit,
         after: q.cursor.as_deref().map(decode_cursor).transpose()?,
-        limit: limit + 1,
     };
-    let now = state.pki.now();
-    let mut rows = state.pki.store().search_certificates(&filter, now).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(encode_cursor)
+    let page = state.services.certificates.search(search).await?;
+    let next_cursor = if page.more {
+        page.items.last().map(encode_cursor)
     } else {
         None
     };
+    let now = page.now;
     Ok(Json(Page {
-        items: rows.into_iter().map(|c| view(c, now, false)).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|c| view(c, now, false))
+            .collect(),
         next_cursor,
     }))
 }
@@ -410,8 +341,8 @@ async fn get_one(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<CertView>, Error> {
-    let c = state.pki.store().get_certificate(&id).await?;
-    Ok(Json(view(c, state.pki.now(), true)))
+    let c = state.services.certificates.get(&id).await?;
+    Ok(Json(view(c.cert, c.now, true)))
 }
 
 async fn get_pem(
@@ -419,7 +350,7 @@ async fn get_pem(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    let c = state.pki.store().get_certificate(&id).await?;
+    let c = state.services.certificates.get(&id).await?.cert;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         certkeeper_ca::pem_encode_certs([c.der.as_slice()]),
@@ -432,7 +363,7 @@ async fn get_der(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    let c = state.pki.store().get_certificate(&id).await?;
+    let c = state.services.certificates.get(&id).await?.cert;
     Ok(([(header::CONTENT_TYPE, "application/pkix-cert")], c.der).into_response())
 }
 
@@ -441,9 +372,7 @@ async fn get_chain(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    let c = state.pki.store().get_certificate(&id).await?;
-    let ca = state.pki.store().get_ca(&c.ca_id).await?;
-    let chain = state.pki.chain_of(&ca).await?;
+    let (c, chain) = state.services.certificates.with_chain(&id).await?;
     // Leaf and intermediates; the root is the client's trust anchor and is left out.
     let mut ders: Vec<&[u8]> = vec![c.der.as_slice()];
     let n = match chain.last() {
@@ -507,8 +436,15 @@ async fn revoke(
     Json(body): Json<Revoke>,
 ) -> Result<Json<CertView>, Error> {
     let reason = parse_reason(body.reason.as_ref())?;
-    let cert = state.pki.store().get_certificate(&id).await?;
-    auth.require_issuer_for(cert.profile_name.as_deref().unwrap_or(""))?;
-    let rec = state.pki.revoke(&id, reason, &auth.actor).await?;
-    Ok(Json(view(rec, state.pki.now(), false)))
+    let c = state
+        .services
+        .certificates
+        .revoke(
+            &id,
+            reason,
+            |profile| auth.require_issuer_for(profile),
+            &auth.actor,
+        )
+        .await?;
+    Ok(Json(view(c.cert, c.now, false)))
 }

@@ -14,7 +14,7 @@ use super::auth::{Admin, Reader};
 use super::extract::{Json, Path};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::store::{ProfileRecord, new_id};
+use crate::store::ProfileRecord;
 
 /// Routes.
 pub(super) fn router() -> Router<AppState> {
@@ -46,49 +46,12 @@ fn view(r: ProfileRecord) -> ProfileView {
     }
 }
 
-/// Split a body into its `ca` and a validated policy.
-fn parse_body(
-    mut body: Value,
-    name_from_path: Option<&str>,
-) -> Result<(Option<String>, Profile), Error> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| Error::BadRequest("the body must be a JSON object".into()))?;
-    let ca = match obj.remove("ca") {
-        Some(Value::String(s)) => Some(s),
-        Some(_) => {
-            return Err(Error::BadRequest(
-                "\"ca\" must be a string (CA id or name)".into(),
-            ));
-        }
-        None => None,
-    };
-    if let Some(name) = name_from_path {
-        match obj.get("name") {
-            Some(Value::String(n)) if n != name => {
-                return Err(Error::BadRequest(
-                    "a profile cannot be renamed: \"name\" differs from the path".into(),
-                ));
-            }
-            _ => {
-                obj.insert("name".into(), Value::String(name.to_string()));
-            }
-        }
-    }
-    let policy: Profile = serde_json::from_value(body)
-        .map_err(|e| Error::BadRequest(format!("invalid profile: {e}")))?;
-    policy
-        .validate()
-        .map_err(|v| Error::BadRequest(format!("invalid profile: {}: {}", v.rule, v.detail)))?;
-    Ok((ca, policy))
-}
-
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<ProfileView>>, Error> {
     Ok(Json(
         state
-            .pki
-            .store()
-            .list_profiles()
+            .services
+            .profiles
+            .list()
             .await?
             .into_iter()
             .map(view)
@@ -101,21 +64,7 @@ async fn get_one(
     _r: Reader,
     Path(name): Path<String>,
 ) -> Result<Json<ProfileView>, Error> {
-    Ok(Json(view(state.pki.store().get_profile(&name).await?)))
-}
-
-async fn resolve_ca(state: &AppState, ca: &str) -> Result<String, Error> {
-    match state.pki.store().get_ca(ca).await {
-        Ok(c) if c.status == "active" => Ok(c.id),
-        Ok(c) => Err(Error::BadRequest(format!(
-            "CA {:?} is {}, not active",
-            c.name, c.status
-        ))),
-        Err(crate::store::StoreError::NotFound(_)) => {
-            Err(Error::BadRequest(format!("no CA {ca:?}")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(Json(view(state.services.profiles.get(&name).await?)))
 }
 
 async fn create(
@@ -123,31 +72,7 @@ async fn create(
     Admin(auth): Admin,
     Json(body): Json<Value>,
 ) -> Result<Response, Error> {
-    let (ca, policy) = parse_body(body, None)?;
-    let ca = ca.ok_or_else(|| {
-        Error::BadRequest("\"ca\" (the signing CA's id or name) is required".into())
-    })?;
-    let ca_id = resolve_ca(&state, &ca).await?;
-    // Stored to the second; answer what a later GET will show.
-    let now = state
-        .pki
-        .now()
-        .replace_nanosecond(0)
-        .unwrap_or(state.pki.now());
-    let rec = ProfileRecord {
-        id: new_id(),
-        ca_id,
-        policy,
-        created_at: now,
-        updated_at: now,
-    };
-    let ev = auth
-        .actor
-        .event("profile.create", "profile")
-        .object(&rec.id)
-        .detail(serde_json::json!({"name": rec.policy.name}));
-    state.pki.store().insert_profile(&rec, &ev).await?;
-    state.pki.invalidate_profiles();
+    let rec = state.services.profiles.create(body, &auth.actor).await?;
     Ok((StatusCode::CREATED, Json(view(rec))).into_response())
 }
 
@@ -157,30 +82,11 @@ async fn update(
     Path(name): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<ProfileView>, Error> {
-    let existing = state.pki.store().get_profile(&name).await?;
-    let (ca, policy) = parse_body(body, Some(&existing.policy.name))?;
-    let ca_id = match ca {
-        Some(c) => resolve_ca(&state, &c).await?,
-        None => existing.ca_id.clone(),
-    };
-    let rec = ProfileRecord {
-        id: existing.id,
-        ca_id,
-        policy,
-        created_at: existing.created_at,
-        updated_at: state
-            .pki
-            .now()
-            .replace_nanosecond(0)
-            .unwrap_or(state.pki.now()),
-    };
-    let ev = auth
-        .actor
-        .event("profile.update", "profile")
-        .object(&rec.id)
-        .detail(serde_json::json!({"name": rec.policy.name}));
-    state.pki.store().update_profile(&rec, &ev).await?;
-    state.pki.invalidate_profiles();
+    let rec = state
+        .services
+        .profiles
+        .update(&name, body, &auth.actor)
+        .await?;
     Ok(Json(view(rec)))
 }
 
@@ -189,17 +95,6 @@ async fn delete(
     Admin(auth): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let existing = state.pki.store().get_profile(&name).await?;
-    let ev = auth
-        .actor
-        .event("profile.delete", "profile")
-        .object(&existing.id)
-        .detail(serde_json::json!({"name": existing.policy.name}));
-    state
-        .pki
-        .store()
-        .delete_profile(&existing.policy.name, &ev, state.pki.now())
-        .await?;
-    state.pki.invalidate_profiles();
+    state.services.profiles.delete(&name, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }

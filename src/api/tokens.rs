@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
-use time::Duration;
 
-use super::auth::{Admin, new_token};
+use super::auth::Admin;
 use super::extract::{Json, Path};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::store::{Role, TokenRecord, new_id};
+use crate::services::tokens::NewToken;
+use crate::store::{Role, TokenRecord};
 
 /// Routes.
 pub(super) fn router() -> Router<AppState> {
@@ -45,58 +45,18 @@ async fn create(
     Admin(auth): Admin,
     Json(body): Json<CreateToken>,
 ) -> Result<Response, Error> {
-    if body.name.trim().is_empty() || body.name.len() > 100 {
-        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
-    }
-    match (body.role, body.profiles.is_empty()) {
-        (Role::Issuer, true) => {
-            return Err(Error::BadRequest(
-                "an issuer token needs \"profiles\": the profiles it may use".into(),
-            ));
-        }
-        (Role::Admin | Role::Viewer, false) => {
-            return Err(Error::BadRequest(
-                "\"profiles\" applies to issuer tokens only".into(),
-            ));
-        }
-        _ => {}
-    }
-    for p in &body.profiles {
-        state
-            .pki
-            .store()
-            .get_profile(p)
-            .await
-            .map_err(|_| Error::BadRequest(format!("no profile {p:?}")))?;
-    }
-    if body.expires_in_days == Some(0) {
-        return Err(Error::BadRequest(
-            "expires_in_days must be at least 1".into(),
-        ));
-    }
-    let now = state.pki.now();
-    let (token, hash) = new_token()?;
-    let rec = TokenRecord::new(
-        new_id(),
-        body.name,
-        body.role,
-        body.profiles,
-        hash,
-        now,
-        body.expires_in_days.map(|d| now + Duration::days(d.into())),
-        auth.actor.name.clone(),
-    );
-    let ev = auth
-        .actor
-        .event("token.create", "token")
-        .object(&rec.id)
-        .detail(serde_json::json!({"name": rec.name, "role": rec.role, "profiles": rec.profiles}));
-    state.pki.store().insert_token(&rec, &ev).await?;
-    Ok((StatusCode::CREATED, Json(Created { record: rec, token })).into_response())
+    let new = NewToken {
+        name: body.name,
+        role: body.role,
+        profiles: body.profiles,
+        expires_in_days: body.expires_in_days,
+    };
+    let (record, token) = state.services.tokens.create(new, &auth.actor).await?;
+    Ok((StatusCode::CREATED, Json(Created { record, token })).into_response())
 }
 
 async fn list(State(state): State<AppState>, _a: Admin) -> Result<Json<Vec<TokenRecord>>, Error> {
-    Ok(Json(state.pki.store().list_tokens().await?))
+    Ok(Json(state.services.tokens.list().await?))
 }
 
 async fn revoke(
@@ -104,12 +64,6 @@ async fn revoke(
     Admin(auth): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let ev = auth.actor.event("token.revoke", "token").object(&id);
-    state
-        .pki
-        .store()
-        .revoke_token(&id, &ev, state.pki.now())
-        .await?;
-    state.pki.invalidate_tokens();
+    state.services.tokens.revoke(&id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }

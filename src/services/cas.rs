@@ -1,18 +1,175 @@
-//! Certificate authorities: create roots and intermediates, import, install, list, CRLs.
+//! Certificate authorities: create (root, intermediate, external), import, install an
+//! externally signed certificate, read, and serve their certificates and CRLs.
 
 use std::sync::Arc;
 
-use crate::services::pki::Pki;
+use certkeeper_ca::{CaSpec, KeyAlgorithm, Links, NameConstraintSpec};
 
-/// Certificate authorities: create roots and intermediates, import, install, list, CRLs.
+use crate::error::Error;
+use crate::services::pki::{Actor, Pki};
+use crate::store::CaRecord;
+
+/// Kinds of CA that can be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKind {
+    /// Self-signed.
+    Root,
+    /// Signed by one of ours.
+    Intermediate,
+    /// Signed elsewhere: created pending, with a CSR.
+    External,
+}
+
+/// What a new CA is created with.
+#[derive(Debug, Clone)]
+pub struct NewCa {
+    /// Unique name.
+    pub name: String,
+    /// Root, intermediate or external.
+    pub kind: CaKind,
+    /// The parent (id or name), for intermediates only.
+    pub parent: Option<String>,
+    /// Subject common name.
+    pub common_name: String,
+    /// Subject organisation.
+    pub organization: Option<String>,
+    /// Subject country.
+    pub country: Option<String>,
+    /// Key type; the configured default when absent.
+    pub key_algorithm: Option<KeyAlgorithm>,
+    /// Lifetime in days; ten years when absent.
+    pub validity_days: Option<u32>,
+    /// pathLenConstraint.
+    pub path_len: Option<u8>,
+    /// Name constraints.
+    pub name_constraints: Option<NameConstraintSpec>,
+}
+
+/// A CA with its issuer chain (nearest first, itself included), when it has a certificate.
+#[derive(Debug, Clone)]
+pub struct CaDetails {
+    /// The CA.
+    pub ca: CaRecord,
+    /// Its chain, when it has a certificate.
+    pub chain: Option<Vec<Vec<u8>>>,
+}
+
+/// Certificate authorities.
 #[derive(Debug, Clone)]
 pub struct CaService {
     pki: Arc<Pki>,
 }
 
 impl CaService {
-    /// The service over the registration authority's store and caches.
+    /// The service over the registration authority.
     pub fn new(pki: Arc<Pki>) -> CaService {
         CaService { pki }
+    }
+
+    /// The public URLs of a CA (certificate, CRL, OCSP).
+    pub fn links(&self, ca_id: &str) -> Links {
+        self.pki.links_for(ca_id)
+    }
+
+    /// Every CA.
+    pub async fn list(&self) -> Result<Vec<CaRecord>, Error> {
+        Ok(self.pki.store().list_cas().await?)
+    }
+
+    async fn details(&self, ca: CaRecord) -> Result<CaDetails, Error> {
+        let chain = match ca.cert_der {
+            Some(_) => Some(self.pki.chain_of(&ca).await?),
+            None => None,
+        };
+        Ok(CaDetails { ca, chain })
+    }
+
+    /// A CA by id or name, with its chain.
+    pub async fn get(&self, id: &str) -> Result<CaDetails, Error> {
+        let ca = self.pki.store().get_ca(id).await?;
+        self.details(ca).await
+    }
+
+    /// Create a root, intermediate or pending external CA.
+    pub async fn create(&self, new: NewCa, actor: &Actor) -> Result<CaDetails, Error> {
+        let mut spec = CaSpec::new(
+            &new.common_name,
+            new.key_algorithm
+                .unwrap_or(self.pki.settings().ca.key_algorithm),
+        );
+        spec.organization = new.organization;
+        spec.country = new.country;
+        if let Some(d) = new.validity_days {
+            spec.validity_days = d;
+        }
+        spec.path_len = new.path_len;
+        spec.name_constraints = new.name_constraints;
+        if new.common_name.trim().is_empty() {
+            return Err(Error::BadRequest("common_name must not be empty".into()));
+        }
+        let ca = match (new.kind, new.parent) {
+            (CaKind::Root, None) => self.pki.create_root(&new.name, &spec, actor).await?,
+            (CaKind::Intermediate, Some(parent)) => {
+                self.pki
+                    .create_intermediate(&new.name, &parent, &spec, actor)
+                    .await?
+            }
+            (CaKind::Intermediate, None) => {
+                return Err(Error::BadRequest(
+                    "an intermediate CA needs \"parent\" (a CA id or name)".into(),
+                ));
+            }
+            (CaKind::External, None) => self.pki.create_external(&new.name, &spec, actor).await?,
+            (_, Some(_)) => {
+                return Err(Error::BadRequest(
+                    "\"parent\" is only for type \"intermediate\"".into(),
+                ));
+            }
+        };
+        self.details(ca).await
+    }
+
+    /// Import a CA certificate and its key (PEM or DER).
+    pub async fn import(
+        &self,
+        name: &str,
+        cert: &[u8],
+        key: &[u8],
+        actor: &Actor,
+    ) -> Result<CaDetails, Error> {
+        let ca = self.pki.import_ca(name, cert, key, actor).await?;
+        self.details(ca).await
+    }
+
+    /// The CSR of a pending external CA (DER).
+    pub async fn csr(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let ca = self.pki.store().get_ca(id).await?;
+        ca.csr_der.ok_or_else(|| {
+            Error::Conflict(format!("CA {:?} is not pending; it has no CSR", ca.name))
+        })
+    }
+
+    /// Install the externally signed certificate of a pending CA.
+    pub async fn install(&self, id: &str, cert: &[u8], actor: &Actor) -> Result<CaDetails, Error> {
+        let ca = self.pki.install_ca_certificate(id, cert, actor).await?;
+        self.details(ca).await
+    }
+
+    /// The certificate of a CA (DER), for AIA.
+    pub async fn certificate(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let ca = self.pki.store().get_ca(id).await?;
+        ca.cert_der
+            .ok_or_else(|| Error::NotFound(format!("CA {id:?} has no certificate yet")))
+    }
+
+    /// The current CRL of a CA (DER), regenerated when due.
+    pub async fn crl(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let ca = self.pki.store().get_ca(id).await?;
+        self.pki.crl(&ca.id).await
+    }
+
+    /// Answer a DER OCSP request (RFC 6960) with a DER response; never fails.
+    pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        self.pki.ocsp(request).await
     }
 }

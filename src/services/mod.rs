@@ -11,12 +11,35 @@ pub mod discovery;
 pub mod est;
 pub mod managed;
 pub mod pki;
+pub mod ports;
 pub mod profiles;
 pub mod tokens;
 
 use std::sync::Arc;
 
+use crate::error::Error;
 use crate::jobs::Jobs;
+
+/// Whether `name` is 1 to 64 ASCII letters, digits, `-`, `_` or `.`: the shape of every
+/// name an object is found by (CAs, managed certificates, destinations, EST labels).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// [`is_plain_name`], refused as a bad request naming `what` ("name", "CA name").
+pub fn validate_name(what: &str, name: &str) -> Result<(), Error> {
+    if is_plain_name(name) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "{what} must be 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
 
 /// Every service, built once at start and shared by the front ends and the jobs.
 #[derive(Debug, Clone)]
@@ -61,5 +84,24 @@ impl Services {
             pki,
             jobs,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names() {
+        assert!(is_plain_name("web-1.example_ca"));
+        assert!(is_plain_name(&"a".repeat(64)));
+        assert!(!is_plain_name(&"a".repeat(65)));
+        assert!(!is_plain_name(""));
+        assert!(!is_plain_name("a b"));
+        assert!(!is_plain_name("a/b"));
+        assert_eq!(
+            validate_name("CA name", "a b").unwrap_err().to_string(),
+            "CA name must be 1 to 64 letters, digits, '-', '_' or '.'"
+        );
     }
 }

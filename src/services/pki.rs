@@ -74,6 +74,7 @@ pub struct Pki {
     chains: TtlCache<String, Vec<Vec<u8>>>,
     tokens: TtlCache<String, Option<TokenRecord>>,
     alert_rules: TtlCache<String, Arc<Vec<crate::store::RuleRecord>>>,
+    ocsp_renewal: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -107,6 +108,7 @@ impl Pki {
             chains: TtlCache::new(std::time::Duration::from_secs(300)),
             tokens: TtlCache::new(HOT_ROW_TTL),
             alert_rules: TtlCache::new(HOT_ROW_TTL),
+            ocsp_renewal: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -163,9 +165,27 @@ impl Pki {
             .await
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
+    /// The store: for the services and the jobs only; front ends call a service.
+    pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, for the integration tests and benchmarks that set up or inspect rows
+    /// directly. Nothing in the server calls this: front ends call a service, services use
+    /// [`Pki::store`].
+    #[doc(hidden)]
+    pub fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the database answers (for readiness).
+    pub async fn ping(&self) -> Result<(), Error> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Close the database pool (at shutdown, after the last request).
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// The current time from the injected clock.
@@ -255,17 +275,31 @@ impl Pki {
     }
 
     fn validate_ca_name(name: &str) -> Result<(), Error> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
-            return Err(Error::BadRequest(
-                "CA name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
-            ));
+        crate::services::validate_name("CA name", name)
+    }
+
+    /// A new key of type `alg` for a certificate under `profile`, made on the server:
+    /// refused before any work when the server cannot make such keys or the profile would
+    /// refuse them. The one place server-side keys are made (REST, EST `serverkeygen`,
+    /// managed certificates).
+    pub async fn generate_key(
+        &self,
+        profile: &ProfileRecord,
+        alg: KeyAlgorithm,
+    ) -> Result<certkeeper_ca::KeyPair, Error> {
+        if !KeyAlgorithm::GENERATABLE.contains(&alg) {
+            return Err(Error::BadRequest(format!(
+                "key type {alg} cannot be generated"
+            )));
         }
-        Ok(())
+        if let Err(v) = profile.policy.check_key_type(alg) {
+            self.metrics.policy_rejections.inc();
+            return Err(v.into());
+        }
+        tokio::task::spawn_blocking(move || alg.generate())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Into::into)
     }
 
     async fn store_new_ca(
@@ -723,17 +757,71 @@ impl Pki {
         ca: &CaRecord,
         signer: &SigningCa,
     ) -> Result<(Vec<u8>, certkeeper_ca::KeyPair), Error> {
-        let now = self.now();
-        let fresh = self.store.get_ca(&ca.id).await?;
+        if let Some(current) = self.current_ocsp_responder(&ca.id).await? {
+            return Ok(current);
+        }
+        // One renewal at a time on this replica: concurrent requests wait for it instead of
+        // each signing a responder of its own.
+        let _renewing = self.ocsp_renewal.lock().await;
+        if let Some(current) = self.current_ocsp_responder(&ca.id).await? {
+            return Ok(current);
+        }
+        self.issue_ocsp_responder(ca, signer).await
+    }
+
+    /// The stored responder of a CA while more than ten days of it are left.
+    async fn current_ocsp_responder(
+        &self,
+        ca_id: &str,
+    ) -> Result<Option<(Vec<u8>, certkeeper_ca::KeyPair)>, Error> {
+        let fresh = self.store.get_ca(ca_id).await?;
         if let (Some(cert), Some(sealed)) = (&fresh.ocsp_cert_der, &fresh.ocsp_key_sealed) {
             let info = certkeeper_ca::inspect_certificate(cert)?;
-            if info.not_after - now > Duration::days(10) {
-                let key = self.master.open(sealed, &key_context("ocsp", &ca.id))?;
-                return Ok((cert.clone(), certkeeper_ca::load_key(&key)?));
+            if info.not_after - self.now() > Duration::days(10) {
+                let key = self.master.open(sealed, &key_context("ocsp", ca_id))?;
+                return Ok(Some((cert.clone(), certkeeper_ca::load_key(&key)?)));
             }
         }
+        Ok(None)
+    }
+
+    /// The approved path for delegated OCSP responder certificates (RFC 6960 §4.2.2.2),
+    /// the one kind of certificate signed outside profile policy: a fresh P-256 key, 30
+    /// days, `id-kp-OCSPSigning` only. The certificate is recorded (a certificate without a
+    /// profile, issued by `system`) with an audit event before it signs anything.
+    async fn issue_ocsp_responder(
+        &self,
+        ca: &CaRecord,
+        signer: &SigningCa,
+    ) -> Result<(Vec<u8>, certkeeper_ca::KeyPair), Error> {
+        let actor = Actor::system();
         let key = KeyAlgorithm::EcdsaP256.generate()?;
-        let cert = signer.issue_ocsp_responder(&key, now, Duration::days(30))?;
+        let id = new_id();
+        // A serial collision (2^-126) is answered by the unique constraint; try again.
+        let mut attempt = 0;
+        let cert = loop {
+            attempt += 1;
+            let cert = signer.issue_ocsp_responder(&key, self.now(), Duration::days(30))?;
+            let rec = NewCertificate {
+                id: id.clone(),
+                ca_id: ca.id.clone(),
+                profile_name: None,
+                info: cert.info.clone(),
+                der: cert.der.clone(),
+                key_sealed: None,
+                created_by: actor.name.clone(),
+                created_at: self.now(),
+            };
+            let ev = actor
+                .event("certificate.issue_ocsp_responder", "certificate")
+                .object(&id)
+                .detail(serde_json::json!({"ca": ca.id, "serial": cert.info.serial}));
+            match self.store.insert_certificate(rec, ev, None).await {
+                Ok(_) => break cert,
+                Err(crate::store::StoreError::Conflict(_)) if attempt < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
         let sealed = self
             .master
             .seal(&key.serialize_der(), &key_context("ocsp", &ca.id))?;

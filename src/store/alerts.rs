@@ -470,6 +470,9 @@ impl Store {
             let sql = match w.source {
                 WindowSource::Certificates => {
                     let mut conds = selector_sql(&rule.selector, &mut args);
+                    // Our certificates without a profile are delegated OCSP responders,
+                    // which renew themselves: not inventory anyone is warned about.
+                    conds.push("(i.certificate_id IS NULL OR i.profile_name IS NOT NULL)".into());
                     // A certificate renewed (same subject and names, later expiry) is done.
                     conds.push(
                         "NOT EXISTS (SELECT 1 FROM alert_inventory n WHERE n.subject = i.subject AND n.sans = i.sans AND n.not_after > i.not_after AND n.status = 'valid')".into(),

@@ -16,7 +16,7 @@ mod sync;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, PublicKeyData};
+use certkeeper_ca::{IssuanceRequest, PublicKeyData};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::Error;
@@ -84,17 +84,7 @@ impl std::fmt::Debug for Managed {
 }
 
 fn validate_name(name: &str) -> Result<(), Error> {
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        return Err(Error::BadRequest(
-            "name must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
-        ));
-    }
-    Ok(())
+    crate::services::validate_name("name", name)
 }
 
 /// An error as it may be stored and shown: internal details stay in the log.
@@ -161,15 +151,10 @@ impl Managed {
             StoreError::NotFound(_) => Error::BadRequest(format!("no profile {profile_name:?}")),
             other => other.into(),
         })?;
-        let alg = request.key_algorithm;
-        if !KeyAlgorithm::GENERATABLE.contains(&alg) {
-            return Err(Error::BadRequest(format!(
-                "key type {alg} cannot be generated"
-            )));
-        }
-        let key = tokio::task::spawn_blocking(move || alg.generate())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        let key = self
+            .pki
+            .generate_key(&profile, request.key_algorithm)
+            .await?;
         let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
         req.dns_names = request.dns_names.clone();
         req.ip_addresses = request.ip_addresses.clone();
