@@ -1,9 +1,11 @@
 //! `/api/v1/openapi.json` against the running server. The first test probes every documented
 //! operation with placeholder ids: it must reach a real route (not the fallback, not a 405)
-//! with a documented answer, the routes the source registers must be exactly the documented
-//! ones, every `$ref` must resolve, and `security` must match what the server enforces. The
-//! second runs the happy paths with real objects and checks every JSON answer against its
-//! schema, strictly.
+//! with a documented answer, a documented path must refuse every other method with 405, the
+//! public routes the source registers must be exactly the documented ones, every `$ref` must
+//! resolve, and `security` must match what the server enforces. The second runs the happy
+//! paths with real objects and checks every JSON answer against its schema, strictly. The
+//! last reads the API's source: its routes are mounted only from their descriptions, so a
+//! route without one cannot be added.
 
 mod common;
 use common::*;
@@ -13,72 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Every route the server registers, as OpenAPI paths with their methods: the `.route(...)`
-/// calls in src/api/{cas,profiles,certs,tokens,audit,openapi}.rs (nested under `/api/v1`)
-/// and in src/public.rs (axum's `{*request}` is written `{request}` here).
-/// Keep this list in sync with those files.
-const ROUTES: &[(&str, &[&str])] = &[
-    // src/api/cas.rs
-    ("/api/v1/cas", &["get", "post"]),
-    ("/api/v1/cas/import", &["post"]),
-    ("/api/v1/cas/{id}", &["get"]),
-    ("/api/v1/cas/{id}/csr", &["get"]),
-    ("/api/v1/cas/{id}/certificate", &["post"]),
-    ("/api/v1/cas/{id}/crl", &["get"]),
-    // src/api/profiles.rs
-    ("/api/v1/profiles", &["get", "post"]),
-    ("/api/v1/profiles/{name}", &["get", "put", "delete"]),
-    // src/api/certs.rs
-    ("/api/v1/certificates", &["get", "post"]),
-    ("/api/v1/certificates/generate", &["post"]),
-    ("/api/v1/certificates/{id}", &["get"]),
-    ("/api/v1/certificates/{id}/pem", &["get"]),
-    ("/api/v1/certificates/{id}/der", &["get"]),
-    ("/api/v1/certificates/{id}/chain", &["get"]),
-    ("/api/v1/certificates/{id}/revoke", &["post"]),
-    // src/api/tokens.rs
-    ("/api/v1/tokens", &["get", "post"]),
-    ("/api/v1/tokens/{id}", &["delete"]),
-    // src/api/est.rs
-    ("/api/v1/est/labels", &["get", "post"]),
-    ("/api/v1/est/labels/{label}", &["delete"]),
-    ("/api/v1/est/credentials", &["get", "post"]),
-    ("/api/v1/est/credentials/{id}", &["delete"]),
-    // src/api/audit.rs
-    ("/api/v1/audit", &["get"]),
-    // src/api/discovery.rs
-    ("/api/v1/discovery/scans", &["get", "post"]),
-    ("/api/v1/discovery/scans/{id}", &["get"]),
-    ("/api/v1/discovery/scans/{id}/results", &["get"]),
-    ("/api/v1/discovery/certificates", &["get"]),
-    ("/api/v1/discovery/endpoints", &["get"]),
-    ("/api/v1/discovery/schedules", &["get", "post"]),
-    ("/api/v1/discovery/schedules/{id}", &["delete"]),
-    // src/api/managed.rs
-    ("/api/v1/managed", &["get", "post"]),
-    ("/api/v1/managed/{id}", &["get", "delete"]),
-    ("/api/v1/managed/{id}/renew", &["post"]),
-    ("/api/v1/managed/{id}/sync", &["post"]),
-    ("/api/v1/managed/{id}/revoke", &["post"]),
-    ("/api/v1/managed/{id}/bindings", &["post"]),
-    ("/api/v1/managed/{id}/bindings/{destination}", &["delete"]),
-    ("/api/v1/destinations", &["get", "post"]),
-    ("/api/v1/destinations/{id}", &["get", "delete"]),
-    // src/api/alerts.rs
-    ("/api/v1/alerts/channels", &["get", "post"]),
-    ("/api/v1/alerts/channels/{id}", &["get", "delete"]),
-    ("/api/v1/alerts/channels/{id}/test", &["post"]),
-    ("/api/v1/alerts/rules", &["get", "post"]),
-    ("/api/v1/alerts/rules/{id}", &["get", "delete"]),
-    ("/api/v1/alerts/outbox", &["get"]),
-    ("/api/v1/alerts/sweep", &["post"]),
-    ("/api/v1/alerts/tags/{fingerprint}", &["get", "put"]),
-    // src/api/acme.rs
-    ("/api/v1/acme/renewal-windows", &["post"]),
-    ("/api/v1/acme/eab-keys", &["get", "post"]),
-    // src/api/openapi.rs
-    ("/api/v1/openapi.json", &["get"]),
-    // src/public.rs
+/// The public endpoints `crate::public` mounts outside `/api/v1` (axum's `{*request}` is
+/// written `{request}` here), which the document describes by hand; keep this list in sync
+/// with src/public.rs. The routes under `/api/v1` need no list: they are mounted from their
+/// descriptions (see `api_routes_are_mounted_only_from_their_descriptions`).
+const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     ("/ca/{file}", &["get"]),
     ("/crl/{file}", &["get"]),
     ("/ocsp", &["post"]),
@@ -446,7 +387,8 @@ async fn openapi_document_matches_the_server() {
 
     let ops = operations(&doc);
 
-    // The document and the source's routes list the same paths and methods.
+    // The document describes the public endpoints the source mounts, and nothing else
+    // outside `/api/v1`.
     let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for o in &ops {
         documented
@@ -454,11 +396,11 @@ async fn openapi_document_matches_the_server() {
             .or_default()
             .insert(o.method.clone());
     }
-    let registered: BTreeMap<String, BTreeSet<String>> = ROUTES
+    let public: BTreeMap<String, BTreeSet<String>> = PUBLIC_ROUTES
         .iter()
         .map(|(p, ms)| (p.to_string(), ms.iter().map(|m| m.to_string()).collect()))
         .collect();
-    for (path, methods) in &registered {
+    for (path, methods) in &public {
         assert_eq!(
             documented.get(path),
             Some(methods),
@@ -466,11 +408,46 @@ async fn openapi_document_matches_the_server() {
         );
     }
     for (path, methods) in &documented {
-        assert_eq!(
-            registered.get(path),
-            Some(methods),
-            "{path} is documented with {methods:?} but not in ROUTES"
+        if !path.starts_with("/api/v1/") {
+            assert_eq!(
+                public.get(path),
+                Some(methods),
+                "{path} is documented with {methods:?} but not in PUBLIC_ROUTES"
+            );
+        }
+    }
+    // The API itself is described: every module's operations and this document.
+    for (path, method) in [
+        ("/api/v1/cas", "post"),
+        ("/api/v1/certificates/{id}/revoke", "post"),
+        ("/api/v1/acme/eab-keys", "get"),
+        ("/api/v1/alerts/tags/{fingerprint}", "put"),
+        ("/api/v1/openapi.json", "get"),
+    ] {
+        assert!(
+            documented.get(path).is_some_and(|m| m.contains(method)),
+            "{method} {path} is documented"
         );
+    }
+
+    // A documented path answers every method the document does not list with 405: a
+    // method mounted on it without a description would answer something else.
+    for (path, methods) in &documented {
+        let url = s.url(&concrete(path));
+        for m in ["get", "put", "post", "delete", "patch"] {
+            if methods.contains(m) {
+                continue;
+            }
+            let a = call(&s, m, &url, Some(&s.token)).await;
+            assert_eq!(
+                a.status,
+                405,
+                "{} {path} is not documented, yet it answered {}: {}",
+                m.to_uppercase(),
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            );
+        }
     }
 
     // Every operation is well-formed.
@@ -1410,4 +1387,76 @@ async fn documented_schemas_match_real_answers() {
         404,
     )
     .await;
+}
+
+/// The routes under `/api/v1` are mounted only by `utoipa_axum::routes!`, which takes each
+/// handler's method and path from its `#[utoipa::path]` attribute, the same attribute the
+/// document is built from: the router and the document cannot list different routes, so
+/// `openapi_document_matches_the_server` probing every documented operation covers every
+/// route. What could still mount an undescribed route is axum's own routing (`.route(...)`,
+/// `get(handler)`, a plain `Router` merged in after the description is taken); this test
+/// fails on any of them in src/api, naming the file and line.
+#[test]
+fn api_routes_are_mounted_only_from_their_descriptions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 10, "the API modules are in {}", dir.display());
+    let mut routers = 0;
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for bypass in [
+                ".route(",
+                ".route_service(",
+                ".nest_service(",
+                "axum::routing",
+                "MethodRouter",
+            ] {
+                assert!(
+                    !line.contains(bypass),
+                    "src/api/{name}:{}: `{bypass}` mounts a route the OpenAPI document does not \
+                     describe; give the handler a #[utoipa::path] attribute and mount it with \
+                     `.routes(routes!(handler))`",
+                    n + 1
+                );
+            }
+        }
+        if let Some(at) = text.find("fn router()") {
+            routers += 1;
+            let signature = &text[at..at + text[at..].find('{').unwrap()];
+            let routes = name == "mod.rs" || signature.contains("-> OpenApiRouter<AppState>");
+            assert!(
+                routes,
+                "src/api/{name}: router() returns an OpenApiRouter built with routes!"
+            );
+        }
+    }
+    assert!(routers > 10, "every API module has a router()");
+
+    // In src/api/mod.rs, once the description is split from the router, nothing but the
+    // fallbacks, the nesting under /api/v1 and the reference page outside it is added.
+    let root = std::fs::read_to_string(dir.join("mod.rs")).unwrap();
+    let after = &root[root
+        .find(".split_for_parts()")
+        .expect("mod.rs splits the router")..];
+    let after = &after[..after.find("\n}\n").unwrap()];
+    for (at, _) in after.match_indices(".merge(") {
+        assert!(
+            after[at..].starts_with(".merge(openapi::reference_page("),
+            "src/api/mod.rs merges a router after the description was taken: {}",
+            &after[at..after[at..].find('\n').map_or(after.len(), |e| at + e)]
+        );
+    }
+    for (at, _) in after.match_indices(".nest(") {
+        assert!(
+            after[at..].starts_with(".nest(\"/api/v1\", v1)"),
+            "src/api/mod.rs nests a router after the description was taken"
+        );
+    }
 }

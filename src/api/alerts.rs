@@ -1,16 +1,18 @@
 //! `/api/v1/alerts`: channels (secrets write-only), rules, the outbox, "send test", and an
 //! on-demand sweep.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::alerts::Alerts;
@@ -20,21 +22,31 @@ use crate::services::alerts::rules::{DEFAULT_THRESHOLDS, normalize_thresholds, r
 use crate::store::{OutboxRecord, RuleRecord, Selector, StoreError, new_id};
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/alerts/channels", get(list_channels).post(create_channel))
-        .route(
-            "/alerts/channels/{id}",
-            get(get_channel).delete(delete_channel),
-        )
-        .route("/alerts/channels/{id}/test", post(test_channel))
-        .route("/alerts/rules", get(list_rules).post(create_rule))
-        .route("/alerts/rules/{id}", get(get_rule).delete(delete_rule))
-        .route("/alerts/outbox", get(list_outbox))
-        .route("/alerts/sweep", post(sweep))
-        .route("/alerts/tags/{fingerprint}", get(get_tags).put(set_tags))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_channels, create_channel))
+        .routes(routes!(get_channel, delete_channel))
+        .routes(routes!(test_channel))
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(get_rule, delete_rule))
+        .routes(routes!(list_outbox))
+        .routes(routes!(sweep))
+        .routes(routes!(get_tags, set_tags))
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts/channels",
+    operation_id = "listAlertChannels",
+    tag = "Alerts",
+    summary = "List alert channels",
+    description = "Every channel, oldest first; never their secrets (URLs, HMAC keys, header values, SMTP passwords).",
+    responses(
+        (status = 200, description = "The channels.", content((Vec<schemas::AlertChannel> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_channels(
     State(state): State<AppState>,
     _: Reader,
@@ -43,6 +55,25 @@ async fn list_channels(
     Ok(Json(list.iter().map(channels::public_view).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/alerts/channels",
+    operation_id = "createAlertChannel",
+    tag = "Alerts",
+    summary = "Create an alert channel",
+    description = "A generic webhook (CloudEvents 1.0, optional HMAC-SHA256 signature in `X-Certkeeper-Signature: t=<unix>,v1=<hex of HMAC(key, \"<t>.<body>\")>` and custom headers), a Slack, Teams (Workflows) or Discord webhook, or email over SMTP. Secrets are sealed at rest and never shown again. Admin token.",
+    request_body(content((schemas::CreateAlertChannelRequest = "application/json")), description = "The channel."),
+    responses(
+        (status = 201, description = "The channel, without its secrets.", content((schemas::AlertChannel = "application/json"))),
+        (status = 400, description = "Invalid body: unknown kind, a missing or non-HTTP URL, fields of another kind, bad header names or values, or incomplete SMTP settings.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A channel with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_channel(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -66,6 +97,22 @@ async fn create_channel(
     Ok((StatusCode::CREATED, Json(channels::public_view(&rec))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts/channels/{id}",
+    operation_id = "getAlertChannel",
+    tag = "Alerts",
+    summary = "Get an alert channel",
+    params(
+        ("id" = String, Path, description = "The channel's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The channel, without its secrets.", content((schemas::AlertChannel = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such channel.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_channel(
     State(state): State<AppState>,
     _: Reader,
@@ -75,6 +122,25 @@ async fn get_channel(
     Ok(Json(channels::public_view(&ch)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/alerts/channels/{id}",
+    operation_id = "deleteAlertChannel",
+    tag = "Alerts",
+    summary = "Delete an alert channel",
+    description = "Refused while a rule names the channel. Its outbox rows go with it. Admin token.",
+    params(
+        ("id" = String, Path, description = "The channel's id or name."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such channel.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A rule still uses the channel.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete_channel(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -94,6 +160,24 @@ async fn delete_channel(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/alerts/channels/{id}/test",
+    operation_id = "testAlertChannel",
+    tag = "Alerts",
+    summary = "Send a test message",
+    description = "Sends a test event to the channel at once (not through the outbox) and reports what the receiver answered. Admin token.",
+    params(
+        ("id" = String, Path, description = "The channel's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The outcome.", content((schemas::AlertSendOutcome = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such channel.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn test_channel(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -142,6 +226,25 @@ fn rule_view(r: &RuleRecord) -> Value {
     v
 }
 
+#[utoipa::path(
+    post,
+    path = "/alerts/rules",
+    operation_id = "createAlertRule",
+    tag = "Alerts",
+    summary = "Create an alert rule",
+    description = "Which certificates (selector), thresholds in days before expiry (default 30, 14, 7, 1; each fires once per certificate, a renewed certificate starts fresh), optional daily reminder below the last threshold, digest mode, lifecycle events, and the channels to notify. Admin token.",
+    request_body(content((schemas::CreateAlertRuleRequest = "application/json")), description = "The rule."),
+    responses(
+        (status = 201, description = "The rule.", content((schemas::AlertRule = "application/json"))),
+        (status = 400, description = "Invalid body, unknown channels, CAs or events, or thresholds out of range.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A rule with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_rule(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -246,11 +349,39 @@ async fn create_rule(
     Ok((StatusCode::CREATED, Json(rule_view(&rec))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts/rules",
+    operation_id = "listAlertRules",
+    tag = "Alerts",
+    summary = "List alert rules",
+    responses(
+        (status = 200, description = "The rules, oldest first.", content((Vec<schemas::AlertRule> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_rules(State(state): State<AppState>, _: Reader) -> Result<Json<Vec<Value>>, Error> {
     let rules = state.pki.store().list_rules().await?;
     Ok(Json(rules.iter().map(rule_view).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts/rules/{id}",
+    operation_id = "getAlertRule",
+    tag = "Alerts",
+    summary = "Get an alert rule",
+    params(
+        ("id" = String, Path, description = "The rule's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The rule.", content((schemas::AlertRule = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such rule.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_rule(
     State(state): State<AppState>,
     _: Reader,
@@ -259,6 +390,24 @@ async fn get_rule(
     Ok(Json(rule_view(&state.pki.store().get_rule(&id).await?)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/alerts/rules/{id}",
+    operation_id = "deleteAlertRule",
+    tag = "Alerts",
+    summary = "Delete an alert rule",
+    description = "With its record of thresholds already fired. Admin token.",
+    params(
+        ("id" = String, Path, description = "The rule's id or name."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such rule.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete_rule(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -299,6 +448,24 @@ fn outbox_view(o: &OutboxRecord) -> Value {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts/outbox",
+    operation_id = "listAlertOutbox",
+    tag = "Alerts",
+    summary = "List notifications",
+    description = "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alerts.max_attempts` times).",
+    params(
+        ("status" = Option<String>, Query, description = "Only rows in this state. One of: `pending`, `delivered`, `dead`."),
+        ("limit" = Option<i64>, Query, description = "Page size (default 100).", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "The rows.", content((Vec<schemas::AlertOutboxEntry> = "application/json"))),
+        (status = 400, description = "Unknown status or limit out of range.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_outbox(
     State(state): State<AppState>,
     _: Reader,
@@ -323,6 +490,20 @@ async fn list_outbox(
     Ok(Json(rows.iter().map(outbox_view).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/alerts/sweep",
+    operation_id = "sweepAlerts",
+    tag = "Alerts",
+    summary = "Evaluate alert rules now",
+    description = "Runs the expiry sweep (as the scheduled job does) and then one pass over the outbox. Admin token.",
+    responses(
+        (status = 200, description = "What was done.", content((schemas::AlertSweepResult = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, Error> {
     let alerts = Alerts::new(state.pki.clone());
     let sweep = alerts.sweep().await?;
@@ -331,9 +512,12 @@ async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, E
 }
 
 /// Body of `PUT /alerts/tags/{fingerprint}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SetCertificateTagsRequest)]
 struct Tags {
+    /// At most 32 tags, each 1 to 64 characters.
+    #[schema(max_items = 32)]
     tags: Vec<String>,
 }
 
@@ -347,6 +531,23 @@ fn check_fingerprint(fp: &str) -> Result<String, Error> {
     Ok(fp)
 }
 
+#[utoipa::path(
+    get,
+    path = "/alerts/tags/{fingerprint}",
+    operation_id = "getCertificateTags",
+    tag = "Alerts",
+    summary = "A certificate's tags",
+    description = "The tags that alert rules with a `tags` selector match. Any valid token.",
+    params(
+        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
+    ),
+    responses(
+        (status = 200, description = "The tags.", content((schemas::CertificateTags = "application/json"))),
+        (status = 400, description = "The fingerprint is not 64 hex digits.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_tags(
     State(state): State<AppState>,
     _: Reader,
@@ -358,6 +559,27 @@ async fn get_tags(
 }
 
 /// Replace a certificate's tags (the `tags` selector of alert rules matches them).
+#[utoipa::path(
+    put,
+    path = "/alerts/tags/{fingerprint}",
+    operation_id = "setCertificateTags",
+    tag = "Alerts",
+    summary = "Replace a certificate's tags",
+    description = "Replaces the tags of a certificate, ours or one discovery found; alert rules with a `tags` selector match them. Admin token.",
+    params(
+        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
+    ),
+    request_body(content((Tags = "application/json")), description = "The new tags."),
+    responses(
+        (status = 200, description = "The tags now.", content((schemas::CertificateTags = "application/json"))),
+        (status = 400, description = "The fingerprint is not 64 hex digits, more than 32 tags, or a tag outside 1 to 64 letters, digits or - _ . : /.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn set_tags(
     State(state): State<AppState>,
     Admin(auth): Admin,

@@ -1,57 +1,88 @@
 //! `/api/v1/cas`: the CA hierarchy.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use certkeeper_ca::{KeyAlgorithm, NameConstraintSpec};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::cas::{CaDetails, CaKind, NewCa};
 use crate::store::CaRecord;
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cas", get(list).post(create))
-        .route("/cas/import", post(import))
-        .route("/cas/{id}", get(get_one))
-        .route("/cas/{id}/csr", get(csr))
-        .route("/cas/{id}/certificate", post(install))
-        .route("/cas/{id}/crl", get(crl))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(import))
+        .routes(routes!(get_one))
+        .routes(routes!(csr))
+        .routes(routes!(install))
+        .routes(routes!(crl))
 }
 
 /// A CA as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Ca, description = "A CA. `certificate` and `chain` are present (in single-CA answers) when the CA has a certificate, `csr` while it is pending.")]
 pub(super) struct CaView {
+    /// Id (UUID).
     id: String,
+    /// Unique name.
     name: String,
+    // How the CA came to be (the `type` it was created with, or `imported`).
+    #[schema(value_type = schemas::CaKind, inline)]
     kind: String,
+    // `pending`: an `external` CA waiting for its certificate. Only `active` CAs sign.
+    #[schema(value_type = schemas::CaStatus, inline)]
     status: String,
+    /// The issuing CA when it is one of ours.
+    #[schema(required = true)]
     parent_id: Option<String>,
+    /// Subject DN.
     subject: String,
+    /// Key type (`ecdsa-p256`, ...).
     key_algorithm: String,
+    /// Serial number, lower-case hex; null while pending.
+    #[schema(required = true)]
     serial: Option<String>,
+    /// SHA-256 of the DER certificate, lower-case hex; null while pending.
+    #[schema(required = true)]
     fingerprint_sha256: Option<String>,
+    /// Start of validity; null while pending.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     not_before: Option<OffsetDateTime>,
+    /// End of validity; null while pending.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     not_after: Option<OffsetDateTime>,
+    /// pathLenConstraint.
+    #[schema(required = true)]
     path_len: Option<i64>,
+    /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Public URL of the CA certificate (AIA), for active CAs.
+    #[schema(required = true)]
     certificate_url: Option<String>,
+    /// Public URL of the CRL, for active CAs.
+    #[schema(required = true)]
     crl_url: Option<String>,
+    /// The CA certificate, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
+    /// The CA certificate and the certificates above it, nearest first, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     chain: Option<String>,
+    /// The CSR of a pending CA, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     csr: Option<String>,
 }
@@ -85,6 +116,19 @@ fn csr_pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der.to_vec())).replace("\r\n", "\n")
 }
 
+#[utoipa::path(
+    get,
+    path = "/cas",
+    operation_id = "listCas",
+    tag = "CAs",
+    summary = "List CAs",
+    description = "Every CA, oldest first, without certificates, chains or CSRs. Any valid token.",
+    responses(
+        (status = 200, description = "The CAs.", content((Vec<CaView> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<CaView>>, Error> {
     let cas = state.services.cas.list().await?;
     Ok(Json(cas.iter().map(|c| view(&state, c)).collect()))
@@ -104,6 +148,23 @@ fn full_view(state: &AppState, d: &CaDetails) -> CaView {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/cas/{id}",
+    operation_id = "getCa",
+    tag = "CAs",
+    summary = "Get a CA",
+    description = "One CA with its certificate and chain (when it has a certificate) and its CSR (while pending). Any valid token.",
+    params(
+        ("id" = String, Path, description = "The CA's id or its name."),
+    ),
+    responses(
+        (status = 200, description = "The CA.", content((CaView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
@@ -139,6 +200,26 @@ struct CreateCa {
     name_constraints: Option<NameConstraintSpec>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/cas",
+    operation_id = "createCa",
+    tag = "CAs",
+    summary = "Create a CA",
+    description = "Creates a self-signed root (`type: root`, no `parent`), an intermediate signed by one of our active CAs (`type: intermediate` with `parent`), or a pending CA whose certificate will be signed elsewhere (`type: external`, no `parent`; the answer has `status: pending` and a `csr`). Admin token.",
+    request_body(content((schemas::CreateCaRequest = "application/json")), description = "The new CA."),
+    responses(
+        (status = 201, description = "The new CA, with its certificate and chain (or, for `external`, its CSR).", content((CaView = "application/json"))),
+        (status = 400, description = "Invalid body: missing or unknown fields, empty `common_name`, a bad `name`, `parent` missing for an intermediate or given for another type, a key type that cannot be generated, `validity_days` outside 1-36500, or a `path_len` the parent forbids.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "The `parent` CA does not exist.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A CA with this name exists, or the `parent` CA is not active.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -165,14 +246,38 @@ async fn create(
 }
 
 /// Body of `POST /cas/import`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ImportCaRequest)]
 struct ImportCa {
+    /// Unique name: 1 to 64 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
+    /// The CA certificate, PEM, optionally followed by the certificates above it.
     certificate: String,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
     private_key: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/cas/import",
+    operation_id = "importCa",
+    tag = "CAs",
+    summary = "Import a CA",
+    description = "Imports an existing CA certificate (optionally followed by its chain) and its private key; the CA gets `kind: imported`. Admin token.",
+    request_body(content((ImportCa = "application/json")), description = "The CA certificate and key."),
+    responses(
+        (status = 201, description = "The imported CA.", content((CaView = "application/json"))),
+        (status = 400, description = "Invalid body or name, an unparseable certificate or key, a key that does not match the certificate, or a certificate that is not a usable CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A CA with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn import(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -191,6 +296,24 @@ async fn import(
     Ok((StatusCode::CREATED, Json(full_view(&state, &d))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/cas/{id}/csr",
+    operation_id = "getCaCsr",
+    tag = "CAs",
+    summary = "Get a pending CA's CSR",
+    description = "The certificate signing request of a pending (`external`) CA, to be signed by another CA. Any valid token.",
+    params(
+        ("id" = String, Path, description = "The CA's id or its name."),
+    ),
+    responses(
+        (status = 200, description = "The CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`).", content((String = "application/x-pem-file"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The CA is not pending, so it has no CSR.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn csr(
     State(state): State<AppState>,
     _r: Reader,
@@ -205,12 +328,37 @@ async fn csr(
 }
 
 /// Body of `POST /cas/{id}/certificate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = InstallCaCertificateRequest)]
 struct Install {
+    /// The signed CA certificate, PEM, optionally followed by the certificates above it.
     certificate: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/cas/{id}/certificate",
+    operation_id = "installCaCertificate",
+    tag = "CAs",
+    summary = "Install a pending CA's certificate",
+    description = "Installs the externally signed certificate of a pending CA, which becomes active. Admin token.",
+    params(
+        ("id" = String, Path, description = "The CA's id or its name."),
+    ),
+    request_body(content((Install = "application/json")), description = "The signed certificate."),
+    responses(
+        (status = 200, description = "The CA, now active.", content((CaView = "application/json"))),
+        (status = 400, description = "Invalid body, an unparseable certificate, a certificate that does not match the CA's key, or one that is not a usable CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The CA is not pending a certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn install(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -231,6 +379,26 @@ struct FormatQuery {
     format: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/cas/{id}/crl",
+    operation_id = "getCaCrl",
+    tag = "CAs",
+    summary = "Get a CA's CRL",
+    description = "The CA's current CRL, regenerated first when it is missing or past half its life. Any valid token. The same CRL is public at `/crl/{id}.crl`.",
+    params(
+        ("id" = String, Path, description = "The CA's id or its name."),
+        ("format" = Option<String>, Query, description = "`der` (default) or `pem`. One of: `der`, `pem`."),
+    ),
+    responses(
+        (status = 200, description = "The CRL: DER for `format=der`, PEM (`-----BEGIN X509 CRL-----`) for `format=pem`.", content(("application/pkix-crl"), (String = "application/x-pem-file"))),
+        (status = 400, description = "`format` is not `der` or `pem`.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The CA is not active (a pending CA has no CRL).", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn crl(
     State(state): State<AppState>,
     _r: Reader,

@@ -2,18 +2,20 @@
 
 use std::net::IpAddr;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use certkeeper_ca::KeyAlgorithm;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Auth, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::certificates::{GenerateRequest, IssuedWithKey, Search, Validity};
@@ -21,42 +23,68 @@ use crate::services::pki::Issued;
 use crate::store::CertRecord;
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/certificates", get(list).post(issue_from_csr))
-        .route("/certificates/generate", post(issue_with_key))
-        .route("/certificates/{id}", get(get_one))
-        .route("/certificates/{id}/pem", get(get_pem))
-        .route("/certificates/{id}/der", get(get_der))
-        .route("/certificates/{id}/chain", get(get_chain))
-        .route("/certificates/{id}/revoke", post(revoke))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, issue_from_csr))
+        .routes(routes!(issue_with_key))
+        .routes(routes!(get_one))
+        .routes(routes!(get_pem))
+        .routes(routes!(get_der))
+        .routes(routes!(get_chain))
+        .routes(routes!(revoke))
 }
 
 /// A stored certificate as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Certificate, description = "A stored certificate. `certificate` (PEM) is only in `GET /certificates/{id}`.")]
 pub(super) struct CertView {
+    /// Id (UUID).
     id: String,
+    /// The issuing CA's id.
     ca_id: String,
+    /// The profile it was issued under.
+    #[schema(required = true)]
     profile: Option<String>,
+    /// Serial number, lower-case hex.
     serial: String,
+    /// Subject DN.
     subject: String,
+    /// Subject CN.
+    #[schema(required = true)]
     common_name: Option<String>,
+    /// DNS names and IP addresses.
     sans: Vec<String>,
+    /// Issuer DN.
     issuer: String,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    /// Subject key type, when recognised.
+    #[schema(required = true)]
     key_algorithm: Option<String>,
+    /// SHA-256 of the DER certificate, lower-case hex.
     fingerprint_sha256: String,
+    // `expired`: not revoked but past `not_after`.
+    #[schema(value_type = schemas::CertificateStatus, inline)]
     status: String,
+    /// Whether the server keeps the private key.
     managed: bool,
+    /// When revoked.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 reason code.
+    #[schema(required = true)]
     revocation_reason: Option<i64>,
+    /// When issued.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Who asked (`token:<name>:<id>` or `system`).
     created_by: String,
+    /// The certificate, PEM.
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
 }
@@ -91,18 +119,28 @@ fn view(c: CertRecord, now: OffsetDateTime, with_pem: bool) -> CertView {
 }
 
 /// The answer to an issuance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IssuedCertificate, description = "A certificate just issued. `private_key` or `pkcs12` only come from `/certificates/generate`.")]
 struct IssuedView {
+    /// Id (UUID).
     id: String,
+    /// The issuing CA's id.
     ca_id: String,
+    /// The profile's name.
     profile: String,
+    /// Serial number, lower-case hex.
     serial: String,
+    /// Subject DN.
     subject: String,
+    /// DNS names, then IP addresses.
     sans: Vec<String>,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    /// SHA-256 of the DER certificate, lower-case hex.
     fingerprint_sha256: String,
     /// The certificate, PEM.
     certificate: String,
@@ -110,9 +148,12 @@ struct IssuedView {
     chain: String,
     /// The root certificate, PEM.
     root: String,
+    /// The generated key, PKCS#8 PEM (`format: pem`).
     #[serde(skip_serializing_if = "Option::is_none")]
     private_key: Option<String>,
+    /// Key, certificate and chain as PKCS#12, base64 (`format: pkcs12`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(content_encoding = "base64", content_media_type = "application/pkcs12")]
     pkcs12: Option<String>,
 }
 
@@ -147,16 +188,41 @@ fn issued_view(i: &Issued, profile: &str) -> IssuedView {
 }
 
 /// Body of `POST /certificates`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = IssueCertificateRequest)]
 struct IssueCsr {
+    /// The profile's name or id.
     profile: String,
+    /// The CSR, PEM. Names are taken from its subjectAltName extension and CN.
     csr: String,
+    /// Requested validity in days (not with `not_after`). Default: the profile's `default_validity_days`, else its `max_validity_days`.
+    #[schema(minimum = 1)]
     validity_days: Option<u32>,
+    /// Requested end of validity (not with `validity_days`).
     #[serde(default, with = "time::serde::rfc3339::option")]
     not_after: Option<OffsetDateTime>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/certificates",
+    operation_id = "issueCertificate",
+    tag = "Certificates",
+    summary = "Issue a certificate for a CSR",
+    description = "Signs a CSR under a profile. The names come from the CSR's subjectAltName extension (and its CN); the profile decides what is allowed. An admin token, or an issuer token that lists the profile.",
+    request_body(content((IssueCsr = "application/json")), description = "The CSR and profile."),
+    responses(
+        (status = 201, description = "The issued certificate with its chain.", content((IssuedView = "application/json"))),
+        (status = 400, description = "Invalid body, no such profile, an unusable CSR (`bad-csr`), both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The profile's CA is not active.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn issue_from_csr(
     State(state): State<AppState>,
     auth: Auth,
@@ -205,6 +271,25 @@ struct IssueGenerate {
     managed: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/certificates/generate",
+    operation_id = "generateCertificate",
+    tag = "Certificates",
+    summary = "Generate a key and issue a certificate for it",
+    description = "Generates the subscriber key on the server and issues a certificate for the given names. The key is returned once, as PEM (`format: pem`) or inside a password-protected PKCS#12 (`format: pkcs12`); with `managed: true` the server also keeps it, sealed. An admin token, or an issuer token that lists the profile.",
+    request_body(content((schemas::GenerateCertificateRequest = "application/json")), description = "The names, key type and profile."),
+    responses(
+        (status = 201, description = "The issued certificate with its chain and the new key (`private_key` or `pkcs12`).", content((IssuedView = "application/json"))),
+        (status = 400, description = "Invalid body, no such profile, `format: pkcs12` without a `password` of at least 4 characters, a `password` with `format: pem`, a key type that cannot be generated, both `validity_days` and `not_after`, or `validity_days` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The profile's CA is not active.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn issue_with_key(
     State(state): State<AppState>,
     auth: Auth,
@@ -280,9 +365,13 @@ struct ListQuery {
 }
 
 /// A page of certificates.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CertificatePage)]
 struct Page {
+    #[schema(value_type = Vec<CertView>)]
     items: Vec<CertView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -304,6 +393,30 @@ fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
     Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates",
+    operation_id = "listCertificates",
+    tag = "Certificates",
+    summary = "Search certificates",
+    description = "Certificates matching every given filter, newest first, a page at a time (without the PEM). Unknown query parameters are refused. Any valid token.",
+    params(
+        ("ca" = Option<String>, Query, description = "Issuing CA, by id or name (an unknown CA is a 400)."),
+        ("profile" = Option<String>, Query, description = "Profile name."),
+        ("status" = Option<String>, Query, description = "`valid`: not revoked and not expired; `expired`: not revoked but past `not_after`; `revoked`. One of: `valid`, `expired`, `revoked`."),
+        ("san" = Option<String>, Query, description = "A DNS name or IP address in the certificate; `*.example.com` or `.example.com` matches every name below `example.com`."),
+        ("serial" = Option<String>, Query, description = "Serial number in hex; colons and upper case are accepted."),
+        ("expiring_before" = Option<String>, Query, description = "Only certificates whose `not_after` is before this time (RFC 3339; percent-encode a `+` offset).", format = DateTime),
+        ("limit" = Option<i64>, Query, description = "Page size. Default: `50`.", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque)."),
+    ),
+    responses(
+        (status = 200, description = "A page of certificates.", content((Page = "application/json"))),
+        (status = 400, description = "A malformed or unknown query parameter, `limit` outside 1-1000, an unknown `status` or `ca`, or a malformed cursor.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _r: Reader,
@@ -336,6 +449,23 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}",
+    operation_id = "getCertificate",
+    tag = "Certificates",
+    summary = "Get a certificate",
+    description = "One certificate with its PEM. Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate.", content((CertView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
@@ -345,6 +475,23 @@ async fn get_one(
     Ok(Json(view(c.cert, c.now, true)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}/pem",
+    operation_id = "getCertificatePem",
+    tag = "Certificates",
+    summary = "Download a certificate as PEM",
+    description = "Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate, PEM.", content((String = "application/x-pem-file"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_pem(
     State(state): State<AppState>,
     _r: Reader,
@@ -358,6 +505,23 @@ async fn get_pem(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}/der",
+    operation_id = "getCertificateDer",
+    tag = "Certificates",
+    summary = "Download a certificate as DER",
+    description = "Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate, DER.", content(("application/pkix-cert"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_der(
     State(state): State<AppState>,
     _r: Reader,
@@ -367,6 +531,23 @@ async fn get_der(
     Ok(([(header::CONTENT_TYPE, "application/pkix-cert")], c.der).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/certificates/{id}/chain",
+    operation_id = "getCertificateChain",
+    tag = "Certificates",
+    summary = "Download a certificate with its chain",
+    description = "The certificate followed by its issuer chain, nearest first, without the root (the client's trust anchor) when the chain ends in one. Any valid token.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    responses(
+        (status = 200, description = "The certificate and intermediates, PEM.", content((String = "application/pem-certificate-chain"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_chain(
     State(state): State<AppState>,
     _r: Reader,
@@ -388,9 +569,11 @@ async fn get_chain(
 }
 
 /// Body of `POST /certificates/{id}/revoke`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RevokeRequest)]
 struct Revoke {
+    #[schema(value_type = Option<schemas::RevocationReason>)]
     reason: Option<serde_json::Value>,
 }
 
@@ -429,6 +612,29 @@ pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/certificates/{id}/revoke",
+    operation_id = "revokeCertificate",
+    tag = "Certificates",
+    summary = "Revoke a certificate",
+    description = "Revokes the certificate and regenerates its CA's CRL. A JSON body is required; `{}` revokes with reason `unspecified`. An admin token, or an issuer token that lists the certificate's profile.",
+    params(
+        ("id" = String, Path, description = "The certificate's id."),
+    ),
+    request_body(content((Revoke = "application/json")), description = "The revocation reason."),
+    responses(
+        (status = 200, description = "The revoked certificate (without its PEM).", content((CertView = "application/json"))),
+        (status = 400, description = "Invalid body, or an unknown or disallowed reason (7 is unassigned, 8 is removeFromCRL).", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the certificate's profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The certificate is already revoked, or its CA is not active so no CRL can be signed.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     auth: Auth,

@@ -1,15 +1,17 @@
 //! `/api/v1/discovery`: network scans for TLS certificates, their results, the inventory,
 //! and saved scans on a cron schedule.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::discovery::{ScanSpec, create_scan, execute, next_run, parse_cron, plan_for};
@@ -18,18 +20,15 @@ use crate::store::{
 };
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/discovery/scans", get(list_scans).post(start_scan))
-        .route("/discovery/scans/{id}", get(get_scan))
-        .route("/discovery/scans/{id}/results", get(results))
-        .route("/discovery/certificates", get(certificates))
-        .route("/discovery/endpoints", get(endpoints))
-        .route(
-            "/discovery/schedules",
-            get(list_schedules).post(create_schedule),
-        )
-        .route("/discovery/schedules/{id}", delete(delete_schedule))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_scans, start_scan))
+        .routes(routes!(get_scan))
+        .routes(routes!(results))
+        .routes(routes!(certificates))
+        .routes(routes!(endpoints))
+        .routes(routes!(list_schedules, create_schedule))
+        .routes(routes!(delete_schedule))
 }
 
 /// A list of items.
@@ -38,6 +37,24 @@ struct Items<T> {
     items: Vec<T>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/discovery/scans",
+    operation_id = "startScan",
+    tag = "Discovery",
+    summary = "Start a scan",
+    description = "Resolves host names, checks every target against the `discovery.allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
+    request_body(content((schemas::ScanRequest = "application/json")), description = "What to scan."),
+    responses(
+        (status = 202, description = "The scan, running.", content((schemas::Scan = "application/json"))),
+        (status = 400, description = "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery.allow` networks.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn start_scan(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -56,6 +73,23 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/discovery/scans",
+    operation_id = "listScans",
+    tag = "Discovery",
+    summary = "List scans",
+    description = "Scans, newest first. Any token.",
+    params(
+        ("limit" = Option<i64>, Query, description = "How many. Default: `100`.", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "The scans.", content((inline(schemas::ItemsOfScan) = "application/json"))),
+        (status = 400, description = "A malformed or unknown query parameter, or `limit` outside 1-1000.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_scans(
     State(state): State<AppState>,
     _r: Reader,
@@ -70,6 +104,23 @@ async fn list_scans(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/discovery/scans/{id}",
+    operation_id = "getScan",
+    tag = "Discovery",
+    summary = "Get a scan",
+    description = "Status, progress, and (when finished) the changes. Any token.",
+    params(
+        ("id" = String, Path, description = "The scan's id."),
+    ),
+    responses(
+        (status = 200, description = "The scan.", content((schemas::Scan = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such scan.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_scan(
     State(state): State<AppState>,
     _r: Reader,
@@ -78,6 +129,23 @@ async fn get_scan(
     Ok(Json(state.pki.store().scan(&id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/discovery/scans/{id}/results",
+    operation_id = "getScanResults",
+    tag = "Discovery",
+    summary = "Get a scan's results",
+    description = "What the scan saw at every endpoint that accepted a connection (refused ones are not kept), by address, port and name; empty until the scan finishes. Any token.",
+    params(
+        ("id" = String, Path, description = "The scan's id."),
+    ),
+    responses(
+        (status = 200, description = "The results.", content((inline(schemas::ItemsOfObservation) = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such scan.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn results(
     State(state): State<AppState>,
     _r: Reader,
@@ -90,6 +158,19 @@ async fn results(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/discovery/certificates",
+    operation_id = "listDiscoveredCertificates",
+    tag = "Discovery",
+    summary = "List discovered certificates",
+    description = "Every certificate any scan has found, once per fingerprint, soonest expiry first. Any token.",
+    responses(
+        (status = 200, description = "The certificates.", content((inline(schemas::ItemsOfDiscoveredCertificate) = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn certificates(
     State(state): State<AppState>,
     _r: Reader,
@@ -99,6 +180,19 @@ async fn certificates(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/discovery/endpoints",
+    operation_id = "listDiscoveredEndpoints",
+    tag = "Discovery",
+    summary = "List discovered endpoints",
+    description = "Every address, port and server name where a scan found a certificate, with the certificate it served when last seen. Any token.",
+    responses(
+        (status = 200, description = "The endpoints.", content((inline(schemas::ItemsOfDiscoveredEndpoint) = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn endpoints(
     State(state): State<AppState>,
     _r: Reader,
@@ -109,13 +203,18 @@ async fn endpoints(
 }
 
 /// Body of `POST /discovery/schedules`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ScanScheduleRequest)]
 struct NewSchedule {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// Cron expression, 5 fields or 6 with seconds, UTC (`0 3 * * *`).
     cron: String,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     enabled: bool,
+    #[schema(value_type = schemas::ScanRequest)]
     scan: ScanSpec,
 }
 
@@ -123,6 +222,25 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(
+    post,
+    path = "/discovery/schedules",
+    operation_id = "createScanSchedule",
+    tag = "Discovery",
+    summary = "Save a scan with a cron schedule",
+    description = "The server runs it at each time the cron expression (UTC) names; with several replicas, one of them runs each occurrence (a lease on the schedule's row). Admin token.",
+    request_body(content((NewSchedule = "application/json")), description = "The schedule."),
+    responses(
+        (status = 201, description = "The schedule.", content((schemas::ScanSchedule = "application/json"))),
+        (status = 400, description = "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery.allow` networks.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A schedule with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_schedule(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -165,6 +283,19 @@ async fn create_schedule(
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/discovery/schedules",
+    operation_id = "listScanSchedules",
+    tag = "Discovery",
+    summary = "List scheduled scans",
+    description = "By name. Any token.",
+    responses(
+        (status = 200, description = "The schedules.", content((inline(schemas::ItemsOfScanSchedule) = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_schedules(
     State(state): State<AppState>,
     _r: Reader,
@@ -174,6 +305,24 @@ async fn list_schedules(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/discovery/schedules/{id}",
+    operation_id = "deleteScanSchedule",
+    tag = "Discovery",
+    summary = "Delete a scheduled scan",
+    description = "Its past scans stay. Admin token.",
+    params(
+        ("id" = String, Path, description = "The schedule's id."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such schedule.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete_schedule(
     State(state): State<AppState>,
     Admin(auth): Admin,

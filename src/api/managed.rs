@@ -4,109 +4,160 @@
 
 use std::net::IpAddr;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use certkeeper_ca::KeyAlgorithm;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Admin, Auth, Reader};
 use super::extract::{Json, Path, Query};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::managed::{NewDestination, NewManaged};
 use crate::store::{BindingRecord, DestinationRecord, ManagedRecord, ManagedRequest};
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/managed", get(list).post(create))
-        .route("/managed/{id}", get(get_one).delete(remove))
-        .route("/managed/{id}/renew", post(renew))
-        .route("/managed/{id}/revoke", post(revoke))
-        .route("/managed/{id}/sync", post(sync_now))
-        .route("/managed/{id}/bindings", post(bind))
-        .route("/managed/{id}/bindings/{destination}", delete(unbind))
-        .route(
-            "/destinations",
-            get(list_destinations).post(create_destination),
-        )
-        .route(
-            "/destinations/{id}",
-            get(get_destination).delete(delete_destination),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, remove))
+        .routes(routes!(renew))
+        .routes(routes!(revoke))
+        .routes(routes!(sync_now))
+        .routes(routes!(bind))
+        .routes(routes!(unbind))
+        .routes(routes!(list_destinations, create_destination))
+        .routes(routes!(get_destination, delete_destination))
 }
 
 /// A version as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ManagedVersion)]
 struct VersionView {
+    /// 1, 2, ...
     version: i64,
+    /// The certificate (see /certificates/{id}).
     certificate_id: String,
+    /// Serial number, hex.
     serial: String,
+    /// Start of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_before: OffsetDateTime,
+    /// End of validity.
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    #[schema(value_type = schemas::ManagedVersionStatus, inline)]
     status: String,
+    /// When issued.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
 }
 
 /// A binding's sync status as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Binding)]
 struct BindingView {
     destination_id: String,
+    /// The destination's name.
     destination: String,
+    #[schema(value_type = schemas::BindingKind, inline)]
     kind: String,
+    /// The newest version the destination holds.
+    #[schema(required = true)]
     pushed_version: Option<i64>,
+    /// Whether the destination holds the current version.
     in_sync: bool,
+    /// The ACM certificate ARN, or the Key Vault certificate URL.
+    #[schema(required = true)]
     remote_id: Option<String>,
+    /// The Key Vault version id, or for ACM the serial (hex) of the certificate under the ARN.
+    #[schema(required = true)]
     remote_version: Option<String>,
+    /// The last push error.
+    #[schema(required = true)]
     last_error: Option<String>,
+    /// Push failures in a row.
     failures: i64,
+    /// When the next push is tried (null when in sync).
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     next_attempt_at: Option<OffsetDateTime>,
+    /// Last change.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
 }
 
 /// A lifecycle event as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ManagedEvent)]
 struct EventView {
+    /// When.
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
+    #[schema(value_type = schemas::ManagedEventKind, inline)]
     kind: String,
+    /// Facts (any JSON value).
     detail: serde_json::Value,
 }
 
 /// A managed certificate as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ManagedCertificate, description = "A managed certificate.")]
 struct ManagedView {
+    /// Id (UUID).
     id: String,
+    /// Unique name.
     name: String,
+    /// The issuing profile.
     profile: String,
+    // `revoked`: no more renewals or pushes.
+    #[schema(value_type = schemas::ManagedCertificateStatus, inline)]
     status: String,
+    /// DNS names of every version.
     dns_names: Vec<String>,
+    /// IP addresses of every version.
+    #[schema(value_type = Vec<String>)]
     ip_addresses: Vec<IpAddr>,
+    /// Subject common name.
+    #[schema(required = true)]
     common_name: Option<String>,
+    #[schema(value_type = schemas::KeyAlgorithm)]
     key_algorithm: KeyAlgorithm,
+    /// Validity of each version; null: the profile's maximum.
+    #[schema(required = true)]
     validity_days: Option<u32>,
+    /// Renewal point in percent of each version's life; null: two thirds.
+    #[schema(required = true)]
     renew_at_percent: Option<i64>,
+    /// The newest version.
     current_version: i64,
+    /// When the next renewal (or retry after a failure) is due; null once revoked.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     next_renewal_at: Option<OffsetDateTime>,
+    /// Renewal failures in a row.
     renewal_failures: i64,
+    /// The last renewal error.
+    #[schema(required = true)]
     last_error: Option<String>,
+    /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Who created it.
     created_by: String,
+    /// Every version, newest first (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     versions: Option<Vec<VersionView>>,
+    /// Sync status per destination (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     bindings: Option<Vec<BindingView>>,
+    /// The 50 newest lifecycle events (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<EventView>>,
 }
@@ -219,6 +270,25 @@ struct CreateManaged {
     destinations: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed",
+    operation_id = "createManaged",
+    tag = "Managed certificates",
+    summary = "Create a managed certificate",
+    description = "Issues version 1 with a key generated and kept (sealed) by the server, and schedules renewals. Binding `destinations` at once needs an admin token; otherwise an issuer token for the profile.",
+    request_body(content((schemas::CreateManagedRequest = "application/json")), description = "The managed certificate."),
+    responses(
+        (status = 201, description = "The managed certificate with version 1.", content((ManagedView = "application/json"))),
+        (status = 400, description = "Invalid body, name, profile, key type, validity or renewal point, or an unknown destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A managed certificate with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -266,11 +336,25 @@ async fn create(
 }
 
 /// A list of managed certificates.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ManagedList {
+    #[schema(value_type = Vec<ManagedView>)]
     items: Vec<ManagedView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/managed",
+    operation_id = "listManaged",
+    tag = "Managed certificates",
+    summary = "List managed certificates",
+    description = "Every managed certificate, by name, without versions, bindings or events. Any token.",
+    responses(
+        (status = 200, description = "The managed certificates.", content((ManagedList = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedList>, Error> {
     let items = state
         .pki
@@ -283,6 +367,23 @@ async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedL
     Ok(Json(ManagedList { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/managed/{id}",
+    operation_id = "getManaged",
+    tag = "Managed certificates",
+    summary = "Get a managed certificate",
+    description = "With its versions (newest first), next renewal, sync status per destination and recent lifecycle events. Any token.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The managed certificate.", content((ManagedView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
@@ -292,6 +393,26 @@ async fn get_one(
     Ok(Json(detailed(&state, m).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/renew",
+    operation_id = "renewManaged",
+    tag = "Managed certificates",
+    summary = "Renew now",
+    description = "Issues a new version with a fresh key at once; destinations receive it on the next sync. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The managed certificate with its new version.", content((ManagedView = "application/json"))),
+        (status = 400, description = "The stored request is no longer valid for the profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The certificate is revoked, or another renewal is under way.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn renew(
     State(state): State<AppState>,
     auth: Auth,
@@ -303,6 +424,24 @@ async fn renew(
     Ok(Json(detailed(&state, m).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/sync",
+    operation_id = "syncManaged",
+    tag = "Managed certificates",
+    summary = "Push to destinations now",
+    description = "Pushes the current version to every bound destination that is behind, whatever the retry schedule says. Failures are recorded on the bindings (see `bindings[].last_error`), not returned as errors. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The managed certificate with its sync status.", content((ManagedView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn sync_now(
     State(state): State<AppState>,
     auth: Auth,
@@ -322,6 +461,29 @@ struct Revoke {
     reason: Option<serde_json::Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/revoke",
+    operation_id = "revokeManaged",
+    tag = "Managed certificates",
+    summary = "Revoke and stop renewing",
+    description = "Revokes every valid version and stops renewals and pushes. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    request_body(content((schemas::RevokeRequest = "application/json")), description = "The revocation reason."),
+    responses(
+        (status = 200, description = "The revoked managed certificate.", content((ManagedView = "application/json"))),
+        (status = 400, description = "Invalid body or reason.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Already revoked.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     auth: Auth,
@@ -339,6 +501,24 @@ async fn revoke(
     Ok(Json(detailed(&state, m).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/managed/{id}",
+    operation_id = "deleteManaged",
+    tag = "Managed certificates",
+    summary = "Stop managing a certificate",
+    description = "Forgets the managed certificate, its bindings and events. Issued versions stay on record as certificates; copies at destinations are left alone. Issuer token for the profile.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     auth: Auth,
@@ -351,12 +531,37 @@ async fn remove(
 }
 
 /// Body of `POST /managed/{id}/bindings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BindRequest)]
 struct Bind {
+    /// The destination's id or name.
     destination: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/managed/{id}/bindings",
+    operation_id = "bindManaged",
+    tag = "Managed certificates",
+    summary = "Bind to a destination",
+    description = "The current version is pushed to the destination by the next sync, and every later version after it. Admin token.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+    ),
+    request_body(content((Bind = "application/json")), description = "The destination."),
+    responses(
+        (status = 201, description = "The managed certificate with its bindings.", content((ManagedView = "application/json"))),
+        (status = 400, description = "Invalid body or unknown destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Already bound to this destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn bind(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -380,6 +585,28 @@ struct UnbindQuery {
     delete_remote: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/managed/{id}/bindings/{destination}",
+    operation_id = "unbindManaged",
+    tag = "Managed certificates",
+    summary = "Remove a binding",
+    description = "No more versions are pushed there. The copy at the destination is left alone unless `delete_remote` is true. Admin token.",
+    params(
+        ("id" = String, Path, description = "The managed certificate's id or name."),
+        ("destination" = String, Path, description = "The destination's id or name."),
+        ("delete_remote" = Option<bool>, Query, description = "Delete the copy at the destination first (the ACM certificate, or the Key Vault certificate with all its versions). Default: `false`."),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "A malformed or unknown query parameter.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such managed certificate, destination or binding.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The destination refused or failed the delete; the binding is kept.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn unbind(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -395,13 +622,18 @@ async fn unbind(
 }
 
 /// A destination as shown: never its credentials.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Destination)]
 struct DestinationView {
     id: String,
     name: String,
+    #[schema(value_type = schemas::DestinationKind, inline)]
     kind: String,
+    /// The configuration (no secrets).
     config: serde_json::Value,
+    /// Whether credentials are stored (they are never shown).
     has_credentials: bool,
+    /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     created_by: String,
@@ -420,15 +652,40 @@ fn destination_view(d: DestinationRecord) -> DestinationView {
 }
 
 /// Body of `POST /destinations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateDestinationRequest)]
 struct CreateDestination {
+    /// Unique name: letters, digits, `-`, `_`, `.`.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    #[schema(value_type = schemas::CreateDestinationRequestKind, inline)]
     kind: String,
+    /// aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints).
     config: serde_json::Value,
+    /// aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again.
     credentials: Option<serde_json::Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/destinations",
+    operation_id = "createDestination",
+    tag = "Destinations",
+    summary = "Create a destination",
+    description = "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
+    request_body(content((CreateDestination = "application/json")), description = "The destination."),
+    responses(
+        (status = 201, description = "The destination (without credentials).", content((DestinationView = "application/json"))),
+        (status = 400, description = "Invalid body, kind, configuration or credentials.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A destination with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create_destination(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -451,11 +708,25 @@ async fn create_destination(
 }
 
 /// A list of destinations.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct DestinationList {
+    #[schema(value_type = Vec<DestinationView>)]
     items: Vec<DestinationView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/destinations",
+    operation_id = "listDestinations",
+    tag = "Destinations",
+    summary = "List destinations",
+    description = "Every cloud destination, by name; never their credentials. Any token.",
+    responses(
+        (status = 200, description = "The destinations.", content((DestinationList = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list_destinations(
     State(state): State<AppState>,
     _r: Reader,
@@ -471,6 +742,23 @@ async fn list_destinations(
     Ok(Json(DestinationList { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/destinations/{id}",
+    operation_id = "getDestination",
+    tag = "Destinations",
+    summary = "Get a destination",
+    description = "Never its credentials. Any token.",
+    params(
+        ("id" = String, Path, description = "The destination's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The destination.", content((DestinationView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_destination(
     State(state): State<AppState>,
     _r: Reader,
@@ -480,6 +768,25 @@ async fn get_destination(
     Ok(Json(destination_view(d)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/destinations/{id}",
+    operation_id = "deleteDestination",
+    tag = "Destinations",
+    summary = "Delete a destination",
+    description = "Only when no managed certificate is bound to it. Admin token.",
+    params(
+        ("id" = String, Path, description = "The destination's id or name."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Managed certificates are still bound to it.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete_destination(
     State(state): State<AppState>,
     Admin(auth): Admin,

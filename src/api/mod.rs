@@ -14,17 +14,23 @@ mod openapi;
 mod profiles;
 mod tokens;
 
-use axum::Router;
 use axum::extract::OriginalUri;
 use axum::http::Method;
+use axum::{Extension, Router};
+
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::Error;
 use crate::problem::HttpError;
 use crate::server::AppState;
 
-/// Everything under `/api/v1`.
+/// Everything under `/api/v1`, and the API reference page at `/api/docs`.
+///
+/// Every `/api/v1` route is mounted by `utoipa_axum::routes!` from its handler's
+/// `#[utoipa::path]` attribute, which is also what the document at `/api/v1/openapi.json`
+/// describes: a route cannot be mounted without being described.
 pub fn router() -> Router<AppState> {
-    let v1 = Router::new()
+    let (v1, described) = OpenApiRouter::new()
         .merge(cas::router())
         .merge(profiles::router())
         .merge(certs::router())
@@ -36,9 +42,14 @@ pub fn router() -> Router<AppState> {
         .merge(alerts::router())
         .merge(acme::router())
         .merge(openapi::router())
+        .split_for_parts();
+    let v1 = v1
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    Router::new().nest("/api/v1", v1)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(openapi::Derived::new("/api/v1", &described)));
+    Router::new()
+        .nest("/api/v1", v1)
+        .merge(openapi::reference_page("/api/docs", "/api/v1/openapi.json"))
 }
 
 async fn not_found(OriginalUri(uri): OriginalUri) -> Error {

@@ -1,32 +1,149 @@
 //! `GET /api/v1/openapi.json`: an OpenAPI 3.1 description of every route the server has,
 //! the REST API under `/api/v1` and the public endpoints (AIA, CRL, OCSP, health, metrics).
 //!
-//! The document is written by hand from the handlers in this module's siblings and in
-//! `crate::public`; `tests/openapi.rs` checks that every documented operation is answered by
-//! a real route and that every registered route is documented. Defaults are taken from the
-//! code they describe (`Profile`, `CaSpec`, `KeyAlgorithm::GENERATABLE`, the settings) so
-//! that they cannot drift.
+//! The operations under `/api/v1` are derived from the handlers: each one carries a
+//! `#[utoipa::path]` attribute and is mounted with `utoipa_axum::routes!`, which takes the
+//! method and path from that attribute, so the router and the document cannot list different
+//! routes. This module adds what no handler owns: the document's header, the tags, the
+//! bearer security scheme, the shared RFC 7807 responses, the component schemas and the
+//! public endpoints (mounted by `crate::public`). Defaults are taken from the code they
+//! describe (`Profile`, `CaSpec`, `KeyAlgorithm::GENERATABLE`, the settings) so that they
+//! cannot drift.
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::routing::get;
+use axum::{Extension, Json, Router};
 use certkeeper_ca::{CaSpec, KeyAlgorithm, Profile};
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::server::AppState;
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(serve))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(serve))
 }
 
-async fn serve(State(state): State<AppState>) -> axum::Json<Value> {
+/// What the handlers and their types describe, as mounted under `/api/v1`.
+#[derive(Clone, Debug)]
+pub(super) struct Derived(Arc<Described>);
+
+/// The parts of the document derived from the code.
+#[derive(Debug)]
+struct Described {
+    /// `paths`, keyed by the full path.
+    paths: Map<String, Value>,
+    /// `components/schemas` of the request and response types.
+    schemas: Map<String, Value>,
+}
+
+impl Derived {
+    /// The paths of `api` (the description the `/api/v1` router was built with), under
+    /// `prefix`, and its component schemas. Each problem response that only says why it
+    /// happens becomes a reference to the shared response of its status, and an operation
+    /// anyone may call says `security: []` (the attribute's `security(())` is `[{}]`).
+    pub(super) fn new(prefix: &str, api: &utoipa::openapi::OpenApi) -> Derived {
+        let Ok(Value::Object(paths)) = serde_json::to_value(&api.paths) else {
+            unreachable!("paths serialize to an object")
+        };
+        let paths = paths
+            .into_iter()
+            .map(|(path, mut item)| {
+                for op in item
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|m| m.values_mut())
+                {
+                    share_problem_responses(op);
+                    if op.get("security") == Some(&json!([{}])) {
+                        op["security"] = json!([]);
+                    }
+                }
+                (format!("{prefix}{path}"), item)
+            })
+            .collect();
+        // The names in `schemas` stand for themselves; the component comes from this module.
+        let schemas = api
+            .components
+            .iter()
+            .flat_map(|c| &c.schemas)
+            .filter_map(|(name, schema)| {
+                let schema = serde_json::to_value(schema).ok()?;
+                let own = format!("#/components/schemas/{name}");
+                (schema.get("$ref").and_then(Value::as_str) != Some(own.as_str()))
+                    .then(|| (name.clone(), schema))
+            })
+            .collect();
+        Derived(Arc::new(Described { paths, schemas }))
+    }
+}
+
+/// Replace each inline `application/problem+json` response of `op` by a reference to the
+/// shared response of its status, keeping the operation's own description.
+fn share_problem_responses(op: &mut Value) {
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let Some(name) = shared_response(status) else {
+            continue;
+        };
+        let only_problem = response.get("headers").is_none()
+            && response["content"]
+                .as_object()
+                .is_some_and(|c| c.len() == 1 && c.contains_key("application/problem+json"));
+        if only_problem {
+            *response = json!({
+                "$ref": format!("#/components/responses/{name}"),
+                "description": response["description"],
+            });
+        }
+    }
+}
+
+/// The shared problem response for an HTTP status, by its name in `components/responses`.
+fn shared_response(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "400" => "BadRequest",
+        "401" => "Unauthorized",
+        "403" => "Forbidden",
+        "404" => "NotFound",
+        "409" => "Conflict",
+        "413" => "PayloadTooLarge",
+        "415" => "UnsupportedMediaType",
+        "500" => "InternalError",
+        _ => return None,
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "Meta",
+    summary = "This OpenAPI document",
+    description = "No authentication.",
+    security(()),
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document.", content((inline(schemas::AnyObject) = "application/json"))),
+    )
+)]
+async fn serve(
+    State(state): State<AppState>,
+    Extension(derived): Extension<Derived>,
+) -> Json<Value> {
     let s = state.pki.settings();
-    axum::Json(document(&Facts {
-        public_url: &s.server.public_url,
-        ca_key_algorithm: s.ca.key_algorithm,
-        max_body_bytes: s.server.max_body_bytes,
-    }))
+    Json(document(
+        &Facts {
+            public_url: &s.server.public_url,
+            ca_key_algorithm: s.ca.key_algorithm,
+            max_body_bytes: s.server.max_body_bytes,
+        },
+        &derived,
+    ))
 }
 
 /// The server settings the document mentions.
@@ -40,23 +157,12 @@ struct Facts<'a> {
 }
 
 /// The whole document.
-fn document(f: &Facts<'_>) -> Value {
-    let mut paths = Map::new();
-    for group in [
-        ca_paths(),
-        profile_paths(),
-        certificate_paths(),
-        token_paths(),
-        est_paths(),
-        acme_paths(),
-        alert_paths(),
-        audit_paths(),
-        managed_paths(),
-        discovery_paths(),
-        meta_paths(),
-        public_paths(f.public_url),
-    ] {
-        paths.extend(group);
+fn document(f: &Facts<'_>, derived: &Derived) -> Value {
+    let mut paths = derived.0.paths.clone();
+    paths.extend(public_paths(f.public_url));
+    let mut schemas = derived.0.schemas.clone();
+    for (name, schema) in described_here(f) {
+        schemas.entry(name).or_insert(schema);
     }
     json!({
         "openapi": "3.1.0",
@@ -103,7 +209,7 @@ fn document(f: &Facts<'_>) -> Value {
                 }
             },
             "responses": error_responses(f.max_body_bytes),
-            "schemas": schemas(f)
+            "schemas": schemas
         }
     })
 }
@@ -136,24 +242,8 @@ fn err(name: &str, why: &str) -> Value {
     json!({"$ref": format!("#/components/responses/{name}"), "description": why})
 }
 
-fn unauthorized() -> Value {
-    json!({"$ref": "#/components/responses/Unauthorized"})
-}
-
 fn internal() -> Value {
     json!({"$ref": "#/components/responses/InternalError"})
-}
-
-fn payload_too_large() -> Value {
-    json!({"$ref": "#/components/responses/PayloadTooLarge"})
-}
-
-fn unsupported_media_type() -> Value {
-    json!({"$ref": "#/components/responses/UnsupportedMediaType"})
-}
-
-fn json_response(description: &str, schema: Value) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
 /// A response whose body is text (PEM, metrics, health).
@@ -164,34 +254,6 @@ fn text_response(description: &str, media_type: &str) -> Value {
 /// A response whose body is binary DER.
 fn binary_response(description: &str, media_type: &str) -> Value {
     json!({"description": description, "content": {media_type: {}}})
-}
-
-fn json_body(schema: &str, description: &str) -> Value {
-    json!({
-        "required": true,
-        "description": description,
-        "content": {"application/json": {"schema": schema_ref(schema)}}
-    })
-}
-
-fn path_param(name: &str, description: &str) -> Value {
-    json!({
-        "name": name,
-        "in": "path",
-        "required": true,
-        "description": description,
-        "schema": {"type": "string"}
-    })
-}
-
-fn query_param(name: &str, description: &str, schema: Value) -> Value {
-    json!({
-        "name": name,
-        "in": "query",
-        "required": false,
-        "description": description,
-        "schema": schema
-    })
 }
 
 fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
@@ -208,657 +270,17 @@ fn generatable_key_types() -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // /api/v1/cas
 
-fn ca_id_param() -> Value {
-    path_param("id", "The CA's id or its name.")
-}
-
-fn ca_paths() -> Map<String, Value> {
-    object(vec![
-        (
-            "/api/v1/cas",
-            json!({
-                "get": {
-                    "operationId": "listCas",
-                    "tags": ["CAs"],
-                    "summary": "List CAs",
-                    "description": "Every CA, oldest first, without certificates, chains or CSRs. Any valid token.",
-                    "responses": {
-                        "200": json_response("The CAs.", json!({"type": "array", "items": schema_ref("Ca")})),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createCa",
-                    "tags": ["CAs"],
-                    "summary": "Create a CA",
-                    "description": "Creates a self-signed root (`type: root`, no `parent`), an intermediate signed by one of our active CAs (`type: intermediate` with `parent`), or a pending CA whose certificate will be signed elsewhere (`type: external`, no `parent`; the answer has `status: pending` and a `csr`). Admin token.",
-                    "requestBody": json_body("CreateCaRequest", "The new CA."),
-                    "responses": {
-                        "201": json_response("The new CA, with its certificate and chain (or, for `external`, its CSR).", schema_ref("Ca")),
-                        "400": err("BadRequest", "Invalid body: missing or unknown fields, empty `common_name`, a bad `name`, `parent` missing for an intermediate or given for another type, a key type that cannot be generated, `validity_days` outside 1-36500, or a `path_len` the parent forbids."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "The `parent` CA does not exist."),
-                        "409": err("Conflict", "A CA with this name exists, or the `parent` CA is not active."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/cas/import",
-            json!({
-                "post": {
-                    "operationId": "importCa",
-                    "tags": ["CAs"],
-                    "summary": "Import a CA",
-                    "description": "Imports an existing CA certificate (optionally followed by its chain) and its private key; the CA gets `kind: imported`. Admin token.",
-                    "requestBody": json_body("ImportCaRequest", "The CA certificate and key."),
-                    "responses": {
-                        "201": json_response("The imported CA.", schema_ref("Ca")),
-                        "400": err("BadRequest", "Invalid body or name, an unparseable certificate or key, a key that does not match the certificate, or a certificate that is not a usable CA."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "409": err("Conflict", "A CA with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/cas/{id}",
-            json!({
-                "parameters": [ca_id_param()],
-                "get": {
-                    "operationId": "getCa",
-                    "tags": ["CAs"],
-                    "summary": "Get a CA",
-                    "description": "One CA with its certificate and chain (when it has a certificate) and its CSR (while pending). Any valid token.",
-                    "responses": {
-                        "200": json_response("The CA.", schema_ref("Ca")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such CA."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/cas/{id}/csr",
-            json!({
-                "parameters": [ca_id_param()],
-                "get": {
-                    "operationId": "getCaCsr",
-                    "tags": ["CAs"],
-                    "summary": "Get a pending CA's CSR",
-                    "description": "The certificate signing request of a pending (`external`) CA, to be signed by another CA. Any valid token.",
-                    "responses": {
-                        "200": text_response("The CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`).", "application/x-pem-file"),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such CA."),
-                        "409": err("Conflict", "The CA is not pending, so it has no CSR."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/cas/{id}/certificate",
-            json!({
-                "parameters": [ca_id_param()],
-                "post": {
-                    "operationId": "installCaCertificate",
-                    "tags": ["CAs"],
-                    "summary": "Install a pending CA's certificate",
-                    "description": "Installs the externally signed certificate of a pending CA, which becomes active. Admin token.",
-                    "requestBody": json_body("InstallCaCertificateRequest", "The signed certificate."),
-                    "responses": {
-                        "200": json_response("The CA, now active.", schema_ref("Ca")),
-                        "400": err("BadRequest", "Invalid body, an unparseable certificate, a certificate that does not match the CA's key, or one that is not a usable CA."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such CA."),
-                        "409": err("Conflict", "The CA is not pending a certificate."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/cas/{id}/crl",
-            json!({
-                "parameters": [ca_id_param()],
-                "get": {
-                    "operationId": "getCaCrl",
-                    "tags": ["CAs"],
-                    "summary": "Get a CA's CRL",
-                    "description": "The CA's current CRL, regenerated first when it is missing or past half its life. Any valid token. The same CRL is public at `/crl/{id}.crl`.",
-                    "parameters": [
-                        query_param("format", "`der` (default) or `pem`.", json!({"type": "string", "enum": ["der", "pem"], "default": "der"}))
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The CRL: DER for `format=der`, PEM (`-----BEGIN X509 CRL-----`) for `format=pem`.",
-                            "content": {
-                                "application/pkix-crl": {},
-                                "application/x-pem-file": {"schema": {"type": "string"}}
-                            }
-                        },
-                        "400": err("BadRequest", "`format` is not `der` or `pem`."),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such CA."),
-                        "409": err("Conflict", "The CA is not active (a pending CA has no CRL)."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
-
 // ---------------------------------------------------------------------------------------
 // /api/v1/profiles
-
-fn profile_paths() -> Map<String, Value> {
-    object(vec![
-        (
-            "/api/v1/profiles",
-            json!({
-                "get": {
-                    "operationId": "listProfiles",
-                    "tags": ["Profiles"],
-                    "summary": "List profiles",
-                    "description": "Every profile, by name. Any valid token.",
-                    "responses": {
-                        "200": json_response("The profiles.", json!({"type": "array", "items": schema_ref("Profile")})),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createProfile",
-                    "tags": ["Profiles"],
-                    "summary": "Create a profile",
-                    "description": "Creates a profile signed by an active CA. Every policy field has a default. Admin token.",
-                    "requestBody": json_body("CreateProfileRequest", "The profile's CA and policy."),
-                    "responses": {
-                        "201": json_response("The new profile.", schema_ref("Profile")),
-                        "400": err("BadRequest", "Not a JSON object, `ca` missing or not a string, no such CA, the CA is not active, invalid or unknown policy fields, or a policy that contradicts itself (`name`, `max_validity_days`, `default_validity_days`, `allowed_key_types`, `max_names`)."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "409": err("Conflict", "A profile with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/profiles/{name}",
-            json!({
-                "parameters": [path_param("name", "The profile's name or id.")],
-                "get": {
-                    "operationId": "getProfile",
-                    "tags": ["Profiles"],
-                    "summary": "Get a profile",
-                    "description": "Any valid token.",
-                    "responses": {
-                        "200": json_response("The profile.", schema_ref("Profile")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such profile."),
-                        "500": internal()
-                    }
-                },
-                "put": {
-                    "operationId": "updateProfile",
-                    "tags": ["Profiles"],
-                    "summary": "Replace a profile's policy",
-                    "description": "Replaces the whole policy: fields left out take their defaults again (this is not a merge). The name cannot change; `ca` is kept when left out. Admin token.",
-                    "requestBody": json_body("UpdateProfileRequest", "The new policy, and optionally a new CA."),
-                    "responses": {
-                        "200": json_response("The updated profile.", schema_ref("Profile")),
-                        "400": err("BadRequest", "Not a JSON object, `ca` not a string, no such CA, the CA is not active, `name` differs from the profile's name, invalid or unknown policy fields, or a policy that contradicts itself."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such profile."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                },
-                "delete": {
-                    "operationId": "deleteProfile",
-                    "tags": ["Profiles"],
-                    "summary": "Delete a profile",
-                    "description": "Certificates issued under it keep its name. Admin token.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such profile."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
 
 // ---------------------------------------------------------------------------------------
 // /api/v1/certificates
 
-fn cert_id_param() -> Value {
-    path_param("id", "The certificate's id.")
-}
-
-fn certificate_paths() -> Map<String, Value> {
-    object(vec![
-        (
-            "/api/v1/certificates",
-            json!({
-                "get": {
-                    "operationId": "listCertificates",
-                    "tags": ["Certificates"],
-                    "summary": "Search certificates",
-                    "description": "Certificates matching every given filter, newest first, a page at a time (without the PEM). Unknown query parameters are refused. Any valid token.",
-                    "parameters": [
-                        query_param("ca", "Issuing CA, by id or name (an unknown CA is a 400).", json!({"type": "string"})),
-                        query_param("profile", "Profile name.", json!({"type": "string"})),
-                        query_param("status", "`valid`: not revoked and not expired; `expired`: not revoked but past `not_after`; `revoked`.", json!({"type": "string", "enum": ["valid", "expired", "revoked"]})),
-                        query_param("san", "A DNS name or IP address in the certificate; `*.example.com` or `.example.com` matches every name below `example.com`.", json!({"type": "string"})),
-                        query_param("serial", "Serial number in hex; colons and upper case are accepted.", json!({"type": "string"})),
-                        query_param("expiring_before", "Only certificates whose `not_after` is before this time (RFC 3339; percent-encode a `+` offset).", json!({"type": "string", "format": "date-time"})),
-                        query_param("limit", "Page size.", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 50})),
-                        query_param("cursor", "The `next_cursor` of the previous page (opaque).", json!({"type": "string"}))
-                    ],
-                    "responses": {
-                        "200": json_response("A page of certificates.", schema_ref("CertificatePage")),
-                        "400": err("BadRequest", "A malformed or unknown query parameter, `limit` outside 1-1000, an unknown `status` or `ca`, or a malformed cursor."),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "issueCertificate",
-                    "tags": ["Certificates"],
-                    "summary": "Issue a certificate for a CSR",
-                    "description": "Signs a CSR under a profile. The names come from the CSR's subjectAltName extension (and its CN); the profile decides what is allowed. An admin token, or an issuer token that lists the profile.",
-                    "requestBody": json_body("IssueCertificateRequest", "The CSR and profile."),
-                    "responses": {
-                        "201": json_response("The issued certificate with its chain.", schema_ref("IssuedCertificate")),
-                        "400": err("BadRequest", "Invalid body, no such profile, an unusable CSR (`bad-csr`), both `validity_days` and `not_after`, or `validity_days` 0."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`)."),
-                        "409": err("Conflict", "The profile's CA is not active."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/certificates/generate",
-            json!({
-                "post": {
-                    "operationId": "generateCertificate",
-                    "tags": ["Certificates"],
-                    "summary": "Generate a key and issue a certificate for it",
-                    "description": "Generates the subscriber key on the server and issues a certificate for the given names. The key is returned once, as PEM (`format: pem`) or inside a password-protected PKCS#12 (`format: pkcs12`); with `managed: true` the server also keeps it, sealed. An admin token, or an issuer token that lists the profile.",
-                    "requestBody": json_body("GenerateCertificateRequest", "The names, key type and profile."),
-                    "responses": {
-                        "201": json_response("The issued certificate with its chain and the new key (`private_key` or `pkcs12`).", schema_ref("IssuedCertificate")),
-                        "400": err("BadRequest", "Invalid body, no such profile, `format: pkcs12` without a `password` of at least 4 characters, a `password` with `format: pem`, a key type that cannot be generated, both `validity_days` and `not_after`, or `validity_days` 0."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token may not use this profile (`forbidden`), or the profile refused the request (`policy-violation`, with `profile` and `rule`)."),
-                        "409": err("Conflict", "The profile's CA is not active."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/certificates/{id}",
-            json!({
-                "parameters": [cert_id_param()],
-                "get": {
-                    "operationId": "getCertificate",
-                    "tags": ["Certificates"],
-                    "summary": "Get a certificate",
-                    "description": "One certificate with its PEM. Any valid token.",
-                    "responses": {
-                        "200": json_response("The certificate.", schema_ref("Certificate")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such certificate."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/certificates/{id}/pem",
-            json!({
-                "parameters": [cert_id_param()],
-                "get": {
-                    "operationId": "getCertificatePem",
-                    "tags": ["Certificates"],
-                    "summary": "Download a certificate as PEM",
-                    "description": "Any valid token.",
-                    "responses": {
-                        "200": text_response("The certificate, PEM.", "application/x-pem-file"),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such certificate."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/certificates/{id}/der",
-            json!({
-                "parameters": [cert_id_param()],
-                "get": {
-                    "operationId": "getCertificateDer",
-                    "tags": ["Certificates"],
-                    "summary": "Download a certificate as DER",
-                    "description": "Any valid token.",
-                    "responses": {
-                        "200": binary_response("The certificate, DER.", "application/pkix-cert"),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such certificate."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/certificates/{id}/chain",
-            json!({
-                "parameters": [cert_id_param()],
-                "get": {
-                    "operationId": "getCertificateChain",
-                    "tags": ["Certificates"],
-                    "summary": "Download a certificate with its chain",
-                    "description": "The certificate followed by its issuer chain, nearest first, without the root (the client's trust anchor) when the chain ends in one. Any valid token.",
-                    "responses": {
-                        "200": text_response("The certificate and intermediates, PEM.", "application/pem-certificate-chain"),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such certificate."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/certificates/{id}/revoke",
-            json!({
-                "parameters": [cert_id_param()],
-                "post": {
-                    "operationId": "revokeCertificate",
-                    "tags": ["Certificates"],
-                    "summary": "Revoke a certificate",
-                    "description": "Revokes the certificate and regenerates its CA's CRL. A JSON body is required; `{}` revokes with reason `unspecified`. An admin token, or an issuer token that lists the certificate's profile.",
-                    "requestBody": json_body("RevokeRequest", "The revocation reason."),
-                    "responses": {
-                        "200": json_response("The revoked certificate (without its PEM).", schema_ref("Certificate")),
-                        "400": err("BadRequest", "Invalid body, or an unknown or disallowed reason (7 is unassigned, 8 is removeFromCRL)."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token may not use the certificate's profile."),
-                        "404": err("NotFound", "No such certificate."),
-                        "409": err("Conflict", "The certificate is already revoked, or its CA is not active so no CRL can be signed."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
-
 // ---------------------------------------------------------------------------------------
 // /api/v1/tokens, /api/v1/audit, /api/v1/openapi.json
 
-fn token_paths() -> Map<String, Value> {
-    object(vec![
-        (
-            "/api/v1/tokens",
-            json!({
-                "get": {
-                    "operationId": "listTokens",
-                    "tags": ["Tokens"],
-                    "summary": "List tokens",
-                    "description": "Every token, revoked and expired ones included, oldest first; never the secrets. Admin token.",
-                    "responses": {
-                        "200": json_response("The tokens.", json!({"type": "array", "items": schema_ref("Token")})),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createToken",
-                    "tags": ["Tokens"],
-                    "summary": "Create a token",
-                    "description": "Creates a token; its secret is in the answer and never shown again. Admin token.",
-                    "requestBody": json_body("CreateTokenRequest", "The new token."),
-                    "responses": {
-                        "201": json_response("The token and its secret.", schema_ref("TokenCreated")),
-                        "400": err("BadRequest", "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an unknown profile, or `expires_in_days` 0."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/tokens/{id}",
-            json!({
-                "parameters": [path_param("id", "The token's id (not its secret).")],
-                "delete": {
-                    "operationId": "revokeToken",
-                    "tags": ["Tokens"],
-                    "summary": "Revoke a token",
-                    "description": "The token stops working at once; it stays listed with `revoked_at`. Admin token.",
-                    "responses": {
-                        "204": {"description": "Revoked."},
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such token, or it is already revoked."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
-
-fn audit_paths() -> Map<String, Value> {
-    object(vec![(
-        "/api/v1/audit",
-        json!({
-            "get": {
-                "operationId": "listAudit",
-                "tags": ["Audit"],
-                "summary": "Read the audit log",
-                "description": "Audit entries, newest first, a page at a time. Unknown query parameters are refused. Admin token.",
-                "parameters": [
-                    query_param("action", "Only this action (`ca.create`, `certificate.issue`, `certificate.revoke`, `profile.update`, `token.create`, ...).", json!({"type": "string"})),
-                    query_param("before", "Only entries with an id below this (the previous page's `next_before`).", json!({"type": "integer", "format": "int64"})),
-                    query_param("limit", "Page size.", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 100}))
-                ],
-                "responses": {
-                    "200": json_response("A page of audit entries.", schema_ref("AuditPage")),
-                    "400": err("BadRequest", "A malformed or unknown query parameter, or `limit` outside 1-1000."),
-                    "401": unauthorized(),
-                    "403": err("Forbidden", "The token is not an admin token."),
-                    "500": internal()
-                }
-            }
-        }),
-    )])
-}
-
 // ---------------------------------------------------------------------------------------
 // /api/v1/discovery
-
-fn items_of(name: &str) -> Value {
-    json!({
-        "type": "object",
-        "required": ["items"],
-        "properties": {"items": {"type": "array", "items": schema_ref(name)}}
-    })
-}
-
-fn reader_get(id: &str, summary: &str, description: &str, ok: Value, not_found: bool) -> Value {
-    let mut responses = json!({
-        "200": ok,
-        "401": unauthorized(),
-        "500": internal()
-    });
-    if not_found {
-        responses["404"] = err("NotFound", "No such scan.");
-    }
-    json!({
-        "operationId": id,
-        "tags": ["Discovery"],
-        "summary": summary,
-        "description": format!("{description} Any token."),
-        "responses": responses
-    })
-}
-
-fn discovery_paths() -> Map<String, Value> {
-    object(vec![
-        (
-            "/api/v1/discovery/scans",
-            json!({
-                "get": {
-                    "operationId": "listScans",
-                    "tags": ["Discovery"],
-                    "summary": "List scans",
-                    "description": "Scans, newest first. Any token.",
-                    "parameters": [
-                        query_param("limit", "How many.", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 100}))
-                    ],
-                    "responses": {
-                        "200": json_response("The scans.", items_of("Scan")),
-                        "400": err("BadRequest", "A malformed or unknown query parameter, or `limit` outside 1-1000."),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "startScan",
-                    "tags": ["Discovery"],
-                    "summary": "Start a scan",
-                    "description": "Resolves host names, checks every target against the `discovery.allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
-                    "requestBody": json_body("ScanRequest", "What to scan."),
-                    "responses": {
-                        "202": json_response("The scan, running.", schema_ref("Scan")),
-                        "400": err("BadRequest", "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery.allow` networks."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/discovery/scans/{id}",
-            json!({
-                "parameters": [path_param("id", "The scan's id.")],
-                "get": reader_get("getScan", "Get a scan", "Status, progress, and (when finished) the changes.", json_response("The scan.", schema_ref("Scan")), true)
-            }),
-        ),
-        (
-            "/api/v1/discovery/scans/{id}/results",
-            json!({
-                "parameters": [path_param("id", "The scan's id.")],
-                "get": reader_get("getScanResults", "Get a scan's results", "What the scan saw at every endpoint that accepted a connection (refused ones are not kept), by address, port and name; empty until the scan finishes.", json_response("The results.", items_of("Observation")), true)
-            }),
-        ),
-        (
-            "/api/v1/discovery/certificates",
-            json!({
-                "get": reader_get("listDiscoveredCertificates", "List discovered certificates", "Every certificate any scan has found, once per fingerprint, soonest expiry first.", json_response("The certificates.", items_of("DiscoveredCertificate")), false)
-            }),
-        ),
-        (
-            "/api/v1/discovery/endpoints",
-            json!({
-                "get": reader_get("listDiscoveredEndpoints", "List discovered endpoints", "Every address, port and server name where a scan found a certificate, with the certificate it served when last seen.", json_response("The endpoints.", items_of("DiscoveredEndpoint")), false)
-            }),
-        ),
-        (
-            "/api/v1/discovery/schedules",
-            json!({
-                "get": {
-                    "operationId": "listScanSchedules",
-                    "tags": ["Discovery"],
-                    "summary": "List scheduled scans",
-                    "description": "By name. Any token.",
-                    "responses": {
-                        "200": json_response("The schedules.", items_of("ScanSchedule")),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createScanSchedule",
-                    "tags": ["Discovery"],
-                    "summary": "Save a scan with a cron schedule",
-                    "description": "The server runs it at each time the cron expression (UTC) names; with several replicas, one of them runs each occurrence (a lease on the schedule's row). Admin token.",
-                    "requestBody": json_body("ScanScheduleRequest", "The schedule."),
-                    "responses": {
-                        "201": json_response("The schedule.", schema_ref("ScanSchedule")),
-                        "400": err("BadRequest", "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token, or a target lies outside the `discovery.allow` networks."),
-                        "409": err("Conflict", "A schedule with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/discovery/schedules/{id}",
-            json!({
-                "parameters": [path_param("id", "The schedule's id.")],
-                "delete": {
-                    "operationId": "deleteScanSchedule",
-                    "tags": ["Discovery"],
-                    "summary": "Delete a scheduled scan",
-                    "description": "Its past scans stay. Admin token.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such schedule."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
 
 fn discovery_schemas() -> Map<String, Value> {
     let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (Unix seconds).")});
@@ -1023,20 +445,6 @@ fn discovery_schemas() -> Map<String, Value> {
             }),
         ),
         (
-            "ScanScheduleRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "cron", "scan"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "cron": {"type": "string", "description": "Cron expression, 5 fields or 6 with seconds, UTC (`0 3 * * *`)."},
-                    "enabled": {"type": "boolean", "default": true},
-                    "scan": schema_ref("ScanRequest")
-                }
-            }),
-        ),
-        (
             "ScanSchedule",
             json!({
                 "type": "object",
@@ -1060,518 +468,23 @@ fn discovery_schemas() -> Map<String, Value> {
 // ---------------------------------------------------------------------------------------
 // /api/v1/managed and /api/v1/destinations
 
-fn managed_id_param() -> Value {
-    path_param("id", "The managed certificate's id or name.")
-}
-
-fn managed_paths() -> Map<String, Value> {
-    let admin_only = || err("Forbidden", "The token is not an admin token.");
-    let issuer_for = || {
-        err(
-            "Forbidden",
-            "The token may not use the managed certificate's profile, or profile policy refused the request.",
-        )
-    };
-    object(vec![
-        (
-            "/api/v1/managed",
-            json!({
-                "get": {
-                    "operationId": "listManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "List managed certificates",
-                    "description": "Every managed certificate, by name, without versions, bindings or events. Any token.",
-                    "responses": {
-                        "200": json_response("The managed certificates.", schema_ref("ManagedList")),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Create a managed certificate",
-                    "description": "Issues version 1 with a key generated and kept (sealed) by the server, and schedules renewals. Binding `destinations` at once needs an admin token; otherwise an issuer token for the profile.",
-                    "requestBody": json_body("CreateManagedRequest", "The managed certificate."),
-                    "responses": {
-                        "201": json_response("The managed certificate with version 1.", schema_ref("ManagedCertificate")),
-                        "400": err("BadRequest", "Invalid body, name, profile, key type, validity or renewal point, or an unknown destination."),
-                        "401": unauthorized(),
-                        "403": issuer_for(),
-                        "409": err("Conflict", "A managed certificate with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/managed/{id}",
-            json!({
-                "parameters": [managed_id_param()],
-                "get": {
-                    "operationId": "getManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Get a managed certificate",
-                    "description": "With its versions (newest first), next renewal, sync status per destination and recent lifecycle events. Any token.",
-                    "responses": {
-                        "200": json_response("The managed certificate.", schema_ref("ManagedCertificate")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such managed certificate."),
-                        "500": internal()
-                    }
-                },
-                "delete": {
-                    "operationId": "deleteManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Stop managing a certificate",
-                    "description": "Forgets the managed certificate, its bindings and events. Issued versions stay on record as certificates; copies at destinations are left alone. Issuer token for the profile.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": issuer_for(),
-                        "404": err("NotFound", "No such managed certificate."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/managed/{id}/renew",
-            json!({
-                "parameters": [managed_id_param()],
-                "post": {
-                    "operationId": "renewManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Renew now",
-                    "description": "Issues a new version with a fresh key at once; destinations receive it on the next sync. Issuer token for the profile.",
-                    "responses": {
-                        "200": json_response("The managed certificate with its new version.", schema_ref("ManagedCertificate")),
-                        "400": err("BadRequest", "The stored request is no longer valid for the profile."),
-                        "401": unauthorized(),
-                        "403": issuer_for(),
-                        "404": err("NotFound", "No such managed certificate."),
-                        "409": err("Conflict", "The certificate is revoked, or another renewal is under way."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/managed/{id}/sync",
-            json!({
-                "parameters": [managed_id_param()],
-                "post": {
-                    "operationId": "syncManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Push to destinations now",
-                    "description": "Pushes the current version to every bound destination that is behind, whatever the retry schedule says. Failures are recorded on the bindings (see `bindings[].last_error`), not returned as errors. Issuer token for the profile.",
-                    "responses": {
-                        "200": json_response("The managed certificate with its sync status.", schema_ref("ManagedCertificate")),
-                        "401": unauthorized(),
-                        "403": issuer_for(),
-                        "404": err("NotFound", "No such managed certificate."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/managed/{id}/revoke",
-            json!({
-                "parameters": [managed_id_param()],
-                "post": {
-                    "operationId": "revokeManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Revoke and stop renewing",
-                    "description": "Revokes every valid version and stops renewals and pushes. Issuer token for the profile.",
-                    "requestBody": json_body("RevokeRequest", "The revocation reason."),
-                    "responses": {
-                        "200": json_response("The revoked managed certificate.", schema_ref("ManagedCertificate")),
-                        "400": err("BadRequest", "Invalid body or reason."),
-                        "401": unauthorized(),
-                        "403": issuer_for(),
-                        "404": err("NotFound", "No such managed certificate."),
-                        "409": err("Conflict", "Already revoked."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/managed/{id}/bindings",
-            json!({
-                "parameters": [managed_id_param()],
-                "post": {
-                    "operationId": "bindManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Bind to a destination",
-                    "description": "The current version is pushed to the destination by the next sync, and every later version after it. Admin token.",
-                    "requestBody": json_body("BindRequest", "The destination."),
-                    "responses": {
-                        "201": json_response("The managed certificate with its bindings.", schema_ref("ManagedCertificate")),
-                        "400": err("BadRequest", "Invalid body or unknown destination."),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "404": err("NotFound", "No such managed certificate."),
-                        "409": err("Conflict", "Already bound to this destination."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/managed/{id}/bindings/{destination}",
-            json!({
-                "parameters": [managed_id_param(), path_param("destination", "The destination's id or name.")],
-                "delete": {
-                    "operationId": "unbindManaged",
-                    "tags": ["Managed certificates"],
-                    "summary": "Remove a binding",
-                    "description": "No more versions are pushed there. The copy at the destination is left alone unless `delete_remote` is true. Admin token.",
-                    "parameters": [
-                        query_param("delete_remote", "Delete the copy at the destination first (the ACM certificate, or the Key Vault certificate with all its versions).", json!({"type": "boolean", "default": false}))
-                    ],
-                    "responses": {
-                        "204": {"description": "Removed."},
-                        "400": err("BadRequest", "A malformed or unknown query parameter."),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "404": err("NotFound", "No such managed certificate, destination or binding."),
-                        "409": err("Conflict", "The destination refused or failed the delete; the binding is kept."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/destinations",
-            json!({
-                "get": {
-                    "operationId": "listDestinations",
-                    "tags": ["Destinations"],
-                    "summary": "List destinations",
-                    "description": "Every cloud destination, by name; never their credentials. Any token.",
-                    "responses": {
-                        "200": json_response("The destinations.", schema_ref("DestinationList")),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createDestination",
-                    "tags": ["Destinations"],
-                    "summary": "Create a destination",
-                    "description": "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
-                    "requestBody": json_body("CreateDestinationRequest", "The destination."),
-                    "responses": {
-                        "201": json_response("The destination (without credentials).", schema_ref("Destination")),
-                        "400": err("BadRequest", "Invalid body, kind, configuration or credentials."),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "409": err("Conflict", "A destination with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/destinations/{id}",
-            json!({
-                "parameters": [path_param("id", "The destination's id or name.")],
-                "get": {
-                    "operationId": "getDestination",
-                    "tags": ["Destinations"],
-                    "summary": "Get a destination",
-                    "description": "Never its credentials. Any token.",
-                    "responses": {
-                        "200": json_response("The destination.", schema_ref("Destination")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such destination."),
-                        "500": internal()
-                    }
-                },
-                "delete": {
-                    "operationId": "deleteDestination",
-                    "tags": ["Destinations"],
-                    "summary": "Delete a destination",
-                    "description": "Only when no managed certificate is bound to it. Admin token.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "404": err("NotFound", "No such destination."),
-                        "409": err("Conflict", "Managed certificates are still bound to it."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
-
 fn managed_schemas() -> Map<String, Value> {
-    let managed_properties = json!({
-        "id": {"type": "string", "description": "Id (UUID)."},
-        "name": {"type": "string", "description": "Unique name."},
-        "profile": {"type": "string", "description": "The issuing profile."},
-        "status": {"type": "string", "enum": ["active", "revoked"], "description": "`revoked`: no more renewals or pushes."},
-        "dns_names": {"type": "array", "items": {"type": "string"}, "description": "DNS names of every version."},
-        "ip_addresses": {"type": "array", "items": {"type": "string"}, "description": "IP addresses of every version."},
-        "common_name": nullable_string("Subject common name."),
-        "key_algorithm": schema_ref("KeyAlgorithm"),
-        "validity_days": {"type": ["integer", "null"], "description": "Validity of each version; null: the profile's maximum."},
-        "renew_at_percent": {"type": ["integer", "null"], "description": "Renewal point in percent of each version's life; null: two thirds."},
-        "current_version": {"type": "integer", "format": "int64", "description": "The newest version."},
-        "next_renewal_at": nullable_date_time("When the next renewal (or retry after a failure) is due; null once revoked."),
-        "renewal_failures": {"type": "integer", "format": "int64", "description": "Renewal failures in a row."},
-        "last_error": nullable_string("The last renewal error."),
-        "created_at": date_time("When created."),
-        "created_by": {"type": "string", "description": "Who created it."},
-        "versions": {"type": "array", "items": schema_ref("ManagedVersion"), "description": "Every version, newest first (single-object answers only)."},
-        "bindings": {"type": "array", "items": schema_ref("Binding"), "description": "Sync status per destination (single-object answers only)."},
-        "events": {"type": "array", "items": schema_ref("ManagedEvent"), "description": "The 50 newest lifecycle events (single-object answers only)."}
-    });
-    let managed_required = json!([
-        "id",
-        "name",
-        "profile",
-        "status",
-        "dns_names",
-        "ip_addresses",
-        "common_name",
-        "key_algorithm",
-        "validity_days",
-        "renew_at_percent",
-        "current_version",
-        "next_renewal_at",
-        "renewal_failures",
-        "last_error",
-        "created_at",
-        "created_by"
-    ]);
-    object(vec![
-        (
-            "CreateManagedRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "profile"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
-                    "profile": {"type": "string", "description": "The issuing profile (name or id)."},
-                    "dns_names": {"type": "array", "items": {"type": "string"}, "default": []},
-                    "ip_addresses": {"type": "array", "items": {"type": "string"}, "default": []},
-                    "common_name": {"type": ["string", "null"]},
-                    "key_algorithm": {"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "description": "Key type of every version; default ecdsa-p256."},
-                    "validity_days": {"type": ["integer", "null"], "minimum": 1, "description": "Validity of each version; default: the profile's maximum."},
-                    "renew_at_percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 99, "description": "Renew when this percentage of a version's life has passed; default: two thirds."},
-                    "destinations": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Destinations (ids or names) to bind at once; admin token."}
-                }
-            }),
-        ),
-        (
-            "ManagedCertificate",
-            json!({
-                "type": "object",
-                "description": "A managed certificate.",
-                "required": managed_required,
-                "properties": managed_properties
-            }),
-        ),
-        (
-            "ManagedList",
-            json!({
-                "type": "object",
-                "required": ["items"],
-                "properties": {"items": {"type": "array", "items": schema_ref("ManagedCertificate")}}
-            }),
-        ),
-        (
-            "ManagedVersion",
-            json!({
-                "type": "object",
-                "required": ["version", "certificate_id", "serial", "not_before", "not_after", "status", "created_at"],
-                "properties": {
-                    "version": {"type": "integer", "format": "int64", "description": "1, 2, ..."},
-                    "certificate_id": {"type": "string", "description": "The certificate (see /certificates/{id})."},
-                    "serial": {"type": "string", "description": "Serial number, hex."},
-                    "not_before": date_time("Start of validity."),
-                    "not_after": date_time("End of validity."),
-                    "status": {"type": "string", "enum": ["valid", "expired", "revoked"]},
-                    "created_at": date_time("When issued.")
-                }
-            }),
-        ),
-        (
-            "Binding",
-            json!({
-                "type": "object",
-                "required": ["destination_id", "destination", "kind", "pushed_version", "in_sync", "remote_id", "remote_version", "last_error", "failures", "next_attempt_at", "updated_at"],
-                "properties": {
-                    "destination_id": {"type": "string"},
-                    "destination": {"type": "string", "description": "The destination's name."},
-                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
-                    "pushed_version": {"type": ["integer", "null"], "description": "The newest version the destination holds."},
-                    "in_sync": {"type": "boolean", "description": "Whether the destination holds the current version."},
-                    "remote_id": nullable_string("The ACM certificate ARN, or the Key Vault certificate URL."),
-                    "remote_version": nullable_string("The Key Vault version id, or for ACM the serial (hex) of the certificate under the ARN."),
-                    "last_error": nullable_string("The last push error."),
-                    "failures": {"type": "integer", "format": "int64", "description": "Push failures in a row."},
-                    "next_attempt_at": nullable_date_time("When the next push is tried (null when in sync)."),
-                    "updated_at": date_time("Last change.")
-                }
-            }),
-        ),
-        (
-            "ManagedEvent",
-            json!({
-                "type": "object",
-                "required": ["at", "kind", "detail"],
-                "properties": {
-                    "at": date_time("When."),
-                    "kind": {"type": "string", "enum": ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"]},
-                    "detail": {"description": "Facts (any JSON value)."}
-                }
-            }),
-        ),
-        (
-            "BindRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["destination"],
-                "properties": {"destination": {"type": "string", "description": "The destination's id or name."}}
-            }),
-        ),
-        (
-            "CreateDestinationRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "kind", "config"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
-                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
-                    "config": {
-                        "type": "object",
-                        "description": "aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints)."
-                    },
-                    "credentials": {
-                        "type": ["object", "null"],
-                        "description": "aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again."
-                    }
-                }
-            }),
-        ),
-        (
-            "Destination",
-            json!({
-                "type": "object",
-                "required": ["id", "name", "kind", "config", "has_credentials", "created_at", "created_by"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "kind": {"type": "string", "enum": ["aws_acm", "azure_key_vault"]},
-                    "config": {"type": "object", "description": "The configuration (no secrets)."},
-                    "has_credentials": {"type": "boolean", "description": "Whether credentials are stored (they are never shown)."},
-                    "created_at": date_time("When created."),
-                    "created_by": {"type": "string"}
-                }
-            }),
-        ),
-        (
-            "DestinationList",
-            json!({
-                "type": "object",
-                "required": ["items"],
-                "properties": {"items": {"type": "array", "items": schema_ref("Destination")}}
-            }),
-        ),
-    ])
-}
-
-fn acme_paths() -> Map<String, Value> {
-    object(vec![
-        (
-            "/api/v1/acme/eab-keys",
-            json!({
-                "get": {
-                    "operationId": "listAcmeEabKeys",
-                    "tags": ["ACME"],
-                    "summary": "List external account binding keys",
-                    "description": "Every EAB key, newest first, without its MAC key. Admin token.",
-                    "responses": {
-                        "200": json_response("The keys.", json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": schema_ref("EabKey")}}})),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createAcmeEabKey",
-                    "tags": ["ACME"],
-                    "summary": "Create an external account binding key",
-                    "description": "An HS256 key that registers one ACME account in the directory of `profile` (RFC 8555 §7.3.4). The MAC key is returned once and stored sealed. Directories listed in the `acme.eab_required` setting accept only accounts registered with such a key. Admin token.",
-                    "requestBody": json_body("CreateEabKeyRequest", "The profile the key is for."),
-                    "responses": {
-                        "201": json_response("The key, with its MAC key (shown once).", schema_ref("CreatedEabKey")),
-                        "400": err("BadRequest", "The profile has no ACME directory, or the name is too long."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such profile."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/acme/renewal-windows",
-            json!({
-                "post": {
-                    "operationId": "moveAcmeRenewalWindow",
-                    "tags": ["ACME"],
-                    "summary": "Move the ACME renewal window of certificates",
-                    "description": "Sets the `suggestedWindow` that ACME Renewal Information (RFC 9773) reports for one certificate, or for every certificate a CA issued, so that ACME clients renew early. The newest window for a certificate or its CA wins. Admin token.",
-                    "requestBody": json_body("RenewalWindowRequest", "The certificates and the new window."),
-                    "responses": {
-                        "201": json_response("The window was recorded.", schema_ref("RenewalWindow")),
-                        "400": err("BadRequest", "Neither or both of `ca` and `certificate`, or `end` not after `start`."),
-                        "401": unauthorized(),
-                        "403": err("Forbidden", "The token is not an admin token."),
-                        "404": err("NotFound", "No such CA or certificate."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
-
-fn meta_paths() -> Map<String, Value> {
     object(vec![(
-        "/api/v1/openapi.json",
+        "CreateManagedRequest",
         json!({
-            "get": {
-                "operationId": "getOpenApi",
-                "tags": ["Meta"],
-                "summary": "This OpenAPI document",
-                "description": "No authentication.",
-                "security": [],
-                "responses": {
-                    "200": json_response("The OpenAPI 3.1 document.", json!({"type": "object"}))
-                }
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "profile"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique name: letters, digits, `-`, `_`, `.`."},
+                "profile": {"type": "string", "description": "The issuing profile (name or id)."},
+                "dns_names": {"type": "array", "items": {"type": "string"}, "default": []},
+                "ip_addresses": {"type": "array", "items": {"type": "string"}, "default": []},
+                "common_name": {"type": ["string", "null"]},
+                "key_algorithm": {"anyOf": [schema_ref("KeyAlgorithm"), {"type": "null"}], "description": "Key type of every version; default ecdsa-p256."},
+                "validity_days": {"type": ["integer", "null"], "minimum": 1, "description": "Validity of each version; default: the profile's maximum."},
+                "renew_at_percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 99, "description": "Renew when this percentage of a version's life has passed; default: two thirds."},
+                "destinations": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Destinations (ids or names) to bind at once; admin token."}
             }
         }),
     )])
@@ -1772,7 +685,8 @@ fn error_responses(max_body_bytes: usize) -> Value {
 // ---------------------------------------------------------------------------------------
 // components/schemas
 
-fn schemas(f: &Facts<'_>) -> Value {
+/// The component schemas not derived from a Rust type.
+fn described_here(f: &Facts<'_>) -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("Problem".into(), problem_schema());
     s.extend(key_schemas());
@@ -1786,7 +700,7 @@ fn schemas(f: &Facts<'_>) -> Value {
     s.extend(managed_schemas());
     s.extend(discovery_schemas());
     s.extend(alert_schemas());
-    Value::Object(s)
+    s
 }
 
 fn problem_schema() -> Value {
@@ -1911,58 +825,6 @@ fn ca_schemas(ca_key_algorithm: KeyAlgorithm) -> Map<String, Value> {
                     "validity_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500, "default": default_validity, "description": "Lifetime in days (an intermediate's is clamped to its parent's)."},
                     "path_len": {"type": ["integer", "null"], "minimum": 0, "maximum": 255, "description": "pathLenConstraint: how many CA levels may follow below. Unlimited when left out, or one less than the parent's limit for an intermediate."},
                     "name_constraints": {"anyOf": [schema_ref("NameConstraints"), {"type": "null"}]}
-                }
-            }),
-        ),
-        (
-            "ImportCaRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "certificate", "private_key"],
-                "properties": {
-                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "Unique name: 1 to 64 letters, digits, `-`, `_` or `.`."},
-                    "certificate": {"type": "string", "description": "The CA certificate, PEM, optionally followed by the certificates above it."},
-                    "private_key": {"type": "string", "description": "Its private key, PEM (PKCS#8, PKCS#1 or SEC1)."}
-                }
-            }),
-        ),
-        (
-            "InstallCaCertificateRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["certificate"],
-                "properties": {
-                    "certificate": {"type": "string", "description": "The signed CA certificate, PEM, optionally followed by the certificates above it."}
-                }
-            }),
-        ),
-        (
-            "Ca",
-            json!({
-                "type": "object",
-                "description": "A CA. `certificate` and `chain` are present (in single-CA answers) when the CA has a certificate, `csr` while it is pending.",
-                "required": ["id", "name", "kind", "status", "parent_id", "subject", "key_algorithm", "serial", "fingerprint_sha256", "not_before", "not_after", "path_len", "created_at", "certificate_url", "crl_url"],
-                "properties": {
-                    "id": {"type": "string", "description": "Id (UUID)."},
-                    "name": {"type": "string", "description": "Unique name."},
-                    "kind": {"type": "string", "enum": ["root", "intermediate", "imported", "external"], "description": "How the CA came to be (the `type` it was created with, or `imported`)."},
-                    "status": {"type": "string", "enum": ["active", "pending", "disabled"], "description": "`pending`: an `external` CA waiting for its certificate. Only `active` CAs sign."},
-                    "parent_id": nullable_string("The issuing CA when it is one of ours."),
-                    "subject": {"type": "string", "description": "Subject DN."},
-                    "key_algorithm": {"type": "string", "description": "Key type (`ecdsa-p256`, ...)."},
-                    "serial": nullable_string("Serial number, lower-case hex; null while pending."),
-                    "fingerprint_sha256": nullable_string("SHA-256 of the DER certificate, lower-case hex; null while pending."),
-                    "not_before": nullable_date_time("Start of validity; null while pending."),
-                    "not_after": nullable_date_time("End of validity; null while pending."),
-                    "path_len": {"type": ["integer", "null"], "description": "pathLenConstraint."},
-                    "created_at": date_time("When created."),
-                    "certificate_url": {"type": ["string", "null"], "format": "uri", "description": "Public URL of the CA certificate (AIA), for active CAs."},
-                    "crl_url": {"type": ["string", "null"], "format": "uri", "description": "Public URL of the CRL, for active CAs."},
-                    "certificate": {"type": "string", "description": "The CA certificate, PEM."},
-                    "chain": {"type": "string", "description": "The CA certificate and the certificates above it, nearest first, PEM."},
-                    "csr": {"type": "string", "description": "The CSR of a pending CA, PEM."}
                 }
             }),
         ),
@@ -2185,85 +1047,12 @@ fn certificate_schemas() -> Map<String, Value> {
 
     object(vec![
         (
-            "IssueCertificateRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["profile", "csr"],
-                "properties": issue
-            }),
-        ),
-        (
             "GenerateCertificateRequest",
             json!({
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["profile"],
                 "properties": generate
-            }),
-        ),
-        (
-            "IssuedCertificate",
-            json!({
-                "type": "object",
-                "description": "A certificate just issued. `private_key` or `pkcs12` only come from `/certificates/generate`.",
-                "required": ["id", "ca_id", "profile", "serial", "subject", "sans", "not_before", "not_after", "fingerprint_sha256", "certificate", "chain", "root"],
-                "properties": {
-                    "id": {"type": "string", "description": "Id (UUID)."},
-                    "ca_id": {"type": "string", "description": "The issuing CA's id."},
-                    "profile": {"type": "string", "description": "The profile's name."},
-                    "serial": {"type": "string", "description": "Serial number, lower-case hex."},
-                    "subject": {"type": "string", "description": "Subject DN."},
-                    "sans": {"type": "array", "items": {"type": "string"}, "description": "DNS names, then IP addresses."},
-                    "not_before": date_time("Start of validity."),
-                    "not_after": date_time("End of validity."),
-                    "fingerprint_sha256": {"type": "string", "description": "SHA-256 of the DER certificate, lower-case hex."},
-                    "certificate": {"type": "string", "description": "The certificate, PEM."},
-                    "chain": {"type": "string", "description": "The issuer chain without its last certificate (the root), nearest first, PEM; empty when the root issued it."},
-                    "root": {"type": "string", "description": "The last certificate of the issuer chain the server knows (the root when that chain is complete), PEM."},
-                    "private_key": {"type": "string", "description": "The generated key, PKCS#8 PEM (`format: pem`)."},
-                    "pkcs12": {"type": "string", "contentEncoding": "base64", "contentMediaType": "application/pkcs12", "description": "Key, certificate and chain as PKCS#12, base64 (`format: pkcs12`)."}
-                }
-            }),
-        ),
-        (
-            "Certificate",
-            json!({
-                "type": "object",
-                "description": "A stored certificate. `certificate` (PEM) is only in `GET /certificates/{id}`.",
-                "required": ["id", "ca_id", "profile", "serial", "subject", "common_name", "sans", "issuer", "not_before", "not_after", "key_algorithm", "fingerprint_sha256", "status", "managed", "revoked_at", "revocation_reason", "created_at", "created_by"],
-                "properties": {
-                    "id": {"type": "string", "description": "Id (UUID)."},
-                    "ca_id": {"type": "string", "description": "The issuing CA's id."},
-                    "profile": nullable_string("The profile it was issued under."),
-                    "serial": {"type": "string", "description": "Serial number, lower-case hex."},
-                    "subject": {"type": "string", "description": "Subject DN."},
-                    "common_name": nullable_string("Subject CN."),
-                    "sans": {"type": "array", "items": {"type": "string"}, "description": "DNS names and IP addresses."},
-                    "issuer": {"type": "string", "description": "Issuer DN."},
-                    "not_before": date_time("Start of validity."),
-                    "not_after": date_time("End of validity."),
-                    "key_algorithm": nullable_string("Subject key type, when recognised."),
-                    "fingerprint_sha256": {"type": "string", "description": "SHA-256 of the DER certificate, lower-case hex."},
-                    "status": {"type": "string", "enum": ["valid", "expired", "revoked"], "description": "`expired`: not revoked but past `not_after`."},
-                    "managed": {"type": "boolean", "description": "Whether the server keeps the private key."},
-                    "revoked_at": nullable_date_time("When revoked."),
-                    "revocation_reason": {"type": ["integer", "null"], "description": "RFC 5280 reason code."},
-                    "created_at": date_time("When issued."),
-                    "created_by": {"type": "string", "description": "Who asked (`token:<name>:<id>` or `system`)."},
-                    "certificate": {"type": "string", "description": "The certificate, PEM."}
-                }
-            }),
-        ),
-        (
-            "CertificatePage",
-            json!({
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": schema_ref("Certificate")},
-                    "next_cursor": nullable_string("Pass as `cursor` for the next page; null on the last page.")
-                }
             }),
         ),
         (
@@ -2275,16 +1064,6 @@ fn certificate_schemas() -> Map<String, Value> {
                     {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 9, 10]},
                     {"type": "null"}
                 ]
-            }),
-        ),
-        (
-            "RevokeRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "properties": {
-                    "reason": schema_ref("RevocationReason")
-                }
             }),
         ),
     ])
@@ -2318,198 +1097,40 @@ fn token_schemas() -> Map<String, Value> {
     if let Some(r) = created_required.as_array_mut() {
         r.push(json!("token"));
     }
-    object(vec![
-        (
-            "Role",
-            json!({
-                "type": "string",
-                "enum": ["admin", "issuer", "viewer"],
-                "description": "`admin`: everything; `issuer`: issue and revoke under its `profiles`, read CAs, profiles and certificates; `viewer`: read CAs, profiles and certificates."
-            }),
-        ),
-        (
-            "CreateTokenRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "role"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Human name, 1 to 100 characters, not blank."},
-                    "role": schema_ref("Role"),
-                    "profiles": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Names (or ids) of existing profiles the token may use; required for `issuer`, refused for the other roles."},
-                    "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Lifetime in days; null or left out: never expires."}
-                }
-            }),
-        ),
-        (
-            "Token",
-            json!({
-                "type": "object",
-                "description": "An API token (never its secret).",
-                "required": token_required,
-                "properties": token_properties
-            }),
-        ),
-        (
-            "TokenCreated",
-            json!({
-                "type": "object",
-                "description": "A new token with its secret.",
-                "required": created_required,
-                "properties": created_properties
-            }),
-        ),
-    ])
+    object(vec![(
+        "TokenCreated",
+        json!({
+            "type": "object",
+            "description": "A new token with its secret.",
+            "required": created_required,
+            "properties": created_properties
+        }),
+    )])
 }
 
 fn audit_schemas() -> Map<String, Value> {
-    object(vec![
-        (
-            "AuditEntry",
-            json!({
-                "type": "object",
-                "required": ["id", "at", "actor", "action", "object_type", "object_id", "source", "detail"],
-                "properties": {
-                    "id": {"type": "integer", "format": "int64", "description": "Sequence number."},
-                    "at": date_time("When."),
-                    "actor": {"type": "string", "description": "`token:<name>:<id>` or `system`."},
-                    "action": {"type": "string", "description": "`object.verb`: `ca.create`, `certificate.issue`, ..."},
-                    "object_type": {"type": "string", "description": "Kind of object (`ca`, `profile`, `certificate`, `token`, ...)."},
-                    "object_id": nullable_string("Which object."),
-                    "source": nullable_string("Client IP address."),
-                    "detail": {"description": "Extra facts (any JSON value, or null)."}
-                }
-            }),
-        ),
-        (
-            "AuditPage",
-            json!({
-                "type": "object",
-                "required": ["items", "next_before"],
-                "properties": {
-                    "items": {"type": "array", "items": schema_ref("AuditEntry")},
-                    "next_before": {"type": ["integer", "null"], "format": "int64", "description": "Pass as `before` for the next page; null when this page is not full."}
-                }
-            }),
-        ),
-    ])
+    object(vec![(
+        "AuditEntry",
+        json!({
+            "type": "object",
+            "required": ["id", "at", "actor", "action", "object_type", "object_id", "source", "detail"],
+            "properties": {
+                "id": {"type": "integer", "format": "int64", "description": "Sequence number."},
+                "at": date_time("When."),
+                "actor": {"type": "string", "description": "`token:<name>:<id>` or `system`."},
+                "action": {"type": "string", "description": "`object.verb`: `ca.create`, `certificate.issue`, ..."},
+                "object_type": {"type": "string", "description": "Kind of object (`ca`, `profile`, `certificate`, `token`, ...)."},
+                "object_id": nullable_string("Which object."),
+                "source": nullable_string("Client IP address."),
+                "detail": {"description": "Extra facts (any JSON value, or null)."}
+            }
+        }),
+    )])
 }
 
 // ---------------------------------------------------------------------------------------
 // /api/v1/est: EST labels and credentials (the EST protocol itself, RFC 7030, is under
 // /.well-known/est/ and is not a JSON API)
-
-fn est_paths() -> Map<String, Value> {
-    let admin_only = || err("Forbidden", "The token is not an admin token.");
-    object(vec![
-        (
-            "/api/v1/est/labels",
-            json!({
-                "get": {
-                    "operationId": "listEstLabels",
-                    "tags": ["EST"],
-                    "summary": "List EST labels",
-                    "description": "Every label, by name. Admin token.",
-                    "responses": {
-                        "200": json_response("The labels.", json!({"type": "array", "items": schema_ref("EstLabel")})),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createEstLabel",
-                    "tags": ["EST"],
-                    "summary": "Create an EST label",
-                    "description": "`/.well-known/est/<label>/` then enrolls under the label's profile (and so its CA). Admin token.",
-                    "requestBody": json_body("CreateEstLabelRequest", "The new label."),
-                    "responses": {
-                        "201": json_response("The label.", schema_ref("EstLabel")),
-                        "400": err("BadRequest", "Invalid body, a malformed label, a label named like an EST operation, or an unknown profile."),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "409": err("Conflict", "The label exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/est/labels/{label}",
-            json!({
-                "parameters": [path_param("label", "The label.")],
-                "delete": {
-                    "operationId": "deleteEstLabel",
-                    "tags": ["EST"],
-                    "summary": "Delete an EST label",
-                    "description": "The label's path stops working and its credentials are revoked. Admin token.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "404": err("NotFound", "No such label."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/est/credentials",
-            json!({
-                "get": {
-                    "operationId": "listEstCredentials",
-                    "tags": ["EST"],
-                    "summary": "List EST credentials",
-                    "description": "Every EST credential, revoked and used-up ones included, oldest first; never the passwords. Admin token.",
-                    "responses": {
-                        "200": json_response("The credentials.", json!({"type": "array", "items": schema_ref("EstCredential")})),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createEstCredential",
-                    "tags": ["EST"],
-                    "summary": "Create an EST credential",
-                    "description": "HTTP Basic credentials for EST enrollment under one label (or the bare path). The password is in the answer and never shown again; it is stored as a PBKDF2 hash. `max_uses: 1` makes a one-time bootstrap password. Admin token.",
-                    "requestBody": json_body("CreateEstCredentialRequest", "The new credential."),
-                    "responses": {
-                        "201": json_response("The credential and its password.", schema_ref("EstCredentialCreated")),
-                        "400": err("BadRequest", "Invalid body, a malformed user name, an unknown label, a password under 12 characters, or `expires_in_days` or `max_uses` 0."),
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "409": err("Conflict", "A credential with this user name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/est/credentials/{id}",
-            json!({
-                "parameters": [path_param("id", "The credential's id.")],
-                "delete": {
-                    "operationId": "revokeEstCredential",
-                    "tags": ["EST"],
-                    "summary": "Revoke an EST credential",
-                    "description": "The credential stops working at once; it stays listed with `revoked_at`. Admin token.",
-                    "responses": {
-                        "204": {"description": "Revoked."},
-                        "401": unauthorized(),
-                        "403": admin_only(),
-                        "404": err("NotFound", "No such credential, or it is already revoked."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
 
 fn est_schemas() -> Map<String, Value> {
     let cred_properties = json!({
@@ -2539,322 +1160,31 @@ fn est_schemas() -> Map<String, Value> {
     if let Some(r) = created_required.as_array_mut() {
         r.push(json!("password"));
     }
-    object(vec![
-        (
-            "CreateEstLabelRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["label", "profile"],
-                "properties": {
-                    "label": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$", "description": "The path segment; not an EST operation name."},
-                    "profile": {"type": "string", "description": "Name or id of an existing profile."},
-                    "require_channel_binding": {"type": "boolean", "default": false, "description": "Refuse enrollments whose CSR lacks the connection's tls-exporter channel binding (RFC 9266) in challengePassword."}
-                }
-            }),
-        ),
-        (
-            "EstLabel",
-            json!({
-                "type": "object",
-                "required": ["label", "profile", "require_channel_binding", "created_at", "created_by"],
-                "properties": {
-                    "label": {"type": "string", "description": "The path segment."},
-                    "profile": {"type": "string", "description": "The profile EST issues under."},
-                    "require_channel_binding": {"type": "boolean", "description": "Whether channel binding is required."},
-                    "created_at": date_time("When it was created."),
-                    "created_by": {"type": "string", "description": "Who created it."}
-                }
-            }),
-        ),
-        (
-            "CreateEstCredentialRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["username"],
-                "properties": {
-                    "username": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Unique user name, without `:`."},
-                    "label": {"type": ["string", "null"], "description": "An existing label; null or left out: the bare `/.well-known/est/` path."},
-                    "password": {"type": ["string", "null"], "minLength": 12, "description": "A chosen password; null or left out: one is generated."},
-                    "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Lifetime in days; null or left out: never expires."},
-                    "max_uses": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX, "description": "Enrollments allowed; null or left out: unlimited."}
-                }
-            }),
-        ),
-        (
-            "EstCredential",
-            json!({
-                "type": "object",
-                "description": "An EST credential (never its password).",
-                "required": cred_required,
-                "properties": cred_properties
-            }),
-        ),
-        (
-            "EstCredentialCreated",
-            json!({
-                "type": "object",
-                "description": "A new EST credential with its password.",
-                "required": created_required,
-                "properties": created_properties
-            }),
-        ),
-    ])
+    object(vec![(
+        "EstCredentialCreated",
+        json!({
+            "type": "object",
+            "description": "A new EST credential with its password.",
+            "required": created_required,
+            "properties": created_properties
+        }),
+    )])
 }
 
 // ---------------------------------------------------------------------------------------
 // /api/v1/alerts
 
-fn forbidden_admin() -> Value {
-    err("Forbidden", "The token is not an admin token.")
-}
-
-fn alert_paths() -> Map<String, Value> {
-    let id = |what: &str| path_param("id", &format!("The {what}'s id or name."));
-    object(vec![
-        (
-            "/api/v1/alerts/channels",
-            json!({
-                "get": {
-                    "operationId": "listAlertChannels",
-                    "tags": ["Alerts"],
-                    "summary": "List alert channels",
-                    "description": "Every channel, oldest first; never their secrets (URLs, HMAC keys, header values, SMTP passwords).",
-                    "responses": {
-                        "200": json_response("The channels.", json!({"type": "array", "items": schema_ref("AlertChannel")})),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createAlertChannel",
-                    "tags": ["Alerts"],
-                    "summary": "Create an alert channel",
-                    "description": "A generic webhook (CloudEvents 1.0, optional HMAC-SHA256 signature in `X-Certkeeper-Signature: t=<unix>,v1=<hex of HMAC(key, \"<t>.<body>\")>` and custom headers), a Slack, Teams (Workflows) or Discord webhook, or email over SMTP. Secrets are sealed at rest and never shown again. Admin token.",
-                    "requestBody": json_body("CreateAlertChannelRequest", "The channel."),
-                    "responses": {
-                        "201": json_response("The channel, without its secrets.", schema_ref("AlertChannel")),
-                        "400": err("BadRequest", "Invalid body: unknown kind, a missing or non-HTTP URL, fields of another kind, bad header names or values, or incomplete SMTP settings."),
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "409": err("Conflict", "A channel with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/channels/{id}",
-            json!({
-                "parameters": [id("channel")],
-                "get": {
-                    "operationId": "getAlertChannel",
-                    "tags": ["Alerts"],
-                    "summary": "Get an alert channel",
-                    "responses": {
-                        "200": json_response("The channel, without its secrets.", schema_ref("AlertChannel")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such channel."),
-                        "500": internal()
-                    }
-                },
-                "delete": {
-                    "operationId": "deleteAlertChannel",
-                    "tags": ["Alerts"],
-                    "summary": "Delete an alert channel",
-                    "description": "Refused while a rule names the channel. Its outbox rows go with it. Admin token.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "404": err("NotFound", "No such channel."),
-                        "409": err("Conflict", "A rule still uses the channel."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/channels/{id}/test",
-            json!({
-                "parameters": [id("channel")],
-                "post": {
-                    "operationId": "testAlertChannel",
-                    "tags": ["Alerts"],
-                    "summary": "Send a test message",
-                    "description": "Sends a test event to the channel at once (not through the outbox) and reports what the receiver answered. Admin token.",
-                    "responses": {
-                        "200": json_response("The outcome.", schema_ref("AlertSendOutcome")),
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "404": err("NotFound", "No such channel."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/rules",
-            json!({
-                "get": {
-                    "operationId": "listAlertRules",
-                    "tags": ["Alerts"],
-                    "summary": "List alert rules",
-                    "responses": {
-                        "200": json_response("The rules, oldest first.", json!({"type": "array", "items": schema_ref("AlertRule")})),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "post": {
-                    "operationId": "createAlertRule",
-                    "tags": ["Alerts"],
-                    "summary": "Create an alert rule",
-                    "description": "Which certificates (selector), thresholds in days before expiry (default 30, 14, 7, 1; each fires once per certificate, a renewed certificate starts fresh), optional daily reminder below the last threshold, digest mode, lifecycle events, and the channels to notify. Admin token.",
-                    "requestBody": json_body("CreateAlertRuleRequest", "The rule."),
-                    "responses": {
-                        "201": json_response("The rule.", schema_ref("AlertRule")),
-                        "400": err("BadRequest", "Invalid body, unknown channels, CAs or events, or thresholds out of range."),
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "409": err("Conflict", "A rule with this name exists."),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/rules/{id}",
-            json!({
-                "parameters": [id("rule")],
-                "get": {
-                    "operationId": "getAlertRule",
-                    "tags": ["Alerts"],
-                    "summary": "Get an alert rule",
-                    "responses": {
-                        "200": json_response("The rule.", schema_ref("AlertRule")),
-                        "401": unauthorized(),
-                        "404": err("NotFound", "No such rule."),
-                        "500": internal()
-                    }
-                },
-                "delete": {
-                    "operationId": "deleteAlertRule",
-                    "tags": ["Alerts"],
-                    "summary": "Delete an alert rule",
-                    "description": "With its record of thresholds already fired. Admin token.",
-                    "responses": {
-                        "204": {"description": "Deleted."},
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "404": err("NotFound", "No such rule."),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/outbox",
-            json!({
-                "get": {
-                    "operationId": "listAlertOutbox",
-                    "tags": ["Alerts"],
-                    "summary": "List notifications",
-                    "description": "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alerts.max_attempts` times).",
-                    "parameters": [
-                        query_param("status", "Only rows in this state.", json!({"type": "string", "enum": ["pending", "delivered", "dead"]})),
-                        query_param("limit", "Page size (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
-                    ],
-                    "responses": {
-                        "200": json_response("The rows.", json!({"type": "array", "items": schema_ref("AlertOutboxEntry")})),
-                        "400": err("BadRequest", "Unknown status or limit out of range."),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/sweep",
-            json!({
-                "post": {
-                    "operationId": "sweepAlerts",
-                    "tags": ["Alerts"],
-                    "summary": "Evaluate alert rules now",
-                    "description": "Runs the expiry sweep (as the scheduled job does) and then one pass over the outbox. Admin token.",
-                    "responses": {
-                        "200": json_response("What was done.", schema_ref("AlertSweepResult")),
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-        (
-            "/api/v1/alerts/tags/{fingerprint}",
-            json!({
-                "parameters": [path_param("fingerprint", "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered).")],
-                "get": {
-                    "operationId": "getCertificateTags",
-                    "tags": ["Alerts"],
-                    "summary": "A certificate's tags",
-                    "description": "The tags that alert rules with a `tags` selector match. Any valid token.",
-                    "responses": {
-                        "200": json_response("The tags.", schema_ref("CertificateTags")),
-                        "400": err("BadRequest", "The fingerprint is not 64 hex digits."),
-                        "401": unauthorized(),
-                        "500": internal()
-                    }
-                },
-                "put": {
-                    "operationId": "setCertificateTags",
-                    "tags": ["Alerts"],
-                    "summary": "Replace a certificate's tags",
-                    "description": "Replaces the tags of a certificate, ours or one discovery found; alert rules with a `tags` selector match them. Admin token.",
-                    "requestBody": json_body("SetCertificateTagsRequest", "The new tags."),
-                    "responses": {
-                        "200": json_response("The tags now.", schema_ref("CertificateTags")),
-                        "400": err("BadRequest", "The fingerprint is not 64 hex digits, more than 32 tags, or a tag outside 1 to 64 letters, digits or - _ . : /."),
-                        "401": unauthorized(),
-                        "403": forbidden_admin(),
-                        "413": payload_too_large(),
-                        "415": unsupported_media_type(),
-                        "500": internal()
-                    }
-                }
-            }),
-        ),
-    ])
-}
-
 fn alert_schemas() -> Map<String, Value> {
     let strings = json!({"type": "array", "items": {"type": "string"}});
-    let tag_schemas = [
-        (
-            "CertificateTags",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["fingerprint", "tags"],
-                "properties": {"fingerprint": {"type": "string"}, "tags": strings.clone()}
-            }),
-        ),
-        (
-            "SetCertificateTagsRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["tags"],
-                "properties": {"tags": {"type": "array", "maxItems": 32, "items": {"type": "string", "minLength": 1, "maxLength": 64}}}
-            }),
-        ),
-    ];
+    let tag_schemas = [(
+        "CertificateTags",
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["fingerprint", "tags"],
+            "properties": {"fingerprint": {"type": "string"}, "tags": strings.clone()}
+        }),
+    )];
     let selector = json!({
         "type": "object",
         "additionalProperties": false,
@@ -3013,54 +1343,179 @@ fn acme_schemas() -> Map<String, Value> {
     let mut created_props = eab_props.clone();
     created_props["hmac_key"] =
         json!({"type": "string", "description": "base64url HMAC-SHA256 key; shown only here."});
-    object(vec![
-        (
-            "CreateEabKeyRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["profile"],
-                "properties": {
-                    "profile": {"type": "string", "description": "A profile with an ACME directory."},
-                    "name": {"type": "string", "maxLength": 100, "description": "A label.", "default": ""}
+    object(vec![(
+        "CreatedEabKey",
+        json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
+    )])
+}
+
+/// Names under which operations refer to the component schemas of the document.
+///
+/// Each type stands for the schema of the same name in `components/schemas`; an attribute
+/// that names one (`content((schemas::Ca = "application/json"))`) refers to that component.
+pub(super) mod schemas {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    /// Declare the component schemas operations refer to by name.
+    macro_rules! named {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("The `", stringify!($name), "` component schema.")]
+            pub(crate) struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    Ref::from_schema_name(stringify!($name)).into()
                 }
-            }),
-        ),
-        (
-            "EabKey",
-            json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by"], "properties": eab_props}),
-        ),
-        (
-            "CreatedEabKey",
-            json!({"type": "object", "required": ["id", "profile", "name", "account_id", "created_at", "created_by", "hmac_key"], "properties": created_props}),
-        ),
-        (
-            "RenewalWindowRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["start", "end"],
-                "properties": {
-                    "ca": {"type": "string", "description": "A CA id or name: every certificate it issued. Give this or `certificate`."},
-                    "certificate": {"type": "string", "description": "One certificate id. Give this or `ca`."},
-                    "start": date_time("Start of the suggested renewal window."),
-                    "end": date_time("End of the suggested renewal window (after `start`).")
+            }
+
+            impl ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
                 }
-            }),
-        ),
-        (
-            "RenewalWindow",
-            json!({
-                "type": "object",
-                "required": ["id", "ca", "certificate", "start", "end"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "ca": nullable_string("The CA id, for a CA-wide window."),
-                    "certificate": nullable_string("The certificate id, for one certificate."),
-                    "start": date_time("Start of the window."),
-                    "end": date_time("End of the window.")
+            }
+        )*};
+    }
+
+    /// Declare `{"items": [<component>]}` list objects, inlined where they are used.
+    macro_rules! items_of {
+        ($($list:ident: $name:ident),* $(,)?) => {$(
+            #[doc = concat!("`{\"items\": [", stringify!($name), "]}`.")]
+            pub(crate) struct $list;
+
+            impl PartialSchema for $list {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .property("items", ArrayBuilder::new().items($name::schema()))
+                        .required("items")
+                        .into()
                 }
-            }),
-        ),
-    ])
+            }
+
+            impl ToSchema for $list {}
+        )*};
+    }
+
+    /// Declare the string enumerations of fields the code keeps as plain strings, with the
+    /// field's description, inlined where they are used
+    /// (`#[schema(value_type = schemas::CaKind, inline)]`; the field's own comment is not a
+    /// doc comment, which would wrap the enumeration in an `allOf`).
+    macro_rules! string_enum {
+        ($($name:ident: [$($value:literal),* $(,)?] $(= $description:literal)?),* $(,)?) => {$(
+            #[doc = concat!("One of: ", $("`", $value, "` ",)* ".")]
+            pub(crate) struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([$($value),*]))
+                        .description(None::<&str>$(.or(Some($description)))?)
+                        .into()
+                }
+            }
+
+            impl ToSchema for $name {}
+        )*};
+    }
+
+    string_enum!(
+        CreateDestinationRequestKind: ["aws_acm", "azure_key_vault"],
+        CaKind: ["root", "intermediate", "imported", "external"] = "How the CA came to be (the `type` it was created with, or `imported`).",
+        CaStatus: ["active", "pending", "disabled"] = "`pending`: an `external` CA waiting for its certificate. Only `active` CAs sign.",
+        CertificateStatus: ["valid", "expired", "revoked"] = "`expired`: not revoked but past `not_after`.",
+        ManagedVersionStatus: ["valid", "expired", "revoked"],
+        BindingKind: ["aws_acm", "azure_key_vault"],
+        ManagedEventKind: ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"],
+        ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
+        DestinationKind: ["aws_acm", "azure_key_vault"],
+    );
+
+    /// Any JSON object.
+    pub(crate) struct AnyObject;
+
+    impl PartialSchema for AnyObject {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new().schema_type(Type::Object).into()
+        }
+    }
+
+    impl ToSchema for AnyObject {}
+
+    named!(
+        KeyAlgorithm,
+        RevokeRequest,
+        AuditEntry,
+        RevocationReason,
+        DiscoveredCertificate,
+        DiscoveredEndpoint,
+        Observation,
+        AlertChannel,
+        AlertOutboxEntry,
+        AlertRule,
+        AlertSendOutcome,
+        AlertSweepResult,
+        CertificateTags,
+        CreateAlertChannelRequest,
+        CreateAlertRuleRequest,
+        CreateCaRequest,
+        CreateManagedRequest,
+        CreateProfileRequest,
+        CreatedEabKey,
+        EstCredentialCreated,
+        GenerateCertificateRequest,
+        Problem,
+        Profile,
+        Scan,
+        ScanRequest,
+        ScanSchedule,
+        TokenCreated,
+        UpdateProfileRequest,
+    );
+
+    items_of!(
+        ItemsOfDiscoveredCertificate: DiscoveredCertificate,
+        ItemsOfDiscoveredEndpoint: DiscoveredEndpoint,
+        ItemsOfObservation: Observation,
+        ItemsOfScan: Scan,
+        ItemsOfScanSchedule: ScanSchedule,
+    );
+}
+
+/// Names under which operations refer to the shared responses in `components/responses`.
+pub(super) mod responses {
+    use utoipa::ToResponse;
+    use utoipa::openapi::response::Response;
+    use utoipa::openapi::{Ref, RefOr};
+
+    /// Declare the shared responses operations refer to by name.
+    macro_rules! named {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("The `", stringify!($name), "` shared response.")]
+            pub(crate) struct $name;
+
+            impl ToResponse<'static> for $name {
+                fn response() -> (&'static str, RefOr<Response>) {
+                    let name = stringify!($name);
+                    (name, Ref::from_response_name(name).into())
+                }
+            }
+        )*};
+    }
+
+    named!(
+        Unauthorized,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        InternalError,
+    );
+}
+
+/// The API reference page: Swagger UI, served from the files built into the binary, drawing
+/// the document at `document_url`.
+pub(super) fn reference_page(path: &'static str, document_url: &'static str) -> Router<AppState> {
+    Router::from(SwaggerUi::new(path).config(Config::from(document_url)))
 }

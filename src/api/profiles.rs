@@ -1,26 +1,27 @@
 //! `/api/v1/profiles`: issuance templates with policy.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use certkeeper_ca::Profile;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{Admin, Reader};
 use super::extract::{Json, Path};
+use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::store::ProfileRecord;
 
 /// Routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/profiles", get(list).post(create))
-        .route("/profiles/{name}", get(get_one).put(update).delete(delete))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
 }
 
 /// A profile as the API shows it: the policy fields plus `ca`.
@@ -46,6 +47,19 @@ fn view(r: ProfileRecord) -> ProfileView {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/profiles",
+    operation_id = "listProfiles",
+    tag = "Profiles",
+    summary = "List profiles",
+    description = "Every profile, by name. Any valid token.",
+    responses(
+        (status = 200, description = "The profiles.", content((Vec<schemas::Profile> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<ProfileView>>, Error> {
     Ok(Json(
         state
@@ -59,6 +73,23 @@ async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<Prof
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/profiles/{name}",
+    operation_id = "getProfile",
+    tag = "Profiles",
+    summary = "Get a profile",
+    description = "Any valid token.",
+    params(
+        ("name" = String, Path, description = "The profile's name or id."),
+    ),
+    responses(
+        (status = 200, description = "The profile.", content((schemas::Profile = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     _r: Reader,
@@ -67,6 +98,25 @@ async fn get_one(
     Ok(Json(view(state.services.profiles.get(&name).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/profiles",
+    operation_id = "createProfile",
+    tag = "Profiles",
+    summary = "Create a profile",
+    description = "Creates a profile signed by an active CA. Every policy field has a default. Admin token.",
+    request_body(content((schemas::CreateProfileRequest = "application/json")), description = "The profile's CA and policy."),
+    responses(
+        (status = 201, description = "The new profile.", content((schemas::Profile = "application/json"))),
+        (status = 400, description = "Not a JSON object, `ca` missing or not a string, no such CA, the CA is not active, invalid or unknown policy fields, or a policy that contradicts itself (`name`, `max_validity_days`, `default_validity_days`, `allowed_key_types`, `max_names`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A profile with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -76,6 +126,28 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(rec))).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/profiles/{name}",
+    operation_id = "updateProfile",
+    tag = "Profiles",
+    summary = "Replace a profile's policy",
+    description = "Replaces the whole policy: fields left out take their defaults again (this is not a merge). The name cannot change; `ca` is kept when left out. Admin token.",
+    params(
+        ("name" = String, Path, description = "The profile's name or id."),
+    ),
+    request_body(content((schemas::UpdateProfileRequest = "application/json")), description = "The new policy, and optionally a new CA."),
+    responses(
+        (status = 200, description = "The updated profile.", content((schemas::Profile = "application/json"))),
+        (status = 400, description = "Not a JSON object, `ca` not a string, no such CA, the CA is not active, `name` differs from the profile's name, invalid or unknown policy fields, or a policy that contradicts itself.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     Admin(auth): Admin,
@@ -90,6 +162,24 @@ async fn update(
     Ok(Json(view(rec)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/profiles/{name}",
+    operation_id = "deleteProfile",
+    tag = "Profiles",
+    summary = "Delete a profile",
+    description = "Certificates issued under it keep its name. Admin token.",
+    params(
+        ("name" = String, Path, description = "The profile's name or id."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such profile.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Admin(auth): Admin,

@@ -106,7 +106,8 @@ fn row_challenge(r: &AnyRow) -> Result<AcmeChallenge, StoreError> {
 }
 
 /// An external account binding key (without its secret).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = EabKey)]
 pub struct AcmeEabKey {
     /// The key id clients send as the EAB `kid`.
     pub id: String,
@@ -115,6 +116,7 @@ pub struct AcmeEabKey {
     /// A label.
     pub name: String,
     /// The account it was used for, once used.
+    #[schema(required = true)]
     pub account_id: Option<String>,
     /// Creation time (Unix seconds).
     pub created_at: i64,

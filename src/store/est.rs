@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{AuditEvent, Store, StoreError, from_ts, ts};
 
 /// An EST label: `/.well-known/est/<label>/...` enrolls under `profile`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EstLabel {
     /// The path segment.
     pub label: String,
@@ -35,7 +35,7 @@ fn row_to_label(r: &AnyRow) -> Result<EstLabel, StoreError> {
 }
 
 /// An EST credential as stored (never its password).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EstCredential {
     /// Id.
     pub id: String,
@@ -45,11 +45,14 @@ pub struct EstCredential {
     pub label: String,
     /// When it stops working.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub expires_at: Option<OffsetDateTime>,
-    /// Enrollments left (`None`: unlimited).
+    /// Enrollments left (null: unlimited).
+    #[schema(required = true)]
     pub uses_left: Option<i64>,
     /// When revoked.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub revoked_at: Option<OffsetDateTime>,
     /// When created.
     #[serde(with = "time::serde::rfc3339")]

@@ -8,8 +8,11 @@ use time::OffsetDateTime;
 use super::{AuditEvent, Store, StoreError, from_ts, ts};
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(
+    description = "`admin`: everything; `issuer`: issue and revoke under its `profiles`, read CAs, profiles and certificates; `viewer`: read CAs, profiles and certificates."
+)]
 pub enum Role {
     /// Everything.
     Admin,
@@ -40,7 +43,8 @@ impl Role {
 }
 
 /// A token as stored (never its secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Token, description = "An API token (never its secret).")]
 pub struct TokenRecord {
     /// Id.
     pub id: String,
@@ -55,9 +59,11 @@ pub struct TokenRecord {
     pub created_at: OffsetDateTime,
     /// When it stops working.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub expires_at: Option<OffsetDateTime>,
     /// When it was revoked.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub revoked_at: Option<OffsetDateTime>,
     /// Who created it.
     pub created_by: String,
