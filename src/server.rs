@@ -1,5 +1,5 @@
-//! The running server: router assembly, the HTTPS and plain-HTTP listeners, background
-//! jobs, and graceful shutdown.
+//! The running server: router assembly, the HTTPS and plain-HTTP listeners, the jobs
+//! runner's tasks, and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,11 +25,10 @@ use tower::ServiceExt;
 
 use crate::bootstrap::{Booted, server_certificate};
 use crate::error::Error;
-use crate::jobs::Jobs;
+use crate::jobs::{JobIntervals, Jobs};
 use crate::metrics::Metrics;
 use crate::problem::HttpError;
 use crate::services::Services;
-use crate::services::managed::Managed;
 use crate::services::pki::Pki;
 
 /// Shared state of every handler.
@@ -129,6 +128,14 @@ impl ServerCert {
 
     fn replace(&self, ck: Arc<CertifiedKey>) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = ck;
+    }
+
+    /// Serve the server certificate `pki` has now (renewed when due): the periodic
+    /// `server-certificate` job.
+    pub async fn renew(&self, pki: &Pki) -> anyhow::Result<()> {
+        let (chain, key) = server_certificate(pki).await?;
+        self.replace(ServerCert::build(chain, key)?);
+        Ok(())
     }
 }
 
@@ -234,7 +241,6 @@ pub async fn run(
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
     let state = AppState::new(pki.clone(), metrics);
-    let managed = state.services.managed.clone();
     let https = TcpListener::bind(settings.server.https_listen)
         .await
         .with_context(|| format!("binding HTTPS listener {}", settings.server.https_listen))?;
@@ -244,18 +250,13 @@ pub async fn run(
     tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.server.public_url, "certkeeper listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let jobs = tokio::spawn(background_jobs(
-        pki.clone(),
-        state.services.jobs.clone(),
-        managed,
+    let jobs = state.services.jobs.clone();
+    crate::jobs::tasks::start(
+        &jobs,
+        &state.services,
         cert.clone(),
-        stop_rx.clone(),
-    ));
-    let scans = tokio::spawn(crate::services::discovery::schedule_loop(
-        pki.clone(),
-        stop_rx.clone(),
-    ));
-    let alert_jobs = tokio::spawn(crate::services::alerts::run(pki.clone(), stop_rx.clone()));
+        &JobIntervals::from_settings(&settings),
+    );
     // Everything is initialised: ready before the first connection is accepted, so no
     // client ever sees a "starting" 503 from a server that is serving.
     state.ready.store(true, Ordering::Relaxed);
@@ -274,70 +275,12 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     state.ready.store(false, Ordering::Relaxed);
+    // The listeners drain their connections while the jobs finish their runs.
     let _ = stop_tx.send(true);
-    let _ = https_task.await;
-    let _ = http_task.await;
-    let _ = jobs.await;
-    let _ = scans.await;
-    let _ = alert_jobs.await;
-    state.services.jobs.shutdown().await;
+    let (_, _, ()) = tokio::join!(https_task, http_task, jobs.shutdown());
     pki.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// CRL refresh, managed certificate renewals and pushes, taking over ACME challenges left
-/// `processing` by a process that died (also at start), and the server certificate renewal
-/// check, each at its `[jobs]` interval.
-async fn background_jobs(
-    pki: Arc<Pki>,
-    runner: Jobs,
-    managed: Arc<Managed>,
-    cert: Arc<ServerCert>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let jobs = &pki.settings().jobs;
-    let mut crl_tick = tokio::time::interval(jobs.crl_refresh);
-    let mut managed_tick = tokio::time::interval(jobs.managed_certificates);
-    let mut acme_tick = tokio::time::interval(jobs.acme_reclaim);
-    let acme_enabled = pki.settings().acme.enabled;
-    let mut cert_tick = tokio::time::interval(jobs.server_certificate);
-    cert_tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = crl_tick.tick() => {
-                match pki.refresh_due_crls().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(count = n, "regenerated CRLs"),
-                    Err(e) => tracing::error!(error = %e, "CRL refresh failed"),
-                }
-            }
-            _ = managed_tick.tick() => {
-                match managed.run_due().await {
-                    Ok((0, 0)) => {}
-                    Ok((renewed, pushed)) => tracing::info!(renewed, pushed, "managed certificates"),
-                    Err(e) => tracing::error!(error = %e, "managed certificate job failed"),
-                }
-            }
-            _ = acme_tick.tick(), if acme_enabled => {
-                match crate::acme::reclaim_stuck_validations(&pki, &runner).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(count = n, "validating ACME challenges again that a stopped process left unfinished"),
-                    Err(e) => tracing::error!(error = %e, "taking over stuck ACME validations failed"),
-                }
-                if let Err(e) = crate::acme::fail_interrupted_orders(&pki).await {
-                    tracing::error!(error = %e, "ending interrupted ACME orders failed");
-                }
-            }
-            _ = cert_tick.tick() => {
-                match server_certificate(&pki).await.and_then(|(c, k)| ServerCert::build(c, k)) {
-                    Ok(ck) => cert.replace(ck),
-                    Err(e) => tracing::error!(error = %e, "server certificate renewal failed"),
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,6 +1,7 @@
 //! Scheduled discovery scans with an injected clock: two replicas on one database run each
 //! due occurrence exactly once (a row lease), a lease left by a dead replica expires, and a
-//! certificate that expires between two runs is reported as such. On SQLite and PostgreSQL.
+//! certificate that expires between two runs is reported as such; a periodic job's lease is
+//! held by one replica at a time. On SQLite and PostgreSQL.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use certkeeper::bootstrap::boot;
 use certkeeper::config::Settings;
+use certkeeper::jobs::{Leases, StoreLeases};
 use certkeeper::services::discovery::{
     ScanSpec, create_scan, fail_abandoned_scans, next_run, parse_cron, run_due_schedules,
 };
@@ -197,6 +199,27 @@ async fn scenario(db: Db) {
     assert_eq!(orphan.status, "failed");
     assert!(orphan.error.unwrap().starts_with("abandoned"));
     assert_eq!(fail_abandoned_scans(&r2).await.unwrap(), 0);
+
+    // A periodic job's lease: both replicas try at once, one holds it; its holder renews
+    // it; the other takes it over once it has lapsed.
+    let hold = std::time::Duration::from_secs(90);
+    let (la, lb) = (StoreLeases::new(a.clone()), StoreLeases::new(r2.clone()));
+    let (ta, tb) = tokio::join!(la.take("job", "a", hold), lb.take("job", "b", hold));
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert!(ta != tb, "exactly one replica holds the lease: {ta} {tb}");
+    let (holder, holder_name, other, other_name) = if ta {
+        (&la, "a", &lb, "b")
+    } else {
+        (&lb, "b", &la, "a")
+    };
+    clock.advance(Duration::seconds(60));
+    assert!(!other.take("job", other_name, hold).await.unwrap());
+    assert!(holder.take("job", holder_name, hold).await.unwrap());
+    clock.advance(Duration::seconds(89));
+    assert!(!other.take("job", other_name, hold).await.unwrap());
+    clock.advance(Duration::seconds(1));
+    assert!(other.take("job", other_name, hold).await.unwrap());
+    assert!(!holder.take("job", holder_name, hold).await.unwrap());
 
     a.store_for_tests().close().await;
     r2.store_for_tests().close().await;

@@ -14,10 +14,8 @@ use super::extract::{Json, Path, Query};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::discovery::{ScanSpec, create_scan, execute, next_run, parse_cron, plan_for};
-use crate::store::{
-    InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord, StoreError, new_id,
-};
+use crate::services::discovery::{self, ScanSpec};
+use crate::store::{InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord};
 
 /// Routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -60,9 +58,11 @@ async fn start_scan(
     Admin(auth): Admin,
     Json(spec): Json<ScanSpec>,
 ) -> Result<Response, Error> {
-    let plan = plan_for(&state.pki, &spec).await?;
-    let rec = create_scan(&state.pki, &spec, &plan, &auth.actor, None).await?;
-    tokio::spawn(execute(state.pki.clone(), rec.id.clone(), plan));
+    let rec = state
+        .services
+        .discovery
+        .start_scan(&spec, &auth.actor)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
 }
 
@@ -95,12 +95,12 @@ async fn list_scans(
     _r: Reader,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Items<ScanRecord>>, Error> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
-    }
     Ok(Json(Items {
-        items: state.pki.store().list_scans(limit).await?,
+        items: state
+            .services
+            .discovery
+            .list_scans(q.limit.unwrap_or(100))
+            .await?,
     }))
 }
 
@@ -126,7 +126,7 @@ async fn get_scan(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<ScanRecord>, Error> {
-    Ok(Json(state.pki.store().scan(&id).await?))
+    Ok(Json(state.services.discovery.scan(&id).await?))
 }
 
 #[utoipa::path(
@@ -151,10 +151,8 @@ async fn results(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Items<serde_json::Value>>, Error> {
-    let store = state.pki.store();
-    store.scan(&id).await?;
     Ok(Json(Items {
-        items: store.scan_results(&id).await?,
+        items: state.services.discovery.scan_results(&id).await?,
     }))
 }
 
@@ -176,7 +174,7 @@ async fn certificates(
     _r: Reader,
 ) -> Result<Json<Items<InventoryCertificate>>, Error> {
     Ok(Json(Items {
-        items: state.pki.store().inventory_certificates().await?,
+        items: state.services.discovery.certificates().await?,
     }))
 }
 
@@ -198,7 +196,7 @@ async fn endpoints(
     _r: Reader,
 ) -> Result<Json<Items<InventoryEndpoint>>, Error> {
     Ok(Json(Items {
-        items: state.pki.store().inventory_endpoints().await?,
+        items: state.services.discovery.endpoints().await?,
     }))
 }
 
@@ -246,40 +244,19 @@ async fn create_schedule(
     Admin(auth): Admin,
     Json(body): Json<NewSchedule>,
 ) -> Result<Response, Error> {
-    if body.name.trim().is_empty() || body.name.len() > 100 {
-        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
-    }
-    let cron = parse_cron(&body.cron)?;
-    // Checked now so a schedule that could never run is refused at once.
-    plan_for(&state.pki, &body.scan).await?;
-    let now = state.pki.now().unix_timestamp();
-    let rec = ScheduleRecord {
-        id: new_id(),
-        name: body.name,
-        spec: serde_json::to_value(&body.scan).map_err(|e| Error::Internal(e.to_string()))?,
-        cron: body.cron,
-        enabled: body.enabled,
-        next_run: next_run(&cron, now)?,
-        last_scan_id: None,
-        created_at: now,
-        created_by: auth.actor.name.clone(),
-    };
-    let ev = auth
-        .actor
-        .event("discovery_schedule.create", "discovery_schedule")
-        .object(&rec.id)
-        .detail(serde_json::json!({"name": rec.name, "cron": rec.cron, "spec": rec.spec}));
-    state
-        .pki
-        .store()
-        .insert_schedule(&rec, &ev)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                Error::Conflict("a schedule with this name already exists".into())
-            }
-            other => other.into(),
-        })?;
+    let rec = state
+        .services
+        .discovery
+        .create_schedule(
+            discovery::NewSchedule {
+                name: body.name,
+                cron: body.cron,
+                enabled: body.enabled,
+                scan: body.scan,
+            },
+            &auth.actor,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
@@ -301,7 +278,7 @@ async fn list_schedules(
     _r: Reader,
 ) -> Result<Json<Items<ScheduleRecord>>, Error> {
     Ok(Json(Items {
-        items: state.pki.store().list_schedules().await?,
+        items: state.services.discovery.list_schedules().await?,
     }))
 }
 
@@ -328,14 +305,10 @@ async fn delete_schedule(
     Admin(auth): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let ev = auth
-        .actor
-        .event("discovery_schedule.delete", "discovery_schedule")
-        .object(&id);
     state
-        .pki
-        .store()
-        .delete_schedule(&id, &ev, state.pki.now().unix_timestamp())
+        .services
+        .discovery
+        .delete_schedule(&id, &auth.actor)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use super::extract::{Json, Path, Query};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::managed::{NewDestination, NewManaged};
+use crate::services::managed::{ManagedDetail, NewDestination, NewManaged};
 use crate::store::{BindingRecord, DestinationRecord, ManagedRecord, ManagedRequest};
 
 /// Routes.
@@ -205,50 +205,44 @@ fn binding_view(b: BindingRecord, d: Option<&DestinationRecord>, current: i64) -
 
 /// The full view: versions, bindings with sync status, recent events.
 async fn detailed(state: &AppState, m: ManagedRecord) -> Result<ManagedView, Error> {
-    let store = state.pki.store();
-    let now = state.pki.now();
-    let mut versions = Vec::new();
-    for v in store.managed_versions(&m.id).await? {
-        let c = store.get_certificate(&v.certificate_id).await?;
-        let status = if c.status == "valid" && c.not_after < now {
-            "expired".to_string()
-        } else {
-            c.status
-        };
-        versions.push(VersionView {
-            version: v.version,
-            certificate_id: v.certificate_id,
-            serial: c.serial,
-            not_before: c.not_before,
-            not_after: c.not_after,
-            status,
-            created_at: v.created_at,
-        });
-    }
-    let destinations = store.list_destinations().await?;
-    let bindings = store
-        .bindings_of(&m.id)
-        .await?
-        .into_iter()
-        .map(|b| {
-            let d = destinations.iter().find(|d| d.id == b.destination_id);
-            binding_view(b, d, m.current_version)
-        })
-        .collect();
-    let events = store
-        .managed_events(&m.id, 50)
-        .await?
-        .into_iter()
-        .map(|e| EventView {
-            at: e.at,
-            kind: e.kind,
-            detail: e.detail,
-        })
-        .collect();
-    let mut view = managed_view(m);
-    view.versions = Some(versions);
-    view.bindings = Some(bindings);
-    view.events = Some(events);
+    let ManagedDetail {
+        record,
+        versions,
+        bindings,
+        events,
+    } = state.services.managed.detail(m).await?;
+    let current = record.current_version;
+    let mut view = managed_view(record);
+    view.versions = Some(
+        versions
+            .into_iter()
+            .map(|v| VersionView {
+                version: v.version.version,
+                certificate_id: v.version.certificate_id,
+                serial: v.certificate.serial,
+                not_before: v.certificate.not_before,
+                not_after: v.certificate.not_after,
+                status: v.status,
+                created_at: v.version.created_at,
+            })
+            .collect(),
+    );
+    view.bindings = Some(
+        bindings
+            .into_iter()
+            .map(|b| binding_view(b.binding, b.destination.as_ref(), current))
+            .collect(),
+    );
+    view.events = Some(
+        events
+            .into_iter()
+            .map(|e| EventView {
+                at: e.at,
+                kind: e.kind,
+                detail: e.detail,
+            })
+            .collect(),
+    );
     Ok(view)
 }
 
@@ -295,24 +289,13 @@ async fn create(
     Json(body): Json<CreateManaged>,
 ) -> Result<Response, Error> {
     auth.require_issuer_for(&body.profile)?;
-    let mut body = body;
-    body.destinations.sort();
-    body.destinations.dedup();
     if !body.destinations.is_empty() {
         auth.require_admin()?;
-        for d in &body.destinations {
-            state
-                .pki
-                .store()
-                .get_destination(d)
-                .await
-                .map_err(|_| Error::BadRequest(format!("no destination {d:?}")))?;
-        }
     }
     let rec = state
         .services
         .managed
-        .create(
+        .create_bound(
             NewManaged {
                 name: body.name,
                 profile: body.profile,
@@ -325,12 +308,10 @@ async fn create(
                 },
                 renew_at_percent: body.renew_at_percent,
             },
+            &body.destinations,
             &auth.actor,
         )
         .await?;
-    for d in &body.destinations {
-        state.services.managed.bind(&rec.id, d, &auth.actor).await?;
-    }
     let view = detailed(&state, rec).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -357,9 +338,9 @@ struct ManagedList {
 )]
 async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<ManagedList>, Error> {
     let items = state
-        .pki
-        .store()
-        .list_managed()
+        .services
+        .managed
+        .list()
         .await?
         .into_iter()
         .map(managed_view)
@@ -389,7 +370,7 @@ async fn get_one(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<ManagedView>, Error> {
-    let m = state.pki.store().get_managed(&id).await?;
+    let m = state.services.managed.get(&id).await?;
     Ok(Json(detailed(&state, m).await?))
 }
 
@@ -418,7 +399,7 @@ async fn renew(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ManagedView>, Error> {
-    let m = state.pki.store().get_managed(&id).await?;
+    let m = state.services.managed.get(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
     let m = state.services.managed.renew_now(&m.id, &auth.actor).await?;
     Ok(Json(detailed(&state, m).await?))
@@ -447,10 +428,10 @@ async fn sync_now(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ManagedView>, Error> {
-    let m = state.pki.store().get_managed(&id).await?;
+    let m = state.services.managed.get(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
     state.services.managed.sync_now(&m.id).await?;
-    let m = state.pki.store().get_managed(&m.id).await?;
+    let m = state.services.managed.get(&m.id).await?;
     Ok(Json(detailed(&state, m).await?))
 }
 
@@ -491,7 +472,7 @@ async fn revoke(
     Json(body): Json<Revoke>,
 ) -> Result<Json<ManagedView>, Error> {
     let reason = super::certs::parse_reason(body.reason.as_ref())?;
-    let m = state.pki.store().get_managed(&id).await?;
+    let m = state.services.managed.get(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
     let m = state
         .services
@@ -524,7 +505,7 @@ async fn remove(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let m = state.pki.store().get_managed(&id).await?;
+    let m = state.services.managed.get(&id).await?;
     auth.require_issuer_for(&m.profile_name)?;
     state.services.managed.delete(&m.id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -573,7 +554,7 @@ async fn bind(
         .managed
         .bind(&id, &body.destination, &auth.actor)
         .await?;
-    let m = state.pki.store().get_managed(&id).await?;
+    let m = state.services.managed.get(&id).await?;
     Ok((StatusCode::CREATED, Json(detailed(&state, m).await?)).into_response())
 }
 
@@ -732,8 +713,8 @@ async fn list_destinations(
     _r: Reader,
 ) -> Result<Json<DestinationList>, Error> {
     let items = state
-        .pki
-        .store()
+        .services
+        .managed
         .list_destinations()
         .await?
         .into_iter()
@@ -764,7 +745,7 @@ async fn get_destination(
     _r: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<DestinationView>, Error> {
-    let d = state.pki.store().get_destination(&id).await?;
+    let d = state.services.managed.get_destination(&id).await?;
     Ok(Json(destination_view(d)))
 }
 

@@ -14,8 +14,11 @@ use certkeeper_discovery::{AnalysisContext, Observation, ProbeConfig, ScanOption
 use croner::Cron;
 
 use crate::error::Error;
+use crate::jobs::Jobs;
 use crate::services::pki::{Actor, Pki};
-use crate::store::{ScanRecord, new_id};
+use crate::store::{
+    InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord, StoreError, new_id,
+};
 
 /// What a scan request carries (shared with the CLI, which builds it).
 pub use certkeeper_discovery::ScanSpec;
@@ -209,25 +212,145 @@ pub async fn run_due_schedules(pki: &Arc<Pki>, owner: &str) -> Result<Vec<String
     }
 }
 
-/// The background loop that runs scheduled scans until `stop` changes.
-pub async fn schedule_loop(pki: Arc<Pki>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let owner = format!("replica-{}", new_id());
-    let mut tick = tokio::time::interval(pki.settings().jobs.discovery_schedules);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                match fail_abandoned_scans(&pki).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(scans = n, "abandoned discovery scans marked failed"),
-                    Err(e) => tracing::error!(error = %e, "sweeping abandoned discovery scans"),
-                }
-                match run_due_schedules(&pki, &owner).await {
-                    Ok(s) if s.is_empty() => {}
-                    Ok(s) => tracing::info!(scans = s.len(), "scheduled discovery scans ran"),
-                    Err(e) => tracing::error!(error = %e, "scheduled discovery scans"),
-                }
-            }
-            _ = stop.changed() => break,
+/// What a new schedule is created with.
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    /// Unique name, 1 to 100 characters.
+    pub name: String,
+    /// Cron expression (UTC).
+    pub cron: String,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// The scan it runs.
+    pub scan: ScanSpec,
+}
+
+/// The discovery service: scans on request (run by the jobs runner), their results, the
+/// inventory, and saved schedules.
+#[derive(Debug, Clone)]
+pub struct DiscoveryService {
+    pki: Arc<Pki>,
+    jobs: Jobs,
+}
+
+impl DiscoveryService {
+    /// The service over `pki`; requested scans run on `jobs`, and `jobs`' owner name is
+    /// this replica's name in schedule leases.
+    pub fn new(pki: Arc<Pki>, jobs: Jobs) -> DiscoveryService {
+        DiscoveryService { pki, jobs }
+    }
+
+    /// Check and record a scan, and hand it to the runner; it is `running` when returned.
+    pub async fn start_scan(&self, spec: &ScanSpec, actor: &Actor) -> Result<ScanRecord, Error> {
+        let plan = plan_for(&self.pki, spec).await?;
+        let rec = create_scan(&self.pki, spec, &plan, actor, None).await?;
+        self.jobs.submit(
+            "discovery-scan",
+            execute(self.pki.clone(), rec.id.clone(), plan),
+        );
+        Ok(rec)
+    }
+
+    /// The latest `limit` scans (1 to 1000), newest first.
+    pub async fn list_scans(&self, limit: i64) -> Result<Vec<ScanRecord>, Error> {
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
         }
+        Ok(self.pki.store().list_scans(limit).await?)
+    }
+
+    /// One scan.
+    pub async fn scan(&self, id: &str) -> Result<ScanRecord, Error> {
+        Ok(self.pki.store().scan(id).await?)
+    }
+
+    /// The results of one scan.
+    pub async fn scan_results(&self, id: &str) -> Result<Vec<serde_json::Value>, Error> {
+        let store = self.pki.store();
+        store.scan(id).await?;
+        Ok(store.scan_results(id).await?)
+    }
+
+    /// Every certificate in the inventory.
+    pub async fn certificates(&self) -> Result<Vec<InventoryCertificate>, Error> {
+        Ok(self.pki.store().inventory_certificates().await?)
+    }
+
+    /// Every endpoint in the inventory.
+    pub async fn endpoints(&self) -> Result<Vec<InventoryEndpoint>, Error> {
+        Ok(self.pki.store().inventory_endpoints().await?)
+    }
+
+    /// Save a schedule; its cron expression and scan are checked now, so a schedule that
+    /// could never run is refused at once.
+    pub async fn create_schedule(
+        &self,
+        new: NewSchedule,
+        actor: &Actor,
+    ) -> Result<ScheduleRecord, Error> {
+        if new.name.trim().is_empty() || new.name.len() > 100 {
+            return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
+        }
+        let cron = parse_cron(&new.cron)?;
+        plan_for(&self.pki, &new.scan).await?;
+        let now = self.pki.now().unix_timestamp();
+        let rec = ScheduleRecord {
+            id: new_id(),
+            name: new.name,
+            spec: serde_json::to_value(&new.scan).map_err(|e| Error::Internal(e.to_string()))?,
+            cron: new.cron,
+            enabled: new.enabled,
+            next_run: next_run(&cron, now)?,
+            last_scan_id: None,
+            created_at: now,
+            created_by: actor.name.clone(),
+        };
+        let ev = actor
+            .event("discovery_schedule.create", "discovery_schedule")
+            .object(&rec.id)
+            .detail(serde_json::json!({"name": rec.name, "cron": rec.cron, "spec": rec.spec}));
+        self.pki
+            .store()
+            .insert_schedule(&rec, &ev)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    Error::Conflict("a schedule with this name already exists".into())
+                }
+                other => other.into(),
+            })?;
+        Ok(rec)
+    }
+
+    /// Every schedule.
+    pub async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, Error> {
+        Ok(self.pki.store().list_schedules().await?)
+    }
+
+    /// Delete a schedule.
+    pub async fn delete_schedule(&self, id: &str, actor: &Actor) -> Result<(), Error> {
+        let ev = actor
+            .event("discovery_schedule.delete", "discovery_schedule")
+            .object(id);
+        self.pki
+            .store()
+            .delete_schedule(id, &ev, self.pki.now().unix_timestamp())
+            .await?;
+        Ok(())
+    }
+
+    /// One pass of the `discovery-schedules` job: mark abandoned scans failed, then run
+    /// every due schedule this replica can lease.
+    pub async fn run_due(&self) -> Result<(), Error> {
+        match fail_abandoned_scans(&self.pki).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(scans = n, "abandoned discovery scans marked failed"),
+            Err(e) => tracing::error!(error = %e, "sweeping abandoned discovery scans"),
+        }
+        let started = run_due_schedules(&self.pki, self.jobs.owner()).await?;
+        if !started.is_empty() {
+            tracing::info!(scans = started.len(), "scheduled discovery scans ran");
+        }
+        Ok(())
     }
 }

@@ -64,6 +64,8 @@ pub struct Services {
     pub managed: Arc<managed::Managed>,
     /// Expiry alerts.
     pub alerts: Arc<alerts::Alerts>,
+    /// Discovery scans, the inventory and scan schedules.
+    pub discovery: discovery::DiscoveryService,
     /// The background runner.
     pub jobs: Jobs,
 }
@@ -81,6 +83,7 @@ impl Services {
             acme: acme::AcmeService::new(pki.clone()),
             managed: Arc::new(managed::Managed::new(pki.clone())),
             alerts: Arc::new(alerts::Alerts::new(pki.clone())),
+            discovery: discovery::DiscoveryService::new(pki.clone(), jobs.clone()),
             pki,
             jobs,
         }

@@ -12,6 +12,7 @@ mod cas;
 mod certs;
 mod discovery;
 mod est;
+mod jobs;
 mod managed;
 mod nonces;
 mod profiles;

@@ -62,7 +62,7 @@ pub struct DeliveryReport {
 
 /// The alerting service: sweeps, delivery and test sends.
 pub struct Alerts {
-    pki: Arc<Pki>,
+    pub(super) pki: Arc<Pki>,
     http: reqwest::Client,
     pacing: Mutex<HashMap<String, tokio::time::Instant>>,
 }

@@ -7,6 +7,7 @@
 //!   Discord, email).
 //! - [`deliver`]: the outbox worker: leases, HTTP/SMTP sending, retries and pacing.
 //! - [`channels`]: channel settings and their sealed secrets.
+//! - administration (channels, rules, outbox, tags): methods of [`Alerts`].
 //!
 //! ## Where certificates come from
 //! The sweep reads the `alert_inventory` view (migration 0004), today a projection of the
@@ -28,6 +29,7 @@
 //!   receiver's answer and that mark means one more delivery of the same event id
 //!   (at-least-once); receivers can drop repeats by the CloudEvents `id`.
 
+mod admin;
 pub mod channels;
 pub mod deliver;
 mod email;
@@ -35,45 +37,7 @@ pub mod events;
 pub mod render;
 pub mod rules;
 
-use std::sync::Arc;
-
-use tokio::sync::watch;
-
+pub use admin::NewRule;
 pub use deliver::{Alerts, DeliveryReport, Outcome};
 pub use events::{EventKind, emit};
 pub use rules::SweepReport;
-
-use crate::services::pki::Pki;
-
-/// The alerting background task: a sweep every `jobs.alert_sweep` and an outbox pass
-/// every `jobs.alert_delivery`, until `stop` changes.
-pub async fn run(pki: Arc<Pki>, mut stop: watch::Receiver<bool>) {
-    let alerts = Alerts::new(pki.clone());
-    let settings = pki.settings();
-    let mut sweep_tick = tokio::time::interval(settings.jobs.alert_sweep);
-    let mut deliver_tick = tokio::time::interval(settings.jobs.alert_delivery);
-    loop {
-        tokio::select! {
-            _ = sweep_tick.tick() => {
-                match alerts.sweep().await {
-                    Ok(r) if r.fired > 0 => tracing::info!(fired = r.fired, "alert sweep"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "alert sweep failed"),
-                }
-            }
-            _ = deliver_tick.tick() => {
-                // A shutdown does not wait for slow receivers: rows being sent stay leased
-                // and are sent again (same event id) once their lease runs out.
-                tokio::select! {
-                    r = alerts.deliver_due() => {
-                        if let Err(e) = r {
-                            tracing::error!(error = %e, "alert delivery failed");
-                        }
-                    }
-                    _ = stop.changed() => break,
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
-}

@@ -160,6 +160,32 @@ impl Managed {
         Ok(())
     }
 
+    /// Create a managed certificate and bind it to `destinations` (ids or names, each
+    /// checked before anything is issued); the first version is pushed by the next sync
+    /// run.
+    pub async fn create_bound(
+        &self,
+        new: super::NewManaged,
+        destinations: &[String],
+        actor: &Actor,
+    ) -> Result<crate::store::ManagedRecord, Error> {
+        let mut destinations = destinations.to_vec();
+        destinations.sort();
+        destinations.dedup();
+        for d in &destinations {
+            self.pki
+                .store()
+                .get_destination(d)
+                .await
+                .map_err(|_| Error::BadRequest(format!("no destination {d:?}")))?;
+        }
+        let rec = self.create(new, actor).await?;
+        for d in &destinations {
+            self.bind(&rec.id, d, actor).await?;
+        }
+        Ok(rec)
+    }
+
     /// Bind a managed certificate to a destination; its current version is pushed by the
     /// next sync run.
     pub async fn bind(&self, managed: &str, destination: &str, actor: &Actor) -> Result<(), Error> {

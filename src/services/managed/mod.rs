@@ -11,6 +11,7 @@
 //! logs them; the alerting work delivers them from there.
 
 mod destinations;
+mod detail;
 mod sync;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::services::pki::{Actor, Issued, Pki};
 use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
 
 pub use destinations::{AWS_ACM, AZURE_KEY_VAULT, NewDestination};
+pub use detail::{BindingDetail, ManagedDetail, VersionDetail};
 
 /// How long a replica may hold a renewal or push before others may take it over.
 const LEASE: Duration = Duration::minutes(10);

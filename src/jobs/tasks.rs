@@ -1,0 +1,115 @@
+//! The server's periodic tasks, registered with the runner at start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Every, JobIntervals, Jobs, StoreLeases};
+use crate::server::ServerCert;
+use crate::services::Services;
+
+/// Register every periodic task of a server:
+///
+/// | task | interval | replicas |
+/// |---|---|---|
+/// | `crl-refresh` | `crl_refresh` | one at a time (job lease) |
+/// | `server-certificate` | `server_certificate`, first after one interval | each its own |
+/// | `managed` (renewals, then pushes) | `managed` | row leases per certificate |
+/// | `acme-reclaim` (only with ACME on) | `acme_reclaim` | compare-and-set per challenge |
+/// | `discovery-schedules` | `discovery_schedules` | row lease per schedule |
+/// | `alert-sweep` | `alert_sweep` | one at a time (job lease) |
+/// | `alert-delivery` | `alert_delivery`, dropped at once on shutdown | row lease per outbox row |
+///
+/// Used ACME nonces are purged as uses are recorded (see the store), so no task prunes them.
+pub fn start(jobs: &Jobs, services: &Services, cert: Arc<ServerCert>, every: &JobIntervals) {
+    let pki = services.pki.clone();
+    let leases = Arc::new(StoreLeases::new(pki.clone()));
+
+    let p = pki.clone();
+    jobs.every(
+        Every::new("crl-refresh", every.crl_refresh).leased(leases.clone()),
+        move || {
+            let pki = p.clone();
+            async move {
+                match pki.refresh_due_crls().await? {
+                    0 => {}
+                    n => tracing::info!(count = n, "regenerated CRLs"),
+                }
+                Ok::<_, crate::error::Error>(())
+            }
+        },
+    );
+
+    let p = pki.clone();
+    jobs.every(
+        Every::new("server-certificate", every.server_certificate).after_first_interval(),
+        move || {
+            let (pki, cert) = (p.clone(), cert.clone());
+            async move { cert.renew(&pki).await }
+        },
+    );
+
+    let managed = services.managed.clone();
+    jobs.every(Every::new("managed", every.managed), move || {
+        let managed = managed.clone();
+        async move {
+            match managed.run_due().await? {
+                (0, 0) => {}
+                (renewed, pushed) => tracing::info!(renewed, pushed, "managed certificates"),
+            }
+            Ok::<_, crate::error::Error>(())
+        }
+    });
+
+    if pki.settings().acme.enabled {
+        let (p, runner) = (pki.clone(), jobs.clone());
+        jobs.every(Every::new("acme-reclaim", every.acme_reclaim), move || {
+            let (pki, runner) = (p.clone(), runner.clone());
+            async move {
+                match crate::acme::reclaim_stuck_validations(&pki, &runner).await? {
+                    0 => {}
+                    n => tracing::info!(
+                        count = n,
+                        "validating ACME challenges again that a stopped process left unfinished"
+                    ),
+                }
+                crate::acme::fail_interrupted_orders(&pki).await?;
+                Ok::<_, certkeeper_acme::AcmeError>(())
+            }
+        });
+    }
+
+    let discovery = services.discovery.clone();
+    jobs.every(
+        Every::new("discovery-schedules", every.discovery_schedules),
+        move || {
+            let discovery = discovery.clone();
+            async move { discovery.run_due().await }
+        },
+    );
+
+    let alerts = services.alerts.clone();
+    jobs.every(
+        Every::new("alert-sweep", every.alert_sweep).leased(leases),
+        move || {
+            let alerts = alerts.clone();
+            async move {
+                let r = alerts.sweep().await?;
+                if r.fired > 0 {
+                    tracing::info!(fired = r.fired, "alert sweep");
+                }
+                Ok::<_, crate::error::Error>(())
+            }
+        },
+    );
+
+    // A shutdown does not wait for slow receivers: rows being sent stay leased and are
+    // sent again (same event id) once their lease runs out.
+    let alerts = services.alerts.clone();
+    jobs.every(
+        Every::new("alert-delivery", every.alert_delivery).grace(Duration::ZERO),
+        move || {
+            let alerts = alerts.clone();
+            async move { alerts.deliver_due().await.map(drop) }
+        },
+    );
+}
