@@ -117,9 +117,9 @@ CK_DATA="$WORK/ck"
 mkdir -m 700 "$CK_DATA"
 (
     while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CERTKEEPER_' || true)
-    export CERTKEEPER_HTTPS_LISTEN="127.0.0.1:$CK_HTTPS_PORT"
-    export CERTKEEPER_HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
-    [[ -z "${BENCH_DATABASE_URL:-}" ]] || export CERTKEEPER_DATABASE_URL="$BENCH_DATABASE_URL"
+    export CERTKEEPER_SERVER__HTTPS_LISTEN="127.0.0.1:$CK_HTTPS_PORT"
+    export CERTKEEPER_SERVER__HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
+    [[ -z "${BENCH_DATABASE_URL:-}" ]] || export CERTKEEPER_DATABASE__URL="$BENCH_DATABASE_URL"
     export CERTKEEPER_ACME__HTTP01_PORT="$HTTP01_PORT"
     export CERTKEEPER_ACME__DNS_RESOLVERS="[\"127.0.0.1:$DNS_PORT\"]"
     # Pebble has no rate limits; certkeeper's are lifted for the comparison.

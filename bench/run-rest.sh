@@ -127,8 +127,8 @@ if [[ "$SKIP_CERTKEEPER" != 1 ]]; then
     (
         # Start from the server's defaults: drop any inherited CERTKEEPER_* settings.
         while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CERTKEEPER_' || true)
-        export CERTKEEPER_HTTPS_LISTEN="127.0.0.1:$CK_HTTPS_PORT"
-        export CERTKEEPER_HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
+        export CERTKEEPER_SERVER__HTTPS_LISTEN="127.0.0.1:$CK_HTTPS_PORT"
+        export CERTKEEPER_SERVER__HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
         exec "$CK_BIN" serve --data-dir "$CK_DATA"
     ) >"$WORK/certkeeper.log" 2>&1 &
     CK_PID=$!

@@ -56,11 +56,11 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 
 fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    if let Some(s) = &settings.master_key {
+    if let Some(s) = &settings.ca.master_key {
         let raw = b64
             .decode(s.expose().trim())
-            .context("master_key (CERTKEEPER_MASTER_KEY) must be base64 of 32 bytes")?;
-        return MasterKey::from_bytes(&raw).context("master_key must be 32 bytes");
+            .context("ca.master_key (CERTKEEPER_CA__MASTER_KEY) must be base64 of 32 bytes")?;
+        return MasterKey::from_bytes(&raw).context("ca.master_key must be 32 bytes");
     }
     let path = settings.data_dir.join("master.key");
     if path.exists() {
@@ -120,7 +120,7 @@ pub async fn boot(settings: Arc<Settings>, clock: Arc<dyn Clock>) -> anyhow::Res
 
 async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
     let system = Actor::system();
-    let alg = pki.settings().ca_key_algorithm;
+    let alg = pki.settings().ca.key_algorithm;
     if !pki.store().list_cas().await?.is_empty() {
         return Ok(());
     }
@@ -169,18 +169,18 @@ async fn insert_profile(pki: &Pki, ca_id: &str, policy: Profile) -> anyhow::Resu
 
 fn server_policy(settings: &Settings) -> anyhow::Result<Profile> {
     let mut p = Profile::tls_server(SERVER_PROFILE);
-    p.max_validity_days = settings.server_cert_days;
+    p.max_validity_days = settings.server.cert_validity_days();
     p.ext_key_usages = vec![certkeeper_ca::ExtKeyUsage::ServerAuth];
     p.allowed_key_types = vec![KeyAlgorithm::EcdsaP256];
     p.allowed_dns_names = vec![DnsRule::Exact("localhost".into())];
     p.allowed_ip_ranges = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-    for n in &settings.server_names {
+    for n in &settings.server.cert_names {
         match n.parse::<std::net::IpAddr>() {
             Ok(ip) => p.allowed_ip_ranges.push(IpNetwork::from(ip)),
             Err(_) => p.allowed_dns_names.push(n.parse()?),
         }
     }
-    let ip = settings.https_listen.ip();
+    let ip = settings.server.https_listen.ip();
     if !ip.is_unspecified() && !ip.is_loopback() {
         p.allowed_ip_ranges.push(IpNetwork::from(ip));
     }
@@ -265,7 +265,7 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
     let settings = pki.settings();
     let mut dns = vec!["localhost".to_string()];
     let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
-    for n in &settings.server_names {
+    for n in &settings.server.cert_names {
         match n.parse::<std::net::IpAddr>() {
             Ok(ip) => ips.push(ip),
             Err(_) => {
@@ -273,7 +273,7 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
             }
         }
     }
-    let ip = settings.https_listen.ip();
+    let ip = settings.server.https_listen.ip();
     if !ip.is_unspecified() && !ip.is_loopback() {
         ips.push(ip);
     }
@@ -315,7 +315,7 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
     let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
     req.dns_names = dns;
     req.ip_addresses = ips;
-    req.validity = Some(Duration::days(settings.server_cert_days.into()));
+    req.validity = Some(Duration::days(settings.server.cert_validity_days().into()));
     let pkcs8 = key.serialize_der();
     let issued = pki
         .issue(&profile, req, Some(&pkcs8), &Actor::system())

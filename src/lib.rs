@@ -12,13 +12,12 @@
 //! - [`store`] is the only code that speaks SQL; [`jobs`] runs every background task;
 //! - [`config`] (layered settings), [`bootstrap`] (first start), [`server`] (listeners).
 //!
-//! The CLI's client commands are outside the server library.
+//! The CLI's client commands are outside the server library, in the `certkeeper-cli` crate.
 
 pub mod acme;
 pub mod api;
 pub mod bootstrap;
 pub mod cache;
-pub mod client;
 pub mod config;
 pub mod error;
 pub mod est;
@@ -26,7 +25,6 @@ pub mod jobs;
 pub mod metrics;
 pub mod problem;
 pub mod public;
-pub mod scan_cli;
 pub mod server;
 pub mod services;
 pub mod store;

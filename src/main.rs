@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use certkeeper::client::{self, ClientArgs, ClientCommand, ConnOpts};
 use certkeeper::config::{LogFormat, Settings};
+use certkeeper_cli::client::{self, ClientArgs, ClientCommand, ConnOpts};
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -45,9 +45,9 @@ enum Command {
     Init,
     /// EST (RFC 7030) client: enroll and renew this host's certificate.
     #[command(subcommand)]
-    Est(certkeeper::est::client::EstCommand),
+    Est(certkeeper_cli::est::EstCommand),
     /// Scan networks for TLS certificates: here, or on the server with --server.
-    Scan(certkeeper::scan_cli::ScanArgs),
+    Scan(certkeeper_cli::scan::ScanArgs),
     /// Talk to a running server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -55,11 +55,11 @@ enum Command {
 
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log_level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.server.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match settings.log_format {
+    match settings.server.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
@@ -110,7 +110,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            rt.block_on(certkeeper::est::client::run(
+            rt.block_on(certkeeper_cli::est::run(
                 &cli.conn.server,
                 ca_pem.as_deref(),
                 cmd,
@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
                     ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
                 rt.block_on(client::scan_remote(client_args, &args))
             } else {
-                rt.block_on(certkeeper::scan_cli::run_local(args, &cli.data_dir))
+                rt.block_on(certkeeper_cli::scan::run_local(args, &cli.data_dir))
             }
         }
         Command::Client(cmd) => {

@@ -137,7 +137,7 @@ fn ocsp_response(der: Vec<u8>) -> Response {
     request_body(content(("application/ocsp-request")), description = "The DER OCSP request."),
     responses(
         (status = 200, description = "The DER OCSP response.", content(("application/ocsp-response"))),
-        (status = 413, description = "The request body is larger than `max_body_bytes` (a plain-text message, not a problem document).", content((String = "text/plain"))),
+        (status = 413, description = "The request body is larger than `server.max_body_bytes` (a plain-text message, not a problem document).", content((String = "text/plain"))),
     )
 )]
 async fn ocsp_post(State(state): State<AppState>, body: Bytes) -> Response {

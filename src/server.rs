@@ -85,7 +85,9 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.pki.settings().max_body_bytes))
+        .layer(DefaultBodyLimit::max(
+            state.pki.settings().server.max_body_bytes,
+        ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             count_responses,
@@ -239,13 +241,13 @@ pub async fn run(
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
     let state = AppState::new(pki.clone(), metrics);
-    let https = TcpListener::bind(settings.https_listen)
+    let https = TcpListener::bind(settings.server.https_listen)
         .await
-        .with_context(|| format!("binding HTTPS listener {}", settings.https_listen))?;
-    let http = TcpListener::bind(settings.http_listen)
+        .with_context(|| format!("binding HTTPS listener {}", settings.server.https_listen))?;
+    let http = TcpListener::bind(settings.server.http_listen)
         .await
-        .with_context(|| format!("binding HTTP listener {}", settings.http_listen))?;
-    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.public_url, "certkeeper listening");
+        .with_context(|| format!("binding HTTP listener {}", settings.server.http_listen))?;
+    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.server.public_url, "certkeeper listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = state.services.jobs.clone();
@@ -267,7 +269,7 @@ pub async fn run(
     let http_task = tokio::spawn(serve_listener(http, http_app(&state), None, stop_rx));
     println!(
         "certkeeper: ready on https://{} (API) and http://{} (CRL, OCSP, AIA)",
-        settings.https_listen, settings.http_listen
+        settings.server.https_listen, settings.server.http_listen
     );
 
     shutdown.await;

@@ -642,17 +642,20 @@ impl Replica {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .env("CERTKEEPER_HTTPS_LISTEN", format!("127.0.0.1:{https_port}"))
             .env(
-                "CERTKEEPER_HTTP_LISTEN",
+                "CERTKEEPER_SERVER__HTTPS_LISTEN",
+                format!("127.0.0.1:{https_port}"),
+            )
+            .env(
+                "CERTKEEPER_SERVER__HTTP_LISTEN",
                 format!("127.0.0.1:{}", free_port()),
             )
             .env(
-                "CERTKEEPER_DATABASE_URL",
+                "CERTKEEPER_DATABASE__URL",
                 first.database_url.clone().unwrap(),
             )
-            .env("CERTKEEPER_MASTER_KEY", master.trim())
-            .env("CERTKEEPER_LOG_LEVEL", "warn")
+            .env("CERTKEEPER_CA__MASTER_KEY", master.trim())
+            .env("CERTKEEPER_SERVER__LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in env {

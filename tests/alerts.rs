@@ -114,7 +114,7 @@ impl Env {
             psql(&format!("CREATE DATABASE {name}"));
             let base = common::pg_admin_url();
             toml.push_str(&format!(
-                "\ndatabase_url = \"{}/{name}\"\n",
+                "\n[database]\nurl = \"{}/{name}\"\n",
                 base.rsplit_once('/').unwrap().0
             ));
             pg = Some(name);
@@ -384,10 +384,7 @@ async fn thresholds_fire_once_postgres() {
 }
 
 async fn retries_backoff_and_dead_letters(db: Db) {
-    let env = Env::new(
-        db,
-        "alert_max_attempts = 3\nalert_retry_base_seconds = 30\n",
-    );
+    let env = Env::new(db, "[alerts]\nmax_attempts = 3\nretry_base = \"30s\"\n");
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let b = env.boot(&clock).await;
     let (recv, base) = Receiver::start().await;

@@ -35,8 +35,8 @@ async fn scenario(db: Db) {
     let s = TestServer::start_with(
         db,
         &[
-            ("CERTKEEPER_ALERT_MAX_ATTEMPTS", "1"),
-            ("CERTKEEPER_ALERT_SWEEP_SECONDS", "86400"),
+            ("CERTKEEPER_ALERTS__MAX_ATTEMPTS", "1"),
+            ("CERTKEEPER_JOBS__ALERT_SWEEP", "1d"),
         ],
     )
     .await;

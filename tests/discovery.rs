@@ -121,8 +121,8 @@ async fn scenario(db: Db) {
     let s = TestServer::start_with(
         db,
         &[
-            ("CERTKEEPER_DISCOVERY_ALLOW", &format!("{net}, ::1/128")),
-            ("CERTKEEPER_DISCOVERY_TIMEOUT_MS", "1500"),
+            ("CERTKEEPER_DISCOVERY__ALLOW", &format!("{net}, ::1/128")),
+            ("CERTKEEPER_DISCOVERY__TIMEOUT", "1500ms"),
         ],
     )
     .await;
@@ -396,7 +396,7 @@ async fn scenario(db: Db) {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("discovery_allow"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("discovery.allow"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,7 +73,7 @@ async fn scenario(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let b = addr_block(db);
     let net = format!("127.{}.{}.0/24", b[0], b[1]);
-    let mut toml = format!("discovery_allow = \"{net}\"\ndiscovery_timeout_ms = 2000\n");
+    let mut toml = format!("[discovery]\nallow = \"{net}\"\ntimeout = \"2s\"\n");
     let name = format!("ck_jobs_{}_{}", std::process::id(), b[1]);
     if db == Db::Postgres {
         let out = std::process::Command::new("psql")
@@ -92,7 +92,7 @@ async fn scenario(db: Db) {
         );
         let base = common::pg_admin_url();
         toml.push_str(&format!(
-            "database_url = \"{}/{name}\"\n",
+            "[database]\nurl = \"{}/{name}\"\n",
             base.rsplit_once('/').unwrap().0
         ));
     }

@@ -277,7 +277,7 @@ async fn issue_verify_revoke_crl_ocsp_postgres() {
 }
 
 async fn delegated_ocsp_responder(db: Db) {
-    let s = TestServer::start_with(db, &[("CERTKEEPER_OCSP_SIGNER", "delegated")]).await;
+    let s = TestServer::start_with(db, &[("CERTKEEPER_CA__OCSP_SIGNER", "delegated")]).await;
     let cert = issue_csr(&s, "leaf", "DNS:leaf.example.com").await;
     let chain = s.write("chain.pem", cert["chain"].as_str().unwrap());
     let bundle = s.write(
@@ -576,11 +576,11 @@ async fn ca_keys_are_sealed_at_rest() {
     let out = std::process::Command::new(bin())
         .args(["serve", "--data-dir", p(&s.data_dir)])
         .env(
-            "CERTKEEPER_HTTPS_LISTEN",
+            "CERTKEEPER_SERVER__HTTPS_LISTEN",
             format!("127.0.0.1:{}", free_port()),
         )
         .env(
-            "CERTKEEPER_HTTP_LISTEN",
+            "CERTKEEPER_SERVER__HTTP_LISTEN",
             format!("127.0.0.1:{}", free_port()),
         )
         .output()
@@ -598,7 +598,7 @@ async fn bad_settings_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(bin())
         .args(["serve", "--data-dir", p(dir.path())])
-        .env("CERTKEEPER_HTTPS_LISTEN", "not-an-address")
+        .env("CERTKEEPER_SERVER__HTTPS_LISTEN", "not-an-address")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -614,5 +614,35 @@ async fn bad_settings_are_refused_at_start() {
         String::from_utf8_lossy(&out.stderr).contains("no_such_setting"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // A misspelled key in a section, and a name from before the sections in the environment.
+    std::fs::write(
+        dir.path().join("certkeeper.toml"),
+        "[server]\nhtps_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--data-dir", p(dir.path())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.htps_listen") && err.contains("server.https_listen"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.path().join("certkeeper.toml")).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--data-dir", p(dir.path())])
+        .env("CERTKEEPER_EST_DEFAULT_PROFILE", "default")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("est_default_profile")
+            && err.contains("CERTKEEPER_EST_DEFAULT_PROFILE")
+            && err.contains("CERTKEEPER_EST__DEFAULT_PROFILE"),
+        "{err}"
     );
 }

@@ -1,4 +1,4 @@
-//! EST (RFC 7030) with the Rust client (`certkeeper::est::client::EstClient`) against the
+//! EST (RFC 7030) with the Rust client (`certkeeper_cli::est::EstClient`) against the
 //! real server on SQLite and PostgreSQL: every endpoint, every refusal, the audit trail of
 //! refusals, nothing stored by a refused request, channel binding over a raw TLS
 //! connection, and `certkeeper est enroll` enrolling and renewing a host.
@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use base64::Engine;
-use certkeeper::est::client::{Basic, EstClient, EstClientError};
+use certkeeper_cli::est::{Basic, EstClient, EstClientError};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -875,8 +875,8 @@ async fn bootstrap_ca_certificates(db: Db) {
     let s = TestServer::start_with(
         db,
         &[
-            ("CERTKEEPER_EST_CLIENT_CA_FILE", p(&mca)),
-            ("CERTKEEPER_EST_TRUST_OWN_CAS", "false"),
+            ("CERTKEEPER_EST__CLIENT_CA_FILE", p(&mca)),
+            ("CERTKEEPER_EST__TRUST_OWN_CAS", "false"),
         ],
     )
     .await;
@@ -935,7 +935,7 @@ async fn bootstrap_ca_certificates(db: Db) {
 async fn own_certificates_renew_only(db: Db) {
     let tmp = tempfile::tempdir().unwrap();
     let (mca, dev, dev_key) = manufacturer_pki(tmp.path());
-    let s = TestServer::start_with(db, &[("CERTKEEPER_EST_CLIENT_CA_FILE", p(&mca))]).await;
+    let s = TestServer::start_with(db, &[("CERTKEEPER_EST__CLIENT_CA_FILE", p(&mca))]).await;
     let identity = [
         std::fs::read(&dev).unwrap(),
         std::fs::read(&dev_key).unwrap(),

@@ -62,7 +62,7 @@ async fn app(db: Db) -> App {
             let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
             std::fs::write(
                 dir.path().join("certkeeper.toml"),
-                format!("database_url = {url:?}\n"),
+                format!("[database]\nurl = {url:?}\n"),
             )
             .unwrap();
             Some(name)

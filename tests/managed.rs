@@ -51,7 +51,7 @@ async fn booted(
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut settings = Settings::load(dir, None).unwrap();
     if db == Db::Postgres {
-        settings.database_url = fresh_pg_database();
+        settings.database.url = fresh_pg_database();
     }
     // Whole seconds, as stored.
     let clock = Arc::new(ManualClock::new(start.replace_nanosecond(0).unwrap()));

@@ -51,7 +51,7 @@ async fn main() -> Result<()> {
     if let Some(url) = &args.database_url {
         std::fs::write(
             dir.path().join("certkeeper.toml"),
-            format!("database_url = {url:?}\n"),
+            format!("[database]\nurl = {url:?}\n"),
         )?;
     }
     let settings = Arc::new(Settings::load(dir.path(), None)?);

@@ -29,6 +29,7 @@ mod clock;
 mod crl;
 mod csr;
 mod error;
+pub mod est_wire;
 mod extensions;
 mod hierarchy;
 mod inspect;

@@ -52,6 +52,7 @@ mod error;
 mod observation;
 mod probe;
 mod scanner;
+mod spec;
 mod starttls;
 mod targets;
 
@@ -63,5 +64,6 @@ pub use error::{Error, ProbeError};
 pub use observation::Observation;
 pub use probe::{Handshake, ProbeConfig, client_config, probe};
 pub use scanner::{ProbeReport, Progress, ScanOptions, scan};
+pub use spec::ScanSpec;
 pub use starttls::StartTls;
 pub use targets::{DEFAULT_PORTS, Endpoint, PortSet, ScanPlan, SniMode, Target, parse_target_list};

@@ -33,9 +33,9 @@ pub type AcmeEngine = certkeeper_acme::Engine<AcmeDb, Arc<Pki>>;
 pub fn engine(pki: &Arc<Pki>) -> AcmeEngine {
     let s = &pki.settings().acme;
     let config = certkeeper_acme::Config {
-        nonce_lifetime_secs: s.nonce_lifetime_secs,
-        order_lifetime_secs: s.order_lifetime_secs,
-        authz_lifetime_secs: s.authz_lifetime_secs,
+        nonce_lifetime_secs: s.nonce_lifetime.as_secs() as i64,
+        order_lifetime_secs: s.order_lifetime.as_secs() as i64,
+        authz_lifetime_secs: s.authz_lifetime.as_secs() as i64,
         terms_of_service: s.terms_of_service.clone(),
         website: s.website.clone(),
         new_orders_per_account_per_hour: s.new_orders_per_account_per_hour,

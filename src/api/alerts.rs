@@ -337,7 +337,7 @@ fn outbox_view(o: &OutboxRecord) -> Value {
     operation_id = "listAlertOutbox",
     tag = "Alerts",
     summary = "List notifications",
-    description = "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alert_max_attempts` times).",
+    description = "The durable outbox, newest first: pending (with the next attempt), delivered, or dead (failed `alerts.max_attempts` times).",
     params(
         ("status" = Option<String>, Query, description = "Only rows in this state. One of: `pending`, `delivered`, `dead`."),
         ("limit" = Option<i64>, Query, description = "Page size (default 100).", minimum = 1, maximum = 1000),

@@ -41,13 +41,13 @@ struct Items<T> {
     operation_id = "startScan",
     tag = "Discovery",
     summary = "Start a scan",
-    description = "Resolves host names, checks every target against the `discovery_allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
-    request_body(content((ScanSpec = "application/json")), description = "What to scan."),
+    description = "Resolves host names, checks every target against the `discovery.allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
+    request_body(content((schemas::ScanRequest = "application/json")), description = "What to scan."),
     responses(
         (status = 202, description = "The scan, running.", content((ScanRecord = "application/json"))),
         (status = 400, description = "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
-        (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery_allow` networks.", content((schemas::Problem = "application/problem+json"))),
+        (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery.allow` networks.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
@@ -212,6 +212,7 @@ struct NewSchedule {
     #[serde(default = "yes")]
     #[schema(default = true)]
     enabled: bool,
+    #[schema(value_type = schemas::ScanRequest)]
     scan: ScanSpec,
 }
 
@@ -231,7 +232,7 @@ fn yes() -> bool {
         (status = 201, description = "The schedule.", content((ScheduleRecord = "application/json"))),
         (status = 400, description = "Invalid body, an empty or over-long name, a malformed cron expression, or an invalid scan.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
-        (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery_allow` networks.", content((schemas::Problem = "application/problem+json"))),
+        (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery.allow` networks.", content((schemas::Problem = "application/problem+json"))),
         (status = 409, description = "A schedule with this name exists.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),

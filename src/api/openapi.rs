@@ -160,9 +160,9 @@ async fn serve(
     let s = state.pki.settings();
     Json(document(
         &Facts {
-            public_url: &s.public_url,
-            ca_key_algorithm: s.ca_key_algorithm,
-            max_body_bytes: s.max_body_bytes,
+            public_url: &s.server.public_url,
+            ca_key_algorithm: s.ca.key_algorithm,
+            max_body_bytes: s.server.max_body_bytes,
         },
         &derived,
     ))
@@ -233,7 +233,7 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
             {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
             {"name": "Destinations", "description": "Cloud certificate stores (AWS Certificate Manager, Azure Key Vault)."},
             {"name": "Audit", "description": "The audit log (admin only)."},
-            {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery_allow` setting."},
+            {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery.allow` setting."},
             {"name": "Meta", "description": "This document."},
             {"name": "Public", "description": "Unauthenticated endpoints for relying parties and operators; also on the plain-HTTP listener."}
         ],
@@ -280,9 +280,9 @@ fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
 }
 
 // ---------------------------------------------------------------------------------------
-// /api/v1/discovery: the observations of a scan are the discovery crate's types
-// (`Observation`, `ChainReport`, `PresentedCertificate`, `Finding`), and that crate does not
-// depend on utoipa, so their schemas are written here.
+// /api/v1/discovery: the scan request and the observations of a scan are the discovery
+// crate's types (`ScanSpec`, `Observation`, `ChainReport`, `PresentedCertificate`,
+// `Finding`), and that crate does not depend on utoipa, so their schemas are written here.
 
 /// The names `certkeeper_discovery::Finding` serializes to.
 const FINDINGS: [&str; 10] = [
@@ -307,6 +307,21 @@ fn discovery_schemas() -> Map<String, Value> {
         "items": <schemas::Finding as utoipa::PartialSchema>::schema()
     });
     object(vec![
+        (
+            "ScanRequest",
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["targets"],
+                "properties": {
+                    "targets": strings("Addresses, CIDR blocks, ranges (`a-b`), host names (every address scanned, the name sent as SNI) and `host:port` items."),
+                    "ports": {"type": ["string", "null"], "description": "Ports and ranges (`443,8443,9000-9010`), or `default` (common TLS ports, the default)."},
+                    "sni": strings("Server names to try on every address target."),
+                    "no_sni": {"type": "boolean", "default": false, "description": "Send no server name at all."},
+                    "starttls": strings("Overrides of the protocol spoken before TLS, `proto:port` (`smtp:2525`, `none:25`). Ports 25/587 (SMTP), 143 (IMAP), 110 (POP3) and 389 (LDAP) use STARTTLS by default.")
+                }
+            }),
+        ),
         (
             "Observation",
             json!({
@@ -1043,6 +1058,7 @@ pub(crate) mod schemas {
     impl ToSchema for AnyObject {}
 
     named!(
+        ScanRequest,
         RevokeRequest,
         RevocationReason,
         Observation,

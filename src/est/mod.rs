@@ -1,18 +1,19 @@
 //! EST (RFC 7030) under `/.well-known/est/` and `/.well-known/est/<label>/` on the HTTPS
 //! listener: `cacerts`, `simpleenroll`, `simplereenroll`, `csrattrs` and `serverkeygen`.
 //!
-//! A label selects a profile (and so the CA); the bare path uses `est_default_profile`.
+//! A label selects a profile (and so the CA); the bare path uses `est.default_profile`.
 //! Clients authenticate with HTTP Basic credentials made over the REST API, or with a TLS
-//! client certificate: one from a bootstrap CA (`est_client_ca_file`) to enroll, or the
+//! client certificate: one from a bootstrap CA (`est.client_ca_file`) to enroll, or the
 //! certificate being renewed (issued by us under the same profile) to re-enroll.
 //! This module parses HTTP and encodes the wire format; who may enroll, the checks on a
 //! request, server-made keys and issuance are [`crate::services::est`]'s. Errors are
 //! RFC 7807 problem documents with the status RFC 7030 asks for; refusals are audited.
 
 pub mod auth;
-pub mod client;
 pub mod tls;
-pub mod wire;
+
+/// EST wire formats, shared with the CLI's EST client.
+pub use certkeeper_ca::est_wire as wire;
 
 use std::net::SocketAddr;
 

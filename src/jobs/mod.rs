@@ -240,16 +240,17 @@ pub struct JobIntervals {
 }
 
 impl JobIntervals {
-    /// Every interval, from the settings where they name one, fixed otherwise.
+    /// Every interval, from the `[jobs]` settings.
     pub fn from_settings(settings: &Settings) -> JobIntervals {
+        let jobs = &settings.jobs;
         JobIntervals {
-            crl_refresh: Duration::from_secs(60),
-            server_certificate: Duration::from_secs(600),
-            managed: Duration::from_secs(60),
-            acme_reclaim: Duration::from_secs(30),
-            discovery_schedules: settings.discovery.schedule_interval,
-            alert_sweep: Duration::from_secs(settings.alert_sweep_seconds.into()),
-            alert_delivery: Duration::from_secs(settings.alert_delivery_seconds.into()),
+            crl_refresh: jobs.crl_refresh,
+            server_certificate: jobs.server_certificate,
+            managed: jobs.managed_certificates,
+            acme_reclaim: jobs.acme_reclaim,
+            discovery_schedules: jobs.discovery_schedules,
+            alert_sweep: jobs.alert_sweep,
+            alert_delivery: jobs.alert_delivery,
         }
     }
 }

@@ -95,7 +95,7 @@ impl CaService {
         let mut spec = CaSpec::new(
             &new.common_name,
             new.key_algorithm
-                .unwrap_or(self.pki.settings().ca_key_algorithm),
+                .unwrap_or(self.pki.settings().ca.key_algorithm),
         );
         spec.organization = new.organization;
         spec.country = new.country;

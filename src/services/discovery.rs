@@ -1,7 +1,7 @@
 //! Server-side discovery: running scans for the API and for saved schedules, and feeding
 //! their results into the inventory.
 //!
-//! Scans started here are limited to the configured allowlist (`discovery_allow`). A
+//! Scans started here are limited to the configured allowlist (`discovery.allow`). A
 //! scheduled scan is run by whichever replica takes the schedule row's lease first; the
 //! lease is a conditional update, so it works the same on SQLite and PostgreSQL.
 
@@ -10,12 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certkeeper_discovery::{
-    AnalysisContext, Observation, PortSet, ProbeConfig, ScanOptions, ScanPlan, SniMode, StartTls,
-    Target,
-};
+use certkeeper_discovery::{AnalysisContext, Observation, ProbeConfig, ScanOptions, ScanPlan};
 use croner::Cron;
-use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::jobs::Jobs;
@@ -24,63 +20,8 @@ use crate::store::{
     InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord, StoreError, new_id,
 };
 
-/// What a scan request carries: the CLI builds it, the server accepts it as JSON.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ScanRequest)]
-pub struct ScanSpec {
-    /// Addresses, CIDR blocks, ranges (`a-b`), host names (every address scanned, the name
-    /// sent as SNI) and `host:port` items.
-    pub targets: Vec<String>,
-    /// Ports and ranges (`443,8443,9000-9010`), or `default` (common TLS ports, the default).
-    #[serde(default)]
-    pub ports: Option<String>,
-    /// Server names to try on every address target.
-    #[serde(default)]
-    pub sni: Vec<String>,
-    /// Send no server name at all.
-    #[serde(default)]
-    #[schema(default = false)]
-    pub no_sni: bool,
-    /// Overrides of the protocol spoken before TLS, `proto:port` (`smtp:2525`, `none:25`).
-    /// Ports 25/587 (SMTP), 143 (IMAP), 110 (POP3) and 389 (LDAP) use STARTTLS by default.
-    #[serde(default)]
-    pub starttls: Vec<String>,
-}
-
-impl ScanSpec {
-    /// Parse targets and ports, resolve host names, and build the plan.
-    pub async fn plan(&self) -> Result<ScanPlan, certkeeper_discovery::Error> {
-        if self.targets.is_empty() {
-            return Err(certkeeper_discovery::Error::Target("no targets".into()));
-        }
-        let targets = self
-            .targets
-            .iter()
-            .map(|t| t.parse::<Target>())
-            .collect::<Result<Vec<_>, _>>()?;
-        let ports: PortSet = self.ports.as_deref().unwrap_or("default").parse()?;
-        let sni = if self.no_sni {
-            SniMode::None
-        } else if self.sni.is_empty() {
-            SniMode::Auto
-        } else {
-            SniMode::Names(self.sni.clone())
-        };
-        let mut plan = ScanPlan::resolve(&targets, ports, sni).await?;
-        for item in &self.starttls {
-            let bad = || certkeeper_discovery::Error::Option(format!("starttls {item:?}"));
-            let (proto, port) = item.split_once(':').ok_or_else(bad)?;
-            let port: u16 = port.parse().map_err(|_| bad())?;
-            let proto = match proto {
-                "none" | "tls" => None,
-                p => Some(StartTls::from_name(p).ok_or_else(bad)?),
-            };
-            plan = plan.with_starttls(port, proto);
-        }
-        Ok(plan)
-    }
-}
+/// What a scan request carries (shared with the CLI, which builds it).
+pub use certkeeper_discovery::ScanSpec;
 
 /// How long a replica holds a schedule's lease at most (a replica that dies mid-scan
 /// releases it by letting it expire); also how long a scan may run before it is taken
@@ -106,7 +47,7 @@ pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, Error> {
     plan.check_allowed(&pki.settings().discovery.allow)
         .map_err(|e| {
             Error::Forbidden(format!(
-                "{e}; the server may scan only the networks in discovery_allow"
+                "{e}; the server may scan only the networks in discovery.allow"
             ))
         })?;
     Ok(plan)
@@ -167,7 +108,7 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
         .collect();
     let ctx = AnalysisContext {
         now: pki.now().unix_timestamp(),
-        alert_window: i64::from(settings.alert_days) * 86_400,
+        alert_window: settings.alert_window.as_secs() as i64,
         our_cas,
         trust_anchors: Vec::new(),
     };

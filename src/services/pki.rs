@@ -205,7 +205,7 @@ impl Pki {
 
     /// The URLs written into certificates issued by `ca_id`.
     pub fn links_for(&self, ca_id: &str) -> Links {
-        let base = &self.settings.public_url;
+        let base = &self.settings.server.public_url;
         Links {
             ca_issuers_url: Some(format!("{base}/ca/{ca_id}.crt")),
             ocsp_url: Some(format!("{base}/ocsp")),
@@ -620,8 +620,8 @@ impl Pki {
         let number = self.store.next_crl_number(ca_id).await?;
         let now = self.now();
         let this_update = now - Duration::minutes(1);
-        let next_update = now + Duration::hours(self.settings.crl_validity_hours.into());
-        let base = &self.settings.public_url;
+        let next_update = now + Duration::seconds(self.settings.ca.crl_validity.as_secs() as i64);
+        let base = &self.settings.server.public_url;
         let der = build_crl(
             &signer,
             &entries,
@@ -646,7 +646,7 @@ impl Pki {
     /// The current CRL of a CA, regenerated first if it is missing or past half its life.
     pub async fn crl(&self, ca_id: &str) -> Result<Vec<u8>, Error> {
         let now = self.now().unix_timestamp();
-        let half = i64::from(self.settings.crl_validity_hours) * 3600 / 2;
+        let half = self.settings.ca.crl_validity.as_secs() as i64 / 2;
         match self.store.get_crl(ca_id).await? {
             Some((der, _this, next)) if next - now > half => Ok(der),
             _ => self.regenerate_crl(ca_id).await,
@@ -655,7 +655,7 @@ impl Pki {
 
     /// Regenerate every CRL that is due (run by the background job).
     pub async fn refresh_due_crls(&self) -> Result<usize, Error> {
-        let half = i64::from(self.settings.crl_validity_hours) * 3600 / 2;
+        let half = self.settings.ca.crl_validity.as_secs() as i64 / 2;
         let due = self
             .store
             .cas_needing_crl(self.now().unix_timestamp() + half)
@@ -728,7 +728,7 @@ impl Pki {
             });
         }
         let signer = self.signer(ca)?;
-        let der = match self.settings.ocsp_signer {
+        let der = match self.settings.ca.ocsp_signer {
             OcspSigner::Ca => {
                 let responder = Responder {
                     cert_der: signer.cert_der(),

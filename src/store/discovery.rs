@@ -26,7 +26,7 @@ pub struct ScanRecord {
     #[schema(required = true)]
     pub schedule_id: Option<String>,
     /// The request (targets, ports, names, STARTTLS overrides).
-    #[schema(value_type = crate::services::discovery::ScanSpec)]
+    #[schema(value_type = crate::api::openapi::schemas::ScanRequest)]
     pub spec: Value,
     /// `queued`, `running`, `succeeded` or `failed`.
     #[schema(value_type = crate::api::openapi::schemas::ScanStatus)]
@@ -201,7 +201,7 @@ pub struct ScheduleRecord {
     /// Unique name.
     pub name: String,
     /// The scan request.
-    #[schema(value_type = crate::services::discovery::ScanSpec)]
+    #[schema(value_type = crate::api::openapi::schemas::ScanRequest)]
     pub spec: Value,
     /// Cron expression (5 fields, or 6 with seconds), UTC.
     pub cron: String,

@@ -170,11 +170,11 @@ impl Store {
         } else {
             Engine::Sqlite
         };
-        let pool = pool_options(engine, settings.db_max_connections)
-            .connect(&settings.database_url)
+        let pool = pool_options(engine, settings.database.max_connections)
+            .connect(&settings.database.url)
             .await
             .map_err(|e| {
-                tracing::error!(url = %redact_url(&settings.database_url), error = %e, "database connection failed");
+                tracing::error!(url = %redact_url(&settings.database.url), error = %e, "database connection failed");
                 StoreError::Db(e)
             })?;
         let relaxed_flag = Arc::new(AtomicBool::new(false));
@@ -198,7 +198,7 @@ impl Store {
                             Ok(true)
                         })
                     })
-                    .connect(&settings.database_url)
+                    .connect(&settings.database.url)
                     .await?
             }
             Engine::Postgres => {

@@ -150,21 +150,21 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env(
-                "CERTKEEPER_HTTPS_LISTEN",
+                "CERTKEEPER_SERVER__HTTPS_LISTEN",
                 format!("127.0.0.1:{}", self.https_port),
             )
             .env(
-                "CERTKEEPER_HTTP_LISTEN",
+                "CERTKEEPER_SERVER__HTTP_LISTEN",
                 format!("127.0.0.1:{}", self.http_port),
             )
             .env(
-                "CERTKEEPER_LOG_LEVEL",
+                "CERTKEEPER_SERVER__LOG_LEVEL",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(log));
         if let Some(url) = &self.database_url {
-            cmd.env("CERTKEEPER_DATABASE_URL", url);
+            cmd.env("CERTKEEPER_DATABASE__URL", url);
         }
         for (k, v) in env {
             cmd.env(k, v);

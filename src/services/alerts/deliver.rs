@@ -1,8 +1,8 @@
 //! The outbox worker: lease due rows, send them, record the result.
 //!
-//! Failures are retried with exponential backoff (`alert_retry_base_seconds`, doubling,
+//! Failures are retried with exponential backoff (`alerts.retry_base`, doubling,
 //! at most an hour), never sooner than a `Retry-After` the receiver asked for (HTTP 429 or
-//! 503); after `alert_max_attempts` attempts a row is dead. Sends to one channel are paced
+//! 503); after `alerts.max_attempts` attempts a row is dead. Sends to one channel are paced
 //! (Slack: one a second; Discord: five every two seconds) within this replica.
 
 use std::collections::HashMap;
@@ -164,12 +164,12 @@ impl Alerts {
                         retry_after,
                     } => {
                         let attempts = c.attempts + 1;
-                        let retry_at = if attempts >= i64::from(settings.alert_max_attempts) {
+                        let retry_at = if attempts >= i64::from(settings.alerts.max_attempts) {
                             report.dead += 1;
                             None
                         } else {
                             report.retried += 1;
-                            let backoff = i64::from(settings.alert_retry_base_seconds)
+                            let backoff = (settings.alerts.retry_base.as_secs() as i64)
                                 .saturating_mul(1 << (attempts - 1).min(20))
                                 .min(MAX_BACKOFF_SECONDS);
                             Some(now + backoff.max(retry_after.unwrap_or(0)))
@@ -232,7 +232,7 @@ impl Alerts {
             "teams" => (render::teams(&summary), "application/json"),
             "discord" => (render::discord(&summary), "application/json"),
             _ => (
-                render::cloudevent(e, &self.pki.settings().public_url),
+                render::cloudevent(e, &self.pki.settings().server.public_url),
                 "application/cloudevents+json; charset=utf-8",
             ),
         };

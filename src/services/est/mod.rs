@@ -283,7 +283,7 @@ impl EstService {
         let (name, profile, channel_binding) = match label {
             None => (
                 String::new(),
-                self.pki.settings().est_default_profile.clone(),
+                self.pki.settings().est.default_profile.clone(),
                 false,
             ),
             Some(l) => {
@@ -298,7 +298,7 @@ impl EstService {
         };
         let profile = self.pki.profile(&profile).await.map_err(|e| match e {
             StoreError::NotFound(_) => Error::NotFound(format!(
-                "EST is not usable here: profile {profile:?} no longer exists (an administrator must change est_default_profile or the label)"
+                "EST is not usable here: profile {profile:?} no longer exists (an administrator must change est.default_profile or the label)"
             )),
             other => other.into(),
         })?;
@@ -404,10 +404,10 @@ impl EstService {
     ///
     /// - Enrollment (`simpleenroll`, `serverkeygen`) by certificate is for devices holding
     ///   a bootstrap (manufacturer) certificate: the chain must lead to a CA of
-    ///   `est_client_ca_file`. A certificate of ours does not let its holder enroll for
+    ///   `est.client_ca_file`. A certificate of ours does not let its holder enroll for
     ///   new names.
     /// - Renewal (`simplereenroll`) is for certificates this server issued (when
-    ///   `est_trust_own_cas`): valid, unrevoked, and issued under the label's profile.
+    ///   `est.trust_own_cas`): valid, unrevoked, and issued under the label's profile.
     async fn trusted_client_cert(
         &self,
         t: &Target,
@@ -417,17 +417,17 @@ impl EstService {
         let settings = self.pki.settings();
         let now = self.pki.now();
         if !renewal {
-            if settings.est_client_cas.is_empty() {
+            if settings.est.client_cas.is_empty() {
                 return Err(Error::Forbidden(
-                    "enrollment by TLS client certificate needs a bootstrap CA (est_client_ca_file); use HTTP Basic credentials, or simplereenroll to renew".into(),
+                    "enrollment by TLS client certificate needs a bootstrap CA (est.client_ca_file); use HTTP Basic credentials, or simplereenroll to renew".into(),
                 ));
             }
-            verify_chain(chain, &settings.est_client_cas, now)?;
+            verify_chain(chain, &settings.est.client_cas, now)?;
             return Ok(());
         }
         let store = self.pki.store();
         let mut anchors: Vec<Vec<u8>> = Vec::new();
-        if settings.est_trust_own_cas {
+        if settings.est.trust_own_cas {
             for ca in store.list_cas().await? {
                 if ca.status == "active"
                     && let Some(der) = ca.cert_der

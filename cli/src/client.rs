@@ -859,8 +859,8 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
 }
 
 /// `certkeeper scan --server ...`: submit the scan, wait for it, print its results.
-pub async fn scan_remote(args: ClientArgs, scan: &crate::scan_cli::ScanArgs) -> anyhow::Result<()> {
-    let body = crate::scan_cli::remote_body(scan)?;
+pub async fn scan_remote(args: ClientArgs, scan: &crate::scan::ScanArgs) -> anyhow::Result<()> {
+    let body = crate::scan::remote_body(scan)?;
     let c = Client::new(args)?;
     let job = c
         .json(Method::POST, "/discovery/scans", Some(body), &[])
@@ -897,7 +897,7 @@ pub async fn scan_remote(args: ClientArgs, scan: &crate::scan_cli::ScanArgs) -> 
             .context("reading the scan results")?;
     emit(
         None,
-        crate::scan_cli::print_observations(scan, &obs)?.as_bytes(),
+        crate::scan::print_observations(scan, &obs)?.as_bytes(),
     )?;
     eprintln!("scan {id}: {}", s(&job, "summary"));
     Ok(())

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use time::OffsetDateTime;
 
-use super::wire;
+use certkeeper_ca::est_wire as wire;
 
 /// An EST failure as the server answered it, or a transport or format problem.
 #[derive(Debug, thiserror::Error)]

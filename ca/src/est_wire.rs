@@ -1,8 +1,8 @@
 //! EST wire formats (RFC 7030): certs-only CMS SignedData, CSR attributes, base64 bodies,
 //! and the `multipart/mixed` answer of server-side key generation.
 
+use crate::KeyAlgorithm;
 use base64::Engine;
-use certkeeper_ca::KeyAlgorithm;
 use yasna::models::ObjectIdentifier;
 use yasna::{DERWriter, Tag};
 

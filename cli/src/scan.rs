@@ -13,7 +13,7 @@ use certkeeper_discovery::{
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::services::discovery::ScanSpec;
+use certkeeper_discovery::ScanSpec;
 
 /// `certkeeper scan ...`
 #[derive(Debug, Clone, Args)]
