@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -391,6 +391,16 @@ struct Tags {
     tags: Vec<String>,
 }
 
+/// A certificate's tags.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CertificateTags)]
+struct CertificateTags {
+    /// The certificate's SHA-256 fingerprint, lower-case hex.
+    fingerprint: String,
+    /// Its tags.
+    tags: Vec<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/alerts/tags/{fingerprint}",
@@ -402,7 +412,7 @@ struct Tags {
         ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
     ),
     responses(
-        (status = 200, description = "The tags.", content((schemas::CertificateTags = "application/json"))),
+        (status = 200, description = "The tags.", content((CertificateTags = "application/json"))),
         (status = 400, description = "The fingerprint is not 64 hex digits.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
@@ -412,9 +422,9 @@ async fn get_tags(
     State(state): State<AppState>,
     _: Reader,
     Path(fingerprint): Path<String>,
-) -> Result<Json<Value>, Error> {
-    let (fp, tags) = state.services.alerts.tags(&fingerprint).await?;
-    Ok(Json(json!({"fingerprint": fp, "tags": tags})))
+) -> Result<Json<CertificateTags>, Error> {
+    let (fingerprint, tags) = state.services.alerts.tags(&fingerprint).await?;
+    Ok(Json(CertificateTags { fingerprint, tags }))
 }
 
 /// Replace a certificate's tags (the `tags` selector of alert rules matches them).
@@ -430,7 +440,7 @@ async fn get_tags(
     ),
     request_body(content((Tags = "application/json")), description = "The new tags."),
     responses(
-        (status = 200, description = "The tags now.", content((schemas::CertificateTags = "application/json"))),
+        (status = 200, description = "The tags now.", content((CertificateTags = "application/json"))),
         (status = 400, description = "The fingerprint is not 64 hex digits, more than 32 tags, or a tag outside 1 to 64 letters, digits or - _ . : /.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -444,11 +454,11 @@ async fn set_tags(
     Admin(auth): Admin,
     Path(fingerprint): Path<String>,
     Json(body): Json<Tags>,
-) -> Result<Json<Value>, Error> {
-    let (fp, tags) = state
+) -> Result<Json<CertificateTags>, Error> {
+    let (fingerprint, tags) = state
         .services
         .alerts
         .set_tags(&fingerprint, &body.tags, &auth.actor)
         .await?;
-    Ok(Json(json!({"fingerprint": fp, "tags": tags})))
+    Ok(Json(CertificateTags { fingerprint, tags }))
 }

@@ -673,15 +673,6 @@ fn certificate_schemas() -> Map<String, Value> {
 
 fn alert_schemas() -> Map<String, Value> {
     let strings = json!({"type": "array", "items": {"type": "string"}});
-    let tag_schemas = [(
-        "CertificateTags",
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["fingerprint", "tags"],
-            "properties": {"fingerprint": {"type": "string"}, "tags": strings.clone()}
-        }),
-    )];
     let selector = json!({
         "type": "object",
         "additionalProperties": false,
@@ -711,7 +702,7 @@ fn alert_schemas() -> Map<String, Value> {
     let mut rule = rule_props.clone();
     rule["id"] = json!({"type": "string"});
     rule["created_at"] = date_time("When it was created.");
-    let mut schemas = object(vec![
+    object(vec![
         (
             "AlertChannel",
             json!({
@@ -823,9 +814,7 @@ fn alert_schemas() -> Map<String, Value> {
                 }
             }),
         ),
-    ]);
-    schemas.extend(tag_schemas.into_iter().map(|(k, v)| (k.to_string(), v)));
-    schemas
+    ])
 }
 
 /// The schema of a record as it is answered when it is created: the object schema of
@@ -1067,7 +1056,6 @@ pub(crate) mod schemas {
         AlertRule,
         AlertSendOutcome,
         AlertSweepResult,
-        CertificateTags,
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
         NameConstraints,
