@@ -1,14 +1,25 @@
 //! `GET /api/v1/openapi.json`: an OpenAPI 3.1 description of every route the server has,
 //! the REST API under `/api/v1` and the public endpoints (AIA, CRL, OCSP, health, metrics).
 //!
-//! The operations under `/api/v1` are derived from the handlers: each one carries a
-//! `#[utoipa::path]` attribute and is mounted with `utoipa_axum::routes!`, which takes the
-//! method and path from that attribute, so the router and the document cannot list different
-//! routes. This module adds what no handler owns: the document's header, the tags, the
-//! bearer security scheme, the shared RFC 7807 responses, the component schemas and the
-//! public endpoints (mounted by `crate::public`). Defaults are taken from the code they
-//! describe (`Profile`, `CaSpec`, `KeyAlgorithm::GENERATABLE`, the settings) so that they
-//! cannot drift.
+//! The operations are derived from the handlers: each one carries a `#[utoipa::path]`
+//! attribute and is mounted with `utoipa_axum::routes!` (the API by `super::router`, the
+//! public endpoints by `crate::public::described`), which takes the method and path from
+//! that attribute, so the routers and the document cannot list different routes. The
+//! request and answer schemas are derived from the Rust types (`#[derive(ToSchema)]`).
+//!
+//! This module adds what no handler or type owns: the document's header, the tags, the
+//! bearer security scheme, the shared RFC 7807 responses, the defaults that come from the
+//! settings, and the schemas that cannot be derived:
+//! - `Problem`: the problem document is built by `crate::problem` as JSON;
+//! - `KeyAlgorithm`, `KeyType`: the values are `certkeeper_ca::KeyAlgorithm`'s list
+//!   (built in Rust in [`schemas`]);
+//! - `NameConstraints`, the profile bodies and `Profile`: types of the ca crate, which does
+//!   not depend on utoipa (the defaults are read from `Profile` itself);
+//! - `ScanRequest`, `Observation`, `ChainReport`, `PresentedCertificate`, `Finding`: types of
+//!   the discovery crate, which does not depend on utoipa;
+//! - `RevocationReason`: names and codes taken as a JSON value and read by `parse_reason`;
+//! - the alert channel, rule, outbox, test and sweep schemas: their answers are built as
+//!   JSON values (times rewritten, secrets left out) rather than typed structs.
 
 use std::sync::Arc;
 
