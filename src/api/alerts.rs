@@ -15,9 +15,9 @@ use super::extract::{Json, Path, Query};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::alerts::NewRule;
 use crate::services::alerts::channels::{self, NewChannel};
 use crate::services::alerts::rules::rfc3339;
+use crate::services::alerts::{DeliveryReport, NewRule, Outcome, SweepReport};
 use crate::store::{OutboxRecord, RuleRecord, Selector};
 
 /// Routes.
@@ -154,7 +154,7 @@ async fn delete_channel(
         ("id" = String, Path, description = "The channel's id or name."),
     ),
     responses(
-        (status = 200, description = "The outcome.", content((schemas::AlertSendOutcome = "application/json"))),
+        (status = 200, description = "The outcome.", content((Outcome = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 404, description = "No such channel.", content((schemas::Problem = "application/problem+json"))),
@@ -167,6 +167,7 @@ async fn test_channel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
     let outcome = state.services.alerts.test_channel(&id, &auth.actor).await?;
+    // Through a JSON value, as before: its keys are written in order.
     Ok(Json(serde_json::to_value(outcome).unwrap_or(Value::Null)))
 }
 
@@ -362,6 +363,16 @@ async fn list_outbox(
     Ok(Json(rows.iter().map(outbox_view).collect()))
 }
 
+/// What `POST /alerts/sweep` did.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertSweepResult)]
+struct SweepResult {
+    /// The outbox pass.
+    delivery: DeliveryReport,
+    /// The expiry sweep.
+    sweep: SweepReport,
+}
+
 #[utoipa::path(
     post,
     path = "/alerts/sweep",
@@ -370,7 +381,7 @@ async fn list_outbox(
     summary = "Evaluate alert rules now",
     description = "Runs the expiry sweep (as the scheduled job does) and then one pass over the outbox. Admin token.",
     responses(
-        (status = 200, description = "What was done.", content((schemas::AlertSweepResult = "application/json"))),
+        (status = 200, description = "What was done.", content((SweepResult = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -378,7 +389,10 @@ async fn list_outbox(
 )]
 async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, Error> {
     let (sweep, delivery) = state.services.alerts.sweep_now().await?;
-    Ok(Json(json!({"sweep": sweep, "delivery": delivery})))
+    // Through a JSON value, as before: its keys are written in order.
+    Ok(Json(
+        serde_json::to_value(SweepResult { delivery, sweep }).unwrap_or(Value::Null),
+    ))
 }
 
 /// Body of `PUT /alerts/tags/{fingerprint}`.

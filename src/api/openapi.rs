@@ -18,8 +18,8 @@
 //! - `ScanRequest`, `Observation`, `ChainReport`, `PresentedCertificate`, `Finding`: types of
 //!   the discovery crate, which does not depend on utoipa;
 //! - `RevocationReason`: names and codes taken as a JSON value and read by `parse_reason`;
-//! - the alert channel, rule, outbox, test and sweep schemas: their answers are built as
-//!   JSON values (times rewritten, secrets left out) rather than typed structs.
+//! - the alert channel, rule and outbox schemas: their answers are built as JSON values
+//!   (times rewritten, secrets left out) rather than typed structs.
 
 use std::sync::Arc;
 
@@ -794,37 +794,6 @@ fn alert_schemas() -> Map<String, Value> {
                 }
             }),
         ),
-        (
-            "AlertSendOutcome",
-            json!({
-                "type": "object",
-                "required": ["result"],
-                "properties": {
-                    "result": {"type": "string", "enum": ["delivered", "failed"]},
-                    "status": {"type": ["integer", "null"], "description": "HTTP status or SMTP reply code."},
-                    "error": {"type": "string"},
-                    "retry_after": {"type": ["integer", "null"]}
-                }
-            }),
-        ),
-        (
-            "AlertSweepResult",
-            json!({
-                "type": "object",
-                "required": ["sweep", "delivery"],
-                "properties": {
-                    "sweep": {"type": "object", "required": ["rules", "fired"], "properties": {
-                        "rules": {"type": "integer", "minimum": 0},
-                        "fired": {"type": "integer", "minimum": 0}
-                    }},
-                    "delivery": {"type": "object", "required": ["delivered", "retried", "dead"], "properties": {
-                        "delivered": {"type": "integer", "minimum": 0},
-                        "retried": {"type": "integer", "minimum": 0},
-                        "dead": {"type": "integer", "minimum": 0}
-                    }}
-                }
-            }),
-        ),
     ])
 }
 
@@ -1065,8 +1034,6 @@ pub(crate) mod schemas {
         AlertChannel,
         AlertOutboxEntry,
         AlertRule,
-        AlertSendOutcome,
-        AlertSweepResult,
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
         NameConstraints,

@@ -30,8 +30,9 @@ const MAX_BACKOFF_SECONDS: i64 = 3600;
 pub const SIGNATURE_HEADER: &str = "x-certkeeper-signature";
 
 /// The result of one send.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "lowercase")]
+#[schema(as = AlertSendOutcome)]
 pub enum Outcome {
     /// The receiver accepted it.
     Delivered {
@@ -50,7 +51,7 @@ pub enum Outcome {
 }
 
 /// What one outbox pass did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct DeliveryReport {
     /// Rows delivered.
     pub delivered: usize,

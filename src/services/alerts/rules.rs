@@ -24,7 +24,7 @@ const DAY: i64 = 86_400;
 const EXPIRED_LOOKBACK: i64 = 7 * DAY;
 
 /// What a sweep did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SweepReport {
     /// Rules evaluated.
     pub rules: usize,
