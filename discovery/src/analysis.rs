@@ -15,24 +15,27 @@ use x509_parser::public_key::PublicKey;
 
 /// The fields recorded for one certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PresentedCertificate))]
 pub struct CertificateInfo {
     /// SHA-256 over the DER encoding, lower-case hex: the inventory key.
     pub fingerprint_sha256: String,
     /// Subject distinguished name (RFC 4514 form).
     pub subject: String,
-    /// Subject common name, if any.
+    /// Subject common name (CN), if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub common_name: Option<String>,
     /// Issuer distinguished name.
     pub issuer: String,
     /// Serial number, lower-case hex without leading zero bytes.
     pub serial: String,
-    /// Start of validity, Unix seconds.
+    /// Start of validity (Unix seconds).
     pub not_before: i64,
-    /// End of validity, Unix seconds.
+    /// End of validity (Unix seconds).
     pub not_after: i64,
     /// DNS names in subjectAltName.
     pub dns_names: Vec<String>,
     /// IP addresses in subjectAltName.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub ip_addresses: Vec<IpAddr>,
     /// Key type: `RSA`, `EC`, `Ed25519`, `DSA` or the algorithm's name.
     pub key_type: String,
@@ -51,6 +54,7 @@ pub struct CertificateInfo {
 
 /// Something worth telling an operator about a presented chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     /// The leaf's notAfter has passed.
@@ -93,14 +97,16 @@ pub struct AnalysisContext {
 
 /// The analysis of one presented chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainReport {
-    /// The presented certificates, leaf first (unparseable ones are left out).
+    /// The presented certificates as presented, leaf first (unparseable ones are left
+    /// out).
     pub certificates: Vec<CertificateInfo>,
-    /// Findings, sorted.
+    /// Findings about the chain, sorted.
     pub findings: Vec<Finding>,
     /// Whether the leaf chains (by signature) to one of certkeeper's CAs.
     pub issued_by_certkeeper: bool,
-    /// Whether the leaf chains to a known anchor.
+    /// Whether the leaf chains to a known anchor (certkeeper's CAs).
     pub trusted: bool,
 }
 

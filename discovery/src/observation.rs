@@ -8,25 +8,49 @@ use crate::starttls::StartTls;
 
 /// The outcome of probing one endpoint, with the chain analysed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Observation {
     /// Address probed.
     pub address: String,
     /// Port probed.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
     pub port: u16,
     /// Server name sent, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub sni: Option<String>,
     /// STARTTLS protocol spoken first, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub starttls: Option<StartTls>,
-    /// `ok`, or why not: `refused`, `timeout`, `starttls`, `tls`, `io`.
+    /// `ok`, or why no certificate was obtained (`refused`, `timeout`, `starttls`, `tls`,
+    /// `io`). TLS 1.2 and 1.3 only: a server that speaks nothing newer than TLS 1.1 shows
+    /// as `tls`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = status_schema))]
     pub status: String,
     /// The error, when the status is not `ok`.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error: Option<String>,
-    /// Negotiated TLS version.
+    /// Negotiated TLS version (`TLSv1_3`, `TLSv1_2`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub tls_version: Option<String>,
     /// Negotiated cipher suite.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub cipher_suite: Option<String>,
     /// The analysed chain, when the handshake completed.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub chain: Option<ChainReport>,
+}
+
+/// [`Observation::status`] as a scan's results have it: they keep no `refused` endpoint.
+#[cfg(feature = "openapi")]
+fn status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(
+            "`ok`, or why no certificate was obtained. TLS 1.2 and 1.3 only: a server that \
+             speaks nothing newer than TLS 1.1 shows as `tls`.",
+        ))
+        .enum_values(Some(["ok", "timeout", "starttls", "tls", "io"]))
+        .build()
 }
 
 impl Observation {

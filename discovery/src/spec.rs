@@ -8,20 +8,25 @@ use crate::{Error, PortSet, ScanPlan, SniMode, StartTls, Target};
 
 /// What a scan request carries: the CLI builds it, the server accepts it as JSON.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ScanRequest))]
 #[serde(deny_unknown_fields)]
 pub struct ScanSpec {
-    /// Targets as written.
+    /// Addresses, CIDR blocks, ranges (`a-b`), host names (every address scanned, the name
+    /// sent as SNI) and `host:port` items.
     pub targets: Vec<String>,
-    /// Port list (`default` when absent).
+    /// Ports and ranges (`443,8443,9000-9010`), or `default` (common TLS ports, the
+    /// default).
     #[serde(default)]
     pub ports: Option<String>,
-    /// Server names to try on every address.
+    /// Server names to try on every address target.
     #[serde(default)]
     pub sni: Vec<String>,
     /// Send no server name at all.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = false))]
     pub no_sni: bool,
-    /// STARTTLS overrides, `proto:port`.
+    /// Overrides of the protocol spoken before TLS, `proto:port` (`smtp:2525`, `none:25`).
+    /// Ports 25/587 (SMTP), 143 (IMAP), 110 (POP3) and 389 (LDAP) use STARTTLS by default.
     #[serde(default)]
     pub starttls: Vec<String>,
 }

@@ -10,6 +10,7 @@ use crate::error::ProbeError;
 
 /// A protocol that upgrades a plaintext connection to TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StartTls {
     /// SMTP (RFC 3207): ports 25 and 587.

@@ -42,7 +42,7 @@ struct Items<T> {
     tag = "Discovery",
     summary = "Start a scan",
     description = "Resolves host names, checks every target against the `discovery.allow` networks, records the scan and runs it in the background; poll the scan for progress. When it finishes, the inventory is updated and the scan's `changes` say what changed at the endpoints it covered. Admin token.",
-    request_body(content((schemas::ScanRequest = "application/json")), description = "What to scan."),
+    request_body(content((ScanSpec = "application/json")), description = "What to scan."),
     responses(
         (status = 202, description = "The scan, running.", content((ScanRecord = "application/json"))),
         (status = 400, description = "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve.", content((schemas::Problem = "application/problem+json"))),
@@ -212,7 +212,6 @@ struct NewSchedule {
     #[serde(default = "yes")]
     #[schema(default = true)]
     enabled: bool,
-    #[schema(value_type = schemas::ScanRequest)]
     scan: ScanSpec,
 }
 

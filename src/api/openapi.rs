@@ -15,8 +15,6 @@
 //!   (built in Rust in [`schemas`]);
 //! - `NameConstraints`, the profile bodies and `Profile`: types of the ca crate, which does
 //!   not depend on utoipa (the defaults are read from `Profile` itself);
-//! - `ScanRequest`, `Observation`, `ChainReport`, `PresentedCertificate`, `Finding`: types of
-//!   the discovery crate, which does not depend on utoipa;
 //! - `RevocationReason`: names and codes taken as a JSON value and read by `parse_reason`;
 //! - the alert channel, rule and outbox schemas: their answers are built as JSON values
 //!   (times rewritten, secrets left out) rather than typed structs.
@@ -291,106 +289,6 @@ fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
 }
 
 // ---------------------------------------------------------------------------------------
-// /api/v1/discovery: the scan request and the observations of a scan are the discovery
-// crate's types (`ScanSpec`, `Observation`, `ChainReport`, `PresentedCertificate`,
-// `Finding`), and that crate does not depend on utoipa, so their schemas are written here.
-
-/// The names `certkeeper_discovery::Finding` serializes to.
-const FINDINGS: [&str; 10] = [
-    "expired",
-    "not_yet_valid",
-    "expiring",
-    "self_signed",
-    "hostname_mismatch",
-    "weak_key",
-    "weak_signature",
-    "incomplete_chain",
-    "untrusted_chain",
-    "chain_truncated",
-];
-
-fn discovery_schemas() -> Map<String, Value> {
-    let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (Unix seconds).")});
-    let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
-    let findings = json!({
-        "type": "array",
-        "description": "Findings about the chain.",
-        "items": <schemas::Finding as utoipa::PartialSchema>::schema()
-    });
-    object(vec![
-        (
-            "ScanRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["targets"],
-                "properties": {
-                    "targets": strings("Addresses, CIDR blocks, ranges (`a-b`), host names (every address scanned, the name sent as SNI) and `host:port` items."),
-                    "ports": {"type": ["string", "null"], "description": "Ports and ranges (`443,8443,9000-9010`), or `default` (common TLS ports, the default)."},
-                    "sni": strings("Server names to try on every address target."),
-                    "no_sni": {"type": "boolean", "default": false, "description": "Send no server name at all."},
-                    "starttls": strings("Overrides of the protocol spoken before TLS, `proto:port` (`smtp:2525`, `none:25`). Ports 25/587 (SMTP), 143 (IMAP), 110 (POP3) and 389 (LDAP) use STARTTLS by default.")
-                }
-            }),
-        ),
-        (
-            "Observation",
-            json!({
-                "type": "object",
-                "required": ["address", "port", "sni", "starttls", "status", "error", "tls_version", "cipher_suite", "chain"],
-                "properties": {
-                    "address": {"type": "string"},
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                    "sni": nullable_string("Server name sent."),
-                    "starttls": {"type": ["string", "null"], "enum": ["smtp", "imap", "pop3", "ldap", null]},
-                    "status": {"type": "string", "enum": ["ok", "timeout", "starttls", "tls", "io"], "description": "`ok`, or why no certificate was obtained. TLS 1.2 and 1.3 only: a server that speaks nothing newer than TLS 1.1 shows as `tls`."},
-                    "error": nullable_string("The error, when not `ok`."),
-                    "tls_version": nullable_string("Negotiated version (`TLSv1_3`, `TLSv1_2`)."),
-                    "cipher_suite": nullable_string("Negotiated cipher suite."),
-                    "chain": {"anyOf": [schema_ref("ChainReport"), {"type": "null"}]}
-                }
-            }),
-        ),
-        (
-            "ChainReport",
-            json!({
-                "type": "object",
-                "required": ["certificates", "findings", "issued_by_certkeeper", "trusted"],
-                "properties": {
-                    "certificates": {"type": "array", "items": schema_ref("PresentedCertificate"), "description": "As presented, leaf first."},
-                    "findings": findings,
-                    "issued_by_certkeeper": {"type": "boolean", "description": "The leaf chains to one of certkeeper's CAs."},
-                    "trusted": {"type": "boolean", "description": "The leaf chains to a known anchor (certkeeper's CAs)."}
-                }
-            }),
-        ),
-        (
-            "PresentedCertificate",
-            json!({
-                "type": "object",
-                "required": ["fingerprint_sha256", "subject", "common_name", "issuer", "serial", "not_before", "not_after", "dns_names", "ip_addresses", "key_type", "key_bits", "signature_algorithm", "is_ca", "self_signed"],
-                "properties": {
-                    "fingerprint_sha256": {"type": "string"},
-                    "subject": {"type": "string"},
-                    "common_name": nullable_string("Subject CN."),
-                    "issuer": {"type": "string"},
-                    "serial": {"type": "string", "description": "Hex."},
-                    "not_before": unix("Validity start"),
-                    "not_after": unix("Validity end"),
-                    "dns_names": strings("DNS names."),
-                    "ip_addresses": strings("IP addresses."),
-                    "key_type": {"type": "string", "description": "`RSA`, `EC`, `Ed25519`, ..."},
-                    "key_bits": {"type": "integer", "minimum": 0},
-                    "signature_algorithm": {"type": "string"},
-                    "is_ca": {"type": "boolean"},
-                    "self_signed": {"type": "boolean"}
-                }
-            }),
-        ),
-    ])
-}
-
-// ---------------------------------------------------------------------------------------
 // components/responses
 
 fn error_responses(max_body_bytes: usize) -> Value {
@@ -445,7 +343,6 @@ fn described_here() -> Map<String, Value> {
     s.extend(ca_schemas());
     s.extend(profile_schemas());
     s.extend(certificate_schemas());
-    s.extend(discovery_schemas());
     s.extend(alert_schemas());
     s
 }
@@ -937,21 +834,6 @@ pub(crate) mod schemas {
 
     impl ToSchema for ScanStatus {}
 
-    /// A finding about a presented chain (`certkeeper_discovery::Finding`, whose crate
-    /// does not depend on utoipa), by its serialized name.
-    pub(crate) struct Finding;
-
-    impl PartialSchema for Finding {
-        fn schema() -> RefOr<Schema> {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(super::FINDINGS))
-                .into()
-        }
-    }
-
-    impl ToSchema for Finding {}
-
     /// A key type certkeeper can generate: the names of `KeyAlgorithm::GENERATABLE`.
     pub(crate) struct KeyAlgorithm;
 
@@ -1027,10 +909,8 @@ pub(crate) mod schemas {
     impl ToSchema for AnyObject {}
 
     named!(
-        ScanRequest,
         RevokeRequest,
         RevocationReason,
-        Observation,
         AlertChannel,
         AlertOutboxEntry,
         AlertRule,
@@ -1046,7 +926,7 @@ pub(crate) mod schemas {
     items_of!(
         ItemsOfDiscoveredCertificate: crate::store::InventoryCertificate,
         ItemsOfDiscoveredEndpoint: crate::store::InventoryEndpoint,
-        ItemsOfObservation: Observation,
+        ItemsOfObservation: certkeeper_discovery::Observation,
         ItemsOfScan: crate::store::ScanRecord,
         ItemsOfScanSchedule: crate::store::ScheduleRecord,
     );

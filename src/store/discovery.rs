@@ -26,7 +26,7 @@ pub struct ScanRecord {
     #[schema(required = true)]
     pub schedule_id: Option<String>,
     /// The request (targets, ports, names, STARTTLS overrides).
-    #[schema(value_type = crate::api::openapi::schemas::ScanRequest)]
+    #[schema(value_type = certkeeper_discovery::ScanSpec)]
     pub spec: Value,
     /// `queued`, `running`, `succeeded` or `failed`.
     #[schema(value_type = crate::api::openapi::schemas::ScanStatus)]
@@ -155,7 +155,7 @@ pub struct InventoryEndpoint {
     /// Fingerprint of the certificate it served when last seen.
     pub fingerprint: String,
     /// Findings about that chain.
-    #[schema(value_type = Vec<crate::api::openapi::schemas::Finding>)]
+    #[schema(value_type = Vec<certkeeper_discovery::Finding>)]
     pub findings: Vec<String>,
     /// TLS version.
     pub tls_version: String,
@@ -201,7 +201,7 @@ pub struct ScheduleRecord {
     /// Unique name.
     pub name: String,
     /// The scan request.
-    #[schema(value_type = crate::api::openapi::schemas::ScanRequest)]
+    #[schema(value_type = certkeeper_discovery::ScanSpec)]
     pub spec: Value,
     /// Cron expression (5 fields, or 6 with seconds), UTC.
     pub cron: String,
