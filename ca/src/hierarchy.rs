@@ -14,21 +14,26 @@ use crate::{
     CaError, CertInfo, KeyAlgorithm, Links, SigningCa, inspect_certificate, parse_pem_or_der_certs,
 };
 
-/// Name constraints for a CA (RFC 5280 §4.2.1.10).
+/// RFC 5280 name constraints written into the CA certificate (§4.2.1.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NameConstraints))]
 #[serde(deny_unknown_fields)]
 pub struct NameConstraintSpec {
     /// DNS subtrees the CA may issue for (`example.com` covers it and every name below).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = json!([])))]
     pub permitted_dns: Vec<String>,
     /// DNS subtrees the CA must not issue for.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = json!([])))]
     pub excluded_dns: Vec<String>,
-    /// IP ranges the CA may issue for.
+    /// IP ranges the CA may issue for, as CIDR (`10.0.0.0/8`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, default = json!([])))]
     pub permitted_ips: Vec<IpNetwork>,
-    /// IP ranges the CA must not issue for.
+    /// IP ranges the CA must not issue for, as CIDR.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, default = json!([])))]
     pub excluded_ips: Vec<IpNetwork>,
 }
 

@@ -214,7 +214,6 @@ struct CreateCa {
     /// pathLenConstraint: how many CA levels may follow below. Unlimited when left out, or one less than the parent's limit for an intermediate.
     #[schema(minimum = 0, maximum = 255)]
     path_len: Option<u8>,
-    #[schema(value_type = Option<schemas::NameConstraints>)]
     name_constraints: Option<NameConstraintSpec>,
 }
 

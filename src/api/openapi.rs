@@ -13,8 +13,8 @@
 //! - `Problem`: the problem document is built by `crate::problem` as JSON;
 //! - `KeyAlgorithm`, `KeyType`: the values are `certkeeper_ca::KeyAlgorithm`'s list
 //!   (built in Rust in [`schemas`]);
-//! - `NameConstraints`, the profile bodies and `Profile`: types of the ca crate, which does
-//!   not depend on utoipa (the defaults are read from `Profile` itself);
+//! - the profile bodies and `Profile`: the server's answer adds the id, the CA and the times
+//!   to the ca crate's `Profile` (the defaults are read from `Profile` itself);
 //! - `RevocationReason`: names and codes taken as a JSON value and read by `parse_reason`;
 //! - the alert channel, rule and outbox schemas: their answers are built as JSON values
 //!   (times rewritten, secrets left out) rather than typed structs.
@@ -340,7 +340,6 @@ fn described_here() -> Map<String, Value> {
             serde_json::to_value(schema).expect("a schema serializes"),
         );
     }
-    s.extend(ca_schemas());
     s.extend(profile_schemas());
     s.extend(certificate_schemas());
     s.extend(alert_schemas());
@@ -394,24 +393,6 @@ fn date_time(description: &str) -> Value {
 
 fn nullable_date_time(description: &str) -> Value {
     json!({"type": ["string", "null"], "format": "date-time", "description": description})
-}
-
-/// `certkeeper_ca::NameConstraintSpec`: the ca crate does not depend on utoipa.
-fn ca_schemas() -> Map<String, Value> {
-    object(vec![(
-        "NameConstraints",
-        json!({
-            "type": "object",
-            "description": "RFC 5280 name constraints written into the CA certificate.",
-            "additionalProperties": false,
-            "properties": {
-                "permitted_dns": {"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS subtrees the CA may issue for (`example.com` covers it and every name below)."},
-                "excluded_dns": {"type": "array", "items": {"type": "string"}, "default": [], "description": "DNS subtrees the CA must not issue for."},
-                "permitted_ips": {"type": "array", "items": {"type": "string", "description": "CIDR, e.g. `10.0.0.0/8`."}, "default": [], "description": "IP ranges the CA may issue for."},
-                "excluded_ips": {"type": "array", "items": {"type": "string", "description": "CIDR."}, "default": [], "description": "IP ranges the CA must not issue for."}
-            }
-        }),
-    )])
 }
 
 /// The policy fields of a profile, with the defaults `Profile` deserialises to.
@@ -916,7 +897,6 @@ pub(crate) mod schemas {
         AlertRule,
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
-        NameConstraints,
         CreateProfileRequest,
         Problem,
         Profile,
