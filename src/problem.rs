@@ -4,9 +4,66 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::{Object, ObjectBuilder, SchemaFormat, Type};
 
 use crate::error::Error;
+
+/// The kinds of problem, as the last part of a problem's `type`.
+const KINDS: [&str; 11] = [
+    "bad-request",
+    "bad-csr",
+    "policy-violation",
+    "unauthorized",
+    "forbidden",
+    "not-found",
+    "conflict",
+    "method-not-allowed",
+    "payload-too-large",
+    "unsupported-media-type",
+    "internal",
+];
+
+/// An RFC 7807 problem document. The fields are in the order of their names, the order
+/// the answers have always had their keys in.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Problem {
+    /// What went wrong in this case.
+    detail: String,
+    /// Policy violations only: the profile whose rule was broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    profile: Option<String>,
+    /// Policy violations only: the rule, as named in the profile's JSON (or `ca_name_constraints`, `issuer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        value_type = String,
+        examples("allowed_dns_names", "max_validity_days", "allowed_key_types", "ca_name_constraints")
+    )]
+    rule: Option<&'static str>,
+    /// The HTTP status code.
+    #[schema(value_type = i64)]
+    status: u16,
+    /// A fixed summary of the kind of problem.
+    title: &'static str,
+    /// The kind of problem.
+    #[serde(rename = "type")]
+    #[schema(schema_with = problem_type)]
+    kind: String,
+}
+
+/// `Problem::kind`: `urn:certkeeper:problem:` and one of [`KINDS`].
+fn problem_type() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("uri".into())))
+        .enum_values(Some(
+            KINDS.iter().map(|k| format!("urn:certkeeper:problem:{k}")),
+        ))
+        .description(Some("The kind of problem."))
+        .build()
+}
 
 /// A refusal at the HTTP edge: a service error, or one that no service ever sees.
 #[derive(Debug, thiserror::Error)]
@@ -106,17 +163,20 @@ impl IntoResponse for HttpError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({
-            "type": format!("urn:certkeeper:problem:{kind}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        if let HttpError::Domain(Error::Policy(v)) = &self {
-            body["profile"] = json!(v.profile);
-            body["rule"] = json!(v.rule);
-        }
-        let mut resp = (status, body.to_string()).into_response();
+        let (profile, rule) = match &self {
+            HttpError::Domain(Error::Policy(v)) => (Some(v.profile.clone()), Some(v.rule)),
+            _ => (None, None),
+        };
+        let body = Problem {
+            detail,
+            profile,
+            rule,
+            status: status.as_u16(),
+            title,
+            kind: format!("urn:certkeeper:problem:{kind}"),
+        };
+        let body = serde_json::to_string(&body).expect("a problem serializes");
+        let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -134,5 +194,56 @@ impl IntoResponse for HttpError {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         HttpError::from(self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use certkeeper_ca::PolicyViolation;
+    use serde_json::json;
+
+    use super::*;
+
+    async fn body(e: HttpError) -> String {
+        let resp = e.into_response();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("the body reads");
+        String::from_utf8(bytes.to_vec()).expect("the body is UTF-8")
+    }
+
+    /// The problem document is written exactly as the JSON object it replaced was: keys in
+    /// the order of their names, `profile` and `rule` only for policy violations.
+    #[tokio::test]
+    async fn problems_keep_their_bytes() {
+        let plain = HttpError::Domain(Error::NotFound("no such CA".into()));
+        assert_eq!(
+            body(plain).await,
+            json!({
+                "type": "urn:certkeeper:problem:not-found",
+                "title": "Not found",
+                "status": 404,
+                "detail": "no such CA",
+            })
+            .to_string()
+        );
+        let v = PolicyViolation {
+            profile: "web".into(),
+            rule: "max_validity_days",
+            detail: "too long".into(),
+        };
+        let detail = Error::Policy(v.clone()).to_string();
+        assert_eq!(
+            body(HttpError::Domain(Error::Policy(v))).await,
+            json!({
+                "type": "urn:certkeeper:problem:policy-violation",
+                "title": "Request violates profile policy",
+                "status": 403,
+                "detail": detail,
+                "profile": "web",
+                "rule": "max_validity_days",
+            })
+            .to_string()
+        );
     }
 }

@@ -10,7 +10,6 @@
 //! This module adds what no handler or type owns: the document's header, the tags, the
 //! bearer security scheme, the shared RFC 7807 responses, the defaults that come from the
 //! settings, and the schemas that cannot be derived:
-//! - `Problem`: the problem document is built by `crate::problem` as JSON;
 //! - `KeyAlgorithm`, `KeyType`: the values are `certkeeper_ca::KeyAlgorithm`'s list
 //!   (built in Rust in [`schemas`]);
 //! - the profile bodies and `Profile`: the server's answer adds the id, the CA and the times
@@ -324,7 +323,6 @@ fn error_responses(max_body_bytes: usize) -> Value {
 /// The component schemas not derived from a Rust type.
 fn described_here() -> Map<String, Value> {
     let mut s = Map::new();
-    s.insert("Problem".into(), problem_schema());
     for (name, schema) in [
         (
             "KeyAlgorithm",
@@ -344,43 +342,6 @@ fn described_here() -> Map<String, Value> {
     s.extend(certificate_schemas());
     s.extend(alert_schemas());
     s
-}
-
-fn problem_schema() -> Value {
-    let kinds = [
-        "bad-request",
-        "bad-csr",
-        "policy-violation",
-        "unauthorized",
-        "forbidden",
-        "not-found",
-        "conflict",
-        "method-not-allowed",
-        "payload-too-large",
-        "unsupported-media-type",
-        "internal",
-    ];
-    let types: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("urn:certkeeper:problem:{k}"))
-        .collect();
-    json!({
-        "type": "object",
-        "description": "An RFC 7807 problem document.",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string", "format": "uri", "enum": types, "description": "The kind of problem."},
-            "title": {"type": "string", "description": "A fixed summary of the kind of problem."},
-            "status": {"type": "integer", "description": "The HTTP status code."},
-            "detail": {"type": "string", "description": "What went wrong in this case."},
-            "profile": {"type": "string", "description": "Policy violations only: the profile whose rule was broken."},
-            "rule": {
-                "type": "string",
-                "description": "Policy violations only: the rule, as named in the profile's JSON (or `ca_name_constraints`, `issuer`).",
-                "examples": ["allowed_dns_names", "max_validity_days", "allowed_key_types", "ca_name_constraints"]
-            }
-        }
-    })
 }
 
 fn nullable_string(description: &str) -> Value {
@@ -889,6 +850,9 @@ pub(crate) mod schemas {
 
     impl ToSchema for AnyObject {}
 
+    /// The RFC 7807 problem document, derived from the type `crate::problem` answers with.
+    pub(crate) use crate::problem::Problem;
+
     named!(
         RevokeRequest,
         RevocationReason,
@@ -898,7 +862,6 @@ pub(crate) mod schemas {
         CreateAlertChannelRequest,
         CreateAlertRuleRequest,
         CreateProfileRequest,
-        Problem,
         Profile,
         UpdateProfileRequest,
     );
