@@ -24,6 +24,7 @@ pub struct PolicyViolation {
 
 /// Key usage bits a profile may grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum KeyUsage {
@@ -49,6 +50,7 @@ impl KeyUsage {
 
 /// Extended key usages a profile may grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum ExtKeyUsage {

@@ -13,7 +13,9 @@
 //! - `KeyAlgorithm`, `KeyType`: the values are `certkeeper_ca::KeyAlgorithm`'s list
 //!   (built in Rust in [`schemas`]);
 //! - the profile bodies and `Profile`: the server's answer adds the id, the CA and the times
-//!   to the ca crate's `Profile` (the defaults are read from `Profile` itself);
+//!   to the ca crate's `Profile` (the defaults are read from `Profile` itself), and the
+//!   request bodies are read as JSON values; `KeyUsage` and `ExtKeyUsage`, which only these
+//!   schemas refer to, are derived in the ca crate and added here;
 //! - `RevocationReason`: names and codes taken as a JSON value and read by `parse_reason`;
 //! - the alert channel, rule and outbox schemas: their answers are built as JSON values
 //!   (times rewritten, secrets left out) rather than typed structs.
@@ -332,6 +334,14 @@ fn described_here() -> Map<String, Value> {
             "KeyType",
             <schemas::KeyType as utoipa::PartialSchema>::schema(),
         ),
+        (
+            "KeyUsage",
+            <certkeeper_ca::KeyUsage as utoipa::PartialSchema>::schema(),
+        ),
+        (
+            "ExtKeyUsage",
+            <certkeeper_ca::ExtKeyUsage as utoipa::PartialSchema>::schema(),
+        ),
     ] {
         s.insert(
             name.into(),
@@ -448,14 +458,6 @@ fn profile_schemas() -> Map<String, Value> {
     view_required.extend(["created_at", "updated_at"]);
 
     object(vec![
-        (
-            "KeyUsage",
-            json!({"type": "string", "enum": ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"]}),
-        ),
-        (
-            "ExtKeyUsage",
-            json!({"type": "string", "enum": ["server_auth", "client_auth", "code_signing", "email_protection", "time_stamping", "ocsp_signing"]}),
-        ),
         (
             "CreateProfileRequest",
             json!({
