@@ -179,9 +179,19 @@ impl TokenService {
         bearer: &str,
         source: Option<String>,
     ) -> Result<Caller, Error> {
+        self.authenticate_hash(&hash_token(bearer), source).await
+    }
+
+    /// The caller whose token hashes to `hash` (see [`hash_token`]), from `source`: what a
+    /// dashboard session carries instead of the secret.
+    pub async fn authenticate_hash(
+        &self,
+        hash: &str,
+        source: Option<String>,
+    ) -> Result<Caller, Error> {
         let rec = self
             .pki
-            .token_by_hash(&hash_token(bearer))
+            .token_by_hash(hash)
             .await?
             .ok_or_else(|| Error::Unauthorized("unknown token".into()))?;
         if rec.revoked_at.is_some() {

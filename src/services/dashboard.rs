@@ -1,0 +1,187 @@
+//! What the dashboard's pages show, each gathered in one call: a page needs facts from
+//! several services (the overview counts certificates, lists CAs, failures and scans), and
+//! a front end calls one service method per request. No rules live here; every fact comes
+//! from the service that owns it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::services::alerts::Alerts;
+use crate::services::cas::CaService;
+use crate::services::certificates::{CertPage, CertificateService, Search};
+use crate::services::discovery::DiscoveryService;
+use crate::services::managed::Managed;
+use crate::services::pki::Pki;
+use crate::services::profiles::ProfileService;
+use crate::store::{
+    CaRecord, CertCounts, ManagedRecord, OutboxRecord, ProfileRecord, ScanRecord, ScheduleRecord,
+};
+
+/// How many recent failures of each kind the overview shows.
+const RECENT_FAILURES: usize = 10;
+
+/// The overview page.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// Certificates by state.
+    pub counts: CertCounts,
+    /// Every CA.
+    pub cas: Vec<CaRecord>,
+    /// Managed certificates whose last renewal failed.
+    pub failed_renewals: Vec<ManagedRecord>,
+    /// Alert notifications that will not be retried.
+    pub dead_alerts: Vec<OutboxRecord>,
+    /// The most recent discovery scan.
+    pub last_scan: Option<ScanRecord>,
+    /// The enabled schedule due first.
+    pub next_scan: Option<ScheduleRecord>,
+    /// When this was read.
+    pub now: OffsetDateTime,
+}
+
+/// A CA in the hierarchy, with what it signed.
+#[derive(Debug, Clone)]
+pub struct HierarchyNode {
+    /// The CA.
+    pub ca: CaRecord,
+    /// Certificates it issued.
+    pub issued: i64,
+    /// Depth below its root (0 for a root or a CA whose issuer is not ours).
+    pub depth: usize,
+}
+
+/// The certificates page: one page of results and the choices its search form offers.
+#[derive(Debug, Clone)]
+pub struct CertificatesPage {
+    /// The results.
+    pub page: CertPage,
+    /// Every CA (to filter by, and to name the issuer of each row).
+    pub cas: Vec<CaRecord>,
+    /// Every profile (to filter by and to issue under).
+    pub profiles: Vec<ProfileRecord>,
+}
+
+/// Gathers what each dashboard page shows from the services that own it.
+#[derive(Debug, Clone)]
+pub struct DashboardService {
+    pki: Arc<Pki>,
+    cas: CaService,
+    certificates: CertificateService,
+    profiles: ProfileService,
+    managed: Arc<Managed>,
+    alerts: Arc<Alerts>,
+    discovery: DiscoveryService,
+}
+
+impl DashboardService {
+    /// The service over the services it reads from.
+    pub fn new(
+        pki: Arc<Pki>,
+        cas: CaService,
+        certificates: CertificateService,
+        profiles: ProfileService,
+        managed: Arc<Managed>,
+        alerts: Arc<Alerts>,
+        discovery: DiscoveryService,
+    ) -> DashboardService {
+        DashboardService {
+            pki,
+            cas,
+            certificates,
+            profiles,
+            managed,
+            alerts,
+            discovery,
+        }
+    }
+
+    /// The overview page.
+    pub async fn overview(&self) -> Result<Overview, Error> {
+        let counts = self.certificates.counts().await?;
+        let cas = self.cas.list().await?;
+        let mut failed_renewals: Vec<ManagedRecord> = self
+            .managed
+            .list()
+            .await?
+            .into_iter()
+            .filter(|m| m.last_error.is_some())
+            .collect();
+        failed_renewals.truncate(RECENT_FAILURES);
+        let dead_alerts = self
+            .alerts
+            .outbox(Some("dead"), RECENT_FAILURES as i64)
+            .await?;
+        let last_scan = self.discovery.list_scans(1).await?.into_iter().next();
+        let next_scan = self
+            .discovery
+            .list_schedules()
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled)
+            .min_by_key(|s| s.next_run);
+        Ok(Overview {
+            counts,
+            cas,
+            failed_renewals,
+            dead_alerts,
+            last_scan,
+            next_scan,
+            now: self.pki.now(),
+        })
+    }
+
+    /// Every CA, each root followed by the CAs below it (depth first), with issued counts.
+    pub async fn hierarchy(&self) -> Result<Vec<HierarchyNode>, Error> {
+        let cas = self.cas.list().await?;
+        let issued: HashMap<String, i64> = self
+            .certificates
+            .issued_counts()
+            .await?
+            .into_iter()
+            .collect();
+        let ids: Vec<&str> = cas.iter().map(|c| c.id.as_str()).collect();
+        let is_top = |c: &CaRecord| {
+            c.parent_id
+                .as_deref()
+                .is_none_or(|p| p == c.id || !ids.contains(&p))
+        };
+        let mut out = Vec::with_capacity(cas.len());
+        let mut stack: Vec<(&CaRecord, usize)> = cas
+            .iter()
+            .filter(|c| is_top(c))
+            .rev()
+            .map(|c| (c, 0))
+            .collect();
+        while let Some((ca, depth)) = stack.pop() {
+            if out.iter().any(|n: &HierarchyNode| n.ca.id == ca.id) {
+                continue;
+            }
+            out.push(HierarchyNode {
+                ca: ca.clone(),
+                issued: issued.get(&ca.id).copied().unwrap_or(0),
+                depth,
+            });
+            for child in cas
+                .iter()
+                .rev()
+                .filter(|c| c.parent_id.as_deref() == Some(&ca.id) && c.id != ca.id)
+            {
+                stack.push((child, depth + 1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of certificates for `search`, with the CAs and profiles to choose from.
+    pub async fn certificates(&self, search: Search) -> Result<CertificatesPage, Error> {
+        let page = self.certificates.search(search).await?;
+        Ok(CertificatesPage {
+            page,
+            cas: self.cas.list().await?,
+            profiles: self.profiles.list().await?,
+        })
+    }
+}
