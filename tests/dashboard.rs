@@ -919,3 +919,113 @@ async fn dashboard_in_chromium() {
     let shots: Vec<_> = std::fs::read_dir(screenshots()).unwrap().collect();
     assert!(shots.len() >= 12, "screenshots were saved");
 }
+
+/// A self-signed certificate for `name` and its key, for a local TLS listener.
+fn self_signed(
+    name: &str,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    (
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+}
+
+/// Serve TLS with the certificate for `name` on `port` of 127.0.0.1 until aborted.
+fn serve_tls(port: u16, name: &str) -> tokio::task::JoinHandle<()> {
+    let (chain, key) = self_signed(name);
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_reuseaddr(true).unwrap();
+    sock.bind(([127, 0, 0, 1], port).into()).unwrap();
+    let listener = sock.listen(128).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(s).await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn discovery_in_chromium() {
+    let s = TestServer::start_with(
+        Db::Sqlite,
+        &[
+            ("CERTKEEPER_DISCOVERY__ALLOW", "127.0.0.1/32"),
+            ("CERTKEEPER_DISCOVERY__TIMEOUT", "1500ms"),
+        ],
+    )
+    .await;
+    let (one, two) = (free_port(), free_port());
+    let _first = serve_tls(one, "one.dash.test");
+    let second = serve_tls(two, "two.dash.test");
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let b = driver.session(profile.path()).await;
+    b.go(&s.url("/sign-in")).await;
+    b.type_into("#token", &s.token).await;
+    b.click("#sign-in").await;
+    b.find("#count-valid").await;
+
+    // Scan both listeners from the form; the scan page follows its progress.
+    let scan = |targets: String| {
+        let b = &b;
+        let s = &s;
+        async move {
+            b.go(&s.url("/discovery")).await;
+            b.type_into("#scan-now textarea[name=targets]", &targets)
+                .await;
+            b.click("#scan-submit").await;
+            b.wait_text("#scan-status", "succeeded").await;
+        }
+    };
+    let targets = format!("127.0.0.1:{one}\n127.0.0.1:{two}");
+    scan(targets.clone()).await;
+    b.wait_text("#scan-results", "one.dash.test").await;
+    b.wait_text("#scan-results", "two.dash.test").await;
+    b.screenshot("discovery-scan").await;
+
+    // The second listener now serves another certificate: the next scan says so.
+    second.abort();
+    let _ = second.await;
+    let _second = serve_tls(two, "two-renewed.dash.test");
+    scan(targets).await;
+    b.wait_text("#changes-new_certificates", "two-renewed.dash.test")
+        .await;
+    let changed = b.text("#changes-changed").await;
+    assert!(changed.contains(&format!("127.0.0.1:{two}")), "{changed}");
+    assert!(!changed.contains(&format!("127.0.0.1:{one}")), "{changed}");
+    b.screenshot("discovery-changes").await;
+
+    // The inventory, filtered: both self-signed, neither issued here.
+    b.go(&s.url("/discovery/endpoints?finding=self_signed"))
+        .await;
+    b.wait_text("#endpoints", "two-renewed.dash.test").await;
+    assert!(b.text("#endpoints").await.contains("one.dash.test"));
+    b.screenshot("discovery-endpoints").await;
+    b.go(&s.url("/discovery/endpoints?finding=weak_key")).await;
+    let weak = b.text("#endpoints").await;
+    assert!(!weak.contains("dash.test"), "{weak}");
+    b.close().await;
+}

@@ -17,7 +17,8 @@ use crate::services::managed::Managed;
 use crate::services::pki::Pki;
 use crate::services::profiles::ProfileService;
 use crate::store::{
-    CaRecord, CertCounts, ManagedRecord, OutboxRecord, ProfileRecord, ScanRecord, ScheduleRecord,
+    CaRecord, CertCounts, InventoryCertificate, InventoryEndpoint, ManagedRecord, OutboxRecord,
+    ProfileRecord, ScanRecord, ScheduleRecord,
 };
 
 /// How many recent failures of each kind the overview shows.
@@ -62,6 +63,15 @@ pub struct CertificatesPage {
     pub cas: Vec<CaRecord>,
     /// Every profile (to filter by and to issue under).
     pub profiles: Vec<ProfileRecord>,
+}
+
+/// The discovery inventory: endpoints, and the certificates they serve by fingerprint.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Every endpoint seen.
+    pub endpoints: Vec<InventoryEndpoint>,
+    /// Every certificate seen, by fingerprint.
+    pub certificates: HashMap<String, InventoryCertificate>,
 }
 
 /// Gathers what each dashboard page shows from the services that own it.
@@ -173,6 +183,29 @@ impl DashboardService {
             }
         }
         Ok(out)
+    }
+
+    /// A discovery scan and its results.
+    pub async fn scan(&self, id: &str) -> Result<(ScanRecord, Vec<serde_json::Value>), Error> {
+        let scan = self.discovery.scan(id).await?;
+        let results = self.discovery.scan_results(id).await?;
+        Ok((scan, results))
+    }
+
+    /// The discovery inventory.
+    pub async fn inventory(&self) -> Result<Inventory, Error> {
+        let endpoints = self.discovery.endpoints().await?;
+        let certificates = self
+            .discovery
+            .certificates()
+            .await?
+            .into_iter()
+            .map(|c| (c.fingerprint.clone(), c))
+            .collect();
+        Ok(Inventory {
+            endpoints,
+            certificates,
+        })
     }
 
     /// A page of certificates for `search`, with the CAs and profiles to choose from.

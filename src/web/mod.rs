@@ -10,6 +10,7 @@
 mod audit;
 mod cas;
 mod certs;
+mod discovery;
 mod layout;
 mod overview;
 mod profiles;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(profiles::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(discovery::router())
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(style))
         .layer(axum::middleware::map_response(harden))
