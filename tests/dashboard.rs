@@ -408,6 +408,115 @@ async fn read_only_views_without_javascript_postgres() {
     read_only_views_without_javascript(Db::Postgres).await;
 }
 
+/// A webhook receiver on 127.0.0.1 that accepts everything; returns its URL.
+async fn accepting_receiver() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 65536];
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf)).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn alerts_and_managed_pages_without_javascript() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let url = accepting_receiver().await;
+    let (st, ch) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({"name": "ops-hook", "kind": "webhook", "url": url, "hmac_key": "sekrit-key"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{ch}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "web", "profile": "default", "dns_names": ["web.managed.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let mid = m["id"].as_str().unwrap();
+
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+
+    // Alerts: the channel (never its secret), and "send test" reaches the receiver.
+    let alerts = b.get("/alerts").await;
+    assert_eq!(alerts.status, 200, "{}", alerts.body);
+    assert!(alerts.body.contains("ops-hook") && !alerts.body.contains("sekrit-key"));
+    let csrf = alerts.csrf();
+    let test = b
+        .post(
+            &format!("/alerts/channels/{}/test", ch["id"].as_str().unwrap()),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(test.status, 200, "{}", test.body);
+    assert!(
+        test.body.contains("Test notification delivered"),
+        "{}",
+        test.body
+    );
+    let outbox = b.get("/alerts?status=dead").await;
+    assert_eq!(outbox.status, 200);
+
+    // Managed: listed, its versions, and "renew now" makes version 2.
+    let list = b.get("/managed").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("web") && list.body.contains(mid));
+    let detail = b.get(&format!("/managed/{mid}")).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert!(detail.body.contains("id=\"renew-now\""));
+    let csrf = detail.csrf();
+    let forged = b.post(&format!("/managed/{mid}/renew"), &[]).await;
+    assert_eq!(forged.status, 403);
+    let renewed = b
+        .post(&format!("/managed/{mid}/renew"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(renewed.status, 303, "{}", renewed.body);
+    let (_, after) = s.api(Method::GET, &format!("/managed/{mid}"), None).await;
+    assert_eq!(after["current_version"], 2, "{after}");
+    let detail = b.get(&format!("/managed/{mid}")).await;
+    assert_eq!(
+        detail.body.matches("/certificates/").count(),
+        2,
+        "two versions listed"
+    );
+
+    // A viewer reads both lists' pages it may, without the actions.
+    let (_, viewer) = s
+        .api(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "watcher", "role": "viewer"})),
+        )
+        .await;
+    let mut v = Plain::new(&s);
+    assert_eq!(
+        v.sign_in(viewer["token"].as_str().unwrap()).await.status,
+        303
+    );
+    assert_eq!(v.get("/alerts").await.status, 403);
+    let vd = v.get(&format!("/managed/{mid}")).await;
+    assert_eq!(vd.status, 200);
+    assert!(!vd.body.contains("renew-now") && !vd.body.contains("sync-now"));
+}
+
 // ---------------------------------------------------------------------------------------
 // In Chromium, over WebDriver
 // ---------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! What the dashboard's pages show, each gathered in one call: a page needs facts from
 //! several services (the overview counts certificates, lists CAs, failures and scans), and
 //! a front end calls one service method per request. No rules live here; every fact comes
-//! from the service that owns it.
+//! from the service that owns it. The two actions here (renew or push a managed
+//! certificate now) read the certificate, let the caller's permit decide from its profile,
+//! and hand over to the managed-certificate service, as the REST handlers do.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,12 +15,12 @@ use crate::services::alerts::Alerts;
 use crate::services::cas::CaService;
 use crate::services::certificates::{CertPage, CertificateService, Search};
 use crate::services::discovery::DiscoveryService;
-use crate::services::managed::Managed;
-use crate::services::pki::Pki;
+use crate::services::managed::{Managed, ManagedDetail};
+use crate::services::pki::{Actor, Pki};
 use crate::services::profiles::ProfileService;
 use crate::store::{
-    CaRecord, CertCounts, InventoryCertificate, InventoryEndpoint, ManagedRecord, OutboxRecord,
-    ProfileRecord, ScanRecord, ScheduleRecord,
+    CaRecord, CertCounts, ChannelRecord, InventoryCertificate, InventoryEndpoint, ManagedRecord,
+    OutboxRecord, ProfileRecord, RuleRecord, ScanRecord, ScheduleRecord,
 };
 
 /// How many recent failures of each kind the overview shows.
@@ -72,6 +74,17 @@ pub struct Inventory {
     pub endpoints: Vec<InventoryEndpoint>,
     /// Every certificate seen, by fingerprint.
     pub certificates: HashMap<String, InventoryCertificate>,
+}
+
+/// The alerts page: channels, rules and a slice of the outbox.
+#[derive(Debug, Clone)]
+pub struct AlertsPage {
+    /// Every channel.
+    pub channels: Vec<ChannelRecord>,
+    /// Every rule.
+    pub rules: Vec<RuleRecord>,
+    /// Outbox rows, newest first.
+    pub outbox: Vec<OutboxRecord>,
 }
 
 /// Gathers what each dashboard page shows from the services that own it.
@@ -183,6 +196,47 @@ impl DashboardService {
             }
         }
         Ok(out)
+    }
+
+    /// Channels, rules and up to `limit` outbox rows of `status` (every status when none).
+    pub async fn alerts(&self, status: Option<&str>, limit: i64) -> Result<AlertsPage, Error> {
+        Ok(AlertsPage {
+            outbox: self.alerts.outbox(status, limit).await?,
+            channels: self.alerts.list_channels().await?,
+            rules: self.alerts.list_rules().await?,
+        })
+    }
+
+    /// A managed certificate (id or name) with its versions, bindings and events.
+    pub async fn managed(&self, id: &str) -> Result<ManagedDetail, Error> {
+        let m = self.managed.get(id).await?;
+        self.managed.detail(m).await
+    }
+
+    /// Renew a managed certificate now; `permit` decides from its profile whether the
+    /// caller may.
+    pub async fn renew_managed(
+        &self,
+        id: &str,
+        permit: impl FnOnce(&str) -> Result<(), Error>,
+        actor: &Actor,
+    ) -> Result<ManagedRecord, Error> {
+        let m = self.managed.get(id).await?;
+        permit(&m.profile_name)?;
+        self.managed.renew_now(&m.id, actor).await
+    }
+
+    /// Push a managed certificate to its destinations now; `permit` decides from its
+    /// profile whether the caller may.
+    pub async fn sync_managed(
+        &self,
+        id: &str,
+        permit: impl FnOnce(&str) -> Result<(), Error>,
+    ) -> Result<ManagedRecord, Error> {
+        let m = self.managed.get(id).await?;
+        permit(&m.profile_name)?;
+        self.managed.sync_now(&m.id).await?;
+        Ok(m)
     }
 
     /// A discovery scan and its results.

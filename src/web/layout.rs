@@ -11,12 +11,14 @@ use crate::services::sessions::Session;
 use crate::store::Role;
 
 /// The dashboard's sections, in the order of the navigation bar: (path, title, who sees it).
-const SECTIONS: [(&str, &str, bool); 7] = [
+const SECTIONS: [(&str, &str, bool); 9] = [
     ("/", "Overview", false),
     ("/hierarchy", "CA hierarchy", false),
     ("/certificates", "Certificates", false),
     ("/profiles", "Profiles", false),
     ("/discovery", "Discovery", false),
+    ("/managed", "Managed", false),
+    ("/alerts", "Alerts", true),
     ("/tokens", "Tokens", true),
     ("/audit", "Audit log", true),
 ];

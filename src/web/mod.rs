@@ -7,11 +7,13 @@
 //! The pages show only the actions the signed-in token's role may take; the services check
 //! the role again, exactly as for the API.
 
+mod alerts;
 mod audit;
 mod cas;
 mod certs;
 mod discovery;
 mod layout;
+mod managed;
 mod overview;
 mod profiles;
 pub mod session;
@@ -42,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(audit::router())
         .merge(discovery::router())
+        .merge(alerts::router())
+        .merge(managed::router())
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(style))
         .layer(axum::middleware::map_response(harden))
