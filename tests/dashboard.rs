@@ -517,6 +517,109 @@ async fn alerts_and_managed_pages_without_javascript() {
     assert!(!vd.body.contains("renew-now") && !vd.body.contains("sync-now"));
 }
 
+#[tokio::test]
+async fn acme_and_est_pages_without_javascript() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let cert = issue(&s, "ari.dash.test").await;
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+
+    // ACME: an EAB key made through the form; its MAC key is shown once.
+    let acme = b.get("/enrollment/acme").await;
+    assert_eq!(acme.status, 200, "{}", acme.body);
+    assert!(
+        acme.body.contains("/acme/default/directory"),
+        "{}",
+        acme.body
+    );
+    let csrf = acme.csrf();
+    let made = b
+        .post(
+            "/enrollment/acme/eab",
+            &[
+                ("csrf", &csrf),
+                ("name", "ci-runner"),
+                ("profile", "default"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let at = made.body.find("id=\"eab-hmac\">").unwrap() + "id=\"eab-hmac\">".len();
+    let hmac = &made.body[at..at + made.body[at..].find('<').unwrap()];
+    assert!(hmac.len() >= 40, "{hmac}");
+    let list = b.get("/enrollment/acme").await;
+    assert!(list.body.contains("ci-runner") && !list.body.contains(hmac));
+    // Move a certificate's renewal window earlier.
+    let moved = b
+        .post(
+            "/enrollment/acme/renewal-window",
+            &[
+                ("csrf", &csrf),
+                ("certificate", cert["id"].as_str().unwrap()),
+                ("start", "2026-01-01T00:00"),
+                ("end", "2026-01-02T00:00"),
+            ],
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert!(
+        moved.body.contains("2026-01-01 00:00 UTC"),
+        "{}",
+        moved.body
+    );
+    let bad = b
+        .post(
+            "/enrollment/acme/renewal-window",
+            &[
+                ("csrf", &csrf),
+                ("start", "2026-01-02T00:00"),
+                ("end", "2026-01-01T00:00"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // EST: a one-time credential, its password shown once; disabling it.
+    let est = b.get("/enrollment/est").await;
+    assert_eq!(est.status, 200);
+    let csrf = est.csrf();
+    let made = b
+        .post(
+            "/enrollment/est",
+            &[("csrf", &csrf), ("username", "device-1"), ("max_uses", "1")],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let at = made.body.find("id=\"est-password\">").unwrap() + "id=\"est-password\">".len();
+    let password = &made.body[at..at + made.body[at..].find('<').unwrap()];
+    assert!(password.len() >= 12);
+    let list = b.get("/enrollment/est").await;
+    assert!(list.body.contains("device-1") && !list.body.contains(password));
+    let (_, creds) = s.api(Method::GET, "/est/credentials", None).await;
+    let id = creds["items"]
+        .as_array()
+        .or(creds.as_array())
+        .unwrap()
+        .iter()
+        .find(|c| c["username"] == "device-1")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = b
+        .post(&format!("/enrollment/est/credentials/{id}/revoke"), &[])
+        .await;
+    assert_eq!(forged.status, 403);
+    let off = b
+        .post(
+            &format!("/enrollment/est/credentials/{id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(off.status, 303, "{}", off.body);
+    assert!(b.get("/enrollment/est").await.body.contains("disabled "));
+}
+
 // ---------------------------------------------------------------------------------------
 // In Chromium, over WebDriver
 // ---------------------------------------------------------------------------------------

@@ -15,12 +15,14 @@ use crate::services::alerts::Alerts;
 use crate::services::cas::CaService;
 use crate::services::certificates::{CertPage, CertificateService, Search};
 use crate::services::discovery::DiscoveryService;
+use crate::services::est::EstService;
 use crate::services::managed::{Managed, ManagedDetail};
 use crate::services::pki::{Actor, Pki};
 use crate::services::profiles::ProfileService;
 use crate::store::{
-    CaRecord, CertCounts, ChannelRecord, InventoryCertificate, InventoryEndpoint, ManagedRecord,
-    OutboxRecord, ProfileRecord, RuleRecord, ScanRecord, ScheduleRecord,
+    CaRecord, CertCounts, ChannelRecord, EstCredential, EstLabel, InventoryCertificate,
+    InventoryEndpoint, ManagedRecord, OutboxRecord, ProfileRecord, RuleRecord, ScanRecord,
+    ScheduleRecord,
 };
 
 /// How many recent failures of each kind the overview shows.
@@ -87,6 +89,25 @@ pub struct AlertsPage {
     pub outbox: Vec<OutboxRecord>,
 }
 
+/// The services the dashboard reads from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// CAs.
+    pub cas: CaService,
+    /// Certificates.
+    pub certificates: CertificateService,
+    /// Profiles.
+    pub profiles: ProfileService,
+    /// Managed certificates.
+    pub managed: Arc<Managed>,
+    /// Alerts.
+    pub alerts: Arc<Alerts>,
+    /// Discovery.
+    pub discovery: DiscoveryService,
+    /// EST.
+    pub est: EstService,
+}
+
 /// Gathers what each dashboard page shows from the services that own it.
 #[derive(Debug, Clone)]
 pub struct DashboardService {
@@ -97,19 +118,21 @@ pub struct DashboardService {
     managed: Arc<Managed>,
     alerts: Arc<Alerts>,
     discovery: DiscoveryService,
+    est: EstService,
 }
 
 impl DashboardService {
     /// The service over the services it reads from.
-    pub fn new(
-        pki: Arc<Pki>,
-        cas: CaService,
-        certificates: CertificateService,
-        profiles: ProfileService,
-        managed: Arc<Managed>,
-        alerts: Arc<Alerts>,
-        discovery: DiscoveryService,
-    ) -> DashboardService {
+    pub fn new(pki: Arc<Pki>, from: Sources) -> DashboardService {
+        let Sources {
+            cas,
+            certificates,
+            profiles,
+            managed,
+            alerts,
+            discovery,
+            est,
+        } = from;
         DashboardService {
             pki,
             cas,
@@ -118,6 +141,7 @@ impl DashboardService {
             managed,
             alerts,
             discovery,
+            est,
         }
     }
 
@@ -237,6 +261,11 @@ impl DashboardService {
         permit(&m.profile_name)?;
         self.managed.sync_now(&m.id).await?;
         Ok(m)
+    }
+
+    /// Every EST label and every EST credential (without passwords).
+    pub async fn est(&self) -> Result<(Vec<EstLabel>, Vec<EstCredential>), Error> {
+        Ok((self.est.labels().await?, self.est.credentials().await?))
     }
 
     /// A discovery scan and its results.

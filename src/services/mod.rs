@@ -85,15 +85,19 @@ impl Services {
         let managed = Arc::new(managed::Managed::new(pki.clone()));
         let alerts = Arc::new(alerts::Alerts::new(pki.clone()));
         let discovery = discovery::DiscoveryService::new(pki.clone(), jobs.clone());
+        let est = est::EstService::new(pki.clone());
         Services {
             dashboard: dashboard::DashboardService::new(
                 pki.clone(),
-                cas.clone(),
-                certificates.clone(),
-                profiles.clone(),
-                managed.clone(),
-                alerts.clone(),
-                discovery.clone(),
+                dashboard::Sources {
+                    cas: cas.clone(),
+                    certificates: certificates.clone(),
+                    profiles: profiles.clone(),
+                    managed: managed.clone(),
+                    alerts: alerts.clone(),
+                    discovery: discovery.clone(),
+                    est: est.clone(),
+                },
             ),
             cas,
             profiles,
@@ -101,7 +105,7 @@ impl Services {
             tokens: tokens::TokenService::new(pki.clone()),
             sessions: sessions::SessionService::new(pki.clone()),
             audit: audit::AuditService::new(pki.clone()),
-            est: est::EstService::new(pki.clone()),
+            est,
             acme: acme::AcmeService::new(pki.clone()),
             managed,
             alerts,

@@ -11,7 +11,7 @@ use crate::services::sessions::Session;
 use crate::store::Role;
 
 /// The dashboard's sections, in the order of the navigation bar: (path, title, who sees it).
-const SECTIONS: [(&str, &str, bool); 9] = [
+const SECTIONS: [(&str, &str, bool); 11] = [
     ("/", "Overview", false),
     ("/hierarchy", "CA hierarchy", false),
     ("/certificates", "Certificates", false),
@@ -19,6 +19,8 @@ const SECTIONS: [(&str, &str, bool); 9] = [
     ("/discovery", "Discovery", false),
     ("/managed", "Managed", false),
     ("/alerts", "Alerts", true),
+    ("/enrollment/acme", "ACME", true),
+    ("/enrollment/est", "EST", true),
     ("/tokens", "Tokens", true),
     ("/audit", "Audit log", true),
 ];

@@ -16,6 +16,7 @@ mod layout;
 mod managed;
 mod overview;
 mod profiles;
+mod protocols;
 pub mod session;
 mod tokens;
 
@@ -46,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .merge(discovery::router())
         .merge(alerts::router())
         .merge(managed::router())
+        .merge(protocols::router())
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(style))
         .layer(axum::middleware::map_response(harden))
