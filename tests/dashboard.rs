@@ -620,6 +620,89 @@ async fn acme_and_est_pages_without_javascript() {
     assert!(b.get("/enrollment/est").await.body.contains("disabled "));
 }
 
+/// The common names of the certificate rows of a certificates page, in order.
+fn row_names(html: &str) -> Vec<String> {
+    html.split("<a href=\"/certificates/")
+        .skip(1)
+        .filter_map(|rest| {
+            let text = &rest[rest.find('>')? + 1..];
+            Some(text[..text.find('<')?].to_string())
+        })
+        .collect()
+}
+
+/// The link of a page's "Next page".
+fn next_page(html: &str) -> String {
+    let at = html.find("id=\"next-page\"").expect("a next page");
+    let tag = &html[html[..at].rfind('<').unwrap()..];
+    let tag = &tag[..tag.find('>').unwrap()];
+    let href = &tag[tag.find("href=\"").unwrap() + 6..];
+    href[..href.find('"').unwrap()].replace("&amp;", "&")
+}
+
+async fn certificates_page_by_page_and_sorted(db: Db) {
+    let s = TestServer::start(db).await;
+    // 55 certificates; each later one ends sooner.
+    for i in 0..55 {
+        let name = format!("p{i}.dash.test");
+        let (st, body) = s
+            .api(
+                Method::POST,
+                "/certificates/generate",
+                Some(
+                    json!({"profile": "default", "dns_names": [name], "common_name": name,
+                    "validity_days": 80 - i}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+    }
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+
+    // Newest first, 50 a page, and a link to the rest.
+    let first = b.get("/certificates?profile=default").await;
+    let names = row_names(&first.body);
+    assert_eq!(names.len(), 50, "{names:?}");
+    assert_eq!(names[0], "p54.dash.test");
+    let next = next_page(&first.body);
+    let second = b.get(&next).await;
+    let rest = row_names(&second.body);
+    assert_eq!(rest.len(), 5, "{rest:?}");
+    assert_eq!(rest[4], "p0.dash.test");
+    assert!(!second.body.contains("next-page"));
+
+    // Soonest end first, paged the same way.
+    let first = b.get("/certificates?profile=default&sort=expiry").await;
+    let names = row_names(&first.body);
+    assert_eq!(names[0], "p54.dash.test");
+    assert_eq!(names[49], "p5.dash.test");
+    let next = next_page(&first.body);
+    assert!(next.contains("sort=expiry"), "{next}");
+    let rest = row_names(&b.get(&next).await.body);
+    assert_eq!(
+        rest,
+        [
+            "p4.dash.test",
+            "p3.dash.test",
+            "p2.dash.test",
+            "p1.dash.test",
+            "p0.dash.test"
+        ]
+    );
+    assert_eq!(b.get("/certificates?sort=sideways").await.status, 400);
+}
+
+#[tokio::test]
+async fn certificates_page_by_page_and_sorted_sqlite() {
+    certificates_page_by_page_and_sorted(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn certificates_page_by_page_and_sorted_postgres() {
+    certificates_page_by_page_and_sorted(Db::Postgres).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // In Chromium, over WebDriver
 // ---------------------------------------------------------------------------------------
@@ -1098,6 +1181,19 @@ async fn dashboard_in_chromium() {
     b.go(&s.url("/audit?action=certificate.revoke")).await;
     b.wait_text("#audit", &id).await;
     b.screenshot("audit").await;
+
+    // The other admin pages render in the browser too.
+    for (path, shown, name) in [
+        ("/discovery", "#scans", "discovery"),
+        ("/managed", "#managed", "managed"),
+        ("/alerts", "#channels", "alerts"),
+        ("/enrollment/acme", "#eab-keys", "acme"),
+        ("/enrollment/est", "#est-credentials", "est"),
+    ] {
+        b.go(&s.url(path)).await;
+        b.find(shown).await;
+        b.screenshot(name).await;
+    }
 
     // Sign out.
     b.click("#sign-out").await;

@@ -442,6 +442,7 @@ async fn list(
         expiring_before: q.expiring_before,
         limit: q.limit,
         after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        by_expiry: false,
     };
     let page = state.services.certificates.search(search).await?;
     let next_cursor = if page.more {

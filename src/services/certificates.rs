@@ -28,16 +28,23 @@ pub const REASONS: [(&str, &str, u8); 8] = [
     ("aACompromise", "aa_compromise", 10),
 ];
 
-/// The keyset cursor that continues a search after `c` (opaque to callers).
+/// The keyset cursor that continues a newest-first search after `c` (opaque to callers).
 pub fn encode_cursor(c: &CertRecord) -> String {
+    encode_cursor_in(c, false)
+}
+
+/// The keyset cursor that continues a search after `c`, newest first or (with
+/// `by_expiry`) soonest end first.
+pub fn encode_cursor_in(c: &CertRecord, by_expiry: bool) -> String {
+    let key = if by_expiry { c.not_after } else { c.created_at };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
         "{}.{}",
-        c.created_at.unix_timestamp(),
+        key.unix_timestamp(),
         c.id
     ))
 }
 
-/// The (created_at, id) a cursor from [`encode_cursor`] holds.
+/// The (sort key, id) a cursor from [`encode_cursor_in`] holds.
 pub fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
     let bad = || Error::BadRequest("malformed cursor".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -126,8 +133,11 @@ pub struct Search {
     pub expiring_before: Option<OffsetDateTime>,
     /// Page size.
     pub limit: Option<i64>,
-    /// Keyset cursor: (created_at, id) of the previous page's last row.
+    /// Keyset cursor from [`encode_cursor`] of the previous page's last row (in the same
+    /// order).
     pub after: Option<(i64, String)>,
+    /// Soonest end first instead of newest first.
+    pub by_expiry: bool,
 }
 
 /// A page of certificates, newest first, and whether more follow.
@@ -258,6 +268,7 @@ impl CertificateService {
                 .map(|s| s.trim().replace(':', "").to_ascii_lowercase()),
             expiring_before: q.expiring_before,
             after: q.after,
+            by_expiry: q.by_expiry,
             limit: limit + 1,
         };
         let now = self.pki.now();

@@ -141,8 +141,11 @@ pub struct CertFilter {
     pub fingerprint: Option<String>,
     /// Only certificates whose `not_after` is before this.
     pub expiring_before: Option<OffsetDateTime>,
-    /// Keyset cursor: (created_at, id) of the previous page's last row.
+    /// Keyset cursor: the sort key (created_at, or not_after when sorting by expiry) and id
+    /// of the previous page's last row.
     pub after: Option<(i64, String)>,
+    /// Soonest end first instead of newest first.
+    pub by_expiry: bool,
     /// Page size.
     pub limit: i64,
 }
@@ -319,9 +322,11 @@ impl Store {
             args.push(Arg::Int(*at));
             args.push(Arg::Text(id.clone()));
             let (a, b) = (args.len() - 1, args.len());
-            conds.push(format!(
-                "(created_at < ${a} OR (created_at = ${a} AND id < ${b}))"
-            ));
+            conds.push(if f.by_expiry {
+                format!("(not_after > ${a} OR (not_after = ${a} AND id > ${b}))")
+            } else {
+                format!("(created_at < ${a} OR (created_at = ${a} AND id < ${b}))")
+            });
         }
         args.push(Arg::Int(f.limit));
         let limit_n = args.len();
@@ -330,8 +335,13 @@ impl Store {
         } else {
             format!("WHERE {}", conds.join(" AND "))
         };
+        let order = if f.by_expiry {
+            "not_after ASC, id ASC"
+        } else {
+            "created_at DESC, id DESC"
+        };
         let sql = format!(
-            "SELECT {COLS} FROM certificates {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${limit_n}"
+            "SELECT {COLS} FROM certificates {where_clause} ORDER BY {order} LIMIT ${limit_n}"
         );
         let mut q = sqlx::query(&sql);
         for a in args {

@@ -17,7 +17,7 @@ use super::session::Signed;
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::certificates::{GenerateRequest, Search, Validity};
-use crate::services::certificates::{REASONS, decode_cursor, encode_cursor};
+use crate::services::certificates::{REASONS, decode_cursor, encode_cursor_in};
 use crate::store::CertRecord;
 
 /// Rows per page.
@@ -44,6 +44,8 @@ struct ListQuery {
     status: String,
     profile: String,
     ca: String,
+    /// `newest` (default) or `expiry` (soonest end first).
+    sort: String,
     cursor: String,
 }
 
@@ -71,6 +73,11 @@ fn search_of(q: &ListQuery, now: OffsetDateTime) -> Result<Search, Error> {
         profile: opt(&q.profile),
         limit: Some(PAGE_SIZE),
         after: opt(&q.cursor).as_deref().map(decode_cursor).transpose()?,
+        by_expiry: match q.sort.as_str() {
+            "" | "newest" => false,
+            "expiry" => true,
+            other => return Err(Error::BadRequest(format!("cannot sort by {other:?}"))),
+        },
         ..Search::default()
     };
     if let Some(text) = opt(&q.q) {
@@ -120,12 +127,13 @@ async fn list(
                 ("status", &q.status),
                 ("profile", &q.profile),
                 ("ca", &q.ca),
+                ("sort", &q.sort),
             ] {
                 if !v.is_empty() {
                     u.append_pair(k, v);
                 }
             }
-            u.append_pair("cursor", &encode_cursor(last));
+            u.append_pair("cursor", &encode_cursor_in(last, q.sort == "expiry"));
             format!("/certificates?{}", u.finish())
         })
     } else {
@@ -163,6 +171,10 @@ async fn list(
                 @for ca in &p.cas {
                     option value=(ca.id) selected=[selected(q.ca == ca.id || q.ca == ca.name)] { (ca.name) }
                 }
+            }
+            select name="sort" {
+                option value="newest" { "newest first" }
+                option value="expiry" selected=[selected(q.sort == "expiry")] { "soonest end first" }
             }
             button type="submit" #search-submit { "Search" }
         }
