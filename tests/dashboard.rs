@@ -322,6 +322,38 @@ async fn read_only_views_without_javascript(db: Db) {
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("invalid profile"), "{}", bad.body);
 
+    // Tags: set through the form, shown on the page, the same as the API reads them.
+    let csrf = detail.csrf();
+    let tagged = b
+        .post(
+            &format!("/certificates/{id}/tags"),
+            &[("csrf", &csrf), ("tags", "team:web, env:prod")],
+        )
+        .await;
+    assert_eq!(tagged.status, 303, "{}", tagged.body);
+    let page = b.get(&format!("/certificates/{id}")).await;
+    assert!(
+        page.body.contains("id=\"tags\">env:prod, team:web<"),
+        "{}",
+        page.body
+    );
+    let fp = web["fingerprint"]
+        .as_str()
+        .unwrap_or(fingerprint)
+        .to_string();
+    let (_, tags) = s
+        .api(Method::GET, &format!("/alerts/tags/{fp}"), None)
+        .await;
+    assert_eq!(tags["tags"], json!(["env:prod", "team:web"]), "{tags}");
+    let bad = b
+        .post(
+            &format!("/certificates/{id}/tags"),
+            &[("csrf", &csrf), ("tags", "no spaces? <b>")],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(!bad.body.contains("<b>"), "rendered text is escaped");
+
     // A viewer sees the pages it may read and no button it cannot use.
     let (_, viewer) = s
         .api(
@@ -338,6 +370,7 @@ async fn read_only_views_without_javascript(db: Db) {
     let vd = v.get(&format!("/certificates/{id}")).await;
     assert_eq!(vd.status, 200);
     assert!(!vd.body.contains("revoke-submit") && !vd.body.contains("/revoke"));
+    assert!(!vd.body.contains("edit-tags") && vd.body.contains("team:web"));
     let vl = v.get("/certificates").await;
     assert!(
         !vl.body.contains("id=\"issue\""),

@@ -20,7 +20,7 @@ use crate::services::managed::{Managed, ManagedDetail};
 use crate::services::pki::{Actor, Pki};
 use crate::services::profiles::ProfileService;
 use crate::store::{
-    CaRecord, CertCounts, ChannelRecord, EstCredential, EstLabel, InventoryCertificate,
+    CaRecord, CertCounts, CertRecord, ChannelRecord, EstCredential, EstLabel, InventoryCertificate,
     InventoryEndpoint, ManagedRecord, OutboxRecord, ProfileRecord, RuleRecord, ScanRecord,
     ScheduleRecord,
 };
@@ -87,6 +87,19 @@ pub struct AlertsPage {
     pub rules: Vec<RuleRecord>,
     /// Outbox rows, newest first.
     pub outbox: Vec<OutboxRecord>,
+}
+
+/// A certificate's page.
+#[derive(Debug, Clone)]
+pub struct CertificateDetail {
+    /// The certificate.
+    pub cert: CertRecord,
+    /// Its issuer chain, nearest first.
+    pub chain: Vec<Vec<u8>>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// When this was read.
+    pub now: OffsetDateTime,
 }
 
 /// The services the dashboard reads from.
@@ -261,6 +274,33 @@ impl DashboardService {
         permit(&m.profile_name)?;
         self.managed.sync_now(&m.id).await?;
         Ok(m)
+    }
+
+    /// A certificate, its issuer chain (nearest first) and its tags.
+    pub async fn certificate(&self, id: &str) -> Result<CertificateDetail, Error> {
+        let (cert, chain) = self.certificates.with_chain(id).await?;
+        let (_, tags) = self.alerts.tags(&cert.fingerprint).await?;
+        Ok(CertificateDetail {
+            cert,
+            chain,
+            tags,
+            now: self.pki.now(),
+        })
+    }
+
+    /// Replace the tags of one of our certificates (by id).
+    pub async fn tag_certificate(
+        &self,
+        id: &str,
+        tags: &[String],
+        actor: &Actor,
+    ) -> Result<Vec<String>, Error> {
+        let cert = self.certificates.get(id).await?.cert;
+        Ok(self
+            .alerts
+            .set_tags(&cert.fingerprint, tags, actor)
+            .await?
+            .1)
     }
 
     /// Every EST label and every EST credential (without passwords).

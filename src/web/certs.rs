@@ -12,7 +12,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
-use super::layout::{WebError, check_csrf, csrf_field, may_issue, may_issue_any, page, when};
+use super::layout::{
+    WebError, check_csrf, csrf_field, is_admin, may_issue, may_issue_any, page, when,
+};
 use super::session::Signed;
 use crate::error::Error;
 use crate::server::AppState;
@@ -31,6 +33,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/certificates/issue", post(issue))
         .route("/certificates/{id}", get(detail))
         .route("/certificates/{id}/revoke", post(revoke))
+        .route("/certificates/{id}/tags", post(tags))
         .route("/certificates/{id}/download/{format}", get(download))
 }
 
@@ -301,9 +304,9 @@ async fn detail(
     Signed(s): Signed,
     Path(id): Path<String>,
 ) -> Result<Markup, WebError> {
-    let (c, chain) = state.services.certificates.with_chain(&id).await?;
-    let now = state.pki.now();
-    let st = state_of(&c, now);
+    let d = state.services.dashboard.certificate(&id).await?;
+    let (c, chain, now) = (&d.cert, &d.chain, d.now);
+    let st = state_of(c, now);
     let profile = c.profile_name.clone().unwrap_or_default();
     let pem = certkeeper_ca::pem_encode_certs([c.der.as_slice()]);
     let reason_name = |code: i64| {
@@ -328,11 +331,19 @@ async fn detail(
             dt { "Validity" } dd { (when(c.not_before)) " to " (when(c.not_after)) }
             dt { "Profile" } dd { (profile) }
             dt { "Issued by" } dd { (c.created_by) " at " (when(c.created_at)) }
+            dt { "Tags" } dd #tags { (d.tags.join(", ")) }
+        }
+        @if is_admin(&s) {
+            form.search method="post" action=(format!("/certificates/{}/tags", c.id)) #edit-tags {
+                (csrf_field(&s))
+                input name="tags" value=(d.tags.join(", ")) placeholder="team:payments, env:prod";
+                button type="submit" #tags-submit { "Save tags" }
+            }
         }
         h2 { "Chain" }
         ol.chain {
             li { (c.subject) }
-            @for der in &chain { li { (subject_of(der)) } }
+            @for der in chain { li { (subject_of(der)) } }
         }
         p {
             a href=(format!("/certificates/{}/download/pem", c.id)) download { "PEM with chain" }
@@ -364,6 +375,36 @@ async fn detail(
         "/certificates",
         body,
     ))
+}
+
+#[derive(Deserialize)]
+struct TagsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tags: String,
+}
+
+async fn tags(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Form(f): Form<TagsForm>,
+) -> Result<Response, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let tags: Vec<String> = f
+        .tags
+        .split([',', ' ', '\n'])
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    state
+        .services
+        .dashboard
+        .tag_certificate(&id, &tags, &s.caller.actor)
+        .await?;
+    Ok(Redirect::to(&format!("/certificates/{id}")).into_response())
 }
 
 #[derive(Deserialize)]
