@@ -1,5 +1,6 @@
 //! The `certkeeper` command: `serve`, `init`, and client commands for a running server.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,6 +49,13 @@ enum Command {
     Est(certkeeper_cli::est::EstCommand),
     /// Scan networks for TLS certificates: here, or on the server with --server.
     Scan(certkeeper_cli::scan::ScanArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff, section 1) to stdout: `certkeeper man > certkeeper.1`.
+    Man,
     /// Talk to a running server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -74,6 +82,22 @@ fn main() -> anyhow::Result<()> {
             .and_then(|(_, m)| m.value_source("server")),
         Some(ValueSource::CommandLine)
     );
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "certkeeper",
+                &mut std::io::stdout(),
+            );
+            return Ok(());
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,5 +154,6 @@ fn main() -> anyhow::Result<()> {
             let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
             rt.block_on(client::run(args, cmd))
         }
+        Command::Completions { .. } | Command::Man => unreachable!("answered before start-up"),
     }
 }
