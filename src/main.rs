@@ -84,17 +84,15 @@ fn main() -> anyhow::Result<()> {
     );
     match &cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "certkeeper",
-                &mut std::io::stdout(),
-            );
-            return Ok(());
+            // Written whole, so a closed pipe (`| head`) is an error, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "certkeeper", &mut script);
+            return Ok(std::io::stdout().write_all(&script)?);
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            return Ok(());
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            return Ok(std::io::stdout().write_all(&page)?);
         }
         _ => {}
     }
