@@ -21,6 +21,7 @@ struct Issued {
     id: String,
     certificate: String,
     chain: String,
+    root: String,
 }
 
 /// A profile that may issue names under `backup.test`, on the default profile's CA.
@@ -50,6 +51,7 @@ async fn issue(s: &TestServer, n: usize) -> Issued {
         id: body["id"].as_str().unwrap().into(),
         certificate: body["certificate"].as_str().unwrap().into(),
         chain: body["chain"].as_str().unwrap().into(),
+        root: body["root"].as_str().unwrap().into(),
     }
 }
 
@@ -79,7 +81,7 @@ async fn known_and_good(s: &TestServer, c: &Issued) {
     let chain = s.write(&format!("{}-chain.pem", c.id), &c.chain);
     let bundle = s.write(
         &format!("{}-bundle.pem", c.id),
-        format!("{}{}", s.root_pem, c.chain),
+        format!("{}{}", c.root, c.chain),
     );
     let (ok, out) = openssl(&[
         "ocsp",
