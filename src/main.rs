@@ -144,6 +144,10 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::Est(certkeeper_cli::est::EstCommand::Admin(cmd)) => {
+            let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
+            rt.block_on(client::run_est_admin(args, cmd))
+        }
         Command::Est(cmd) => {
             let ca_pem = match &cli.conn.ca_file {
                 Some(f) => {
