@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod est;
 pub mod jobs;
+pub mod master_key;
 pub mod metrics;
 pub mod problem;
 pub mod public;

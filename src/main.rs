@@ -68,6 +68,9 @@ enum Command {
         #[arg(long)]
         master_key: Option<PathBuf>,
     },
+    /// The master key that seals every private key and secret in the database.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -78,6 +81,19 @@ enum Command {
     /// Talk to a running server.
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+/// `certkeeper master-key ...`
+#[derive(Debug, Subcommand)]
+enum MasterKeyCmd {
+    /// Seal everything under a new key in one transaction; the old key stops working. Stop
+    /// every server of the deployment first.
+    Rotate {
+        /// Where to write the new key when the current one comes from the ca.master_key
+        /// setting (then change the setting to it).
+        #[arg(long)]
+        new_key_out: Option<PathBuf>,
+    },
 }
 
 fn init_logging(settings: &Settings) {
@@ -209,6 +225,22 @@ fn main() -> anyhow::Result<()> {
                 settings.data_dir.display(),
                 r.keys_opened
             );
+            Ok(())
+        }
+        Command::MasterKey(MasterKeyCmd::Rotate { new_key_out }) => {
+            let settings = Settings::load(&cli.data_dir, cli.config.as_deref())?;
+            let r = rt.block_on(certkeeper::master_key::rotate(
+                &settings,
+                new_key_out.as_deref(),
+            ))?;
+            println!(
+                "re-sealed {} values under a new master key, now in {}",
+                r.resealed,
+                r.key_file.display()
+            );
+            if r.setting_to_change {
+                println!("change the ca.master_key setting to the new key before starting servers");
+            }
             Ok(())
         }
         Command::Completions { .. } | Command::Man => unreachable!("answered before start-up"),

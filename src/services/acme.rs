@@ -74,7 +74,7 @@ impl AcmeService {
         };
         let sealed = pki
             .master()
-            .seal(&secret, format!("acme-eab:{}", key.id).as_bytes())?;
+            .seal(&secret, &crate::store::eab_seal_context(&key.id))?;
         let ev = actor
             .event("acme.eab_key.create", "acme_eab_key")
             .object(&key.id)

@@ -83,7 +83,9 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-fn key_context(prefix: &str, id: &str) -> Vec<u8> {
+/// The seal context of a key: `ca:<id>`, `ocsp:<id>` (a CA's OCSP responder key) or
+/// `cert:<id>` (a kept subscriber key).
+pub(crate) fn key_context(prefix: &str, id: &str) -> Vec<u8> {
     format!("{prefix}:{id}").into_bytes()
 }
 

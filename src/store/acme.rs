@@ -18,6 +18,11 @@ use super::writer::placeholders;
 use super::{AuditEvent, Store, StoreError};
 use crate::cache::TtlCache;
 
+/// The seal context of an EAB key's HMAC key.
+pub fn eab_seal_context(id: &str) -> Vec<u8> {
+    format!("acme-eab:{id}").into_bytes()
+}
+
 pub use certkeeper_acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz};
 
 fn row_account(r: &AnyRow) -> Result<AcmeAccount, StoreError> {
@@ -956,7 +961,7 @@ impl AcmeStore for AcmeDb {
         };
         let mac_key = self
             .master
-            .open(&sealed, format!("acme-eab:{}", rec.id).as_bytes())
+            .open(&sealed, &eab_seal_context(&rec.id))
             .map_err(|e| PortError::Internal(format!("opening an EAB key: {e}")))?;
         Ok(Some(EabKey {
             id: rec.id,

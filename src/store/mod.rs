@@ -14,8 +14,9 @@ mod discovery;
 mod est;
 mod jobs;
 mod managed;
-mod nonces;
+pub(crate) mod nonces;
 mod profiles;
+pub mod reseal;
 pub mod snapshot;
 mod state;
 mod tokens;
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 
 pub use acme::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
+    eab_seal_context,
 };
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,

@@ -111,7 +111,8 @@ pub struct NewChannel {
     pub password: Option<String>,
 }
 
-fn seal_context(id: &str) -> Vec<u8> {
+/// The seal context of a channel's secrets.
+pub(crate) fn seal_context(id: &str) -> Vec<u8> {
     format!("alert-channel:{id}").into_bytes()
 }
 
