@@ -5,6 +5,7 @@
 //! [`StoreError::Conflict`], never a 500.
 
 mod acme;
+mod acme_prune;
 mod alerts;
 mod audit;
 mod batch;
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 pub use acme::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
 };
+pub use acme_prune::AcmePruned;
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
     WindowSource,
