@@ -211,3 +211,44 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The soft open-file limit is raised to the hard one (this test lowers it first, to a
+    /// value every test of this binary can live with).
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        let low = hard.min(4096);
+        if low < hard {
+            rlimit::Resource::NOFILE.set(low, hard).unwrap();
+        }
+        assert_eq!(raise_open_file_limit(), Some(hard));
+        assert_eq!(rlimit::Resource::NOFILE.get().unwrap(), (hard, hard));
+    }
+
+    /// The connection cap is fitted to the open-file limit, leaving descriptors for the rest.
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::load(dir.path(), None).unwrap();
+        let mut s = settings.server.clone();
+        s.max_connections = 10_000;
+        s.max_connections_per_ip = 0;
+        let p = ConnPolicy::new(&s, Some(4096));
+        let permits: Vec<_> = (0..3072u32)
+            .map(|i| p.admit(IpAddr::from(i.to_be_bytes())).expect("room"))
+            .collect();
+        assert!(p.admit(IpAddr::from([10, 0, 0, 1])).is_none());
+        drop(permits);
+        // Room under a generous limit is the setting itself.
+        let p = ConnPolicy::new(&s, Some(1 << 20));
+        let permits: Vec<_> = (0..10_000u32)
+            .map(|i| p.admit(IpAddr::from(i.to_be_bytes())).expect("room"))
+            .collect();
+        assert!(p.admit(IpAddr::from([10, 0, 0, 1])).is_none());
+        drop(permits);
+    }
+}
