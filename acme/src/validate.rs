@@ -187,13 +187,25 @@ async fn http01(
     if identifier.kind == IdentifierKind::Dns {
         // The name is resolved here (with the configured DNS servers, or the system's), so
         // that a failed lookup is told apart as a `dns` problem.
-        let ip = target_ip(cfg, identifier).await.map_err(|_| {
-            Problem::new(
+        let name = identifier.value.as_str();
+        let addrs: Vec<SocketAddr> = if cfg.dns_resolvers.is_empty() {
+            tokio::net::lookup_host((name, cfg.http01_port))
+                .await
+                .map(|a| a.collect())
+                .unwrap_or_default()
+        } else {
+            lookup_ip(cfg, name)
+                .await
+                .map(|ip| vec![SocketAddr::new(ip, cfg.http01_port)])
+                .unwrap_or_default()
+        };
+        if addrs.is_empty() {
+            return Err(Problem::new(
                 ProblemType::Dns,
-                format!("{}: {}", identifier.value, http01_detail::DNS),
-            )
-        })?;
-        builder = builder.resolve(&identifier.value, SocketAddr::new(ip, cfg.http01_port));
+                format!("{name}: {}", http01_detail::DNS),
+            ));
+        }
+        builder = builder.resolve_to_addrs(name, &addrs);
     }
     let client = builder.build().map_err(|_| Problem::internal())?;
     let mut resp = client
