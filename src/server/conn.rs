@@ -50,7 +50,7 @@ impl ConnPolicy {
                     configured = s.max_connections,
                     open_file_limit = limit,
                     used = room,
-                    "server.max_connections lowered to fit the open-file limit"
+                    "server.max_connections fitted to the open-file limit"
                 );
                 max = room;
             }
