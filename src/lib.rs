@@ -16,6 +16,7 @@
 
 pub mod acme;
 pub mod api;
+pub mod backup;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;

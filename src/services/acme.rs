@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Pki};
+use crate::services::ports::{AcmeAdminStore, CaStore, CertificateStore};
 use crate::store::{AcmeEabKey, AcmePruned, new_id};
 
 /// A renewal window as recorded: one certificate's, or every certificate of a CA.
@@ -35,6 +36,11 @@ impl AcmeService {
         AcmeService { pki }
     }
 
+    /// The part of the store this service reads and writes directly.
+    fn store(&self) -> &(impl AcmeAdminStore + use<>) {
+        self.pki.store()
+    }
+
     /// Delete ACME bookkeeping past `acme.retention` (the periodic `acme-prune` job):
     /// orders and authorizations that expired longer ago than that (an order whose
     /// certificate is still valid then is kept), their challenges, ended rate-limit windows
@@ -42,7 +48,7 @@ impl AcmeService {
     pub async fn prune_expired(&self) -> Result<AcmePruned, Error> {
         let now = self.pki.now().unix_timestamp();
         let retention = self.pki.settings().acme.retention.as_secs() as i64;
-        Ok(self.pki.store().acme_prune(now - retention, now).await?)
+        Ok(self.store().acme_prune(now - retention, now).await?)
     }
 
     /// Create an external account binding key for the ACME directory of `profile`.
@@ -83,13 +89,13 @@ impl AcmeService {
             .event("acme.eab_key.create", "acme_eab_key")
             .object(&key.id)
             .detail(serde_json::json!({"profile": key.profile, "name": key.name}));
-        pki.store().acme_eab_insert(&key, &sealed, &ev).await?;
+        self.store().acme_eab_insert(&key, &sealed, &ev).await?;
         Ok((key, secret))
     }
 
     /// Every EAB key, without secrets.
     pub async fn eab_keys(&self) -> Result<Vec<AcmeEabKey>, Error> {
-        Ok(self.pki.store().acme_eab_list().await?)
+        Ok(self.store().acme_eab_list().await?)
     }
 
     /// Move the renewal window of one certificate, or of every certificate a CA issued
@@ -105,7 +111,7 @@ impl AcmeService {
         if end <= start {
             return Err(Error::BadRequest("end must be after start".into()));
         }
-        let store = self.pki.store();
+        let store = self.store();
         let (ca, certificate) = match (ca, certificate) {
             (Some(ca), None) => (Some(store.get_ca(ca).await?.id), None),
             (None, Some(c)) => (None, Some(store.get_certificate(c).await?.id)),

@@ -17,6 +17,7 @@ mod jobs;
 mod managed;
 mod nonces;
 mod profiles;
+pub mod snapshot;
 mod state;
 mod tokens;
 mod writer;
