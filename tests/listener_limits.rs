@@ -70,6 +70,8 @@ async fn healthz_from(from: IpAddr, port: u16) -> String {
 /// header-read timeout.
 #[tokio::test]
 async fn half_open_connections_are_closed_by_the_header_timeout() {
+    // This process holds 3,000 connections too.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
     let s = TestServer::start_with(
         Db::Sqlite,
         &[
