@@ -105,13 +105,15 @@ fn redirect(location: String) -> Reply {
     )
 }
 
-async fn server(chall: &ChallSrv, http01_port: u16) -> TestServer {
+async fn server(chall: &ChallSrv, http01_port: u16, tls_alpn01_port: u16) -> TestServer {
     let port = http01_port.to_string();
+    let alpn_port = tls_alpn01_port.to_string();
     let resolvers = chall.resolvers_setting();
     TestServer::start_with(
         Db::Sqlite,
         &[
             ("CERTKEEPER_ACME__HTTP01_PORT", port.as_str()),
+            ("CERTKEEPER_ACME__TLS_ALPN01_PORT", alpn_port.as_str()),
             ("CERTKEEPER_ACME__DNS_RESOLVERS", resolvers.as_str()),
             ("CERTKEEPER_ACME__VALIDATION_TIMEOUT", "5s"),
         ],
@@ -152,7 +154,7 @@ async fn settle(c: &Acme, authz_url: &str, mut each: impl FnMut()) -> Value {
 async fn an_endless_http01_body_is_cut_short() {
     let chall = ChallSrv::start();
     let (port, sent) = challenge_host(Arc::new(|_, _| Reply::Endless)).await;
-    let s = server(&chall, port).await;
+    let s = server(&chall, port, free_port()).await;
     let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
     c.register().await;
     let order = c.new_order(&[("dns", "endless.hostile.test")]).await;
@@ -182,15 +184,21 @@ async fn an_endless_http01_body_is_cut_short() {
     );
 }
 
-/// Redirects are followed only to http on the http-01 port (or https on the tls-alpn-01
-/// port): one to another port of 127.0.0.1 never reaches it, and the challenge's error reads
-/// the same whether that port is closed, speaks something else, or is an HTTP server.
+/// Redirects are followed only to http on the http-01 port or https on the tls-alpn-01
+/// port: one to another port of 127.0.0.1 never reaches it, and the challenge's error reads
+/// the same whether that port is closed, speaks something else, or is an HTTP server. A
+/// redirect to https on the tls-alpn-01 port is followed, and a failed handshake there is
+/// a `tls` error.
 #[tokio::test]
 async fn http01_redirects_to_other_ports_are_not_followed() {
     let chall = ChallSrv::start();
     let closed = free_port();
     let (not_http, not_http_hits) = counting_listener(b"SSH-2.0-OpenSSH_9.2\r\n").await;
     let (http, http_hits) =
+        counting_listener(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .await;
+    // Plain HTTP where TLS is expected.
+    let (alpn, alpn_hits) =
         counting_listener(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
             .await;
     let keyauths: Arc<Mutex<HashMap<String, String>>> = Arc::default();
@@ -207,6 +215,9 @@ async fn http01_redirects_to_other_ports_are_not_followed() {
             "closed.hostile.test" => elsewhere(closed),
             "nothttp.hostile.test" => elsewhere(not_http),
             "http.hostile.test" => elsewhere(http),
+            "tls.hostile.test" => redirect(format!(
+                "https://127.0.0.1:{alpn}/.well-known/acme-challenge/{token}"
+            )),
             // An allowed redirect (same scheme and port, another path) is followed.
             "followed.hostile.test" if path.starts_with("/.well-known/") => redirect(format!(
                 "http://followed.hostile.test:{}/moved/{token}",
@@ -229,10 +240,11 @@ async fn http01_redirects_to_other_ports_are_not_followed() {
     });
     let (port, _) = challenge_host(route).await;
     host_port.store(u64::from(port), Ordering::SeqCst);
-    let s = server(&chall, port).await;
+    let s = server(&chall, port, alpn).await;
     let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
     c.register().await;
     let names = [
+        "tls.hostile.test",
         "closed.hostile.test",
         "nothttp.hostile.test",
         "http.hostile.test",
@@ -263,6 +275,12 @@ async fn http01_redirects_to_other_ports_are_not_followed() {
             assert_eq!(done["status"], "valid", "{done}");
             continue;
         }
+        if name == "tls.hostile.test" {
+            assert_eq!(done["status"], "invalid", "{done}");
+            let error = &http01_of(&done)["error"];
+            assert_eq!(error["type"], "urn:ietf:params:acme:error:tls", "{done}");
+            continue;
+        }
         assert_eq!(done["status"], "invalid", "{done}");
         let error = &http01_of(&done)["error"];
         assert_eq!(
@@ -290,6 +308,11 @@ async fn http01_redirects_to_other_ports_are_not_followed() {
         "reached the non-HTTP port"
     );
     assert_eq!(http_hits.load(Ordering::SeqCst), 0, "reached the HTTP port");
+    assert_eq!(
+        alpn_hits.load(Ordering::SeqCst),
+        1,
+        "https on the tls-alpn-01 port"
+    );
 }
 
 /// A JWS whose protected header carries `crit` is refused as malformed, and nothing is
@@ -297,7 +320,7 @@ async fn http01_redirects_to_other_ports_are_not_followed() {
 #[tokio::test]
 async fn a_jws_with_a_crit_header_is_refused() {
     let chall = ChallSrv::start();
-    let s = server(&chall, free_port()).await;
+    let s = server(&chall, free_port(), free_port()).await;
     let mut c = Acme::new(s.client.clone(), &s.url("/acme/directory")).await;
     c.register().await;
     let url = c.url("newOrder");

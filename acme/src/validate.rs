@@ -132,6 +132,21 @@ impl std::fmt::Display for RedirectRefused {
 
 impl std::error::Error for RedirectRefused {}
 
+/// Whether `e` is a TLS failure: a rustls error, also inside (nested) I/O errors, whose
+/// `source` skips the error they wrap.
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
+}
+
 /// The class of an http-01 transport failure, as a problem with a fixed detail.
 fn http01_failure(url: &str, e: &reqwest::Error) -> Problem {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -142,11 +157,7 @@ fn http01_failure(url: &str, e: &reqwest::Error) -> Problem {
                 format!("fetching {url}: {}", http01_detail::REDIRECT),
             );
         }
-        let tls = s.is::<rustls::Error>()
-            || s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<rustls::Error>());
-        if tls {
+        if is_tls_error(s) {
             return Problem::new(
                 ProblemType::Tls,
                 format!("fetching {url}: {}", http01_detail::TLS),
