@@ -268,6 +268,20 @@ impl Store {
         Ok(())
     }
 
+    /// How many of an account's authorizations are pending and unexpired at `now`.
+    pub async fn acme_pending_authz_count(
+        &self,
+        account_id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM acme_authorizations WHERE account_id = $1 AND status = 'pending' AND expires_at > $2")
+            .bind(account_id)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// A valid, unexpired authorization of this account for an identifier, to reuse.
     pub async fn acme_reusable_authz(
         &self,
@@ -969,6 +983,13 @@ impl AcmeStore for AcmeDb {
             account_id: rec.account_id,
             mac_key,
         }))
+    }
+
+    async fn pending_authz_count(&self, account_id: &str, now: i64) -> Result<i64, PortError> {
+        self.store
+            .acme_pending_authz_count(account_id, now)
+            .await
+            .map_err(port_err)
     }
 
     async fn reusable_authz(

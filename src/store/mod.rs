@@ -5,6 +5,7 @@
 //! [`StoreError::Conflict`], never a 500.
 
 mod acme;
+mod acme_prune;
 mod alerts;
 mod audit;
 mod batch;
@@ -34,6 +35,7 @@ pub use acme::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
     eab_seal_context,
 };
+pub use acme_prune::AcmePruned;
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
     WindowSource,
