@@ -180,6 +180,11 @@ impl Pki {
         &self.store
     }
 
+    /// What the metrics endpoint reports about the stored data, now.
+    pub async fn gauges(&self) -> Result<crate::store::gauges::Gauges, Error> {
+        Ok(self.store.gauges(self.now().unix_timestamp()).await?)
+    }
+
     /// Whether the database answers (for readiness).
     pub async fn ping(&self) -> Result<(), Error> {
         Ok(self.store.ping().await?)
