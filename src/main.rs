@@ -95,8 +95,15 @@ fn main() -> anyhow::Result<()> {
                         );
                     }
                     println!(
-                        "root certificate: {}",
+                        "root certificate (what profiles issue under): {}",
                         settings.data_dir.join("root.pem").display()
+                    );
+                    println!(
+                        "server CA (what clients of this server trust for its HTTPS): {}",
+                        settings
+                            .data_dir
+                            .join(certkeeper::bootstrap::SERVER_CA_FILE)
+                            .display()
                     );
                     booted.pki.close().await;
                     Ok(())

@@ -86,7 +86,7 @@ async fn raw(
 async fn oversized(s: &TestServer, body: Vec<u8>) -> (u16, HeaderMap, Vec<u8>) {
     let mut last_err = String::new();
     for _ in 0..5 {
-        let cert = reqwest::Certificate::from_pem(s.root_pem.as_bytes()).unwrap();
+        let cert = reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap();
         let client = reqwest::Client::builder()
             .tls_certs_only([cert])
             .build()
