@@ -408,7 +408,12 @@ async fn cli_pins_the_server_ca() {
 // Item: CRLs never lose a revocation.
 
 async fn crl_keeps_every_revocation(db: Db) {
-    let a = app(db, any_name).await;
+    // Few connections, so that regenerations queue for one between their statements.
+    let a = app(db, |s| {
+        any_name(s);
+        s.database.max_connections = 3;
+    })
+    .await;
     let profile = a.pki.profile("default").await.unwrap();
     let mut ids = Vec::new();
     for i in 0..24 {
@@ -658,4 +663,209 @@ async fn made_up_tokens_do_not_grow_the_token_cache() {
     assert!(st == 204 || st == 200, "{st} {body}");
     let (st, _) = api(&a, &viewer, "GET", "/cas", None).await;
     assert_eq!(st, 401);
+}
+
+// ---------------------------------------------------------------------------------------
+// Item: EST client certificates under a bootstrap CA get RFC 5280 path validation.
+
+/// Make `name.key` and `name.pem` in `dir` with openssl: a key from `key` (`-newkey`
+/// arguments), signed by `issuer` (self-signed when none) with `digest`, carrying the
+/// extension lines `ext`.
+fn make_cert(
+    dir: &std::path::Path,
+    name: &str,
+    key: &[&str],
+    issuer: Option<&str>,
+    digest: &str,
+    ext: &str,
+) -> Vec<u8> {
+    let f = |n: &str, suffix: &str| {
+        dir.join(format!("{n}.{suffix}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (key_path, csr, ext_path, pem) = (
+        f(name, "key"),
+        f(name, "csr"),
+        f(name, "ext"),
+        f(name, "pem"),
+    );
+    let subj = format!("/CN={name}");
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(key);
+    args.extend(["-subj", &subj, "-keyout", &key_path, "-out", &csr]);
+    let (ok, out) = openssl(&args);
+    assert!(ok, "{out}");
+    std::fs::write(&ext_path, format!("[v3]\n{ext}\n")).unwrap();
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-days",
+        "30",
+        digest,
+        "-extfile",
+        &ext_path,
+        "-extensions",
+        "v3",
+        "-out",
+        &pem,
+    ];
+    let (ca, ca_key) = match issuer {
+        Some(i) => (f(i, "pem"), f(i, "key")),
+        None => (String::new(), String::new()),
+    };
+    if issuer.is_some() {
+        args.extend(["-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial"]);
+    } else {
+        args.extend(["-key", &key_path]);
+    }
+    let (ok, out) = openssl(&args);
+    assert!(ok, "{name}: {out}");
+    certkeeper_ca::parse_pem_or_der_certs(&std::fs::read(&pem).unwrap())
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn bootstrap_client_certificates_get_path_validation() {
+    use certkeeper::services::est::verify_chain;
+    const EC: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    const RSA1024: &[&str] = &["-newkey", "rsa:1024"];
+    const CA: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign";
+    const CLIENT: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:device.example.com";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A little ahead, so that certificates made during the test are valid then.
+    let now = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let root = make_cert(d, "boot-root", EC, None, "-sha256", CA);
+    let anchors = vec![root.clone()];
+    let check = |chain: &[Vec<u8>], anchors: &[Vec<u8>]| verify_chain(chain, anchors, now);
+
+    // A good device certificate, and one without EKU or keyUsage at all, are trusted.
+    let good = make_cert(d, "good", EC, Some("boot-root"), "-sha256", CLIENT);
+    assert_eq!(check(&[good], &anchors).unwrap(), 0);
+    let bare = make_cert(
+        d,
+        "bare",
+        EC,
+        Some("boot-root"),
+        "-sha256",
+        "subjectAltName=DNS:bare.example.com",
+    );
+    check(&[bare], &anchors).unwrap();
+
+    let refused = |what: &str, chain: &[Vec<u8>], anchors: &[Vec<u8>], says: &str| {
+        let e = match check(chain, anchors) {
+            Ok(_) => panic!("{what}: trusted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(says), "{what}: {e}");
+    };
+    // extendedKeyUsage without clientAuth.
+    let server_only = make_cert(
+        d,
+        "server-only",
+        EC,
+        Some("boot-root"),
+        "-sha256",
+        &CLIENT.replace("extendedKeyUsage=clientAuth", "extendedKeyUsage=serverAuth"),
+    );
+    refused("serverAuth only", &[server_only], &anchors, "clientAuth");
+    // keyUsage without digitalSignature.
+    let no_sig = make_cert(
+        d,
+        "no-sig",
+        EC,
+        Some("boot-root"),
+        "-sha256",
+        &CLIENT.replace(
+            "keyUsage=critical,digitalSignature",
+            "keyUsage=critical,keyEncipherment",
+        ),
+    );
+    refused(
+        "keyEncipherment only",
+        &[no_sig],
+        &anchors,
+        "digitalSignature",
+    );
+    // SHA-1 signatures.
+    let sha1 = make_cert(d, "sha1", EC, Some("boot-root"), "-sha1", CLIENT);
+    refused("SHA-1", &[sha1], &anchors, "not accepted");
+    // An RSA-1024 device key, and an RSA-1024 CA.
+    let weak_leaf = make_cert(
+        d,
+        "weak-leaf",
+        RSA1024,
+        Some("boot-root"),
+        "-sha256",
+        CLIENT,
+    );
+    refused("RSA-1024 leaf", &[weak_leaf], &anchors, "2048");
+    let weak_root = make_cert(d, "weak-root", RSA1024, None, "-sha256", CA);
+    let under_weak = make_cert(d, "under-weak", EC, Some("weak-root"), "-sha256", CLIENT);
+    refused(
+        "RSA-1024 CA",
+        &[under_weak],
+        std::slice::from_ref(&weak_root),
+        "2048",
+    );
+    // Path length: a root that allows no intermediate, with one.
+    let short = make_cert(
+        d,
+        "short-root",
+        EC,
+        None,
+        "-sha256",
+        &CA.replace("CA:TRUE", "CA:TRUE,pathlen:0"),
+    );
+    let int = make_cert(d, "short-int", EC, Some("short-root"), "-sha256", CA);
+    let deep = make_cert(d, "deep", EC, Some("short-int"), "-sha256", CLIENT);
+    refused(
+        "path length",
+        &[deep, int],
+        std::slice::from_ref(&short),
+        "path length",
+    );
+    // Name constraints: a root for example.com, a device named elsewhere.
+    let nc = make_cert(
+        d,
+        "nc-root",
+        EC,
+        None,
+        "-sha256",
+        &format!("{CA}\nnameConstraints=critical,permitted;DNS:example.com"),
+    );
+    let outside = make_cert(
+        d,
+        "outside",
+        EC,
+        Some("nc-root"),
+        "-sha256",
+        &CLIENT.replace("device.example.com", "device.example.org"),
+    );
+    refused(
+        "name constraints",
+        &[outside],
+        std::slice::from_ref(&nc),
+        "name constraints",
+    );
+    let inside = make_cert(d, "inside", EC, Some("nc-root"), "-sha256", CLIENT);
+    check(&[inside], std::slice::from_ref(&nc)).unwrap();
+    // A certificate that is not a CA cannot issue.
+    let not_ca = make_cert(d, "not-ca", EC, Some("boot-root"), "-sha256", CLIENT);
+    let under_leaf = make_cert(d, "under-leaf", EC, Some("not-ca"), "-sha256", CLIENT);
+    assert!(check(&[under_leaf, not_ca], &anchors).is_err());
+    // An unrelated anchor.
+    let other = make_cert(d, "other-root", EC, None, "-sha256", CA);
+    let good = make_cert(d, "good2", EC, Some("boot-root"), "-sha256", CLIENT);
+    refused(
+        "unknown issuer",
+        &[good],
+        std::slice::from_ref(&other),
+        "no trusted CA",
+    );
 }

@@ -70,11 +70,26 @@ pub fn verify_chain(
         check_key_usage(&c.der(), KeyUsageNeeded::KeyCertSign)?;
     }
     let reached = path.anchor().subject.as_ref();
-    trust
+    let index = trust
         .iter()
-        .find(|(_, t)| t.subject.as_ref() == reached)
+        .find(|(_, t)| {
+            t.subject.as_ref() == reached
+                && t.subject_public_key_info.as_ref()
+                    == path.anchor().subject_public_key_info.as_ref()
+        })
         .map(|(i, _)| *i)
-        .ok_or_else(|| untrusted("no trusted CA issued it"))
+        .ok_or_else(|| untrusted("no trusted CA issued it"))?;
+    // webpki keeps no path length for a trust anchor: the anchor's own applies here.
+    let below = path.intermediate_certificates().count();
+    let (_, anchor) = X509Certificate::from_der(&anchors[index])
+        .map_err(|e| untrusted(format!("unparseable trusted CA: {e}")))?;
+    if let Ok(Some(bc)) = anchor.basic_constraints()
+        && let Some(n) = bc.value.path_len_constraint
+        && below > n as usize
+    {
+        return Err(untrusted("the chain exceeds a CA's path length"));
+    }
+    Ok(index)
 }
 
 /// What a path validation failure means, in words a device's operator can act on.
@@ -91,6 +106,9 @@ fn describe(e: &webpki::Error) -> String {
         E::UnsupportedSignatureAlgorithmContext(_)
         | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
             "the chain uses a signature algorithm or key size that is not accepted (SHA-1, RSA under 2048 bits)".into()
+        }
+        E::InvalidSignatureForPublicKey => {
+            "a signature in the chain does not verify under its issuer's key (an RSA issuer key needs at least 2048 bits)".into()
         }
         E::NameConstraintViolation => "it violates a CA's name constraints".into(),
         E::PathLenConstraintViolated => "the chain exceeds a CA's path length".into(),
