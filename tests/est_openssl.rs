@@ -197,9 +197,9 @@ async fn operator_flow(db: Db) {
 
     // The credential allowed two enrollments: a third is refused with a Basic challenge.
     let (ok, out, _) = sh(&format!(
-        "curl -s --cacert {root} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
+        "curl -s --cacert {server_ca} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
               --data-binary @{b64} {est}/simpleenroll -D - -o /dev/null",
-        root = q(&root),
+        server_ca = q(&server_ca),
         b64 = q(&dir.join("router.b64")),
     ));
     assert!(ok, "{out}");

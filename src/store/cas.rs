@@ -231,7 +231,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let number: i64 = row.try_get(0)?;
-        let revoked = super::certs::revocations_for_ca(&mut *tx, ca_id).await?;
+        let revoked = super::certs::revocations_for_ca(&mut tx, ca_id).await?;
         tx.commit().await?;
         Ok((number, revoked))
     }
