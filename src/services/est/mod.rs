@@ -451,7 +451,7 @@ impl EstService {
                 }
             }
         }
-        verify_chain(chain, &anchors, now)?;
+        trust::verify_own_chain(chain, &anchors, now)?;
         let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
         let fingerprint = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf));
         let Some(id) = store.certificate_id_by_fingerprint(&fingerprint).await? else {

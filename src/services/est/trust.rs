@@ -30,6 +30,35 @@ pub fn verify_chain(
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<usize, Error> {
+    validate(chain, anchors, now, webpki::KeyUsage::client_auth())
+}
+
+/// [`verify_chain`] for a certificate this server issued that renews itself
+/// (`simplereenroll`): the same path validation, but any extended key usage, because the
+/// certificate being renewed may be a TLS server's (it is then checked against our records).
+pub(super) fn verify_own_chain(
+    chain: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<usize, Error> {
+    validate(chain, anchors, now, AnyUsage)
+}
+
+/// Accepts every extended key usage.
+struct AnyUsage;
+
+impl webpki::ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, _: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        Ok(())
+    }
+}
+
+fn validate(
+    chain: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+    usage: impl webpki::ExtendedKeyUsageValidator,
+) -> Result<usize, Error> {
     use rustls::pki_types::{CertificateDer, UnixTime};
     let leaf_der = chain
         .first()
@@ -59,7 +88,7 @@ pub fn verify_chain(
             &trust_anchors,
             &intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
-            webpki::KeyUsage::client_auth(),
+            usage,
             None,
             None,
         )
