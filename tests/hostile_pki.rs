@@ -464,6 +464,71 @@ async fn crl_keeps_every_revocation(db: Db) {
     }
 }
 
+/// A regeneration already under way when a revocation commits, and finishing after it,
+/// must list it: the CRL number is taken (its row locked) before the revocations are read.
+/// Here another connection holds the CA row, so the regeneration waits at its number; the
+/// revocation commits meanwhile (without a regeneration of its own), then the row is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crl_regeneration_in_flight_lists_a_revocation_committed_meanwhile() {
+    use sqlx::Connection;
+    let a = app(Db::Postgres, any_name).await;
+    let profile = a.pki.profile("default").await.unwrap();
+    let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+    let req =
+        IssuanceRequest::for_key(&key.subject_public_key_info()).with_dns("meanwhile.example.com");
+    let issued = a
+        .pki
+        .issue(&profile, req, None, &Actor::system())
+        .await
+        .unwrap();
+    let ca_id = profile.ca_id.clone();
+    let url = a.pki.settings().database.url.clone();
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM cas WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(&ca_id)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let pki = a.pki.clone();
+    let ca = ca_id.clone();
+    let regeneration = tokio::spawn(async move { pki.regenerate_crl(&ca).await });
+    // Wait (bounded) until the regeneration waits for the row.
+    let mut waiting = false;
+    for _ in 0..600 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the regeneration never reached the CA row");
+    let ev = certkeeper::store::AuditEvent::new("test", None, "certificate.revoke", "certificate");
+    a.pki
+        .store_for_tests()
+        .revoke_certificate(&issued.id, 1, "test", &ev, a.pki.now())
+        .await
+        .unwrap();
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let der = regeneration.await.unwrap().unwrap();
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+    let listed: Vec<String> = crl
+        .iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect();
+    assert!(
+        listed
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(&issued.cert.info.serial)),
+        "the revocation committed while the regeneration waited is missing: {listed:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn crl_keeps_every_revocation_postgres() {
     crl_keeps_every_revocation(Db::Postgres).await;
