@@ -111,11 +111,15 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Est(cmd) => {
+            // The server CA alone: --ca-file, else the data directory's server-ca.pem when
+            // this machine has one (on a device without either, the system roots).
             let ca_pem = match &cli.conn.ca_file {
                 Some(f) => {
                     Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
                 }
-                None => None,
+                None => {
+                    std::fs::read(cli.data_dir.join(certkeeper::bootstrap::SERVER_CA_FILE)).ok()
+                }
             };
             rt.block_on(certkeeper_cli::est::run(
                 &cli.conn.server,
