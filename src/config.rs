@@ -136,6 +136,7 @@ struct RawCa {
     #[serde(with = "duration")]
     crl_validity: Duration,
     ocsp_signer: OcspSigner,
+    default_profile_names: Vec<String>,
 }
 
 impl Default for RawCa {
@@ -145,6 +146,7 @@ impl Default for RawCa {
             key_algorithm: "ecdsa-p256".into(),
             crl_validity: HOUR * 24,
             ocsp_signer: OcspSigner::Ca,
+            default_profile_names: Vec::new(),
         }
     }
 }
@@ -214,6 +216,9 @@ struct RawEst {
     default_profile: String,
     client_ca_file: Option<PathBuf>,
     trust_own_cas: bool,
+    max_auth_failures: u32,
+    #[serde(with = "duration")]
+    auth_failure_window: Duration,
 }
 
 impl Default for RawEst {
@@ -222,6 +227,8 @@ impl Default for RawEst {
             default_profile: "default".into(),
             client_ca_file: None,
             trust_own_cas: true,
+            max_auth_failures: 10,
+            auth_failure_window: MINUTE * 15,
         }
     }
 }
@@ -396,6 +403,11 @@ pub struct CaSettings {
     pub crl_validity: Duration,
     /// Who signs OCSP responses.
     pub ocsp_signer: OcspSigner,
+    /// DNS name rules the `default` profile allows when first start creates it (none:
+    /// it allows no names until an operator sets them).
+    pub default_profile_dns: Vec<certkeeper_ca::DnsRule>,
+    /// IP ranges the `default` profile allows when first start creates it.
+    pub default_profile_ips: Vec<ipnetwork::IpNetwork>,
 }
 
 /// The `[acme]` section (environment `CERTKEEPER_ACME__<NAME>`).
@@ -481,6 +493,11 @@ pub struct EstSettings {
     pub client_cas: Vec<Vec<u8>>,
     /// Whether certificates issued by this server may renew themselves over EST.
     pub trust_own_cas: bool,
+    /// Failed HTTP Basic logins from one address, or for one user name, after which further
+    /// attempts are refused (429) until the window ends.
+    pub max_auth_failures: u32,
+    /// How long failed logins are counted (from the first one).
+    pub auth_failure_window: Duration,
 }
 
 /// The `[discovery]` section (environment `CERTKEEPER_DISCOVERY__<NAME>`): limits for
@@ -917,7 +934,23 @@ fn validate_ca(raw: RawCa) -> Result<CaSettings, ConfigError> {
             format!("{key_algorithm} cannot be generated"),
         ));
     }
+    let mut default_profile_dns = Vec::new();
+    let mut default_profile_ips = Vec::new();
+    for n in &raw.default_profile_names {
+        if let Ok(net) = n.trim().parse::<ipnetwork::IpNetwork>() {
+            default_profile_ips.push(net);
+        } else {
+            default_profile_dns.push(n.parse::<certkeeper_ca::DnsRule>().map_err(|e| {
+                invalid(
+                    "ca.default_profile_names",
+                    format!("{n:?} is neither a DNS rule nor an IP range: {e}"),
+                )
+            })?);
+        }
+    }
     Ok(CaSettings {
+        default_profile_dns,
+        default_profile_ips,
         master_key: raw.master_key,
         key_algorithm,
         crl_validity: within("ca.crl_validity", raw.crl_validity, HOUR, DAY * 31)?,
@@ -1018,10 +1051,23 @@ fn validate_est(raw: RawEst) -> Result<EstSettings, ConfigError> {
             certs
         }
     };
+    if !(1..=1000).contains(&raw.max_auth_failures) {
+        return Err(invalid(
+            "est.max_auth_failures",
+            "must be between 1 and 1000",
+        ));
+    }
     Ok(EstSettings {
         default_profile: raw.default_profile,
         client_cas,
         trust_own_cas: raw.trust_own_cas,
+        max_auth_failures: raw.max_auth_failures,
+        auth_failure_window: within(
+            "est.auth_failure_window",
+            raw.auth_failure_window,
+            SECOND,
+            DAY,
+        )?,
     })
 }
 

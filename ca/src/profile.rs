@@ -82,6 +82,9 @@ fn default_key_usages() -> Vec<KeyUsage> {
 fn default_ekus() -> Vec<ExtKeyUsage> {
     vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
 }
+/// RFC 5280's upper bound on a commonName, in characters.
+const UB_COMMON_NAME: usize = 64;
+
 fn default_max_validity() -> u32 {
     90
 }
@@ -348,17 +351,24 @@ impl Profile {
         }
         let not_after = (now + wanted).min(ca_not_after);
 
-        // Subject: CN is a requested name; other fields copied only if the profile says so.
+        // Subject: CN is a requested name that fits in a CN (RFC 5280's ub-common-name, 64);
+        // with none that fits, there is no CN and the names are in subjectAltName alone
+        // (marked critical when the subject is empty). Other fields are copied only if the
+        // profile says so.
         let mut subject: Vec<(String, String)> = Vec::new();
+        let fits = |n: &String| n.len() <= UB_COMMON_NAME;
         let cn = req
             .subject
             .iter()
             .find(|(k, _)| k == "CN")
             .map(|(_, v)| v.to_ascii_lowercase().trim_end_matches('.').to_string())
             .filter(|cn| dns.contains(cn) || ips.iter().any(|ip| ip.to_string() == *cn))
-            .or_else(|| dns.first().cloned())
-            .unwrap_or_else(|| ips[0].to_string());
-        subject.push(("CN".into(), cn));
+            .filter(fits)
+            .or_else(|| dns.iter().find(|n| fits(n)).cloned())
+            .or_else(|| ips.first().map(ToString::to_string));
+        if let Some(cn) = cn {
+            subject.push(("CN".into(), cn));
+        }
         if self.copy_subject {
             for (k, v) in &req.subject {
                 if matches!(k.as_str(), "O" | "OU" | "C" | "ST" | "L") {
