@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build every fuzz target and run each for SECONDS (default 30), starting from the seeds in
+# fuzz/run.sh [SECONDS [TARGET...]]
+# Build the fuzz targets and run each (or the ones named) for SECONDS (default 30), starting
+# from the seeds in
 # corpus/<target>/; fails if any target crashes, leaks, times out on an input or runs out
 # of memory (the input is left in artifacts/<target>/). New inputs go to work/<target>/,
 # which is not committed. A summary line per target (executions, corpus, findings) is
@@ -10,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-30}"
+shift || true
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2
@@ -24,7 +27,9 @@ cargo +nightly fuzz build
 mkdir -p work/logs
 : > work/summary.txt
 failed=()
-for t in $(cargo +nightly fuzz list); do
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+for t in "${targets[@]}"; do
     mkdir -p "work/$t" "corpus/$t"
     log="work/logs/$t.log"
     echo "== $t: ${secs}s"
