@@ -79,29 +79,31 @@ fn rsa_key() -> AccountKey {
     }
 }
 
-/// A flattened JWS over `header` and `payload` (`None`: POST-as-GET).
-fn jws(key: &AccountKey, mut header: Value, payload: Option<&Value>) -> Vec<u8> {
-    header["alg"] = json!(key.alg);
+/// A flattened JWS over `header` and `payload` (`None`: POST-as-GET), signed by `sign`.
+fn flattened(header: &Value, payload: Option<&Value>, sign: &dyn Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
     let protected = b64(header.to_string().as_bytes());
     let payload = payload
         .map(|p| b64(p.to_string().as_bytes()))
         .unwrap_or_default();
-    let sig = (key.sign)(format!("{protected}.{payload}").as_bytes());
+    let sig = sign(format!("{protected}.{payload}").as_bytes());
     json!({"protected": protected, "payload": payload, "signature": b64(&sig)})
         .to_string()
         .into_bytes()
 }
 
-fn hs256_jws(mac_key: &[u8], header: Value, payload: &Value) -> Vec<u8> {
-    let mut header = header;
+/// A JWS signed by an account key.
+fn jws(key: &AccountKey, mut header: Value, payload: Option<&Value>) -> Vec<u8> {
+    header["alg"] = json!(key.alg);
+    flattened(&header, payload, &key.sign)
+}
+
+/// A JWS with an HS256 MAC, as the external account binding's inner JWS.
+fn hs256_jws(mac_key: &[u8], mut header: Value, payload: &Value) -> Vec<u8> {
     header["alg"] = json!("HS256");
-    let protected = b64(header.to_string().as_bytes());
-    let payload = b64(payload.to_string().as_bytes());
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, mac_key);
-    let tag = aws_lc_rs::hmac::sign(&k, format!("{protected}.{payload}").as_bytes());
-    json!({"protected": protected, "payload": payload, "signature": b64(tag.as_ref())})
-        .to_string()
-        .into_bytes()
+    flattened(&header, Some(payload), &|m| {
+        aws_lc_rs::hmac::sign(&k, m).as_ref().to_vec()
+    })
 }
 
 /// A CSR as the CLI and the tests make it, with rcgen.
@@ -136,9 +138,8 @@ impl Corpus {
 fn ocsp_requests(out: &Corpus, issuer_der: &[u8], leaf_der: &[u8]) {
     let dir = std::env::temp_dir().join(format!("certkeeper-seeds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let pem = |der: &[u8]| pem_cert(der);
-    std::fs::write(dir.join("issuer.pem"), pem(issuer_der)).expect("write");
-    std::fs::write(dir.join("leaf.pem"), pem(leaf_der)).expect("write");
+    std::fs::write(dir.join("issuer.pem"), pem_cert(issuer_der)).expect("write");
+    std::fs::write(dir.join("leaf.pem"), pem_cert(leaf_der)).expect("write");
     let runs: [(&str, &[&str]); 4] = [
         ("leaf_nonce", &["-cert", "leaf.pem"]),
         ("leaf_no_nonce", &["-cert", "leaf.pem", "-no_nonce"]),
