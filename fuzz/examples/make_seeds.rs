@@ -26,11 +26,14 @@ fn b64(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 
+/// Signs a JWS's signing input.
+type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 /// An account key: its JWK and `alg`, and how it signs.
 struct AccountKey {
     jwk: Value,
     alg: &'static str,
-    sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Signer,
 }
 
 fn ec_key(curve: &'static str) -> AccountKey {
