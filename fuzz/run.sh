@@ -29,6 +29,10 @@ mkdir -p work/logs
 failed=()
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+if [ ${#targets[@]} -eq 0 ]; then
+    echo "fuzz/run.sh: no fuzz targets found (cargo fuzz list)" >&2
+    exit 2
+fi
 for t in "${targets[@]}"; do
     mkdir -p "work/$t" "corpus/$t"
     log="work/logs/$t.log"
