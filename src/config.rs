@@ -215,6 +215,7 @@ struct RawDiscovery {
     packets_per_second: u32,
     #[serde(with = "duration")]
     alert_window: Duration,
+    max_endpoints: u64,
 }
 
 impl Default for RawDiscovery {
@@ -225,6 +226,7 @@ impl Default for RawDiscovery {
             timeout: SECOND * 3,
             packets_per_second: 0,
             alert_window: DAY * 30,
+            max_endpoints: 65_536,
         }
     }
 }
@@ -236,6 +238,7 @@ struct RawAlerts {
     max_attempts: u32,
     #[serde(with = "duration")]
     retry_base: Duration,
+    concurrency: usize,
 }
 
 impl Default for RawAlerts {
@@ -243,6 +246,7 @@ impl Default for RawAlerts {
         RawAlerts {
             max_attempts: 8,
             retry_base: SECOND * 30,
+            concurrency: 8,
         }
     }
 }
@@ -447,6 +451,9 @@ pub struct DiscoverySettings {
     pub packets_per_second: Option<u32>,
     /// How long before expiry a found certificate counts as expiring.
     pub alert_window: Duration,
+    /// Endpoints (address × port × name) one scan may probe at most; a larger plan is
+    /// refused.
+    pub max_endpoints: u64,
 }
 
 /// The `[alerts]` section (environment `CERTKEEPER_ALERTS__<NAME>`). How often alerts are
@@ -457,6 +464,8 @@ pub struct AlertSettings {
     pub max_attempts: u32,
     /// First retry delay of a failed alert delivery (doubling on each further failure).
     pub retry_base: Duration,
+    /// Channels delivered to at once (each channel's alerts go out one after another).
+    pub concurrency: usize,
 }
 
 /// The `[jobs]` section (environment `CERTKEEPER_JOBS__<NAME>`): the interval of every
@@ -986,6 +995,14 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             Duration::ZERO,
             DAY * 3650,
         )?,
+        max_endpoints: if (1..=16_777_216).contains(&raw.max_endpoints) {
+            raw.max_endpoints
+        } else {
+            return Err(invalid(
+                "discovery.max_endpoints",
+                "must be between 1 and 16777216",
+            ));
+        },
     })
 }
 
@@ -993,9 +1010,13 @@ fn validate_alerts(raw: RawAlerts) -> Result<AlertSettings, ConfigError> {
     if raw.max_attempts == 0 || raw.max_attempts > 100 {
         return Err(invalid("alerts.max_attempts", "must be between 1 and 100"));
     }
+    if raw.concurrency == 0 || raw.concurrency > 256 {
+        return Err(invalid("alerts.concurrency", "must be between 1 and 256"));
+    }
     Ok(AlertSettings {
         max_attempts: raw.max_attempts,
         retry_base: within("alerts.retry_base", raw.retry_base, SECOND, HOUR)?,
+        concurrency: raw.concurrency,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::server::AppState;
 use crate::services::alerts::channels::{self, NewChannel};
 use crate::services::alerts::rules::rfc3339;
-use crate::services::alerts::{DeliveryReport, NewRule, Outcome, SweepReport};
+use crate::services::alerts::{NewRule, Outcome, SweepReport};
 use crate::store::{OutboxRecord, RuleRecord, Selector};
 
 /// Routes.
@@ -367,9 +367,7 @@ async fn list_outbox(
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = AlertSweepResult)]
 struct SweepResult {
-    /// The outbox pass.
-    delivery: DeliveryReport,
-    /// The expiry sweep.
+    /// The expiry sweep; what fired is in the outbox, on its way.
     sweep: SweepReport,
 }
 
@@ -379,20 +377,17 @@ struct SweepResult {
     operation_id = "sweepAlerts",
     tag = "Alerts",
     summary = "Evaluate alert rules now",
-    description = "Runs the expiry sweep (as the scheduled job does) and then one pass over the outbox. Admin token.",
+    description = "Runs the expiry sweep (as the scheduled job does), queues what fired in the outbox and wakes the delivery job, which sends it (and anything else due) in the background: the answer never waits on a receiver. Watch `GET /alerts/outbox` for the outcome. Admin token.",
     responses(
-        (status = 200, description = "What was done.", content((SweepResult = "application/json"))),
+        (status = 202, description = "Swept; what fired is queued for delivery.", content((SweepResult = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
     )
 )]
-async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, Error> {
-    let (sweep, delivery) = state.services.alerts.sweep_now().await?;
-    // Through a JSON value, as before: its keys are written in order.
-    Ok(Json(
-        serde_json::to_value(SweepResult { delivery, sweep }).unwrap_or(Value::Null),
-    ))
+async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Response, Error> {
+    let sweep = state.services.alerts.sweep_and_queue().await?;
+    Ok((StatusCode::ACCEPTED, Json(SweepResult { sweep })).into_response())
 }
 
 /// Body of `PUT /alerts/tags/{fingerprint}`.
