@@ -418,7 +418,7 @@ struct CertificateTags {
     summary = "A certificate's tags",
     description = "The tags that alert rules with a `tags` selector match. Any valid token.",
     params(
-        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
+        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered).", pattern = "^[0-9A-Fa-f]{64}$"),
     ),
     responses(
         (status = 200, description = "The tags.", content((CertificateTags = "application/json"))),
@@ -445,7 +445,7 @@ async fn get_tags(
     summary = "Replace a certificate's tags",
     description = "Replaces the tags of a certificate, ours or one discovery found; alert rules with a `tags` selector match them. Admin token.",
     params(
-        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
+        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered).", pattern = "^[0-9A-Fa-f]{64}$"),
     ),
     request_body(content((Tags = "application/json")), description = "The new tags."),
     responses(
