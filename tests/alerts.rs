@@ -1275,7 +1275,10 @@ async fn a_huge_answer_is_not_read() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(ended.load(Ordering::SeqCst), "the receiver is still writing");
+    assert!(
+        ended.load(Ordering::SeqCst),
+        "the receiver is still writing"
+    );
     let sent = written.load(Ordering::SeqCst);
     assert!(
         sent < BODY,

@@ -50,7 +50,11 @@ async fn sweep(s: &TestServer) -> Value {
 async fn outbox_until(s: &TestServer, status: &str, n: usize) -> Value {
     for _ in 0..600 {
         let (st, rows) = s
-            .api(Method::GET, &format!("/alerts/outbox?status={status}"), None)
+            .api(
+                Method::GET,
+                &format!("/alerts/outbox?status={status}"),
+                None,
+            )
             .await;
         assert_eq!(st, 200, "{rows}");
         if rows.as_array().unwrap().len() >= n {
@@ -433,8 +437,15 @@ async fn sweep_queues_and_a_hanging_receiver_holds_nothing_up() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(log.lock().unwrap().len(), 1, "the healthy channel got nothing");
-    assert!(hung.load(Ordering::SeqCst) >= 1, "the hanging receiver was never tried");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "the healthy channel got nothing"
+    );
+    assert!(
+        hung.load(Ordering::SeqCst) >= 1,
+        "the hanging receiver was never tried"
+    );
     let (_, delivered) = s
         .api(Method::GET, "/alerts/outbox?status=delivered", None)
         .await;

@@ -212,7 +212,10 @@ async fn hostile_scans_on_sqlite() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(accepted.load(Ordering::SeqCst) >= 16, "the scan never started");
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 16,
+        "the scan never started"
+    );
     let (status, job) = s
         .api(Method::POST, &format!("/discovery/scans/{id}/cancel"), None)
         .await;

@@ -771,7 +771,13 @@ pub(crate) mod schemas {
         fn schema() -> RefOr<Schema> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(["queued", "running", "succeeded", "failed", "cancelled"]))
+                .enum_values(Some([
+                    "queued",
+                    "running",
+                    "succeeded",
+                    "failed",
+                    "cancelled",
+                ]))
                 .into()
         }
     }

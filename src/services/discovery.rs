@@ -25,8 +25,8 @@ use crate::error::Error;
 use crate::jobs::Jobs;
 use crate::services::pki::{Actor, Pki};
 use crate::store::{
-    InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord,
-    StoreError, new_id,
+    InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord, StoreError,
+    new_id,
 };
 
 /// What a scan request carries (shared with the CLI, which builds it).

@@ -637,19 +637,22 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
             let due: i64 = r.try_get("next_attempt_at")?;
-            out.push((due, Claimed {
-                id,
-                lease_token: token.clone(),
-                attempts: r.try_get("attempts")?,
-                channel_id: r.try_get("channel_id")?,
-                event: NewEvent {
-                    id: r.try_get("event_id")?,
-                    kind: r.try_get("type")?,
-                    subject: r.try_get("subject")?,
-                    data: json_col(&r, "data")?,
-                    created_at: r.try_get("created_at")?,
+            out.push((
+                due,
+                Claimed {
+                    id,
+                    lease_token: token.clone(),
+                    attempts: r.try_get("attempts")?,
+                    channel_id: r.try_get("channel_id")?,
+                    event: NewEvent {
+                        id: r.try_get("event_id")?,
+                        kind: r.try_get("type")?,
+                        subject: r.try_get("subject")?,
+                        data: json_col(&r, "data")?,
+                        created_at: r.try_get("created_at")?,
+                    },
                 },
-            }));
+            ));
         }
         // In the order they became due, as the sending order.
         out.sort_by(|(a, x), (b, y)| (a, &x.id).cmp(&(b, &y.id)));
