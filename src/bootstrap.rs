@@ -41,7 +41,8 @@ pub struct Booted {
     pub new_admin_token: Option<String>,
 }
 
-fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+/// Write a new file only its owner may read (it must not exist).
+pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -55,12 +56,28 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    if let Some(key) = read_master_key(settings)? {
+        return Ok(key);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let path = settings.data_dir.join("master.key");
+    let (key, raw) = MasterKey::generate()?;
+    write_private(&path, format!("{}\n", b64.encode(raw)).as_bytes())?;
+    tracing::info!(path = %path.display(), "created master key");
+    Ok(key)
+}
+
+/// The master key from the `ca.master_key` setting or `<data_dir>/master.key`, if there is
+/// one; a key file others may read is refused.
+pub fn read_master_key(settings: &Settings) -> anyhow::Result<Option<MasterKey>> {
     let b64 = base64::engine::general_purpose::STANDARD;
     if let Some(s) = &settings.ca.master_key {
         let raw = b64
             .decode(s.expose().trim())
             .context("ca.master_key (CERTKEEPER_CA__MASTER_KEY) must be base64 of 32 bytes")?;
-        return MasterKey::from_bytes(&raw).context("ca.master_key must be 32 bytes");
+        return Ok(Some(
+            MasterKey::from_bytes(&raw).context("ca.master_key must be 32 bytes")?,
+        ));
     }
     let path = settings.data_dir.join("master.key");
     if path.exists() {
@@ -77,12 +94,11 @@ fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         let raw = b64
             .decode(text.trim())
             .context("master.key must hold base64 of 32 bytes")?;
-        return MasterKey::from_bytes(&raw).context("master.key must hold 32 bytes");
+        return Ok(Some(
+            MasterKey::from_bytes(&raw).context("master.key must hold 32 bytes")?,
+        ));
     }
-    let (key, raw) = MasterKey::generate()?;
-    write_private(&path, format!("{}\n", b64.encode(raw)).as_bytes())?;
-    tracing::info!(path = %path.display(), "created master key");
-    Ok(key)
+    Ok(None)
 }
 
 /// Prepare everything a server or `init` needs.

@@ -80,6 +80,14 @@ struct RawServer {
     max_body_bytes: usize,
     log_format: LogFormat,
     log_level: String,
+    #[serde(with = "duration")]
+    header_read_timeout: Duration,
+    #[serde(with = "duration")]
+    idle_timeout: Duration,
+    #[serde(with = "duration")]
+    keep_alive_interval: Duration,
+    max_connections: usize,
+    max_connections_per_ip: usize,
 }
 
 impl Default for RawServer {
@@ -93,6 +101,11 @@ impl Default for RawServer {
             max_body_bytes: 1 << 20,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            header_read_timeout: SECOND * 10,
+            idle_timeout: MINUTE,
+            keep_alive_interval: SECOND * 30,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -160,6 +173,11 @@ struct RawAcme {
     new_orders_per_account_per_hour: u32,
     new_accounts_per_ip_per_hour: u32,
     eab_required: Vec<String>,
+    max_concurrent_validations: usize,
+    max_concurrent_validations_per_account: usize,
+    max_pending_authorizations_per_account: u32,
+    #[serde(with = "duration")]
+    retention: Duration,
 }
 
 impl Default for RawAcme {
@@ -181,6 +199,10 @@ impl Default for RawAcme {
             new_orders_per_account_per_hour: 300,
             new_accounts_per_ip_per_hour: 50,
             eab_required: Vec::new(),
+            max_concurrent_validations: 200,
+            max_concurrent_validations_per_account: 100,
+            max_pending_authorizations_per_account: 300,
+            retention: DAY * 30,
         }
     }
 }
@@ -269,6 +291,8 @@ struct RawJobs {
     alert_sweep: Duration,
     #[serde(with = "duration")]
     alert_delivery: Duration,
+    #[serde(with = "duration")]
+    acme_prune: Duration,
 }
 
 impl Default for RawJobs {
@@ -281,6 +305,7 @@ impl Default for RawJobs {
             discovery_schedules: SECOND * 30,
             alert_sweep: MINUTE * 5,
             alert_delivery: SECOND * 5,
+            acme_prune: HOUR,
         }
     }
 }
@@ -332,6 +357,20 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log_level: String,
+    /// How long a new connection has to finish its TLS handshake and send its first request
+    /// head, and an HTTP/1 connection each further request head (so also how long an idle
+    /// keep-alive connection waits for its next request).
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes moving either way for this long is closed (HTTP/1 and
+    /// HTTP/2).
+    pub idle_timeout: Duration,
+    /// HTTP/2: a PING after this long without frames; no answer within
+    /// `header_read_timeout` closes the connection.
+    pub keep_alive_interval: Duration,
+    /// Open connections over both listeners; more are closed at accept (0: no cap).
+    pub max_connections: usize,
+    /// Open connections from one client address; more are closed at accept (0: no cap).
+    pub max_connections_per_ip: usize,
 }
 
 impl ServerSettings {
@@ -402,6 +441,17 @@ pub struct AcmeSettings {
     pub new_accounts_per_ip_per_hour: u32,
     /// Profiles whose directory requires external account binding.
     pub eab_required: Vec<String>,
+    /// Challenge validations in flight at once in one process (0: no cap); past it a
+    /// challenge request is answered `rateLimited` and the challenge stays pending.
+    pub max_concurrent_validations: usize,
+    /// The same for one account (0: no cap).
+    pub max_concurrent_validations_per_account: usize,
+    /// Pending authorizations one account may hold; a new order that needs more is answered
+    /// `rateLimited` (0: no cap).
+    pub max_pending_authorizations_per_account: u32,
+    /// How long orders and authorizations are kept after they expire (orders whose
+    /// certificate is still valid are kept longer) before the `acme-prune` job deletes them.
+    pub retention: Duration,
 }
 
 impl AcmeSettings {
@@ -487,6 +537,9 @@ pub struct JobSettings {
     pub alert_sweep: Duration,
     /// Pass over the alert outbox.
     pub alert_delivery: Duration,
+    /// Delete expired ACME orders, authorizations, challenges, rate-limit windows and
+    /// used-nonce records (see `acme.retention`).
+    pub acme_prune: Duration,
 }
 
 /// Why settings were refused.
@@ -812,6 +865,21 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         max_body_bytes: raw.max_body_bytes,
         log_format: raw.log_format,
         log_level: raw.log_level,
+        header_read_timeout: within(
+            "server.header_read_timeout",
+            raw.header_read_timeout,
+            SECOND,
+            MINUTE * 5,
+        )?,
+        idle_timeout: within("server.idle_timeout", raw.idle_timeout, SECOND, HOUR)?,
+        keep_alive_interval: within(
+            "server.keep_alive_interval",
+            raw.keep_alive_interval,
+            SECOND,
+            HOUR,
+        )?,
+        max_connections: raw.max_connections,
+        max_connections_per_ip: raw.max_connections_per_ip,
     })
 }
 
@@ -932,6 +1000,10 @@ fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
         new_orders_per_account_per_hour: raw.new_orders_per_account_per_hour,
         new_accounts_per_ip_per_hour: raw.new_accounts_per_ip_per_hour,
         eab_required: raw.eab_required,
+        max_concurrent_validations: raw.max_concurrent_validations,
+        max_concurrent_validations_per_account: raw.max_concurrent_validations_per_account,
+        max_pending_authorizations_per_account: raw.max_pending_authorizations_per_account,
+        retention: within("acme.retention", raw.retention, HOUR, DAY * 3650)?,
     })
 }
 
@@ -1044,6 +1116,7 @@ fn validate_jobs(raw: RawJobs) -> Result<JobSettings, ConfigError> {
         )?,
         alert_sweep: within("jobs.alert_sweep", raw.alert_sweep, SECOND * 10, DAY)?,
         alert_delivery: within("jobs.alert_delivery", raw.alert_delivery, SECOND, HOUR)?,
+        acme_prune: within("jobs.acme_prune", raw.acme_prune, SECOND, DAY)?,
     })
 }
 
@@ -1088,8 +1161,14 @@ mod tests {
                 discovery_schedules: SECOND * 30,
                 alert_sweep: SECOND * 300,
                 alert_delivery: SECOND * 5,
+                acme_prune: HOUR,
             }
         );
+        assert_eq!(s.server.header_read_timeout, SECOND * 10);
+        assert_eq!(s.server.max_connections_per_ip, 256);
+        assert_eq!(s.acme.max_concurrent_validations, 200);
+        assert_eq!(s.acme.max_pending_authorizations_per_account, 300);
+        assert_eq!(s.acme.retention, DAY * 30);
     }
 
     #[test]

@@ -39,6 +39,8 @@ mod names;
 pub mod ocsp;
 mod pkcs12;
 mod profile;
+#[cfg(feature = "openapi")]
+pub mod schema;
 mod seal;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -99,40 +99,62 @@ fn default_true() -> bool {
 /// profile body apart from its name: TLS server and client usages, 90 days, any generatable
 /// key type, and no names allowed until `allowed_dns_names` / `allowed_ip_ranges` say so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "A profile's policy. Every field but `name` has a default.")
+)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    /// The profile's name (unique).
+    /// Unique name: letters, digits, `-`, `_` and `.`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]+$"))]
     pub name: String,
     /// Key usages set in issued certificates.
     #[serde(default = "default_key_usages")]
+    #[cfg_attr(feature = "openapi", schema(default = default_key_usages))]
     pub key_usages: Vec<KeyUsage>,
     /// Extended key usages set in issued certificates.
     #[serde(default = "default_ekus")]
+    #[cfg_attr(feature = "openapi", schema(default = default_ekus))]
     pub ext_key_usages: Vec<ExtKeyUsage>,
     /// Longest validity a request may ask for, in days.
     #[serde(default = "default_max_validity")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = default_max_validity, minimum = 1, maximum = 3650)
+    )]
     pub max_validity_days: u32,
-    /// Validity when the request names none, in days (defaults to the maximum).
+    /// Validity when the request names none, in days; at most `max_validity_days`. Null:
+    /// `max_validity_days`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
     pub default_validity_days: Option<u32>,
     /// Subscriber key types accepted (`ecdsa-p256`, `rsa-2048`, ...).
     #[serde(default = "default_key_types")]
+    #[cfg_attr(feature = "openapi", schema(default = default_key_types, min_items = 1))]
     pub allowed_key_types: Vec<KeyAlgorithm>,
-    /// DNS names allowed: `*` (any), `host.example.com`, `*.example.com`, `.example.com`.
+    /// DNS name rules; no DNS names are allowed while this is empty. `*` (any name),
+    /// `host.example.com` (exactly), `*.example.com` (one label below), `.example.com` (any
+    /// depth below).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, default = json!([])))]
     pub allowed_dns_names: Vec<DnsRule>,
     /// Whether wildcard names (`*.example.com`) may be requested at all.
     #[serde(default = "default_true")]
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     pub allow_wildcards: bool,
-    /// IP ranges whose addresses may appear in subjectAltName.
+    /// IP ranges (CIDR, e.g. `10.0.0.0/8`; a bare address is one host) whose addresses may
+    /// appear in subjectAltName.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, default = json!([])))]
     pub allowed_ip_ranges: Vec<IpNetwork>,
-    /// Copy O, OU, C, ST, L from the CSR's subject (the CN is always taken from the request
-    /// if it is one of the requested names, or set to the first name).
+    /// Copy O, OU, C, ST and L from the CSR's subject (the CN is always a requested name).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = false))]
     pub copy_subject: bool,
-    /// Most names (DNS + IP) in one certificate.
+    /// Most names (DNS and IP) in one certificate.
     #[serde(default = "default_max_names")]
+    #[cfg_attr(feature = "openapi", schema(default = default_max_names, minimum = 1))]
     pub max_names: u32,
 }
 

@@ -5,8 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::ToSchema;
+use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,9 +18,10 @@ use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::alerts::channels::{self, NewChannel};
+use crate::services::alerts::events::SUBSCRIBABLE;
 use crate::services::alerts::rules::rfc3339;
 use crate::services::alerts::{NewRule, Outcome, SweepReport};
-use crate::store::{OutboxRecord, RuleRecord, Selector};
+use crate::store::{ChannelRecord, OutboxRecord, RuleRecord, Selector};
 
 /// Routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -41,7 +44,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     summary = "List alert channels",
     description = "Every channel, oldest first; never their secrets (URLs, HMAC keys, header values, SMTP passwords).",
     responses(
-        (status = 200, description = "The channels.", content((Vec<schemas::AlertChannel> = "application/json"))),
+        (status = 200, description = "The channels.", content((Vec<ChannelView> = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )
@@ -49,9 +52,38 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 async fn list_channels(
     State(state): State<AppState>,
     _: Reader,
-) -> Result<Json<Vec<Value>>, Error> {
+) -> Result<Json<Vec<ChannelView>>, Error> {
     let list = state.services.alerts.list_channels().await?;
-    Ok(Json(list.iter().map(channels::public_view).collect()))
+    Ok(Json(list.iter().map(ChannelView::from).collect()))
+}
+
+/// A channel as the API shows it: never its secrets.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertChannel)]
+struct ChannelView {
+    id: String,
+    name: String,
+    #[schema(value_type = channels::KindName, inline)]
+    kind: String,
+    /// Settings that are not secret: the URL's host, whether requests are signed, custom
+    /// header names, SMTP settings.
+    #[schema(value_type = Object)]
+    config: Value,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<&ChannelRecord> for ChannelView {
+    fn from(ch: &ChannelRecord) -> ChannelView {
+        ChannelView {
+            id: ch.id.clone(),
+            name: ch.name.clone(),
+            kind: ch.kind.clone(),
+            config: ch.config.clone(),
+            created_at: rfc3339(ch.created_at),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -61,9 +93,9 @@ async fn list_channels(
     tag = "Alerts",
     summary = "Create an alert channel",
     description = "A generic webhook (CloudEvents 1.0, optional HMAC-SHA256 signature in `X-Certkeeper-Signature: t=<unix>,v1=<hex of HMAC(key, \"<t>.<body>\")>` and custom headers), a Slack, Teams (Workflows) or Discord webhook, or email over SMTP. Secrets are sealed at rest and never shown again. Admin token.",
-    request_body(content((schemas::CreateAlertChannelRequest = "application/json")), description = "The channel."),
+    request_body(content((NewChannel = "application/json")), description = "The channel."),
     responses(
-        (status = 201, description = "The channel, without its secrets.", content((schemas::AlertChannel = "application/json"))),
+        (status = 201, description = "The channel, without its secrets.", content((ChannelView = "application/json"))),
         (status = 400, description = "Invalid body: unknown kind, a missing or non-HTTP URL, fields of another kind, bad header names or values, or incomplete SMTP settings.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -83,7 +115,7 @@ async fn create_channel(
         .alerts
         .create_channel(body, &auth.actor)
         .await?;
-    Ok((StatusCode::CREATED, Json(channels::public_view(&rec))).into_response())
+    Ok((StatusCode::CREATED, Json(ChannelView::from(&rec))).into_response())
 }
 
 #[utoipa::path(
@@ -96,7 +128,7 @@ async fn create_channel(
         ("id" = String, Path, description = "The channel's id or name."),
     ),
     responses(
-        (status = 200, description = "The channel, without its secrets.", content((schemas::AlertChannel = "application/json"))),
+        (status = 200, description = "The channel, without its secrets.", content((ChannelView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such channel.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -106,9 +138,9 @@ async fn get_channel(
     State(state): State<AppState>,
     _: Reader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<ChannelView>, Error> {
     let ch = state.services.alerts.channel(&id).await?;
-    Ok(Json(channels::public_view(&ch)))
+    Ok(Json(ChannelView::from(&ch)))
 }
 
 #[utoipa::path(
@@ -172,32 +204,90 @@ async fn test_channel(
 }
 
 /// Body of `POST /alerts/rules`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CreateAlertRuleRequest)]
 #[serde(deny_unknown_fields)]
 struct CreateRule {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// Channel ids or names.
     channels: Vec<String>,
     #[serde(default)]
     selector: Selector,
+    /// Days before expiry (1 to 3650 each); default [30, 14, 7, 1].
     thresholds: Option<Vec<u32>>,
+    /// Lifecycle events to forward.
     #[serde(default)]
+    #[schema(value_type = Vec<EventName>)]
     events: Vec<String>,
+    /// Below the last threshold, remind once a day until expiry.
     #[serde(default)]
     daily_reminder: bool,
+    /// One message per sweep listing every crossing.
     #[serde(default)]
     digest: bool,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     enabled: bool,
+}
+
+/// The name of a lifecycle event a rule may forward (a plain string in the rule).
+struct EventName;
+
+impl PartialSchema for EventName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(SUBSCRIBABLE.iter().map(|k| k.short())))
+            .into()
+    }
+}
+
+impl ToSchema for EventName {}
+
+/// A rule as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertRule)]
+struct RuleView {
+    id: String,
+    name: String,
+    selector: Selector,
+    /// Days before expiry, largest first.
+    thresholds: Vec<u32>,
+    /// Channel ids.
+    channels: Vec<String>,
+    /// Lifecycle events forwarded.
+    #[schema(value_type = Vec<EventName>)]
+    events: Vec<String>,
+    /// Below the last threshold, remind once a day until expiry.
+    daily_reminder: bool,
+    /// One message per sweep listing every crossing.
+    digest: bool,
+    enabled: bool,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<&RuleRecord> for RuleView {
+    fn from(r: &RuleRecord) -> RuleView {
+        RuleView {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            selector: r.selector.clone(),
+            thresholds: r.thresholds.clone(),
+            channels: r.channels.clone(),
+            events: r.events.clone(),
+            daily_reminder: r.daily_reminder,
+            digest: r.digest,
+            enabled: r.enabled,
+            created_at: rfc3339(r.created_at),
+        }
+    }
 }
 
 fn yes() -> bool {
     true
-}
-
-fn rule_view(r: &RuleRecord) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-    v["created_at"] = json!(rfc3339(r.created_at));
-    v
 }
 
 #[utoipa::path(
@@ -207,9 +297,9 @@ fn rule_view(r: &RuleRecord) -> Value {
     tag = "Alerts",
     summary = "Create an alert rule",
     description = "Which certificates (selector), thresholds in days before expiry (default 30, 14, 7, 1; each fires once per certificate, a renewed certificate starts fresh), optional daily reminder below the last threshold, digest mode, lifecycle events, and the channels to notify. Admin token.",
-    request_body(content((schemas::CreateAlertRuleRequest = "application/json")), description = "The rule."),
+    request_body(content((CreateRule = "application/json")), description = "The rule."),
     responses(
-        (status = 201, description = "The rule.", content((schemas::AlertRule = "application/json"))),
+        (status = 201, description = "The rule.", content((RuleView = "application/json"))),
         (status = 400, description = "Invalid body, unknown channels, CAs or events, or thresholds out of range.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
@@ -241,7 +331,7 @@ async fn create_rule(
             &auth.actor,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(rule_view(&rec))).into_response())
+    Ok((StatusCode::CREATED, Json(RuleView::from(&rec))).into_response())
 }
 
 #[utoipa::path(
@@ -251,14 +341,17 @@ async fn create_rule(
     tag = "Alerts",
     summary = "List alert rules",
     responses(
-        (status = 200, description = "The rules, oldest first.", content((Vec<schemas::AlertRule> = "application/json"))),
+        (status = 200, description = "The rules, oldest first.", content((Vec<RuleView> = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )
 )]
-async fn list_rules(State(state): State<AppState>, _: Reader) -> Result<Json<Vec<Value>>, Error> {
+async fn list_rules(
+    State(state): State<AppState>,
+    _: Reader,
+) -> Result<Json<Vec<RuleView>>, Error> {
     let rules = state.services.alerts.list_rules().await?;
-    Ok(Json(rules.iter().map(rule_view).collect()))
+    Ok(Json(rules.iter().map(RuleView::from).collect()))
 }
 
 #[utoipa::path(
@@ -271,7 +364,7 @@ async fn list_rules(State(state): State<AppState>, _: Reader) -> Result<Json<Vec
         ("id" = String, Path, description = "The rule's id or name."),
     ),
     responses(
-        (status = 200, description = "The rule.", content((schemas::AlertRule = "application/json"))),
+        (status = 200, description = "The rule.", content((RuleView = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such rule.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -281,8 +374,10 @@ async fn get_rule(
     State(state): State<AppState>,
     _: Reader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
-    Ok(Json(rule_view(&state.services.alerts.rule(&id).await?)))
+) -> Result<Json<RuleView>, Error> {
+    Ok(Json(RuleView::from(
+        &state.services.alerts.rule(&id).await?,
+    )))
 }
 
 #[utoipa::path(
@@ -320,16 +415,50 @@ struct OutboxQuery {
     limit: Option<i64>,
 }
 
-fn outbox_view(o: &OutboxRecord) -> Value {
-    let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-    v["created_at"] = json!(rfc3339(o.created_at));
-    v["next_attempt_at"] = if o.status == "pending" {
-        json!(rfc3339(o.next_attempt_at))
-    } else {
-        Value::Null
-    };
-    v["delivered_at"] = json!(o.delivered_at.map(rfc3339));
-    v
+/// An outbox row as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertOutboxEntry)]
+struct OutboxView {
+    id: String,
+    /// The CloudEvents id (the same on every retry).
+    event_id: String,
+    event_type: String,
+    channel_id: String,
+    #[schema(value_type = schemas::OutboxStatus, inline)]
+    status: String,
+    #[schema(minimum = 0)]
+    attempts: i64,
+    /// Next attempt, while pending.
+    #[schema(format = DateTime)]
+    next_attempt_at: Option<String>,
+    /// The last failure.
+    last_error: Option<String>,
+    /// The last HTTP status or SMTP reply code.
+    last_status: Option<i64>,
+    /// When it was queued.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// When it was delivered.
+    #[schema(format = DateTime)]
+    delivered_at: Option<String>,
+}
+
+impl From<&OutboxRecord> for OutboxView {
+    fn from(o: &OutboxRecord) -> OutboxView {
+        OutboxView {
+            id: o.id.clone(),
+            event_id: o.event_id.clone(),
+            event_type: o.event_type.clone(),
+            channel_id: o.channel_id.clone(),
+            status: o.status.clone(),
+            attempts: o.attempts,
+            next_attempt_at: (o.status == "pending").then(|| rfc3339(o.next_attempt_at)),
+            last_error: o.last_error.clone(),
+            last_status: o.last_status,
+            created_at: rfc3339(o.created_at),
+            delivered_at: o.delivered_at.map(rfc3339),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -344,7 +473,7 @@ fn outbox_view(o: &OutboxRecord) -> Value {
         ("limit" = Option<i64>, Query, description = "Page size (default 100).", minimum = 1, maximum = 1000),
     ),
     responses(
-        (status = 200, description = "The rows.", content((Vec<schemas::AlertOutboxEntry> = "application/json"))),
+        (status = 200, description = "The rows.", content((Vec<OutboxView> = "application/json"))),
         (status = 400, description = "Unknown status or limit out of range.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
@@ -354,13 +483,13 @@ async fn list_outbox(
     State(state): State<AppState>,
     _: Reader,
     Query(q): Query<OutboxQuery>,
-) -> Result<Json<Vec<Value>>, Error> {
+) -> Result<Json<Vec<OutboxView>>, Error> {
     let rows = state
         .services
         .alerts
         .outbox(q.status.as_deref(), q.limit.unwrap_or(100))
         .await?;
-    Ok(Json(rows.iter().map(outbox_view).collect()))
+    Ok(Json(rows.iter().map(OutboxView::from).collect()))
 }
 
 /// What `POST /alerts/sweep` did.

@@ -206,7 +206,7 @@ struct CreateCa {
     /// Subject C (two letters).
     country: Option<String>,
     /// Key type of the CA key.
-    #[schema(value_type = Option<schemas::KeyAlgorithm>)]
+    #[schema(value_type = Option<certkeeper_ca::schema::GeneratableKey>)]
     key_algorithm: Option<KeyAlgorithm>,
     /// Lifetime in days (an intermediate's is clamped to its parent's).
     #[schema(minimum = 1, maximum = 36500)]

@@ -9,7 +9,9 @@ use base64::Engine;
 use certkeeper_ca::KeyAlgorithm;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -274,7 +276,7 @@ struct IssueGenerate {
     /// Subject CN; kept only if it is one of the requested names, otherwise the first name is used.
     common_name: Option<String>,
     /// Type of the key to generate; the profile must allow it.
-    #[schema(value_type = Option<schemas::KeyAlgorithm>, default = generated_key_default)]
+    #[schema(value_type = Option<certkeeper_ca::schema::GeneratableKey>, default = generated_key_default)]
     key_algorithm: Option<KeyAlgorithm>,
     /// Requested validity in days (not with `not_after`). Default: the profile's `default_validity_days`, else its `max_validity_days`.
     #[schema(minimum = 1)]
@@ -592,20 +594,44 @@ async fn get_chain(
         .into_response())
 }
 
-/// Body of `POST /certificates/{id}/revoke`.
+/// Body of `POST /certificates/{id}/revoke` (and of a managed certificate's revoke).
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = RevokeRequest)]
-struct Revoke {
-    #[schema(value_type = Option<schemas::RevocationReason>)]
-    reason: Option<serde_json::Value>,
+pub(super) struct Revoke {
+    #[schema(value_type = Option<RevocationReason>)]
+    pub(super) reason: Option<serde_json::Value>,
+}
+
+/// The RFC 5280 reasons a revocation may give: the RFC's name, the same in snake_case, and
+/// the code (7, unassigned, and 8, removeFromCRL, are not reasons to revoke).
+const REASONS: [(&str, &str, u8); 8] = [
+    ("unspecified", "unspecified", 0),
+    ("keyCompromise", "key_compromise", 1),
+    ("cACompromise", "ca_compromise", 2),
+    ("affiliationChanged", "affiliation_changed", 3),
+    ("superseded", "superseded", 4),
+    ("cessationOfOperation", "cessation_of_operation", 5),
+    ("privilegeWithdrawn", "privilege_withdrawn", 9),
+    ("aACompromise", "aa_compromise", 10),
+];
+
+/// A name or code of [`REASONS`]: the names are matched without case or punctuation, so
+/// `key_compromise` is `keyCompromise`.
+fn reason_key(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// RFC 5280 reason names (camelCase as in the RFC, or snake_case) or numbers.
 pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
     let bad = |s: &str| {
+        let names: Vec<&str> = REASONS.iter().map(|(n, _, _)| *n).collect();
         Error::BadRequest(format!(
-            "unknown revocation reason {s} (use unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, aACompromise, or 0-5, 9, 10)"
+            "unknown revocation reason {s} (use {}, or 0-5, 9, 10)",
+            names.join(", ")
         ))
     };
     match v {
@@ -614,25 +640,49 @@ pub(super) fn parse_reason(v: Option<&serde_json::Value>) -> Result<u8, Error> {
             .as_u64()
             .and_then(|n| u8::try_from(n).ok())
             .ok_or_else(|| bad(&n.to_string())),
-        Some(serde_json::Value::String(s)) => {
-            let key: String = s
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            Ok(match key.as_str() {
-                "unspecified" => 0,
-                "keycompromise" => 1,
-                "cacompromise" => 2,
-                "affiliationchanged" => 3,
-                "superseded" => 4,
-                "cessationofoperation" => 5,
-                "privilegewithdrawn" => 9,
-                "aacompromise" => 10,
-                _ => return Err(bad(s)),
-            })
-        }
+        Some(serde_json::Value::String(s)) => REASONS
+            .iter()
+            .find(|(name, _, _)| reason_key(name) == reason_key(s))
+            .map(|(_, _, code)| *code)
+            .ok_or_else(|| bad(s)),
         Some(other) => Err(bad(&other.to_string())),
+    }
+}
+
+/// The schema of a revocation reason as [`parse_reason`] reads it.
+struct RevocationReason;
+
+impl PartialSchema for RevocationReason {
+    fn schema() -> RefOr<Schema> {
+        let rfc = REASONS.iter().map(|(n, _, _)| *n);
+        let snake = REASONS
+            .iter()
+            .filter(|(n, s, _)| n != s)
+            .map(|(_, s, _)| *s);
+        let strings: Vec<&str> = rfc.chain(snake).collect();
+        let codes: Vec<u8> = REASONS.iter().map(|(_, _, c)| *c).collect();
+        OneOfBuilder::new()
+            .description(Some(
+                "An RFC 5280 reason: its name (camelCase as in the RFC or snake_case; case and \
+                 punctuation are ignored) or its code. Null or left out: `unspecified`.",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(strings)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .enum_values(Some(codes)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for RevocationReason {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("RevocationReason")
     }
 }
 

@@ -31,7 +31,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A list of items.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Items<T> {
     items: Vec<T>,
 }
@@ -85,7 +85,7 @@ struct ListQuery {
         ("limit" = Option<i64>, Query, description = "How many. Default: `100`.", minimum = 1, maximum = 1000),
     ),
     responses(
-        (status = 200, description = "The scans.", content((inline(schemas::ItemsOfScan) = "application/json"))),
+        (status = 200, description = "The scans.", content((inline(Items<ScanRecord>) = "application/json"))),
         (status = 400, description = "A malformed or unknown query parameter, or `limit` outside 1-1000.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
@@ -174,7 +174,7 @@ async fn cancel_scan(
         ("id" = String, Path, description = "The scan's id."),
     ),
     responses(
-        (status = 200, description = "The results.", content((inline(schemas::ItemsOfObservation) = "application/json"))),
+        (status = 200, description = "The results.", content((inline(Items<certkeeper_discovery::Observation>) = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 404, description = "No such scan.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
@@ -198,7 +198,7 @@ async fn results(
     summary = "List discovered certificates",
     description = "Every certificate any scan has found, once per fingerprint, soonest expiry first. Any token.",
     responses(
-        (status = 200, description = "The certificates.", content((inline(schemas::ItemsOfDiscoveredCertificate) = "application/json"))),
+        (status = 200, description = "The certificates.", content((inline(Items<InventoryCertificate>) = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )
@@ -220,7 +220,7 @@ async fn certificates(
     summary = "List discovered endpoints",
     description = "Every address, port and server name where a scan found a certificate, with the certificate it served when last seen. Any token.",
     responses(
-        (status = 200, description = "The endpoints.", content((inline(schemas::ItemsOfDiscoveredEndpoint) = "application/json"))),
+        (status = 200, description = "The endpoints.", content((inline(Items<InventoryEndpoint>) = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )
@@ -301,7 +301,7 @@ async fn create_schedule(
     summary = "List scheduled scans",
     description = "By name. Any token.",
     responses(
-        (status = 200, description = "The schedules.", content((inline(schemas::ItemsOfScanSchedule) = "application/json"))),
+        (status = 200, description = "The schedules.", content((inline(Items<ScheduleRecord>) = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 500, response = responses::InternalError),
     )

@@ -127,7 +127,7 @@ struct ManagedView {
     /// Subject common name.
     #[schema(required = true)]
     common_name: Option<String>,
-    #[schema(value_type = schemas::KeyAlgorithm)]
+    #[schema(value_type = certkeeper_ca::schema::GeneratableKey)]
     key_algorithm: KeyAlgorithm,
     /// Validity of each version; null: the profile's maximum.
     #[schema(required = true)]
@@ -264,7 +264,7 @@ struct CreateManaged {
     ip_addresses: Vec<IpAddr>,
     common_name: Option<String>,
     /// Key type of every version; default ecdsa-p256.
-    #[schema(value_type = Option<schemas::KeyAlgorithm>)]
+    #[schema(value_type = Option<certkeeper_ca::schema::GeneratableKey>)]
     key_algorithm: Option<KeyAlgorithm>,
     /// Validity of each version; default: the profile's maximum.
     #[schema(minimum = 1)]
@@ -449,13 +449,6 @@ async fn sync_now(
     Ok(Json(detailed(&state, m).await?))
 }
 
-/// Body of `POST /managed/{id}/revoke`.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Revoke {
-    reason: Option<serde_json::Value>,
-}
-
 #[utoipa::path(
     post,
     path = "/managed/{id}/revoke",
@@ -466,7 +459,7 @@ struct Revoke {
     params(
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
-    request_body(content((schemas::RevokeRequest = "application/json")), description = "The revocation reason."),
+    request_body(content((super::certs::Revoke = "application/json")), description = "The revocation reason."),
     responses(
         (status = 200, description = "The revoked managed certificate.", content((ManagedView = "application/json"))),
         (status = 400, description = "Invalid body or reason.", content((schemas::Problem = "application/problem+json"))),
@@ -483,7 +476,7 @@ async fn revoke(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(body): Json<Revoke>,
+    Json(body): Json<super::certs::Revoke>,
 ) -> Result<Json<ManagedView>, Error> {
     let reason = super::certs::parse_reason(body.reason.as_ref())?;
     let m = state.services.managed.get(&id).await?;

@@ -9,23 +9,20 @@
 //!
 //! This module adds what no handler or type owns: the document's header, the tags, the
 //! bearer security scheme, the shared RFC 7807 responses, the defaults that come from the
-//! settings, and the schemas that cannot be derived:
-//! - `KeyAlgorithm`, `KeyType`: the values are `certkeeper_ca::KeyAlgorithm`'s list
-//!   (built in Rust in [`schemas`]);
-//! - the profile bodies and `Profile`: the server's answer adds the id, the CA and the times
-//!   to the ca crate's `Profile` (the defaults are read from `Profile` itself), and the
-//!   request bodies are read as JSON values; `KeyUsage` and `ExtKeyUsage`, which only these
-//!   schemas refer to, are derived in the ca crate and added here;
-//! - `RevocationReason`: names and codes taken as a JSON value and read by `parse_reason`;
-//! - the alert channel, rule and outbox schemas: their answers are built as JSON values
-//!   (times rewritten, secrets left out) rather than typed structs.
+//! settings, and two builders for the few schemas written in Rust beside their type:
+//! [`extend_object`] (a record's schema with more fields, e.g. a profile's policy with its
+//! id and CA) and the string enumerations of fields the code keeps as plain strings
+//! ([`schemas`]).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::{Extension, Json, Router};
-use certkeeper_ca::{CaSpec, KeyAlgorithm, Profile};
+use certkeeper_ca::{CaSpec, KeyAlgorithm};
 use serde_json::{Map, Value, json};
+use utoipa::PartialSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -201,9 +198,6 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
         (path.clone(), item)
     }));
     let mut schemas = derived.0.schemas.clone();
-    for (name, schema) in described_here() {
-        schemas.entry(name).or_insert(schema);
-    }
     // A new CA's key type and lifetime default to the settings, known only at run time.
     if let Some(p) = schemas
         .get_mut("CreateCaRequest")
@@ -279,24 +273,13 @@ fn info_description(f: &Facts<'_>) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// Small builders.
-
-fn schema_ref(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-fn object(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-// ---------------------------------------------------------------------------------------
 // components/responses
 
 fn error_responses(max_body_bytes: usize) -> Value {
     let problem = |description: String| {
         json!({
             "description": description,
-            "content": {"application/problem+json": {"schema": schema_ref("Problem")}}
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
         })
     };
     let mut unauthorized =
@@ -319,348 +302,50 @@ fn error_responses(max_body_bytes: usize) -> Value {
     })
 }
 
-// ---------------------------------------------------------------------------------------
-// components/schemas
-
-/// The component schemas not derived from a Rust type.
-fn described_here() -> Map<String, Value> {
-    let mut s = Map::new();
-    for (name, schema) in [
-        (
-            "KeyAlgorithm",
-            <schemas::KeyAlgorithm as utoipa::PartialSchema>::schema(),
-        ),
-        (
-            "KeyType",
-            <schemas::KeyType as utoipa::PartialSchema>::schema(),
-        ),
-        (
-            "KeyUsage",
-            <certkeeper_ca::KeyUsage as utoipa::PartialSchema>::schema(),
-        ),
-        (
-            "ExtKeyUsage",
-            <certkeeper_ca::ExtKeyUsage as utoipa::PartialSchema>::schema(),
-        ),
-    ] {
-        s.insert(
-            name.into(),
-            serde_json::to_value(schema).expect("a schema serializes"),
-        );
-    }
-    s.extend(profile_schemas());
-    s.extend(certificate_schemas());
-    s.extend(alert_schemas());
-    s
-}
-
-fn nullable_string(description: &str) -> Value {
-    json!({"type": ["string", "null"], "description": description})
-}
-
-fn date_time(description: &str) -> Value {
-    json!({"type": "string", "format": "date-time", "description": description})
-}
-
-fn nullable_date_time(description: &str) -> Value {
-    json!({"type": ["string", "null"], "format": "date-time", "description": description})
-}
-
-/// The policy fields of a profile, with the defaults `Profile` deserialises to.
-fn profile_policy_properties() -> Map<String, Value> {
-    let defaults = serde_json::from_value::<Profile>(json!({"name": "defaults"}))
-        .and_then(serde_json::to_value)
-        .expect("a profile with only a name deserialises");
-    let d = |field: &str| defaults.get(field).cloned().unwrap_or(Value::Null);
-    object(vec![
-        (
-            "name",
-            json!({"type": "string", "pattern": "^[A-Za-z0-9._-]+$", "description": "Unique name: letters, digits, `-`, `_` and `.`."}),
-        ),
-        (
-            "key_usages",
-            json!({"type": "array", "items": schema_ref("KeyUsage"), "default": d("key_usages"), "description": "Key usages set in issued certificates."}),
-        ),
-        (
-            "ext_key_usages",
-            json!({"type": "array", "items": schema_ref("ExtKeyUsage"), "default": d("ext_key_usages"), "description": "Extended key usages set in issued certificates."}),
-        ),
-        (
-            "max_validity_days",
-            json!({"type": "integer", "minimum": 1, "maximum": 3650, "default": d("max_validity_days"), "description": "Longest validity a request may ask for, in days."}),
-        ),
-        (
-            "default_validity_days",
-            json!({"type": ["integer", "null"], "minimum": 1, "maximum": 3650, "default": d("default_validity_days"), "description": "Validity when the request names none, in days; at most `max_validity_days`. Null: `max_validity_days`."}),
-        ),
-        (
-            "allowed_key_types",
-            json!({"type": "array", "items": schema_ref("KeyType"), "minItems": 1, "default": d("allowed_key_types"), "description": "Subscriber key types accepted."}),
-        ),
-        (
-            "allowed_dns_names",
-            json!({
-                "type": "array",
-                "items": {"type": "string", "description": "`*` (any name), `host.example.com` (exactly), `*.example.com` (one label below), `.example.com` (any depth below)."},
-                "default": d("allowed_dns_names"),
-                "description": "DNS name rules; no DNS names are allowed while this is empty."
-            }),
-        ),
-        (
-            "allow_wildcards",
-            json!({"type": "boolean", "default": d("allow_wildcards"), "description": "Whether wildcard names (`*.example.com`) may be requested at all."}),
-        ),
-        (
-            "allowed_ip_ranges",
-            json!({"type": "array", "items": {"type": "string", "description": "CIDR, e.g. `10.0.0.0/8` (a bare address is one host)."}, "default": d("allowed_ip_ranges"), "description": "IP ranges whose addresses may appear in subjectAltName."}),
-        ),
-        (
-            "copy_subject",
-            json!({"type": "boolean", "default": d("copy_subject"), "description": "Copy O, OU, C, ST and L from the CSR's subject (the CN is always a requested name)."}),
-        ),
-        (
-            "max_names",
-            json!({"type": "integer", "minimum": 1, "maximum": u32::MAX, "default": d("max_names"), "description": "Most names (DNS and IP) in one certificate."}),
-        ),
-    ])
-}
-
-fn profile_schemas() -> Map<String, Value> {
-    let policy = profile_policy_properties();
-    let policy_names: Vec<&String> = policy.keys().collect();
-
-    let mut create = policy.clone();
-    create.insert(
-        "ca".into(),
-        json!({"type": "string", "description": "The signing CA's id or name; it must be active."}),
-    );
-    let mut update = policy.clone();
-    update.insert(
-        "ca".into(),
-        json!({"type": "string", "description": "A new signing CA's id or name (it must be active); the current CA is kept when left out."}),
-    );
-    update["name"]["description"] =
-        json!("May be left out; if given it must be the profile's current name.");
-    let mut view = Map::new();
-    view.insert(
-        "id".into(),
-        json!({"type": "string", "description": "Id (UUID)."}),
-    );
-    view.insert(
-        "ca".into(),
-        json!({"type": "string", "description": "The signing CA's id."}),
-    );
-    view.extend(policy.clone());
-    view.insert("created_at".into(), date_time("When created."));
-    view.insert("updated_at".into(), date_time("When last changed."));
-    let mut view_required: Vec<&str> = vec!["id", "ca"];
-    view_required.extend(policy_names.iter().map(|s| s.as_str()));
-    view_required.extend(["created_at", "updated_at"]);
-
-    object(vec![
-        (
-            "CreateProfileRequest",
-            json!({
-                "type": "object",
-                "description": "A profile's signing CA and policy. Every policy field but `name` has a default.",
-                "additionalProperties": false,
-                "required": ["ca", "name"],
-                "properties": create
-            }),
-        ),
-        (
-            "UpdateProfileRequest",
-            json!({
-                "type": "object",
-                "description": "The complete new policy: fields left out take their defaults.",
-                "additionalProperties": false,
-                "properties": update
-            }),
-        ),
-        (
-            "Profile",
-            json!({
-                "type": "object",
-                "description": "A profile: its id, signing CA and policy.",
-                "required": view_required,
-                "properties": view
-            }),
-        ),
-    ])
-}
-
-fn certificate_schemas() -> Map<String, Value> {
-    let reason_names = [
-        "unspecified",
-        "keyCompromise",
-        "cACompromise",
-        "affiliationChanged",
-        "superseded",
-        "cessationOfOperation",
-        "privilegeWithdrawn",
-        "aACompromise",
-        "key_compromise",
-        "ca_compromise",
-        "affiliation_changed",
-        "cessation_of_operation",
-        "privilege_withdrawn",
-        "aa_compromise",
-    ];
-
-    object(vec![(
-        "RevocationReason",
-        json!({
-            "description": "An RFC 5280 reason: its name (camelCase as in the RFC or snake_case; case and punctuation are ignored) or its code (0-6, 9, 10). Null or left out: `unspecified`.",
-            "anyOf": [
-                {"type": "string", "enum": reason_names},
-                {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 9, 10]},
-                {"type": "null"}
-            ]
-        }),
-    )])
-}
-
-// ---------------------------------------------------------------------------------------
-// /api/v1/alerts
-
-fn alert_schemas() -> Map<String, Value> {
-    let strings = json!({"type": "array", "items": {"type": "string"}});
-    let selector = json!({
-        "type": "object",
-        "additionalProperties": false,
-        "description": "Which certificates; every field given must match; none means all.",
-        "properties": {
-            "ca_id": {"type": "string", "description": "Issuing CA (id or name)."},
-            "profile": {"type": "string", "description": "Profile name."},
-            "san": {"type": "string", "description": "A DNS name or IP address in the certificate; `*.example.com` matches every name below example.com."},
-            "tags": {"type": "array", "items": {"type": "string"}, "description": "At least one of these inventory tags."},
-            "discovered_only": {"type": "boolean", "description": "Only certificates found by discovery."}
-        }
-    });
-    let events: Vec<&str> = crate::services::alerts::events::SUBSCRIBABLE
-        .iter()
-        .map(|k| k.short())
-        .collect();
-    let rule_props = json!({
-        "name": {"type": "string", "minLength": 1, "maxLength": 100},
-        "selector": selector,
-        "thresholds": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 3650}, "description": "Days before expiry; default [30, 14, 7, 1]."},
-        "channels": {"type": "array", "items": {"type": "string"}, "description": "Channel ids or names."},
-        "events": {"type": "array", "items": {"type": "string", "enum": events}, "description": "Lifecycle events to forward."},
-        "daily_reminder": {"type": "boolean", "description": "Below the last threshold, remind once a day until expiry."},
-        "digest": {"type": "boolean", "description": "One message per sweep listing every crossing."},
-        "enabled": {"type": "boolean"}
-    });
-    let mut rule = rule_props.clone();
-    rule["id"] = json!({"type": "string"});
-    rule["created_at"] = date_time("When it was created.");
-    object(vec![
-        (
-            "AlertChannel",
-            json!({
-                "type": "object",
-                "required": ["id", "name", "kind", "config", "created_at"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "kind": {"type": "string", "enum": crate::services::alerts::channels::KINDS},
-                    "config": {"type": "object", "description": "Settings that are not secret: the URL's host, whether requests are signed, custom header names, SMTP settings."},
-                    "created_at": date_time("When it was created.")
-                }
-            }),
-        ),
-        (
-            "CreateAlertChannelRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "kind"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "kind": {"type": "string", "enum": crate::services::alerts::channels::KINDS},
-                    "url": {"type": "string", "description": "Webhook URL (secret)."},
-                    "hmac_key": {"type": "string", "description": "Generic webhook: HMAC-SHA256 key (secret)."},
-                    "headers": {"type": "object", "description": "Generic webhook: extra headers (values are secret)."},
-                    "smtp": {
-                        "type": "object",
-                        "required": ["host", "port", "tls", "from", "to"],
-                        "properties": {
-                            "host": {"type": "string"},
-                            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                            "tls": {"type": "string", "enum": ["starttls", "tls", "none"]},
-                            "username": {"type": "string"},
-                            "from": {"type": "string"},
-                            "to": strings,
-                            "ca_pem": {"type": "string", "description": "An extra trusted root for the SMTP server's certificate."}
-                        }
-                    },
-                    "password": {"type": "string", "description": "SMTP password (secret)."}
-                }
-            }),
-        ),
-        (
-            "CreateAlertRuleRequest",
-            json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "channels"],
-                "properties": rule_props
-            }),
-        ),
-        (
-            "AlertRule",
-            json!({
-                "type": "object",
-                "required": ["id", "name", "selector", "thresholds", "channels", "events", "daily_reminder", "digest", "enabled", "created_at"],
-                "properties": rule
-            }),
-        ),
-        (
-            "AlertOutboxEntry",
-            json!({
-                "type": "object",
-                "required": ["id", "event_id", "event_type", "channel_id", "status", "attempts", "created_at"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "event_id": {"type": "string", "description": "The CloudEvents id (the same on every retry)."},
-                    "event_type": {"type": "string"},
-                    "channel_id": {"type": "string"},
-                    "status": {"type": "string", "enum": ["pending", "delivered", "dead"]},
-                    "attempts": {"type": "integer", "minimum": 0},
-                    "next_attempt_at": nullable_date_time("Next attempt, while pending."),
-                    "last_error": nullable_string("The last failure."),
-                    "last_status": {"type": ["integer", "null"], "description": "The last HTTP status or SMTP reply code."},
-                    "created_at": date_time("When it was queued."),
-                    "delivered_at": nullable_date_time("When it was delivered.")
-                }
-            }),
-        ),
-    ])
-}
-
-/// The schema of a record as it is answered when it is created: the object schema of
-/// `T` (the record as stored) with one more required string property, the secret that is
-/// shown only then. The record type's schema is reused, so the two cannot drift.
-pub(super) fn with_secret<T: utoipa::PartialSchema>(
-    secret: &str,
-    secret_description: &str,
+/// The object schema of `T` with more properties, each `(name, schema, required)`: the
+/// schema of a body that adds fields to a record's. (A `#[serde(flatten)]` field would give
+/// an `allOf`, which a record that refuses unknown fields could never satisfy.)
+pub(super) fn extend_object<T: PartialSchema>(
+    properties: impl IntoIterator<Item = (&'static str, RefOr<Schema>, bool)>,
     description: &str,
-) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-
+) -> Object {
     let RefOr::T(Schema::Object(mut object)) = T::schema() else {
         unreachable!("a record derives an object schema")
     };
-    object.properties.insert(
-        secret.to_string(),
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(secret_description))
-            .into(),
-    );
-    object.required.push(secret.to_string());
+    for (name, schema, required) in properties {
+        object.properties.insert(name.to_string(), schema);
+        if required && !object.required.iter().any(|r| r == name) {
+            object.required.push(name.to_string());
+        }
+    }
     object.description = Some(description.to_string());
+    object
+}
+
+/// A string property with a description (`format`: `date-time` for times).
+pub(super) fn string_property(description: &str, date_time: bool) -> RefOr<Schema> {
+    let s = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description));
+    if date_time {
+        s.format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// The schema of a record as it is answered when it is created: the record's schema with
+/// one more required string property, the secret that is shown only then.
+pub(super) fn with_secret<T: PartialSchema>(
+    secret: &'static str,
+    secret_description: &str,
+    description: &str,
+) -> RefOr<Schema> {
+    let object = extend_object::<T>(
+        [(secret, string_property(secret_description, false), true)],
+        description,
+    );
     RefOr::T(Schema::Object(object))
 }
 
@@ -669,65 +354,9 @@ pub(super) fn with_secret<T: utoipa::PartialSchema>(
 /// Each type stands for the schema of the same name in `components/schemas`; an attribute
 /// that names one (`content((schemas::Ca = "application/json"))`) refers to that component.
 pub(crate) mod schemas {
-    use std::borrow::Cow;
-
-    use utoipa::openapi::schema::{
-        AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
-    };
-    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
     use utoipa::{PartialSchema, ToSchema};
-
-    /// Declare the component schemas operations refer to by name.
-    macro_rules! named {
-        ($($name:ident),* $(,)?) => {$(
-            #[doc = concat!("The `", stringify!($name), "` component schema.")]
-            pub(crate) struct $name;
-
-            impl PartialSchema for $name {
-                fn schema() -> RefOr<Schema> {
-                    Ref::from_schema_name(stringify!($name)).into()
-                }
-            }
-
-            impl ToSchema for $name {
-                fn name() -> Cow<'static, str> {
-                    Cow::Borrowed(stringify!($name))
-                }
-            }
-        )*};
-    }
-
-    /// Declare `{"items": [<component>]}` list objects, inlined where they are used; the
-    /// item type's component is registered with them.
-    macro_rules! items_of {
-        ($($list:ident: $item:ty),* $(,)?) => {$(
-            #[doc = concat!("`{\"items\": [", stringify!($item), "]}`.")]
-            pub(crate) struct $list;
-
-            impl PartialSchema for $list {
-                fn schema() -> RefOr<Schema> {
-                    ObjectBuilder::new()
-                        .property(
-                            "items",
-                            ArrayBuilder::new()
-                                .items(Ref::from_schema_name(<$item as ToSchema>::name())),
-                        )
-                        .required("items")
-                        .into()
-                }
-            }
-
-            impl ToSchema for $list {
-                fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-                    schemas.push((
-                        <$item as ToSchema>::name().into_owned(),
-                        <$item as PartialSchema>::schema(),
-                    ));
-                    <$item as ToSchema>::schemas(schemas);
-                }
-            }
-        )*};
-    }
 
     /// Declare the string enumerations of fields the code keeps as plain strings, with the
     /// field's description, inlined where they are used
@@ -762,6 +391,7 @@ pub(crate) mod schemas {
         ManagedEventKind: ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"],
         ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
         DestinationKind: ["aws_acm", "azure_key_vault"],
+        OutboxStatus: ["pending", "delivered", "dead"],
     );
 
     /// The state of a scan, a component of its own (the field keeps its doc comment).
@@ -784,69 +414,6 @@ pub(crate) mod schemas {
 
     impl ToSchema for ScanStatus {}
 
-    /// A key type certkeeper can generate: the names of `KeyAlgorithm::GENERATABLE`.
-    pub(crate) struct KeyAlgorithm;
-
-    impl PartialSchema for KeyAlgorithm {
-        fn schema() -> RefOr<Schema> {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some(
-                    "A key type certkeeper can generate. Aliases such as `p256` or `rsa2048` \
-                     are accepted on input; answers use these names.",
-                ))
-                .enum_values(Some(generatable()))
-                .into()
-        }
-    }
-
-    impl ToSchema for KeyAlgorithm {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("KeyAlgorithm")
-        }
-    }
-
-    /// A subscriber key type: a generatable one, `ecdsa-p521`, or RSA of another size.
-    pub(crate) struct KeyType;
-
-    impl PartialSchema for KeyType {
-        fn schema() -> RefOr<Schema> {
-            let mut recognised = generatable();
-            recognised.push(certkeeper_ca::KeyAlgorithm::EcdsaP521.to_string());
-            AnyOfBuilder::new()
-                .schema_type(Type::String)
-                .description(Some(
-                    "A subscriber key type: one certkeeper can generate, `ecdsa-p521`, or RSA \
-                     of another size (`rsa-<bits>`, 1024-16384), as found in CSRs.",
-                ))
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(SchemaType::AnyValue)
-                        .enum_values(Some(recognised)),
-                )
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(SchemaType::AnyValue)
-                        .pattern(Some("^rsa-[0-9]+$")),
-                )
-                .into()
-        }
-    }
-
-    impl ToSchema for KeyType {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("KeyType")
-        }
-    }
-
-    /// The names of the key types certkeeper generates.
-    fn generatable() -> Vec<String> {
-        certkeeper_ca::KeyAlgorithm::GENERATABLE
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
-
     /// Any JSON object.
     pub(crate) struct AnyObject;
 
@@ -860,27 +427,6 @@ pub(crate) mod schemas {
 
     /// The RFC 7807 problem document, derived from the type `crate::problem` answers with.
     pub(crate) use crate::problem::Problem;
-
-    named!(
-        RevokeRequest,
-        RevocationReason,
-        AlertChannel,
-        AlertOutboxEntry,
-        AlertRule,
-        CreateAlertChannelRequest,
-        CreateAlertRuleRequest,
-        CreateProfileRequest,
-        Profile,
-        UpdateProfileRequest,
-    );
-
-    items_of!(
-        ItemsOfDiscoveredCertificate: crate::store::InventoryCertificate,
-        ItemsOfDiscoveredEndpoint: crate::store::InventoryEndpoint,
-        ItemsOfObservation: certkeeper_discovery::Observation,
-        ItemsOfScan: crate::store::ScanRecord,
-        ItemsOfScanSchedule: crate::store::ScheduleRecord,
-    );
 }
 
 /// Names under which operations refer to the shared responses in `components/responses`.

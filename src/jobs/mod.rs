@@ -257,6 +257,8 @@ pub struct JobIntervals {
     pub alert_sweep: Duration,
     /// Send due alert notifications.
     pub alert_delivery: Duration,
+    /// Delete expired ACME bookkeeping.
+    pub acme_prune: Duration,
 }
 
 impl JobIntervals {
@@ -271,6 +273,7 @@ impl JobIntervals {
             discovery_schedules: jobs.discovery_schedules,
             alert_sweep: jobs.alert_sweep,
             alert_delivery: jobs.alert_delivery,
+            acme_prune: jobs.acme_prune,
         }
     }
 }

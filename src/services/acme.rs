@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Pki};
-use crate::store::{AcmeEabKey, new_id};
+use crate::services::ports::{AcmeAdminStore, CaStore, CertificateStore};
+use crate::store::{AcmeEabKey, AcmePruned, new_id};
 
 /// A renewal window as recorded: one certificate's, or every certificate of a CA.
 #[derive(Debug, Clone)]
@@ -33,6 +34,21 @@ impl AcmeService {
     /// The service over the registration authority.
     pub fn new(pki: Arc<Pki>) -> AcmeService {
         AcmeService { pki }
+    }
+
+    /// The part of the store this service reads and writes directly.
+    fn store(&self) -> &(impl AcmeAdminStore + use<>) {
+        self.pki.store()
+    }
+
+    /// Delete ACME bookkeeping past `acme.retention` (the periodic `acme-prune` job):
+    /// orders and authorizations that expired longer ago than that (an order whose
+    /// certificate is still valid then is kept), their challenges, ended rate-limit windows
+    /// and expired used-nonce records.
+    pub async fn prune_expired(&self) -> Result<AcmePruned, Error> {
+        let now = self.pki.now().unix_timestamp();
+        let retention = self.pki.settings().acme.retention.as_secs() as i64;
+        Ok(self.store().acme_prune(now - retention, now).await?)
     }
 
     /// Create an external account binding key for the ACME directory of `profile`.
@@ -68,18 +84,18 @@ impl AcmeService {
         };
         let sealed = pki
             .master()
-            .seal(&secret, format!("acme-eab:{}", key.id).as_bytes())?;
+            .seal(&secret, &crate::store::eab_seal_context(&key.id))?;
         let ev = actor
             .event("acme.eab_key.create", "acme_eab_key")
             .object(&key.id)
             .detail(serde_json::json!({"profile": key.profile, "name": key.name}));
-        pki.store().acme_eab_insert(&key, &sealed, &ev).await?;
+        self.store().acme_eab_insert(&key, &sealed, &ev).await?;
         Ok((key, secret))
     }
 
     /// Every EAB key, without secrets.
     pub async fn eab_keys(&self) -> Result<Vec<AcmeEabKey>, Error> {
-        Ok(self.pki.store().acme_eab_list().await?)
+        Ok(self.store().acme_eab_list().await?)
     }
 
     /// Move the renewal window of one certificate, or of every certificate a CA issued
@@ -95,7 +111,7 @@ impl AcmeService {
         if end <= start {
             return Err(Error::BadRequest("end must be after start".into()));
         }
-        let store = self.pki.store();
+        let store = self.store();
         let (ca, certificate) = match (ca, certificate) {
             (Some(ca), None) => (Some(store.get_ca(ca).await?.id), None),
             (None, Some(c)) => (None, Some(store.get_certificate(c).await?.id)),

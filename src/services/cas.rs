@@ -7,6 +7,7 @@ use certkeeper_ca::{CaSpec, KeyAlgorithm, Links, NameConstraintSpec};
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Pki};
+use crate::services::ports::CaStore;
 use crate::store::CaRecord;
 
 /// Kinds of CA that can be created.
@@ -66,6 +67,11 @@ impl CaService {
         CaService { pki }
     }
 
+    /// The part of the store this service reads and writes directly.
+    fn store(&self) -> &(impl CaStore + use<>) {
+        self.pki.store()
+    }
+
     /// The public URLs of a CA (certificate, CRL, OCSP).
     pub fn links(&self, ca_id: &str) -> Links {
         self.pki.links_for(ca_id)
@@ -73,7 +79,7 @@ impl CaService {
 
     /// Every CA.
     pub async fn list(&self) -> Result<Vec<CaRecord>, Error> {
-        Ok(self.pki.store().list_cas().await?)
+        Ok(self.store().list_cas().await?)
     }
 
     async fn details(&self, ca: CaRecord) -> Result<CaDetails, Error> {
@@ -86,7 +92,7 @@ impl CaService {
 
     /// A CA by id or name, with its chain.
     pub async fn get(&self, id: &str) -> Result<CaDetails, Error> {
-        let ca = self.pki.store().get_ca(id).await?;
+        let ca = self.store().get_ca(id).await?;
         self.details(ca).await
     }
 
@@ -143,7 +149,7 @@ impl CaService {
 
     /// The CSR of a pending external CA (DER).
     pub async fn csr(&self, id: &str) -> Result<Vec<u8>, Error> {
-        let ca = self.pki.store().get_ca(id).await?;
+        let ca = self.store().get_ca(id).await?;
         ca.csr_der.ok_or_else(|| {
             Error::Conflict(format!("CA {:?} is not pending; it has no CSR", ca.name))
         })
@@ -157,14 +163,14 @@ impl CaService {
 
     /// The certificate of a CA (DER), for AIA.
     pub async fn certificate(&self, id: &str) -> Result<Vec<u8>, Error> {
-        let ca = self.pki.store().get_ca(id).await?;
+        let ca = self.store().get_ca(id).await?;
         ca.cert_der
             .ok_or_else(|| Error::NotFound(format!("CA {id:?} has no certificate yet")))
     }
 
     /// The current CRL of a CA (DER), regenerated when due.
     pub async fn crl(&self, id: &str) -> Result<Vec<u8>, Error> {
-        let ca = self.pki.store().get_ca(id).await?;
+        let ca = self.store().get_ca(id).await?;
         self.pki.crl(&ca.id).await
     }
 

@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki};
+use crate::services::ports::{CaStore, CertificateStore};
 use crate::store::{CertFilter, CertRecord, CertStatusFilter, ProfileRecord, StoreError};
 
 /// How long a new certificate should be valid: a number of days or an end, not both;
@@ -123,6 +124,11 @@ impl CertificateService {
         CertificateService { pki }
     }
 
+    /// The part of the store this service reads and writes directly.
+    fn store(&self) -> &(impl CertificateStore + use<>) {
+        self.pki.store()
+    }
+
     /// The profile named in an issuance request; an unknown name is the caller's mistake.
     async fn issuing_profile(&self, name: &str) -> Result<ProfileRecord, Error> {
         self.pki.profile(name).await.map_err(|e| match e {
@@ -184,8 +190,7 @@ impl CertificateService {
         }
         let ca_id = match q.ca {
             Some(ca) => Some(
-                self.pki
-                    .store()
+                self.store()
                     .get_ca(&ca)
                     .await
                     .map(|c| c.id)
@@ -215,7 +220,7 @@ impl CertificateService {
             limit: limit + 1,
         };
         let now = self.pki.now();
-        let mut items = self.pki.store().search_certificates(&filter, now).await?;
+        let mut items = self.store().search_certificates(&filter, now).await?;
         let more = items.len() as i64 > limit;
         if more {
             items.truncate(limit as usize);
@@ -225,7 +230,7 @@ impl CertificateService {
 
     /// A certificate by id.
     pub async fn get(&self, id: &str) -> Result<CertAt, Error> {
-        let cert = self.pki.store().get_certificate(id).await?;
+        let cert = self.store().get_certificate(id).await?;
         Ok(CertAt {
             cert,
             now: self.pki.now(),
@@ -234,8 +239,8 @@ impl CertificateService {
 
     /// A certificate and its issuer chain (nearest first, up to the root).
     pub async fn with_chain(&self, id: &str) -> Result<(CertRecord, Vec<Vec<u8>>), Error> {
-        let cert = self.pki.store().get_certificate(id).await?;
-        let ca = self.pki.store().get_ca(&cert.ca_id).await?;
+        let cert = self.store().get_certificate(id).await?;
+        let ca = self.store().get_ca(&cert.ca_id).await?;
         let chain = self.pki.chain_of(&ca).await?;
         Ok((cert, chain))
     }
@@ -249,7 +254,7 @@ impl CertificateService {
         permit: impl FnOnce(&str) -> Result<(), Error>,
         actor: &Actor,
     ) -> Result<CertAt, Error> {
-        let cert = self.pki.store().get_certificate(id).await?;
+        let cert = self.store().get_certificate(id).await?;
         permit(cert.profile_name.as_deref().unwrap_or(""))?;
         let cert = self.pki.revoke(id, reason, actor).await?;
         Ok(CertAt {

@@ -13,6 +13,7 @@ pub mod managed;
 pub mod pki;
 pub mod ports;
 pub mod profiles;
+pub mod sealed;
 pub mod tokens;
 
 use std::sync::Arc;

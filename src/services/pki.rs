@@ -83,7 +83,9 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-fn key_context(prefix: &str, id: &str) -> Vec<u8> {
+/// The seal context of a key: `ca:<id>`, `ocsp:<id>` (a CA's OCSP responder key) or
+/// `cert:<id>` (a kept subscriber key).
+pub(crate) fn key_context(prefix: &str, id: &str) -> Vec<u8> {
     format!("{prefix}:{id}").into_bytes()
 }
 
@@ -186,6 +188,33 @@ impl Pki {
     /// Close the database pool (at shutdown, after the last request).
     pub async fn close(&self) {
         self.store.close().await;
+    }
+
+    /// Open every CA's sealed key, and each OCSP responder key, with the master key: after a
+    /// restore, the proof that this master key belongs to this database. Returns how many
+    /// keys were opened.
+    pub async fn check_sealed_keys(&self) -> Result<usize, Error> {
+        let mut opened = 0;
+        for ca in self.store.list_cas().await? {
+            let wrong = || {
+                Error::Conflict(format!(
+                    "the master key does not open the key of CA {:?}: it is not this \
+                     database's master key",
+                    ca.name
+                ))
+            };
+            self.master
+                .open(&ca.key_sealed, &key_context("ca", &ca.id))
+                .map_err(|_| wrong())?;
+            opened += 1;
+            if let Some(sealed) = &ca.ocsp_key_sealed {
+                self.master
+                    .open(sealed, &key_context("ocsp", &ca.id))
+                    .map_err(|_| wrong())?;
+                opened += 1;
+            }
+        }
+        Ok(opened)
     }
 
     /// The current time from the injected clock.

@@ -7,8 +7,8 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::store::{
-    AuditEvent, AuditFilter, AuditRecord, EstCredential, EstLabel, ProfileRecord, Store,
-    StoreError, TokenRecord,
+    AcmeEabKey, AcmePruned, AuditEvent, AuditFilter, AuditRecord, CaRecord, CertFilter, CertRecord,
+    EstCredential, EstLabel, ProfileRecord, Store, StoreError, TokenRecord,
 };
 
 /// API tokens.
@@ -277,5 +277,123 @@ impl EstStore for Store {
         id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         Store::return_est_credential_use(self, id)
+    }
+}
+
+/// Certificate authorities, read (every change to a CA goes through the registration
+/// authority, which signs).
+pub trait CaStore: Send + Sync {
+    /// A CA by id or name.
+    fn get_ca(&self, id_or_name: &str)
+    -> impl Future<Output = Result<CaRecord, StoreError>> + Send;
+    /// Every CA, oldest first.
+    fn list_cas(&self) -> impl Future<Output = Result<Vec<CaRecord>, StoreError>> + Send;
+}
+
+impl CaStore for Store {
+    fn get_ca(
+        &self,
+        id_or_name: &str,
+    ) -> impl Future<Output = Result<CaRecord, StoreError>> + Send {
+        Store::get_ca(self, id_or_name)
+    }
+    fn list_cas(&self) -> impl Future<Output = Result<Vec<CaRecord>, StoreError>> + Send {
+        Store::list_cas(self)
+    }
+}
+
+/// Issued certificates, read (issuing and revoking go through the registration authority).
+pub trait CertificateStore: CaStore {
+    /// A certificate by id.
+    fn get_certificate(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<CertRecord, StoreError>> + Send;
+    /// Certificates matching a filter, as their status is at `now`.
+    fn search_certificates(
+        &self,
+        filter: &CertFilter,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<CertRecord>, StoreError>> + Send;
+}
+
+impl CertificateStore for Store {
+    fn get_certificate(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<CertRecord, StoreError>> + Send {
+        Store::get_certificate(self, id)
+    }
+    fn search_certificates(
+        &self,
+        filter: &CertFilter,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<CertRecord>, StoreError>> + Send {
+        Store::search_certificates(self, filter, now)
+    }
+}
+
+/// Administration of the ACME server: external account binding keys and renewal windows.
+pub trait AcmeAdminStore: CertificateStore {
+    /// Insert an EAB key (its HMAC key sealed) with its audit event.
+    fn acme_eab_insert(
+        &self,
+        key: &AcmeEabKey,
+        sealed: &[u8],
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every EAB key, newest first.
+    fn acme_eab_list(&self) -> impl Future<Output = Result<Vec<AcmeEabKey>, StoreError>> + Send;
+    /// Move the suggested renewal window of a CA's or a certificate's certificates.
+    #[allow(clippy::too_many_arguments)]
+    fn acme_renewal_override_insert(
+        &self,
+        id: &str,
+        ca_id: Option<&str>,
+        certificate_id: Option<&str>,
+        start: i64,
+        end: i64,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Delete orders and authorizations (with their challenges) that expired before
+    /// `cutoff`, ended rate-limit windows and used nonces expired at `now`.
+    fn acme_prune(
+        &self,
+        cutoff: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<AcmePruned, StoreError>> + Send;
+}
+
+impl AcmeAdminStore for Store {
+    fn acme_eab_insert(
+        &self,
+        key: &AcmeEabKey,
+        sealed: &[u8],
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        Store::acme_eab_insert(self, key, sealed, audit)
+    }
+    fn acme_eab_list(&self) -> impl Future<Output = Result<Vec<AcmeEabKey>, StoreError>> + Send {
+        Store::acme_eab_list(self)
+    }
+    fn acme_renewal_override_insert(
+        &self,
+        id: &str,
+        ca_id: Option<&str>,
+        certificate_id: Option<&str>,
+        start: i64,
+        end: i64,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        Store::acme_renewal_override_insert(self, id, ca_id, certificate_id, start, end, audit, now)
+    }
+    fn acme_prune(
+        &self,
+        cutoff: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<AcmePruned, StoreError>> + Send {
+        Store::acme_prune(self, cutoff, now)
     }
 }

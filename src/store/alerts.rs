@@ -14,10 +14,10 @@ use super::writer::placeholders;
 use super::{AuditEvent, Engine, Store, StoreError, new_id};
 
 /// Which certificates a rule watches. Every field set must match (AND); none set means all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Selector {
-    /// Issuing CA id.
+    /// Issuing CA (id, or name in a request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_id: Option<String>,
     /// Profile name.

@@ -12,6 +12,20 @@ use crate::store::ChannelRecord;
 /// The kinds of channel.
 pub const KINDS: &[&str] = &["webhook", "slack", "teams", "discord", "email"];
 
+/// The schema of a channel's kind: one of [`KINDS`] (the field is a plain string).
+pub struct KindName;
+
+impl utoipa::PartialSchema for KindName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(KINDS.iter().copied()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for KindName {}
+
 /// Secrets of a channel; sealed at rest, never returned by the API.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct ChannelSecrets {
@@ -36,7 +50,7 @@ impl std::fmt::Debug for ChannelSecrets {
 }
 
 /// SMTP transport security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS (required).
@@ -48,11 +62,12 @@ pub enum SmtpTls {
 }
 
 /// Settings of an email channel (shown by the API; the password is a secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmailConfig {
     /// SMTP server host.
     pub host: String,
     /// SMTP server port.
+    #[schema(minimum = 1)]
     pub port: u16,
     /// Transport security.
     pub tls: SmtpTls,
@@ -69,20 +84,23 @@ pub struct EmailConfig {
 }
 
 /// The body of `POST /alerts/channels`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = CreateAlertChannelRequest)]
 #[serde(deny_unknown_fields)]
 pub struct NewChannel {
     /// Unique name.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// One of [`KINDS`].
+    #[schema(value_type = KindName, inline)]
     pub kind: String,
-    /// Webhook URL (webhook, slack, teams, discord).
+    /// Webhook URL (webhook, slack, teams, discord; secret).
     #[serde(default)]
     pub url: Option<String>,
-    /// HMAC key for the generic webhook's signature.
+    /// HMAC-SHA256 key for the generic webhook's signature (secret).
     #[serde(default)]
     pub hmac_key: Option<String>,
-    /// Extra headers for the generic webhook.
+    /// Extra headers for the generic webhook (values are secret).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Email settings.
@@ -93,7 +111,8 @@ pub struct NewChannel {
     pub password: Option<String>,
 }
 
-fn seal_context(id: &str) -> Vec<u8> {
+/// The seal context of a channel's secrets.
+pub(crate) fn seal_context(id: &str) -> Vec<u8> {
     format!("alert-channel:{id}").into_bytes()
 }
 
@@ -195,15 +214,4 @@ pub fn secrets(pki: &Pki, ch: &ChannelRecord) -> Result<ChannelSecrets, Error> {
 pub fn email_config(ch: &ChannelRecord) -> Result<EmailConfig, Error> {
     serde_json::from_value(ch.config.get("smtp").cloned().unwrap_or(Value::Null))
         .map_err(|e| Error::Internal(format!("channel {}: {e}", ch.id)))
-}
-
-/// A channel as the API shows it: no secrets.
-pub fn public_view(ch: &ChannelRecord) -> Value {
-    json!({
-        "id": ch.id,
-        "name": ch.name,
-        "kind": ch.kind,
-        "config": ch.config,
-        "created_at": super::rules::rfc3339(ch.created_at),
-    })
 }
