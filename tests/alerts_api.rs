@@ -446,8 +446,7 @@ async fn sweep_queues_and_a_hanging_receiver_holds_nothing_up() {
         hung.load(Ordering::SeqCst) >= 1,
         "the hanging receiver was never tried"
     );
-    let (_, delivered) = s
-        .api(Method::GET, "/alerts/outbox?status=delivered", None)
-        .await;
+    // Recorded once the receiver's answer is in.
+    let delivered = outbox_until(&s, "delivered", 1).await;
     assert_eq!(delivered.as_array().unwrap().len(), 1, "{delivered}");
 }
