@@ -244,6 +244,7 @@ struct RawDiscovery {
     packets_per_second: u32,
     #[serde(with = "duration")]
     alert_window: Duration,
+    max_endpoints: u64,
 }
 
 impl Default for RawDiscovery {
@@ -254,6 +255,7 @@ impl Default for RawDiscovery {
             timeout: SECOND * 3,
             packets_per_second: 0,
             alert_window: DAY * 30,
+            max_endpoints: 65_536,
         }
     }
 }
@@ -265,6 +267,7 @@ struct RawAlerts {
     max_attempts: u32,
     #[serde(with = "duration")]
     retry_base: Duration,
+    concurrency: usize,
 }
 
 impl Default for RawAlerts {
@@ -272,6 +275,7 @@ impl Default for RawAlerts {
         RawAlerts {
             max_attempts: 8,
             retry_base: SECOND * 30,
+            concurrency: 8,
         }
     }
 }
@@ -514,6 +518,9 @@ pub struct DiscoverySettings {
     pub packets_per_second: Option<u32>,
     /// How long before expiry a found certificate counts as expiring.
     pub alert_window: Duration,
+    /// Endpoints (address × port × name) one scan may probe at most; a larger plan is
+    /// refused.
+    pub max_endpoints: u64,
 }
 
 /// The `[alerts]` section (environment `CERTKEEPER_ALERTS__<NAME>`). How often alerts are
@@ -524,6 +531,8 @@ pub struct AlertSettings {
     pub max_attempts: u32,
     /// First retry delay of a failed alert delivery (doubling on each further failure).
     pub retry_base: Duration,
+    /// Channels delivered to at once (each channel's alerts go out one after another).
+    pub concurrency: usize,
 }
 
 /// The `[jobs]` section (environment `CERTKEEPER_JOBS__<NAME>`): the interval of every
@@ -1104,6 +1113,14 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             Duration::ZERO,
             DAY * 3650,
         )?,
+        max_endpoints: if (1..=16_777_216).contains(&raw.max_endpoints) {
+            raw.max_endpoints
+        } else {
+            return Err(invalid(
+                "discovery.max_endpoints",
+                "must be between 1 and 16777216",
+            ));
+        },
     })
 }
 
@@ -1111,9 +1128,13 @@ fn validate_alerts(raw: RawAlerts) -> Result<AlertSettings, ConfigError> {
     if raw.max_attempts == 0 || raw.max_attempts > 100 {
         return Err(invalid("alerts.max_attempts", "must be between 1 and 100"));
     }
+    if raw.concurrency == 0 || raw.concurrency > 256 {
+        return Err(invalid("alerts.concurrency", "must be between 1 and 256"));
+    }
     Ok(AlertSettings {
         max_attempts: raw.max_attempts,
         retry_base: within("alerts.retry_base", raw.retry_base, SECOND, HOUR)?,
+        concurrency: raw.concurrency,
     })
 }
 
