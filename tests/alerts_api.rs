@@ -415,7 +415,7 @@ async fn sweep_queues_and_a_hanging_receiver_holds_nothing_up() {
 
     // A client that gives up after 5 s gets its answer well before.
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(s.root_pem.as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap())
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
