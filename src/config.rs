@@ -80,6 +80,14 @@ struct RawServer {
     max_body_bytes: usize,
     log_format: LogFormat,
     log_level: String,
+    #[serde(with = "duration")]
+    header_read_timeout: Duration,
+    #[serde(with = "duration")]
+    idle_timeout: Duration,
+    #[serde(with = "duration")]
+    keep_alive_interval: Duration,
+    max_connections: usize,
+    max_connections_per_ip: usize,
 }
 
 impl Default for RawServer {
@@ -93,6 +101,11 @@ impl Default for RawServer {
             max_body_bytes: 1 << 20,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            header_read_timeout: SECOND * 10,
+            idle_timeout: MINUTE,
+            keep_alive_interval: SECOND * 30,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -123,6 +136,7 @@ struct RawCa {
     #[serde(with = "duration")]
     crl_validity: Duration,
     ocsp_signer: OcspSigner,
+    default_profile_names: Vec<String>,
 }
 
 impl Default for RawCa {
@@ -132,6 +146,7 @@ impl Default for RawCa {
             key_algorithm: "ecdsa-p256".into(),
             crl_validity: HOUR * 24,
             ocsp_signer: OcspSigner::Ca,
+            default_profile_names: Vec::new(),
         }
     }
 }
@@ -160,6 +175,11 @@ struct RawAcme {
     new_orders_per_account_per_hour: u32,
     new_accounts_per_ip_per_hour: u32,
     eab_required: Vec<String>,
+    max_concurrent_validations: usize,
+    max_concurrent_validations_per_account: usize,
+    max_pending_authorizations_per_account: u32,
+    #[serde(with = "duration")]
+    retention: Duration,
 }
 
 impl Default for RawAcme {
@@ -181,6 +201,10 @@ impl Default for RawAcme {
             new_orders_per_account_per_hour: 300,
             new_accounts_per_ip_per_hour: 50,
             eab_required: Vec::new(),
+            max_concurrent_validations: 200,
+            max_concurrent_validations_per_account: 100,
+            max_pending_authorizations_per_account: 300,
+            retention: DAY * 30,
         }
     }
 }
@@ -192,6 +216,9 @@ struct RawEst {
     default_profile: String,
     client_ca_file: Option<PathBuf>,
     trust_own_cas: bool,
+    max_auth_failures: u32,
+    #[serde(with = "duration")]
+    auth_failure_window: Duration,
 }
 
 impl Default for RawEst {
@@ -200,6 +227,8 @@ impl Default for RawEst {
             default_profile: "default".into(),
             client_ca_file: None,
             trust_own_cas: true,
+            max_auth_failures: 10,
+            auth_failure_window: MINUTE * 15,
         }
     }
 }
@@ -215,6 +244,7 @@ struct RawDiscovery {
     packets_per_second: u32,
     #[serde(with = "duration")]
     alert_window: Duration,
+    max_endpoints: u64,
 }
 
 impl Default for RawDiscovery {
@@ -225,6 +255,7 @@ impl Default for RawDiscovery {
             timeout: SECOND * 3,
             packets_per_second: 0,
             alert_window: DAY * 30,
+            max_endpoints: 65_536,
         }
     }
 }
@@ -236,6 +267,7 @@ struct RawAlerts {
     max_attempts: u32,
     #[serde(with = "duration")]
     retry_base: Duration,
+    concurrency: usize,
 }
 
 impl Default for RawAlerts {
@@ -243,6 +275,7 @@ impl Default for RawAlerts {
         RawAlerts {
             max_attempts: 8,
             retry_base: SECOND * 30,
+            concurrency: 8,
         }
     }
 }
@@ -265,6 +298,8 @@ struct RawJobs {
     alert_sweep: Duration,
     #[serde(with = "duration")]
     alert_delivery: Duration,
+    #[serde(with = "duration")]
+    acme_prune: Duration,
 }
 
 impl Default for RawJobs {
@@ -277,6 +312,7 @@ impl Default for RawJobs {
             discovery_schedules: SECOND * 30,
             alert_sweep: MINUTE * 5,
             alert_delivery: SECOND * 5,
+            acme_prune: HOUR,
         }
     }
 }
@@ -328,6 +364,20 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log_level: String,
+    /// How long a new connection has to finish its TLS handshake and send its first request
+    /// head, and an HTTP/1 connection each further request head (so also how long an idle
+    /// keep-alive connection waits for its next request).
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes moving either way for this long is closed (HTTP/1 and
+    /// HTTP/2).
+    pub idle_timeout: Duration,
+    /// HTTP/2: a PING after this long without frames; no answer within
+    /// `header_read_timeout` closes the connection.
+    pub keep_alive_interval: Duration,
+    /// Open connections over both listeners; more are closed at accept (0: no cap).
+    pub max_connections: usize,
+    /// Open connections from one client address; more are closed at accept (0: no cap).
+    pub max_connections_per_ip: usize,
 }
 
 impl ServerSettings {
@@ -357,6 +407,11 @@ pub struct CaSettings {
     pub crl_validity: Duration,
     /// Who signs OCSP responses.
     pub ocsp_signer: OcspSigner,
+    /// DNS name rules the `default` profile allows when first start creates it (none:
+    /// it allows no names until an operator sets them).
+    pub default_profile_dns: Vec<certkeeper_ca::DnsRule>,
+    /// IP ranges the `default` profile allows when first start creates it.
+    pub default_profile_ips: Vec<ipnetwork::IpNetwork>,
 }
 
 /// The `[acme]` section (environment `CERTKEEPER_ACME__<NAME>`).
@@ -398,6 +453,17 @@ pub struct AcmeSettings {
     pub new_accounts_per_ip_per_hour: u32,
     /// Profiles whose directory requires external account binding.
     pub eab_required: Vec<String>,
+    /// Challenge validations in flight at once in one process (0: no cap); past it a
+    /// challenge request is answered `rateLimited` and the challenge stays pending.
+    pub max_concurrent_validations: usize,
+    /// The same for one account (0: no cap).
+    pub max_concurrent_validations_per_account: usize,
+    /// Pending authorizations one account may hold; a new order that needs more is answered
+    /// `rateLimited` (0: no cap).
+    pub max_pending_authorizations_per_account: u32,
+    /// How long orders and authorizations are kept after they expire (orders whose
+    /// certificate is still valid are kept longer) before the `acme-prune` job deletes them.
+    pub retention: Duration,
 }
 
 impl AcmeSettings {
@@ -431,6 +497,11 @@ pub struct EstSettings {
     pub client_cas: Vec<Vec<u8>>,
     /// Whether certificates issued by this server may renew themselves over EST.
     pub trust_own_cas: bool,
+    /// Failed HTTP Basic logins from one address, or for one user name, after which further
+    /// attempts are refused (429) until the window ends.
+    pub max_auth_failures: u32,
+    /// How long failed logins are counted (from the first one).
+    pub auth_failure_window: Duration,
 }
 
 /// The `[discovery]` section (environment `CERTKEEPER_DISCOVERY__<NAME>`): limits for
@@ -447,6 +518,9 @@ pub struct DiscoverySettings {
     pub packets_per_second: Option<u32>,
     /// How long before expiry a found certificate counts as expiring.
     pub alert_window: Duration,
+    /// Endpoints (address × port × name) one scan may probe at most; a larger plan is
+    /// refused.
+    pub max_endpoints: u64,
 }
 
 /// The `[alerts]` section (environment `CERTKEEPER_ALERTS__<NAME>`). How often alerts are
@@ -457,6 +531,8 @@ pub struct AlertSettings {
     pub max_attempts: u32,
     /// First retry delay of a failed alert delivery (doubling on each further failure).
     pub retry_base: Duration,
+    /// Channels delivered to at once (each channel's alerts go out one after another).
+    pub concurrency: usize,
 }
 
 /// The `[jobs]` section (environment `CERTKEEPER_JOBS__<NAME>`): the interval of every
@@ -478,6 +554,9 @@ pub struct JobSettings {
     pub alert_sweep: Duration,
     /// Pass over the alert outbox.
     pub alert_delivery: Duration,
+    /// Delete expired ACME orders, authorizations, challenges, rate-limit windows and
+    /// used-nonce records (see `acme.retention`).
+    pub acme_prune: Duration,
 }
 
 /// Why settings were refused.
@@ -803,6 +882,21 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         max_body_bytes: raw.max_body_bytes,
         log_format: raw.log_format,
         log_level: raw.log_level,
+        header_read_timeout: within(
+            "server.header_read_timeout",
+            raw.header_read_timeout,
+            SECOND,
+            MINUTE * 5,
+        )?,
+        idle_timeout: within("server.idle_timeout", raw.idle_timeout, SECOND, HOUR)?,
+        keep_alive_interval: within(
+            "server.keep_alive_interval",
+            raw.keep_alive_interval,
+            SECOND,
+            HOUR,
+        )?,
+        max_connections: raw.max_connections,
+        max_connections_per_ip: raw.max_connections_per_ip,
     })
 }
 
@@ -849,7 +943,23 @@ fn validate_ca(raw: RawCa) -> Result<CaSettings, ConfigError> {
             format!("{key_algorithm} cannot be generated"),
         ));
     }
+    let mut default_profile_dns = Vec::new();
+    let mut default_profile_ips = Vec::new();
+    for n in &raw.default_profile_names {
+        if let Ok(net) = n.trim().parse::<ipnetwork::IpNetwork>() {
+            default_profile_ips.push(net);
+        } else {
+            default_profile_dns.push(n.parse::<certkeeper_ca::DnsRule>().map_err(|e| {
+                invalid(
+                    "ca.default_profile_names",
+                    format!("{n:?} is neither a DNS rule nor an IP range: {e}"),
+                )
+            })?);
+        }
+    }
     Ok(CaSettings {
+        default_profile_dns,
+        default_profile_ips,
         master_key: raw.master_key,
         key_algorithm,
         crl_validity: within("ca.crl_validity", raw.crl_validity, HOUR, DAY * 31)?,
@@ -923,6 +1033,10 @@ fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
         new_orders_per_account_per_hour: raw.new_orders_per_account_per_hour,
         new_accounts_per_ip_per_hour: raw.new_accounts_per_ip_per_hour,
         eab_required: raw.eab_required,
+        max_concurrent_validations: raw.max_concurrent_validations,
+        max_concurrent_validations_per_account: raw.max_concurrent_validations_per_account,
+        max_pending_authorizations_per_account: raw.max_pending_authorizations_per_account,
+        retention: within("acme.retention", raw.retention, HOUR, DAY * 3650)?,
     })
 }
 
@@ -946,10 +1060,23 @@ fn validate_est(raw: RawEst) -> Result<EstSettings, ConfigError> {
             certs
         }
     };
+    if !(1..=1000).contains(&raw.max_auth_failures) {
+        return Err(invalid(
+            "est.max_auth_failures",
+            "must be between 1 and 1000",
+        ));
+    }
     Ok(EstSettings {
         default_profile: raw.default_profile,
         client_cas,
         trust_own_cas: raw.trust_own_cas,
+        max_auth_failures: raw.max_auth_failures,
+        auth_failure_window: within(
+            "est.auth_failure_window",
+            raw.auth_failure_window,
+            SECOND,
+            DAY,
+        )?,
     })
 }
 
@@ -986,6 +1113,14 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             Duration::ZERO,
             DAY * 3650,
         )?,
+        max_endpoints: if (1..=16_777_216).contains(&raw.max_endpoints) {
+            raw.max_endpoints
+        } else {
+            return Err(invalid(
+                "discovery.max_endpoints",
+                "must be between 1 and 16777216",
+            ));
+        },
     })
 }
 
@@ -993,9 +1128,13 @@ fn validate_alerts(raw: RawAlerts) -> Result<AlertSettings, ConfigError> {
     if raw.max_attempts == 0 || raw.max_attempts > 100 {
         return Err(invalid("alerts.max_attempts", "must be between 1 and 100"));
     }
+    if raw.concurrency == 0 || raw.concurrency > 256 {
+        return Err(invalid("alerts.concurrency", "must be between 1 and 256"));
+    }
     Ok(AlertSettings {
         max_attempts: raw.max_attempts,
         retry_base: within("alerts.retry_base", raw.retry_base, SECOND, HOUR)?,
+        concurrency: raw.concurrency,
     })
 }
 
@@ -1023,6 +1162,7 @@ fn validate_jobs(raw: RawJobs) -> Result<JobSettings, ConfigError> {
         )?,
         alert_sweep: within("jobs.alert_sweep", raw.alert_sweep, SECOND * 10, DAY)?,
         alert_delivery: within("jobs.alert_delivery", raw.alert_delivery, SECOND, HOUR)?,
+        acme_prune: within("jobs.acme_prune", raw.acme_prune, SECOND, DAY)?,
     })
 }
 
@@ -1067,8 +1207,14 @@ mod tests {
                 discovery_schedules: SECOND * 30,
                 alert_sweep: SECOND * 300,
                 alert_delivery: SECOND * 5,
+                acme_prune: HOUR,
             }
         );
+        assert_eq!(s.server.header_read_timeout, SECOND * 10);
+        assert_eq!(s.server.max_connections_per_ip, 256);
+        assert_eq!(s.acme.max_concurrent_validations, 200);
+        assert_eq!(s.acme.max_pending_authorizations_per_account, 300);
+        assert_eq!(s.acme.retention, DAY * 30);
     }
 
     #[test]

@@ -16,12 +16,14 @@
 
 pub mod acme;
 pub mod api;
+pub mod backup;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod est;
 pub mod jobs;
+pub mod master_key;
 pub mod metrics;
 pub mod problem;
 pub mod public;

@@ -1,5 +1,6 @@
 //! The `certkeeper` command: `serve`, `init`, and client commands for a running server.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,9 +49,51 @@ enum Command {
     Est(certkeeper_cli::est::EstCommand),
     /// Scan networks for TLS certificates: here, or on the server with --server.
     Scan(certkeeper_cli::scan::ScanArgs),
+    /// Write a consistent backup of the SQLite data directory to a tar file (safe while
+    /// servers run). The master key is left out unless --with-master-key is given.
+    Backup {
+        /// The archive to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Put the master key in the archive too (then guard the archive like the key).
+        #[arg(long)]
+        with_master_key: bool,
+    },
+    /// Restore a backup into an empty (or new) data directory; the master key must open
+    /// every CA key in it.
+    Restore {
+        /// The archive written by `certkeeper backup`.
+        archive: PathBuf,
+        /// The master key file, when the archive does not hold it.
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+    },
+    /// The master key that seals every private key and secret in the database.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff, section 1) to stdout: `certkeeper man > certkeeper.1`.
+    Man,
     /// Talk to a running server.
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+/// `certkeeper master-key ...`
+#[derive(Debug, Subcommand)]
+enum MasterKeyCmd {
+    /// Seal everything under a new key in one transaction; the old key stops working. Stop
+    /// every server of the deployment first.
+    Rotate {
+        /// Where to write the new key when the current one comes from the ca.master_key
+        /// setting (then change the setting to it).
+        #[arg(long)]
+        new_key_out: Option<PathBuf>,
+    },
 }
 
 fn init_logging(settings: &Settings) {
@@ -74,6 +117,20 @@ fn main() -> anyhow::Result<()> {
             .and_then(|(_, m)| m.value_source("server")),
         Some(ValueSource::CommandLine)
     );
+    match &cli.command {
+        Command::Completions { shell } => {
+            // Written whole, so a closed pipe (`| head`) is an error, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "certkeeper", &mut script);
+            return Ok(std::io::stdout().write_all(&script)?);
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            return Ok(std::io::stdout().write_all(&page)?);
+        }
+        _ => {}
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,20 +152,35 @@ fn main() -> anyhow::Result<()> {
                         );
                     }
                     println!(
-                        "root certificate: {}",
+                        "root certificate (what profiles issue under): {}",
                         settings.data_dir.join("root.pem").display()
+                    );
+                    println!(
+                        "server CA (what clients of this server trust for its HTTPS): {}",
+                        settings
+                            .data_dir
+                            .join(certkeeper::bootstrap::SERVER_CA_FILE)
+                            .display()
                     );
                     booted.pki.close().await;
                     Ok(())
                 }
             })
         }
+        Command::Est(certkeeper_cli::est::EstCommand::Admin(cmd)) => {
+            let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
+            rt.block_on(client::run_est_admin(args, cmd))
+        }
         Command::Est(cmd) => {
+            // The server CA alone: --ca-file, else the data directory's server-ca.pem when
+            // this machine has one (on a device without either, the system roots).
             let ca_pem = match &cli.conn.ca_file {
                 Some(f) => {
                     Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
                 }
-                None => None,
+                None => {
+                    std::fs::read(cli.data_dir.join(certkeeper::bootstrap::SERVER_CA_FILE)).ok()
+                }
             };
             rt.block_on(certkeeper_cli::est::run(
                 &cli.conn.server,
@@ -130,5 +202,58 @@ fn main() -> anyhow::Result<()> {
             let args = ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
             rt.block_on(client::run(args, cmd))
         }
+        Command::Backup {
+            out,
+            with_master_key,
+        } => {
+            let settings = Settings::load(&cli.data_dir, cli.config.as_deref())?;
+            let m = rt.block_on(certkeeper::backup::backup(&settings, &out, with_master_key))?;
+            println!(
+                "backup written to {} ({}; master key {})",
+                out.display(),
+                m.files.join(", "),
+                if m.master_key_included {
+                    "included: guard this file like the key"
+                } else {
+                    "not included: keep it apart"
+                }
+            );
+            Ok(())
+        }
+        Command::Restore {
+            archive,
+            master_key,
+        } => {
+            let settings = Arc::new(Settings::load(&cli.data_dir, cli.config.as_deref())?);
+            let r = rt.block_on(certkeeper::backup::restore(
+                settings.clone(),
+                &archive,
+                master_key.as_deref(),
+            ))?;
+            println!(
+                "restored the backup of {} into {}; the master key opened all {} CA keys",
+                r.manifest.created_at,
+                settings.data_dir.display(),
+                r.keys_opened
+            );
+            Ok(())
+        }
+        Command::MasterKey(MasterKeyCmd::Rotate { new_key_out }) => {
+            let settings = Settings::load(&cli.data_dir, cli.config.as_deref())?;
+            let r = rt.block_on(certkeeper::master_key::rotate(
+                &settings,
+                new_key_out.as_deref(),
+            ))?;
+            println!(
+                "re-sealed {} values under a new master key, now in {}",
+                r.resealed,
+                r.key_file.display()
+            );
+            if r.setting_to_change {
+                println!("change the ca.master_key setting to the new key before starting servers");
+            }
+            Ok(())
+        }
+        Command::Completions { .. } | Command::Man => unreachable!("answered before start-up"),
     }
 }

@@ -1,5 +1,8 @@
 //! The running server: router assembly, the HTTPS and plain-HTTP listeners, the jobs
-//! runner's tasks, and graceful shutdown.
+//! runner's tasks, and graceful shutdown. How each connection is bounded (caps, timeouts,
+//! the open-file limit) is in the `conn` submodule.
+
+mod conn;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +15,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -30,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::problem::HttpError;
 use crate::services::Services;
 use crate::services::pki::Pki;
+use conn::{Activity, ConnPolicy, Watched};
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -59,17 +63,32 @@ impl AppState {
     }
 }
 
+/// The front end a request path belongs to, as the metrics label it.
+fn front_end(path: &str) -> &'static str {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "api" => "api",
+        "acme" => "acme",
+        ".well-known" if path.starts_with("/.well-known/est") => "est",
+        ".well-known" => "acme",
+        "ca" | "crl" | "ocsp" | "healthz" | "readyz" | "metrics" => "public",
+        _ => "web",
+    }
+}
+
 async fn count_responses(
     State(metrics): State<Arc<Metrics>>,
     req: Request,
     next: Next,
 ) -> Response {
+    let front_end = front_end(req.uri().path());
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
-    match resp.status().as_u16() {
-        500..=599 => metrics.http_server_errors.inc(),
-        400..=499 => metrics.http_client_errors.inc(),
-        _ => metrics.http_ok.inc(),
-    }
+    metrics.observe_http(
+        front_end,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -150,6 +169,7 @@ async fn serve_listener(
     listener: TcpListener,
     app: Router,
     tls: Option<TlsAcceptor>,
+    policy: ConnPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -164,42 +184,56 @@ async fn serve_listener(
                         continue;
                     }
                 };
+                // Over a connection cap: closed at once, before any work or buffer.
+                let Some(slot) = policy.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "connection refused: server.max_connections or server.max_connections_per_ip reached");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
+                let activity = Activity::new();
+                let seen = activity.clone();
                 let svc = app.clone().map_request(move |mut r: Request<hyper::body::Incoming>| {
+                    seen.requested();
                     r.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                     r
                 });
                 let watcher = graceful.watcher();
                 let tls = tls.clone();
+                let policy = policy.clone();
                 tokio::spawn(async move {
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    match tls {
-                        Some(acceptor) => {
-                            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            // EST reads the client's certificate chain and channel binding.
-                            let peer_tls = crate::est::tls::TlsPeer::of(stream.get_ref().1);
-                            let svc = TowerToHyperService::new(svc.map_request(move |mut r: Request<hyper::body::Incoming>| {
-                                r.extensions_mut().insert(peer_tls.clone());
-                                r
-                            }));
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                            let _ = watcher.watch(conn.into_owned()).await;
+                    let _slot = slot;
+                    let builder = policy.builder();
+                    let io = Watched::new(stream, activity.clone());
+                    let serve = async move {
+                        match tls {
+                            Some(acceptor) => {
+                                let stream = match acceptor.accept(io).await {
+                                    Ok(s) => s,
+                                    Err(e) => {
+                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                };
+                                // EST reads the client's certificate chain and channel binding.
+                                let peer_tls = crate::est::tls::TlsPeer::of(stream.get_ref().1);
+                                let svc = TowerToHyperService::new(svc.map_request(move |mut r: Request<hyper::body::Incoming>| {
+                                    r.extensions_mut().insert(peer_tls.clone());
+                                    r
+                                }));
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                                let _ = watcher.watch(conn.into_owned()).await;
+                            }
+                            None => {
+                                let svc = TowerToHyperService::new(svc);
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                                let _ = watcher.watch(conn.into_owned()).await;
+                            }
                         }
-                        None => {
-                            let svc = TowerToHyperService::new(svc);
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        }
+                    };
+                    tokio::select! {
+                        _ = serve => {}
+                        why = policy.expired(&activity) => tracing::debug!(%peer, why, "connection closed"),
                     }
                 });
             }
@@ -226,6 +260,7 @@ pub async fn run(
         new_admin_token,
     } = booted;
     let settings = pki.settings().clone();
+    let policy = ConnPolicy::new(&settings.server, conn::raise_open_file_limit());
     if let Some(token) = new_admin_token {
         println!(
             "certkeeper: admin token (shown once; also in {}):\n{token}",
@@ -255,6 +290,7 @@ pub async fn run(
     crate::jobs::tasks::start(
         &jobs,
         &state.services,
+        state.acme.clone(),
         cert.clone(),
         &JobIntervals::from_settings(&settings),
     );
@@ -265,9 +301,16 @@ pub async fn run(
         https,
         https_app(&state),
         Some(acceptor),
+        policy.clone(),
         stop_rx.clone(),
     ));
-    let http_task = tokio::spawn(serve_listener(http, http_app(&state), None, stop_rx));
+    let http_task = tokio::spawn(serve_listener(
+        http,
+        http_app(&state),
+        None,
+        policy,
+        stop_rx,
+    ));
     println!(
         "certkeeper: ready on https://{} (API) and http://{} (CRL, OCSP, AIA)",
         settings.server.https_listen, settings.server.http_listen

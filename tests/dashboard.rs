@@ -55,7 +55,7 @@ impl Page {
 
 impl Plain {
     fn new(s: &TestServer) -> Plain {
-        let cert = reqwest::Certificate::from_pem(s.root_pem.as_bytes()).unwrap();
+        let cert = reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap();
         Plain {
             http: reqwest::Client::builder()
                 .tls_certs_only([cert])
@@ -1054,6 +1054,8 @@ async fn dashboard_in_chromium() {
     b.go(&s.url("/hierarchy")).await;
     b.type_into("#create-ca input[name=name]", "dash-int").await;
     b.click("#create-ca select[name=kind] option[value=intermediate]")
+        .await;
+    b.click("#create-ca select[name=parent] option[value=root]")
         .await;
     b.type_into(
         "#create-ca input[name=common_name]",

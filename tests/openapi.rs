@@ -1389,6 +1389,42 @@ async fn documented_schemas_match_real_answers() {
         404,
     )
     .await;
+
+    // Alerts: a channel (its secrets never answered), a rule, the outbox after a test event.
+    let channels = "/api/v1/alerts/channels";
+    let channel = c
+        .json(
+            "post",
+            channels,
+            channels,
+            Some(json!({"name": "openapi-hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "hmac_key": "s3cret", "headers": {"X-Key": "hidden"}})),
+            201,
+        )
+        .await;
+    assert!(
+        !channel.to_string().contains("s3cret") && !channel.to_string().contains("hidden"),
+        "a channel's secrets are never answered: {channel}"
+    );
+    let listed = c.json("get", channels, channels, None, 200).await;
+    assert_eq!(listed[0]["id"], channel["id"]);
+    let rules = "/api/v1/alerts/rules";
+    let rule = c
+        .json(
+            "post",
+            rules,
+            rules,
+            Some(json!({"name": "openapi-rule", "channels": ["openapi-hook"], "selector": {"san": "*.example.com"}, "thresholds": [10, 3], "events": ["certificate.revoked"]})),
+            201,
+        )
+        .await;
+    assert_eq!(rule["thresholds"], json!([10, 3]));
+    assert_eq!(rule["enabled"], json!(true));
+    c.json("get", rules, rules, None, 200).await;
+    let outbox = "/api/v1/alerts/outbox";
+    let rows = c
+        .json("get", outbox, &format!("{outbox}?limit=10"), None, 200)
+        .await;
+    assert!(rows.is_array(), "{rows}");
 }
 
 /// Fail on any line of `text` (the source file `name`) that mounts a route with axum's own

@@ -302,6 +302,7 @@ struct RawHeader {
     url: Option<String>,
     jwk: Option<Value>,
     kid: Option<String>,
+    crit: Option<Value>,
 }
 
 /// A parsed (not yet verified) flattened JWS.
@@ -329,6 +330,13 @@ impl Jws {
         let protected = b64_decode(&f.protected, "protected header")?;
         let raw: RawHeader = serde_json::from_slice(&protected)
             .map_err(|e| Problem::malformed(format!("protected header: {e}")))?;
+        // RFC 7515 §4.1.11: a recipient must refuse `crit` extensions it does not
+        // understand, and this server understands none.
+        if raw.crit.is_some() {
+            return Err(Problem::malformed(
+                "the protected header has a crit member; no JWS extensions are supported",
+            ));
+        }
         let alg = raw
             .alg
             .ok_or_else(|| Problem::malformed("protected header has no alg"))?;
@@ -471,5 +479,31 @@ mod tests {
         forged["payload"] = b64(b"{\"x\":1}").into();
         let jws = Jws::parse(forged.to_string().as_bytes(), false).unwrap();
         assert_eq!(jws.verify(k).unwrap_err().kind, ProblemType::Malformed);
+    }
+
+    #[test]
+    fn a_crit_header_is_refused() {
+        let jwk =
+            serde_json::json!({"kty":"EC","crv":"P-256","x": b64(&[1; 32]), "y": b64(&[2; 32])});
+        let body = |header: serde_json::Value| {
+            serde_json::json!({"protected": b64(header.to_string().as_bytes()), "payload": "", "signature": b64(b"sig")})
+                .to_string()
+        };
+        let plain = serde_json::json!({"alg":"ES256","jwk":jwk,"nonce":"n","url":"https://x/a"});
+        Jws::parse(body(plain.clone()).as_bytes(), false).unwrap();
+        for crit in [
+            serde_json::json!(["b64"]),
+            serde_json::json!([]),
+            serde_json::json!("exp"),
+        ] {
+            let mut h = plain.clone();
+            h["crit"] = crit;
+            if h["crit"] == serde_json::json!(["b64"]) {
+                h["b64"] = false.into();
+            }
+            let p = Jws::parse(body(h).as_bytes(), false).unwrap_err();
+            assert_eq!(p.kind, ProblemType::Malformed, "{p}");
+            assert!(p.detail.contains("crit"), "{p}");
+        }
     }
 }

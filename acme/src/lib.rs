@@ -11,6 +11,8 @@
 //!   wildcard, IP per RFC 8738) and the order/authorization state machines as pure functions;
 //! - [`key_authorization`], [`ChallengeType`] and [`validate`]: challenge validation, the only
 //!   code here that dials out;
+//! - [`Caps`]: caps on work in flight, over all keys and per key ([`ValidationLimits`] for
+//!   validations per account);
 //! - [`NonceKey`]: self-authenticating anti-replay nonces, so that only used nonces need
 //!   to be stored;
 //! - [`check_caa`] looks up CAA (RFC 8659) and [`caa_decision`] decides from the records
@@ -36,6 +38,7 @@ mod caa;
 mod engine;
 mod identifier;
 mod jws;
+mod limits;
 mod nonce;
 mod problem;
 mod state;
@@ -46,6 +49,7 @@ pub use caa::{CaaDecision, CaaRecord, caa_decision};
 pub use engine::{AcmeError, Answer, Body, Call, Config, Engine, Reclaimed, Validation, rfc3339};
 pub use identifier::{ChallengeType, Identifier, IdentifierKind};
 pub use jws::{Jws, JwsHeader, KeyRef, PublicJwk, b64, b64_decode, hmac_sha256_verify};
+pub use limits::{Caps, LimitReached, Permit, ValidationLimits, ValidationPermit};
 pub use nonce::{NonceKey, NonceRejection, UsedNonces};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use state::{Status, authz_status, order_status};
@@ -53,4 +57,7 @@ pub use store::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AcmeStore, Actor, Audit, EabKey,
     IssuedForOrder, Issuer, IssuerError, NewAcmeAuthz, StoreError, StoredCertificate,
 };
-pub use validate::{ValidationConfig, check_caa, dns01_txt_value, key_authorization, validate};
+pub use validate::{
+    HTTP01_MAX_BODY, HTTP01_MAX_REDIRECTS, ValidationConfig, check_caa, dns01_txt_value,
+    key_authorization, validate,
+};

@@ -282,6 +282,12 @@ pub trait AcmeStore: Send + Sync {
         id_value: &str,
         valid_until: i64,
     ) -> impl Future<Output = Result<Option<AcmeAuthz>, StoreError>> + Send;
+    /// How many of an account's authorizations are pending and unexpired at `now`.
+    fn pending_authz_count(
+        &self,
+        account_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
     /// Insert an order with its new authorizations and challenges and its links to reused
     /// ones, in one transaction ([`StoreError::Conflict`] when the certificate it replaces
     /// is replaced already).

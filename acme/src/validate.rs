@@ -82,6 +82,95 @@ pub async fn validate(
     }
 }
 
+/// The most of an http-01 response body that is read: a key authorization is under 100
+/// bytes, so anything longer is wrong and the rest is never read.
+pub const HTTP01_MAX_BODY: usize = 4096;
+
+/// The most redirects an http-01 validation follows.
+pub const HTTP01_MAX_REDIRECTS: usize = 10;
+
+/// The fixed detail of each class of http-01 failure. The transport's own error text is
+/// never shown: it would tell a client probing through redirects or DNS a closed port, a
+/// non-HTTP service and an HTTP service apart.
+mod http01_detail {
+    pub(super) const DNS: &str = "the identifier could not be resolved";
+    pub(super) const CONNECTION: &str = "the challenge response could not be fetched";
+    pub(super) const TLS: &str = "TLS handshake on a redirect failed";
+    pub(super) const REDIRECT: &str = "a redirect went elsewhere than http on the http-01 port or https on the tls-alpn-01 port, or there were too many";
+    pub(super) const TOO_LONG: &str = "the response body is longer than a key authorization can be";
+}
+
+/// Which redirects http-01 follows: at most [`HTTP01_MAX_REDIRECTS`], only to `http` on
+/// the http-01 port or `https` on the tls-alpn-01 port (as Let's Encrypt does, with this
+/// server's ports), so a challenge cannot be pointed at other services.
+fn redirect_policy(cfg: &ValidationConfig) -> reqwest::redirect::Policy {
+    let (http_port, https_port) = (cfg.http01_port, cfg.tls_alpn01_port);
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let url = attempt.url();
+        let allowed = match (url.scheme(), url.port_or_known_default()) {
+            ("http", Some(p)) => p == http_port,
+            ("https", Some(p)) => p == https_port,
+            _ => false,
+        };
+        if allowed && attempt.previous().len() <= HTTP01_MAX_REDIRECTS {
+            attempt.follow()
+        } else {
+            attempt.error(RedirectRefused)
+        }
+    })
+}
+
+/// A redirect [`redirect_policy`] did not follow.
+#[derive(Debug)]
+struct RedirectRefused;
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(http01_detail::REDIRECT)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// Whether `e` is a TLS failure: a rustls error, also inside (nested) I/O errors, whose
+/// `source` skips the error they wrap.
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
+}
+
+/// The class of an http-01 transport failure, as a problem with a fixed detail.
+fn http01_failure(url: &str, e: &reqwest::Error) -> Problem {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.is::<RedirectRefused>() {
+            return Problem::new(
+                ProblemType::Connection,
+                format!("fetching {url}: {}", http01_detail::REDIRECT),
+            );
+        }
+        if is_tls_error(s) {
+            return Problem::new(
+                ProblemType::Tls,
+                format!("fetching {url}: {}", http01_detail::TLS),
+            );
+        }
+        src = s.source();
+    }
+    Problem::new(
+        ProblemType::Connection,
+        format!("fetching {url}: {}", http01_detail::CONNECTION),
+    )
+}
+
 async fn http01(
     cfg: &ValidationConfig,
     identifier: &Identifier,
@@ -104,35 +193,56 @@ async fn http01(
     // the way is normal. (It also spares loading the system's trust store per validation.)
     let mut builder = reqwest::Client::builder()
         .timeout(cfg.timeout)
-        .redirect(reqwest::redirect::Policy::limited(10))
+        .redirect(redirect_policy(cfg))
         .danger_accept_invalid_certs(true);
-    if identifier.kind == IdentifierKind::Dns && !cfg.dns_resolvers.is_empty() {
-        // Resolve with the configured DNS servers, not the system's.
-        let ip = lookup_ip(cfg, &identifier.value).await?;
-        builder = builder.resolve(&identifier.value, SocketAddr::new(ip, cfg.http01_port));
+    if identifier.kind == IdentifierKind::Dns {
+        // The name is resolved here (with the configured DNS servers, or the system's), so
+        // that a failed lookup is told apart as a `dns` problem.
+        let name = identifier.value.as_str();
+        let addrs: Vec<SocketAddr> = if cfg.dns_resolvers.is_empty() {
+            tokio::net::lookup_host((name, cfg.http01_port))
+                .await
+                .map(|a| a.collect())
+                .unwrap_or_default()
+        } else {
+            lookup_ip(cfg, name)
+                .await
+                .map(|ip| vec![SocketAddr::new(ip, cfg.http01_port)])
+                .unwrap_or_default()
+        };
+        if addrs.is_empty() {
+            return Err(Problem::new(
+                ProblemType::Dns,
+                format!("{name}: {}", http01_detail::DNS),
+            ));
+        }
+        builder = builder.resolve_to_addrs(name, &addrs);
     }
     let client = builder.build().map_err(|_| Problem::internal())?;
-    let resp = client.get(&url).send().await.map_err(|e| {
-        Problem::new(
-            ProblemType::Connection,
-            format!("fetching {url}: {}", describe(&e)),
-        )
-    })?;
+    let mut resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| http01_failure(&url, &e))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(Problem::unauthorized(format!(
-            "fetching {url}: HTTP status {}",
-            status.as_u16()
-        )));
+        return Err(Problem::new(
+            ProblemType::IncorrectResponse,
+            format!("fetching {url}: HTTP status {}", status.as_u16()),
+        ));
     }
-    let body = resp.bytes().await.map_err(|e| {
-        Problem::new(
-            ProblemType::Connection,
-            format!("reading {url}: {}", describe(&e)),
-        )
-    })?;
-    let body = body.get(..4096).unwrap_or(&body);
-    let text = String::from_utf8_lossy(body);
+    // Read with a running cap: a host streaming an endless body costs one small buffer.
+    let mut body: Vec<u8> = Vec::with_capacity(256);
+    while let Some(chunk) = resp.chunk().await.map_err(|e| http01_failure(&url, &e))? {
+        if body.len() + chunk.len() > HTTP01_MAX_BODY {
+            return Err(Problem::new(
+                ProblemType::IncorrectResponse,
+                format!("fetching {url}: {}", http01_detail::TOO_LONG),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&body);
     if text.trim_end() != key_authorization {
         return Err(Problem::new(
             ProblemType::IncorrectResponse,
@@ -140,17 +250,6 @@ async fn http01(
         ));
     }
     Ok(())
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 fn resolver(cfg: &ValidationConfig) -> Result<TokioResolver, Problem> {
@@ -471,16 +570,22 @@ async fn tls_alpn01(
         .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+    // Fixed details, never the transport's text (see `http01_detail`).
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|_| {
         Problem::new(
             ProblemType::Connection,
-            format!("connecting to {addr}: {e}"),
+            format!("connecting to {addr} failed"),
         )
     })?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(sni(identifier)?, tcp)
         .await
-        .map_err(|e| Problem::new(ProblemType::Tls, format!("TLS handshake with {addr}: {e}")))?;
+        .map_err(|_| {
+            Problem::new(
+                ProblemType::Tls,
+                format!("TLS handshake with {addr} failed"),
+            )
+        })?;
     let (_, conn) = tls.get_ref();
     if conn.alpn_protocol() != Some(b"acme-tls/1".as_slice()) {
         return Err(Problem::new(

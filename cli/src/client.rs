@@ -8,7 +8,12 @@ use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+mod admin;
 mod managed;
+pub use admin::{
+    AcmeCmd, AlertCmd, ChannelCmd, DiscoveryCmd, EabCmd, EstAdminCmd, EstCredentialCmd,
+    EstLabelCmd, NewChannelArgs, NewRuleArgs, RuleCmd, ScheduleCmd,
+};
 pub use managed::{DestinationCmd, ManagedCmd};
 
 /// Connection options shared by every client command.
@@ -25,7 +30,9 @@ pub struct ConnOpts {
     /// API token (default: the contents of DATA_DIR/admin.token).
     #[arg(long, global = true, env = "CERTKEEPER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Root certificate to trust for the server's HTTPS (default: DATA_DIR/root.pem).
+    /// The server CA certificate to trust, alone, for the server's HTTPS (default:
+    /// DATA_DIR/server-ca.pem, which the server writes; not root.pem, which is what
+    /// profiles issue under).
     #[arg(long, global = true, env = "CERTKEEPER_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// Print JSON instead of tables.
@@ -54,6 +61,15 @@ pub enum ClientCommand {
     /// Cloud destinations (AWS Certificate Manager, Azure Key Vault).
     #[command(subcommand)]
     Destination(DestinationCmd),
+    /// Expiry alerts: channels, rules, the delivery outbox (admin).
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// ACME administration: external account binding keys, renewal windows (admin).
+    #[command(subcommand)]
+    Acme(AcmeCmd),
+    /// The discovery inventory, scans and scan schedules.
+    #[command(subcommand)]
+    Discovery(DiscoveryCmd),
     /// Read the audit log (admin).
     Audit {
         /// Entries to show.
@@ -319,7 +335,7 @@ impl ClientArgs {
         let ca_path = opts
             .ca_file
             .clone()
-            .unwrap_or_else(|| data_dir.join("root.pem"));
+            .unwrap_or_else(|| data_dir.join("server-ca.pem"));
         let ca_pem = match std::fs::read(&ca_path) {
             Ok(b) => Some(b),
             Err(_) if opts.ca_file.is_none() => None,
@@ -414,6 +430,26 @@ fn s(v: &Value, key: &str) -> String {
             .collect::<Vec<_>>()
             .join(","),
         Some(other) => other.to_string(),
+    }
+}
+
+/// The rows of an answer: an `{"items": [...]}` page, a list, or one object.
+fn rows(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Object(o) if o.contains_key("items") => {
+            o["items"].as_array().cloned().unwrap_or_default()
+        }
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Print an answer: pretty JSON, or a table of `cols`.
+fn show(v: &Value, json_out: bool, cols: &[&str]) {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        print!("{}", table(&rows(v), cols));
     }
 }
 
@@ -517,25 +553,20 @@ const CERT_COLS: &[&str] = &[
     "serial",
 ];
 
+/// Run `certkeeper est label|credential ...`.
+pub async fn run_est_admin(args: ClientArgs, cmd: EstAdminCmd) -> anyhow::Result<()> {
+    let json_out = args.json;
+    admin::run_est_admin(&Client::new(args)?, json_out, cmd).await
+}
+
 /// Run one client command.
 pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
     let json_out = args.json;
     let c = Client::new(args)?;
     let print = |v: &Value, cols: &[&str]| {
-        if json_out {
-            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-        } else {
-            let rows = match v {
-                Value::Array(a) => a.clone(),
-                Value::Object(o) if o.contains_key("items") => {
-                    o["items"].as_array().cloned().unwrap_or_default()
-                }
-                other => vec![other.clone()],
-            };
-            print!("{}", table(&rows, cols));
-            if let Some(next) = v.get("next_cursor").and_then(Value::as_str) {
-                println!("(more: --cursor {next})");
-            }
+        show(v, json_out, cols);
+        if !json_out && let Some(next) = v.get("next_cursor").and_then(Value::as_str) {
+            println!("(more: --cursor {next})");
         }
     };
     match cmd {
@@ -835,6 +866,9 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Managed(cmd) => managed::run_managed(&c, json_out, cmd).await?,
+        ClientCommand::Alert(cmd) => admin::run_alert(&c, json_out, cmd).await?,
+        ClientCommand::Acme(cmd) => admin::run_acme(&c, json_out, cmd).await?,
+        ClientCommand::Discovery(cmd) => admin::run_discovery(&c, json_out, cmd).await?,
         ClientCommand::Destination(cmd) => managed::run_destination(&c, json_out, cmd).await?,
         ClientCommand::Audit { limit, action } => {
             let mut q = vec![("limit", limit.to_string())];

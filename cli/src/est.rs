@@ -214,6 +214,9 @@ pub enum EstCommand {
     /// certificate yet; renew it (simplereenroll over mutual TLS, with a new key) when
     /// its certificate is near expiry; else do nothing. Safe to run from cron.
     Enroll(EnrollArgs),
+    /// Administration of EST labels and credentials on a server (admin token).
+    #[command(flatten)]
+    Admin(crate::client::EstAdminCmd),
 }
 
 /// Options of `certkeeper est enroll`.
@@ -337,7 +340,10 @@ fn subject_pairs(cert_der: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
 
 /// Run `certkeeper est ...` against `server`, trusting `ca_pem` for its HTTPS.
 pub async fn run(server: &str, ca_pem: Option<&[u8]>, cmd: EstCommand) -> anyhow::Result<()> {
-    let EstCommand::Enroll(args) = cmd;
+    let args = match cmd {
+        EstCommand::Enroll(args) => args,
+        EstCommand::Admin(_) => bail!("EST administration runs through the REST API client"),
+    };
     let label = args.label.as_deref();
     let existing = match (std::fs::read(&args.cert), std::fs::read(&args.key)) {
         (Ok(c), Ok(k)) => Some((c, k)),

@@ -41,6 +41,9 @@ pub fn engine(pki: &Arc<Pki>) -> AcmeEngine {
         new_orders_per_account_per_hour: s.new_orders_per_account_per_hour,
         new_accounts_per_ip_per_hour: s.new_accounts_per_ip_per_hour,
         stuck_validation_after_secs: s.stuck_validation_after().as_secs() as i64,
+        max_concurrent_validations: s.max_concurrent_validations,
+        max_concurrent_validations_per_account: s.max_concurrent_validations_per_account,
+        max_pending_authorizations_per_account: s.max_pending_authorizations_per_account,
         validation: certkeeper_acme::ValidationConfig {
             http01_port: s.http01_port,
             tls_alpn01_port: s.tls_alpn01_port,
@@ -86,10 +89,9 @@ fn submit_validation(jobs: &Jobs, engine: Arc<AcmeEngine>, v: certkeeper_acme::V
 /// (on the jobs runner); of several replicas exactly one takes each. Returns how many this
 /// pass took over.
 pub(crate) async fn reclaim_stuck_validations(
-    pki: &Arc<Pki>,
+    engine: &Arc<AcmeEngine>,
     jobs: &Jobs,
 ) -> Result<usize, AcmeError> {
-    let engine = Arc::new(engine(pki));
     let taken = engine.reclaim_stuck_validations().await?;
     for id in &taken.ended {
         tracing::error!(challenge = %id, "a stuck challenge's authorization or account key is unusable; it is now invalid");
@@ -104,8 +106,8 @@ pub(crate) async fn reclaim_stuck_validations(
 
 /// End orders whose finalization was interrupted: they become invalid with a
 /// `serverInternal` error. Returns how many.
-pub(crate) async fn fail_interrupted_orders(pki: &Arc<Pki>) -> Result<usize, AcmeError> {
-    let ids = engine(pki).fail_interrupted_orders().await?;
+pub(crate) async fn fail_interrupted_orders(engine: &AcmeEngine) -> Result<usize, AcmeError> {
+    let ids = engine.fail_interrupted_orders().await?;
     for id in &ids {
         tracing::warn!(order = %id, "an order's finalization was interrupted; it is now invalid");
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Every, JobIntervals, Jobs, StoreLeases};
+use crate::acme::AcmeEngine;
 use crate::server::ServerCert;
 use crate::services::Services;
 
@@ -15,12 +16,21 @@ use crate::services::Services;
 /// | `server-certificate` | `server_certificate`, first after one interval | each its own |
 /// | `managed` (renewals, then pushes) | `managed` | row leases per certificate |
 /// | `acme-reclaim` (only with ACME on) | `acme_reclaim` | compare-and-set per challenge |
+/// | `acme-prune` | `acme_prune`, first after one interval | one at a time (job lease) |
 /// | `discovery-schedules` | `discovery_schedules` | row lease per schedule |
 /// | `alert-sweep` | `alert_sweep` | one at a time (job lease) |
-/// | `alert-delivery` | `alert_delivery`, dropped at once on shutdown | row lease per outbox row |
+/// | `alert-delivery` | `alert_delivery` or when woken by an on-demand sweep; each run starts a pass in the background, dropped at once on shutdown | row lease per outbox row |
 ///
-/// Used ACME nonces are purged as uses are recorded (see the store), so no task prunes them.
-pub fn start(jobs: &Jobs, services: &Services, cert: Arc<ServerCert>, every: &JobIntervals) {
+/// Used ACME nonces are also purged as uses are recorded (see the store); `acme-prune`
+/// catches those left when no uses come. `acme` is the server's ACME engine: validations
+/// taken over count against its caps on validations in flight.
+pub fn start(
+    jobs: &Jobs,
+    services: &Services,
+    acme: Arc<AcmeEngine>,
+    cert: Arc<ServerCert>,
+    every: &JobIntervals,
+) {
     let pki = services.pki.clone();
     let leases = Arc::new(StoreLeases::new(pki.clone()));
 
@@ -61,22 +71,46 @@ pub fn start(jobs: &Jobs, services: &Services, cert: Arc<ServerCert>, every: &Jo
     });
 
     if pki.settings().acme.enabled {
-        let (p, runner) = (pki.clone(), jobs.clone());
+        let runner = jobs.clone();
         jobs.every(Every::new("acme-reclaim", every.acme_reclaim), move || {
-            let (pki, runner) = (p.clone(), runner.clone());
+            let (engine, runner) = (acme.clone(), runner.clone());
             async move {
-                match crate::acme::reclaim_stuck_validations(&pki, &runner).await? {
+                match crate::acme::reclaim_stuck_validations(&engine, &runner).await? {
                     0 => {}
                     n => tracing::info!(
                         count = n,
                         "validating ACME challenges again that a stopped process left unfinished"
                     ),
                 }
-                crate::acme::fail_interrupted_orders(&pki).await?;
+                crate::acme::fail_interrupted_orders(&engine).await?;
                 Ok::<_, certkeeper_acme::AcmeError>(())
             }
         });
     }
+
+    let acme_service = services.acme.clone();
+    jobs.every(
+        Every::new("acme-prune", every.acme_prune)
+            .after_first_interval()
+            .leased(leases.clone()),
+        move || {
+            let acme = acme_service.clone();
+            async move {
+                let pruned = acme.prune_expired().await?;
+                if !pruned.is_empty() {
+                    tracing::info!(
+                        orders = pruned.orders,
+                        authorizations = pruned.authorizations,
+                        challenges = pruned.challenges,
+                        rate_limits = pruned.rate_limits,
+                        nonces = pruned.nonces,
+                        "pruned expired ACME records"
+                    );
+                }
+                Ok::<_, crate::error::Error>(())
+            }
+        },
+    );
 
     let discovery = services.discovery.clone();
     jobs.every(
@@ -102,14 +136,25 @@ pub fn start(jobs: &Jobs, services: &Services, cert: Arc<ServerCert>, every: &Jo
         },
     );
 
-    // A shutdown does not wait for slow receivers: rows being sent stay leased and are
-    // sent again (same event id) once their lease runs out.
+    // Each tick (or wake-up by an on-demand sweep) starts a delivery pass without waiting
+    // for the previous one: a pass held up by a slow receiver keeps only that receiver's
+    // channel, and the next pass serves the others. A shutdown does not wait for slow
+    // receivers: rows being sent stay leased and are sent again (same event id) once
+    // their lease runs out.
     let alerts = services.alerts.clone();
+    let runner = jobs.clone();
     jobs.every(
-        Every::new("alert-delivery", every.alert_delivery).grace(Duration::ZERO),
+        Every::new("alert-delivery", every.alert_delivery)
+            .grace(Duration::ZERO)
+            .woken_by(alerts.delivery_wake()),
         move || {
             let alerts = alerts.clone();
-            async move { alerts.deliver_due().await.map(drop) }
+            runner.submit("alert-delivery-pass", async move {
+                if let Err(e) = alerts.deliver_due().await {
+                    tracing::error!(error = %e, "alert delivery pass failed");
+                }
+            });
+            std::future::ready(Ok::<_, crate::error::Error>(()))
         },
     );
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::services::pki::{Actor, Pki};
 use crate::services::ports::{AcmeAdminStore, CaStore, CertificateStore};
-use crate::store::{AcmeEabKey, new_id};
+use crate::store::{AcmeEabKey, AcmePruned, new_id};
 
 /// A renewal window as recorded: one certificate's, or every certificate of a CA.
 #[derive(Debug, Clone)]
@@ -39,6 +39,16 @@ impl AcmeService {
     /// The part of the store this service reads and writes directly.
     fn store(&self) -> &(impl AcmeAdminStore + use<>) {
         self.pki.store()
+    }
+
+    /// Delete ACME bookkeeping past `acme.retention` (the periodic `acme-prune` job):
+    /// orders and authorizations that expired longer ago than that (an order whose
+    /// certificate is still valid then is kept), their challenges, ended rate-limit windows
+    /// and expired used-nonce records.
+    pub async fn prune_expired(&self) -> Result<AcmePruned, Error> {
+        let now = self.pki.now().unix_timestamp();
+        let retention = self.pki.settings().acme.retention.as_secs() as i64;
+        Ok(self.store().acme_prune(now - retention, now).await?)
     }
 
     /// Create an external account binding key for the ACME directory of `profile`.
@@ -74,7 +84,7 @@ impl AcmeService {
         };
         let sealed = pki
             .master()
-            .seal(&secret, format!("acme-eab:{}", key.id).as_bytes())?;
+            .seal(&secret, &crate::store::eab_seal_context(&key.id))?;
         let ev = actor
             .event("acme.eab_key.create", "acme_eab_key")
             .object(&key.id)

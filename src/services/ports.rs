@@ -7,8 +7,8 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::store::{
-    AcmeEabKey, AuditEvent, AuditFilter, AuditRecord, CaRecord, CertCounts, CertFilter, CertRecord,
-    EstCredential, EstLabel, ProfileRecord, Store, StoreError, TokenRecord,
+    AcmeEabKey, AcmePruned, AuditEvent, AuditFilter, AuditRecord, CaRecord, CertCounts, CertFilter,
+    CertRecord, EstCredential, EstLabel, ProfileRecord, Store, StoreError, TokenRecord,
 };
 
 /// API tokens.
@@ -372,6 +372,13 @@ pub trait AcmeAdminStore: CertificateStore {
         audit: &AuditEvent,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Delete orders and authorizations (with their challenges) that expired before
+    /// `cutoff`, ended rate-limit windows and used nonces expired at `now`.
+    fn acme_prune(
+        &self,
+        cutoff: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<AcmePruned, StoreError>> + Send;
 }
 
 impl AcmeAdminStore for Store {
@@ -397,5 +404,12 @@ impl AcmeAdminStore for Store {
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         Store::acme_renewal_override_insert(self, id, ca_id, certificate_id, start, end, audit, now)
+    }
+    fn acme_prune(
+        &self,
+        cutoff: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<AcmePruned, StoreError>> + Send {
+        Store::acme_prune(self, cutoff, now)
     }
 }

@@ -18,6 +18,11 @@ use super::writer::placeholders;
 use super::{AuditEvent, Store, StoreError};
 use crate::cache::TtlCache;
 
+/// The seal context of an EAB key's HMAC key.
+pub fn eab_seal_context(id: &str) -> Vec<u8> {
+    format!("acme-eab:{id}").into_bytes()
+}
+
 pub use certkeeper_acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, NewAcmeAuthz};
 
 fn row_account(r: &AnyRow) -> Result<AcmeAccount, StoreError> {
@@ -261,6 +266,20 @@ impl Store {
             c.map.remove(&a.id);
         }
         Ok(())
+    }
+
+    /// How many of an account's authorizations are pending and unexpired at `now`.
+    pub async fn acme_pending_authz_count(
+        &self,
+        account_id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM acme_authorizations WHERE account_id = $1 AND status = 'pending' AND expires_at > $2")
+            .bind(account_id)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// A valid, unexpired authorization of this account for an identifier, to reuse.
@@ -956,7 +975,7 @@ impl AcmeStore for AcmeDb {
         };
         let mac_key = self
             .master
-            .open(&sealed, format!("acme-eab:{}", rec.id).as_bytes())
+            .open(&sealed, &eab_seal_context(&rec.id))
             .map_err(|e| PortError::Internal(format!("opening an EAB key: {e}")))?;
         Ok(Some(EabKey {
             id: rec.id,
@@ -964,6 +983,13 @@ impl AcmeStore for AcmeDb {
             account_id: rec.account_id,
             mac_key,
         }))
+    }
+
+    async fn pending_authz_count(&self, account_id: &str, now: i64) -> Result<i64, PortError> {
+        self.store
+            .acme_pending_authz_count(account_id, now)
+            .await
+            .map_err(port_err)
     }
 
     async fn reusable_authz(

@@ -5,6 +5,7 @@
 //! [`StoreError::Conflict`], never a 500.
 
 mod acme;
+mod acme_prune;
 mod alerts;
 mod audit;
 mod batch;
@@ -12,10 +13,13 @@ mod cas;
 mod certs;
 mod discovery;
 mod est;
+pub mod gauges;
 mod jobs;
 mod managed;
-mod nonces;
+pub(crate) mod nonces;
 mod profiles;
+pub mod reseal;
+pub mod snapshot;
 mod state;
 mod tokens;
 mod writer;
@@ -30,7 +34,9 @@ use time::OffsetDateTime;
 
 pub use acme::{
     AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
+    eab_seal_context,
 };
+pub use acme_prune::AcmePruned;
 pub use alerts::{
     ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
     WindowSource,

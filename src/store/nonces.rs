@@ -35,9 +35,9 @@ const PURGE_EVERY: i64 = 60;
 const LOCAL_CAPACITY: usize = 500_000;
 
 /// Where the sealed key is kept (PostgreSQL).
-const STATE_KEY: &str = "acme.nonce_key";
+pub(crate) const STATE_KEY: &str = "acme.nonce_key";
 /// Binds the sealed key to its purpose.
-const SEAL_CONTEXT: &[u8] = b"acme-nonce-key";
+pub(crate) const SEAL_CONTEXT: &[u8] = b"acme-nonce-key";
 
 /// The deployment's nonce key, loaded (or made) on first use, and on SQLite the uses
 /// remembered in memory.

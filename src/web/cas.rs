@@ -70,7 +70,7 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                     label { "Parent (intermediates)"
                         select name="parent" {
                             @for n in nodes.iter().filter(|n| n.ca.status == "active") {
-                                option value=(n.ca.id) { (n.ca.name) }
+                                option value=(n.ca.name) { (n.ca.name) }
                             }
                         }
                     }

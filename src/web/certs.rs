@@ -146,8 +146,7 @@ async fn list(
         .profiles
         .iter()
         .map(|pr| pr.policy.name.as_str())
-        // The server's own HTTPS certificate has its own path; it is not issued by hand.
-        .filter(|name| *name != crate::bootstrap::SERVER_PROFILE && may_issue(&s, name))
+        .filter(|name| may_issue(&s, name))
         .collect();
     let body = html! {
         form.search method="get" action="/certificates" #search {

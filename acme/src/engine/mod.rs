@@ -18,7 +18,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::store::{AcmeAccount, AcmeStore, Issuer, IssuerError, StoreError};
-use crate::{Jws, KeyRef, NonceRejection, Problem, ProblemType, PublicJwk, ValidationConfig};
+use crate::{
+    Jws, KeyRef, NonceRejection, Problem, ProblemType, PublicJwk, ValidationConfig,
+    ValidationLimits,
+};
 
 pub use order::{Reclaimed, Validation};
 
@@ -41,6 +44,13 @@ pub struct Config {
     pub new_accounts_per_ip_per_hour: u32,
     /// A validation running longer than this (seconds) was left by a stopped process.
     pub stuck_validation_after_secs: i64,
+    /// Validations in flight at once in this process, over all accounts (0: no cap).
+    pub max_concurrent_validations: usize,
+    /// Validations in flight at once in this process for one account (0: no cap).
+    pub max_concurrent_validations_per_account: usize,
+    /// Pending (unexpired) authorizations one account may hold; a new order that would
+    /// pass this is refused with `rateLimited` (0: no cap).
+    pub max_pending_authorizations_per_account: u32,
     /// Challenge validation: ports, resolvers, timeout, CAA identities.
     pub validation: ValidationConfig,
 }
@@ -220,6 +230,7 @@ pub struct Engine<S, I> {
     issuer: I,
     clock: Arc<dyn Clock>,
     config: Config,
+    limits: ValidationLimits,
 }
 
 impl<S, I> std::fmt::Debug for Engine<S, I> {
@@ -231,12 +242,22 @@ impl<S, I> std::fmt::Debug for Engine<S, I> {
 impl<S: AcmeStore, I: Issuer> Engine<S, I> {
     /// An engine over `store` and `issuer`, with time from `clock`.
     pub fn new(store: S, issuer: I, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let limits = ValidationLimits::new(
+            config.max_concurrent_validations,
+            config.max_concurrent_validations_per_account,
+        );
         Engine {
             store,
             issuer,
             clock,
             config,
+            limits,
         }
+    }
+
+    /// The caps on validations in flight (shared by every request and pass of this engine).
+    pub fn validation_limits(&self) -> &ValidationLimits {
+        &self.limits
     }
 
     /// The settings.

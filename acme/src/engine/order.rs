@@ -12,8 +12,8 @@ use crate::store::{
     NewAcmeAuthz, StoreError,
 };
 use crate::{
-    ChallengeType, Identifier, IdentifierKind, Problem, ProblemType, Status, authz_status,
-    key_authorization, order_status,
+    ChallengeType, Identifier, IdentifierKind, LimitReached, Problem, ProblemType, Status,
+    ValidationPermit, authz_status, key_authorization, order_status,
 };
 
 /// How long the CAA check made when an authorization was validated covers issuance: eight
@@ -242,6 +242,13 @@ fn check_csr_names(csr: &certkeeper_ca::ParsedCsr, ids: &[Identifier]) -> Result
     ))
 }
 
+/// Whether the CSR requests a certificate for `key`.
+fn csr_key_is(csr: &certkeeper_ca::ParsedCsr, key: &crate::PublicJwk) -> bool {
+    use x509_parser::prelude::FromDer;
+    x509_parser::x509::SubjectPublicKeyInfo::from_der(&csr.public_key_der)
+        .is_ok_and(|(_, spki)| spki.subject_public_key.data.as_ref() == key.subject_public_key())
+}
+
 fn join(v: &[&String]) -> String {
     v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -257,6 +264,8 @@ pub struct Validation {
     pub thumbprint: String,
     /// The account.
     pub account_id: String,
+    /// Its place under the caps on validations in flight, held until it is dropped.
+    pub permit: ValidationPermit,
 }
 
 /// What a pass over stuck validations took over.
@@ -381,6 +390,7 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             authzs.push(authz.clone());
             new.push(NewAcmeAuthz { authz, challenges });
         }
+        self.check_pending_authzs(&account, new.len(), now).await?;
         let order = AcmeOrder {
             id: self.store.new_id(),
             account_id: account.id.clone(),
@@ -413,6 +423,49 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
         authzs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Answer::json(201, order_json(call, &order, &authzs, now)?)
             .location(call.link("order", &order.id)))
+    }
+
+    /// Refuse an order whose `adding` new authorizations would take the account past
+    /// [`super::Config::max_pending_authorizations_per_account`] pending ones.
+    async fn check_pending_authzs(
+        &self,
+        account: &AcmeAccount,
+        adding: usize,
+        now: i64,
+    ) -> Result<(), AcmeError> {
+        let limit = i64::from(self.config.max_pending_authorizations_per_account);
+        if limit == 0 || adding == 0 {
+            return Ok(());
+        }
+        let pending = self.store.pending_authz_count(&account.id, now).await?;
+        if pending + adding as i64 > limit {
+            return Err(Problem::new(
+                ProblemType::RateLimited,
+                format!(
+                    "an account may hold at most {limit} pending authorizations; it holds {pending} and this order needs {adding} more: complete, deactivate or let some expire"
+                ),
+            )
+            .with_retry_after(60)
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A place under the caps on validations in flight for `account`, or `rateLimited`.
+    fn validation_permit(&self, account: &str) -> Result<ValidationPermit, AcmeError> {
+        self.limits.try_acquire(&account.to_string()).map_err(|r| {
+            let detail = match r {
+                LimitReached::Global(n) => {
+                    format!("the server is running {n} validations already; try again shortly")
+                }
+                LimitReached::PerKey(n) => format!(
+                    "this account has {n} validations in flight already; try again when one ends"
+                ),
+            };
+            Problem::new(ProblemType::RateLimited, detail)
+                .with_retry_after(self.config.validation.timeout.as_secs().max(1))
+                .into()
+        })
     }
 
     /// The certificate an order's `replaces` names (RFC 9773 §5): ordered by this account
@@ -506,6 +559,14 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             .map_err(|e| Problem::new(ProblemType::BadCsr, e.to_string()))?;
         let ids = order_identifiers(&o)?;
         check_csr_names(&csr, &ids)?;
+        // RFC 8555 §11.1: the certificate's key must not be the account key.
+        if csr_key_is(&csr, &account_key(&account)?) {
+            return Err(Problem::new(
+                ProblemType::BadCsr,
+                "the CSR's public key is the account key; use a separate key for the certificate",
+            )
+            .into());
+        }
         let key_alg = csr.key_algorithm;
         if !call.profile.allowed_key_types.contains(&key_alg) {
             return Err(Problem::new(
@@ -650,14 +711,20 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
         if !jws.is_post_as_get() {
             let _: Value = jws.json()?;
             if authz_status(parse_status(&authz.status), authz.expires_at, now) == Status::Pending
-                && self.store.challenge_start(&c.id, &authz.id, now).await?
+                && c.status == "pending"
             {
-                validation = Some(Validation {
-                    challenge: c.clone(),
-                    identifier: authz_identifier(&authz),
-                    thumbprint: account_key(&account)?.thumbprint(),
-                    account_id: account.id.clone(),
-                });
+                // The place under the caps is taken before the challenge is: over a cap, the
+                // client is told to retry and the challenge stays pending.
+                let permit = self.validation_permit(&account.id)?;
+                if self.store.challenge_start(&c.id, &authz.id, now).await? {
+                    validation = Some(Validation {
+                        challenge: c.clone(),
+                        identifier: authz_identifier(&authz),
+                        thumbprint: account_key(&account)?.thumbprint(),
+                        account_id: account.id.clone(),
+                        permit,
+                    });
+                }
             }
         }
         let c = if validation.is_some() {
@@ -738,12 +805,6 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
             .stuck_challenges(now - after, RECLAIM_BATCH)
             .await?
         {
-            let ev = Actor::acme(None, None)
-                .event("acme.challenge.reclaim", "acme_challenge", &id)
-                .detail(json!({ "processing_since": rfc3339(since) }));
-            if !self.store.challenge_reclaim(&id, since, &ev, now).await? {
-                continue;
-            }
             let Some(c) = self.store.challenge(&id).await? else {
                 continue;
             };
@@ -752,16 +813,31 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
                 Some(a) => self.store.account(&a.account_id).await?,
                 None => None,
             };
+            // Over a cap on validations in flight, the rest waits for a later pass.
+            let permit = match &authz {
+                Some(a) => match self.limits.try_acquire(&a.account_id) {
+                    Ok(p) => Some(p),
+                    Err(_) => break,
+                },
+                None => None,
+            };
+            let ev = Actor::acme(None, None)
+                .event("acme.challenge.reclaim", "acme_challenge", &id)
+                .detail(json!({ "processing_since": rfc3339(since) }));
+            if !self.store.challenge_reclaim(&id, since, &ev, now).await? {
+                continue;
+            }
             let key = account
                 .as_ref()
                 .map(|a| account_key(a).map(|k| k.thumbprint()));
-            match (authz, account, key) {
-                (Some(authz), Some(account), Some(Ok(thumbprint))) => {
+            match (authz, account, key, permit) {
+                (Some(authz), Some(account), Some(Ok(thumbprint)), Some(permit)) => {
                     taken.validations.push(Validation {
                         challenge: c,
                         identifier: authz_identifier(&authz),
                         thumbprint,
                         account_id: account.id,
+                        permit,
                     })
                 }
                 // Without its account key the challenge cannot be validated: end it rather

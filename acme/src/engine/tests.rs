@@ -148,6 +148,15 @@ impl AcmeStore for Mem {
         Ok(self.db().eab.get(id).cloned())
     }
 
+    async fn pending_authz_count(&self, account_id: &str, now: i64) -> R<i64> {
+        Ok(self
+            .db()
+            .authzs
+            .values()
+            .filter(|a| a.account_id == account_id && a.status == "pending" && a.expires_at > now)
+            .count() as i64)
+    }
+
     async fn reusable_authz(
         &self,
         account_id: &str,
@@ -607,6 +616,9 @@ fn config() -> Config {
         new_orders_per_account_per_hour: 0,
         new_accounts_per_ip_per_hour: 0,
         stuck_validation_after_secs: 300,
+        max_concurrent_validations: 0,
+        max_concurrent_validations_per_account: 0,
+        max_pending_authorizations_per_account: 0,
         validation: ValidationConfig {
             http01_port: 80,
             tls_alpn01_port: 443,
@@ -1292,6 +1304,29 @@ async fn an_order_expires() {
 // ---------------------------------------------------------------- finalization
 
 #[tokio::test]
+async fn a_csr_for_the_account_key_is_refused() {
+    let t = T::new();
+    let key = Key::new();
+    let kid = t.account(&key).await;
+    let a = t.new_order(&key, &kid, &["www.example.com"]).await.unwrap();
+    let loc = a.location.clone().unwrap();
+    let order = a.json_body().unwrap().clone();
+    t.authorize(&key, &kid, &order).await;
+    let p = refused(
+        t.finalize(&key, &kid, &order, key.csr(&["www.example.com"]))
+            .await,
+    );
+    assert_eq!(p.kind, ProblemType::BadCsr, "{p}");
+    assert!(p.detail.contains("account key"), "{p}");
+    assert!(t.mem.db().issued.is_empty());
+    // The order stays ready: a CSR with another key is signed.
+    assert_eq!(t.get_order(&key, &kid, &loc).await["status"], "ready");
+    t.finalize(&key, &kid, &order, Key::new().csr(&["www.example.com"]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn finalizing_an_order_that_is_not_ready_is_refused() {
     let t = T::new();
     let key = Key::new();
@@ -1890,4 +1925,141 @@ async fn an_order_replaces_a_certificate_of_its_account_once() {
     let p = refused(replacing_order(&t, &key, &kid, "not-a-cert-id").await);
     assert_eq!(p.kind, ProblemType::Malformed);
     assert!(p.detail.starts_with("replaces: "), "{}", p.detail);
+}
+
+// ---------------------------------------------------------------- caps on validations
+
+/// The http-01 challenge URLs of an order, one per authorization.
+async fn http01_urls(t: &T, key: &Key, kid: &str, order: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for authz_url in order["authorizations"].as_array().unwrap() {
+        let authz_url = authz_url.as_str().unwrap();
+        let body = t.post(key, kid, authz_url, None).await;
+        let a = t
+            .engine
+            .authz(&t.call(authz_url), last(authz_url), &body)
+            .await
+            .unwrap();
+        let v = a.json_body().unwrap();
+        let url = v["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "http-01")
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        out.push(url);
+    }
+    out
+}
+
+async fn try_start(t: &T, key: &Key, kid: &str, url: &str) -> Result<Option<Validation>, Problem> {
+    let body = t.post(key, kid, url, Some(&json!({}))).await;
+    match t.engine.challenge(&t.call(url), last(url), &body).await {
+        Ok((_, v)) => Ok(v),
+        Err(AcmeError::Refused(p)) => Err(p),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn validations_in_flight_are_capped_per_account() {
+    let t = T::with(Config {
+        max_concurrent_validations_per_account: 1,
+        ..config()
+    });
+    let key = Key::new();
+    let kid = t.account(&key).await;
+    let a = t
+        .new_order(&key, &kid, &["a.example.com", "b.example.com"])
+        .await
+        .unwrap();
+    let urls = http01_urls(&t, &key, &kid, a.json_body().unwrap()).await;
+    let first = try_start(&t, &key, &kid, &urls[0]).await.unwrap().unwrap();
+    let p = try_start(&t, &key, &kid, &urls[1]).await.unwrap_err();
+    assert_eq!(p.kind, ProblemType::RateLimited, "{p}");
+    assert!(p.retry_after.is_some(), "{p:?}");
+    let second = last(&urls[1]).to_string();
+    assert_eq!(
+        t.mem.db().challenges[&second].status,
+        "pending",
+        "left to retry"
+    );
+    // Another account is not held up.
+    let other = Key::new();
+    let other_kid = t.account(&other).await;
+    let b = t
+        .new_order(&other, &other_kid, &["c.example.com"])
+        .await
+        .unwrap();
+    let other_urls = http01_urls(&t, &other, &other_kid, b.json_body().unwrap()).await;
+    assert!(
+        try_start(&t, &other, &other_kid, &other_urls[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Once the first validation is recorded and dropped, the second starts.
+    assert!(t.engine.record_validation(&first, Ok(())).await.unwrap());
+    drop(first);
+    assert!(try_start(&t, &key, &kid, &urls[1]).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn validations_in_flight_are_capped_overall() {
+    let t = T::with(Config {
+        max_concurrent_validations: 1,
+        ..config()
+    });
+    let (k1, k2) = (Key::new(), Key::new());
+    let (kid1, kid2) = (t.account(&k1).await, t.account(&k2).await);
+    let o1 = t.new_order(&k1, &kid1, &["a.example.com"]).await.unwrap();
+    let o2 = t.new_order(&k2, &kid2, &["b.example.com"]).await.unwrap();
+    let u1 = http01_urls(&t, &k1, &kid1, o1.json_body().unwrap()).await;
+    let u2 = http01_urls(&t, &k2, &kid2, o2.json_body().unwrap()).await;
+    let v = try_start(&t, &k1, &kid1, &u1[0]).await.unwrap().unwrap();
+    let p = try_start(&t, &k2, &kid2, &u2[0]).await.unwrap_err();
+    assert_eq!(p.kind, ProblemType::RateLimited, "{p}");
+    // A stuck challenge is not taken over while the cap is reached either.
+    t.advance(301);
+    let stuck = t.engine.reclaim_stuck_validations().await.unwrap();
+    assert!(stuck.validations.is_empty(), "{stuck:?}");
+    drop(v);
+    assert_eq!(t.engine.validation_limits().in_flight(), 0);
+    let stuck = t.engine.reclaim_stuck_validations().await.unwrap();
+    assert_eq!(stuck.validations.len(), 1);
+    assert_eq!(t.engine.validation_limits().in_flight(), 1);
+    drop(stuck);
+    assert!(try_start(&t, &k2, &kid2, &u2[0]).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn pending_authorizations_per_account_are_capped() {
+    let t = T::with(Config {
+        max_pending_authorizations_per_account: 2,
+        ..config()
+    });
+    let key = Key::new();
+    let kid = t.account(&key).await;
+    let a = t
+        .new_order(&key, &kid, &["a.example.com", "b.example.com"])
+        .await
+        .unwrap();
+    let p = refused(t.new_order(&key, &kid, &["c.example.com"]).await);
+    assert_eq!(p.kind, ProblemType::RateLimited, "{p}");
+    assert!(p.detail.contains("pending authorizations"), "{p}");
+    // Authorizations the account completed free room.
+    let order = a.json_body().unwrap().clone();
+    t.authorize(&key, &kid, &order).await;
+    t.new_order(&key, &kid, &["c.example.com"]).await.unwrap();
+    // Expired pending authorizations do not count.
+    t.new_order(&key, &kid, &["d.example.com"]).await.unwrap();
+    assert_eq!(
+        refused(t.new_order(&key, &kid, &["e.example.com"]).await).kind,
+        ProblemType::RateLimited
+    );
+    t.advance(31 * 86400);
+    t.new_order(&key, &kid, &["e.example.com"]).await.unwrap();
 }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Client, read_input, table};
+use super::{Client, read_input, show, table};
 
 /// `certkeeper managed ...`
 #[derive(Debug, Subcommand)]
@@ -146,24 +146,6 @@ const BINDING_COLS: &[&str] = &[
     "next_attempt_at",
 ];
 const DEST_COLS: &[&str] = &["name", "kind", "has_credentials", "created_at", "id"];
-
-fn rows(v: &Value) -> Vec<Value> {
-    match v {
-        Value::Object(o) if o.contains_key("items") => {
-            o["items"].as_array().cloned().unwrap_or_default()
-        }
-        Value::Array(a) => a.clone(),
-        other => vec![other.clone()],
-    }
-}
-
-fn show(v: &Value, json_out: bool, cols: &[&str]) {
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    } else {
-        print!("{}", table(&rows(v), cols));
-    }
-}
 
 /// A managed certificate with its versions and bindings.
 fn show_managed(v: &Value, json_out: bool) {

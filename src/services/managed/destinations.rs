@@ -41,7 +41,8 @@ struct AzureSecret {
     client_secret: String,
 }
 
-fn seal_context(id: &str) -> Vec<u8> {
+/// The seal context of a destination's credentials.
+pub(crate) fn seal_context(id: &str) -> Vec<u8> {
     format!("destination:{id}").into_bytes()
 }
 

@@ -10,7 +10,7 @@
 //! `revoked`) go through [`Managed::event`], which records them in `managed_events` and
 //! logs them; the alerting work delivers them from there.
 
-mod destinations;
+pub(crate) mod destinations;
 mod detail;
 mod sync;
 
