@@ -6,7 +6,8 @@
 //! hash again, so a revoked or expired token ends every session opened with it at once, and
 //! roles are those of the token, exactly as on the API. The secret itself never leaves the
 //! sign-in request. Signing out clears the cookie; a copy taken before then stays usable
-//! until it expires ([`SESSION_LIFETIME`]) or its token is revoked.
+//! until it expires ([`SESSION_LIFETIME`]) or its token is revoked. Nothing is stored, so
+//! a master key rotation has nothing to re-seal: it signs every session out.
 
 use std::sync::Arc;
 
