@@ -53,14 +53,27 @@ impl KeyAlgorithm {
     }
 
     pub(crate) fn of_parsed_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, CaError> {
-        let oid = spki.algorithm.algorithm.to_id_string();
+        // Object identifiers are compared as their DER bytes: a non-minimal encoding (an
+        // arc padded with 0x80) decodes to the same numbers but is not DER, and the signer
+        // refuses it.
+        let oid = match spki.algorithm.algorithm.as_bytes() {
+            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => "1.2.840.113549.1.1.1",
+            [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => "1.2.840.10045.2.1",
+            [0x2b, 0x65, 0x70] => "1.3.101.112",
+            _ => {
+                return Err(CaError::UnsupportedKey(format!(
+                    "public key algorithm {}",
+                    spki.algorithm.algorithm.to_id_string()
+                )));
+            }
+        };
         // The parameters must be what each algorithm's RFC asks (NULL for RSA, a named
         // curve's OID for EC, none for Ed25519): a key that names its type in any other way
         // is not one the signer can certify, so it is refused here, before policy.
         let params = spki.algorithm.parameters.as_ref();
         let malformed =
             |what: &str| CaError::BadKey(format!("malformed {what} public key parameters"));
-        match oid.as_str() {
+        match oid {
             "1.2.840.113549.1.1.1" => {
                 if !params.is_some_and(|p| universal(p, Tag::Null) && p.data.is_empty()) {
                     return Err(malformed("RSA"));
@@ -75,15 +88,18 @@ impl KeyAlgorithm {
             "1.2.840.10045.2.1" => {
                 let curve = params
                     .filter(|p| universal(p, Tag::Oid))
-                    .ok_or_else(|| malformed("EC"))?
-                    .as_oid()
-                    .map(|o| o.to_id_string())
-                    .unwrap_or_default();
-                match curve.as_str() {
-                    "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::EcdsaP256),
-                    "1.3.132.0.34" => Ok(KeyAlgorithm::EcdsaP384),
-                    "1.3.132.0.35" => Ok(KeyAlgorithm::EcdsaP521),
-                    other => Err(CaError::UnsupportedKey(format!("EC curve {other}"))),
+                    .ok_or_else(|| malformed("EC"))?;
+                match curve.data {
+                    [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07] => Ok(KeyAlgorithm::EcdsaP256),
+                    [0x2b, 0x81, 0x04, 0x00, 0x22] => Ok(KeyAlgorithm::EcdsaP384),
+                    [0x2b, 0x81, 0x04, 0x00, 0x23] => Ok(KeyAlgorithm::EcdsaP521),
+                    _ => Err(CaError::UnsupportedKey(format!(
+                        "EC curve {}",
+                        curve
+                            .as_oid()
+                            .map(|o| o.to_id_string())
+                            .unwrap_or_else(|_| "(not an object identifier)".into())
+                    ))),
                 }
             }
             "1.3.101.112" if params.is_some() => Err(malformed("Ed25519")),
@@ -214,5 +230,38 @@ mod tests {
         assert!("dsa-1024".parse::<KeyAlgorithm>().is_err());
         assert!("rsa-12".parse::<KeyAlgorithm>().is_err());
         assert!(generate_key(KeyAlgorithm::Rsa(1024)).is_err());
+    }
+
+    /// Found by the `csr_policy` fuzz target: a P-256 key whose curve OID (or algorithm
+    /// OID) is encoded with a padded arc decodes to the same numbers, passed policy, and
+    /// was refused only by the signer.
+    #[test]
+    fn object_identifiers_must_be_der() {
+        let spki = KeyAlgorithm::EcdsaP256
+            .generate()
+            .unwrap()
+            .subject_public_key_info();
+        assert_eq!(
+            KeyAlgorithm::of_spki(&spki).unwrap(),
+            KeyAlgorithm::EcdsaP256
+        );
+        // Pad the last arc of an OID (`07` becomes `80 07`) and fix the lengths around it.
+        let pad = |der: &[u8], oid: &[u8]| -> Vec<u8> {
+            let at = der.windows(oid.len()).position(|w| w == oid).unwrap();
+            let mut out = der.to_vec();
+            out.insert(at + oid.len() - 1, 0x80);
+            out[at - 1] += 1; // the OID's length
+            out[3] += 1; // the AlgorithmIdentifier's length
+            out[1] += 1; // the SubjectPublicKeyInfo's length
+            out
+        };
+        let curve = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        let algorithm = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        for padded in [pad(&spki, &curve), pad(&spki, &algorithm)] {
+            assert!(
+                KeyAlgorithm::of_spki(&padded).is_err(),
+                "a padded OID must not be recognised: {padded:02x?}"
+            );
+        }
     }
 }
