@@ -35,6 +35,10 @@ use crate::services::Services;
 use crate::services::pki::Pki;
 use conn::{Activity, ConnPolicy, Watched};
 
+/// The least time the jobs runner is given to stop at shutdown, when the connections took
+/// all of `server.shutdown_grace`: enough to hand back the job leases.
+const JOBS_STOP_MIN: Duration = Duration::from_secs(3);
+
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -317,16 +321,21 @@ pub async fn run(
     // The listeners stop accepting and drain their connections while the jobs finish
     // their runs and hand back their leases, all within the grace; then the database
     // is closed.
+    let deadline = tokio::time::Instant::now() + grace;
     let _ = stop_tx.send(true);
-    let jobs_done = async {
-        if tokio::time::timeout(grace, jobs.shutdown()).await.is_err() {
-            tracing::warn!(
-                grace = ?grace,
-                "background jobs still running after server.shutdown_grace; their leases lapse"
-            );
-        }
-    };
-    let (_, _, ()) = tokio::join!(https_task, http_task, jobs_done);
+    let _ = tokio::join!(https_task, http_task);
+    // The runner stops only once no request can hand it more work (a request drained
+    // above may have started a validation). Its tasks get what is left of the grace, and
+    // at least a few seconds to hand back their leases.
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(JOBS_STOP_MIN);
+    if tokio::time::timeout(left, jobs.shutdown()).await.is_err() {
+        tracing::warn!(
+            grace = ?grace,
+            "background jobs still running after server.shutdown_grace; their leases lapse"
+        );
+    }
     // A connection or job cut off at the grace may still hold a database connection.
     if tokio::time::timeout(Duration::from_secs(5), pki.close())
         .await
