@@ -1,0 +1,403 @@
+//! Several replicas on one PostgreSQL database: three servers behind haproxy (TCP mode)
+//! restarted one after another with SIGTERM while ACME clients (instant-acme) keep ordering
+//! certificates through haproxy; and each leased periodic job running once per cluster.
+
+mod acme_support;
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acme_support::{ChallSrv, Http01, csr};
+use common::{Db, TestServer, free_port};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use reqwest::Method;
+
+/// One replica: a `certkeeper serve` process on the first server's database and master
+/// key, on fixed ports so that it comes back where the load balancer expects it.
+struct Replica {
+    child: Option<Child>,
+    https_port: u16,
+    http_port: u16,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    starts: usize,
+}
+
+impl Replica {
+    fn new(first: &TestServer, env: &[(&str, &str)]) -> Replica {
+        let master = std::fs::read_to_string(first.data_dir.join("master.key")).unwrap();
+        let mut all: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.push((
+            "CERTKEEPER_DATABASE__URL".into(),
+            first.database_url.clone().expect("PostgreSQL"),
+        ));
+        all.push(("CERTKEEPER_CA__MASTER_KEY".into(), master.trim().into()));
+        Replica {
+            child: None,
+            https_port: free_port(),
+            http_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            env: all,
+            starts: 0,
+        }
+    }
+
+    /// Start the process and wait until it answers `/readyz`.
+    async fn start(&mut self, client: &reqwest::Client) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("log-{}", self.starts)))
+            .unwrap();
+        let mut cmd = Command::new(common::bin());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .env(
+                "CERTKEEPER_SERVER__HTTPS_LISTEN",
+                format!("127.0.0.1:{}", self.https_port),
+            )
+            .env(
+                "CERTKEEPER_SERVER__HTTP_LISTEN",
+                format!("127.0.0.1:{}", self.http_port),
+            )
+            .env(
+                "CERTKEEPER_SERVER__LOG_LEVEL",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("replica starts"));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("replica exited early with {status}: {}", self.logs());
+            }
+            if let Ok(r) = client
+                .get(format!("https://localhost:{}/readyz", self.https_port))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replica not ready: {}", self.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, and wait (hang guard: two minutes) for the process to exit on its own;
+    /// it must exit with status 0.
+    async fn terminate(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("replica did not exit after SIGTERM: {}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            status.success(),
+            "a drained replica exits 0, got {status}: {}",
+            self.logs()
+        );
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|n| {
+                std::fs::read_to_string(self.dir.path().join(format!("log-{n}")))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// haproxy in TCP mode on a free port in front of `backends` (HTTPS ports): a connection
+/// refused by a stopped replica is tried again on another one.
+struct Haproxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    fn start(backends: &[u16]) -> Haproxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("    server r{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 2\n"))
+            .collect();
+        let config = format!(
+            "global\n    maxconn 2000\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 5m\n    \
+             timeout server 5m\n    retries 10\n    option redispatch 1\n\
+             listen acme\n    bind 127.0.0.1:{port}\n    balance roundrobin\n{servers}"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let check = Command::new("haproxy")
+            .args(["-c", "-f", common::p(&path)])
+            .output()
+            .expect("haproxy (Debian package haproxy) runs");
+        assert!(
+            check.status.success(),
+            "haproxy config: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let child = Command::new("haproxy")
+            .args(["-db", "-f", common::p(&path)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "haproxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Haproxy {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the ACME clients did.
+#[derive(Default)]
+struct Outcome {
+    /// (name, leaf DER) of every certificate received.
+    issued: Vec<(String, Vec<u8>)>,
+    /// Why each failed flow failed.
+    failed: Vec<String>,
+}
+
+/// One whole ACME flow for `name` over `account`: order, http-01, finalize, download.
+/// Returns the leaf certificate (DER).
+async fn flow(account: &Account, http01: &Http01, name: &str) -> Result<Vec<u8>, String> {
+    // Generous polling: a validation may be taken over by another replica.
+    let patience = RetryPolicy::new().timeout(Duration::from_secs(180));
+    let ids = [Identifier::Dns(name.into())];
+    let mut order = account
+        .new_order(&NewOrder::new(&ids))
+        .await
+        .map_err(|e| format!("new order: {e}"))?;
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.map_err(|e| format!("authorization: {e}"))?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let mut ch = authz
+            .challenge(ChallengeType::Http01)
+            .ok_or("no http-01 challenge")?;
+        http01.put(&ch.token, ch.key_authorization().as_str());
+        ch.set_ready()
+            .await
+            .map_err(|e| format!("challenge: {e}"))?;
+    }
+    let status = order
+        .poll_ready(&patience)
+        .await
+        .map_err(|e| format!("poll ready: {e}"))?;
+    if status != OrderStatus::Ready {
+        return Err(format!("order {status:?}: {:?}", order.state()));
+    }
+    order
+        .finalize_csr(&csr(&[name]))
+        .await
+        .map_err(|e| format!("finalize: {e}"))?;
+    let pem = order
+        .poll_certificate(&patience)
+        .await
+        .map_err(|e| format!("certificate: {e}"))?;
+    let chain = certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes())
+        .map_err(|e| format!("chain: {e}"))?;
+    chain.into_iter().next().ok_or_else(|| "empty chain".into())
+}
+
+/// Three replicas behind haproxy, each restarted with SIGTERM in turn while four ACME
+/// clients keep ordering through haproxy: no flow fails, every replica exits 0, and every
+/// certificate a client received is known to the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_sigterm_restart_under_acme_load_fails_no_flow() {
+    let chall = ChallSrv::start();
+    // Each validation takes a second, so that a replica is stopped with some under way.
+    let http01 = Http01::start_slow(Duration::from_secs(1)).await;
+    let (h, r) = (http01.port.to_string(), chall.resolvers_setting());
+    let env = [
+        ("CERTKEEPER_ACME__HTTP01_PORT", h.as_str()),
+        ("CERTKEEPER_ACME__DNS_RESOLVERS", r.as_str()),
+        ("CERTKEEPER_SERVER__SHUTDOWN_GRACE", "30s"),
+        // Four clients from one address, through one proxy address.
+        ("CERTKEEPER_SERVER__MAX_CONNECTIONS_PER_IP", "0"),
+    ];
+    // The first server creates the database, the CAs and the master key, then stops:
+    // the three replicas below are all there is while the load runs.
+    let mut first = TestServer::start_with(Db::Postgres, &env).await;
+    first.stop();
+    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::new(&first, &env)).collect();
+    for r in &mut replicas {
+        r.start(&first.client).await;
+    }
+    let proxy = Haproxy::start(&replicas.iter().map(|r| r.https_port).collect::<Vec<_>>());
+    let root = first.write("root.pem", &first.root_pem);
+    let directory = format!("https://localhost:{}/acme/directory", proxy.port);
+
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (account, _) = Account::builder_with_root(&root)
+            .unwrap()
+            .create(
+                &NewAccount {
+                    contact: &[],
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                directory.clone(),
+                None,
+            )
+            .await
+            .expect("account through haproxy");
+        let (outcome, done, stop, http01) =
+            (outcome.clone(), done.clone(), stop.clone(), http01.clone());
+        clients.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let name = format!("c{c}-{n}.replicas.test");
+                let r = flow(&account, &http01, &name).await;
+                let mut o = outcome.lock().unwrap();
+                match r {
+                    Ok(leaf) => o.issued.push((name, leaf)),
+                    Err(e) => o.failed.push(format!("{name}: {e}")),
+                }
+                drop(o);
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+
+    // Waits (hang guard: five minutes) until `more` further flows have ended.
+    let progress = |more: usize| {
+        let done = done.clone();
+        async move {
+            let target = done.load(Ordering::SeqCst) + more;
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while done.load(Ordering::SeqCst) < target {
+                assert!(Instant::now() < deadline, "ACME load made no progress");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    progress(4).await;
+    for r in &mut replicas {
+        r.terminate().await;
+        progress(2).await;
+        r.start(&first.client).await;
+        progress(4).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        tokio::time::timeout(Duration::from_secs(300), c)
+            .await
+            .expect("clients finish their last flow")
+            .unwrap();
+    }
+
+    let outcome = outcome.lock().unwrap();
+    eprintln!(
+        "rolling restart: {} flows succeeded, {} failed",
+        outcome.issued.len(),
+        outcome.failed.len()
+    );
+    assert!(
+        outcome.failed.is_empty(),
+        "{} of {} ACME flows failed during the rolling restart: {:#?}\n{}",
+        outcome.failed.len(),
+        outcome.failed.len() + outcome.issued.len(),
+        outcome.failed,
+        replicas.iter().map(Replica::logs).collect::<String>()
+    );
+    assert!(outcome.issued.len() >= 16, "{} flows", outcome.issued.len());
+    // Nothing a stopped replica had under way was left for another to take over.
+    for r in &replicas {
+        let logs = r.logs();
+        for abandoned in [
+            "left unfinished",
+            "finalization was interrupted",
+            "stopped by shutdown",
+            "run interrupted by shutdown",
+            "still open after",
+            "still running after",
+        ] {
+            assert!(!logs.contains(abandoned), "{abandoned}: {logs}");
+        }
+    }
+    // Every certificate a client received is in the store, found by its name.
+    let api = format!("https://localhost:{}", replicas[0].https_port);
+    for (name, leaf) in &outcome.issued {
+        let resp = first
+            .client
+            .request(Method::GET, format!("{api}/api/v1/certificates"))
+            .query(&[("san", name.as_str())])
+            .bearer_auth(&first.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let page: serde_json::Value = resp.json().await.unwrap();
+        let fingerprint = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf));
+        let known: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["fingerprint_sha256"].as_str())
+            .collect();
+        assert_eq!(known, [fingerprint.as_str()], "{name}: {page}");
+    }
+}
