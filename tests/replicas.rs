@@ -54,8 +54,8 @@ impl Replica {
     /// Start the process and wait until it answers `/readyz`.
     async fn start(&mut self, client: &reqwest::Client) {
         self.starts += 1;
-        let log = std::fs::File::create(self.dir.path().join(format!("log-{}", self.starts)))
-            .unwrap();
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("log-{}", self.starts))).unwrap();
         let mut cmd = Command::new(common::bin());
         cmd.arg("serve")
             .arg("--data-dir")
@@ -91,7 +91,11 @@ impl Replica {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "replica not ready: {}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "replica not ready: {}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -159,7 +163,9 @@ impl Haproxy {
         let servers: String = backends
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("    server r{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 2\n"))
+            .map(|(i, p)| {
+                format!("    server r{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 2\n")
+            })
             .collect();
         let config = format!(
             "global\n    maxconn 2000\n\
@@ -252,8 +258,8 @@ async fn flow(account: &Account, http01: &Http01, name: &str) -> Result<Vec<u8>,
         .poll_certificate(&patience)
         .await
         .map_err(|e| format!("certificate: {e}"))?;
-    let chain = certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes())
-        .map_err(|e| format!("chain: {e}"))?;
+    let chain =
+        certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| format!("chain: {e}"))?;
     chain.into_iter().next().ok_or_else(|| "empty chain".into())
 }
 
@@ -400,4 +406,154 @@ async fn rolling_sigterm_restart_under_acme_load_fails_no_flow() {
             .collect();
         assert_eq!(known, [fingerprint.as_str()], "{name}: {page}");
     }
+}
+
+/// A local webhook receiver: keeps the JSON body of every request.
+async fn webhook_receiver() -> (Arc<Mutex<Vec<serde_json::Value>>>, String) {
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let g = g.clone();
+        async move {
+            g.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or_default());
+            "ok"
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (got, base)
+}
+
+/// The expiry of job `name`'s lease in the first server's database, if one was taken.
+fn lease_expiry(first: &TestServer, name: &str) -> Option<i64> {
+    let out = Command::new("psql")
+        .args([
+            first.database_url.as_deref().unwrap(),
+            "-tAc",
+            &format!("SELECT expires_at FROM job_leases WHERE name = '{name}'"),
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Three replicas each running the alert sweep (every 10 s) and delivery (every second):
+/// a certificate crossing expiry thresholds gives one webhook message per threshold, not
+/// one per replica, however many sweeps run after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_send_one_alert_per_threshold() {
+    let (got, base) = webhook_receiver().await;
+    let env = [
+        ("CERTKEEPER_JOBS__ALERT_SWEEP", "10s"),
+        ("CERTKEEPER_JOBS__ALERT_DELIVERY", "1s"),
+    ];
+    let first = TestServer::start_with(Db::Postgres, &env).await;
+    let mut replicas: Vec<Replica> = (0..2).map(|_| Replica::new(&first, &env)).collect();
+    for r in &mut replicas {
+        r.start(&first.client).await;
+    }
+    let (st, ch) = first
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(serde_json::json!({"name": "hook", "kind": "webhook", "url": format!("{base}/hook")})),
+        )
+        .await;
+    assert_eq!(st, 201, "{ch}");
+    let (st, rule) = first
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(serde_json::json!({
+                "name": "soon", "channels": ["hook"], "thresholds": [30, 7],
+                "selector": {"san": "*.replicas.test"},
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{rule}");
+    // Five days left: past both thresholds.
+    let (st, cert) = first
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(serde_json::json!({
+                "profile": "default", "dns_names": ["soon.replicas.test"], "validity_days": 5,
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+
+    // (threshold, certificate fingerprint) of each expiry message received.
+    let crossings = || -> Vec<(serde_json::Value, serde_json::Value)> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "io.certkeeper.certificate.expiring")
+            .map(|b| {
+                (
+                    b["data"]["threshold_days"].clone(),
+                    b["data"]["certificates"][0]["fingerprint"].clone(),
+                )
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while crossings().is_empty() {
+        assert!(Instant::now() < deadline, "no alert arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let four more sweeps run (the lease is renewed before each), with deliveries
+    // running on every replica in between.
+    let mut seen = vec![lease_expiry(&first, "alert-sweep").expect("the sweep is leased")];
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while seen.len() < 5 {
+        assert!(Instant::now() < deadline, "the sweep stopped running");
+        let e = lease_expiry(&first, "alert-sweep").unwrap();
+        if Some(&e) != seen.last() {
+            seen.push(e);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut all = crossings();
+    let n = all.len();
+    all.sort_by_key(|(t, f)| (t.to_string(), f.to_string()));
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        n,
+        "a threshold was announced twice: {:?}",
+        got.lock().unwrap()
+    );
+    eprintln!("expiry messages: {all:?}");
+    let fingerprint = cert["certificate"]["fingerprint_sha256"]
+        .as_str()
+        .or(cert["fingerprint_sha256"].as_str())
+        .expect("the certificate's fingerprint");
+    assert!(
+        all.iter().all(|(_, f)| f.as_str() == Some(fingerprint)),
+        "{all:?} {cert}"
+    );
+    let ids: Vec<_> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].clone())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_by_key(|v| v.to_string());
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "an event was delivered twice: {ids:?}"
+    );
 }
