@@ -557,3 +557,47 @@ async fn three_replicas_send_one_alert_per_threshold() {
         "an event was delivered twice: {ids:?}"
     );
 }
+
+/// A rolling upgrade: the database already carries a migration of a newer release (a new
+/// table and a new column, recorded in `_sqlx_migrations`) while this release's replicas
+/// keep running and restarting on it: they start, serve and issue.
+#[tokio::test]
+async fn a_replica_restarts_on_a_database_a_newer_release_migrated() {
+    let mut first = TestServer::start(Db::Postgres).await;
+    let newer = "CREATE TABLE future_feature (id TEXT PRIMARY KEY);
+        ALTER TABLE certificates ADD COLUMN future_note TEXT;
+        INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+        VALUES (9999, 'a newer release', true, '\\x00'::bytea, 0);";
+    let out = Command::new("psql")
+        .args([
+            first.database_url.as_deref().unwrap(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            newer,
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A second replica starts on it, and the first restarts on it.
+    let mut replica = Replica::new(&first, &[]);
+    replica.start(&first.client).await;
+    first.stop();
+    first.spawn(&[]).await;
+    for port in [first.https_port, replica.https_port] {
+        let resp = first
+            .client
+            .post(format!("https://localhost:{port}/api/v1/certificates/generate"))
+            .bearer_auth(&first.token)
+            .json(&serde_json::json!({"profile": "default", "dns_names": [format!("p{port}.upgrade.test")]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+}

@@ -126,7 +126,11 @@ async fn submitted_work_finishes_within_the_grace_on_shutdown() {
     tokio::time::timeout(SHUTDOWN_GRACE * 3, jobs.shutdown())
         .await
         .expect("shutdown stops endless work after the grace");
-    assert_eq!(done.load(Ordering::SeqCst), 2, "the work under way finished");
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        2,
+        "the work under way finished"
+    );
 }
 
 /// Leases in memory, expiring on tokio's clock.
