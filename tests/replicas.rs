@@ -355,7 +355,7 @@ async fn rolling_sigterm_restart_under_acme_load_fails_no_flow() {
             .unwrap();
     }
 
-    let outcome = outcome.lock().unwrap();
+    let outcome = std::mem::take(&mut *outcome.lock().unwrap());
     eprintln!(
         "rolling restart: {} flows succeeded, {} failed",
         outcome.issued.len(),
