@@ -100,16 +100,26 @@ impl Replica {
         }
     }
 
-    /// SIGTERM, and wait (hang guard: two minutes) for the process to exit on its own;
-    /// it must exit with status 0.
+    /// SIGTERM, and wait for the process to exit on its own with status 0.
     async fn terminate(&mut self) {
-        let mut child = self.child.take().expect("running");
+        self.sigterm();
+        self.exited().await;
+    }
+
+    /// Send SIGTERM.
+    fn sigterm(&self) {
+        let child = self.child.as_ref().expect("running");
         let ok = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap()
             .success();
         assert!(ok, "kill -TERM");
+    }
+
+    /// Wait (hang guard: two minutes) for the process to exit; it must exit with status 0.
+    async fn exited(&mut self) {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(120);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -600,4 +610,85 @@ async fn a_replica_restarts_on_a_database_a_newer_release_migrated() {
             .unwrap();
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     }
+}
+
+/// Reads from `sock` until the end of a response head; returns it, lower-cased.
+async fn response_head(sock: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(60), sock.read(&mut chunk))
+            .await
+            .expect("a response (hang guard)")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before a response: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).to_lowercase()
+}
+
+/// What SIGTERM does to the connections of a replica: new ones are refused at once, an
+/// idle keep-alive connection is closed, a request in flight (its body still arriving) is
+/// answered with `Connection: close`, and then the process exits 0.
+#[tokio::test]
+async fn sigterm_refuses_new_connections_and_closes_keep_alive_ones_after_their_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let first = TestServer::start(Db::Postgres).await;
+    let mut replica = Replica::new(&first, &[("CERTKEEPER_SERVER__SHUTDOWN_GRACE", "1m")]);
+    replica.start(&first.client).await;
+    let addr = ("127.0.0.1", replica.http_port);
+
+    // An idle keep-alive connection: one request answered, kept open.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = response_head(&mut idle).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    // A request in flight: its head sent, its body not yet.
+    let body = b"not an OCSP request";
+    let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+    busy.write_all(
+        format!(
+            "POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    replica.sigterm();
+    // New connections are refused once the listener is gone (hang guard: one minute).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The idle connection is closed.
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(60), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed (hang guard)")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&rest));
+    // The request in flight is answered, told to close, and the connection ends.
+    busy.write_all(body).await.unwrap();
+    let head = response_head(&mut busy).await;
+    assert!(head.starts_with("http/1.1 "), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), busy.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends after its response (hang guard)")
+        .unwrap();
+    replica.exited().await;
 }
