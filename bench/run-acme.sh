@@ -125,14 +125,16 @@ mkdir -m 700 "$CK_DATA"
     # Pebble has no rate limits; certkeeper's are lifted for the comparison.
     export CERTKEEPER_ACME__NEW_ORDERS_PER_ACCOUNT_PER_HOUR=0
     export CERTKEEPER_ACME__NEW_ACCOUNTS_PER_IP_PER_HOUR=0
+    # The generated default profile allows no names unless first start names some.
+    export CERTKEEPER_CA__DEFAULT_PROFILE_NAMES='[".bench.test", "bench.test"]'
     # shellcheck disable=SC2086 # space-separated NAME=value pairs
     [[ -z "${BENCH_CK_EXTRA_ENV:-}" ]] || export ${BENCH_CK_EXTRA_ENV}
     exec "$CK_BIN" serve --data-dir "$CK_DATA"
 ) >"$WORK/certkeeper.log" 2>&1 &
 CK_PID=$!
-wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper test -s "$CK_DATA/root.pem"
+wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper test -s "$CK_DATA/server-ca.pem"
 wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
-    curl -sf --cacert "$CK_DATA/root.pem" "https://127.0.0.1:$CK_HTTPS_PORT/readyz"
+    curl -sf --cacert "$CK_DATA/server-ca.pem" "https://127.0.0.1:$CK_HTTPS_PORT/readyz"
 
 # ------------------------------------------------------------------ run
 json_args=()
@@ -141,7 +143,7 @@ log "pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null || echo '?'); $(n
 target_args=()
 [[ "$TARGETS" != *" certkeeper "* ]] || target_args+=(
     --certkeeper-directory "https://127.0.0.1:$CK_HTTPS_PORT/acme/directory"
-    --certkeeper-root "$CK_DATA/root.pem")
+    --certkeeper-root "$CK_DATA/server-ca.pem")
 [[ "$TARGETS" != *" pebble "* ]] || target_args+=(
     --pebble-directory "https://127.0.0.1:$PEBBLE_PORT/dir" --pebble-root "$PB/root.pem")
 "$BENCH_BIN" "${target_args[@]}" \

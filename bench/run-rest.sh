@@ -129,17 +129,19 @@ if [[ "$SKIP_CERTKEEPER" != 1 ]]; then
         while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CERTKEEPER_' || true)
         export CERTKEEPER_SERVER__HTTPS_LISTEN="127.0.0.1:$CK_HTTPS_PORT"
         export CERTKEEPER_SERVER__HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
+        # The generated default profile allows no names unless first start names some.
+        export CERTKEEPER_CA__DEFAULT_PROFILE_NAMES='["bench.example.com"]'
         exec "$CK_BIN" serve --data-dir "$CK_DATA"
     ) >"$WORK/certkeeper.log" 2>&1 &
     CK_PID=$!
     wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
-        test -s "$CK_DATA/admin.token" -a -s "$CK_DATA/root.pem"
+        test -s "$CK_DATA/admin.token" -a -s "$CK_DATA/server-ca.pem"
     wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
-        curl -sf --max-time 2 --cacert "$CK_DATA/root.pem" "$CK_URL/healthz"
+        curl -sf --max-time 2 --cacert "$CK_DATA/server-ca.pem" "$CK_URL/healthz"
     ck_args=(
         --certkeeper-url "$CK_URL"
         --certkeeper-token-file "$CK_DATA/admin.token"
-        --certkeeper-ca-file "$CK_DATA/root.pem"
+        --certkeeper-ca-file "$CK_DATA/server-ca.pem"
     )
 fi
 

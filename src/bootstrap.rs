@@ -1,6 +1,7 @@
 //! First start and every start: data directory, master key, database, the default CA
-//! hierarchy and profiles, the admin token, `root.pem`, and the server's own certificate.
-//! Nothing that exists is ever overwritten.
+//! hierarchy and profile, the server CA, the admin token, `root.pem` (what profiles issue
+//! under), `server-ca.pem` (what the server's HTTPS certificate is issued under: the file
+//! clients pin), and the server's own certificate. Nothing that exists is ever overwritten.
 
 use std::io::Write;
 use std::path::Path;
@@ -24,10 +25,16 @@ use crate::store::{ProfileRecord, Role, Store, StoreError, TokenRecord, new_id};
 pub const DEFAULT_ROOT: &str = "root";
 /// Name of the intermediate CA made on first start.
 pub const DEFAULT_INTERMEDIATE: &str = "intermediate";
-/// The profile made on first start: any name, 90 days, signed by the default intermediate.
+/// The profile made on first start: 90 days, signed by the default intermediate, for the
+/// names `ca.default_profile_names` gave at first start (none by default).
 pub const DEFAULT_PROFILE: &str = "default";
-/// The internal profile for the server's own HTTPS certificate.
-pub const SERVER_PROFILE: &str = "certkeeper-server";
+/// The profile that issued the server's HTTPS certificate before it had a CA of its own;
+/// removed at start where an older version made it.
+pub const LEGACY_SERVER_PROFILE: &str = "certkeeper-server";
+pub use crate::services::pki::SERVER_CA;
+/// The file, in the data directory, holding the server CA's certificate: what the CLI, the
+/// EST client and other clients of the server itself trust.
+pub const SERVER_CA_FILE: &str = "server-ca.pem";
 const SERVER_TLS_STATE: &str = "server_tls_certificate";
 
 /// What start-up produced.
@@ -124,9 +131,11 @@ pub async fn boot(settings: Arc<Settings>, clock: Arc<dyn Clock>) -> anyhow::Res
         metrics.clone(),
     ));
     ensure_default_hierarchy(&pki).await?;
-    ensure_server_profile(&pki).await?;
+    ensure_server_ca(&pki).await?;
+    remove_legacy_server_profile(&pki).await?;
     let new_admin_token = ensure_admin_token(&pki).await?;
-    write_root_pem(&pki).await?;
+    write_ca_pem(&pki, DEFAULT_ROOT, "root.pem").await?;
+    write_ca_pem(&pki, SERVER_CA, SERVER_CA_FILE).await?;
     Ok(Booted {
         pki,
         metrics,
@@ -156,10 +165,58 @@ async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("creating the intermediate CA: {e}"))?;
     tracing::info!(id = %int.id, subject = %int.subject, "created intermediate CA");
+    let ca = &pki.settings().ca;
     let mut policy = Profile::tls_server(DEFAULT_PROFILE);
-    policy.allowed_dns_names = vec![DnsRule::Any];
-    policy.allowed_ip_ranges = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
+    policy.allowed_dns_names = ca.default_profile_dns.clone();
+    policy.allowed_ip_ranges = ca.default_profile_ips.clone();
     insert_profile(pki, &int.id, policy).await
+}
+
+/// The server CA: a root of its own (path length 0) that signs only the server's HTTPS
+/// certificate, made at first start and at the first start of a version that has it.
+async fn ensure_server_ca(pki: &Pki) -> anyhow::Result<()> {
+    match pki.store().get_ca(SERVER_CA).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut spec = CaSpec::new("certkeeper Server CA", pki.settings().ca.key_algorithm);
+    spec.validity_days = 3650;
+    spec.path_len = Some(0);
+    match pki.create_root(SERVER_CA, &spec, &Actor::system()).await {
+        Ok(ca) => {
+            tracing::info!(id = %ca.id, subject = %ca.subject, "created the server CA");
+            Ok(())
+        }
+        // Another replica sharing the database got there first.
+        Err(crate::error::Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating the server CA: {e}")),
+    }
+}
+
+/// Remove the profile older versions issued the server's certificate through: under the
+/// default intermediate, it let anyone holding a token for it obtain the server's names.
+async fn remove_legacy_server_profile(pki: &Pki) -> anyhow::Result<()> {
+    if pki
+        .store()
+        .get_profile(LEGACY_SERVER_PROFILE)
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    let ev = Actor::system()
+        .event("profile.delete", "profile")
+        .object(LEGACY_SERVER_PROFILE)
+        .detail(serde_json::json!({"reason": "the server certificate has its own CA"}));
+    match pki
+        .store()
+        .delete_profile(LEGACY_SERVER_PROFILE, &ev, pki.now())
+        .await
+    {
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Record a profile made by the server itself; a profile another replica made first wins.
@@ -183,52 +240,15 @@ async fn insert_profile(pki: &Pki, ca_id: &str, policy: Profile) -> anyhow::Resu
     }
 }
 
-fn server_policy(settings: &Settings) -> anyhow::Result<Profile> {
-    let mut p = Profile::tls_server(SERVER_PROFILE);
+/// What the server's own certificate may be: TLS server only, P-256, exactly its names.
+fn server_policy(settings: &Settings, dns: &[String], ips: &[std::net::IpAddr]) -> Profile {
+    let mut p = Profile::tls_server(crate::services::pki::SERVER_CERT_POLICY);
     p.max_validity_days = settings.server.cert_validity_days();
     p.ext_key_usages = vec![certkeeper_ca::ExtKeyUsage::ServerAuth];
     p.allowed_key_types = vec![KeyAlgorithm::EcdsaP256];
-    p.allowed_dns_names = vec![DnsRule::Exact("localhost".into())];
-    p.allowed_ip_ranges = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-    for n in &settings.server.cert_names {
-        match n.parse::<std::net::IpAddr>() {
-            Ok(ip) => p.allowed_ip_ranges.push(IpNetwork::from(ip)),
-            Err(_) => p.allowed_dns_names.push(n.parse()?),
-        }
-    }
-    let ip = settings.server.https_listen.ip();
-    if !ip.is_unspecified() && !ip.is_loopback() {
-        p.allowed_ip_ranges.push(IpNetwork::from(ip));
-    }
-    Ok(p)
-}
-
-async fn ensure_server_profile(pki: &Pki) -> anyhow::Result<()> {
-    let policy = server_policy(pki.settings())?;
-    let system = Actor::system();
-    let now = pki.now();
-    match pki.store().get_profile(SERVER_PROFILE).await {
-        Ok(existing) if existing.policy == policy => Ok(()),
-        Ok(existing) => {
-            let rec = ProfileRecord {
-                policy,
-                updated_at: now,
-                ..existing
-            };
-            let ev = system.event("profile.update", "profile").object(&rec.id);
-            pki.store().update_profile(&rec, &ev).await?;
-            Ok(())
-        }
-        Err(StoreError::NotFound(_)) => {
-            let ca = pki
-                .store()
-                .get_ca(DEFAULT_INTERMEDIATE)
-                .await
-                .context("the default intermediate CA is missing")?;
-            insert_profile(pki, &ca.id, policy).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    p.allowed_dns_names = dns.iter().map(|d| DnsRule::Exact(d.clone())).collect();
+    p.allowed_ip_ranges = ips.iter().map(|ip| IpNetwork::from(*ip)).collect();
+    p
 }
 
 async fn ensure_admin_token(pki: &Pki) -> anyhow::Result<Option<String>> {
@@ -257,16 +277,17 @@ async fn ensure_admin_token(pki: &Pki) -> anyhow::Result<Option<String>> {
     Ok(Some(token))
 }
 
-async fn write_root_pem(pki: &Pki) -> anyhow::Result<()> {
-    let root = pki
+/// Write a CA's certificate to `file` in the data directory when it differs.
+async fn write_ca_pem(pki: &Pki, ca: &str, file: &str) -> anyhow::Result<()> {
+    let rec = pki
         .store()
-        .get_ca(DEFAULT_ROOT)
+        .get_ca(ca)
         .await
-        .context("the default root CA is missing")?;
-    let der = root
+        .with_context(|| format!("the CA {ca:?} is missing"))?;
+    let der = rec
         .cert_der
-        .context("the default root CA has no certificate")?;
-    let path = pki.settings().data_dir.join("root.pem");
+        .with_context(|| format!("the CA {ca:?} has no certificate"))?;
+    let path = pki.settings().data_dir.join(file);
     let pem = certkeeper_ca::pem_encode_certs([der.as_slice()]);
     if std::fs::read_to_string(&path).ok().as_deref() != Some(pem.as_str()) {
         std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
@@ -274,25 +295,18 @@ async fn write_root_pem(pki: &Pki) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server's HTTPS certificate chain (leaf first) and PKCS#8 key, issued (through the
-/// internal profile, like any certificate) when missing, not covering the configured names,
+/// The server's HTTPS certificate chain (leaf first) and PKCS#8 key, issued under the
+/// server CA (through the registration authority's own path for it, recorded like any
+/// certificate) when missing, not under the server CA, not covering the configured names,
 /// or past two thirds of its life.
 pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<u8>)> {
     let settings = pki.settings();
-    let mut dns = vec!["localhost".to_string()];
-    let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
-    for n in &settings.server.cert_names {
-        match n.parse::<std::net::IpAddr>() {
-            Ok(ip) => ips.push(ip),
-            Err(_) => {
-                dns.push(certkeeper_ca::normalize_dns_name(n).map_err(|e| anyhow::anyhow!(e))?)
-            }
-        }
-    }
-    let ip = settings.server.https_listen.ip();
-    if !ip.is_unspecified() && !ip.is_loopback() {
-        ips.push(ip);
-    }
+    let (dns, ips) = pki.server_names().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server_ca = pki
+        .store()
+        .get_ca(SERVER_CA)
+        .await
+        .context("the server CA is missing")?;
     let now = pki.now();
     if let Some(id) = pki.store().get_state(SERVER_TLS_STATE).await? {
         let id = String::from_utf8_lossy(&id).to_string();
@@ -303,6 +317,7 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
                 .chain(ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().iter())
                 .all(|n| rec.sans.contains(n));
             if rec.status == "valid"
+                && rec.ca_id == server_ca.id
                 && covers
                 && rec.not_after - now > life / 3
                 && let Some(sealed) = pki.store().get_certificate_key(&id).await?
@@ -326,7 +341,7 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
             }
         }
     }
-    let profile = pki.store().get_profile(SERVER_PROFILE).await?;
+    let policy = server_policy(settings, &dns, &ips);
     let key = KeyAlgorithm::EcdsaP256.generate()?;
     let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
     req.dns_names = dns;
@@ -334,7 +349,7 @@ pub async fn server_certificate(pki: &Pki) -> anyhow::Result<(Vec<Vec<u8>>, Vec<
     req.validity = Some(Duration::days(settings.server.cert_validity_days().into()));
     let pkcs8 = key.serialize_der();
     let issued = pki
-        .issue(&profile, req, Some(&pkcs8), &Actor::system())
+        .issue_server_certificate(policy, req, &pkcs8)
         .await
         .map_err(|e| anyhow::anyhow!("issuing the server certificate: {e}"))?;
     pki.store()

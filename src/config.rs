@@ -139,6 +139,7 @@ struct RawCa {
     #[serde(with = "duration")]
     crl_validity: Duration,
     ocsp_signer: OcspSigner,
+    default_profile_names: Vec<String>,
 }
 
 impl Default for RawCa {
@@ -148,6 +149,7 @@ impl Default for RawCa {
             key_algorithm: "ecdsa-p256".into(),
             crl_validity: HOUR * 24,
             ocsp_signer: OcspSigner::Ca,
+            default_profile_names: Vec::new(),
         }
     }
 }
@@ -217,6 +219,9 @@ struct RawEst {
     default_profile: String,
     client_ca_file: Option<PathBuf>,
     trust_own_cas: bool,
+    max_auth_failures: u32,
+    #[serde(with = "duration")]
+    auth_failure_window: Duration,
 }
 
 impl Default for RawEst {
@@ -225,6 +230,8 @@ impl Default for RawEst {
             default_profile: "default".into(),
             client_ca_file: None,
             trust_own_cas: true,
+            max_auth_failures: 10,
+            auth_failure_window: MINUTE * 15,
         }
     }
 }
@@ -240,6 +247,7 @@ struct RawDiscovery {
     packets_per_second: u32,
     #[serde(with = "duration")]
     alert_window: Duration,
+    max_endpoints: u64,
 }
 
 impl Default for RawDiscovery {
@@ -250,6 +258,7 @@ impl Default for RawDiscovery {
             timeout: SECOND * 3,
             packets_per_second: 0,
             alert_window: DAY * 30,
+            max_endpoints: 65_536,
         }
     }
 }
@@ -261,6 +270,7 @@ struct RawAlerts {
     max_attempts: u32,
     #[serde(with = "duration")]
     retry_base: Duration,
+    concurrency: usize,
 }
 
 impl Default for RawAlerts {
@@ -268,6 +278,7 @@ impl Default for RawAlerts {
         RawAlerts {
             max_attempts: 8,
             retry_base: SECOND * 30,
+            concurrency: 8,
         }
     }
 }
@@ -402,6 +413,11 @@ pub struct CaSettings {
     pub crl_validity: Duration,
     /// Who signs OCSP responses.
     pub ocsp_signer: OcspSigner,
+    /// DNS name rules the `default` profile allows when first start creates it (none:
+    /// it allows no names until an operator sets them).
+    pub default_profile_dns: Vec<certkeeper_ca::DnsRule>,
+    /// IP ranges the `default` profile allows when first start creates it.
+    pub default_profile_ips: Vec<ipnetwork::IpNetwork>,
 }
 
 /// The `[acme]` section (environment `CERTKEEPER_ACME__<NAME>`).
@@ -487,6 +503,11 @@ pub struct EstSettings {
     pub client_cas: Vec<Vec<u8>>,
     /// Whether certificates issued by this server may renew themselves over EST.
     pub trust_own_cas: bool,
+    /// Failed HTTP Basic logins from one address, or for one user name, after which further
+    /// attempts are refused (429) until the window ends.
+    pub max_auth_failures: u32,
+    /// How long failed logins are counted (from the first one).
+    pub auth_failure_window: Duration,
 }
 
 /// The `[discovery]` section (environment `CERTKEEPER_DISCOVERY__<NAME>`): limits for
@@ -503,6 +524,9 @@ pub struct DiscoverySettings {
     pub packets_per_second: Option<u32>,
     /// How long before expiry a found certificate counts as expiring.
     pub alert_window: Duration,
+    /// Endpoints (address × port × name) one scan may probe at most; a larger plan is
+    /// refused.
+    pub max_endpoints: u64,
 }
 
 /// The `[alerts]` section (environment `CERTKEEPER_ALERTS__<NAME>`). How often alerts are
@@ -513,6 +537,8 @@ pub struct AlertSettings {
     pub max_attempts: u32,
     /// First retry delay of a failed alert delivery (doubling on each further failure).
     pub retry_base: Duration,
+    /// Channels delivered to at once (each channel's alerts go out one after another).
+    pub concurrency: usize,
 }
 
 /// The `[jobs]` section (environment `CERTKEEPER_JOBS__<NAME>`): the interval of every
@@ -929,7 +955,23 @@ fn validate_ca(raw: RawCa) -> Result<CaSettings, ConfigError> {
             format!("{key_algorithm} cannot be generated"),
         ));
     }
+    let mut default_profile_dns = Vec::new();
+    let mut default_profile_ips = Vec::new();
+    for n in &raw.default_profile_names {
+        if let Ok(net) = n.trim().parse::<ipnetwork::IpNetwork>() {
+            default_profile_ips.push(net);
+        } else {
+            default_profile_dns.push(n.parse::<certkeeper_ca::DnsRule>().map_err(|e| {
+                invalid(
+                    "ca.default_profile_names",
+                    format!("{n:?} is neither a DNS rule nor an IP range: {e}"),
+                )
+            })?);
+        }
+    }
     Ok(CaSettings {
+        default_profile_dns,
+        default_profile_ips,
         master_key: raw.master_key,
         key_algorithm,
         crl_validity: within("ca.crl_validity", raw.crl_validity, HOUR, DAY * 31)?,
@@ -1030,10 +1072,23 @@ fn validate_est(raw: RawEst) -> Result<EstSettings, ConfigError> {
             certs
         }
     };
+    if !(1..=1000).contains(&raw.max_auth_failures) {
+        return Err(invalid(
+            "est.max_auth_failures",
+            "must be between 1 and 1000",
+        ));
+    }
     Ok(EstSettings {
         default_profile: raw.default_profile,
         client_cas,
         trust_own_cas: raw.trust_own_cas,
+        max_auth_failures: raw.max_auth_failures,
+        auth_failure_window: within(
+            "est.auth_failure_window",
+            raw.auth_failure_window,
+            SECOND,
+            DAY,
+        )?,
     })
 }
 
@@ -1070,6 +1125,14 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             Duration::ZERO,
             DAY * 3650,
         )?,
+        max_endpoints: if (1..=16_777_216).contains(&raw.max_endpoints) {
+            raw.max_endpoints
+        } else {
+            return Err(invalid(
+                "discovery.max_endpoints",
+                "must be between 1 and 16777216",
+            ));
+        },
     })
 }
 
@@ -1077,9 +1140,13 @@ fn validate_alerts(raw: RawAlerts) -> Result<AlertSettings, ConfigError> {
     if raw.max_attempts == 0 || raw.max_attempts > 100 {
         return Err(invalid("alerts.max_attempts", "must be between 1 and 100"));
     }
+    if raw.concurrency == 0 || raw.concurrency > 256 {
+        return Err(invalid("alerts.concurrency", "must be between 1 and 256"));
+    }
     Ok(AlertSettings {
         max_attempts: raw.max_attempts,
         retry_base: within("alerts.retry_base", raw.retry_base, SECOND, HOUR)?,
+        concurrency: raw.concurrency,
     })
 }
 

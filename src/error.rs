@@ -31,6 +31,9 @@ pub enum Error {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// Too many failed attempts from this client; try again later.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Something broke inside; the text is logged only.
     #[error("internal error: {0}")]
     Internal(String),

@@ -152,8 +152,15 @@ fn main() -> anyhow::Result<()> {
                         );
                     }
                     println!(
-                        "root certificate: {}",
+                        "root certificate (what profiles issue under): {}",
                         settings.data_dir.join("root.pem").display()
+                    );
+                    println!(
+                        "server CA (what clients of this server trust for its HTTPS): {}",
+                        settings
+                            .data_dir
+                            .join(certkeeper::bootstrap::SERVER_CA_FILE)
+                            .display()
                     );
                     booted.pki.close().await;
                     Ok(())
@@ -165,11 +172,15 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(client::run_est_admin(args, cmd))
         }
         Command::Est(cmd) => {
+            // The server CA alone: --ca-file, else the data directory's server-ca.pem when
+            // this machine has one (on a device without either, the system roots).
             let ca_pem = match &cli.conn.ca_file {
                 Some(f) => {
                     Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
                 }
-                None => None,
+                None => {
+                    std::fs::read(cli.data_dir.join(certkeeper::bootstrap::SERVER_CA_FILE)).ok()
+                }
             };
             rt.block_on(certkeeper_cli::est::run(
                 &cli.conn.server,

@@ -117,6 +117,11 @@ fn domain_parts(e: &Error) -> (StatusCode, &'static str, &'static str) {
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+        Error::TooManyRequests(_) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many failed attempts",
+        ),
         Error::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

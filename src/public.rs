@@ -218,15 +218,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
     operation_id = "metrics",
     tag = "Public",
     summary = "Prometheus metrics",
-    description = "Counters in the Prometheus text exposition format 0.0.4 (`Content-Type: text/plain; version=0.0.4`). No authentication.",
+    description = "Counters, histograms and gauges in the OpenMetrics text format (`Content-Type: application/openmetrics-text; version=1.0.0`), which Prometheus reads: certificates issued and revoked, OCSP requests, HTTP responses by class and latency by front end, and from the database at each scrape the earliest certificate expiry and counts expiring within 7, 30 and 90 days per CA and profile, CA expiry, the alert outbox by status, ACME orders and challenges by status, managed-certificate events by kind, discovery scans, and `certkeeper_build_info`. No authentication.",
     security(()),
     responses(
-        (status = 200, description = "The metrics.", content((String = "text/plain"))),
+        (status = 200, description = "The metrics.", content((String = "application/openmetrics-text"))),
     )
 )]
 async fn metrics(State(state): State<AppState>) -> Response {
+    match state.pki.gauges().await {
+        Ok(g) => state.metrics.set_gauges(&g),
+        // The counters still say something; the gauges keep their last values.
+        Err(e) => tracing::warn!(error = %e, "metrics: reading the gauges failed"),
+    }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

@@ -67,17 +67,32 @@ impl AppState {
     }
 }
 
+/// The front end a request path belongs to, as the metrics label it.
+fn front_end(path: &str) -> &'static str {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "api" => "api",
+        "acme" => "acme",
+        ".well-known" if path.starts_with("/.well-known/est") => "est",
+        ".well-known" => "acme",
+        "ca" | "crl" | "ocsp" | "healthz" | "readyz" | "metrics" => "public",
+        _ => "web",
+    }
+}
+
 async fn count_responses(
     State(metrics): State<Arc<Metrics>>,
     req: Request,
     next: Next,
 ) -> Response {
+    let front_end = front_end(req.uri().path());
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
-    match resp.status().as_u16() {
-        500..=599 => metrics.http_server_errors.inc(),
-        400..=499 => metrics.http_client_errors.inc(),
-        _ => metrics.http_ok.inc(),
-    }
+    metrics.observe_http(
+        front_end,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 

@@ -83,6 +83,7 @@ struct Certbot<'a> {
     s: &'a TestServer,
     dir: PathBuf,
     root: PathBuf,
+    server_ca: PathBuf,
 }
 
 impl Certbot<'_> {
@@ -90,7 +91,13 @@ impl Certbot<'_> {
         let dir = s.path("certbot");
         std::fs::create_dir_all(&dir).unwrap();
         let root = s.write("root-ca.pem", &s.root_pem);
-        Certbot { s, dir, root }
+        let server_ca = s.write("server-ca.pem", &s.server_ca_pem);
+        Certbot {
+            s,
+            dir,
+            root,
+            server_ca,
+        }
     }
 
     fn run(&self, args: &[&str]) -> (bool, String) {
@@ -109,7 +116,7 @@ impl Certbot<'_> {
                 "--non-interactive",
                 "--no-random-sleep-on-renew",
             ])
-            .env("REQUESTS_CA_BUNDLE", &self.root);
+            .env("REQUESTS_CA_BUNDLE", &self.server_ca);
         let out = cmd.output().expect("certbot runs");
         let text = format!(
             "{}{}",

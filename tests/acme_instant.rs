@@ -34,7 +34,8 @@ async fn scenario(db: Db) {
         ],
     )
     .await;
-    let root = s.write("instant-root.pem", &s.root_pem);
+    // The ACME client trusts the server CA for the server's HTTPS.
+    let root = s.write("instant-server-ca.pem", &s.server_ca_pem);
     let directory = s.url("/acme/directory");
 
     // EAB key from the REST API.

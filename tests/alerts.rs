@@ -125,7 +125,9 @@ impl Env {
 
     async fn boot(&self, clock: &Arc<ManualClock>) -> Booted {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let settings = Arc::new(Settings::load(self.dir.path(), None).unwrap());
+        let mut settings = Settings::load(self.dir.path(), None).unwrap();
+        common::any_name_under_default(&mut settings);
+        let settings = Arc::new(settings);
         boot(settings, clock.clone()).await.unwrap()
     }
 }
@@ -717,10 +719,11 @@ async fn email_arrives(mode: &str) {
     let env = Env::new(Db::Sqlite, "");
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let b = env.boot(&clock).await;
-    // The SMTP server's certificate comes from our own CA; the channel trusts our root.
+    // The SMTP server's certificate comes from our own CA; the channel trusts our root. It
+    // is for 127.0.0.1: no profile issues `localhost`, one of the server's own names.
     let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
     let mut req = IssuanceRequest::for_key(&key.subject_public_key_info());
-    req.dns_names = vec!["localhost".into()];
+    req.ip_addresses = vec!["127.0.0.1".parse().unwrap()];
     let profile = b.pki.profile("default").await.unwrap();
     let tls = b
         .pki
@@ -736,7 +739,7 @@ async fn email_arrives(mode: &str) {
         &b.pki,
         "mail",
         json!({"kind": "email", "password": "s3cret", "smtp": {
-            "host": "localhost", "port": smtp.port, "tls": mode, "username": "alice",
+            "host": "127.0.0.1", "port": smtp.port, "tls": mode, "username": "alice",
             "from": "certkeeper@example.com", "to": ["ops@example.com", "pki@example.com"],
             "ca_pem": root,
         }}),
@@ -764,6 +767,16 @@ async fn email_arrives(mode: &str) {
     assert_eq!(m["rcpt_tos"], json!(["ops@example.com", "pki@example.com"]));
     assert_eq!(m["tls"], true);
     assert_eq!(m["authenticated"], true);
+    // RFC 5322 §3.6: a Date, and a Message-ID (some providers refuse mail without one),
+    // made from the event id, so a repeated delivery of one event keeps its id.
+    let date = m["date"].as_str().expect("a Date header");
+    time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|e| panic!("Date {date:?}: {e}"));
+    let message_id = m["message_id"].as_str().expect("a Message-ID header");
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@example.com>"),
+        "{message_id}"
+    );
     let subject = &cert.cert.info.subject;
     assert_eq!(
         m["subject"],
@@ -1127,4 +1140,163 @@ async fn tags_select_certificates_sqlite() {
 #[tokio::test]
 async fn tags_select_certificates_postgres() {
     tags_select_certificates(Db::Postgres).await;
+}
+
+/// A receiver that accepts connections, reads nothing and never answers; counts them.
+async fn hanging_receiver() -> (Arc<std::sync::atomic::AtomicUsize>, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hang", l.local_addr().unwrap());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = l.accept().await {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(sock);
+        }
+    });
+    (count, url)
+}
+
+/// One receiver that accepts and never answers must not delay another channel: the
+/// healthy webhook gets all of its alerts while the delivery pass still waits on the
+/// hanging one (each of whose sends takes the 15 s HTTP timeout).
+#[tokio::test]
+async fn a_hanging_receiver_does_not_hold_up_other_channels() {
+    const N: usize = 6;
+    let env = Env::new(Db::Sqlite, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let (recv, base) = Receiver::start().await;
+    let (hung, hang_url) = hanging_receiver().await;
+    let hang = channel(&b.pki, "hang", json!({"kind": "webhook", "url": hang_url})).await;
+    let ok = channel(
+        &b.pki,
+        "ok",
+        json!({"kind": "webhook", "url": format!("{base}/ok")}),
+    )
+    .await;
+    rule(&b.pki, "both", vec![hang, ok], |r| {
+        r.selector = Selector {
+            san: Some("*.hang.example".into()),
+            ..Default::default()
+        };
+    })
+    .await;
+    for i in 0..N {
+        issue(&b.pki, &format!("h{i}.hang.example"), 20).await;
+    }
+    let alerts = Arc::new(Alerts::new(b.pki.clone()));
+    assert_eq!(alerts.sweep().await.unwrap().fired, N);
+    let pass = tokio::spawn({
+        let alerts = alerts.clone();
+        async move { alerts.deliver_due().await }
+    });
+    // Hang guard: 30 s, while the hanging channel alone needs N × 15 s.
+    for _ in 0..300 {
+        if recv.at("/ok").len() >= N {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        recv.at("/ok").len(),
+        N,
+        "the healthy channel waited behind the hanging one"
+    );
+    assert!(
+        !pass.is_finished(),
+        "the pass should still be waiting on the hanging receiver"
+    );
+    assert!(hung.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    pass.abort();
+}
+
+/// A receiver's answer is read only up to a small cap: one that answers 500 with a
+/// 256 MiB body is cut off (the connection closed) long before the end, and the start of
+/// the body is kept as the error.
+#[tokio::test]
+async fn a_huge_answer_is_not_read() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: u64 = 256 << 20;
+    let env = Env::new(Db::Sqlite, "[alerts]\nmax_attempts = 1\n");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/huge", l.local_addr().unwrap());
+    let written = Arc::new(AtomicU64::new(0));
+    let ended = Arc::new(AtomicBool::new(false));
+    let (w, e) = (written.clone(), ended.clone());
+    tokio::spawn(async move {
+        let (mut sock, _) = l.accept().await.unwrap();
+        // Read the request (it is small), then answer.
+        let mut req = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !req.windows(4).any(|x| x == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&buf[..n]);
+        }
+        let head = format!("HTTP/1.1 500 Internal Server Error\r\ncontent-length: {BODY}\r\n\r\n");
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut chunk = vec![b'x'; 64 * 1024];
+        chunk[..13].copy_from_slice(b"start-of-body");
+        let mut sent = 0u64;
+        while sent < BODY {
+            if sock.write_all(&chunk).await.is_err() {
+                break;
+            }
+            chunk[..13].copy_from_slice(b"xxxxxxxxxxxxx");
+            sent += chunk.len() as u64;
+            w.store(sent, Ordering::SeqCst);
+        }
+        e.store(true, Ordering::SeqCst);
+    });
+    let ch = channel(&b.pki, "huge", json!({"kind": "webhook", "url": url})).await;
+    rule(&b.pki, "huge", vec![ch], |r| {
+        r.selector = Selector {
+            san: Some("huge.example".into()),
+            ..Default::default()
+        };
+    })
+    .await;
+    issue(&b.pki, "huge.example", 20).await;
+    let alerts = Alerts::new(b.pki.clone());
+    assert_eq!(alerts.sweep().await.unwrap().fired, 1);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), alerts.deliver_due())
+        .await
+        .expect("delivery hung")
+        .unwrap();
+    assert_eq!(r.dead, 1);
+    // The receiver notices the closed connection (hang guard: 30 s).
+    for _ in 0..300 {
+        if ended.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        ended.load(Ordering::SeqCst),
+        "the receiver is still writing"
+    );
+    let sent = written.load(Ordering::SeqCst);
+    assert!(
+        sent < BODY,
+        "the whole {BODY}-byte answer was read ({sent} bytes written)"
+    );
+    let rows = b
+        .pki
+        .store_for_tests()
+        .list_outbox(Some("dead"), 10)
+        .await
+        .unwrap();
+    let error = rows[0].last_error.as_deref().unwrap();
+    assert!(
+        error.starts_with("HTTP 500") && error.contains("start-of-body"),
+        "{error}"
+    );
+    assert!(error.len() < 1024, "{} bytes of error", error.len());
 }

@@ -1,10 +1,14 @@
 //! The alerts REST API against the real binary, on SQLite and PostgreSQL: channels keep
 //! their secrets, rules are validated, an on-demand sweep delivers to a real receiver, the
-//! outbox shows delivered and dead rows, and "send test" reaches the channel.
+//! outbox shows delivered and dead rows, and "send test" reaches the channel. The
+//! on-demand sweep only queues (202): the delivery job sends, so a receiver that never
+//! answers holds up neither the request nor other channels.
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -30,13 +34,46 @@ async fn receiver() -> (Log, String) {
     (log, url)
 }
 
+/// `POST /alerts/sweep`: answered 202 without waiting on any receiver (hang guard).
+async fn sweep(s: &TestServer) -> Value {
+    let (st, r) = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.api(Method::POST, "/alerts/sweep", None),
+    )
+    .await
+    .expect("the sweep waited on a receiver");
+    assert_eq!(st, 202, "{r}");
+    r
+}
+
+/// Wait until the outbox has `n` rows in `status` (hang guard: 60 s).
+async fn outbox_until(s: &TestServer, status: &str, n: usize) -> Value {
+    for _ in 0..600 {
+        let (st, rows) = s
+            .api(
+                Method::GET,
+                &format!("/alerts/outbox?status={status}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{rows}");
+        if rows.as_array().unwrap().len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the outbox never had {n} {status} rows");
+}
+
 async fn scenario(db: Db) {
-    // One attempt, so a failing channel is dead at once; sweeps only on demand.
+    // One attempt, so a failing channel is dead at once; sweeps only on demand, and the
+    // delivery job runs when a sweep wakes it (its interval is a day).
     let s = TestServer::start_with(
         db,
         &[
             ("CERTKEEPER_ALERTS__MAX_ATTEMPTS", "1"),
             ("CERTKEEPER_JOBS__ALERT_SWEEP", "1d"),
+            ("CERTKEEPER_JOBS__ALERT_DELIVERY", "1h"),
         ],
     )
     .await;
@@ -156,12 +193,11 @@ async fn scenario(db: Db) {
         )
         .await;
     assert_eq!(st, 201, "{cert}");
-    let (st, r) = s.api(Method::POST, "/alerts/sweep", None).await;
-    assert_eq!(st, 200, "{r}");
+    let r = sweep(&s).await;
     assert_eq!(r["sweep"]["fired"], 1, "{r}");
-    assert_eq!(r["delivery"]["delivered"], 1, "{r}");
-    let (st, r) = s.api(Method::POST, "/alerts/sweep", None).await;
-    assert_eq!((st, &r["sweep"]["fired"]), (200, &json!(0)), "fires once");
+    outbox_until(&s, "delivered", 1).await;
+    let r = sweep(&s).await;
+    assert_eq!(r["sweep"]["fired"], 0, "fires once");
     {
         let got = log.lock().unwrap();
         assert_eq!(got.len(), 1);
@@ -185,8 +221,8 @@ async fn scenario(db: Db) {
         )
         .await;
     assert_eq!(st, 200);
-    let (_, r) = s.api(Method::POST, "/alerts/sweep", None).await;
-    assert_eq!(r["delivery"]["delivered"], 1, "{r}");
+    sweep(&s).await;
+    outbox_until(&s, "delivered", 2).await;
     let ev: Value = serde_json::from_slice(&log.lock().unwrap()[1].1).unwrap();
     assert_eq!(ev["type"], "io.certkeeper.certificate.revoked");
 
@@ -223,14 +259,9 @@ async fn scenario(db: Db) {
         )
         .await;
     assert_eq!(st, 201);
-    let (_, r) = s.api(Method::POST, "/alerts/sweep", None).await;
-    assert_eq!(
-        (&r["sweep"]["fired"], &r["delivery"]["dead"]),
-        (&json!(1), &json!(1)),
-        "{r}"
-    );
-    let (st, dead) = s.api(Method::GET, "/alerts/outbox?status=dead", None).await;
-    assert_eq!(st, 200);
+    let r = sweep(&s).await;
+    assert_eq!(r["sweep"]["fired"], 1, "{r}");
+    let dead = outbox_until(&s, "dead", 1).await;
     assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
     assert_eq!(dead[0]["attempts"], 1);
     assert!(
@@ -319,4 +350,103 @@ async fn alerts_api_sqlite() {
 #[tokio::test]
 async fn alerts_api_postgres() {
     scenario(Db::Postgres).await;
+}
+
+/// A receiver that accepts connections, reads nothing and never answers; counts them.
+async fn hanging_receiver() -> (Arc<AtomicUsize>, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hang", l.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            held.push(sock);
+        }
+    });
+    (count, url)
+}
+
+/// A client that gives up on the sweep after a few seconds (as `curl --max-time 5`
+/// would) used to leave the rows the request had leased stuck for the lease's 300 s, so
+/// no channel got anything. Now the sweep answers 202 at once and the delivery job
+/// sends: the healthy channel gets its alert while the other receiver still hangs.
+#[tokio::test]
+async fn sweep_queues_and_a_hanging_receiver_holds_nothing_up() {
+    let s = TestServer::start_with(
+        Db::Sqlite,
+        &[
+            ("CERTKEEPER_JOBS__ALERT_SWEEP", "1d"),
+            ("CERTKEEPER_JOBS__ALERT_DELIVERY", "1h"),
+        ],
+    )
+    .await;
+    let (hung, hang_url) = hanging_receiver().await;
+    let (log, url) = receiver().await;
+    // The hanging channel first: sent first, were they sent one after another.
+    for (name, url) in [("a-hang", &hang_url), ("b-ok", &url)] {
+        let (st, ch) = s
+            .api(
+                Method::POST,
+                "/alerts/channels",
+                Some(json!({"name": name, "kind": "webhook", "url": url})),
+            )
+            .await;
+        assert_eq!(st, 201, "{ch}");
+    }
+    let (st, rule) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({"name": "both", "channels": ["a-hang", "b-ok"],
+                        "selector": {"san": "*.hang.example"}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{rule}");
+    let (st, cert) = s
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(json!({"profile": "default", "dns_names": ["web.hang.example"], "validity_days": 5})),
+        )
+        .await;
+    assert_eq!(st, 201, "{cert}");
+
+    // A client that gives up after 5 s gets its answer well before.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let resp = client
+        .post(s.url("/api/v1/alerts/sweep"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .expect("the sweep waited on a receiver past the client's 5 s");
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["sweep"]["fired"], 1, "{body}");
+
+    // The healthy channel is served while the other still hangs (hang guard: 30 s, well
+    // under the 300 s lease a given-up request used to leave behind).
+    for _ in 0..300 {
+        if !log.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "the healthy channel got nothing"
+    );
+    assert!(
+        hung.load(Ordering::SeqCst) >= 1,
+        "the hanging receiver was never tried"
+    );
+    // Recorded once the receiver's answer is in.
+    let delivered = outbox_until(&s, "delivered", 1).await;
+    assert_eq!(delivered.as_array().unwrap().len(), 1, "{delivered}");
 }

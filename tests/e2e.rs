@@ -353,7 +353,7 @@ async fn rustls_client_accepts_issued_server_certificate(db: Db) {
         .api(
             Method::POST,
             "/certificates/generate",
-            Some(json!({"profile": "default", "dns_names": ["localhost"], "ip_addresses": ["127.0.0.1"]})),
+            Some(json!({"profile": "default", "dns_names": ["app.e2e.test"], "ip_addresses": ["127.0.0.1"]})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -395,7 +395,7 @@ async fn rustls_client_accepts_issued_server_certificate(db: Db) {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    for name in ["localhost", "127.0.0.1"] {
+    for name in ["app.e2e.test", "127.0.0.1"] {
         let connector = tokio_rustls::TlsConnector::from(client_cfg.clone());
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut tls = connector

@@ -20,7 +20,7 @@ fn server(s: &TestServer) -> String {
 }
 
 fn client(s: &TestServer, label: Option<&str>) -> EstClient {
-    EstClient::new(&server(s), label, Some(s.root_pem.as_bytes()), None).unwrap()
+    EstClient::new(&server(s), label, Some(s.server_ca_pem.as_bytes()), None).unwrap()
 }
 
 fn client_with_identity(
@@ -37,7 +37,7 @@ fn client_with_identity(
     EstClient::new(
         &server(s),
         label,
-        Some(s.root_pem.as_bytes()),
+        Some(s.server_ca_pem.as_bytes()),
         Some(pem.as_bytes()),
     )
     .unwrap()
@@ -610,7 +610,7 @@ async fn every_endpoint_and_refusal_postgres() {
 async fn bound_enroll(s: &TestServer, user: &str, pw: &str, tamper: bool) -> (u16, String) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    for c in certkeeper_ca::parse_pem_or_der_certs(s.root_pem.as_bytes()).unwrap() {
+    for c in certkeeper_ca::parse_pem_or_der_certs(s.server_ca_pem.as_bytes()).unwrap() {
         roots.add(c.into()).unwrap();
     }
     let config = rustls::ClientConfig::builder()
@@ -714,6 +714,7 @@ async fn cli_enrolls_and_renews(db: Db) {
     let s = TestServer::start(db).await;
     let (_, user, pw) = new_credential(&s, json!({"username": "host-1", "max_uses": 1})).await;
     let root = s.write("root.pem", &s.root_pem);
+    let server_ca = s.write("server-ca.pem", &s.server_ca_pem);
     let key = s.path("host.key");
     let cert = s.path("host.pem");
     let run = |extra: &[&str], with_password: bool| {
@@ -722,7 +723,7 @@ async fn cli_enrolls_and_renews(db: Db) {
             "--server",
             &server(&s),
             "--ca-file",
-            p(&root),
+            p(&server_ca),
             "est",
             "enroll",
         ])
@@ -888,7 +889,7 @@ async fn bootstrap_ca_certificates(db: Db) {
     let device = EstClient::new(
         &server(&s),
         None,
-        Some(s.root_pem.as_bytes()),
+        Some(s.server_ca_pem.as_bytes()),
         Some(&identity),
     )
     .unwrap();
@@ -909,14 +910,14 @@ async fn bootstrap_ca_certificates(db: Db) {
     assert_eq!(status_of(&e), 403, "{e}");
 
     // `certkeeper est enroll` with the bootstrap certificate instead of a password.
-    let root = s.write("root.pem", &s.root_pem);
+    let server_ca = s.write("server-ca.pem", &s.server_ca_pem);
     let (key_out, cert_out) = (s.path("boot.key"), s.path("boot.pem"));
     let out = std::process::Command::new(bin())
         .args([
             "--server",
             &server(&s),
             "--ca-file",
-            p(&root),
+            p(&server_ca),
             "est",
             "enroll",
         ])
@@ -944,7 +945,7 @@ async fn own_certificates_renew_only(db: Db) {
     let device = EstClient::new(
         &server(&s),
         None,
-        Some(s.root_pem.as_bytes()),
+        Some(s.server_ca_pem.as_bytes()),
         Some(&identity),
     )
     .unwrap();
@@ -982,7 +983,7 @@ async fn own_certificates_renew_only(db: Db) {
     let e = EstClient::new(
         &server(&s),
         Some("elsewhere"),
-        Some(s.root_pem.as_bytes()),
+        Some(s.server_ca_pem.as_bytes()),
         Some(
             format!(
                 "{}{}",

@@ -68,7 +68,9 @@ async fn app(db: Db) -> App {
             Some(name)
         }
     };
-    let settings = Arc::new(Settings::load(dir.path(), None).unwrap());
+    let mut settings = Settings::load(dir.path(), None).unwrap();
+    common::any_name_under_default(&mut settings);
+    let settings = Arc::new(settings);
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let booted = boot(settings, clock.clone()).await.unwrap();
     let token = booted.new_admin_token.clone().unwrap();

@@ -44,13 +44,15 @@ async fn operator_flow(db: Db) {
     let s = TestServer::start(db).await;
     let dir = s.dir.path();
     let root = s.write("root.pem", &s.root_pem);
+    // What curl trusts for the server's HTTPS: the server CA (root.pem is what issues).
+    let server_ca = s.write("server-ca.pem", &s.server_ca_pem);
     let est = s.url("/.well-known/est");
 
     // cacerts: the chain as certs-only CMS, readable by openssl pkcs7.
     let cacerts = dir.join("cacerts.pem");
     let (ok, out, err) = sh(&format!(
         "curl -sSf --cacert {} {est}/cacerts | base64 -d | openssl pkcs7 -inform DER -print_certs -out {}",
-        q(&root),
+        q(&server_ca),
         q(&cacerts)
     ));
     assert!(ok, "{out}{err}");
@@ -88,12 +90,12 @@ async fn operator_flow(db: Db) {
     let cert = dir.join("router.pem");
     let (ok, out, err) = sh(&format!(
         "openssl req -in {csr} -outform DER | base64 > {b64} && \
-         curl -sSf --cacert {root} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
+         curl -sSf --cacert {server_ca} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
               --data-binary @{b64} {est}/simpleenroll -D {hdr} -o {p7} && \
          base64 -d {p7} | openssl pkcs7 -inform DER -print_certs -out {cert}",
         csr = q(&dir.join("router.csr")),
         b64 = q(&dir.join("router.b64")),
-        root = q(&root),
+        server_ca = q(&server_ca),
         hdr = q(&dir.join("enroll.headers")),
         p7 = q(&dir.join("router.p7")),
         cert = q(&cert),
@@ -125,10 +127,10 @@ async fn operator_flow(db: Db) {
     // simplereenroll, authenticated by the issued certificate as TLS client certificate.
     let renewed = dir.join("renewed.pem");
     let (ok, out, err) = sh(&format!(
-        "curl -sSf --cacert {root} --cert {cert} --key {key} -H 'Content-Type: application/pkcs10' \
+        "curl -sSf --cacert {server_ca} --cert {cert} --key {key} -H 'Content-Type: application/pkcs10' \
               --data-binary @{b64} {est}/simplereenroll | base64 -d | \
          openssl pkcs7 -inform DER -print_certs -out {renewed}",
-        root = q(&root),
+        server_ca = q(&server_ca),
         cert = q(&cert),
         key = q(&key),
         b64 = q(&dir.join("router.b64")),
@@ -145,9 +147,9 @@ async fn operator_flow(db: Db) {
     let (ok, out, err) = sh(&format!(
         "openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj /CN=sensor.example.net \
               -addext subjectAltName=DNS:sensor.example.net -keyout /dev/null -outform DER | base64 | \
-         curl -sSf --cacert {root} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
+         curl -sSf --cacert {server_ca} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
               --data-binary @- {est}/serverkeygen -D {hdr} -o {body}",
-        root = q(&root),
+        server_ca = q(&server_ca),
         hdr = q(&dir.join("keygen.headers")),
         body = q(&dir.join("keygen.body")),
     ));
@@ -195,9 +197,9 @@ async fn operator_flow(db: Db) {
 
     // The credential allowed two enrollments: a third is refused with a Basic challenge.
     let (ok, out, _) = sh(&format!(
-        "curl -s --cacert {root} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
+        "curl -s --cacert {server_ca} -u 'router-7:{password}' -H 'Content-Type: application/pkcs10' \
               --data-binary @{b64} {est}/simpleenroll -D - -o /dev/null",
-        root = q(&root),
+        server_ca = q(&server_ca),
         b64 = q(&dir.join("router.b64")),
     ));
     assert!(ok, "{out}");

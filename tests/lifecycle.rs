@@ -23,7 +23,16 @@ async fn server_certificate_renews_at_two_thirds_of_its_life() {
     let (first, _) = server_certificate(&b.pki).await.unwrap();
     let first_info = inspect_certificate(&first[0]).unwrap();
     assert_eq!(first_info.dns_names, vec!["localhost".to_string()]);
-    assert_eq!(first.len(), 2, "leaf and intermediate, no root");
+    // The server CA signs it directly; clients pin that CA (server-ca.pem), so only the
+    // leaf is served.
+    assert_eq!(first.len(), 1, "the leaf, not the server CA");
+    let server_ca = b
+        .pki
+        .store_for_tests()
+        .get_ca("certkeeper-server-ca")
+        .await
+        .unwrap();
+    assert_eq!(first_info.issuer, server_ca.subject);
     // Still fresh: the same certificate is served.
     clock.advance(Duration::days(19));
     let (again, _) = server_certificate(&b.pki).await.unwrap();
@@ -127,6 +136,13 @@ fn init_does_first_start_work_once() {
     );
     let root = std::fs::read_to_string(data.join("root.pem")).unwrap();
     assert!(root.starts_with("-----BEGIN CERTIFICATE-----"));
+    let server_ca = std::fs::read_to_string(data.join("server-ca.pem")).unwrap();
+    assert!(server_ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_ne!(
+        server_ca, root,
+        "the server CA is not the root profiles issue under"
+    );
+    assert!(out.contains("server-ca.pem"), "{out}");
     let second = run();
     assert!(second.status.success());
     let out = String::from_utf8_lossy(&second.stdout);

@@ -50,6 +50,7 @@ async fn booted(
 ) -> (certkeeper::bootstrap::Booted, Arc<ManualClock>) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut settings = Settings::load(dir, None).unwrap();
+    common::any_name_under_default(&mut settings);
     if db == Db::Postgres {
         settings.database.url = fresh_pg_database();
     }

@@ -2,7 +2,8 @@
 
 Usage: smtp_sink.py PORT OUT_DIR MODE CERT KEY USER PASSWORD
 MODE is "starttls" (STARTTLS required before AUTH) or "tls" (implicit TLS). Every
-message is written to OUT_DIR as JSON: envelope sender, recipients and the raw message.
+message is written to OUT_DIR as JSON: envelope sender, recipients, the main headers
+(Message-ID and Date included, null when missing) and the bodies.
 Prints "ready" once listening.
 """
 
@@ -35,6 +36,8 @@ def main():
                 "subject": str(msg["subject"]),
                 "from": str(msg["from"]),
                 "to": str(msg["to"]),
+                "message_id": msg["message-id"] and str(msg["message-id"]),
+                "date": msg["date"] and str(msg["date"]),
                 "text": text.get_content() if text else None,
                 "html": html.get_content() if html else None,
                 "authenticated": session.authenticated,

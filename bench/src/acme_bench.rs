@@ -45,7 +45,7 @@ struct Args {
     #[arg(long, requires = "certkeeper_root")]
     certkeeper_directory: Option<String>,
 
-    /// PEM root certificate to trust for certkeeper's HTTPS.
+    /// PEM certificate to trust for certkeeper's HTTPS: its `server-ca.pem`.
     #[arg(long)]
     certkeeper_root: Option<PathBuf>,
 

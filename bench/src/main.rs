@@ -48,8 +48,9 @@ struct Args {
     #[arg(long)]
     certkeeper_token_file: Option<PathBuf>,
 
-    /// PEM file with the root certificate(s) to trust for certkeeper's HTTPS.
-    /// When given, only these roots are trusted.
+    /// PEM file with the certificate(s) to trust for certkeeper's HTTPS: its
+    /// `server-ca.pem`. When given, only these are trusted. (The server's `default` profile
+    /// must allow the benchmark's DNS name: see `ca.default_profile_names`.)
     #[arg(long)]
     certkeeper_ca_file: Option<PathBuf>,
 

@@ -413,12 +413,19 @@ pub(crate) fn distinguished_name(attrs: &[(String, String)]) -> Result<Distingui
                 )));
             }
         };
-        if v.is_empty() || v.len() > 64 {
-            return Err(CaError::InvalidCa(format!(
-                "subject attribute {k} must be 1 to 64 characters"
-            )));
-        }
+        check_subject_value(k, v).map_err(CaError::InvalidCa)?;
         dn.push(ty, v.as_str());
     }
     Ok(dn)
+}
+
+/// Whether a subject attribute's value fits a certificate: 1 to 64 characters (RFC 5280's
+/// upper bound for names). Profile policy applies the same rule to what it copies from a CSR.
+pub(crate) fn check_subject_value(key: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 64 {
+        return Err(format!(
+            "subject attribute {key} must be 1 to 64 characters"
+        ));
+    }
+    Ok(())
 }

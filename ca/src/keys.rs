@@ -7,6 +7,7 @@ use std::str::FromStr;
 use rcgen::PublicKeyData;
 use rcgen::{KeyPair, RsaKeySize};
 use serde::{Deserialize, Serialize};
+use x509_parser::der_parser::asn1_rs::{Any, Class, Tag};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -53,19 +54,29 @@ impl KeyAlgorithm {
 
     pub(crate) fn of_parsed_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, CaError> {
         let oid = spki.algorithm.algorithm.to_id_string();
+        // The parameters must be what each algorithm's RFC asks (NULL for RSA, a named
+        // curve's OID for EC, none for Ed25519): a key that names its type in any other way
+        // is not one the signer can certify, so it is refused here, before policy.
+        let params = spki.algorithm.parameters.as_ref();
+        let malformed =
+            |what: &str| CaError::BadKey(format!("malformed {what} public key parameters"));
         match oid.as_str() {
-            "1.2.840.113549.1.1.1" => match spki.parsed() {
-                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-                    Ok(KeyAlgorithm::Rsa(rsa.key_size() as u32))
+            "1.2.840.113549.1.1.1" => {
+                if !params.is_some_and(|p| universal(p, Tag::Null) && p.data.is_empty()) {
+                    return Err(malformed("RSA"));
                 }
-                _ => Err(CaError::BadKey("malformed RSA public key".into())),
-            },
+                match spki.parsed() {
+                    Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                        Ok(KeyAlgorithm::Rsa(rsa.key_size() as u32))
+                    }
+                    _ => Err(CaError::BadKey("malformed RSA public key".into())),
+                }
+            }
             "1.2.840.10045.2.1" => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
+                let curve = params
+                    .filter(|p| universal(p, Tag::Oid))
+                    .ok_or_else(|| malformed("EC"))?
+                    .as_oid()
                     .map(|o| o.to_id_string())
                     .unwrap_or_default();
                 match curve.as_str() {
@@ -75,6 +86,7 @@ impl KeyAlgorithm {
                     other => Err(CaError::UnsupportedKey(format!("EC curve {other}"))),
                 }
             }
+            "1.3.101.112" if params.is_some() => Err(malformed("Ed25519")),
             "1.3.101.112" => Ok(KeyAlgorithm::Ed25519),
             other => Err(CaError::UnsupportedKey(format!(
                 "public key algorithm {other}"
@@ -154,6 +166,11 @@ pub fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair, CaError> {
         }
     };
     kp.map_err(|e| CaError::Crypto(e.to_string()))
+}
+
+/// Whether `p` is a primitive universal-class `tag`.
+fn universal(p: &Any<'_>, tag: Tag) -> bool {
+    p.header.class() == Class::Universal && p.header.tag() == tag && p.header.is_primitive()
 }
 
 /// Load a private key from DER (PKCS#8, PKCS#1 or SEC1) or PEM.

@@ -7,7 +7,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::KeyAlgorithm;
-use crate::issue::{Approved, IssuanceRequest, SigningCa};
+use crate::issue::{Approved, IssuanceRequest, SigningCa, check_subject_value};
 use crate::names::{DnsRule, normalize_dns_name};
 
 /// A rule of a profile that a request broke. The message names the rule.
@@ -82,6 +82,9 @@ fn default_key_usages() -> Vec<KeyUsage> {
 fn default_ekus() -> Vec<ExtKeyUsage> {
     vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
 }
+/// RFC 5280's upper bound on a commonName, in characters.
+const UB_COMMON_NAME: usize = 64;
+
 fn default_max_validity() -> u32 {
     90
 }
@@ -348,20 +351,28 @@ impl Profile {
         }
         let not_after = (now + wanted).min(ca_not_after);
 
-        // Subject: CN is a requested name; other fields copied only if the profile says so.
+        // Subject: CN is a requested name that fits in a CN (RFC 5280's ub-common-name, 64);
+        // with none that fits, there is no CN and the names are in subjectAltName alone
+        // (marked critical when the subject is empty). Other fields are copied only if the
+        // profile says so.
         let mut subject: Vec<(String, String)> = Vec::new();
+        let fits = |n: &String| n.len() <= UB_COMMON_NAME;
         let cn = req
             .subject
             .iter()
             .find(|(k, _)| k == "CN")
             .map(|(_, v)| v.to_ascii_lowercase().trim_end_matches('.').to_string())
             .filter(|cn| dns.contains(cn) || ips.iter().any(|ip| ip.to_string() == *cn))
-            .or_else(|| dns.first().cloned())
-            .unwrap_or_else(|| ips[0].to_string());
-        subject.push(("CN".into(), cn));
+            .filter(fits)
+            .or_else(|| dns.iter().find(|n| fits(n)).cloned())
+            .or_else(|| ips.first().map(ToString::to_string));
+        if let Some(cn) = cn {
+            subject.push(("CN".into(), cn));
+        }
         if self.copy_subject {
             for (k, v) in &req.subject {
                 if matches!(k.as_str(), "O" | "OU" | "C" | "ST" | "L") {
+                    check_subject_value(k, v).map_err(|e| self.violation("copy_subject", e))?;
                     subject.push((k.clone(), v.clone()));
                 }
             }
@@ -387,5 +398,38 @@ fn rules_hint(rules: &[DnsRule]) -> String {
     } else {
         let r: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
         format!(" (allowed: {})", r.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::PublicKeyData;
+
+    use super::*;
+    use crate::{CaSpec, Links};
+
+    /// Found by the csr_policy fuzz target: with `copy_subject`, a CSR whose O (or OU, C,
+    /// ST, L) was empty or longer than 64 characters was approved, and then refused by the
+    /// signer with a message about the CA. Policy now refuses it, naming the rule.
+    #[test]
+    fn copied_subject_attributes_must_fit_a_certificate() {
+        let now = OffsetDateTime::now_utc();
+        let root = crate::create_root(&CaSpec::new("T", KeyAlgorithm::EcdsaP256), now).unwrap();
+        let ca = SigningCa::load(root.cert_der, &root.key_pkcs8).unwrap();
+        let mut profile = Profile::tls_server("t");
+        profile.allowed_dns_names = vec!["*".parse().unwrap()];
+        profile.copy_subject = true;
+        let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+        let with_o = |o: String| {
+            let mut req = IssuanceRequest::for_key(&key.subject_public_key_info())
+                .with_dns("www.example.com");
+            req.subject = vec![("O".into(), o)];
+            profile.approve(req, &ca, now)
+        };
+        let fits = with_o("o".repeat(64)).unwrap();
+        ca.issue(&fits, &Links::none()).unwrap();
+        for bad in [String::new(), "o".repeat(65)] {
+            assert_eq!(with_o(bad).unwrap_err().rule, "copy_subject");
+        }
     }
 }

@@ -480,3 +480,48 @@ fn pkcs12_opens_with_openssl() {
     ]);
     assert!(!ok);
 }
+
+/// A DNS name over RFC 5280's 64-character bound for a CN is issued with no CN (its names
+/// in a critical subjectAltName), and a shorter requested name is the CN when there is one.
+#[test]
+fn names_longer_than_a_common_name_are_issued_without_one() {
+    let now = OffsetDateTime::now_utc();
+    let dir = tmpdir("long-cn");
+    let root = create_root(&CaSpec::new("Long Root", KeyAlgorithm::EcdsaP256), now).unwrap();
+    let ca = SigningCa::load(root.cert_der.clone(), &root.key_pkcs8).unwrap();
+    let long = format!("{}.service.example.com", "a".repeat(60));
+    assert!(long.len() > 64);
+    let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+    let req = IssuanceRequest::for_key(&key.subject_public_key_info()).with_dns(&long);
+    let approved = web_profile().approve(req, &ca, now).unwrap();
+    let leaf = ca.issue(&approved, &links()).unwrap();
+    assert_eq!(leaf.info.dns_names, vec![long.clone()]);
+    let root_p = write(&dir, "root.pem", pem(&root.cert_der));
+    let leaf_p = write(&dir, "leaf.pem", leaf.pem());
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        root_p.to_str().unwrap(),
+        "-purpose",
+        "sslserver",
+        "-verify_hostname",
+        &long,
+        leaf_p.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains(": OK"), "{out}");
+    let (_, text) = openssl(&["x509", "-in", leaf_p.to_str().unwrap(), "-noout", "-text"]);
+    assert!(!text.contains("CN="), "no CN: {text}");
+    assert!(
+        text.contains("X509v3 Subject Alternative Name: critical"),
+        "{text}"
+    );
+
+    // With a short name beside it, the short one is the CN.
+    let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+    let req = IssuanceRequest::for_key(&key.subject_public_key_info())
+        .with_dns(&long)
+        .with_dns("www.example.com");
+    let approved = web_profile().approve(req, &ca, now).unwrap();
+    let leaf = ca.issue(&approved, &links()).unwrap();
+    assert_eq!(leaf.info.subject, "CN=www.example.com");
+}

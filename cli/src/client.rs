@@ -30,7 +30,9 @@ pub struct ConnOpts {
     /// API token (default: the contents of DATA_DIR/admin.token).
     #[arg(long, global = true, env = "CERTKEEPER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Root certificate to trust for the server's HTTPS (default: DATA_DIR/root.pem).
+    /// The server CA certificate to trust, alone, for the server's HTTPS (default:
+    /// DATA_DIR/server-ca.pem, which the server writes; not root.pem, which is what
+    /// profiles issue under).
     #[arg(long, global = true, env = "CERTKEEPER_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// Print JSON instead of tables.
@@ -333,7 +335,7 @@ impl ClientArgs {
         let ca_path = opts
             .ca_file
             .clone()
-            .unwrap_or_else(|| data_dir.join("root.pem"));
+            .unwrap_or_else(|| data_dir.join("server-ca.pem"));
         let ca_pem = match std::fs::read(&ca_path) {
             Ok(b) => Some(b),
             Err(_) if opts.ca_file.is_none() => None,

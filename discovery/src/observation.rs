@@ -40,7 +40,8 @@ pub struct Observation {
     pub chain: Option<ChainReport>,
 }
 
-/// [`Observation::status`] as a scan's results have it: they keep no `refused` endpoint.
+/// [`Observation::status`] as a scan's results have it: they keep only endpoints that
+/// answered (no `refused` or `timeout`).
 #[cfg(feature = "openapi")]
 fn status_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
@@ -49,7 +50,7 @@ fn status_schema() -> utoipa::openapi::Object {
             "`ok`, or why no certificate was obtained. TLS 1.2 and 1.3 only: a server that \
              speaks nothing newer than TLS 1.1 shows as `tls`.",
         ))
-        .enum_values(Some(["ok", "timeout", "starttls", "tls", "io"]))
+        .enum_values(Some(["ok", "starttls", "tls", "io"]))
         .build()
 }
 
@@ -85,6 +86,12 @@ impl Observation {
             }
         }
         obs
+    }
+
+    /// Whether something answered at the endpoint: anything but a refused connection or a
+    /// timeout (a server that spoke something other than TLS answered).
+    pub fn answered(&self) -> bool {
+        !matches!(self.status.as_str(), "refused" | "timeout")
     }
 
     /// Whether the handshake completed and a certificate was presented.

@@ -20,7 +20,7 @@ use crate::server::AppState;
 use crate::services::alerts::channels::{self, NewChannel};
 use crate::services::alerts::events::SUBSCRIBABLE;
 use crate::services::alerts::rules::rfc3339;
-use crate::services::alerts::{DeliveryReport, NewRule, Outcome, SweepReport};
+use crate::services::alerts::{NewRule, Outcome, SweepReport};
 use crate::store::{ChannelRecord, OutboxRecord, RuleRecord, Selector};
 
 /// Routes.
@@ -496,9 +496,7 @@ async fn list_outbox(
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = AlertSweepResult)]
 struct SweepResult {
-    /// The outbox pass.
-    delivery: DeliveryReport,
-    /// The expiry sweep.
+    /// The expiry sweep; what fired is in the outbox, on its way.
     sweep: SweepReport,
 }
 
@@ -508,20 +506,17 @@ struct SweepResult {
     operation_id = "sweepAlerts",
     tag = "Alerts",
     summary = "Evaluate alert rules now",
-    description = "Runs the expiry sweep (as the scheduled job does) and then one pass over the outbox. Admin token.",
+    description = "Runs the expiry sweep (as the scheduled job does), queues what fired in the outbox and wakes the delivery job, which sends it (and anything else due) in the background: the answer never waits on a receiver. Watch `GET /alerts/outbox` for the outcome. Admin token.",
     responses(
-        (status = 200, description = "What was done.", content((SweepResult = "application/json"))),
+        (status = 202, description = "Swept; what fired is queued for delivery.", content((SweepResult = "application/json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
     )
 )]
-async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, Error> {
-    let (sweep, delivery) = state.services.alerts.sweep_now().await?;
-    // Through a JSON value, as before: its keys are written in order.
-    Ok(Json(
-        serde_json::to_value(SweepResult { delivery, sweep }).unwrap_or(Value::Null),
-    ))
+async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Response, Error> {
+    let sweep = state.services.alerts.sweep_and_queue().await?;
+    Ok((StatusCode::ACCEPTED, Json(SweepResult { sweep })).into_response())
 }
 
 /// Body of `PUT /alerts/tags/{fingerprint}`.
@@ -552,7 +547,7 @@ struct CertificateTags {
     summary = "A certificate's tags",
     description = "The tags that alert rules with a `tags` selector match. Any valid token.",
     params(
-        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
+        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered).", pattern = "^[0-9A-Fa-f]{64}$"),
     ),
     responses(
         (status = 200, description = "The tags.", content((CertificateTags = "application/json"))),
@@ -579,7 +574,7 @@ async fn get_tags(
     summary = "Replace a certificate's tags",
     description = "Replaces the tags of a certificate, ours or one discovery found; alert rules with a `tags` selector match them. Admin token.",
     params(
-        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered)."),
+        ("fingerprint" = String, Path, description = "The certificate's SHA-256 fingerprint, 64 hex digits (ours or discovered).", pattern = "^[0-9A-Fa-f]{64}$"),
     ),
     request_body(content((Tags = "application/json")), description = "The new tags."),
     responses(

@@ -22,6 +22,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_scans, start_scan))
         .routes(routes!(get_scan))
+        .routes(routes!(cancel_scan))
         .routes(routes!(results))
         .routes(routes!(certificates))
         .routes(routes!(endpoints))
@@ -45,7 +46,7 @@ struct Items<T> {
     request_body(content((ScanSpec = "application/json")), description = "What to scan."),
     responses(
         (status = 202, description = "The scan, running.", content((ScanRecord = "application/json"))),
-        (status = 400, description = "Invalid body, no targets, a malformed target, port list or STARTTLS override, or a host name that does not resolve.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body, no targets, a malformed target, port list or STARTTLS override, a host name that does not resolve, or more endpoints (targets × ports × names) than `discovery.max_endpoints` allows (the problem's detail names the limit).", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token, or a target lies outside the `discovery.allow` networks.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),
@@ -130,12 +131,45 @@ async fn get_scan(
 }
 
 #[utoipa::path(
+    post,
+    path = "/discovery/scans/{id}/cancel",
+    operation_id = "cancelScan",
+    tag = "Discovery",
+    summary = "Cancel a running scan",
+    description = "Marks the scan `cancelled`; the server running it stops probing within about a second. Results recorded so far stay, and no endpoint is marked gone. Admin token.",
+    params(
+        ("id" = String, Path, description = "The scan's id."),
+    ),
+    responses(
+        (status = 200, description = "The scan, cancelled.", content((ScanRecord = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such scan.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The scan is not running (it finished, failed or was cancelled).", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn cancel_scan(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ScanRecord>, Error> {
+    Ok(Json(
+        state
+            .services
+            .discovery
+            .cancel_scan(&id, &auth.actor)
+            .await?,
+    ))
+}
+
+#[utoipa::path(
     get,
     path = "/discovery/scans/{id}/results",
     operation_id = "getScanResults",
     tag = "Discovery",
     summary = "Get a scan's results",
-    description = "What the scan saw at every endpoint that accepted a connection (refused ones are not kept), by address, port and name; empty until the scan finishes. Any token.",
+    description = "What the scan saw at every endpoint that answered (refused and timed-out ones are not kept), in the order they were recorded; recorded in batches while the scan runs. Any token.",
     params(
         ("id" = String, Path, description = "The scan's id."),
     ),

@@ -140,8 +140,8 @@ struct CreateCredential {
     /// A chosen password (at least 12 characters); one is generated when absent.
     #[schema(min_length = 12)]
     password: Option<String>,
-    /// Lifetime in days; null or left out: never expires.
-    #[schema(minimum = 1)]
+    /// Lifetime in days (at most 36500); null or left out: never expires.
+    #[schema(minimum = 1, maximum = 36500)]
     expires_in_days: Option<u32>,
     /// How many enrollments it allows (1 for a one-time bootstrap password).
     #[schema(minimum = 1)]
@@ -191,7 +191,7 @@ impl utoipa::ToSchema for CreatedCredential {
     request_body(content((CreateCredential = "application/json")), description = "The new credential."),
     responses(
         (status = 201, description = "The credential and its password.", content((CreatedCredential = "application/json"))),
-        (status = 400, description = "Invalid body, a malformed user name, an unknown label, a password under 12 characters, or `expires_in_days` or `max_uses` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body, a malformed user name, an unknown label, a password under 12 characters, `expires_in_days` outside 1-36500, or `max_uses` 0.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 409, description = "A credential with this user name exists.", content((schemas::Problem = "application/problem+json"))),

@@ -401,7 +401,13 @@ pub(crate) mod schemas {
         fn schema() -> RefOr<Schema> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(["queued", "running", "succeeded", "failed"]))
+                .enum_values(Some([
+                    "queued",
+                    "running",
+                    "succeeded",
+                    "failed",
+                    "cancelled",
+                ]))
                 .into()
         }
     }

@@ -36,8 +36,8 @@ struct CreateToken {
     #[serde(default)]
     #[schema(default = json!([]))]
     profiles: Vec<String>,
-    /// Lifetime in days; null or left out: never expires.
-    #[schema(minimum = 1)]
+    /// Lifetime in days (at most 36500); null or left out: never expires.
+    #[schema(minimum = 1, maximum = 36500)]
     expires_in_days: Option<u32>,
 }
 
@@ -84,7 +84,7 @@ impl utoipa::ToSchema for Created {
     request_body(content((CreateToken = "application/json")), description = "The new token."),
     responses(
         (status = 201, description = "The token and its secret.", content((Created = "application/json"))),
-        (status = 400, description = "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an unknown profile, or `expires_in_days` 0.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an unknown profile, or `expires_in_days` outside 1-36500.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),

@@ -275,7 +275,9 @@ async fn enroll_inner(
     {
         who.name = requester(None, Some(user));
     }
-    let authn = est.authenticate(op, &t, basic, peer).await?;
+    let authn = est
+        .authenticate(op, &t, basic, peer, req.source.as_deref())
+        .await?;
 
     let content_type = req
         .headers

@@ -4,7 +4,9 @@
 //!
 //! - [`Jobs::every`] runs a named task on an interval until the runner stops; a failed
 //!   run is logged with the task's name and the next one runs on time. A task that must
-//!   not run on two replicas at once takes a lease ([`Leases`]) before each run.
+//!   not run on two replicas at once takes a lease ([`Leases`]) before each run; a task
+//!   given a [`Notify`] also runs early when a service asks for it (an on-demand sweep
+//!   waking the alert delivery).
 //! - [`Jobs::submit`] runs one piece of work in the background (a requested scan).
 //! - [`JobIntervals`] is where every interval comes from; [`tasks::start`] registers the
 //!   server's periodic tasks.
@@ -17,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -56,6 +59,7 @@ pub struct Every {
     delay_first: bool,
     lease: Option<Arc<dyn Leases>>,
     grace: Duration,
+    wake: Option<Arc<Notify>>,
 }
 
 impl std::fmt::Debug for Every {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Every {
             .field("delay_first", &self.delay_first)
             .field("leased", &self.lease.is_some())
             .field("grace", &self.grace)
+            .field("wakeable", &self.wake.is_some())
             .finish()
     }
 }
@@ -80,7 +85,15 @@ impl Every {
             delay_first: false,
             lease: None,
             grace: SHUTDOWN_GRACE,
+            wake: None,
         }
+    }
+
+    /// Also run as soon as `wake` is notified (once per notification received while
+    /// waiting, however many arrived), besides on the interval.
+    pub fn woken_by(mut self, wake: Arc<Notify>) -> Every {
+        self.wake = Some(wake);
+        self
     }
 
     /// The first run after one interval instead of at once.
@@ -160,6 +173,7 @@ impl Jobs {
                 delay_first,
                 lease,
                 grace,
+                wake,
             } = every;
             let start = tokio::time::Instant::now();
             let first = if delay_first { start + interval } else { start };
@@ -170,6 +184,12 @@ impl Jobs {
                     biased;
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {}
+                    _ = async {
+                        match &wake {
+                            Some(w) => w.notified().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
                 }
                 if let Some(leases) = &lease {
                     // Held for half an interval more than the holder needs to renew it, so

@@ -19,7 +19,7 @@ use crate::services::Services;
 /// | `acme-prune` | `acme_prune`, first after one interval | one at a time (job lease) |
 /// | `discovery-schedules` | `discovery_schedules` | row lease per schedule |
 /// | `alert-sweep` | `alert_sweep` | one at a time (job lease) |
-/// | `alert-delivery` | `alert_delivery`, dropped at once on shutdown | row lease per outbox row |
+/// | `alert-delivery` | `alert_delivery` or when woken by an on-demand sweep; each run starts a pass in the background, dropped at once on shutdown | row lease per outbox row |
 ///
 /// Used ACME nonces are also purged as uses are recorded (see the store); `acme-prune`
 /// catches those left when no uses come. `acme` is the server's ACME engine: validations
@@ -136,14 +136,25 @@ pub fn start(
         },
     );
 
-    // A shutdown does not wait for slow receivers: rows being sent stay leased and are
-    // sent again (same event id) once their lease runs out.
+    // Each tick (or wake-up by an on-demand sweep) starts a delivery pass without waiting
+    // for the previous one: a pass held up by a slow receiver keeps only that receiver's
+    // channel, and the next pass serves the others. A shutdown does not wait for slow
+    // receivers: rows being sent stay leased and are sent again (same event id) once
+    // their lease runs out.
     let alerts = services.alerts.clone();
+    let runner = jobs.clone();
     jobs.every(
-        Every::new("alert-delivery", every.alert_delivery).grace(Duration::ZERO),
+        Every::new("alert-delivery", every.alert_delivery)
+            .grace(Duration::ZERO)
+            .woken_by(alerts.delivery_wake()),
         move || {
             let alerts = alerts.clone();
-            async move { alerts.deliver_due().await.map(drop) }
+            runner.submit("alert-delivery-pass", async move {
+                if let Err(e) = alerts.deliver_due().await {
+                    tracing::error!(error = %e, "alert delivery pass failed");
+                }
+            });
+            std::future::ready(Ok::<_, crate::error::Error>(()))
         },
     );
 }

@@ -1,10 +1,18 @@
 //! Server-side discovery: running scans for the API and for saved schedules, and feeding
 //! their results into the inventory.
 //!
-//! Scans started here are limited to the configured allowlist (`discovery.allow`). A
-//! scheduled scan is run by whichever replica takes the schedule row's lease first; the
-//! lease is a conditional update, so it works the same on SQLite and PostgreSQL.
+//! Scans started here are limited to the configured allowlist (`discovery.allow`) and to
+//! `discovery.max_endpoints` endpoints each. A scheduled scan is run by whichever replica
+//! takes the schedule row's lease first; the lease is a conditional update, so it works
+//! the same on SQLite and PostgreSQL.
+//!
+//! A running scan records what answered as it goes, in batches of at most
+//! [`BATCH_ROWS`] results or one second's worth, each in its own short transaction, so a
+//! large scan never holds the database's only writer (SQLite) for long; refused and
+//! timed-out endpoints are not kept. It checks once a second whether it was cancelled (by
+//! any replica: the mark is on the scan's row) and stops if so.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,7 +25,8 @@ use crate::error::Error;
 use crate::jobs::Jobs;
 use crate::services::pki::{Actor, Pki};
 use crate::store::{
-    InventoryCertificate, InventoryEndpoint, ScanRecord, ScheduleRecord, StoreError, new_id,
+    InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord, StoreError,
+    new_id,
 };
 
 /// What a scan request carries (shared with the CLI, which builds it).
@@ -27,6 +36,9 @@ pub use certkeeper_discovery::ScanSpec;
 /// releases it by letting it expire); also how long a scan may run before it is taken
 /// for abandoned.
 const LEASE_SECS: i64 = 6 * 3600;
+
+/// Most results a scan records in one transaction.
+pub const BATCH_ROWS: usize = 256;
 
 /// Mark scans that have been running for longer than any scan should (their replica
 /// stopped) as failed. Returns how many.
@@ -38,12 +50,21 @@ pub async fn fail_abandoned_scans(pki: &Pki) -> Result<u64, Error> {
         .await?)
 }
 
-/// Check a scan request and build its plan: targets must parse and lie in the allowlist.
+/// Check a scan request and build its plan: targets must parse, lie in the allowlist, and
+/// make at most `discovery.max_endpoints` endpoints.
 pub async fn plan_for(pki: &Pki, spec: &ScanSpec) -> Result<ScanPlan, Error> {
     let plan = spec
         .plan()
         .await
         .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let max = pki.settings().discovery.max_endpoints;
+    if plan.len() > max {
+        return Err(Error::BadRequest(format!(
+            "the scan would probe {} endpoints (targets × ports × names); at most {max} are \
+             allowed per scan (discovery.max_endpoints): split it into smaller scans",
+            plan.len()
+        )));
+    }
     plan.check_allowed(&pki.settings().discovery.allow)
         .map_err(|e| {
             Error::Forbidden(format!(
@@ -126,37 +147,89 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
     let plan = Arc::new(plan);
     let (mut rx, progress) = certkeeper_discovery::scan(plan.clone(), options)
         .map_err(|e| Error::BadRequest(e.to_string()))?;
-    let mut observations = Vec::new();
+    let mut batch = Recorder::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             r = rx.recv() => match r {
                 Some(report) => {
                     let obs = Observation::from_report(report, &ctx);
-                    if obs.status != "refused" {
-                        observations.push(obs);
+                    if obs.answered() {
+                        batch.pending.push(obs);
+                    }
+                    if batch.pending.len() >= BATCH_ROWS {
+                        batch.flush(pki, id).await?;
                     }
                 }
                 None => break,
             },
             _ = tick.tick() => {
-                pki.store().scan_progress(id, progress.done(), progress.handshakes()).await?;
+                batch.flush(pki, id).await?;
+                let running = pki
+                    .store()
+                    .scan_progress(id, progress.done(), progress.handshakes())
+                    .await?;
+                if !running {
+                    // Cancelled: dropping the receiver stops the scanner.
+                    tracing::info!(scan = %id, done = progress.done(), "discovery scan cancelled");
+                    return Ok(());
+                }
             }
         }
     }
-    observations.sort_by(|a, b| (&a.address, a.port, &a.sni).cmp(&(&b.address, b.port, &b.sni)));
+    batch.flush(pki, id).await?;
     let covers = |address: &str, port: u16, sni: &str| {
         address.parse().is_ok_and(|ip| {
             plan.covers(SocketAddr::new(ip, port), (!sni.is_empty()).then_some(sni))
         })
     };
     let now = pki.now().unix_timestamp();
-    let changes = pki
+    let finished = pki
         .store()
-        .finish_scan(id, &observations, &covers, now)
+        .finish_scan(id, batch.changes, batch.handshakes, &covers, now)
         .await?;
-    crate::services::alerts::events::on_scan_finished(pki, id, &changes).await;
+    match finished {
+        Some(changes) => {
+            crate::services::alerts::events::on_scan_finished(pki, id, &changes).await;
+        }
+        None => tracing::info!(scan = %id, "discovery scan cancelled before it finished"),
+    }
     Ok(())
+}
+
+/// A running scan's results not yet recorded, and what recording them so far found.
+#[derive(Default)]
+struct Recorder {
+    pending: Vec<Observation>,
+    next_seq: i64,
+    seen_certs: HashSet<String>,
+    changes: ScanChanges,
+    handshakes: i64,
+}
+
+impl Recorder {
+    /// Record the pending results in one short transaction.
+    async fn flush(&mut self, pki: &Pki, id: &str) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let now = pki.now().unix_timestamp();
+        self.handshakes += pki
+            .store()
+            .record_scan_batch(
+                id,
+                &self.pending,
+                self.next_seq + 1,
+                &mut self.seen_certs,
+                &mut self.changes,
+                now,
+            )
+            .await?;
+        self.next_seq += i64::try_from(self.pending.len()).unwrap_or(i64::MAX);
+        self.pending.clear();
+        Ok(())
+    }
 }
 
 /// Parse a cron expression (5 fields, or 6 with seconds; UTC).
@@ -257,6 +330,24 @@ impl DiscoveryService {
             return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
         }
         Ok(self.pki.store().list_scans(limit).await?)
+    }
+
+    /// Cancel a running scan: it is marked `cancelled` at once and its runner stops
+    /// within about a second (whichever replica runs it). What it recorded so far stays.
+    pub async fn cancel_scan(&self, id: &str, actor: &Actor) -> Result<ScanRecord, Error> {
+        let store = self.pki.store();
+        let ev = actor
+            .event("discovery_scan.cancel", "discovery_scan")
+            .object(id);
+        let now = self.pki.now().unix_timestamp();
+        if !store.cancel_scan(id, &ev, now).await? {
+            let scan = store.scan(id).await?;
+            return Err(Error::Conflict(format!(
+                "the scan is {}, not running",
+                scan.status
+            )));
+        }
+        Ok(store.scan(id).await?)
     }
 
     /// One scan.

@@ -42,6 +42,28 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), Error> {
     }
 }
 
+/// The longest lifetime a client may give a token or an EST credential, in days (100
+/// years): far inside what a timestamp can hold, so an end time is always computable.
+pub const MAX_LIFETIME_DAYS: u32 = 36_500;
+
+/// The end of a lifetime of `days` (a client's `field`) from `now`: none when no lifetime
+/// was given, refused as a bad request outside 1 to [`MAX_LIFETIME_DAYS`].
+pub fn expiry_after_days(
+    field: &str,
+    days: Option<u32>,
+    now: time::OffsetDateTime,
+) -> Result<Option<time::OffsetDateTime>, Error> {
+    match days {
+        None => Ok(None),
+        Some(d) if (1..=MAX_LIFETIME_DAYS).contains(&d) => {
+            Ok(Some(now + time::Duration::days(d.into())))
+        }
+        Some(d) => Err(Error::BadRequest(format!(
+            "{field} must be between 1 and {MAX_LIFETIME_DAYS}, not {d}"
+        ))),
+    }
+}
+
 /// Every service, built once at start and shared by the front ends and the jobs.
 #[derive(Debug, Clone)]
 pub struct Services {

@@ -24,6 +24,18 @@ use crate::store::{
 /// How long another replica's change to a profile or token may take to be seen here.
 const HOT_ROW_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How many token lookups are kept. Only tokens that exist are kept, so a flood of made-up
+/// tokens neither grows the cache nor evicts real ones faster than their use refreshes them.
+const TOKEN_CACHE_CAPACITY: u64 = 10_000;
+
+/// The CA that signs the server's own HTTPS certificate and nothing else: made at first
+/// start beside the default hierarchy, never bound to a profile, never a parent.
+pub const SERVER_CA: &str = "certkeeper-server-ca";
+
+/// The name under which the server's own certificates are recorded (no profile of that
+/// name exists: they are issued by [`Pki::issue_server_certificate`]).
+pub const SERVER_CERT_POLICY: &str = "certkeeper-server";
+
 /// Who is acting, for authorisation results and the audit log.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -72,7 +84,7 @@ pub struct Pki {
     profiles: TtlCache<String, ProfileRecord>,
     active_cas: TtlCache<String, CaRecord>,
     chains: TtlCache<String, Vec<Vec<u8>>>,
-    tokens: TtlCache<String, Option<TokenRecord>>,
+    tokens: moka::sync::Cache<String, TokenRecord>,
     alert_rules: TtlCache<String, Arc<Vec<crate::store::RuleRecord>>>,
     ocsp_renewal: tokio::sync::Mutex<()>,
 }
@@ -108,7 +120,10 @@ impl Pki {
             profiles: TtlCache::new(HOT_ROW_TTL),
             active_cas: TtlCache::new(std::time::Duration::from_secs(300)),
             chains: TtlCache::new(std::time::Duration::from_secs(300)),
-            tokens: TtlCache::new(HOT_ROW_TTL),
+            tokens: moka::sync::Cache::builder()
+                .max_capacity(TOKEN_CACHE_CAPACITY)
+                .time_to_live(HOT_ROW_TTL)
+                .build(),
             alert_rules: TtlCache::new(HOT_ROW_TTL),
             ocsp_renewal: tokio::sync::Mutex::new(()),
         }
@@ -126,19 +141,32 @@ impl Pki {
         self.profiles.clear();
     }
 
-    /// The token with this hash, cached for a moment.
+    /// The token with this hash, cached for a moment when it exists. A miss is never cached
+    /// (it costs one indexed lookup), so unknown tokens cannot fill the cache.
     pub async fn token_by_hash(
         &self,
         hash: &str,
     ) -> Result<Option<TokenRecord>, crate::store::StoreError> {
-        self.tokens
-            .get_or_load(hash, || self.store.find_token(hash), |_| true)
-            .await
+        if let Some(rec) = self.tokens.get(hash) {
+            return Ok(Some(rec));
+        }
+        let found = self.store.find_token(hash).await?;
+        if let Some(rec) = &found {
+            self.tokens.insert(hash.to_string(), rec.clone());
+        }
+        Ok(found)
     }
 
     /// Forget cached tokens after a change.
     pub fn invalidate_tokens(&self) {
-        self.tokens.clear();
+        self.tokens.invalidate_all();
+    }
+
+    /// How many token lookups are cached now (for tests of the cache's bounds).
+    #[doc(hidden)]
+    pub fn cached_tokens(&self) -> u64 {
+        self.tokens.run_pending_tasks();
+        self.tokens.entry_count()
     }
 
     /// All alert rules, cached for a moment (issuance and revocation consult them to decide
@@ -178,6 +206,11 @@ impl Pki {
     #[doc(hidden)]
     pub fn store_for_tests(&self) -> &Store {
         &self.store
+    }
+
+    /// What the metrics endpoint reports about the stored data, now.
+    pub async fn gauges(&self) -> Result<crate::store::gauges::Gauges, Error> {
+        Ok(self.store.gauges(self.now().unix_timestamp()).await?)
     }
 
     /// Whether the database answers (for readiness).
@@ -393,6 +426,11 @@ impl Pki {
     ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
         let parent = self.store.get_ca(parent).await?;
+        if parent.name == SERVER_CA {
+            return Err(Error::BadRequest(format!(
+                "{SERVER_CA} signs only the server's own certificate; choose another parent"
+            )));
+        }
         let signer = self.signer(&parent)?;
         let new = certkeeper_ca::create_intermediate(
             spec,
@@ -499,8 +537,77 @@ impl Pki {
         self.store.get_ca(&ca.id).await.map_err(Into::into)
     }
 
-    /// The one issuance path for end-entity certificates: profile policy, signing, durable
-    /// record (with the sealed key for managed certificates), then the answer.
+    /// The names the server's own HTTPS certificate carries: `localhost`, the loopback
+    /// addresses, `server.cert_names` and the HTTPS listener's address when it is neither
+    /// unspecified nor loopback.
+    pub fn server_names(&self) -> Result<(Vec<String>, Vec<std::net::IpAddr>), Error> {
+        let settings = &self.settings.server;
+        let mut dns = vec!["localhost".to_string()];
+        let mut ips: Vec<std::net::IpAddr> = vec![
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::Ipv6Addr::LOCALHOST.into(),
+        ];
+        for n in &settings.cert_names {
+            match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => ips.push(ip),
+                Err(_) => dns.push(
+                    certkeeper_ca::normalize_dns_name(n)
+                        .map_err(|e| Error::Internal(format!("server.cert_names: {e}")))?,
+                ),
+            }
+        }
+        let ip = settings.https_listen.ip();
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            ips.push(ip);
+        }
+        Ok((dns, ips))
+    }
+
+    /// Refuse, as a policy violation of `profile`, a request for one of the server's own
+    /// names (or a wildcard covering one): a certificate from a profile must never be able
+    /// to stand in for the server. Loopback addresses are left to profiles (every host has
+    /// them, and a client reaching the server on one pins the server CA).
+    fn refuse_server_names(
+        &self,
+        profile: &ProfileRecord,
+        request: &IssuanceRequest,
+    ) -> Result<(), Error> {
+        let (dns, ips) = self.server_names()?;
+        let refuse = |rule: &'static str, name: &str| {
+            self.metrics.policy_rejections.inc();
+            Err(Error::Policy(certkeeper_ca::PolicyViolation {
+                profile: profile.policy.name.clone(),
+                rule,
+                detail: format!(
+                    "{name} is one of this server's own names; no profile may issue it"
+                ),
+            }))
+        };
+        for asked in &request.dns_names {
+            let asked = asked.trim_end_matches('.').to_ascii_lowercase();
+            let covers = |own: &String| {
+                *own == asked
+                    || asked.strip_prefix("*.").is_some_and(|base| {
+                        own.strip_suffix(base)
+                            .and_then(|head| head.strip_suffix('.'))
+                            .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+                    })
+            };
+            if dns.iter().any(covers) {
+                return refuse("allowed_dns_names", &asked);
+            }
+        }
+        for ip in &request.ip_addresses {
+            if !ip.is_loopback() && ips.contains(ip) {
+                return refuse("allowed_ip_ranges", &ip.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The one issuance path for end-entity certificates: profile policy (which never
+    /// allows the server's own names), signing, durable record (with the sealed key for
+    /// managed certificates), then the answer.
     pub async fn issue(
         &self,
         profile: &ProfileRecord,
@@ -508,7 +615,31 @@ impl Pki {
         managed_key: Option<&[u8]>,
         actor: &Actor,
     ) -> Result<Issued, Error> {
+        self.refuse_server_names(profile, &request)?;
         self.issue_recorded(profile, request, managed_key, actor, None)
+            .await
+            .map(|(issued, _)| issued)
+    }
+
+    /// The server's own HTTPS certificate: `policy` (made by the server, never stored as a
+    /// profile) under [`SERVER_CA`], recorded and audited like any issuance with the key
+    /// sealed beside it.
+    pub async fn issue_server_certificate(
+        &self,
+        policy: certkeeper_ca::Profile,
+        request: IssuanceRequest,
+        key_pkcs8: &[u8],
+    ) -> Result<Issued, Error> {
+        let ca = self.store.get_ca(SERVER_CA).await?;
+        let now = self.now();
+        let profile = ProfileRecord {
+            id: String::new(),
+            ca_id: ca.id,
+            policy,
+            created_at: now,
+            updated_at: now,
+        };
+        self.issue_recorded(&profile, request, Some(key_pkcs8), &Actor::system(), None)
             .await
             .map(|(issued, _)| issued)
     }
@@ -524,6 +655,7 @@ impl Pki {
         actor: &Actor,
         order_id: &str,
     ) -> Result<(Issued, bool), Error> {
+        self.refuse_server_names(profile, &request)?;
         self.issue_recorded(profile, request, None, actor, Some(order_id))
             .await
     }
@@ -635,10 +767,8 @@ impl Pki {
     pub async fn regenerate_crl(&self, ca_id: &str) -> Result<Vec<u8>, Error> {
         let ca = self.store.get_ca(ca_id).await?;
         let signer = self.signer(&ca)?;
-        let entries: Vec<RevokedEntry> = self
-            .store
-            .revocations_for_ca(ca_id)
-            .await?
+        let (number, revoked) = self.store.crl_snapshot(ca_id).await?;
+        let entries: Vec<RevokedEntry> = revoked
             .into_iter()
             .map(|r| RevokedEntry {
                 serial_hex: r.serial,
@@ -646,7 +776,6 @@ impl Pki {
                 reason: u8::try_from(r.reason).ok().and_then(reason_from_code),
             })
             .collect();
-        let number = self.store.next_crl_number(ca_id).await?;
         let now = self.now();
         let this_update = now - Duration::minutes(1);
         let next_update = now + Duration::seconds(self.settings.ca.crl_validity.as_secs() as i64);

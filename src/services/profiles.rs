@@ -74,6 +74,10 @@ impl ProfileService {
     /// The id of the active CA a profile is bound to; an unknown CA is the caller's mistake.
     async fn resolve_ca(&self, ca: &str) -> Result<String, Error> {
         match self.pki.store().get_ca(ca).await {
+            Ok(c) if c.name == crate::services::pki::SERVER_CA => Err(Error::BadRequest(format!(
+                "CA {:?} signs only the server's own HTTPS certificate; no profile may use it",
+                c.name
+            ))),
             Ok(c) if c.status == "active" => Ok(c.id),
             Ok(c) => Err(Error::BadRequest(format!(
                 "CA {:?} is {}, not active",

@@ -579,10 +579,28 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Lease up to `limit` due outbox rows until `lease_until`. A row leased by one
-    /// replica is invisible to the others until its lease runs out.
+    /// The channels that have outbox rows due and not leased at `now`.
+    pub async fn due_outbox_channels(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT channel_id FROM alert_outbox
+             WHERE status = 'pending' AND next_attempt_at <= $1 AND lease_until <= $1
+             ORDER BY channel_id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("channel_id"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Lease up to `limit` due outbox rows of channel `channel_id` until `lease_until`,
+    /// oldest due first. A row leased by one replica is invisible to the others until its
+    /// lease runs out.
     pub async fn claim_outbox(
         &self,
+        channel_id: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
@@ -594,7 +612,7 @@ impl Store {
         };
         let ids: Vec<String> = sqlx::query(&format!(
             "UPDATE alert_outbox SET lease_until = $1, lease_token = $2
-             WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= $3 AND lease_until <= $3
+             WHERE id IN (SELECT id FROM alert_outbox WHERE channel_id = $5 AND status = 'pending' AND next_attempt_at <= $3 AND lease_until <= $3
                           ORDER BY next_attempt_at, id LIMIT $4{lock})
                AND status = 'pending' AND lease_until <= $3
              RETURNING id"
@@ -603,6 +621,7 @@ impl Store {
         .bind(&token)
         .bind(now)
         .bind(limit)
+        .bind(channel_id)
         .fetch_all(&self.writes)
         .await?
         .iter()
@@ -611,27 +630,33 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let r = sqlx::query(
-                "SELECT o.id, o.attempts, o.channel_id, e.id AS event_id, e.type, e.subject, e.data, e.created_at
+                "SELECT o.id, o.attempts, o.channel_id, o.next_attempt_at, e.id AS event_id, e.type, e.subject, e.data, e.created_at
                  FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id WHERE o.id = $1",
             )
             .bind(&id)
             .fetch_one(&self.pool)
             .await?;
-            out.push(Claimed {
-                id,
-                lease_token: token.clone(),
-                attempts: r.try_get("attempts")?,
-                channel_id: r.try_get("channel_id")?,
-                event: NewEvent {
-                    id: r.try_get("event_id")?,
-                    kind: r.try_get("type")?,
-                    subject: r.try_get("subject")?,
-                    data: json_col(&r, "data")?,
-                    created_at: r.try_get("created_at")?,
+            let due: i64 = r.try_get("next_attempt_at")?;
+            out.push((
+                due,
+                Claimed {
+                    id,
+                    lease_token: token.clone(),
+                    attempts: r.try_get("attempts")?,
+                    channel_id: r.try_get("channel_id")?,
+                    event: NewEvent {
+                        id: r.try_get("event_id")?,
+                        kind: r.try_get("type")?,
+                        subject: r.try_get("subject")?,
+                        data: json_col(&r, "data")?,
+                        created_at: r.try_get("created_at")?,
+                    },
                 },
-            });
+            ));
         }
-        Ok(out)
+        // In the order they became due, as the sending order.
+        out.sort_by(|(a, x), (b, y)| (a, &x.id).cmp(&(b, &y.id)));
+        Ok(out.into_iter().map(|(_, c)| c).collect())
     }
 
     /// Record a successful delivery (only under the lease that sent it).

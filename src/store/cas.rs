@@ -214,15 +214,26 @@ impl Store {
         Ok(())
     }
 
-    /// Take the next CRL number for a CA (atomic across replicas).
-    pub async fn next_crl_number(&self, ca_id: &str) -> Result<i64, StoreError> {
+    /// Take the next CRL number for a CA and read its revocations, in one transaction. The
+    /// number's row stays locked until the read is done, so a higher number always comes
+    /// with a snapshot that holds every revocation a lower number's did, and every
+    /// revocation committed before the number was taken: the CRL kept (the highest number,
+    /// see [`Store::put_crl`]) never loses a revocation to a regeneration that read earlier.
+    pub async fn crl_snapshot(
+        &self,
+        ca_id: &str,
+    ) -> Result<(i64, Vec<super::RevocationRecord>), StoreError> {
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number",
         )
         .bind(ca_id)
-        .fetch_one(&self.writes)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(row.try_get(0)?)
+        let number: i64 = row.try_get(0)?;
+        let revoked = super::certs::revocations_for_ca(&mut tx, ca_id).await?;
+        tx.commit().await?;
+        Ok((number, revoked))
     }
 
     /// Store a CRL unless a newer one is already stored.

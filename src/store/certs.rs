@@ -364,26 +364,6 @@ impl Store {
         row_to_cert(&row)
     }
 
-    /// Every revocation of a CA's certificates, for its CRL.
-    pub async fn revocations_for_ca(
-        &self,
-        ca_id: &str,
-    ) -> Result<Vec<RevocationRecord>, StoreError> {
-        let rows = sqlx::query("SELECT serial, revoked_at, reason FROM revocations WHERE ca_id = $1 ORDER BY revoked_at")
-            .bind(ca_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RevocationRecord {
-                    serial: r.try_get("serial")?,
-                    revoked_at: from_ts(r.try_get("revoked_at")?),
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect()
-    }
-
     /// The status of a serial under a CA: `None` if the CA never issued it, else (status,
     /// revoked_at, reason).
     pub async fn certificate_status(
@@ -405,4 +385,27 @@ impl Store {
             None => None,
         })
     }
+}
+
+/// The revocations of a CA's certificates, oldest first, read on `conn` (inside the
+/// transaction that takes the CRL number: see [`Store::crl_snapshot`]).
+pub(super) async fn revocations_for_ca(
+    conn: &mut sqlx::AnyConnection,
+    ca_id: &str,
+) -> Result<Vec<RevocationRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT serial, revoked_at, reason FROM revocations WHERE ca_id = $1 ORDER BY revoked_at",
+    )
+    .bind(ca_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RevocationRecord {
+                serial: r.try_get("serial")?,
+                revoked_at: from_ts(r.try_get("revoked_at")?),
+                reason: r.try_get("reason")?,
+            })
+        })
+        .collect()
 }

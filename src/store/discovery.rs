@@ -2,7 +2,7 @@
 //! the endpoints serving them, scan jobs with their results and changes, and scheduled
 //! scans with a row lease so one replica runs each.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use certkeeper_discovery::Observation;
 use serde::Serialize;
@@ -28,7 +28,7 @@ pub struct ScanRecord {
     /// The request (targets, ports, names, STARTTLS overrides).
     #[schema(value_type = certkeeper_discovery::ScanSpec)]
     pub spec: Value,
-    /// `queued`, `running`, `succeeded` or `failed`.
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     #[schema(value_type = crate::api::openapi::schemas::ScanStatus)]
     pub status: String,
     /// Endpoints to probe.
@@ -259,15 +259,6 @@ pub struct ScanChanges {
 }
 
 /// Address, port and server name: what identifies an endpoint.
-type EndpointKey = (String, i64, String);
-
-/// What `finish_scan` needs of an endpoint already in the inventory.
-struct KnownEndpoint {
-    id: String,
-    fingerprint: String,
-    gone_at: Option<i64>,
-}
-
 /// An endpoint key as shown in changes: `address:port` or `address:port (sni)`.
 fn endpoint_label(address: &str, port: i64, sni: &str) -> String {
     let host = if address.contains(':') {
@@ -308,27 +299,30 @@ impl Store {
         Ok(())
     }
 
-    /// Update a running scan's counters.
+    /// Update a running scan's counters; false when the scan is no longer running (it
+    /// was cancelled), and then nothing is changed.
     pub async fn scan_progress(
         &self,
         id: &str,
         done: u64,
         handshakes: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE discovery_scans SET done = $1, handshakes = $2 WHERE id = $3")
-            .bind(done as i64)
-            .bind(handshakes as i64)
-            .bind(id)
-            .execute(&self.writes)
-            .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE discovery_scans SET done = $1, handshakes = $2 WHERE id = $3 AND status = 'running'",
+        )
+        .bind(i64::try_from(done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(handshakes).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(&self.writes)
+        .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Mark a scan failed.
     pub async fn fail_scan(&self, id: &str, error: &str, now: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "UPDATE discovery_scans SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
+            "UPDATE discovery_scans SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3 AND status = 'running'",
         )
         .bind(error)
         .bind(now)
@@ -408,58 +402,24 @@ impl Store {
             .collect()
     }
 
-    /// Finish a scan: update the inventory from its observations, work out what changed
-    /// at the endpoints it covered (`covers(address, port, sni)`), keep its results, and
-    /// mark it succeeded, all in one transaction.
-    pub async fn finish_scan(
+    /// Record a batch of a running scan's observations in one short transaction: keep
+    /// them as the scan's results (numbered from `first_seq`), and update the inventory
+    /// from those with a certificate, adding what changed to `changes`. `seen_certs` holds
+    /// the fingerprints this scan already recorded (each certificate's `last_seen` and
+    /// expiry check happen once a scan). Returns the handshakes in the batch.
+    pub async fn record_scan_batch(
         &self,
         id: &str,
         observations: &[Observation],
-        covers: &(dyn Fn(&str, u16, &str) -> bool + Sync),
+        first_seq: i64,
+        seen_certs: &mut HashSet<String>,
+        changes: &mut ScanChanges,
         now: i64,
-    ) -> Result<ScanChanges, StoreError> {
+    ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut changes = ScanChanges::default();
-
-        let existing: HashMap<EndpointKey, KnownEndpoint> = sqlx::query(
-            "SELECT id, address, port, sni, fingerprint, gone_at FROM discovery_endpoints",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                (r.try_get("address")?, r.try_get("port")?, r.try_get("sni")?),
-                KnownEndpoint {
-                    id: r.try_get("id")?,
-                    fingerprint: r.try_get("fingerprint")?,
-                    gone_at: r.try_get("gone_at")?,
-                },
-            ))
-        })
-        .collect::<Result<_, StoreError>>()?;
-        let known_certs: HashMap<String, (i64, i64)> =
-            sqlx::query("SELECT fingerprint, not_after, last_seen FROM discovery_certificates")
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("fingerprint")?,
-                        (r.try_get("not_after")?, r.try_get("last_seen")?),
-                    ))
-                })
-                .collect::<Result<_, StoreError>>()?;
-
-        let mut seen_endpoints = HashSet::new();
-        let mut seen_certs = HashSet::new();
         let mut handshakes = 0i64;
-        let mut seq = 0i64;
-        for obs in observations {
-            if obs.status == "refused" {
-                continue;
-            }
-            seq += 1;
+        let mut seen_here = Vec::new();
+        for (seq, obs) in (first_seq..).zip(observations) {
             sqlx::query(
                 "INSERT INTO discovery_results (scan_id, seq, observation) VALUES ($1, $2, $3)",
             )
@@ -475,8 +435,16 @@ impl Store {
             let sni = obs.sni.clone().unwrap_or_default();
             let port = i64::from(obs.port);
             let label = endpoint_label(&obs.address, port, &sni);
-            if seen_certs.insert(fp.clone()) {
-                match known_certs.get(fp) {
+            if !seen_certs.contains(fp) {
+                seen_here.push(fp.clone());
+                seen_certs.insert(fp.clone());
+                let known = sqlx::query(
+                    "SELECT not_after, last_seen FROM discovery_certificates WHERE fingerprint = $1",
+                )
+                .bind(fp)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match known {
                     None => {
                         sqlx::query(
                             "INSERT INTO discovery_certificates (fingerprint, subject, issuer, serial, not_before, not_after, dns_names, key_type, key_bits, signature_algorithm, issued_by_certkeeper, certificate_id, der, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, (SELECT id FROM certificates WHERE fingerprint = $1), $12, $13, $13)",
@@ -502,8 +470,10 @@ impl Store {
                             "endpoint": label,
                         }));
                     }
-                    Some((not_after, last_seen)) => {
-                        if *not_after < now && *not_after >= *last_seen {
+                    Some(row) => {
+                        let not_after: i64 = row.try_get("not_after")?;
+                        let last_seen: i64 = row.try_get("last_seen")?;
+                        if not_after < now && not_after >= last_seen {
                             changes.expired.push(serde_json::json!({
                                 "fingerprint": fp,
                                 "subject": leaf.subject,
@@ -526,15 +496,19 @@ impl Store {
                 .map(|f| serde_json::json!(f))
                 .collect();
             let findings = serde_json::to_string(&findings).map_err(corrupt)?;
-            let key = (obs.address.clone(), port, sni.clone());
-            seen_endpoints.insert(key.clone());
-            match existing.get(&key) {
-                Some(KnownEndpoint {
-                    id: ep_id,
-                    fingerprint: old_fp,
-                    ..
-                }) => {
-                    if old_fp != fp {
+            let known = sqlx::query(
+                "SELECT id, fingerprint FROM discovery_endpoints WHERE address = $1 AND port = $2 AND sni = $3",
+            )
+            .bind(&obs.address)
+            .bind(port)
+            .bind(&sni)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match known {
+                Some(row) => {
+                    let ep_id: String = row.try_get("id")?;
+                    let old_fp: String = row.try_get("fingerprint")?;
+                    if &old_fp != fp {
                         changes.changed.push(serde_json::json!({
                             "endpoint": label,
                             "previous": old_fp,
@@ -550,7 +524,7 @@ impl Store {
                     .bind(obs.cipher_suite.clone().unwrap_or_default())
                     .bind(now)
                     .bind(id)
-                    .bind(ep_id)
+                    .bind(&ep_id)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -574,26 +548,63 @@ impl Store {
                 }
             }
         }
-        for ((address, port, sni), known) in &existing {
-            let KnownEndpoint {
-                id: ep_id,
-                fingerprint: fp,
-                gone_at,
-            } = known;
-            let port16 = u16::try_from(*port).unwrap_or(0);
-            if gone_at.is_some()
-                || seen_endpoints.contains(&(address.clone(), *port, sni.clone()))
-                || !covers(address, port16, sni)
-            {
+        let committed = tx.commit().await;
+        if committed.is_err() {
+            // Not recorded: seen again by the next batch, if any.
+            for fp in &seen_here {
+                seen_certs.remove(fp);
+            }
+        }
+        committed?;
+        Ok(handshakes)
+    }
+
+    /// Finish a running scan whose observations are all recorded: mark the endpoints it
+    /// covered (`covers(address, port, sni)`) but did not see as gone, and the scan as
+    /// succeeded with `changes` (completed with those), in one transaction. `None` when
+    /// the scan is no longer running (it was cancelled meanwhile): nothing is changed.
+    pub async fn finish_scan(
+        &self,
+        id: &str,
+        mut changes: ScanChanges,
+        handshakes: i64,
+        covers: &(dyn Fn(&str, u16, &str) -> bool + Sync),
+        now: i64,
+    ) -> Result<Option<ScanChanges>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let finished = sqlx::query(
+            "UPDATE discovery_scans SET status = 'succeeded', finished_at = $1, handshakes = $2, done = total WHERE id = $3 AND status = 'running'",
+        )
+        .bind(now)
+        .bind(handshakes)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if finished.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let unseen = sqlx::query(
+            "SELECT id, address, port, sni, fingerprint FROM discovery_endpoints WHERE gone_at IS NULL AND last_scan_id <> $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &unseen {
+            let address: String = r.try_get("address")?;
+            let port: i64 = r.try_get("port")?;
+            let sni: String = r.try_get("sni")?;
+            if !covers(&address, u16::try_from(port).unwrap_or(0), &sni) {
                 continue;
             }
+            let ep_id: String = r.try_get("id")?;
+            let fp: String = r.try_get("fingerprint")?;
             sqlx::query("UPDATE discovery_endpoints SET gone_at = $1 WHERE id = $2")
                 .bind(now)
-                .bind(ep_id)
+                .bind(&ep_id)
                 .execute(&mut *tx)
                 .await?;
             changes.gone.push(serde_json::json!({
-                "endpoint": endpoint_label(address, *port, sni),
+                "endpoint": endpoint_label(&address, port, &sni),
                 "fingerprint": fp,
             }));
         }
@@ -607,15 +618,11 @@ impl Store {
         }
         changes.new_endpoints.sort();
         let summary = serde_json::to_value(&changes).map_err(corrupt)?;
-        sqlx::query(
-            "UPDATE discovery_scans SET status = 'succeeded', changes = $1, finished_at = $2, handshakes = $3, done = total WHERE id = $4",
-        )
-        .bind(summary.to_string())
-        .bind(now)
-        .bind(handshakes)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE discovery_scans SET changes = $1 WHERE id = $2")
+            .bind(summary.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         AuditEvent::new("system", None, "discovery_scan.finish", "discovery_scan")
             .object(id)
             .detail(serde_json::json!({
@@ -628,7 +635,31 @@ impl Store {
             .write(&mut *tx, now)
             .await?;
         tx.commit().await?;
-        Ok(changes)
+        Ok(Some(changes))
+    }
+
+    /// Mark a running scan cancelled (its runner stops when it next records progress).
+    /// False when the scan is not running.
+    pub async fn cancel_scan(
+        &self,
+        id: &str,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE discovery_scans SET status = 'cancelled', finished_at = $1 WHERE id = $2 AND status = 'running'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        audit.write(&mut *tx, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The inventory's certificates, soonest expiry first.

@@ -13,6 +13,7 @@ mod cas;
 mod certs;
 mod discovery;
 mod est;
+pub mod gauges;
 mod jobs;
 mod managed;
 pub(crate) mod nonces;

@@ -65,6 +65,8 @@ pub struct TestServer {
     pg_db: Option<String>,
     pub token: String,
     pub root_pem: String,
+    /// The server CA (`server-ca.pem`): the only certificate the client trusts for HTTPS.
+    pub server_ca_pem: String,
     pub client: reqwest::Client,
     child: Option<Child>,
     pub first_stdout: String,
@@ -102,6 +104,7 @@ impl TestServer {
             pg_db,
             token: String::new(),
             root_pem: String::new(),
+            server_ca_pem: String::new(),
             client: reqwest::Client::new(),
             child: None,
             first_stdout: String::new(),
@@ -166,6 +169,12 @@ impl TestServer {
         if let Some(url) = &self.database_url {
             cmd.env("CERTKEEPER_DATABASE__URL", url);
         }
+        // The generated `default` profile allows no names unless first start names some;
+        // the suites issue for any name under it (the server's own names stay refused).
+        cmd.env(
+            "CERTKEEPER_CA__DEFAULT_PROFILE_NAMES",
+            r#"["*", "0.0.0.0/0", "::/0"]"#,
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -179,10 +188,14 @@ impl TestServer {
                     self.logs()
                 ));
             }
-            if self.data_dir.join("root.pem").exists() && self.data_dir.join("admin.token").exists()
+            if self.data_dir.join("root.pem").exists()
+                && self.data_dir.join("server-ca.pem").exists()
+                && self.data_dir.join("admin.token").exists()
             {
                 let root = std::fs::read_to_string(self.data_dir.join("root.pem")).unwrap();
-                if let Ok(cert) = reqwest::Certificate::from_pem(root.as_bytes()) {
+                let server_ca =
+                    std::fs::read_to_string(self.data_dir.join("server-ca.pem")).unwrap();
+                if let Ok(cert) = reqwest::Certificate::from_pem(server_ca.as_bytes()) {
                     let client = reqwest::Client::builder()
                         .tls_certs_only([cert])
                         .build()
@@ -192,6 +205,7 @@ impl TestServer {
                     {
                         self.client = client;
                         self.root_pem = root;
+                        self.server_ca_pem = server_ca;
                         self.token = std::fs::read_to_string(self.data_dir.join("admin.token"))
                             .unwrap()
                             .trim()
@@ -381,4 +395,11 @@ pub fn openssl_csr(
     let (ok, out) = openssl(&args);
     assert!(ok, "{out}");
     (key_path, std::fs::read_to_string(csr_path).unwrap())
+}
+
+/// Let the `default` profile that first start makes allow any name (the server's own names
+/// stay refused), as the harness does for spawned servers: the suites issue under it.
+pub fn any_name_under_default(settings: &mut certkeeper::config::Settings) {
+    settings.ca.default_profile_dns = vec![certkeeper_ca::DnsRule::Any];
+    settings.ca.default_profile_ips = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
 }

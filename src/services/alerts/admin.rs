@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Alerts;
 use super::channels::{self, NewChannel};
-use super::deliver::{DeliveryReport, Outcome};
+use super::deliver::Outcome;
 use super::events::{EventKind, SUBSCRIBABLE};
 use super::rules::{DEFAULT_THRESHOLDS, SweepReport, normalize_thresholds};
 use crate::error::Error;
@@ -248,11 +248,12 @@ impl Alerts {
         Ok(self.pki.store().list_outbox(status, limit).await?)
     }
 
-    /// Evaluate every rule and send what is due, now.
-    pub async fn sweep_now(&self) -> Result<(SweepReport, DeliveryReport), Error> {
+    /// Evaluate every rule now and queue what fired; the delivery job is woken to send
+    /// it (and anything else due), so the caller never waits on a receiver.
+    pub async fn sweep_and_queue(&self) -> Result<SweepReport, Error> {
         let sweep = self.sweep().await?;
-        let delivery = self.deliver_due().await?;
-        Ok((sweep, delivery))
+        self.wake_delivery();
+        Ok(sweep)
     }
 
     /// A certificate's tags; the fingerprint as normalised, and the tags.

@@ -24,7 +24,13 @@ impl utoipa::PartialSchema for KindName {
     }
 }
 
-impl utoipa::ToSchema for KindName {}
+// Referenced by name rather than inlined: inlined with the field's description, utoipa
+// emits `allOf: [<the enum>, {"type": "object", ...}]`, which no value satisfies.
+impl utoipa::ToSchema for KindName {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("AlertChannelKind")
+    }
+}
 
 /// Secrets of a channel; sealed at rest, never returned by the API.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -91,8 +97,8 @@ pub struct NewChannel {
     /// Unique name.
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// One of [`KINDS`].
-    #[schema(value_type = KindName, inline)]
+    /// The channel's kind (`KINDS`).
+    #[schema(value_type = KindName)]
     pub kind: String,
     /// Webhook URL (webhook, slack, teams, discord; secret).
     #[serde(default)]

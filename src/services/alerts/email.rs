@@ -1,5 +1,7 @@
 //! Email over SMTP with lettre: STARTTLS or implicit TLS, optional authentication, a
-//! plain-text and an HTML body.
+//! plain-text and an HTML body. Every message carries `Date` and a `Message-ID` made from
+//! the event and channel ids, so a repeated delivery of one event is recognisably the same
+//! message.
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -20,15 +22,29 @@ fn tls_parameters(cfg: &EmailConfig) -> Result<TlsParameters, String> {
     b.build_rustls().map_err(|e| format!("TLS settings: {e}"))
 }
 
-/// Send one event as an email; the SMTP reply code on success.
+/// The longest one SMTP conversation may take, whatever the server does.
+pub(crate) const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `<event.channel@domain>`, the domain being the sender's (RFC 5322 §3.6.4: the right
+/// side names a domain the sender controls).
+fn message_id(e: &NewEvent, channel_id: &str, from: &Mailbox) -> String {
+    format!("<{}.{}@{}>", e.id, channel_id, from.email.domain())
+}
+
+/// Send one event as an email to the channel `channel_id`; the SMTP reply code on success.
 pub(crate) async fn send(
+    channel_id: &str,
     cfg: &EmailConfig,
     sec: &ChannelSecrets,
     e: &NewEvent,
 ) -> Result<u16, String> {
     let (subject, text, html) = render::email(&render::summarize(e));
     let from: Mailbox = cfg.from.parse().map_err(|e| format!("from: {e}"))?;
-    let mut m = Message::builder().from(from).subject(subject);
+    let mut m = Message::builder()
+        .message_id(Some(message_id(e, channel_id, &from)))
+        .date_now()
+        .from(from)
+        .subject(subject);
     for to in &cfg.to {
         m = m.to(to.parse().map_err(|e| format!("to {to:?}: {e}"))?);
     }
@@ -48,9 +64,9 @@ pub(crate) async fn send(
     }
     let transport = b.build();
     // One bound for the whole conversation, whatever the server does.
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(60), transport.send(message))
+    let resp = tokio::time::timeout(SEND_TIMEOUT, transport.send(message))
         .await
-        .map_err(|_| "SMTP: no answer within 60 s".to_string())?
+        .map_err(|_| format!("SMTP: no answer within {} s", SEND_TIMEOUT.as_secs()))?
         .map_err(|e| format!("SMTP: {e}"))?;
     Ok(u16::from(resp.code()))
 }

@@ -4,12 +4,12 @@
 //! parsing, the TLS peer and the wire encoding stay in [`crate::est`].
 
 mod credentials;
+mod throttle;
 mod trust;
 
 use std::sync::Arc;
 
 use certkeeper_ca::{IssuanceRequest, PublicKeyData};
-use time::Duration;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::Error;
@@ -17,7 +17,7 @@ use crate::services::pki::{Actor, Issued, Pki};
 use crate::services::ports::{AuditStore as _, EstStore, ProfileStore};
 use crate::store::{EstCredential, EstLabel, ProfileRecord, StoreError, new_id};
 
-pub use credentials::{hash_password, new_password, verify_password};
+pub use credentials::{hash_password, new_password, verify_or_dummy, verify_password};
 pub use trust::verify_chain;
 
 /// EST operation names, which a label may not shadow.
@@ -145,12 +145,18 @@ pub fn requester(client_cert: Option<&[u8]>, user: Option<&str>) -> Option<Strin
 #[derive(Debug, Clone)]
 pub struct EstService {
     pki: Arc<Pki>,
+    throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl EstService {
     /// The service over the registration authority.
     pub fn new(pki: Arc<Pki>) -> EstService {
-        EstService { pki }
+        let est = &pki.settings().est;
+        let throttle = Arc::new(throttle::LoginThrottle::new(
+            est.max_auth_failures,
+            est.auth_failure_window,
+        ));
+        EstService { pki, throttle }
     }
 
     fn store(&self) -> &(impl EstStore + ProfileStore + use<>) {
@@ -231,11 +237,9 @@ impl EstService {
             }
             None => new_password()?,
         };
-        if new.expires_in_days == Some(0) {
-            return Err(Error::BadRequest(
-                "expires_in_days must be at least 1".into(),
-            ));
-        }
+        let now = self.pki.now();
+        let expires_at =
+            crate::services::expiry_after_days("expires_in_days", new.expires_in_days, now)?;
         if new.max_uses == Some(0) {
             return Err(Error::BadRequest("max_uses must be at least 1".into()));
         }
@@ -243,13 +247,12 @@ impl EstService {
         let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
-        let now = self.pki.now();
         let rec = EstCredential::new(
             new_id(),
             new.username,
             label,
             hash,
-            new.expires_in_days.map(|d| now + Duration::days(d.into())),
+            expires_at,
             new.max_uses.map(i64::from),
             now,
             actor.name.clone(),
@@ -324,6 +327,7 @@ impl EstService {
         target: &Target,
         basic: Option<(String, String)>,
         peer: Peer<'_>,
+        source: Option<&str>,
     ) -> Result<Authn, Error> {
         match (op, basic) {
             (EstOp::Reenroll, _) => {
@@ -336,7 +340,8 @@ impl EstService {
                 Ok(Authn::Certificate)
             }
             (_, Some((user, password))) => Ok(Authn::Password(
-                self.check_password(target, &user, &password).await?,
+                self.check_password(target, &user, &password, source)
+                    .await?,
             )),
             (_, None) if !peer.chain.is_empty() => {
                 self.trusted_client_cert(target, peer.chain, false).await?;
@@ -353,21 +358,31 @@ impl EstService {
         t: &Target,
         user: &str,
         password: &str,
+        source: Option<&str>,
     ) -> Result<EstCredential, Error> {
         let wrong = || Error::Unauthorized("unknown EST user name or wrong password".into());
+        let now = self.pki.now();
+        if !self.throttle.allows(source, user, now) {
+            return Err(Error::TooManyRequests(
+                "too many failed EST logins from this address or for this user name; try again later"
+                    .into(),
+            ));
+        }
         let cred = self.store().find_est_credential(user).await?;
         let hash = cred.as_ref().map(|c| c.password_hash().to_string());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => verify_password(&password, &h),
-            None => false,
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        // An unknown user name runs the same key derivation against a dummy hash.
+        let ok = tokio::task::spawn_blocking(move || verify_or_dummy(&password, hash.as_deref()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let cred = match cred {
             Some(c) if ok => c,
-            _ => return Err(wrong()),
+            _ => {
+                self.throttle.failed(source, user, now);
+                return Err(wrong());
+            }
         };
+        self.throttle.succeeded(user);
         if cred.revoked_at.is_some() {
             return Err(Error::Unauthorized(format!(
                 "EST credential {user:?} has been revoked"
@@ -436,7 +451,7 @@ impl EstService {
                 }
             }
         }
-        verify_chain(chain, &anchors, now)?;
+        trust::verify_own_chain(chain, &anchors, now)?;
         let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
         let fingerprint = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf));
         let Some(id) = store.certificate_id_by_fingerprint(&fingerprint).await? else {
