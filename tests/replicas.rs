@@ -298,7 +298,8 @@ async fn rolling_sigterm_restart_under_acme_load_fails_no_flow() {
         r.start(&first.client).await;
     }
     let proxy = Haproxy::start(&replicas.iter().map(|r| r.https_port).collect::<Vec<_>>());
-    let root = first.write("root.pem", &first.root_pem);
+    // The ACME clients trust the server CA for the replicas' HTTPS.
+    let root = first.write("server-ca.pem", &first.server_ca_pem);
     let directory = format!("https://localhost:{}/acme/directory", proxy.port);
 
     let outcome = Arc::new(Mutex::new(Outcome::default()));
