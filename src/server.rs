@@ -333,7 +333,7 @@ pub async fn run(
     let grace = settings.server.shutdown_grace;
     tracing::info!(grace = ?grace, "shutting down: draining connections and jobs");
     state.ready.store(false, Ordering::Relaxed);
-    // The listeners stop accepting and drain their connections while the jobs finish
+    // The listeners stop accepting and drain their connections, then the jobs finish
     // their runs and hand back their leases, all within the grace; then the database
     // is closed.
     let deadline = tokio::time::Instant::now() + grace;
