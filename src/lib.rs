@@ -30,3 +30,4 @@ pub mod public;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod web;

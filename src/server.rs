@@ -124,7 +124,8 @@ fn common_layers(router: Router<AppState>, state: &AppState) -> Router {
 pub fn https_app(state: &AppState) -> Router {
     let mut router = crate::api::router()
         .merge(crate::est::router())
-        .merge(crate::public::router());
+        .merge(crate::public::router())
+        .merge(crate::web::router());
     if state.pki.settings().acme.enabled {
         router = router.merge(crate::acme::router());
     }

@@ -20,7 +20,9 @@ use super::extract::{Json, Path, Query};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::certificates::{GenerateRequest, IssuedWithKey, Search, Validity};
+use crate::services::certificates::{
+    GenerateRequest, IssuedWithKey, REASONS, Search, Validity, decode_cursor, encode_cursor,
+};
 use crate::services::pki::Issued;
 use crate::store::CertRecord;
 
@@ -401,24 +403,6 @@ struct Page {
     next_cursor: Option<String>,
 }
 
-fn encode_cursor(c: &CertRecord) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}.{}",
-        c.created_at.unix_timestamp(),
-        c.id
-    ))
-}
-
-fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
-    let bad = || Error::BadRequest("malformed cursor".into());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (at, id) = text.split_once('.').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
-}
-
 #[utoipa::path(
     get,
     path = "/certificates",
@@ -454,9 +438,11 @@ async fn list(
         status: q.status,
         san: q.san,
         serial: q.serial,
+        fingerprint: None,
         expiring_before: q.expiring_before,
         limit: q.limit,
         after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        by_expiry: false,
     };
     let page = state.services.certificates.search(search).await?;
     let next_cursor = if page.more {
@@ -602,19 +588,6 @@ pub(super) struct Revoke {
     #[schema(value_type = Option<RevocationReason>)]
     pub(super) reason: Option<serde_json::Value>,
 }
-
-/// The RFC 5280 reasons a revocation may give: the RFC's name, the same in snake_case, and
-/// the code (7, unassigned, and 8, removeFromCRL, are not reasons to revoke).
-const REASONS: [(&str, &str, u8); 8] = [
-    ("unspecified", "unspecified", 0),
-    ("keyCompromise", "key_compromise", 1),
-    ("cACompromise", "ca_compromise", 2),
-    ("affiliationChanged", "affiliation_changed", 3),
-    ("superseded", "superseded", 4),
-    ("cessationOfOperation", "cessation_of_operation", 5),
-    ("privilegeWithdrawn", "privilege_withdrawn", 9),
-    ("aACompromise", "aa_compromise", 10),
-];
 
 /// A name or code of [`REASONS`]: the names are matched without case or punctuation, so
 /// `key_compromise` is `keyCompromise`.

@@ -17,6 +17,25 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
+/// What to find in the audit log; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSearch {
+    /// Exactly this action (`certificate.revoke`).
+    pub action: Option<String>,
+    /// Actors containing this text.
+    pub actor: Option<String>,
+    /// An object id, or a kind of object (`certificate`).
+    pub object: Option<String>,
+    /// At or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Before this time (Unix seconds).
+    pub until: Option<i64>,
+    /// Older than this entry id (the previous page's `next_before`).
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: Option<i64>,
+}
+
 /// The audit log.
 #[derive(Debug, Clone)]
 pub struct AuditService {
@@ -41,15 +60,37 @@ impl AuditService {
         before: Option<i64>,
         limit: Option<i64>,
     ) -> Result<AuditPage, Error> {
-        let limit = limit.unwrap_or(100);
+        self.search(AuditSearch {
+            action,
+            before,
+            limit,
+            ..AuditSearch::default()
+        })
+        .await
+    }
+
+    /// Up to `limit` (1 to 1000, default 100) entries matching every filter given.
+    pub async fn search(&self, q: AuditSearch) -> Result<AuditPage, Error> {
+        let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
+        }
+        if q.actor.as_ref().is_some_and(|a| a.len() > 200)
+            || q.object.as_ref().is_some_and(|o| o.len() > 200)
+        {
+            return Err(Error::BadRequest(
+                "actor and object filters are at most 200 characters".into(),
+            ));
         }
         let mut items = self
             .store()
             .list_audit(&AuditFilter {
-                action,
-                before_id: before,
+                action: q.action,
+                actor: q.actor,
+                object: q.object,
+                since: q.since,
+                until: q.until,
+                before_id: q.before,
                 limit: limit + 1,
             })
             .await?;

@@ -4,13 +4,56 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use base64::Engine;
 use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, KeyPair, PublicKeyData};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki};
 use crate::services::ports::{CaStore, CertificateStore};
-use crate::store::{CertFilter, CertRecord, CertStatusFilter, ProfileRecord, StoreError};
+use crate::store::{
+    CertCounts, CertFilter, CertRecord, CertStatusFilter, ProfileRecord, StoreError,
+};
+
+/// The RFC 5280 reasons a revocation may give: the RFC's name, the same in snake_case, and
+/// the code (7, unassigned, and 8, removeFromCRL, are not reasons to revoke).
+pub const REASONS: [(&str, &str, u8); 8] = [
+    ("unspecified", "unspecified", 0),
+    ("keyCompromise", "key_compromise", 1),
+    ("cACompromise", "ca_compromise", 2),
+    ("affiliationChanged", "affiliation_changed", 3),
+    ("superseded", "superseded", 4),
+    ("cessationOfOperation", "cessation_of_operation", 5),
+    ("privilegeWithdrawn", "privilege_withdrawn", 9),
+    ("aACompromise", "aa_compromise", 10),
+];
+
+/// The keyset cursor that continues a newest-first search after `c` (opaque to callers).
+pub fn encode_cursor(c: &CertRecord) -> String {
+    encode_cursor_in(c, false)
+}
+
+/// The keyset cursor that continues a search after `c`, newest first or (with
+/// `by_expiry`) soonest end first.
+pub fn encode_cursor_in(c: &CertRecord, by_expiry: bool) -> String {
+    let key = if by_expiry { c.not_after } else { c.created_at };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}.{}",
+        key.unix_timestamp(),
+        c.id
+    ))
+}
+
+/// The (sort key, id) a cursor from [`encode_cursor_in`] holds.
+pub fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
+    let bad = || Error::BadRequest("malformed cursor".into());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (at, id) = text.split_once('.').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
+}
 
 /// How long a new certificate should be valid: a number of days or an end, not both;
 /// the profile's default when neither.
@@ -84,12 +127,17 @@ pub struct Search {
     pub san: Option<String>,
     /// Serial, hex, with or without colons.
     pub serial: Option<String>,
+    /// SHA-256 fingerprint, hex, with or without colons.
+    pub fingerprint: Option<String>,
     /// Only certificates ending before this.
     pub expiring_before: Option<OffsetDateTime>,
     /// Page size.
     pub limit: Option<i64>,
-    /// Keyset cursor: (created_at, id) of the previous page's last row.
+    /// Keyset cursor from [`encode_cursor`] of the previous page's last row (in the same
+    /// order).
     pub after: Option<(i64, String)>,
+    /// Soonest end first instead of newest first.
+    pub by_expiry: bool,
 }
 
 /// A page of certificates, newest first, and whether more follow.
@@ -215,8 +263,12 @@ impl CertificateService {
             status,
             san: q.san,
             serial: q.serial.map(|s| s.replace(':', "").to_ascii_lowercase()),
+            fingerprint: q
+                .fingerprint
+                .map(|s| s.trim().replace(':', "").to_ascii_lowercase()),
             expiring_before: q.expiring_before,
             after: q.after,
+            by_expiry: q.by_expiry,
             limit: limit + 1,
         };
         let now = self.pki.now();
@@ -226,6 +278,16 @@ impl CertificateService {
             items.truncate(limit as usize);
         }
         Ok(CertPage { items, more, now })
+    }
+
+    /// How many certificates are in each state now.
+    pub async fn counts(&self) -> Result<CertCounts, Error> {
+        Ok(self.store().certificate_counts(self.pki.now()).await?)
+    }
+
+    /// How many certificates each CA has issued, by CA id.
+    pub async fn issued_counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        Ok(self.store().issued_counts().await?)
     }
 
     /// A certificate by id.

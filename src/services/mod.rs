@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod audit;
 pub mod cas;
 pub mod certificates;
+pub mod dashboard;
 pub mod discovery;
 pub mod est;
 pub mod managed;
@@ -14,6 +15,7 @@ pub mod pki;
 pub mod ports;
 pub mod profiles;
 pub mod sealed;
+pub mod sessions;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -77,6 +79,8 @@ pub struct Services {
     pub certificates: certificates::CertificateService,
     /// API tokens.
     pub tokens: tokens::TokenService,
+    /// Dashboard sessions.
+    pub sessions: sessions::SessionService,
     /// The audit log.
     pub audit: audit::AuditService,
     /// EST labels and credentials.
@@ -89,6 +93,8 @@ pub struct Services {
     pub alerts: Arc<alerts::Alerts>,
     /// Discovery scans, the inventory and scan schedules.
     pub discovery: discovery::DiscoveryService,
+    /// What the dashboard's pages show, gathered from the services above.
+    pub dashboard: dashboard::DashboardService,
     /// The background runner.
     pub jobs: Jobs,
 }
@@ -96,17 +102,37 @@ pub struct Services {
 impl Services {
     /// Every service over one registration authority and one runner.
     pub fn new(pki: Arc<pki::Pki>, jobs: Jobs) -> Services {
+        let cas = cas::CaService::new(pki.clone());
+        let profiles = profiles::ProfileService::new(pki.clone());
+        let certificates = certificates::CertificateService::new(pki.clone());
+        let managed = Arc::new(managed::Managed::new(pki.clone()));
+        let alerts = Arc::new(alerts::Alerts::new(pki.clone()));
+        let discovery = discovery::DiscoveryService::new(pki.clone(), jobs.clone());
+        let est = est::EstService::new(pki.clone());
         Services {
-            cas: cas::CaService::new(pki.clone()),
-            profiles: profiles::ProfileService::new(pki.clone()),
-            certificates: certificates::CertificateService::new(pki.clone()),
+            dashboard: dashboard::DashboardService::new(
+                pki.clone(),
+                dashboard::Sources {
+                    cas: cas.clone(),
+                    certificates: certificates.clone(),
+                    profiles: profiles.clone(),
+                    managed: managed.clone(),
+                    alerts: alerts.clone(),
+                    discovery: discovery.clone(),
+                    est: est.clone(),
+                },
+            ),
+            cas,
+            profiles,
+            certificates,
             tokens: tokens::TokenService::new(pki.clone()),
+            sessions: sessions::SessionService::new(pki.clone()),
             audit: audit::AuditService::new(pki.clone()),
-            est: est::EstService::new(pki.clone()),
+            est,
             acme: acme::AcmeService::new(pki.clone()),
-            managed: Arc::new(managed::Managed::new(pki.clone())),
-            alerts: Arc::new(alerts::Alerts::new(pki.clone())),
-            discovery: discovery::DiscoveryService::new(pki.clone(), jobs.clone()),
+            managed,
+            alerts,
+            discovery,
             pki,
             jobs,
         }

@@ -7,8 +7,8 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::store::{
-    AcmeEabKey, AcmePruned, AuditEvent, AuditFilter, AuditRecord, CaRecord, CertFilter, CertRecord,
-    EstCredential, EstLabel, ProfileRecord, Store, StoreError, TokenRecord,
+    AcmeEabKey, AcmePruned, AuditEvent, AuditFilter, AuditRecord, CaRecord, CertCounts, CertFilter,
+    CertRecord, EstCredential, EstLabel, ProfileRecord, Store, StoreError, TokenRecord,
 };
 
 /// API tokens.
@@ -315,6 +315,13 @@ pub trait CertificateStore: CaStore {
         filter: &CertFilter,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<CertRecord>, StoreError>> + Send;
+    /// Certificates by state at `now`.
+    fn certificate_counts(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<CertCounts, StoreError>> + Send;
+    /// How many certificates each CA has issued, by CA id.
+    fn issued_counts(&self) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
 }
 
 impl CertificateStore for Store {
@@ -330,6 +337,15 @@ impl CertificateStore for Store {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<CertRecord>, StoreError>> + Send {
         Store::search_certificates(self, filter, now)
+    }
+    fn certificate_counts(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<CertCounts, StoreError>> + Send {
+        Store::certificate_counts(self, now)
+    }
+    fn issued_counts(&self) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send {
+        Store::issued_counts(self)
     }
 }
 

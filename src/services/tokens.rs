@@ -189,9 +189,19 @@ impl TokenService {
         if !well_formed(bearer) {
             return Err(Error::Unauthorized("unknown token".into()));
         }
+        self.authenticate_hash(&hash_token(bearer), source).await
+    }
+
+    /// The caller whose token hashes to `hash` (see [`hash_token`]), from `source`: what a
+    /// dashboard session carries instead of the secret.
+    pub async fn authenticate_hash(
+        &self,
+        hash: &str,
+        source: Option<String>,
+    ) -> Result<Caller, Error> {
         let rec = self
             .pki
-            .token_by_hash(&hash_token(bearer))
+            .token_by_hash(hash)
             .await?
             .ok_or_else(|| Error::Unauthorized("unknown token".into()))?;
         if rec.revoked_at.is_some() {

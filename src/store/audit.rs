@@ -138,6 +138,14 @@ pub struct AuditRecord {
 pub struct AuditFilter {
     /// Only this action.
     pub action: Option<String>,
+    /// Only actors containing this text.
+    pub actor: Option<String>,
+    /// Only entries about this object (its id, or its kind: `certificate`, `ca`, ...).
+    pub object: Option<String>,
+    /// Only entries at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Only entries before this time (Unix seconds).
+    pub until: Option<i64>,
     /// Only entries older than this id (the previous page's last id).
     pub before_id: Option<i64>,
     /// Page size.
@@ -155,11 +163,25 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, object_type, object_id, source, detail FROM audit_log
              WHERE ($1 IS NULL OR action = $1) AND ($2 IS NULL OR id < $2)
+               AND ($4 IS NULL OR actor LIKE $4 ESCAPE '\\')
+               AND ($5 IS NULL OR object_id = $5 OR object_type = $5)
+               AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7)
              ORDER BY id DESC LIMIT $3",
         )
         .bind(&f.action)
         .bind(f.before_id)
         .bind(f.limit)
+        .bind(f.actor.as_ref().map(|a| {
+            format!(
+                "%{}%",
+                a.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        }))
+        .bind(&f.object)
+        .bind(f.since)
+        .bind(f.until)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -137,10 +137,15 @@ pub struct CertFilter {
     pub san: Option<String>,
     /// Serial (hex).
     pub serial: Option<String>,
+    /// SHA-256 fingerprint (hex, lower case).
+    pub fingerprint: Option<String>,
     /// Only certificates whose `not_after` is before this.
     pub expiring_before: Option<OffsetDateTime>,
-    /// Keyset cursor: (created_at, id) of the previous page's last row.
+    /// Keyset cursor: the sort key (created_at, or not_after when sorting by expiry) and id
+    /// of the previous page's last row.
     pub after: Option<(i64, String)>,
+    /// Soonest end first instead of newest first.
+    pub by_expiry: bool,
     /// Page size.
     pub limit: i64,
 }
@@ -148,6 +153,23 @@ pub struct CertFilter {
 enum Arg {
     Text(String),
     Int(i64),
+}
+
+/// Certificates by state, and valid ones by how soon they end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertCounts {
+    /// Valid and not expired.
+    pub valid: i64,
+    /// Past their end, not revoked.
+    pub expired: i64,
+    /// Revoked.
+    pub revoked: i64,
+    /// Valid, ending within 7 days.
+    pub expiring_7: i64,
+    /// Valid, ending within 30 days.
+    pub expiring_30: i64,
+    /// Valid, ending within 90 days.
+    pub expiring_90: i64,
 }
 
 /// Revocation facts for OCSP and CRLs.
@@ -237,6 +259,14 @@ impl Store {
                 Arg::Text(s.to_ascii_lowercase()),
             );
         }
+        if let Some(fp) = &f.fingerprint {
+            push(
+                &mut conds,
+                &mut args,
+                |n| format!("fingerprint = ${n}"),
+                Arg::Text(fp.to_ascii_lowercase()),
+            );
+        }
         match f.status {
             Some(CertStatusFilter::Valid) => push(
                 &mut conds,
@@ -292,9 +322,11 @@ impl Store {
             args.push(Arg::Int(*at));
             args.push(Arg::Text(id.clone()));
             let (a, b) = (args.len() - 1, args.len());
-            conds.push(format!(
-                "(created_at < ${a} OR (created_at = ${a} AND id < ${b}))"
-            ));
+            conds.push(if f.by_expiry {
+                format!("(not_after > ${a} OR (not_after = ${a} AND id > ${b}))")
+            } else {
+                format!("(created_at < ${a} OR (created_at = ${a} AND id < ${b}))")
+            });
         }
         args.push(Arg::Int(f.limit));
         let limit_n = args.len();
@@ -303,8 +335,13 @@ impl Store {
         } else {
             format!("WHERE {}", conds.join(" AND "))
         };
+        let order = if f.by_expiry {
+            "not_after ASC, id ASC"
+        } else {
+            "created_at DESC, id DESC"
+        };
         let sql = format!(
-            "SELECT {COLS} FROM certificates {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${limit_n}"
+            "SELECT {COLS} FROM certificates {where_clause} ORDER BY {order} LIMIT ${limit_n}"
         );
         let mut q = sqlx::query(&sql);
         for a in args {
@@ -315,6 +352,48 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(row_to_cert).collect()
+    }
+
+    /// How many certificates are in each state at `now`, and how many valid ones end
+    /// within 7, 30 and 90 days of it.
+    pub async fn certificate_counts(&self, now: OffsetDateTime) -> Result<CertCounts, StoreError> {
+        let day = 86_400;
+        let n = ts(now);
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after < $1 THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $2 THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $3 THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $4 THEN 1 ELSE 0 END), 0) \
+             FROM certificates",
+        )
+        .bind(n)
+        .bind(n + 7 * day)
+        .bind(n + 30 * day)
+        .bind(n + 90 * day)
+        .fetch_one(&self.pool)
+        .await?;
+        let get = |i: usize| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(i)?) };
+        Ok(CertCounts {
+            valid: get(0)?,
+            expired: get(1)?,
+            revoked: get(2)?,
+            expiring_7: get(3)?,
+            expiring_30: get(4)?,
+            expiring_90: get(5)?,
+        })
+    }
+
+    /// How many certificates each CA has issued, by CA id.
+    pub async fn issued_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT ca_id, COUNT(*) FROM certificates GROUP BY ca_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
     }
 
     /// Revoke a valid certificate, in one transaction with its revocation row and audit event.

@@ -43,7 +43,9 @@ pub use alerts::{
 };
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, NewCaRecord};
-pub use certs::{CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord};
+pub use certs::{
+    CertCounts, CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord,
+};
 pub use discovery::{
     InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord,
 };

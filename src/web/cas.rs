@@ -1,0 +1,157 @@
+//! The CA hierarchy: every root with the CAs below it; create a root or an intermediate;
+//! download certificates and CRLs (from the public endpoints).
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use certkeeper_ca::KeyAlgorithm;
+use maud::html;
+use serde::Deserialize;
+
+use super::layout::{WebError, check_csrf, csrf_field, is_admin, page, when};
+use super::session::Signed;
+use crate::error::Error;
+use crate::server::AppState;
+use crate::services::cas::{CaKind, NewCa};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/hierarchy", get(hierarchy).post(create))
+}
+
+async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<Response, WebError> {
+    let nodes = state.services.dashboard.hierarchy().await?;
+    let body = html! {
+        table #hierarchy {
+            thead { tr {
+                th { "CA" } th { "Subject" } th { "Key" } th { "Validity" } th { "Status" }
+                th { "Issued" } th { "Download" }
+            } }
+            tbody {
+                @for n in &nodes {
+                    @let ca = &n.ca;
+                    tr id=(format!("ca-{}", ca.id)) {
+                        td class=(format!("tree d{}", n.depth.min(6))) {
+                            @if n.depth > 0 { span.branch { "└ " } }
+                            strong { (ca.name) } " " span.muted { (ca.kind) }
+                        }
+                        td.subject { (ca.subject) }
+                        td { (ca.key_algorithm) }
+                        td {
+                            @if let (Some(a), Some(b)) = (ca.not_before, ca.not_after) {
+                                (when(a)) br; "to " (when(b))
+                            } @else { "—" }
+                        }
+                        td { (ca.status) }
+                        td { a href=(format!("/certificates?ca={}", ca.id)) { (n.issued) } }
+                        td {
+                            @if ca.cert_der.is_some() {
+                                a href=(format!("/ca/{}.pem", ca.id)) download { "certificate" }
+                                " · "
+                                a href=(format!("/crl/{}.crl", ca.id)) download { "CRL" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if is_admin(&s) {
+            section #create-ca {
+                h2 { "Create a CA" }
+                form method="post" action="/hierarchy" {
+                    (csrf_field(&s))
+                    label { "Name" input name="name" required pattern="[A-Za-z0-9._-]{1,64}"; }
+                    label { "Type"
+                        select name="kind" {
+                            option value="intermediate" { "Intermediate" }
+                            option value="root" { "Root" }
+                        }
+                    }
+                    label { "Parent (intermediates)"
+                        select name="parent" {
+                            @for n in nodes.iter().filter(|n| n.ca.status == "active") {
+                                option value=(n.ca.name) { (n.ca.name) }
+                            }
+                        }
+                    }
+                    label { "Common name" input name="common_name" required; }
+                    label { "Organisation" input name="organization"; }
+                    label { "Key type"
+                        select name="key_algorithm" {
+                            option value="" { "default" }
+                            @for k in KeyAlgorithm::GENERATABLE {
+                                option value=(k) { (k) }
+                            }
+                        }
+                    }
+                    label { "Validity (days)" input name="validity_days" type="number" min="1"; }
+                    button type="submit" #create-ca-submit { "Create CA" }
+                }
+            }
+        }
+    };
+    Ok(page(&s, "CA hierarchy", "/hierarchy", body).into_response())
+}
+
+#[derive(Deserialize)]
+struct CreateCa {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    parent: String,
+    #[serde(default)]
+    common_name: String,
+    #[serde(default)]
+    organization: String,
+    #[serde(default)]
+    key_algorithm: String,
+    #[serde(default)]
+    validity_days: String,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<CreateCa>,
+) -> Result<Response, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let (kind, parent) = match f.kind.as_str() {
+        "root" => (CaKind::Root, None),
+        "intermediate" => (CaKind::Intermediate, non_empty(f.parent)),
+        other => {
+            return Err(Error::BadRequest(format!("unknown CA type {other:?}")).into());
+        }
+    };
+    let key_algorithm = non_empty(f.key_algorithm)
+        .map(|k| k.parse::<KeyAlgorithm>())
+        .transpose()
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let validity_days = non_empty(f.validity_days)
+        .map(|d| d.parse::<u32>())
+        .transpose()
+        .map_err(|_| Error::BadRequest("validity must be a whole number of days".into()))?;
+    let new = NewCa {
+        name: f.name.trim().to_string(),
+        kind,
+        parent,
+        common_name: f.common_name.trim().to_string(),
+        organization: non_empty(f.organization),
+        country: None,
+        key_algorithm,
+        validity_days,
+        path_len: None,
+        name_constraints: None,
+    };
+    let created = state.services.cas.create(new, &s.caller.actor).await?;
+    Ok(Redirect::to(&format!("/hierarchy#ca-{}", created.ca.id)).into_response())
+}

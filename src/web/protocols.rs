@@ -1,0 +1,320 @@
+//! The enrollment protocols (admins only): ACME directories, EAB keys and renewal windows;
+//! EST labels and credentials. Secrets (EAB MAC keys, EST passwords) are shown once, on
+//! the page that answers their creation.
+
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use serde::Deserialize;
+use time::format_description::well_known::Iso8601;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::layout::{CsrfOnly, WebError, check_csrf, csrf_field, page, when, when_unix};
+use super::session::Signed;
+use crate::error::Error;
+use crate::server::AppState;
+use crate::services::est::NewCredential;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/enrollment/acme", get(acme))
+        .route("/enrollment/acme/eab", post(create_eab))
+        .route("/enrollment/acme/renewal-window", post(move_window))
+        .route("/enrollment/est", get(est).post(create_credential))
+        .route(
+            "/enrollment/est/credentials/{id}/revoke",
+            post(revoke_credential),
+        )
+}
+
+fn opt(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+async fn acme(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup, WebError> {
+    s.caller.require_admin()?;
+    let keys = state.services.acme.eab_keys().await?;
+    let settings = &state.pki.settings().acme;
+    let mut profiles = vec![settings.default_profile.clone()];
+    profiles.extend(
+        settings
+            .profiles
+            .iter()
+            .filter(|p| **p != settings.default_profile)
+            .cloned(),
+    );
+    let body = html! {
+        h2 { "Directories" }
+        @if settings.enabled {
+            table #acme-directories {
+                thead { tr { th { "Profile" } th { "Directory" } th { "Needs an EAB key" } } }
+                tbody {
+                    @for p in &profiles {
+                        tr {
+                            td { (p) }
+                            td.mono { "/acme/" (p) "/directory" @if *p == settings.default_profile { " (also /acme/directory)" } }
+                            td { (if settings.eab_required.iter().any(|r| r == p) { "yes" } else { "no" }) }
+                        }
+                    }
+                }
+            }
+        } @else {
+            p.muted { "The ACME server is off (acme.enabled)." }
+        }
+        h2 { "External account binding keys" }
+        table #eab-keys {
+            thead { tr { th { "Name" } th { "Profile" } th { "Key id" } th { "Used by account" } th { "Created" } } }
+            tbody {
+                @for k in &keys {
+                    tr {
+                        td { (k.name) } td { (k.profile) } td.mono { (k.id) }
+                        td.mono { (k.account_id.as_deref().unwrap_or("unused")) }
+                        td { (when_unix(k.created_at)) " by " (k.created_by) }
+                    }
+                }
+            }
+        }
+        @if settings.enabled {
+            form method="post" action="/enrollment/acme/eab" #create-eab {
+                (csrf_field(&s))
+                label { "Name" input name="name" maxlength="100"; }
+                label { "Directory"
+                    select name="profile" { @for p in &profiles { option value=(p) { (p) } } }
+                }
+                button type="submit" #create-eab-submit { "Create EAB key" }
+            }
+        }
+        h2 { "Move a renewal window earlier" }
+        p.muted { "ACME clients that ask for renewal information (RFC 9773) renew within the window." }
+        form method="post" action="/enrollment/acme/renewal-window" #renewal-window {
+            (csrf_field(&s))
+            label { "Certificate id (or leave empty and give a CA)" input name="certificate"; }
+            label { "CA (every certificate it issued)" input name="ca"; }
+            label { "Start (UTC)" input type="datetime-local" name="start" required; }
+            label { "End (UTC)" input type="datetime-local" name="end" required; }
+            button type="submit" { "Move window" }
+        }
+    };
+    Ok(page(&s, "ACME", "/enrollment/acme", body))
+}
+
+#[derive(Deserialize)]
+struct CreateEab {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    profile: String,
+}
+
+async fn create_eab(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<CreateEab>,
+) -> Result<Markup, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let (key, secret) = state
+        .services
+        .acme
+        .create_eab_key(f.profile, f.name.trim().to_string(), &s.caller.actor)
+        .await?;
+    let body = html! {
+        p { "EAB key for the " strong { (key.profile) } " directory." }
+        p.warning { "This is the only time the MAC key is shown: copy it now." }
+        dl.facts {
+            dt { "Key id" } dd.mono #eab-kid { (key.id) }
+            dt { "MAC key (base64url)" } dd.mono #eab-hmac { (certkeeper_acme::b64(&secret)) }
+        }
+        p { a href="/enrollment/acme" { "Back to ACME" } }
+    };
+    Ok(page(&s, "EAB key created", "/enrollment/acme", body))
+}
+
+#[derive(Deserialize)]
+struct MoveWindow {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    ca: String,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+}
+
+/// A `datetime-local` value, taken as UTC.
+fn instant(field: &str, s: &str) -> Result<OffsetDateTime, Error> {
+    let text = s.trim();
+    let text = if text.len() == 16 {
+        format!("{text}:00")
+    } else {
+        text.to_string()
+    };
+    PrimitiveDateTime::parse(&text, &Iso8601::DEFAULT)
+        .map(PrimitiveDateTime::assume_utc)
+        .map_err(|_| {
+            Error::BadRequest(format!(
+                "{field} must be a date and time like 2026-01-31T12:00"
+            ))
+        })
+}
+
+async fn move_window(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<MoveWindow>,
+) -> Result<Markup, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let (start, end) = (instant("start", &f.start)?, instant("end", &f.end)?);
+    let (ca, certificate) = (opt(&f.ca), opt(&f.certificate));
+    let w = state
+        .services
+        .acme
+        .move_renewal_window(
+            ca.as_deref(),
+            certificate.as_deref(),
+            start,
+            end,
+            &s.caller.actor,
+        )
+        .await?;
+    let body = html! {
+        p #window-moved { "Renewal window moved to " (when(w.start)) " – " (when(w.end)) "." }
+        p { a href="/enrollment/acme" { "Back to ACME" } }
+    };
+    Ok(page(&s, "Renewal window moved", "/enrollment/acme", body))
+}
+
+async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup, WebError> {
+    s.caller.require_admin()?;
+    let (labels, credentials) = state.services.dashboard.est().await?;
+    let body = html! {
+        h2 { "Labels" }
+        table #est-labels {
+            thead { tr { th { "Label" } th { "Path" } th { "Profile" } th { "Channel binding" } th { "Created" } } }
+            tbody {
+                @for l in &labels {
+                    tr {
+                        td { (l.label) }
+                        td.mono { "/.well-known/est/" (l.label) "/" }
+                        td { (l.profile) }
+                        td { (if l.require_channel_binding { "required" } else { "optional" }) }
+                        td { (when(l.created_at)) }
+                    }
+                }
+            }
+        }
+        @if labels.is_empty() { p.muted { "No label: enrollment uses the bare path and the default EST profile." } }
+        h2 { "Credentials" }
+        table #est-credentials {
+            thead { tr { th { "User name" } th { "Label" } th { "Uses left" } th { "Expires" } th { "State" } th {} } }
+            tbody {
+                @for c in &credentials {
+                    tr {
+                        td { (c.username) }
+                        td { (if c.label.is_empty() { "(bare path)" } else { c.label.as_str() }) }
+                        td { (c.uses_left.map(|u| u.to_string()).unwrap_or_else(|| "unlimited".into())) }
+                        td { (c.expires_at.map(when).unwrap_or_else(|| "never".into())) }
+                        td { @if let Some(at) = c.revoked_at { "disabled " (when(at)) } @else { "active" } }
+                        td {
+                            @if c.revoked_at.is_none() {
+                                form method="post" action=(format!("/enrollment/est/credentials/{}/revoke", c.id)) data-confirm="Disable this credential?" {
+                                    (csrf_field(&s))
+                                    button.danger type="submit" { "Disable" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Create a credential" }
+        form method="post" action="/enrollment/est" #create-credential {
+            (csrf_field(&s))
+            label { "User name" input name="username" required; }
+            label { "Label"
+                select name="label" {
+                    option value="" { "(bare path)" }
+                    @for l in &labels { option value=(l.label) { (l.label) } }
+                }
+            }
+            label { "Uses (empty for unlimited; 1 for a one-time bootstrap password)" input name="max_uses" type="number" min="1"; }
+            label { "Expires in (days, empty for never)" input name="expires_in_days" type="number" min="1"; }
+            button type="submit" #create-credential-submit { "Create credential" }
+        }
+    };
+    Ok(page(&s, "EST", "/enrollment/est", body))
+}
+
+#[derive(Deserialize)]
+struct CreateCredential {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    max_uses: String,
+    #[serde(default)]
+    expires_in_days: String,
+}
+
+fn count(field: &str, s: &str) -> Result<Option<u32>, Error> {
+    opt(s)
+        .map(|v| v.parse::<u32>())
+        .transpose()
+        .map_err(|_| Error::BadRequest(format!("{field} must be a whole number")))
+}
+
+async fn create_credential(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<CreateCredential>,
+) -> Result<Markup, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let new = NewCredential {
+        username: f.username.trim().to_string(),
+        label: opt(&f.label),
+        password: None,
+        expires_in_days: count("expiry", &f.expires_in_days)?,
+        max_uses: count("uses", &f.max_uses)?,
+    };
+    let (rec, password) = state
+        .services
+        .est
+        .create_credential(new, &s.caller.actor)
+        .await?;
+    let body = html! {
+        p { "Credential " strong { (rec.username) } " was created." }
+        p.warning { "This is the only time its password is shown: copy it now." }
+        pre #est-password { (password) }
+        p { a href="/enrollment/est" { "Back to EST" } }
+    };
+    Ok(page(&s, "EST credential created", "/enrollment/est", body))
+}
+
+async fn revoke_credential(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    state
+        .services
+        .est
+        .revoke_credential(&id, &s.caller.actor)
+        .await?;
+    Ok(Redirect::to("/enrollment/est").into_response())
+}
