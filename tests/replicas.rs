@@ -633,16 +633,24 @@ async fn response_head(sock: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&buf).to_lowercase()
 }
 
-/// What SIGTERM does to the connections of a replica: new ones are refused at once, an
-/// idle keep-alive connection is closed, a request in flight (its body still arriving) is
-/// answered with `Connection: close`, and then the process exits 0.
+/// What SIGTERM does to a replica: new connections are refused at once, an idle
+/// keep-alive connection is closed, a request in flight (its body still arriving) is
+/// answered with `Connection: close`, the job leases are handed back, and the process
+/// exits 0.
 #[tokio::test]
 async fn sigterm_refuses_new_connections_and_closes_keep_alive_ones_after_their_response() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let first = TestServer::start(Db::Postgres).await;
+    let mut first = TestServer::start(Db::Postgres).await;
+    // The replica is the only server: it holds every job lease.
+    first.stop();
     let mut replica = Replica::new(&first, &[("CERTKEEPER_SERVER__SHUTDOWN_GRACE", "1m")]);
     replica.start(&first.client).await;
     let addr = ("127.0.0.1", replica.http_port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lease_expiry(&first, "crl-refresh").is_none() {
+        assert!(Instant::now() < deadline, "the replica took no job lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // An idle keep-alive connection: one request answered, kept open.
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -692,4 +700,8 @@ async fn sigterm_refuses_new_connections_and_closes_keep_alive_ones_after_their_
         .expect("the connection ends after its response (hang guard)")
         .unwrap();
     replica.exited().await;
+    // Its job leases were handed back: another replica takes the jobs at its next tick.
+    for job in ["crl-refresh", "alert-sweep"] {
+        assert_eq!(lease_expiry(&first, job), None, "{job} still leased");
+    }
 }
