@@ -18,6 +18,39 @@ use instant_acme::{
 };
 use reqwest::Method;
 
+/// A free port below the kernel's ephemeral range, for a replica that must come back on
+/// the same port: no outgoing connection, and no other test's `free_port` (port 0), can
+/// take it while the replica restarts.
+fn lasting_port() -> u16 {
+    // Ports handed out already, so that replicas not yet started do not share one.
+    static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut next = u64::from(std::process::id()) << 32 | u64::from(nanos);
+    let mut taken = TAKEN.lock().unwrap();
+    for _ in 0..1000 {
+        next = next
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = from + u16::try_from((next >> 33) % u64::from(to - from)).unwrap();
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.push(port);
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
+}
+
 /// One replica: a `certkeeper serve` process on the first server's database and master
 /// key, on fixed ports so that it comes back where the load balancer expects it.
 struct Replica {
@@ -43,8 +76,8 @@ impl Replica {
         all.push(("CERTKEEPER_CA__MASTER_KEY".into(), master.trim().into()));
         Replica {
             child: None,
-            https_port: free_port(),
-            http_port: free_port(),
+            https_port: lasting_port(),
+            http_port: lasting_port(),
             dir: tempfile::tempdir().unwrap(),
             env: all,
             starts: 0,
