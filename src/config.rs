@@ -88,6 +88,8 @@ struct RawServer {
     keep_alive_interval: Duration,
     max_connections: usize,
     max_connections_per_ip: usize,
+    #[serde(with = "duration")]
+    shutdown_grace: Duration,
 }
 
 impl Default for RawServer {
@@ -106,6 +108,7 @@ impl Default for RawServer {
             keep_alive_interval: SECOND * 30,
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            shutdown_grace: SECOND * 20,
         }
     }
 }
@@ -378,6 +381,9 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Open connections from one client address; more are closed at accept (0: no cap).
     pub max_connections_per_ip: usize,
+    /// On SIGTERM: how long requests in flight (and job runs under way) may take to finish
+    /// once the listeners stopped accepting; connections still open then are closed.
+    pub shutdown_grace: Duration,
 }
 
 impl ServerSettings {
@@ -897,6 +903,12 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         )?,
         max_connections: raw.max_connections,
         max_connections_per_ip: raw.max_connections_per_ip,
+        shutdown_grace: within(
+            "server.shutdown_grace",
+            raw.shutdown_grace,
+            Duration::ZERO,
+            HOUR,
+        )?,
     })
 }
 

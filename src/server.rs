@@ -35,6 +35,10 @@ use crate::services::Services;
 use crate::services::pki::Pki;
 use conn::{Activity, ConnPolicy, Watched};
 
+/// The least time the jobs runner is given to stop at shutdown, when the connections took
+/// all of `server.shutdown_grace`: enough to hand back the job leases.
+const JOBS_STOP_MIN: Duration = Duration::from_secs(3);
+
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -171,6 +175,7 @@ async fn serve_listener(
     tls: Option<TlsAcceptor>,
     policy: ConnPolicy,
     mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -240,12 +245,19 @@ async fn serve_listener(
             _ = shutdown.changed() => break,
         }
     }
+    // New connections are refused from here on (a load balancer moves to another
+    // replica). Each open connection is told to close: an idle HTTP/1 one at once, one
+    // with a request in flight after its response (which says `Connection: close`),
+    // HTTP/2 with GOAWAY once its streams are done.
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after 10 s; closing them");
+        tracing::warn!(
+            grace = ?grace,
+            "connections still open after server.shutdown_grace; closing them"
+        );
     }
 }
 
@@ -303,6 +315,7 @@ pub async fn run(
         Some(acceptor),
         policy.clone(),
         stop_rx.clone(),
+        settings.server.shutdown_grace,
     ));
     let http_task = tokio::spawn(serve_listener(
         http,
@@ -310,6 +323,7 @@ pub async fn run(
         None,
         policy,
         stop_rx,
+        settings.server.shutdown_grace,
     ));
     println!(
         "certkeeper: ready on https://{} (API) and http://{} (CRL, OCSP, AIA)",
@@ -317,12 +331,34 @@ pub async fn run(
     );
 
     shutdown.await;
-    tracing::info!("shutting down");
+    let grace = settings.server.shutdown_grace;
+    tracing::info!(grace = ?grace, "shutting down: draining connections and jobs");
     state.ready.store(false, Ordering::Relaxed);
-    // The listeners drain their connections while the jobs finish their runs.
+    // The listeners stop accepting and drain their connections, then the jobs finish
+    // their runs and hand back their leases, all within the grace; then the database
+    // is closed.
+    let deadline = tokio::time::Instant::now() + grace;
     let _ = stop_tx.send(true);
-    let (_, _, ()) = tokio::join!(https_task, http_task, jobs.shutdown());
-    pki.close().await;
+    let _ = tokio::join!(https_task, http_task);
+    // The runner stops only once no request can hand it more work (a request drained
+    // above may have started a validation). Its tasks get what is left of the grace, and
+    // at least a few seconds to hand back their leases.
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(JOBS_STOP_MIN);
+    if tokio::time::timeout(left, jobs.shutdown()).await.is_err() {
+        tracing::warn!(
+            grace = ?grace,
+            "background jobs still running after server.shutdown_grace; their leases lapse"
+        );
+    }
+    // A connection or job cut off at the grace may still hold a database connection.
+    if tokio::time::timeout(Duration::from_secs(5), pki.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database connections still in use at exit");
+    }
     tracing::info!("stopped");
     Ok(())
 }

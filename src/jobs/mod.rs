@@ -128,8 +128,9 @@ impl Jobs {
         &self.owner
     }
 
-    /// Run `task` in the background until it ends or the runner stops, whichever is first.
-    /// `name` says what it is in the logs.
+    /// Run `task` in the background until it ends, or until [`SHUTDOWN_GRACE`] after the
+    /// runner stops, whichever is first (a validation under way when a replica drains
+    /// finishes there). `name` says what it is in the logs.
     pub fn submit<F>(&self, name: &'static str, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -142,7 +143,10 @@ impl Jobs {
         self.tracker.spawn(async move {
             tokio::select! {
                 _ = task => {}
-                _ = stop.cancelled() => tracing::debug!(job = name, "stopped by shutdown"),
+                _ = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } => tracing::warn!(job = name, "stopped by shutdown"),
             }
         });
     }

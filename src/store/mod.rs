@@ -58,8 +58,19 @@ pub use tokens::{Role, TokenRecord};
 
 use crate::config::{Settings, redact_url};
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The migrations of `engine`. Migrations are additive (new tables, new columns with
+/// defaults, new indexes), so a database a newer release has migrated still serves this
+/// one: migrations applied there that this binary does not know are ignored, and a
+/// replica of the previous release keeps (re)starting while a newer one rolls out. A
+/// migration this binary knows with a different checksum still stops it.
+fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
+    let mut m = match engine {
+        Engine::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Engine::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    m.set_ignore_missing(true);
+    m
+}
 
 /// Storage failures, already sorted into what callers must tell apart.
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +200,7 @@ impl Store {
         let writes = match engine {
             Engine::Sqlite => {
                 pool.execute("PRAGMA journal_mode = WAL").await?;
-                SQLITE_MIGRATIONS
+                migrator(engine)
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::Db(e.into()))?;
@@ -210,7 +221,7 @@ impl Store {
                     .await?
             }
             Engine::Postgres => {
-                POSTGRES_MIGRATIONS
+                migrator(engine)
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::Db(e.into()))?;

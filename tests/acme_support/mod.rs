@@ -98,6 +98,12 @@ pub struct Http01 {
 
 impl Http01 {
     pub async fn start() -> Http01 {
+        Http01::start_slow(Duration::ZERO).await
+    }
+
+    /// A responder that waits `delay` before each answer, so that validations stay in
+    /// flight for a while.
+    pub async fn start_slow(delay: Duration) -> Http01 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let tokens: Arc<Mutex<HashMap<String, String>>> = Arc::default();
@@ -123,6 +129,7 @@ impl Http01 {
                         .strip_prefix("/.well-known/acme-challenge/")
                         .unwrap_or("");
                     let body = t.lock().unwrap().get(token).cloned();
+                    tokio::time::sleep(delay).await;
                     let resp = match body {
                         Some(b) => format!(
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
