@@ -52,6 +52,10 @@ pub fn certs_only(certs: &[&[u8]]) -> Vec<u8> {
 
 /// The certificates of a certs-only CMS SignedData (BER or DER), in the order sent.
 pub fn parse_certs_only(cms: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    // yasna skips elements without checking their lengths (crate::der).
+    if !crate::der::lengths_fit(cms, true) {
+        return Err("malformed CMS: an element's length does not fit".into());
+    }
     yasna::parse_ber(cms, |r| {
         r.read_sequence(|r| {
             let content_type = r.next().read_oid()?;
@@ -190,6 +194,14 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert!(back.contains(&a) && back.contains(&b));
         assert!(parse_certs_only(b"\x30\x00").is_err());
+    }
+
+    /// Found by the `est_body` fuzz target: a length near usize::MAX inside the SET OF
+    /// certificates overflowed yasna's element skipping.
+    #[test]
+    fn a_length_beyond_the_input_is_refused_not_a_panic() {
+        let cms = include_bytes!("testdata/cms-huge-length.der");
+        assert!(parse_certs_only(cms).is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@
 mod clock;
 mod crl;
 mod csr;
+mod der;
 mod error;
 pub mod est_wire;
 mod extensions;

@@ -401,9 +401,8 @@ struct RawExtension {
 /// octets. `requestorName`, `optionalSignature` (unverified) and non-critical extensions are
 /// accepted and ignored.
 pub fn parse_request(der: &[u8]) -> Result<OcspRequest, OcspError> {
-    // yasna adds a length to a position unchecked when it skips an element (`read_der`),
-    // which overflows on a length near usize::MAX; every length is checked here first.
-    if !der_lengths_fit(der, 0) {
+    // yasna skips elements without checking their lengths (crate::der).
+    if !crate::der::lengths_fit(der, false) {
         return Err(OcspError::MalformedDer(ASN1Error::new(
             ASN1ErrorKind::Invalid,
         )));
@@ -418,57 +417,6 @@ pub fn parse_request(der: &[u8]) -> Result<OcspRequest, OcspError> {
         return Err(OcspError::EmptyRequestList);
     }
     Ok(request)
-}
-
-/// Whether `data` is a sequence of DER elements whose lengths (definite, at most four
-/// length bytes) each fit in what holds them, at every depth down to 32.
-fn der_lengths_fit(mut data: &[u8], depth: usize) -> bool {
-    if depth > 32 {
-        return false;
-    }
-    while !data.is_empty() {
-        let mut pos = 1;
-        let constructed = data[0] & 0x20 != 0;
-        if data[0] & 0x1f == 0x1f {
-            // High tag number: base-128 digits, the last without the top bit.
-            loop {
-                match data.get(pos) {
-                    Some(b) if pos < 6 => {
-                        pos += 1;
-                        if b & 0x80 == 0 {
-                            break;
-                        }
-                    }
-                    _ => return false,
-                }
-            }
-        }
-        let Some(&first) = data.get(pos) else {
-            return false;
-        };
-        pos += 1;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || data.len() < pos + n {
-                return false;
-            }
-            let len = data[pos..pos + n]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-            pos += n;
-            len
-        };
-        let Some(end) = pos.checked_add(len).filter(|end| *end <= data.len()) else {
-            return false;
-        };
-        if constructed && !der_lengths_fit(&data[pos..end], depth + 1) {
-            return false;
-        }
-        data = &data[end..];
-    }
-    true
 }
 
 // OCSPRequest ::= SEQUENCE {
@@ -963,13 +911,6 @@ mod tests {
             super::parse_request(req),
             Err(super::OcspError::MalformedDer(_))
         ));
-        // Well-formed nesting is still read.
-        assert!(super::der_lengths_fit(&[0x30, 0x03, 0x02, 0x01, 0x05], 0));
-        assert!(!super::der_lengths_fit(
-            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
-            0
-        ));
-        assert!(!super::der_lengths_fit(&[0x30, 0x80, 0x00, 0x00], 0));
     }
     use super::*;
     use rcgen::{
