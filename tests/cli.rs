@@ -91,7 +91,7 @@ async fn scenario_cli(db: Db) {
     let table = ok(&s, &["ca", "list"]);
     let header = table.lines().next().unwrap_or_default();
     assert!(
-        header.starts_with("NAME") && header.contains("STATUS"),
+        header.starts_with("NAME") && header.contains("STATUS") && header.contains("DAYS_LEFT"),
         "{table}"
     );
     let row = table
@@ -99,6 +99,15 @@ async fn scenario_cli(db: Db) {
         .find(|l| l.starts_with("intermediate "))
         .unwrap_or_else(|| panic!("no intermediate row: {table}"));
     assert!(row.contains("active"), "{row}");
+    // The column after the expiry: days left (the intermediate lives five years or so).
+    let tokens: Vec<&str> = row.split_whitespace().collect();
+    let after_expiry = tokens
+        .iter()
+        .position(|t| t.ends_with('Z'))
+        .and_then(|i| tokens.get(i + 1))
+        .and_then(|d| d.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no days left in: {row}"));
+    assert!((300..=4000).contains(&after_expiry), "{row}");
     assert!(table.lines().any(|l| l.starts_with("root ")), "{table}");
     let listed: Value = serde_json::from_str(&ok(&s, &["ca", "list", "--json"])).expect("JSON");
     let (_, api_cas) = s.api(Method::GET, "/cas", None).await;

@@ -543,6 +543,36 @@ const CA_COLS: &[&str] = &[
     "not_after",
     "id",
 ];
+/// `ca list` (as a table) also shows how many days each CA has left.
+const CA_LIST_COLS: &[&str] = &[
+    "name",
+    "kind",
+    "status",
+    "subject",
+    "key_algorithm",
+    "not_after",
+    "days_left",
+    "id",
+];
+
+/// Add `days_left` (whole days until `not_after`, negative once expired) to each CA of a
+/// list, so people and scripts see at a glance which CA needs a rollover.
+fn with_days_left(cas: &mut Value) {
+    let now = time::OffsetDateTime::now_utc();
+    for ca in cas.as_array_mut().into_iter().flatten() {
+        let left = ca
+            .get("not_after")
+            .and_then(Value::as_str)
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|end| (end - now).whole_days());
+        if let (Some(left), Some(obj)) = (left, ca.as_object_mut()) {
+            obj.insert("days_left".into(), json!(left));
+        }
+    }
+}
+
 const CERT_COLS: &[&str] = &[
     "id",
     "status",
@@ -571,7 +601,13 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
     };
     match cmd {
         ClientCommand::Ca(cmd) => match cmd {
-            CaCmd::List => print(&c.json(Method::GET, "/cas", None, &[]).await?, CA_COLS),
+            CaCmd::List => {
+                let mut v = c.json(Method::GET, "/cas", None, &[]).await?;
+                if !json_out {
+                    with_days_left(&mut v);
+                }
+                print(&v, CA_LIST_COLS)
+            }
             CaCmd::Get { id } => {
                 let v = c
                     .json(Method::GET, &format!("/cas/{id}"), None, &[])
