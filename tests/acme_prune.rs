@@ -23,14 +23,7 @@ struct PgDb(Option<String>);
 impl Drop for PgDb {
     fn drop(&mut self) {
         if let Some(db) = &self.0 {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    &pg_admin_url(),
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-                ])
-                .output();
+            common::drop_database(db);
         }
     }
 }

@@ -135,14 +135,7 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(db) = &self.pg {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    &common::pg_admin_url(),
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-                ])
-                .output();
+            common::drop_database(db);
         }
     }
 }

@@ -29,14 +29,7 @@ struct App {
 impl Drop for App {
     fn drop(&mut self) {
         if let Some(db) = &self.pg_db {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    &pg_admin_url(),
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-                ])
-                .output();
+            common::drop_database(db);
         }
     }
 }

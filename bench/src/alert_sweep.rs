@@ -12,19 +12,15 @@
 //!
 //! Nothing is delivered: the outbox is only filled.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use certkeeper::bootstrap::boot;
-use certkeeper::config::Settings;
 use certkeeper::services::alerts::Alerts;
 use certkeeper::services::alerts::channels::{NewChannel, prepare};
 use certkeeper::services::pki::Actor;
 use certkeeper::store::{Engine, RuleRecord, Selector, new_id};
-use certkeeper_ca::ManualClock;
 use clap::Parser;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -46,17 +42,8 @@ const DAY: i64 = 86_400;
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir()?;
-    if let Some(url) = &args.database_url {
-        std::fs::write(
-            dir.path().join("certkeeper.toml"),
-            format!("[database]\nurl = {url:?}\n"),
-        )?;
-    }
-    let settings = Arc::new(Settings::load(dir.path(), None)?);
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-    let booted = boot(settings, clock.clone()).await?;
+    let (_dir, clock, booted) =
+        certkeeper_bench::boot_in_process(args.database_url.as_deref()).await?;
     let pki = booted.pki.clone();
     let store = pki.store_for_tests();
     let now = pki.now().unix_timestamp();

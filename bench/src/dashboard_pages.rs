@@ -8,20 +8,15 @@
 //! session, services, store, rendering; no TLS or network) and prints the median and the
 //! slowest time per page.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{Request, header};
-use certkeeper::bootstrap::boot;
-use certkeeper::config::Settings;
 use certkeeper::server::{AppState, https_app};
 use certkeeper::store::Engine;
 use certkeeper::web::SESSION_COOKIE;
-use certkeeper_ca::ManualClock;
 use clap::Parser;
-use time::OffsetDateTime;
 use tower::ServiceExt;
 
 /// Command-line options.
@@ -48,17 +43,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir()?;
-    if let Some(url) = &args.database_url {
-        std::fs::write(
-            dir.path().join("certkeeper.toml"),
-            format!("[database]\nurl = {url:?}\n"),
-        )?;
-    }
-    let settings = Arc::new(Settings::load(dir.path(), None)?);
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-    let booted = boot(settings, clock.clone()).await?;
+    let (_dir, _clock, booted) =
+        certkeeper_bench::boot_in_process(args.database_url.as_deref()).await?;
     let token = booted.new_admin_token.clone().context("admin token")?;
     let pki = booted.pki.clone();
     let store = pki.store_for_tests();

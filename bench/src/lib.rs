@@ -117,6 +117,32 @@ pub fn publish<R: serde::Serialize>(
     Ok(())
 }
 
+/// certkeeper booted in this process on a fresh data directory (SQLite there, or the
+/// PostgreSQL database at `database_url`) with a clock the benchmark can move. Keep the
+/// directory until the end.
+pub async fn boot_in_process(
+    database_url: Option<&str>,
+) -> anyhow::Result<(
+    tempfile::TempDir,
+    std::sync::Arc<certkeeper_ca::ManualClock>,
+    certkeeper::bootstrap::Booted,
+)> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir()?;
+    if let Some(url) = database_url {
+        std::fs::write(
+            dir.path().join("certkeeper.toml"),
+            format!("[database]\nurl = {url:?}\n"),
+        )?;
+    }
+    let settings = std::sync::Arc::new(certkeeper::config::Settings::load(dir.path(), None)?);
+    let clock = std::sync::Arc::new(certkeeper_ca::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let booted = certkeeper::bootstrap::boot(settings, clock.clone()).await?;
+    Ok((dir, clock, booted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,18 @@ fn psql(sql: &str) {
     );
 }
 
+/// Drop a test database, whoever is still connected (best effort: used from `Drop`).
+pub fn drop_database(name: &str) {
+    let _ = Command::new("psql")
+        .args([
+            &pg_admin_url(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ])
+        .output();
+}
+
 /// A running server.
 pub struct TestServer {
     pub db: Db,
@@ -337,14 +349,7 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
         if let Some(db) = &self.pg_db {
-            let _ = Command::new("psql")
-                .args([
-                    &pg_admin_url(),
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-                ])
-                .output();
+            drop_database(db);
         }
     }
 }
