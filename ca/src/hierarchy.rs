@@ -86,7 +86,7 @@ impl CaSpec {
         }
     }
 
-    fn params(&self, now: OffsetDateTime) -> Result<CertificateParams, CaError> {
+    pub(crate) fn params(&self, now: OffsetDateTime) -> Result<CertificateParams, CaError> {
         if self.validity_days == 0 || self.validity_days > 36500 {
             return Err(CaError::InvalidCa(
                 "validity_days must be between 1 and 36500".into(),

@@ -8,7 +8,8 @@
 //! - [`Profile`]: policy (key usages, validity, key types, names) that every request passes through;
 //! - [`SigningCa::issue`]: the one function that signs end-entity certificates, and only an
 //!   [`Approved`] request, which nothing but [`Profile::approve`] can make;
-//! - [`build_crl`] and the [`ocsp`] module: revocation status.
+//! - [`build_crl`] and the [`ocsp`] module: revocation status;
+//! - [`successor_spec`] and [`cross_sign`]: CA rollover.
 //!
 //! ```
 //! use certkeeper_ca::*;
@@ -40,6 +41,7 @@ mod names;
 pub mod ocsp;
 mod pkcs12;
 mod profile;
+mod rollover;
 #[cfg(feature = "openapi")]
 pub mod schema;
 mod seal;
@@ -61,6 +63,7 @@ pub use keys::{KeyAlgorithm, generate_key, load_key};
 pub use names::{DnsRule, normalize_dns_name};
 pub use pkcs12::export_pkcs12;
 pub use profile::{ExtKeyUsage, KeyUsage, PolicyViolation, Profile};
+pub use rollover::{SuccessorOptions, cross_sign, next_generation_name, successor_spec};
 pub use seal::MasterKey;
 
 /// RFC 5280 CRL reason codes.

@@ -16,7 +16,8 @@ use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::cas::{CaDetails, CaKind, NewCa};
-use crate::store::CaRecord;
+use crate::services::pki::Rollover;
+use crate::store::{CaRecord, CrossCertRecord};
 
 /// Routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +28,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(csr))
         .routes(routes!(install))
         .routes(routes!(crl))
+        .routes(routes!(rollover))
+        .routes(routes!(cross_certificates))
 }
 
 /// A CA as the API shows it.
@@ -70,6 +73,14 @@ pub(super) struct CaView {
     /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// The CA that issues in this one's place from `successor_from` (a rollover); this CA
+    /// keeps signing its CRL and OCSP answers.
+    #[schema(required = true)]
+    successor_id: Option<String>,
+    /// When the successor takes over issuance.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
+    successor_from: Option<OffsetDateTime>,
     /// Public URL of the CA certificate (AIA), for active CAs.
     #[schema(required = true)]
     certificate_url: Option<String>,
@@ -104,6 +115,8 @@ fn view(state: &AppState, ca: &CaRecord) -> CaView {
         not_after: ca.not_after,
         path_len: ca.path_len,
         created_at: ca.created_at,
+        successor_id: ca.successor_id.clone(),
+        successor_from: ca.successor_from,
         certificate_url: active.then(|| links.ca_issuers_url.clone()).flatten(),
         crl_url: active.then(|| links.crl_url.clone()).flatten(),
         certificate: None,
@@ -441,4 +454,160 @@ async fn crl(
             "format {other:?} is not one of der, pem"
         ))),
     }
+}
+
+/// Body of `POST /cas/{id}/rollover`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RolloverRequest)]
+struct RolloverBody {
+    /// Name of the successor CA to make: 1 to 64 letters, digits, `-`, `_` or `.`. Leave
+    /// out with `successor`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    name: Option<String>,
+    /// Roll over onto this existing active CA (id or name) instead of making one: for a CA
+    /// signed outside certkeeper, whose successor is created as `external` and installed
+    /// first.
+    successor: Option<String>,
+    /// The successor's subject CN; the current CN's next generation (`X` becomes `X G2`)
+    /// when left out. It must differ from the current CN.
+    #[schema(min_length = 1)]
+    common_name: Option<String>,
+    /// The successor's key type; the current CA's when left out.
+    #[schema(value_type = Option<certkeeper_ca::schema::GeneratableKey>)]
+    key_algorithm: Option<KeyAlgorithm>,
+    /// The successor's lifetime in days; the current CA's lifetime when left out (an
+    /// intermediate's is clamped to its parent's).
+    #[schema(minimum = 1, maximum = 36500)]
+    validity_days: Option<u32>,
+    /// When the successor starts issuing (RFC 3339); now when left out. Other replicas see
+    /// a rollover within five minutes, so schedule a cluster-wide switch at least that far
+    /// ahead.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    from: Option<OffsetDateTime>,
+    /// For an intermediate: the CA that signs its successor (id or name). By default the CA
+    /// that issues in its parent's place now, so after a root rollover the intermediate's
+    /// successor lands under the new root.
+    parent: Option<String>,
+}
+
+/// A cross certificate between two of our CAs.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CrossCertificate)]
+struct CrossCertificateView {
+    /// Id (UUID).
+    id: String,
+    /// The CA whose subject and key the certificate carries.
+    subject_ca_id: String,
+    /// The CA that signed it.
+    issuer_ca_id: String,
+    /// Serial number, lower-case hex.
+    serial: String,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    fingerprint_sha256: String,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    not_before: OffsetDateTime,
+    /// End of validity: the earlier of the two CAs' ends.
+    #[serde(with = "time::serde::rfc3339")]
+    not_after: OffsetDateTime,
+    /// The certificate, PEM.
+    certificate: String,
+}
+
+fn cross_view(c: &CrossCertRecord) -> CrossCertificateView {
+    CrossCertificateView {
+        id: c.id.clone(),
+        subject_ca_id: c.subject_ca_id.clone(),
+        issuer_ca_id: c.issuer_ca_id.clone(),
+        serial: c.serial.clone(),
+        fingerprint_sha256: c.fingerprint.clone(),
+        not_before: c.not_before,
+        not_after: c.not_after,
+        certificate: certkeeper_ca::pem_encode_certs([c.cert_der.as_slice()]),
+    }
+}
+
+/// Answer of `POST /cas/{id}/rollover`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Rollover)]
+struct RolloverView {
+    /// The successor, with its certificate and chain.
+    successor: CaView,
+    /// Cross certificates made with a root's successor: the new root signed by the old one
+    /// (what chains of the new hierarchy end with while the old root is trusted), then the
+    /// old root signed by the new one. Empty for intermediates.
+    cross_certificates: Vec<CrossCertificateView>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/cas/{id}/rollover",
+    operation_id = "rollOverCa",
+    tag = "CAs",
+    summary = "Roll a CA over to a successor",
+    description = "Makes a successor with a new key and the same policy (organisation, country, path length, name constraints), or links an existing CA with `successor`. From `from` on, every profile, ACME directory and EST label that names this CA issues from the successor, while this CA keeps signing its CRL and OCSP answers for what it issued. An intermediate's successor is signed by the CA issuing in its parent's place; a root's successor is a new root, cross-signed both ways (see `GET /cas/{id}/cross-certificates`), and chains under it end with the new root signed by the old one while that one is valid. To have ACME clients renew early onto the successor, move this CA's renewal window (`POST /acme/renewal-windows`). Admin token.",
+    params(
+        ("id" = String, Path, description = "The CA's id or its name."),
+    ),
+    request_body(content((RolloverBody = "application/json")), description = "The successor."),
+    responses(
+        (status = 201, description = "The successor and the cross certificates made.", content((RolloverView = "application/json"))),
+        (status = 400, description = "Invalid body or name, a common name equal to the current one, `name` missing, `successor` together with fields of a new CA, `parent` for a root, or a CA signed outside certkeeper without `successor`.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such CA (or `successor`, or `parent`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The CA is not active or already has a successor, or a CA with the successor's name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn rollover(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(id): Path<String>,
+    Json(body): Json<RolloverBody>,
+) -> Result<Response, Error> {
+    let req = Rollover {
+        name: body.name,
+        successor: body.successor,
+        common_name: body.common_name,
+        key_algorithm: body.key_algorithm,
+        validity_days: body.validity_days,
+        from: body.from,
+        parent: body.parent,
+    };
+    let (d, cross) = state.services.cas.roll_over(&id, req, &auth.actor).await?;
+    let answer = RolloverView {
+        successor: full_view(&state, &d),
+        cross_certificates: cross.iter().map(cross_view).collect(),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/cas/{id}/cross-certificates",
+    operation_id = "listCaCrossCertificates",
+    tag = "CAs",
+    summary = "List a CA's cross certificates",
+    description = "The cross certificates the CA is the subject or the issuer of, oldest first. Serve the old root signed by the new one beside certificates of the old hierarchy for clients that trust only the new root. Any valid token.",
+    params(
+        ("id" = String, Path, description = "The CA's id or its name."),
+    ),
+    responses(
+        (status = 200, description = "The cross certificates.", content((Vec<CrossCertificateView> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such CA.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn cross_certificates(
+    State(state): State<AppState>,
+    _r: Reader,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<CrossCertificateView>>, Error> {
+    let list = state.services.cas.cross_certificates(&id).await?;
+    Ok(Json(list.iter().map(cross_view).collect()))
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use certkeeper_ca::{CaSpec, KeyAlgorithm, Links, NameConstraintSpec};
 
 use crate::error::Error;
-use crate::services::pki::{Actor, Pki};
+use crate::services::pki::{Actor, Pki, Rollover};
 use crate::services::ports::CaStore;
-use crate::store::CaRecord;
+use crate::store::{CaRecord, CrossCertRecord};
 
 /// Kinds of CA that can be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,25 @@ impl CaService {
     pub async fn crl(&self, id: &str) -> Result<Vec<u8>, Error> {
         let ca = self.store().get_ca(id).await?;
         self.pki.crl(&ca.id).await
+    }
+
+    /// Roll a CA over onto a successor (made now, or an existing CA), which issues in its
+    /// place from the chosen time; a root's successor comes with cross certificates both
+    /// ways. Returns the successor with its chain and the cross certificates made.
+    pub async fn roll_over(
+        &self,
+        id: &str,
+        req: Rollover,
+        actor: &Actor,
+    ) -> Result<(CaDetails, Vec<CrossCertRecord>), Error> {
+        let done = self.pki.roll_over(id, req, actor).await?;
+        Ok((self.details(done.successor).await?, done.cross))
+    }
+
+    /// The cross certificates a CA (id or name) is the subject or the issuer of.
+    pub async fn cross_certificates(&self, id: &str) -> Result<Vec<CrossCertRecord>, Error> {
+        let ca = self.store().get_ca(id).await?;
+        self.pki.cross_certificates(&ca.id).await
     }
 
     /// Answer a DER OCSP request (RFC 6960) with a DER response; never fails.

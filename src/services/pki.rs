@@ -21,6 +21,9 @@ use crate::store::{
     TokenRecord, new_id,
 };
 
+mod rollover;
+pub use rollover::{RolledOver, Rollover};
+
 /// How long another replica's change to a profile or token may take to be seen here.
 const HOT_ROW_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -327,7 +330,14 @@ impl Pki {
             }
             match &current.parent_id {
                 Some(p) => current = self.ca(p).await?,
-                None => break,
+                None => {
+                    if chain.len() > 1
+                        && let Some(cross) = self.chain_top(&current, self.now()).await?
+                    {
+                        *chain.last_mut().expect("the root was pushed") = cross;
+                    }
+                    break;
+                }
             }
         }
         if ca.status == "active" {
@@ -668,7 +678,7 @@ impl Pki {
         actor: &Actor,
         acme_order: Option<&str>,
     ) -> Result<(Issued, bool), Error> {
-        let ca = self.ca(&profile.ca_id).await?;
+        let ca = self.issuing_ca(&profile.ca_id).await?;
         let signer = self.signer(&ca)?;
         let approved = match profile.policy.approve(request, &signer, self.now()) {
             Ok(a) => a,

@@ -47,6 +47,41 @@ pub struct CaRecord {
     pub ocsp_key_sealed: Option<Vec<u8>>,
     /// When created.
     pub created_at: OffsetDateTime,
+    /// The CA that issues in this one's place from [`CaRecord::successor_from`] (rollover).
+    pub successor_id: Option<String>,
+    /// When the successor takes over.
+    pub successor_from: Option<OffsetDateTime>,
+}
+
+impl CaRecord {
+    /// The successor that issues in this CA's place at `now`, if the rollover has begun.
+    pub fn successor_at(&self, now: OffsetDateTime) -> Option<&str> {
+        match (&self.successor_id, self.successor_from) {
+            (Some(s), Some(from)) if from <= now => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A cross certificate: one CA's name and key signed by another CA of ours.
+#[derive(Debug, Clone)]
+pub struct CrossCertRecord {
+    /// Id.
+    pub id: String,
+    /// The CA whose name and key the certificate carries.
+    pub subject_ca_id: String,
+    /// The CA that signed it.
+    pub issuer_ca_id: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Serial (hex).
+    pub serial: String,
+    /// SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// Validity start.
+    pub not_before: OffsetDateTime,
+    /// Validity end.
+    pub not_after: OffsetDateTime,
 }
 
 /// Fields of a new CA row.
@@ -78,7 +113,7 @@ pub struct NewCaRecord {
     pub info: Option<certkeeper_ca::CertInfo>,
 }
 
-const COLS: &str = "id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, ocsp_cert_der, ocsp_key_sealed, created_at";
+const COLS: &str = "id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, ocsp_cert_der, ocsp_key_sealed, created_at, successor_id, successor_from";
 
 fn row_to_ca(r: &AnyRow) -> Result<CaRecord, sqlx::Error> {
     Ok(CaRecord {
@@ -101,7 +136,64 @@ fn row_to_ca(r: &AnyRow) -> Result<CaRecord, sqlx::Error> {
         ocsp_cert_der: r.try_get("ocsp_cert_der")?,
         ocsp_key_sealed: r.try_get("ocsp_key_sealed")?,
         created_at: from_ts(r.try_get("created_at")?),
+        successor_id: r.try_get("successor_id")?,
+        successor_from: r.try_get::<Option<i64>, _>("successor_from")?.map(from_ts),
     })
+}
+
+fn row_to_cross(r: &AnyRow) -> Result<CrossCertRecord, sqlx::Error> {
+    Ok(CrossCertRecord {
+        id: r.try_get("id")?,
+        subject_ca_id: r.try_get("subject_ca_id")?,
+        issuer_ca_id: r.try_get("issuer_ca_id")?,
+        cert_der: r.try_get("cert_der")?,
+        serial: r.try_get("serial")?,
+        fingerprint: r.try_get("fingerprint")?,
+        not_before: from_ts(r.try_get("not_before")?),
+        not_after: from_ts(r.try_get("not_after")?),
+    })
+}
+
+/// Insert a CA row inside `tx`.
+async fn insert_ca_row(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ca: &NewCaRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let info = ca.info.as_ref();
+    sqlx::query(
+        "INSERT INTO cas (id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&ca.id)
+    .bind(&ca.name)
+    .bind(&ca.parent_id)
+    .bind(ca.kind)
+    .bind(ca.status)
+    .bind(&ca.subject)
+    .bind(&ca.key_algorithm)
+    .bind(&ca.cert_der)
+    .bind(&ca.chain_pem)
+    .bind(&ca.csr_der)
+    .bind(&ca.key_sealed)
+    .bind(info.map(|i| i.serial.clone()))
+    .bind(info.map(|i| i.fingerprint_sha256.clone()))
+    .bind(info.map(|i| ts(i.not_before)))
+    .bind(info.map(|i| ts(i.not_after)))
+    .bind(info.and_then(|i| i.path_len).map(i64::from))
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The successor of a rollover: a new CA row, or one that already exists.
+#[derive(Debug)]
+pub enum Successor<'a> {
+    /// A CA made for the rollover, inserted with it.
+    New(&'a NewCaRecord),
+    /// An active CA of ours (by id).
+    Existing(&'a str),
 }
 
 impl Store {
@@ -113,33 +205,82 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let info = ca.info.as_ref();
-        sqlx::query(
-            "INSERT INTO cas (id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(&ca.id)
-        .bind(&ca.name)
-        .bind(&ca.parent_id)
-        .bind(ca.kind)
-        .bind(ca.status)
-        .bind(&ca.subject)
-        .bind(&ca.key_algorithm)
-        .bind(&ca.cert_der)
-        .bind(&ca.chain_pem)
-        .bind(&ca.csr_der)
-        .bind(&ca.key_sealed)
-        .bind(info.map(|i| i.serial.clone()))
-        .bind(info.map(|i| i.fingerprint_sha256.clone()))
-        .bind(info.map(|i| ts(i.not_before)))
-        .bind(info.map(|i| ts(i.not_after)))
-        .bind(info.and_then(|i| i.path_len).map(i64::from))
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
+        insert_ca_row(&mut tx, ca, now).await?;
         audit.write(&mut *tx, ts(now)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Roll `predecessor` over to `successor` from `from`: the successor (inserted when
+    /// new), the link, the cross certificates and the audit event in one transaction.
+    /// Refused when the predecessor already has a successor.
+    pub async fn roll_over_ca(
+        &self,
+        predecessor: &str,
+        successor: Successor<'_>,
+        from: OffsetDateTime,
+        cross: &[CrossCertRecord],
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let successor_id = match successor {
+            Successor::New(ca) => {
+                insert_ca_row(&mut tx, ca, now).await?;
+                ca.id.as_str()
+            }
+            Successor::Existing(id) => id,
+        };
+        let done = sqlx::query(
+            "UPDATE cas SET successor_id = $1, successor_from = $2
+             WHERE id = $3 AND successor_id IS NULL AND status = 'active'",
+        )
+        .bind(successor_id)
+        .bind(ts(from))
+        .bind(predecessor)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "the CA already has a successor (or is not active)".into(),
+            ));
+        }
+        for c in cross {
+            sqlx::query(
+                "INSERT INTO ca_cross_certificates (id, subject_ca_id, issuer_ca_id, cert_der, serial, fingerprint, not_before, not_after, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&c.id)
+            .bind(&c.subject_ca_id)
+            .bind(&c.issuer_ca_id)
+            .bind(&c.cert_der)
+            .bind(&c.serial)
+            .bind(&c.fingerprint)
+            .bind(ts(c.not_before))
+            .bind(ts(c.not_after))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit.write(&mut *tx, ts(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The cross certificates a CA is the subject or the issuer of, oldest first.
+    pub async fn cross_certificates(
+        &self,
+        ca_id: &str,
+    ) -> Result<Vec<CrossCertRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, subject_ca_id, issuer_ca_id, cert_der, serial, fingerprint, not_before, not_after
+             FROM ca_cross_certificates WHERE subject_ca_id = $1 OR issuer_ca_id = $1
+             ORDER BY created_at, id",
+        )
+        .bind(ca_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(row_to_cross).collect::<Result<_, _>>()?)
     }
 
     /// A CA by id or by name.

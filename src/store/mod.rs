@@ -42,7 +42,7 @@ pub use alerts::{
     WindowSource,
 };
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
-pub use cas::{CaRecord, NewCaRecord};
+pub use cas::{CaRecord, CrossCertRecord, NewCaRecord, Successor};
 pub use certs::{
     CertCounts, CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord,
 };

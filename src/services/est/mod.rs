@@ -312,9 +312,10 @@ impl EstService {
         })
     }
 
-    /// The issuer chain of the CA a label's profile issues from (`cacerts`).
+    /// The issuer chain of the CA a label's profile issues from (`cacerts`): its successor's
+    /// once a rollover has handed over.
     pub async fn ca_chain(&self, target: &Target) -> Result<Vec<Vec<u8>>, Error> {
-        let ca = self.pki.ca(&target.profile.ca_id).await?;
+        let ca = self.pki.issuing_ca(&target.profile.ca_id).await?;
         self.pki.chain_of(&ca).await
     }
 
