@@ -284,3 +284,25 @@ async fn admin_commands_for_alerts_acme_discovery_and_est() {
         assert!(v["items"].is_array(), "{what}: {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_rollover_from_the_command_line() {
+    let s = TestServer::start(Db::Sqlite).await;
+    ok(&s, &["ca", "create-root", "lab-root", "--cn", "Lab Root"]).await;
+    let table = ok(&s, &["ca", "rollover", "lab-root", "--name", "lab-root-g2"]).await;
+    assert!(
+        table.contains("lab-root-g2") && table.contains("CN=Lab Root G2"),
+        "{table}"
+    );
+    let cross = json(&s, &["ca", "cross-certificates", "lab-root"]).await;
+    let cross = cross.as_array().unwrap();
+    assert_eq!(cross.len(), 2, "{cross:?}");
+    let (_, g2) = s.api(Method::GET, "/cas/lab-root-g2", None).await;
+    assert_eq!(cross[0]["subject_ca_id"], g2["id"]);
+    let list = ok(&s, &["ca", "list"]).await;
+    let row = list.lines().find(|l| l.starts_with("lab-root ")).unwrap();
+    assert!(row.contains(g2["id"].as_str().unwrap()), "{list}");
+    // A second rollover of the same CA is refused with the server's reason.
+    let (done, _, err) = cli(&s, &["ca", "rollover", "lab-root", "--name", "lab-root-g3"]).await;
+    assert!(!done && err.contains("already has a successor"), "{err}");
+}

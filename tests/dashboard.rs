@@ -1372,3 +1372,87 @@ async fn discovery_in_chromium() {
     assert!(!weak.contains("dash.test"), "{weak}");
     b.close().await;
 }
+
+#[tokio::test]
+async fn ca_rollover_from_the_hierarchy_page() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/cas",
+            Some(json!({"name": "edge", "type": "intermediate", "parent": "root", "common_name": "Edge CA"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+    let page = b.get("/hierarchy").await;
+    assert!(
+        page.body.contains("id=\"rollover-submit\""),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let forged = b
+        .post(
+            "/hierarchy/rollover",
+            &[("ca", "edge"), ("name", "edge-g2")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let bad = b
+        .post(
+            "/hierarchy/rollover",
+            &[
+                ("csrf", &csrf),
+                ("ca", "edge"),
+                ("name", "edge-g2"),
+                ("from", "tomorrow"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("is not a date and time"), "{}", bad.body);
+    let done = b
+        .post(
+            "/hierarchy/rollover",
+            &[
+                ("csrf", &csrf),
+                ("ca", "edge"),
+                ("name", "edge-g2"),
+                ("from", ""),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (_, edge) = s.api(Method::GET, "/cas/edge", None).await;
+    let (_, g2) = s.api(Method::GET, "/cas/edge-g2", None).await;
+    assert_eq!(edge["successor_id"], g2["id"]);
+    assert_eq!(g2["subject"], "CN=Edge CA G2");
+    let page = b.get("/hierarchy").await;
+    assert!(page.body.contains("superseded by"), "{}", page.body);
+    // A viewer sees the hierarchy without the form, and cannot post it.
+    let (_, viewer) = s
+        .api(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "v", "role": "viewer"})),
+        )
+        .await;
+    let mut v = Plain::new(&s);
+    assert_eq!(
+        v.sign_in(viewer["token"].as_str().unwrap()).await.status,
+        303
+    );
+    let vp = v.get("/hierarchy").await;
+    assert_eq!(vp.status, 200);
+    assert!(!vp.body.contains("rollover-submit"));
+    let vcsrf = vp.csrf();
+    let refused = v
+        .post(
+            "/hierarchy/rollover",
+            &[("csrf", &vcsrf), ("ca", "edge-g2"), ("name", "edge-g3")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+}

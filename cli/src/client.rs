@@ -128,6 +128,38 @@ pub enum CaCmd {
         #[arg(long)]
         cert: PathBuf,
     },
+    /// Roll a CA over: a successor with a new key issues in its place from `--from` (now by
+    /// default); a root's successor is cross-signed both ways.
+    Rollover {
+        /// CA id or name.
+        id: String,
+        /// Name of the successor to make.
+        #[arg(long, conflicts_with = "successor")]
+        name: Option<String>,
+        /// Roll over onto this existing active CA instead (id or name).
+        #[arg(long)]
+        successor: Option<String>,
+        /// The successor's common name (the current one's next generation by default).
+        #[arg(long)]
+        cn: Option<String>,
+        /// The successor's key type (the current one's by default).
+        #[arg(long)]
+        key_type: Option<String>,
+        /// The successor's lifetime in days (the current one's by default).
+        #[arg(long)]
+        days: Option<u32>,
+        /// When the successor starts issuing, RFC 3339 (now by default).
+        #[arg(long)]
+        from: Option<String>,
+        /// For an intermediate: the CA that signs its successor (id or name).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// List the cross certificates a CA is the subject or the issuer of.
+    CrossCertificates {
+        /// CA id or name.
+        id: String,
+    },
     /// Fetch a CA's current CRL (PEM).
     Crl {
         /// CA id or name.
@@ -543,6 +575,8 @@ const CA_COLS: &[&str] = &[
     "not_after",
     "id",
 ];
+/// Columns of cross certificates.
+const CROSS_COLS: &[&str] = &["subject_ca_id", "issuer_ca_id", "serial", "not_after", "id"];
 /// `ca list` (as a table) also shows how many days each CA has left.
 const CA_LIST_COLS: &[&str] = &[
     "name",
@@ -552,6 +586,7 @@ const CA_LIST_COLS: &[&str] = &[
     "key_algorithm",
     "not_after",
     "days_left",
+    "successor_id",
     "id",
 ];
 
@@ -679,6 +714,56 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                     CA_COLS,
                 )
             }
+            CaCmd::Rollover {
+                id,
+                name,
+                successor,
+                cn,
+                key_type,
+                days,
+                from,
+                parent,
+            } => {
+                let mut body = serde_json::Map::new();
+                let fields = [
+                    ("name", name.map(Value::from)),
+                    ("successor", successor.map(Value::from)),
+                    ("common_name", cn.map(Value::from)),
+                    ("key_algorithm", key_type.map(Value::from)),
+                    ("validity_days", days.map(Value::from)),
+                    ("from", from.map(Value::from)),
+                    ("parent", parent.map(Value::from)),
+                ];
+                for (k, v) in fields {
+                    if let Some(v) = v {
+                        body.insert(k.into(), v);
+                    }
+                }
+                let v = c
+                    .json(
+                        Method::POST,
+                        &format!("/cas/{id}/rollover"),
+                        Some(Value::Object(body)),
+                        &[],
+                    )
+                    .await?;
+                if json_out {
+                    print(&v, CA_COLS);
+                } else {
+                    show(&v["successor"], false, CA_COLS);
+                    show(&v["cross_certificates"], false, CROSS_COLS);
+                }
+            }
+            CaCmd::CrossCertificates { id } => print(
+                &c.json(
+                    Method::GET,
+                    &format!("/cas/{id}/cross-certificates"),
+                    None,
+                    &[],
+                )
+                .await?,
+                CROSS_COLS,
+            ),
             CaCmd::Crl { id, out } => {
                 let pem = c
                     .send(

@@ -16,11 +16,14 @@ use crate::server::AppState;
 use crate::services::cas::{CaKind, NewCa};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/hierarchy", get(hierarchy).post(create))
+    Router::new()
+        .route("/hierarchy", get(hierarchy).post(create))
+        .route("/hierarchy/rollover", axum::routing::post(rollover))
 }
 
 async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<Response, WebError> {
     let nodes = state.services.dashboard.hierarchy().await?;
+    let now = state.pki.now();
     let body = html! {
         table #hierarchy {
             thead { tr {
@@ -42,7 +45,18 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                                 (when(a)) br; "to " (when(b))
                             } @else { "—" }
                         }
-                        td { (ca.status) }
+                        td {
+                            (ca.status)
+                            @if let (Some(next), Some(from)) = (&ca.successor_id, ca.successor_from) {
+                                @let name = nodes.iter().find(|m| &m.ca.id == next).map_or(next.as_str(), |m| m.ca.name.as_str());
+                                br;
+                                span.muted.successor {
+                                    @if from <= now { "superseded by " } @else { "hands over to " }
+                                    a href=(format!("#ca-{next}")) { (name) }
+                                    " from " (when(from))
+                                }
+                            }
+                        }
                         td { a href=(format!("/certificates?ca={}", ca.id)) { (n.issued) } }
                         td {
                             @if ca.cert_der.is_some() {
@@ -86,6 +100,24 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                     }
                     label { "Validity (days)" input name="validity_days" type="number" min="1"; }
                     button type="submit" #create-ca-submit { "Create CA" }
+                }
+            }
+            section #rollover-ca {
+                h2 { "Roll a CA over" }
+                p.muted { "A successor with a new key and the same policy issues in the CA's place from the chosen time; the CA keeps signing its CRL and OCSP answers. A root's successor is cross-signed both ways." }
+                form method="post" action="/hierarchy/rollover" {
+                    (csrf_field(&s))
+                    label { "CA"
+                        select name="ca" {
+                            @for n in nodes.iter().filter(|n| n.ca.status == "active" && n.ca.successor_id.is_none()) {
+                                option value=(n.ca.name) { (n.ca.name) }
+                            }
+                        }
+                    }
+                    label { "Successor name" input name="name" required pattern="[A-Za-z0-9._-]{1,64}"; }
+                    label { "Common name (default: next generation)" input name="common_name"; }
+                    label { "Issues from (default: now)" input name="from" type="datetime-local"; }
+                    button type="submit" #rollover-submit { "Roll over" }
                 }
             }
         }
@@ -154,4 +186,48 @@ async fn create(
     };
     let created = state.services.cas.create(new, &s.caller.actor).await?;
     Ok(Redirect::to(&format!("/hierarchy#ca-{}", created.ca.id)).into_response())
+}
+
+#[derive(Deserialize)]
+struct RolloverForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    ca: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    common_name: String,
+    /// `datetime-local`: `YYYY-MM-DDTHH:MM`, taken as UTC.
+    #[serde(default)]
+    from: String,
+}
+
+async fn rollover(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<RolloverForm>,
+) -> Result<Response, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let from = non_empty(f.from)
+        .map(|t| {
+            let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+            time::PrimitiveDateTime::parse(&t, &fmt)
+                .map(time::PrimitiveDateTime::assume_utc)
+                .map_err(|_| Error::BadRequest(format!("{t:?} is not a date and time")))
+        })
+        .transpose()?;
+    let req = crate::services::pki::Rollover {
+        name: non_empty(f.name),
+        common_name: non_empty(f.common_name),
+        from,
+        ..Default::default()
+    };
+    let (done, _) = state
+        .services
+        .cas
+        .roll_over(f.ca.trim(), req, &s.caller.actor)
+        .await?;
+    Ok(Redirect::to(&format!("/hierarchy#ca-{}", done.ca.id)).into_response())
 }
