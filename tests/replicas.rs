@@ -491,13 +491,17 @@ fn lease_expiry(first: &TestServer, name: &str) -> Option<i64> {
 
 /// Three replicas each running the alert sweep (every 10 s) and delivery (every second):
 /// a certificate crossing expiry thresholds gives one webhook message per threshold, not
-/// one per replica, however many sweeps run after it.
+/// one per replica, however many sweeps run after it. Meanwhile a discovery schedule due
+/// every 5 s runs one scan per occurrence, not one per replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_send_one_alert_per_threshold() {
     let (got, base) = webhook_receiver().await;
     let env = [
         ("CERTKEEPER_JOBS__ALERT_SWEEP", "10s"),
         ("CERTKEEPER_JOBS__ALERT_DELIVERY", "1s"),
+        ("CERTKEEPER_JOBS__DISCOVERY_SCHEDULES", "1s"),
+        ("CERTKEEPER_DISCOVERY__ALLOW", "127.0.0.1/32"),
+        ("CERTKEEPER_DISCOVERY__TIMEOUT", "1s"),
     ];
     let first = TestServer::start_with(Db::Postgres, &env).await;
     let mut replicas: Vec<Replica> = (0..2).map(|_| Replica::new(&first, &env)).collect();
@@ -523,6 +527,19 @@ async fn three_replicas_send_one_alert_per_threshold() {
         )
         .await;
     assert_eq!(st, 201, "{rule}");
+    // A scan every 5 s of a port nothing listens on (each scan finishes at once).
+    let schedule_created = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (st, sched) = first
+        .api(
+            Method::POST,
+            "/discovery/schedules",
+            Some(serde_json::json!({
+                "name": "every-5s", "cron": "*/5 * * * * *",
+                "scan": {"targets": ["127.0.0.1"], "ports": free_port().to_string()},
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{sched}");
     // Five days left: past both thresholds.
     let (st, cert) = first
         .api(
@@ -599,6 +616,26 @@ async fn three_replicas_send_one_alert_per_threshold() {
         unique.len(),
         ids.len(),
         "an event was delivered twice: {ids:?}"
+    );
+
+    // One scan per occurrence of the schedule: never more scans than occurrences since it
+    // was made (three replicas each running it would make about three times as many).
+    let (st, scans) = first
+        .api(Method::GET, "/discovery/scans?limit=1000", None)
+        .await;
+    let checked = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(st, 200, "{scans}");
+    let scheduled = scans["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["schedule_id"] == sched["id"])
+        .count();
+    let occurrences = (checked / 5 - schedule_created / 5) as usize;
+    eprintln!("{scheduled} scheduled scans for {occurrences} occurrences");
+    assert!(
+        scheduled <= occurrences && scheduled * 2 >= occurrences,
+        "{scheduled} scans for {occurrences} occurrences: {scans}"
     );
 }
 
