@@ -217,6 +217,7 @@ impl Default for RawAcme {
 #[serde(deny_unknown_fields, default)]
 struct RawEst {
     default_profile: String,
+    mtls_listen: Option<String>,
     client_ca_file: Option<PathBuf>,
     trust_own_cas: bool,
     max_auth_failures: u32,
@@ -228,6 +229,7 @@ impl Default for RawEst {
     fn default() -> Self {
         RawEst {
             default_profile: "default".into(),
+            mtls_listen: None,
             client_ca_file: None,
             trust_own_cas: true,
             max_auth_failures: 10,
@@ -498,6 +500,11 @@ impl AcmeSettings {
 pub struct EstSettings {
     /// Profile used by EST on the bare `/.well-known/est/` path (no label).
     pub default_profile: String,
+    /// An HTTPS listener for EST that asks clients for a TLS client certificate (enrollment
+    /// by a bootstrap certificate, re-enrollment by the certificate being renewed). The
+    /// main HTTPS listener never asks, so browsers opening the dashboard are not prompted.
+    /// `None`: EST runs on the main listener with HTTP Basic credentials only.
+    pub mtls_listen: Option<SocketAddr>,
     /// Bootstrap (manufacturer) CAs, DER, whose certificates authenticate EST enrollment as
     /// TLS client certificates; read from `est.client_ca_file` (PEM) at start.
     pub client_cas: Vec<Vec<u8>>,
@@ -1078,8 +1085,18 @@ fn validate_est(raw: RawEst) -> Result<EstSettings, ConfigError> {
             "must be between 1 and 1000",
         ));
     }
+    let mtls_listen = match raw.mtls_listen.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(a) => Some(a.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "est.mtls_listen",
+                format!("{a:?} is not an address and port: {e}"),
+            )
+        })?),
+    };
     Ok(EstSettings {
         default_profile: raw.default_profile,
+        mtls_listen,
         client_cas,
         trust_own_cas: raw.trust_own_cas,
         max_auth_failures: raw.max_auth_failures,

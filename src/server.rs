@@ -132,6 +132,13 @@ pub fn https_app(state: &AppState) -> Router {
     common_layers(router, state)
 }
 
+/// The EST mutual-TLS application (`est.mtls_listen`): EST and the public endpoints only
+/// (CA certificates, CRLs, OCSP, health), so that no API or dashboard is served where
+/// clients are asked for a certificate.
+pub fn est_app(state: &AppState) -> Router {
+    common_layers(crate::est::router().merge(crate::public::router()), state)
+}
+
 /// The plain-HTTP application: public endpoints only.
 pub fn http_app(state: &AppState) -> Router {
     common_layers(crate::public::router(), state)
@@ -281,12 +288,19 @@ pub async fn run(
     }
     let (chain, key) = server_certificate(&pki).await?;
     let cert = Arc::new(ServerCert(RwLock::new(ServerCert::build(chain, key)?)));
-    // Client certificates are requested, never required; EST decides whether to trust them.
+    // The main listener never asks for a client certificate, so browsers opening the
+    // dashboard are not prompted; the EST listener (`est.mtls_listen`) asks every client
+    // and accepts connections without one; EST decides per request whether to trust it.
     let mut tls_config = rustls::ServerConfig::builder()
-        .with_client_cert_verifier(Arc::new(crate::est::tls::RequestClientCert::new()))
+        .with_no_client_auth()
         .with_cert_resolver(cert.clone());
     tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    let mut est_tls = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(Arc::new(crate::est::tls::RequestClientCert::new()))
+        .with_cert_resolver(cert.clone());
+    est_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let est_acceptor = TlsAcceptor::from(Arc::new(est_tls));
 
     let state = AppState::new(pki.clone(), metrics);
     let https = TcpListener::bind(settings.server.https_listen)
@@ -295,7 +309,15 @@ pub async fn run(
     let http = TcpListener::bind(settings.server.http_listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", settings.server.http_listen))?;
-    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, public_url = %settings.server.public_url, "certkeeper listening");
+    let est_mtls = match settings.est.mtls_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding EST mutual-TLS listener {addr}"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(https = %https.local_addr()?, http = %http.local_addr()?, est_mtls = ?settings.est.mtls_listen, public_url = %settings.server.public_url, "certkeeper listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = state.services.jobs.clone();
@@ -317,6 +339,16 @@ pub async fn run(
         stop_rx.clone(),
         settings.server.shutdown_grace,
     ));
+    let est_task = est_mtls.map(|l| {
+        tokio::spawn(serve_listener(
+            l,
+            est_app(&state),
+            Some(est_acceptor),
+            policy.clone(),
+            stop_rx.clone(),
+            settings.server.shutdown_grace,
+        ))
+    });
     let http_task = tokio::spawn(serve_listener(
         http,
         http_app(&state),
@@ -339,7 +371,12 @@ pub async fn run(
     // is closed.
     let deadline = tokio::time::Instant::now() + grace;
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(https_task, http_task);
+    let est_task = async {
+        if let Some(t) = est_task {
+            let _ = t.await;
+        }
+    };
+    let _ = tokio::join!(https_task, http_task, est_task);
     // The runner stops only once no request can hand it more work (a request drained
     // above may have started a validation). Its tasks get what is left of the grace, and
     // at least a few seconds to hand back their leases.

@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+/// The EST listener that asks for client certificates (`est.mtls_listen`): Basic and
+/// certificate authentication both work there.
 fn server(s: &TestServer) -> String {
-    format!("https://localhost:{}", s.https_port)
+    format!("https://localhost:{}", s.est_port)
 }
 
 fn client(s: &TestServer, label: Option<&str>) -> EstClient {
@@ -1019,4 +1021,98 @@ async fn bootstrap_ca_certificates_sqlite() {
 #[tokio::test]
 async fn bootstrap_ca_certificates_postgres() {
     bootstrap_ca_certificates(Db::Postgres).await;
+}
+
+/// Records whether the server asked for a client certificate; offers none.
+#[derive(Debug, Default)]
+struct AskedForCert(std::sync::atomic::AtomicBool);
+
+impl rustls::client::ResolvesClientCert for AskedForCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Whether a TLS handshake with `port` brings a certificate request.
+async fn asks_for_client_certificate(s: &TestServer, port: u16) -> bool {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certkeeper_ca::parse_pem_or_der_certs(s.server_ca_pem.as_bytes()).unwrap() {
+        roots.add(c.into()).unwrap();
+    }
+    let asked = Arc::new(AskedForCert::default());
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(asked.clone());
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut tls = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    asked.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Browsers opening the dashboard on the main listener are never asked for a client
+/// certificate; the EST listener asks, and EST with a password works on both.
+#[tokio::test]
+async fn only_the_est_listener_asks_for_client_certificates() {
+    let s = TestServer::start(Db::Sqlite).await;
+    assert!(!asks_for_client_certificate(&s, s.https_port).await);
+    assert!(asks_for_client_certificate(&s, s.est_port).await);
+    // The EST listener serves EST and the public endpoints, not the API or the dashboard.
+    let on_est = s
+        .client
+        .get(s.est_url("/api/v1/cas"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_est.status(), 404);
+    let on_est = s.client.get(s.est_url("/")).send().await.unwrap();
+    assert_eq!(on_est.status(), 404);
+    // Enrollment with a password on the main listener.
+    let (_, user, pw) = new_credential(&s, json!({"username": "main-1"})).await;
+    let main = EstClient::new(
+        &format!("https://localhost:{}", s.https_port),
+        None,
+        Some(s.server_ca_pem.as_bytes()),
+        None,
+    )
+    .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(vec!["main-1.example.net".to_string()])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap();
+    main.simpleenroll(
+        csr.der(),
+        Some(Basic {
+            username: &user,
+            password: &pw,
+        }),
+    )
+    .await
+    .unwrap();
 }

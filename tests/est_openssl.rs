@@ -46,7 +46,8 @@ async fn operator_flow(db: Db) {
     let root = s.write("root.pem", &s.root_pem);
     // What curl trusts for the server's HTTPS: the server CA (root.pem is what issues).
     let server_ca = s.write("server-ca.pem", &s.server_ca_pem);
-    let est = s.url("/.well-known/est");
+    // The EST listener that asks for client certificates (re-enrollment uses one).
+    let est = s.est_url("/.well-known/est");
 
     // cacerts: the chain as certs-only CMS, readable by openssl pkcs7.
     let cacerts = dir.join("cacerts.pem");

@@ -199,7 +199,7 @@ fn chart_renders_to_valid_kubernetes_objects() {
         .iter()
         .map(|p| (p["name"].as_str().unwrap(), p["port"].as_u64().unwrap()))
         .collect();
-    assert_eq!(ports, [("https", 8443), ("http", 8080)]);
+    assert_eq!(ports, [("https", 8443), ("http", 8080), ("est", 8444)]);
 
     let dep = &objs["Deployment"];
     assert_eq!(dep["apiVersion"], "apps/v1");
@@ -271,6 +271,18 @@ fn chart_renders_to_valid_kubernetes_objects() {
 #[test]
 fn chart_refuses_without_a_master_key_and_uses_an_existing_secret() {
     let err = render("masterKey: \"\"").unwrap_err();
+    let without_est =
+        objects(&render(&format!("masterKey: {KEY}\nservice: {{estPort: 0}}")).unwrap());
+    let ports = without_est["Service"]["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .len();
+    assert_eq!(ports, 2, "no EST port when estPort is 0");
+    assert!(
+        !serde_yaml::to_string(&without_est["Deployment"])
+            .unwrap()
+            .contains("MTLS_LISTEN")
+    );
     assert!(err.contains("masterKey is required"), "{err}");
     let rendered = render("existingSecret: vault-synced").unwrap();
     let objs = objects(&rendered);
@@ -302,7 +314,7 @@ async fn rendered_settings_start_a_server_that_answers_the_probes() {
     let secret = &objs["Secret"]["stringData"];
     let c = &objs["Deployment"]["spec"]["template"]["spec"]["containers"][0];
     let dir = tempfile::tempdir().unwrap();
-    let (https, http) = (free_port(), free_port());
+    let (https, http, est) = (free_port(), free_port(), free_port());
     let mut cmd = Command::new(bin());
     cmd.args(
         c["args"]
@@ -325,6 +337,7 @@ async fn rendered_settings_start_a_server_that_answers_the_probes() {
             "CERTKEEPER_DATA_DIR" => dir.path().to_str().unwrap().to_string(),
             "CERTKEEPER_SERVER__HTTPS_LISTEN" => format!("127.0.0.1:{https}"),
             "CERTKEEPER_SERVER__HTTP_LISTEN" => format!("127.0.0.1:{http}"),
+            "CERTKEEPER_EST__MTLS_LISTEN" => format!("127.0.0.1:{est}"),
             _ => value,
         };
         cmd.env(name, value);

@@ -73,6 +73,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub https_port: u16,
     pub http_port: u16,
+    /// The EST listener that asks for TLS client certificates (`est.mtls_listen`).
+    pub est_port: u16,
     pub database_url: Option<String>,
     pg_db: Option<String>,
     pub token: String,
@@ -112,6 +114,7 @@ impl TestServer {
             data_dir,
             https_port: free_port(),
             http_port: free_port(),
+            est_port: free_port(),
             database_url,
             pg_db,
             token: String::new(),
@@ -135,6 +138,7 @@ impl TestServer {
                     );
                     s.https_port = free_port();
                     s.http_port = free_port();
+                    s.est_port = free_port();
                 }
                 Err(e) => panic!("{e}"),
             }
@@ -171,6 +175,10 @@ impl TestServer {
             .env(
                 "CERTKEEPER_SERVER__HTTP_LISTEN",
                 format!("127.0.0.1:{}", self.http_port),
+            )
+            .env(
+                "CERTKEEPER_EST__MTLS_LISTEN",
+                format!("127.0.0.1:{}", self.est_port),
             )
             .env(
                 "CERTKEEPER_SERVER__LOG_LEVEL",
@@ -285,6 +293,11 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.https_port)
+    }
+
+    /// A URL on the EST listener that asks for client certificates.
+    pub fn est_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.est_port)
     }
 
     pub fn http_url(&self, path: &str) -> String {
