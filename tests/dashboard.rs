@@ -1370,6 +1370,20 @@ async fn discovery_in_chromium() {
     b.go(&s.url("/discovery/endpoints?finding=weak_key")).await;
     let weak = b.text("#endpoints").await;
     assert!(!weak.contains("dash.test"), "{weak}");
+    // Not issued here, and a search by certificate name (any case) or by port.
+    b.go(&s.url("/discovery/endpoints?finding=not_issued_by_us"))
+        .await;
+    assert!(b.text("#endpoints").await.contains("one.dash.test"));
+    b.go(&s.url("/discovery/endpoints?q=TWO-Renewed")).await;
+    let found = b.text("#endpoints").await;
+    assert!(
+        found.contains("two-renewed.dash.test") && !found.contains("one.dash.test"),
+        "{found}"
+    );
+    // LIKE's wildcards are matched literally.
+    b.go(&s.url("/discovery/endpoints?q=%25")).await;
+    let none = b.text("#endpoints").await;
+    assert!(!none.contains("dash.test"), "{none}");
     b.close().await;
 }
 

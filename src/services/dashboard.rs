@@ -69,15 +69,6 @@ pub struct CertificatesPage {
     pub profiles: Vec<ProfileRecord>,
 }
 
-/// The discovery inventory: endpoints, and the certificates they serve by fingerprint.
-#[derive(Debug, Clone)]
-pub struct Inventory {
-    /// Every endpoint seen.
-    pub endpoints: Vec<InventoryEndpoint>,
-    /// Every certificate seen, by fingerprint.
-    pub certificates: HashMap<String, InventoryCertificate>,
-}
-
 /// The alerts page: channels, rules and a slice of the outbox.
 #[derive(Debug, Clone)]
 pub struct AlertsPage {
@@ -315,20 +306,15 @@ impl DashboardService {
         Ok((scan, results))
     }
 
-    /// The discovery inventory.
-    pub async fn inventory(&self) -> Result<Inventory, Error> {
-        let endpoints = self.discovery.endpoints().await?;
-        let certificates = self
-            .discovery
-            .certificates()
-            .await?
-            .into_iter()
-            .map(|c| (c.fingerprint.clone(), c))
-            .collect();
-        Ok(Inventory {
-            endpoints,
-            certificates,
-        })
+    /// A page of the endpoint inventory (endpoints still served, with their certificates)
+    /// and how many match in all.
+    pub async fn endpoints(
+        &self,
+        filter: &crate::store::EndpointFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<(InventoryEndpoint, InventoryCertificate)>), Error> {
+        self.discovery.endpoint_page(filter, offset, limit).await
     }
 
     /// A page of certificates for `search`, with the CAs and profiles to choose from.

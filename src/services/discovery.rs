@@ -367,6 +367,21 @@ impl DiscoveryService {
         Ok(self.pki.store().inventory_certificates().await?)
     }
 
+    /// One page of the endpoints still served, each with its certificate, and how many
+    /// match `filter` in all.
+    pub async fn endpoint_page(
+        &self,
+        filter: &crate::store::EndpointFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<(InventoryEndpoint, InventoryCertificate)>), Error> {
+        Ok(self
+            .pki
+            .store()
+            .endpoint_page(filter, offset, limit)
+            .await?)
+    }
+
     /// Every endpoint in the inventory.
     pub async fn endpoints(&self) -> Result<Vec<InventoryEndpoint>, Error> {
         Ok(self.pki.store().inventory_endpoints().await?)

@@ -171,14 +171,7 @@ impl Store {
         .bind(&f.action)
         .bind(f.before_id)
         .bind(f.limit)
-        .bind(f.actor.as_ref().map(|a| {
-            format!(
-                "%{}%",
-                a.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        }))
+        .bind(f.actor.as_deref().map(super::contains_pattern))
         .bind(&f.object)
         .bind(f.since)
         .bind(f.until)

@@ -120,6 +120,11 @@ pub struct InventoryCertificate {
 }
 
 fn row_to_cert(r: &AnyRow) -> Result<InventoryCertificate, StoreError> {
+    cert_from(r, "first_seen", "last_seen")
+}
+
+/// A certificate from a row whose sighting times are in columns `first` and `last`.
+fn cert_from(r: &AnyRow, first: &str, last: &str) -> Result<InventoryCertificate, StoreError> {
     let names: String = r.try_get("dns_names")?;
     Ok(InventoryCertificate {
         fingerprint: r.try_get("fingerprint")?,
@@ -134,8 +139,8 @@ fn row_to_cert(r: &AnyRow) -> Result<InventoryCertificate, StoreError> {
         signature_algorithm: r.try_get("signature_algorithm")?,
         issued_by_certkeeper: r.try_get::<i64, _>("issued_by_certkeeper")? != 0,
         certificate_id: r.try_get("certificate_id")?,
-        first_seen: r.try_get("first_seen")?,
-        last_seen: r.try_get("last_seen")?,
+        first_seen: r.try_get(first)?,
+        last_seen: r.try_get(last)?,
     })
 }
 
@@ -190,6 +195,15 @@ fn row_to_endpoint(r: &AnyRow) -> Result<InventoryEndpoint, StoreError> {
         gone_at: r.try_get("gone_at")?,
         last_scan_id: r.try_get("last_scan_id")?,
     })
+}
+
+/// What the inventory's endpoint page filters by.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointFilter {
+    /// A finding the endpoint has (`expired`, `self_signed`, ...), or `not_issued_by_us`.
+    pub finding: Option<String>,
+    /// Text in the address, server name, or the certificate's subject or names (any case).
+    pub text: Option<String>,
 }
 
 /// A saved scan with a cron schedule.
@@ -670,6 +684,79 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_cert).collect()
+    }
+
+    /// One page of the endpoints still served (not gone), by address, port and server
+    /// name, each with the certificate it serves; and how many match in all. The filter
+    /// and the paging run in the database, so a page costs the same at any inventory size.
+    pub async fn endpoint_page(
+        &self,
+        filter: &EndpointFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<(InventoryEndpoint, InventoryCertificate)>), StoreError> {
+        let mut cond = String::from("e.gone_at IS NULL");
+        let mut binds: Vec<String> = Vec::new();
+        match filter.finding.as_deref() {
+            None => {}
+            Some("not_issued_by_us") => cond.push_str(" AND c.issued_by_certkeeper = 0"),
+            Some(f) => {
+                binds.push(super::contains_pattern(&format!("\"{f}\"")));
+                cond.push_str(&format!(
+                    " AND e.findings LIKE ${} ESCAPE '\\'",
+                    binds.len()
+                ));
+            }
+        }
+        if let Some(n) = filter
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            binds.push(super::contains_pattern(&n.to_lowercase()));
+            let i = binds.len();
+            cond.push_str(&format!(
+                " AND (LOWER(e.address) LIKE ${i} ESCAPE '\\' OR LOWER(e.sni) LIKE ${i} ESCAPE '\\' \
+                 OR LOWER(c.subject) LIKE ${i} ESCAPE '\\' OR LOWER(c.dns_names) LIKE ${i} ESCAPE '\\')"
+            ));
+        }
+        let from =
+            "discovery_endpoints e JOIN discovery_certificates c ON c.fingerprint = e.fingerprint";
+        let count_sql = format!("SELECT COUNT(*) FROM {from} WHERE {cond}");
+        let mut count = sqlx::query(&count_sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get(0)?;
+        let cols = EP_COLS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let page_sql = format!(
+            "SELECT {cols}, c.subject, c.issuer, c.serial, c.not_before, c.not_after, c.dns_names, c.key_type, \
+             c.key_bits, c.signature_algorithm, c.issued_by_certkeeper, c.certificate_id, \
+             c.first_seen AS c_first_seen, c.last_seen AS c_last_seen \
+             FROM {from} WHERE {cond} ORDER BY e.address, e.port, e.sni LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let mut page = sqlx::query(&page_sql);
+        for b in &binds {
+            page = page.bind(b);
+        }
+        let rows = page.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    row_to_endpoint(r)?,
+                    cert_from(r, "c_first_seen", "c_last_seen")?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((total, items))
     }
 
     /// The inventory's endpoints, by address and port.

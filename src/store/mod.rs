@@ -47,7 +47,8 @@ pub use certs::{
     CertCounts, CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord,
 };
 pub use discovery::{
-    InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord, ScheduleRecord,
+    EndpointFilter, InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord,
+    ScheduleRecord,
 };
 pub use est::{EstCredential, EstLabel};
 pub use managed::{
@@ -384,6 +385,16 @@ pub(crate) async fn begin_write(
         Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
         Engine::Postgres => pool.begin().await,
     }
+}
+
+/// A LIKE pattern (escape character `\`) matching text that contains `s` literally.
+pub(crate) fn contains_pattern(s: &str) -> String {
+    format!(
+        "%{}%",
+        s.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 /// A new identifier: a UUID v7 (time-ordered, 74 random bits), so that inserts land at the

@@ -189,32 +189,17 @@ async fn endpoints(
     if !q.finding.is_empty() && !FINDINGS.contains(&q.finding.as_str()) {
         return Err(Error::BadRequest(format!("unknown finding {:?}", q.finding)).into());
     }
-    let inv = state.services.dashboard.inventory().await?;
-    let needle = q.q.trim().to_ascii_lowercase();
-    let matching: Vec<_> = inv
-        .endpoints
-        .iter()
-        .filter(|e| e.gone_at.is_none())
-        .filter(|e| match q.finding.as_str() {
-            "" => true,
-            "not_issued_by_us" => inv
-                .certificates
-                .get(&e.fingerprint)
-                .is_some_and(|c| !c.issued_by_certkeeper),
-            f => e.findings.iter().any(|x| x == f),
-        })
-        .filter(|e| {
-            needle.is_empty()
-                || e.address.contains(&needle)
-                || e.sni.to_ascii_lowercase().contains(&needle)
-                || inv.certificates.get(&e.fingerprint).is_some_and(|c| {
-                    c.subject.to_ascii_lowercase().contains(&needle)
-                        || c.dns_names.iter().any(|n| n.contains(&needle))
-                })
-        })
-        .collect();
-    let total = matching.len();
-    let shown = matching.iter().skip(q.page * PAGE_SIZE).take(PAGE_SIZE);
+    let filter = crate::store::EndpointFilter {
+        finding: (!q.finding.is_empty()).then(|| q.finding.clone()),
+        text: Some(q.q.clone()),
+    };
+    let offset = i64::try_from(q.page.saturating_mul(PAGE_SIZE)).unwrap_or(i64::MAX);
+    let (total, shown) = state
+        .services
+        .dashboard
+        .endpoints(&filter, offset, PAGE_SIZE as i64)
+        .await?;
+    let total = usize::try_from(total).unwrap_or(0);
     let more = (q.page + 1) * PAGE_SIZE < total;
     let link = |page: usize| {
         let mut u = url::form_urlencoded::Serializer::new(String::new());
@@ -238,13 +223,12 @@ async fn endpoints(
         table #endpoints {
             thead { tr { th { "Endpoint" } th { "Server name" } th { "Certificate" } th { "Expires" } th { "Findings" } th { "TLS" } th { "Last seen" } } }
             tbody {
-                @for e in shown {
-                    @let c = inv.certificates.get(&e.fingerprint);
+                @for (e, c) in &shown {
                     tr {
                         td.mono { (e.address) ":" (e.port) }
                         td { (e.sni) }
-                        td { (c.map(|c| c.subject.as_str()).unwrap_or("")) }
-                        td { (c.map(|c| when_unix(c.not_after)).unwrap_or_default()) }
+                        td { (c.subject) }
+                        td { (when_unix(c.not_after)) }
                         td { (e.findings.join(", ")) }
                         td { (e.tls_version) }
                         td { (when_unix(e.last_seen)) }
