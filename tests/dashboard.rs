@@ -1470,3 +1470,145 @@ async fn ca_rollover_from_the_hierarchy_page() {
         .await;
     assert_eq!(refused.status, 403);
 }
+
+#[tokio::test]
+async fn certificates_found_by_tag_on_the_page_and_the_api() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let paid = issue(&s, "pay.tags.test").await;
+    let other = issue(&s, "other.tags.test").await;
+    let id = paid["certificate"]["id"]
+        .as_str()
+        .or(paid["id"].as_str())
+        .unwrap()
+        .to_string();
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+    let detail = b.get(&format!("/certificates/{id}")).await;
+    let csrf = detail.csrf();
+    let saved = b
+        .post(
+            &format!("/certificates/{id}/tags"),
+            &[("csrf", &csrf), ("tags", "team:payments, env:prod")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = b.get("/certificates?by=tag&q=team%3Apayments").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("pay.tags.test"), "{}", page.body);
+    assert!(!page.body.contains("other.tags.test"), "{}", page.body);
+    let none = b.get("/certificates?by=tag&q=team").await;
+    assert!(!none.body.contains("pay.tags.test"), "tags match exactly");
+
+    let (st, found) = s.api(Method::GET, "/certificates?tag=env:prod", None).await;
+    assert_eq!(st, 200, "{found}");
+    let items = found["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{found}");
+    assert_eq!(items[0]["id"], id.as_str());
+    let fp = other["certificate"]["fingerprint_sha256"]
+        .as_str()
+        .or(other["fingerprint_sha256"].as_str())
+        .unwrap()
+        .to_uppercase();
+    let (st, found) = s
+        .api(
+            Method::GET,
+            &format!("/certificates?fingerprint={fp}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{found}");
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+    assert!(found.to_string().contains("other.tags.test"), "{found}");
+}
+
+#[tokio::test]
+async fn ca_import_and_crl_state_on_the_hierarchy_page() {
+    let s = TestServer::start(Db::Sqlite).await;
+    // A CA made elsewhere, with openssl.
+    let (key, cert) = (s.path("ext.key"), s.path("ext.pem"));
+    let (ok, out) = openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-subj",
+        "/CN=Imported Lab CA",
+        "-days",
+        "365",
+        "-keyout",
+        p(&key),
+        "-out",
+        p(&cert),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    assert!(ok, "{out}");
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+    let page = b.get("/hierarchy").await;
+    let csrf = page.csrf();
+    let cert_pem = std::fs::read_to_string(&cert).unwrap();
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let forged = b
+        .post(
+            "/hierarchy/import",
+            &[
+                ("name", "lab"),
+                ("certificate", &cert_pem),
+                ("private_key", &key_pem),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let wrong = b
+        .post(
+            "/hierarchy/import",
+            &[
+                ("csrf", &csrf),
+                ("name", "lab"),
+                ("certificate", &s.root_pem),
+                ("private_key", &key_pem),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(wrong.body.contains("does not match"), "{}", wrong.body);
+    let done = b
+        .post(
+            "/hierarchy/import",
+            &[
+                ("csrf", &csrf),
+                ("name", "lab"),
+                ("certificate", &cert_pem),
+                ("private_key", &key_pem),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (_, lab) = s.api(Method::GET, "/cas/lab", None).await;
+    assert_eq!(lab["kind"], "imported");
+    assert_eq!(lab["subject"], "CN=Imported Lab CA");
+    // Its CRL, once fetched, shows with its number on the page; the key never does.
+    let crl = reqwest::get(s.http_url(&format!("/crl/{}.crl", lab["id"].as_str().unwrap())))
+        .await
+        .unwrap();
+    assert_eq!(crl.status(), 200);
+    let page = b.get("/hierarchy").await;
+    assert!(page.body.contains("Imported Lab CA"), "{}", page.body);
+    let row = &page.body[page
+        .body
+        .find(&format!("id=\"ca-{}\"", lab["id"].as_str().unwrap()))
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("#1") && row.contains("signed"), "{row}");
+    assert!(
+        !page.body.contains(key_pem.lines().nth(1).unwrap()),
+        "the key is never shown"
+    );
+}

@@ -55,6 +55,17 @@ pub struct CaDetails {
     pub chain: Option<Vec<Vec<u8>>>,
 }
 
+/// A CA's current CRL, without its contents.
+#[derive(Debug, Clone, Copy)]
+pub struct CrlSummary {
+    /// CRL number.
+    pub number: i64,
+    /// When it was signed.
+    pub this_update: time::OffsetDateTime,
+    /// When the next one is due.
+    pub next_update: time::OffsetDateTime,
+}
+
 /// Certificate authorities.
 #[derive(Debug, Clone)]
 pub struct CaService {
@@ -172,6 +183,30 @@ impl CaService {
     pub async fn crl(&self, id: &str) -> Result<Vec<u8>, Error> {
         let ca = self.store().get_ca(id).await?;
         self.pki.crl(&ca.id).await
+    }
+
+    /// The current CRL of each CA that has one, by CA id.
+    pub async fn crls(&self) -> Result<std::collections::HashMap<String, CrlSummary>, Error> {
+        Ok(self
+            .store()
+            .crl_summaries()
+            .await?
+            .into_iter()
+            .map(|(ca, number, this_update, next_update)| {
+                let at = |t: i64| {
+                    time::OffsetDateTime::from_unix_timestamp(t)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                };
+                (
+                    ca,
+                    CrlSummary {
+                        number,
+                        this_update: at(this_update),
+                        next_update: at(next_update),
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Roll a CA over onto a successor (made now, or an existing CA), which issues in its

@@ -129,6 +129,8 @@ pub struct Search {
     pub serial: Option<String>,
     /// SHA-256 fingerprint, hex, with or without colons.
     pub fingerprint: Option<String>,
+    /// A tag the certificate carries (exact, as set on it).
+    pub tag: Option<String>,
     /// Only certificates ending before this.
     pub expiring_before: Option<OffsetDateTime>,
     /// Page size.
@@ -266,6 +268,7 @@ impl CertificateService {
             fingerprint: q
                 .fingerprint
                 .map(|s| s.trim().replace(':', "").to_ascii_lowercase()),
+            tag: q.tag.map(|t| t.trim().to_string()),
             expiring_before: q.expiring_before,
             after: q.after,
             by_expiry: q.by_expiry,

@@ -56,6 +56,8 @@ pub struct HierarchyNode {
     pub issued: i64,
     /// Depth below its root (0 for a root or a CA whose issuer is not ours).
     pub depth: usize,
+    /// Its current CRL, once one was signed.
+    pub crl: Option<crate::services::cas::CrlSummary>,
 }
 
 /// The certificates page: one page of results and the choices its search form offers.
@@ -187,6 +189,7 @@ impl DashboardService {
     /// Every CA, each root followed by the CAs below it (depth first), with issued counts.
     pub async fn hierarchy(&self) -> Result<Vec<HierarchyNode>, Error> {
         let cas = self.cas.list().await?;
+        let crls = self.cas.crls().await?;
         let issued: HashMap<String, i64> = self
             .certificates
             .issued_counts()
@@ -214,6 +217,7 @@ impl DashboardService {
                 ca: ca.clone(),
                 issued: issued.get(&ca.id).copied().unwrap_or(0),
                 depth,
+                crl: crls.get(&ca.id).copied(),
             });
             for child in cas
                 .iter()

@@ -288,6 +288,10 @@ pub trait CaStore: Send + Sync {
     -> impl Future<Output = Result<CaRecord, StoreError>> + Send;
     /// Every CA, oldest first.
     fn list_cas(&self) -> impl Future<Output = Result<Vec<CaRecord>, StoreError>> + Send;
+    /// The current CRL of every CA that has one: (CA id, number, thisUpdate, nextUpdate).
+    fn crl_summaries(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, i64, i64, i64)>, StoreError>> + Send;
 }
 
 impl CaStore for Store {
@@ -299,6 +303,11 @@ impl CaStore for Store {
     }
     fn list_cas(&self) -> impl Future<Output = Result<Vec<CaRecord>, StoreError>> + Send {
         Store::list_cas(self)
+    }
+    fn crl_summaries(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, i64, i64, i64)>, StoreError>> + Send {
+        Store::crl_summaries(self)
     }
 }
 

@@ -417,6 +417,16 @@ impl Store {
         })
     }
 
+    /// The current CRL of every CA that has one: (CA id, CRL number, thisUpdate, nextUpdate).
+    pub async fn crl_summaries(&self) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT ca_id, crl_number, this_update, next_update FROM crls")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+
     /// Active CAs whose CRL is missing or due for refresh before `due_before`.
     pub async fn cas_needing_crl(&self, due_before: i64) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(

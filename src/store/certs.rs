@@ -139,6 +139,8 @@ pub struct CertFilter {
     pub serial: Option<String>,
     /// SHA-256 fingerprint (hex, lower case).
     pub fingerprint: Option<String>,
+    /// A tag the certificate carries (inventory tags, by fingerprint).
+    pub tag: Option<String>,
     /// Only certificates whose `not_after` is before this.
     pub expiring_before: Option<OffsetDateTime>,
     /// Keyset cursor: the sort key (created_at, or not_after when sorting by expiry) and id
@@ -265,6 +267,18 @@ impl Store {
                 &mut args,
                 |n| format!("fingerprint = ${n}"),
                 Arg::Text(fp.to_ascii_lowercase()),
+            );
+        }
+        if let Some(tag) = &f.tag {
+            push(
+                &mut conds,
+                &mut args,
+                |n| {
+                    format!(
+                        "fingerprint IN (SELECT fingerprint FROM inventory_tags WHERE tag = ${n})"
+                    )
+                },
+                Arg::Text(tag.clone()),
             );
         }
         match f.status {

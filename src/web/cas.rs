@@ -19,6 +19,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/hierarchy", get(hierarchy).post(create))
         .route("/hierarchy/rollover", axum::routing::post(rollover))
+        .route("/hierarchy/import", axum::routing::post(import))
 }
 
 async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<Response, WebError> {
@@ -28,7 +29,7 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
         table #hierarchy {
             thead { tr {
                 th { "CA" } th { "Subject" } th { "Key" } th { "Validity" } th { "Status" }
-                th { "Issued" } th { "Download" }
+                th { "Issued" } th { "CRL" } th { "Download" }
             } }
             tbody {
                 @for n in &nodes {
@@ -58,6 +59,13 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                             }
                         }
                         td { a href=(format!("/certificates?ca={}", ca.id)) { (n.issued) } }
+                        td.crl {
+                            @if let Some(crl) = &n.crl {
+                                "#" (crl.number) br;
+                                span.muted { "signed " (age(now - crl.this_update)) " ago" }
+                                @if crl.next_update < now { br; strong.bad { "overdue" } }
+                            } @else { "—" }
+                        }
                         td {
                             @if ca.cert_der.is_some() {
                                 a href=(format!("/ca/{}.pem", ca.id)) download { "certificate" }
@@ -102,6 +110,17 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                     button type="submit" #create-ca-submit { "Create CA" }
                 }
             }
+            section #import-ca {
+                h2 { "Import a CA" }
+                p.muted { "An existing CA certificate (optionally followed by its chain) and its private key, PEM. The key is sealed under the master key; it is never shown again." }
+                form method="post" action="/hierarchy/import" {
+                    (csrf_field(&s))
+                    label { "Name" input name="name" required pattern="[A-Za-z0-9._-]{1,64}"; }
+                    label { "Certificate (PEM)" textarea name="certificate" rows="6" required {} }
+                    label { "Private key (PEM)" textarea name="private_key" rows="6" required autocomplete="off" {} }
+                    button type="submit" #import-submit { "Import CA" }
+                }
+            }
             section #rollover-ca {
                 h2 { "Roll a CA over" }
                 p.muted { "A successor with a new key and the same policy issues in the CA's place from the chosen time; the CA keeps signing its CRL and OCSP answers. A root's successor is cross-signed both ways." }
@@ -123,6 +142,17 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
         }
     };
     Ok(page(&s, "CA hierarchy", "/hierarchy", body).into_response())
+}
+
+/// A duration as people say it: `45 s`, `12 min`, `3 h`, `2 d`.
+fn age(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86400),
+    }
 }
 
 #[derive(Deserialize)]
@@ -228,6 +258,38 @@ async fn rollover(
         .services
         .cas
         .roll_over(f.ca.trim(), req, &s.caller.actor)
+        .await?;
+    Ok(Redirect::to(&format!("/hierarchy#ca-{}", done.ca.id)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    private_key: String,
+}
+
+async fn import(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<ImportForm>,
+) -> Result<Response, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let done = state
+        .services
+        .cas
+        .import(
+            f.name.trim(),
+            f.certificate.as_bytes(),
+            f.private_key.as_bytes(),
+            &s.caller.actor,
+        )
         .await?;
     Ok(Redirect::to(&format!("/hierarchy#ca-{}", done.ca.id)).into_response())
 }

@@ -88,6 +88,7 @@ fn search_of(q: &ListQuery, now: OffsetDateTime) -> Result<Search, Error> {
             "" | "name" => search.san = Some(text),
             "serial" => search.serial = Some(text),
             "fingerprint" => search.fingerprint = Some(text),
+            "tag" => search.tag = Some(text),
             other => return Err(Error::BadRequest(format!("cannot search by {other:?}"))),
         }
     }
@@ -154,6 +155,7 @@ async fn list(
                 option value="name" selected=[selected(q.by == "name")] { "Name" }
                 option value="serial" selected=[selected(q.by == "serial")] { "Serial" }
                 option value="fingerprint" selected=[selected(q.by == "fingerprint")] { "Fingerprint" }
+                option value="tag" selected=[selected(q.by == "tag")] { "Tag" }
             }
             input type="search" name="q" value=(q.q) placeholder="www.example.com, *.example.com, serial or SHA-256";
             select name="status" {
