@@ -274,6 +274,45 @@ impl AzureKeyVault {
         })
     }
 
+    /// Read-only check: a token, then `GET` of the certificate (absent is fine: the first
+    /// push creates it).
+    async fn probe(&self) -> Result<Vec<String>, SyncError> {
+        let token = self.token().await?;
+        let url = format!("{}?api-version={API_VERSION}", self.certificate_url());
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| SyncError::Transport(format!("get: {}", without_url(&e))))?;
+        let status = resp.status().as_u16();
+        let ra = retry_after(&resp);
+        let json: Value = resp.json().await.unwrap_or(Value::Null);
+        let name = &self.cfg.certificate_name;
+        let found = match status {
+            200..=299 => format!("certificate {name:?} exists"),
+            404 => format!("certificate {name:?} does not exist yet and is created by the first push"),
+            401 => {
+                self.forget_token().await;
+                return Err(vault_error(status, &json, ra));
+            }
+            403 => {
+                return Err(SyncError::Auth(format!(
+                    "missing permission certificates/get on {} (access policy, or the Key Vault \
+                     Certificates Officer role; pushes need certificates/import too): {}",
+                    self.vault,
+                    json["error"]["message"].as_str().unwrap_or("forbidden")
+                )));
+            }
+            _ => return Err(vault_error(status, &json, ra)),
+        };
+        Ok(vec![
+            format!("a token for client {} from tenant {}", self.cfg.client_id, self.cfg.tenant_id),
+            format!("certificates/get on {}: {found}", self.vault),
+        ])
+    }
+
     async fn remove(&self, remote_id: &str) -> Result<(), SyncError> {
         if remote_id != self.certificate_url() {
             return Err(SyncError::Config(format!(
@@ -373,6 +412,10 @@ impl Destination for AzureKeyVault {
 
     fn delete<'a>(&'a self, remote_id: &'a str) -> BoxFuture<'a, Result<(), SyncError>> {
         Box::pin(self.remove(remote_id))
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Vec<String>, SyncError>> {
+        Box::pin(self.probe())
     }
 }
 
