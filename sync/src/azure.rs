@@ -292,7 +292,9 @@ impl AzureKeyVault {
         let name = &self.cfg.certificate_name;
         let found = match status {
             200..=299 => format!("certificate {name:?} exists"),
-            404 => format!("certificate {name:?} does not exist yet and is created by the first push"),
+            404 => {
+                format!("certificate {name:?} does not exist yet and is created by the first push")
+            }
             401 => {
                 self.forget_token().await;
                 return Err(vault_error(status, &json, ra));
@@ -308,7 +310,10 @@ impl AzureKeyVault {
             _ => return Err(vault_error(status, &json, ra)),
         };
         Ok(vec![
-            format!("a token for client {} from tenant {}", self.cfg.client_id, self.cfg.tenant_id),
+            format!(
+                "a token for client {} from tenant {}",
+                self.cfg.client_id, self.cfg.tenant_id
+            ),
             format!("certificates/get on {}: {found}", self.vault),
         ])
     }

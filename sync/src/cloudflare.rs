@@ -221,12 +221,19 @@ impl Cloudflare {
         url: &str,
         body: Option<&Value>,
     ) -> Result<Answer, SyncError> {
-        let mut req = self.http.request(method.clone(), url).bearer_auth(&self.token);
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
         let mut resp = req.send().await.map_err(|e| {
-            SyncError::Transport(format!("{method} {}: {}", self.path_of(url), without_url(&e)))
+            SyncError::Transport(format!(
+                "{method} {}: {}",
+                self.path_of(url),
+                without_url(&e)
+            ))
         })?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -440,8 +447,7 @@ mod tests {
 
     fn dest() -> Cloudflare {
         Cloudflare::new(
-            serde_json::from_value(json!({"zone_id": "023e105f4ecef8ad9ca31a8372d0c353"}))
-                .unwrap(),
+            serde_json::from_value(json!({"zone_id": "023e105f4ecef8ad9ca31a8372d0c353"})).unwrap(),
             "token".into(),
         )
         .unwrap()

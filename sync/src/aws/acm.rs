@@ -125,7 +125,12 @@ pub(super) async fn import(
 
 /// Delete an ACM certificate; one that is already gone is fine.
 pub(super) async fn delete(client: &aws_sdk_acm::Client, arn: &str) -> Result<(), SyncError> {
-    match client.delete_certificate().certificate_arn(arn).send().await {
+    match client
+        .delete_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
         Err(e) => Err(sdk_error("acm:DeleteCertificate", e)),

@@ -114,7 +114,9 @@ impl AwsElb {
             .listener_arn(&self.cfg.listener_arn)
             .send()
             .await
-            .map_err(|e| self.listener_error("elasticloadbalancing:DescribeListenerCertificates", e))?;
+            .map_err(|e| {
+                self.listener_error("elasticloadbalancing:DescribeListenerCertificates", e)
+            })?;
         Ok(out
             .certificates()
             .iter()

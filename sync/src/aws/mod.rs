@@ -125,9 +125,26 @@ fn sdk_error<E>(action: &str, e: SdkError<E, HttpResponse>) -> SyncError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let code = e.code().unwrap_or("").to_string();
-    let message = e.message().unwrap_or("").to_string();
+    let mut code = e.code().unwrap_or("").to_string();
+    let mut message = e.message().unwrap_or("").to_string();
     let status = e.raw_response().map(|r| r.status().as_u16());
+    // An XML error where JSON was expected (a proxy, or an IAM layer in front of a JSON
+    // service): read its code and message.
+    if code.is_empty()
+        && let Some(body) = e.raw_response().and_then(|r| r.body().bytes())
+    {
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        let tag = |t: &str| {
+            let open = format!("<{t}>");
+            let start = text.find(&open)? + open.len();
+            let len = text[start..].find(&format!("</{t}>"))?;
+            Some(text[start..start + len].to_string())
+        };
+        if let Some(c) = tag("Code") {
+            code = c;
+            message = tag("Message").unwrap_or_default();
+        }
+    }
     let throttled = matches!(
         code.as_str(),
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded"
