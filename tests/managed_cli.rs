@@ -99,7 +99,9 @@ async fn scenario(db: Db) {
             "--remove-on-unbind",
         ],
     );
-    assert!(out.contains("remove_on_unbind"), "{out}");
+    assert!(out.contains("REMOVE_ON_UNBIND"), "{out}");
+    let v = json_out(&s, &["destination", "get", "vault-wrong"]);
+    assert_eq!(v["remove_on_unbind"], true, "{v}");
     let out = run(&s, &["destination", "test", "vault-wrong"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
