@@ -777,3 +777,98 @@ async fn acm_and_key_vault_test_and_removal() {
     assert_eq!(st, 204);
     assert_eq!(azure.seen().deletes, ["web"]);
 }
+
+/// A destination on a profile of the shared AWS config whose credentials come from
+/// `credential_process`: the server runs the process a temporary config file names, and
+/// moto, enforcing IAM, accepts only the keys that process prints.
+#[tokio::test]
+async fn aws_profile_with_credential_process() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = Moto::start_enforcing_iam(4);
+    let user = moto.user(&["secretsmanager:*"]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("credentials.sh");
+    let printed = json!({
+        "Version": 1,
+        "AccessKeyId": user["access_key_id"],
+        "SecretAccessKey": user["secret_access_key"],
+    });
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s\\n' '{printed}'\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let aws_config = dir.path().join("config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile certkeeper-test]\nregion = us-east-1\ncredential_process = {}\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let s = TestServer::start_with(
+        Db::Sqlite,
+        &[
+            ("AWS_CONFIG_FILE", aws_config.to_str().unwrap()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("absent").to_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    let config = json!({"secret_name": "via-process", "endpoint_url": moto.url,
+                        "profile": "certkeeper-test"});
+    create_destination(
+        &s,
+        json!({"name": "sm", "kind": "aws_secrets_manager", "config": config}),
+    )
+    .await;
+    let mut other = config.clone();
+    other["profile"] = json!("no-such-profile");
+    other["region"] = json!("us-east-1");
+    create_destination(
+        &s,
+        json!({"name": "sm-other", "kind": "aws_secrets_manager", "config": other}),
+    )
+    .await;
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(
+                json!({"name": "both", "kind": "aws_secrets_manager", "config": config,
+                        "credentials": Moto::credentials()}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 400, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("not both"), "{p}");
+
+    let t = test_connection(&s, "sm").await;
+    assert_eq!(t["ok"], true, "{t}");
+    let t = test_connection(&s, "sm-other").await;
+    assert_eq!(t["ok"], false, "{t}");
+    assert!(
+        t["error"].as_str().unwrap().contains("no-such-profile"),
+        "{t}"
+    );
+    let m = managed_pushed(&s, "web", &["sm"]).await;
+    let b = binding(&m, "sm");
+    assert_eq!(b["pushed_version"], 1, "{b}");
+    let sm = AwsSecretsManager::new(
+        serde_json::from_value::<AwsSecretsManagerConfig>(
+            json!({"secret_name": "via-process", "endpoint_url": moto.url, "region": "us-east-1"}),
+        )
+        .unwrap(),
+        Some(serde_json::from_value(user).unwrap()),
+    )
+    .await
+    .unwrap();
+    let got = sm
+        .client()
+        .describe_secret()
+        .secret_id("via-process")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.arn(), b["remote_id"].as_str());
+}

@@ -32,6 +32,7 @@ async fn acm() -> AwsAcm {
         AwsAcmConfig {
             region: Some("eu-west-1".into()),
             endpoint_url: Some("http://127.0.0.1:9".into()),
+            profile: None,
             tags: Default::default(),
         },
         Some(AwsCredentials {

@@ -360,7 +360,7 @@ async fn get_one(
         seen.violations.push("get api-version".into());
     }
     seen.gets.push(name.clone());
-    let deleted = seen.deletes.iter().any(|d| *d == name);
+    let deleted = seen.deletes.contains(&name);
     let newest = seen
         .imports
         .iter()

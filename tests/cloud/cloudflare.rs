@@ -284,7 +284,7 @@ async fn list(
 }
 
 /// The checks on an upload or edit body; the refusal, if any.
-fn check_body(seen: &mut Seen, body: &Value, edit: bool) -> Result<(), Response> {
+fn check_body(seen: &mut Seen, body: &Value, edit: bool) -> Option<Response> {
     let mut problems = Vec::new();
     let certificate = body["certificate"].as_str().unwrap_or("");
     let certs = pem::parse_many(certificate).unwrap_or_default();
@@ -321,10 +321,10 @@ fn check_body(seen: &mut Seen, body: &Value, edit: bool) -> Result<(), Response>
         problems.push(format!("type {}", body["type"]));
     }
     if problems.is_empty() {
-        return Ok(());
+        return None;
     }
     seen.violations.extend(problems.clone());
-    Err(envelope(
+    Some(envelope(
         StatusCode::BAD_REQUEST,
         Value::Null,
         &[(1002, &problems.join("; "))],
@@ -366,7 +366,7 @@ async fn create(
         return r;
     }
     let body = seen.requests.last().unwrap().body.clone();
-    if let Err(r) = check_body(&mut seen, &body, false) {
+    if let Some(r) = check_body(&mut seen, &body, false) {
         return r;
     }
     let mut c = Stored {
@@ -402,7 +402,7 @@ async fn edit(
         return r;
     }
     let body = seen.requests.last().unwrap().body.clone();
-    if let Err(r) = check_body(&mut seen, &body, true) {
+    if let Some(r) = check_body(&mut seen, &body, true) {
         return r;
     }
     let Some(at) = seen.certificates.iter().position(|c| c.id == id) else {

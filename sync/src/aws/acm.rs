@@ -23,6 +23,11 @@ pub struct AwsAcmConfig {
     /// A custom endpoint (VPC endpoint, or a test server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// A profile of the shared AWS config and credentials files (`AWS_CONFIG_FILE`,
+    /// `~/.aws/config`) to take credentials from: static keys, `credential_process`, SSO,
+    /// or a role to assume. Without it (and without stored credentials), the default chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// Tags on the ACM certificate.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -45,6 +50,7 @@ impl AwsAcm {
         let conf = sdk_config(
             cfg.region.as_deref(),
             cfg.endpoint_url.as_deref(),
+            cfg.profile.as_deref(),
             credentials,
         )
         .await?;

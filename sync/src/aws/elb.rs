@@ -38,6 +38,11 @@ pub struct AwsElbConfig {
     /// A custom endpoint for both ELB and ACM (VPC endpoint, or a test server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// A profile of the shared AWS config and credentials files (`AWS_CONFIG_FILE`,
+    /// `~/.aws/config`) to take credentials from: static keys, `credential_process`, SSO,
+    /// or a role to assume. Without it (and without stored credentials), the default chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// Tags on the ACM certificates.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -84,7 +89,13 @@ impl AwsElb {
             }
             _ => arn_region.to_string(),
         };
-        let conf = sdk_config(Some(&region), cfg.endpoint_url.as_deref(), credentials).await?;
+        let conf = sdk_config(
+            Some(&region),
+            cfg.endpoint_url.as_deref(),
+            cfg.profile.as_deref(),
+            credentials,
+        )
+        .await?;
         Ok(AwsElb {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             acm: aws_sdk_acm::Client::new(&conf),

@@ -54,13 +54,39 @@ fn check_region(region: &str) -> Result<(), SyncError> {
 }
 
 /// The SDK configuration for a destination: the region and endpoint it names, and its
-/// static credentials or else the standard chain.
+/// static credentials, or else the named profile of the shared AWS config (static keys,
+/// `credential_process`, SSO, assumed roles), or else the standard chain.
 async fn sdk_config(
     region: Option<&str>,
     endpoint_url: Option<&str>,
+    profile: Option<&str>,
     credentials: Option<AwsCredentials>,
 ) -> Result<aws_config::SdkConfig, SyncError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(profile) = profile {
+        if profile.is_empty()
+            || profile.len() > 64
+            || !profile
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@+".contains(&b))
+        {
+            return Err(SyncError::Config(format!(
+                "profile {profile:?} must be 1 to 64 letters, digits or -_.@+"
+            )));
+        }
+        if credentials.is_some() {
+            return Err(SyncError::Config(
+                "give either a profile or credentials, not both".into(),
+            ));
+        }
+        // The profile's credentials only (not the environment's first, as the default
+        // chain would have it); its region too, unless the destination names one.
+        loader = loader.profile_name(profile).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build(),
+        );
+    }
     if let Some(region) = region {
         check_region(region)?;
         loader = loader.region(aws_config::Region::new(region.to_string()));

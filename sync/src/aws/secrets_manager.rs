@@ -45,6 +45,11 @@ pub struct AwsSecretsManagerConfig {
     /// A custom endpoint (VPC endpoint, or a test server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// A profile of the shared AWS config and credentials files (`AWS_CONFIG_FILE`,
+    /// `~/.aws/config`) to take credentials from: static keys, `credential_process`, SSO,
+    /// or a role to assume. Without it (and without stored credentials), the default chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// The KMS key that encrypts the secret (id, ARN or alias); the account's
     /// `aws/secretsmanager` key when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +106,7 @@ impl AwsSecretsManager {
         let conf = sdk_config(
             cfg.region.as_deref(),
             cfg.endpoint_url.as_deref(),
+            cfg.profile.as_deref(),
             credentials,
         )
         .await?;
