@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::http::{retry_after, without_url};
 use crate::{BoxFuture, CertificateVersion, Destination, Pushed, SyncError};
 
 /// The Key Vault REST API version used.
@@ -18,7 +19,6 @@ pub const SCOPE: &str = "https://vault.azure.net/.default";
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// A cached token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn default_authority() -> String {
     DEFAULT_AUTHORITY.to_string()
@@ -120,17 +120,7 @@ impl AzureKeyVault {
         if client_secret.is_empty() {
             return Err(SyncError::Config("the client secret is empty".into()));
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &cfg.ca_certificate {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| SyncError::Config(format!("ca_certificate: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SyncError::Config(format!("HTTP client: {e}")))?;
+        let http = crate::http::client(cfg.ca_certificate.as_deref())?;
         Ok(AzureKeyVault {
             cfg,
             vault,
@@ -341,28 +331,6 @@ impl AzureKeyVault {
         let json: Value = resp.json().await.unwrap_or(Value::Null);
         Err(vault_error(status.as_u16(), &json, ra))
     }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
 }
 
 /// Key Vault errors look like `{"error": {"code": "...", "message": "..."}}`.

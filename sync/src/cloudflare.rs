@@ -10,11 +10,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::http::{retry_after, without_url};
 use crate::{BoxFuture, CertificateVersion, Destination, PublicKeyKind, Pushed, SyncError};
 
 /// Cloudflare's API.
 pub const DEFAULT_API_URL: &str = "https://api.cloudflare.com/client/v4";
-const TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of an answer that is read.
 const MAX_ANSWER: usize = 1 << 20;
 /// The permission a token needs to read custom certificates.
@@ -189,17 +189,7 @@ impl Cloudflare {
                 cfg.api_url
             )));
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &cfg.ca_certificate {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| SyncError::Config(format!("ca_certificate: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SyncError::Config(format!("HTTP client: {e}")))?;
+        let http = crate::http::client(cfg.ca_certificate.as_deref())?;
         Ok(Cloudflare {
             api: cfg.api_url.trim_end_matches('/').to_string(),
             cfg,
@@ -236,12 +226,7 @@ impl Cloudflare {
             ))
         })?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&resp);
         let mut bytes = Vec::new();
         while let Some(chunk) = resp
             .chunk()
@@ -402,20 +387,6 @@ impl Cloudflare {
             ),
         ])
     }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 impl Destination for Cloudflare {

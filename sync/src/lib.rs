@@ -28,6 +28,7 @@ mod aws;
 mod azure;
 mod cloudflare;
 mod error;
+mod http;
 mod version;
 
 use std::future::Future;

@@ -64,18 +64,12 @@ struct Fake {
     seen: Arc<Mutex<Seen>>,
 }
 
-/// The running fake; both the authority and the vault live at `url`.
+/// The running fake (stopped on drop); both the authority and the vault live at `url`.
 pub struct FakeAzure {
     pub url: String,
     pub ca_pem: String,
     pub seen: Arc<Mutex<Seen>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeAzure {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _served: super::Served,
 }
 
 impl FakeAzure {
@@ -93,10 +87,10 @@ impl FakeAzure {
         })
         .await;
         FakeAzure {
-            url: served.url,
-            ca_pem: served.ca_pem,
+            url: served.url.clone(),
+            ca_pem: served.ca_pem.clone(),
             seen,
-            task: served.task,
+            _served: served,
         }
     }
 
@@ -320,6 +314,24 @@ async fn import(
     .into_response()
 }
 
+/// The bearer token and api-version checks of a read or delete; the refusal, if any.
+fn admit(
+    f: &Fake,
+    seen: &mut Seen,
+    what: &str,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let (_, ok) = bearer_ok(seen, headers);
+    if !ok {
+        return Some(unauthorized(&f.base));
+    }
+    if query.get("api-version").map(String::as_str) != Some("7.4") {
+        seen.violations.push(format!("{what} api-version"));
+    }
+    None
+}
+
 async fn remove(
     State(f): State<Fake>,
     Path(name): Path<String>,
@@ -327,12 +339,8 @@ async fn remove(
     headers: HeaderMap,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    let (_, ok) = bearer_ok(&seen, &headers);
-    if !ok {
-        return unauthorized(&f.base);
-    }
-    if query.get("api-version").map(String::as_str) != Some("7.4") {
-        seen.violations.push("delete api-version".into());
+    if let Some(r) = admit(&f, &mut seen, "delete", &query, &headers) {
+        return r;
     }
     seen.deletes.push(name.clone());
     let base = &f.base;
@@ -352,12 +360,8 @@ async fn get_one(
     headers: HeaderMap,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    let (_, ok) = bearer_ok(&seen, &headers);
-    if !ok {
-        return unauthorized(&f.base);
-    }
-    if query.get("api-version").map(String::as_str) != Some("7.4") {
-        seen.violations.push("get api-version".into());
+    if let Some(r) = admit(&f, &mut seen, "get", &query, &headers) {
+        return r;
     }
     seen.gets.push(name.clone());
     let deleted = seen.deletes.contains(&name);

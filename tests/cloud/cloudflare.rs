@@ -77,18 +77,10 @@ struct Fake {
     seen: Arc<Mutex<Seen>>,
 }
 
-/// The running fake; the API base is `url` + `/client/v4`.
+/// The running fake (stopped on drop); the API base is its URL + `/client/v4`.
 pub struct FakeCloudflare {
-    pub url: String,
-    pub ca_pem: String,
-    pub seen: Arc<Mutex<Seen>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeCloudflare {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    served: super::Served,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl FakeCloudflare {
@@ -108,12 +100,7 @@ impl FakeCloudflare {
                 .with_state(Fake { seen: seen.clone() })
         })
         .await;
-        FakeCloudflare {
-            url: served.url,
-            ca_pem: served.ca_pem,
-            seen,
-            task: served.task,
-        }
+        FakeCloudflare { served, seen }
     }
 
     pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -124,8 +111,8 @@ impl FakeCloudflare {
     pub fn config(&self, zone_id: &str) -> Value {
         json!({
             "zone_id": zone_id,
-            "api_url": format!("{}/client/v4", self.url),
-            "ca_certificate": self.ca_pem,
+            "api_url": format!("{}/client/v4", self.served.url),
+            "ca_certificate": self.served.ca_pem,
         })
     }
 }
@@ -264,15 +251,9 @@ async fn list(
     headers: HeaderMap,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    record(
-        &mut seen,
-        &method,
-        format!("/zones/{zone}/custom_certificates"),
-        &headers,
-        &[],
-    );
-    if let Some(r) = zone_refusal(&zone, token_of(&headers).1, false) {
-        return r;
+    let path = format!("/zones/{zone}/custom_certificates");
+    if let Err(r) = admit(&mut seen, &method, path, &zone, &headers, &[], false, None) {
+        return *r;
     }
     let items: Vec<Value> = seen.certificates.iter().map(view).collect();
     let n = items.len();
@@ -342,6 +323,33 @@ fn fill(c: &mut Stored, body: &Value) {
     }
 }
 
+/// What every zone call does first: record the request, check the zone and the token's
+/// permission (edit for writes), and for an upload (`Some(false)`) or edit (`Some(true)`)
+/// the body. The body, or the refusal.
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    seen: &mut Seen,
+    method: &Method,
+    path: String,
+    zone: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    need_edit: bool,
+    body_check: Option<bool>,
+) -> Result<Value, Box<Response>> {
+    record(seen, method, path, headers, body);
+    if let Some(r) = zone_refusal(zone, token_of(headers).1, need_edit) {
+        return Err(Box::new(r));
+    }
+    let body = seen.requests.last().unwrap().body.clone();
+    if let Some(edit) = body_check
+        && let Some(r) = check_body(seen, &body, edit)
+    {
+        return Err(Box::new(r));
+    }
+    Ok(body)
+}
+
 fn new_id(seen: &mut Seen) -> String {
     seen.next_id += 1;
     format!("{:032x}", 0x2a_u64 * 1_000_003 + seen.next_id)
@@ -355,20 +363,20 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    record(
+    let path = format!("/zones/{zone}/custom_certificates");
+    let body = match admit(
         &mut seen,
         &method,
-        format!("/zones/{zone}/custom_certificates"),
+        path,
+        &zone,
         &headers,
         &body,
-    );
-    if let Some(r) = zone_refusal(&zone, token_of(&headers).1, true) {
-        return r;
-    }
-    let body = seen.requests.last().unwrap().body.clone();
-    if let Some(r) = check_body(&mut seen, &body, false) {
-        return r;
-    }
+        true,
+        Some(false),
+    ) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let mut c = Stored {
         id: new_id(&mut seen),
         cert_type: body["type"].as_str().unwrap_or("legacy_custom").to_string(),
@@ -391,20 +399,20 @@ async fn edit(
     body: Bytes,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    record(
+    let path = format!("/zones/{zone}/custom_certificates/{id}");
+    let body = match admit(
         &mut seen,
         &method,
-        format!("/zones/{zone}/custom_certificates/{id}"),
+        path,
+        &zone,
         &headers,
         &body,
-    );
-    if let Some(r) = zone_refusal(&zone, token_of(&headers).1, true) {
-        return r;
-    }
-    let body = seen.requests.last().unwrap().body.clone();
-    if let Some(r) = check_body(&mut seen, &body, true) {
-        return r;
-    }
+        true,
+        Some(true),
+    ) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let Some(at) = seen.certificates.iter().position(|c| c.id == id) else {
         return envelope(
             StatusCode::NOT_FOUND,
@@ -431,15 +439,9 @@ async fn remove(
     headers: HeaderMap,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    record(
-        &mut seen,
-        &method,
-        format!("/zones/{zone}/custom_certificates/{id}"),
-        &headers,
-        &[],
-    );
-    if let Some(r) = zone_refusal(&zone, token_of(&headers).1, true) {
-        return r;
+    let path = format!("/zones/{zone}/custom_certificates/{id}");
+    if let Err(r) = admit(&mut seen, &method, path, &zone, &headers, &[], true, None) {
+        return *r;
     }
     let before = seen.certificates.len();
     seen.certificates.retain(|c| c.id != id);

@@ -35,14 +35,20 @@ pub fn tls_identity() -> (String, Vec<Vec<u8>>, Vec<u8>) {
     )
 }
 
-/// A local HTTPS server (see [`serve_tls`]).
+/// A local HTTPS server (see [`serve_tls`]); its accept loop stops on drop.
 pub struct Served {
     /// `https://127.0.0.1:PORT`.
     pub url: String,
     /// The CA that signed the server's certificate, PEM.
     pub ca_pem: String,
-    /// The accept loop; abort it to stop.
+    /// The accept loop.
     pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Serve the router `app(url)` builds over HTTPS (HTTP/1.1 and h2) on a free port, with a
