@@ -726,6 +726,17 @@ async fn acm_and_key_vault_test_and_removal() {
             .contains("does not exist yet"),
         "{t}"
     );
+    azure.seen().forbid_gets = true;
+    let t = test_connection(&s, "vault").await;
+    assert_eq!(t["ok"], false, "{t}");
+    assert!(
+        t["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing permission certificates/get"),
+        "{t}"
+    );
+    azure.seen().forbid_gets = false;
     let t = test_connection(&s, "vault-bad").await;
     assert_eq!(t["ok"], false, "{t}");
     assert!(

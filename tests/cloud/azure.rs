@@ -10,7 +10,8 @@
 //!   `{"error": {"code", "message"}}`; throttling is 429 or 503 with `Retry-After`.
 //! - `DELETE {vault}/certificates/{name}?api-version=7.4` answers a `DeletedCertificateBundle`.
 //! - `GET {vault}/certificates/{name}?api-version=7.4` answers the newest version's
-//!   `CertificateBundle`, or 404 `CertificateNotFound`.
+//!   `CertificateBundle`, 404 `CertificateNotFound`, or 403 `Forbidden` for an identity
+//!   without `certificates/get`.
 //!
 //! Every request is recorded so tests can assert exactly what was sent; requests that break
 //! the contract are answered with the documented error and recorded as violations.
@@ -53,6 +54,8 @@ pub struct Seen {
     pub deletes: Vec<String>,
     /// Names read with `GET`.
     pub gets: Vec<String>,
+    /// Answer reads with 403, as a vault does to an identity without `certificates/get`.
+    pub forbid_gets: bool,
     pub violations: Vec<String>,
     /// Answer this many coming imports with 503 and `Retry-After: 30`.
     pub fail_imports: u32,
@@ -364,6 +367,17 @@ async fn get_one(
         return r;
     }
     seen.gets.push(name.clone());
+    if seen.forbid_gets {
+        return vault_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "The user, group or application 'appid={CLIENT_ID}' does not have certificates \
+                 get permission on key vault. For help resolving this issue, please see \
+                 https://go.microsoft.com/fwlink/?linkid=2125287"
+            ),
+        );
+    }
     let deleted = seen.deletes.contains(&name);
     let newest = seen
         .imports
