@@ -124,6 +124,7 @@ async fn renewal_and_sync(db: Db) {
                 kind: "azure_key_vault".into(),
                 config: azure.config("web-example"),
                 credentials: Some(json!({ "client_secret": CLIENT_SECRET })),
+                remove_on_unbind: false,
             },
             &system,
         )
@@ -136,6 +137,7 @@ async fn renewal_and_sync(db: Db) {
                 kind: "aws_acm".into(),
                 config: moto.config(),
                 credentials: Some(Moto::credentials()),
+                remove_on_unbind: false,
             },
             &system,
         )

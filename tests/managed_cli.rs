@@ -1,5 +1,6 @@
-//! `certkeeper managed ...` and `certkeeper destination ...` run as a user would, against a
-//! real server on SQLite and PostgreSQL and a Key Vault stand-in.
+//! `certkeeper managed ...` and `certkeeper destination ...` (including the connection
+//! test) run as a user would, against a real server on SQLite and PostgreSQL and a Key
+//! Vault stand-in.
 
 mod cloud;
 mod common;
@@ -75,6 +76,38 @@ async fn scenario(db: Db) {
     let list = ok(&s, &["destination", "list"]);
     assert!(list.contains("vault"), "{list}");
 
+    // The connection test: ok, and a failure (wrong client secret) that exits 1 and says
+    // why; the remove-on-unbind setting is shown.
+    let out = ok(&s, &["destination", "test", "vault"]);
+    assert!(out.contains("connection ok"), "{out}");
+    let wrong = s.write(
+        "wrong.json",
+        json!({ "client_secret": "not the secret" }).to_string(),
+    );
+    let out = ok(
+        &s,
+        &[
+            "destination",
+            "create",
+            "vault-wrong",
+            "--kind",
+            "azure_key_vault",
+            "--config",
+            config.to_str().unwrap(),
+            "--credentials",
+            wrong.to_str().unwrap(),
+            "--remove-on-unbind",
+        ],
+    );
+    assert!(out.contains("REMOVE_ON_UNBIND"), "{out}");
+    let v = json_out(&s, &["destination", "get", "vault-wrong"]);
+    assert_eq!(v["remove_on_unbind"], true, "{v}");
+    let out = run(&s, &["destination", "test", "vault-wrong"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Invalid client secret"), "{err}");
+    ok(&s, &["destination", "delete", "vault-wrong"]);
+
     let out = ok(
         &s,
         &[
@@ -119,7 +152,17 @@ async fn scenario(db: Db) {
 
     let v = json_out(&s, &["managed", "revoke", "web", "--reason", "superseded"]);
     assert_eq!(v["status"], "revoked");
-    ok(&s, &["managed", "unbind", "web", "--destination", "vault"]);
+    ok(
+        &s,
+        &[
+            "managed",
+            "unbind",
+            "web",
+            "--destination",
+            "vault",
+            "--keep-remote",
+        ],
+    );
     ok(&s, &["managed", "delete", "web"]);
     ok(&s, &["destination", "delete", "vault"]);
     let (_, list) = s.api(Method::GET, "/managed", None).await;

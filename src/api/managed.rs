@@ -19,7 +19,7 @@ use super::extract::{Json, Path, Query};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::managed::{ManagedDetail, NewDestination, NewManaged};
+use crate::services::managed::{ConnectionTest, ManagedDetail, NewDestination, NewManaged};
 use crate::store::{BindingRecord, DestinationRecord, ManagedRecord, ManagedRequest};
 
 /// Routes.
@@ -34,6 +34,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unbind))
         .routes(routes!(list_destinations, create_destination))
         .routes(routes!(get_destination, delete_destination))
+        .routes(routes!(test_destination))
 }
 
 /// A version as shown.
@@ -495,7 +496,7 @@ async fn revoke(
     operation_id = "deleteManaged",
     tag = "Managed certificates",
     summary = "Stop managing a certificate",
-    description = "Forgets the managed certificate, its bindings and events. Issued versions stay on record as certificates; copies at destinations are left alone. Issuer token for the profile.",
+    description = "Forgets the managed certificate, its bindings and events. Issued versions stay on record as certificates. What was pushed to destinations with `remove_on_unbind` is removed first (if that fails: 409, nothing changes); copies at other destinations are left alone. Issuer token for the profile.",
     params(
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
@@ -504,6 +505,7 @@ async fn revoke(
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token may not use the managed certificate's profile, or profile policy refused the request.", content((schemas::Problem = "application/problem+json"))),
         (status = 404, description = "No such managed certificate.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A destination with `remove_on_unbind` refused or failed the removal; nothing changed.", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
     )
 )]
@@ -570,7 +572,7 @@ async fn bind(
 #[serde(deny_unknown_fields)]
 struct UnbindQuery {
     #[serde(default)]
-    delete_remote: bool,
+    delete_remote: Option<bool>,
 }
 
 #[utoipa::path(
@@ -579,11 +581,11 @@ struct UnbindQuery {
     operation_id = "unbindManaged",
     tag = "Managed certificates",
     summary = "Remove a binding",
-    description = "No more versions are pushed there. The copy at the destination is left alone unless `delete_remote` is true. Admin token.",
+    description = "No more versions are pushed there. What certkeeper put at the destination is removed first when `delete_remote` is true, or when it is absent and the destination has `remove_on_unbind`; otherwise it is left alone. Admin token.",
     params(
         ("id" = String, Path, description = "The managed certificate's id or name."),
         ("destination" = String, Path, description = "The destination's id or name."),
-        ("delete_remote" = Option<bool>, Query, description = "Delete the copy at the destination first (the ACM certificate, or the Key Vault certificate with all its versions). Default: `false`."),
+        ("delete_remote" = Option<bool>, Query, description = "Remove what certkeeper put at the destination first: the ACM certificate; the Secrets Manager secret (recoverable for `recovery_window_days`); the certificate on the load balancer listener (taken off the listener, then deleted from ACM; a listener's default certificate is refused); the Key Vault certificate with all its versions; the Cloudflare custom certificate. Default: the destination's `remove_on_unbind`."),
     ),
     responses(
         (status = 204, description = "Removed."),
@@ -621,6 +623,8 @@ struct DestinationView {
     config: serde_json::Value,
     /// Whether credentials are stored (they are never shown).
     has_credentials: bool,
+    /// Whether what certkeeper put there is removed when a binding to it is deleted.
+    remove_on_unbind: bool,
     /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -634,6 +638,7 @@ fn destination_view(d: DestinationRecord) -> DestinationView {
         kind: d.kind,
         config: d.config,
         has_credentials: d.secret_sealed.is_some(),
+        remove_on_unbind: d.remove_on_unbind,
         created_at: d.created_at,
         created_by: d.created_by,
     }
@@ -649,10 +654,13 @@ struct CreateDestination {
     name: String,
     #[schema(value_type = schemas::CreateDestinationRequestKind, inline)]
     kind: String,
-    /// aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints).
+    /// aws_acm: `region`, `endpoint_url`, `tags` (all optional; region and credentials otherwise from the standard AWS chain). aws_secrets_manager: `secret_name`, and optionally `format` (`json`, default, or `pem`), `region`, `endpoint_url`, `kms_key_id`, `tags`, `recovery_window_days` (7-30, default 30). aws_elb: `listener_arn`, and optionally `slot` (`default`, the default, or `sni`), `region` (must be the listener's), `endpoint_url`, `tags`. azure_key_vault: `vault_url`, `certificate_name` (1-127 letters, digits, `-`), `tenant_id`, `client_id`, and optionally `authority` (default https://login.microsoftonline.com), `tags`, `ca_certificate` (an extra PEM trust anchor for private endpoints). cloudflare: `zone_id`, and optionally `bundle_method` (`ubiquitous`, default, `optimal`, `force`), `geo_restrictions` (`us`, `eu`, `highest_security`), `type` (`legacy_custom`, default, or `sni_custom`), `api_url`, `ca_certificate`.
     config: serde_json::Value,
-    /// aws_acm: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). Sealed at rest, never shown again.
+    /// AWS kinds: `access_key_id`, `secret_access_key`, `session_token`? (optional). azure_key_vault: `client_secret` (required). cloudflare: `api_token` (required). Sealed at rest, never shown again.
     credentials: Option<serde_json::Value>,
+    /// Remove what certkeeper put there when a binding to this destination is deleted (default `false`).
+    #[serde(default)]
+    remove_on_unbind: bool,
 }
 
 #[utoipa::path(
@@ -661,7 +669,7 @@ struct CreateDestination {
     operation_id = "createDestination",
     tag = "Destinations",
     summary = "Create a destination",
-    description = "An AWS Certificate Manager account and region, or an Azure Key Vault certificate. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
+    description = "An AWS Certificate Manager account and region, an AWS Secrets Manager secret, an AWS load balancer listener, an Azure Key Vault certificate, or a Cloudflare zone. The configuration is checked; credentials are sealed with the master key and never shown again. Admin token.",
     request_body(content((CreateDestination = "application/json")), description = "The destination."),
     responses(
         (status = 201, description = "The destination (without credentials).", content((DestinationView = "application/json"))),
@@ -688,6 +696,7 @@ async fn create_destination(
                 kind: body.kind,
                 config: body.config,
                 credentials: body.credentials,
+                remove_on_unbind: body.remove_on_unbind,
             },
             &auth.actor,
         )
@@ -786,4 +795,58 @@ async fn delete_destination(
         .delete_destination(&id, &auth.actor)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The outcome of a connection test.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DestinationTest)]
+struct ConnectionTestView {
+    #[schema(value_type = schemas::DestinationKind, inline)]
+    kind: String,
+    /// Whether every check passed.
+    ok: bool,
+    /// What was checked and passed, in order.
+    checks: Vec<String>,
+    /// Why the test failed: the missing permission, the wrong region or zone, refused
+    /// credentials, or an unreachable endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl From<ConnectionTest> for ConnectionTestView {
+    fn from(t: ConnectionTest) -> Self {
+        ConnectionTestView {
+            kind: t.kind,
+            ok: t.error.is_none(),
+            checks: t.checks,
+            error: t.error,
+        }
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/destinations/{id}/test",
+    operation_id = "testDestination",
+    tag = "Destinations",
+    summary = "Test a destination's connection",
+    description = "Checks the credentials, the permissions and the configured place (region, secret, listener, vault, zone) with read-only calls; nothing is changed. A failed test is answered 200 with `ok: false` and the reason. Admin token.",
+    params(
+        ("id" = String, Path, description = "The destination's id or name."),
+    ),
+    responses(
+        (status = 200, description = "The outcome.", content((ConnectionTestView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such destination.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn test_destination(
+    State(state): State<AppState>,
+    Admin(_auth): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ConnectionTestView>, Error> {
+    let t = state.services.managed.test_destination(&id).await?;
+    Ok(Json(t.into()))
 }

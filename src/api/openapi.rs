@@ -235,7 +235,7 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
             {"name": "Tokens", "description": "API tokens (admin only)."},
             {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
             {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
-            {"name": "Destinations", "description": "Cloud certificate stores (AWS Certificate Manager, Azure Key Vault)."},
+            {"name": "Destinations", "description": "Where managed certificates are pushed: AWS Certificate Manager, AWS Secrets Manager, AWS load balancer listeners, Azure Key Vault, Cloudflare custom certificates."},
             {"name": "Audit", "description": "The audit log (admin only)."},
             {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery.allow` setting."},
             {"name": "Meta", "description": "This document."},
@@ -382,15 +382,15 @@ pub(crate) mod schemas {
     }
 
     string_enum!(
-        CreateDestinationRequestKind: ["aws_acm", "azure_key_vault"],
+        CreateDestinationRequestKind: ["aws_acm", "aws_secrets_manager", "aws_elb", "azure_key_vault", "cloudflare"],
         CaKind: ["root", "intermediate", "imported", "external"] = "How the CA came to be (the `type` it was created with, or `imported`).",
         CaStatus: ["active", "pending", "disabled"] = "`pending`: an `external` CA waiting for its certificate. Only `active` CAs sign.",
         CertificateStatus: ["valid", "expired", "revoked"] = "`expired`: not revoked but past `not_after`.",
         ManagedVersionStatus: ["valid", "expired", "revoked"],
-        BindingKind: ["aws_acm", "azure_key_vault"],
+        BindingKind: ["aws_acm", "aws_secrets_manager", "aws_elb", "azure_key_vault", "cloudflare"],
         ManagedEventKind: ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"],
         ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
-        DestinationKind: ["aws_acm", "azure_key_vault"],
+        DestinationKind: ["aws_acm", "aws_secrets_manager", "aws_elb", "azure_key_vault", "cloudflare"],
         OutboxStatus: ["pending", "delivered", "dead"],
     );
 

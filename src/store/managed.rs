@@ -98,19 +98,22 @@ pub struct DestinationRecord {
     pub id: String,
     /// Unique name.
     pub name: String,
-    /// `aws_acm` or `azure_key_vault`.
+    /// `aws_acm`, `aws_secrets_manager`, `aws_elb`, `azure_key_vault` or `cloudflare`.
     pub kind: String,
     /// The kind's configuration (no secrets).
     pub config: serde_json::Value,
     /// Credentials sealed with the master key, when given.
     pub secret_sealed: Option<Vec<u8>>,
+    /// Whether what certkeeper put there is removed when a binding to it goes.
+    pub remove_on_unbind: bool,
     /// When created.
     pub created_at: OffsetDateTime,
     /// Who created it.
     pub created_by: String,
 }
 
-const DEST_COLS: &str = "id, name, kind, config, secret_sealed, created_at, created_by";
+const DEST_COLS: &str =
+    "id, name, kind, config, secret_sealed, created_at, created_by, remove_on_unbind";
 
 fn row_to_destination(r: &AnyRow) -> Result<DestinationRecord, StoreError> {
     let config: String = r.try_get("config")?;
@@ -121,6 +124,7 @@ fn row_to_destination(r: &AnyRow) -> Result<DestinationRecord, StoreError> {
         config: serde_json::from_str(&config)
             .map_err(|e| StoreError::Corrupt(format!("destination config: {e}")))?,
         secret_sealed: r.try_get("secret_sealed")?,
+        remove_on_unbind: r.try_get::<i64, _>("remove_on_unbind")? != 0,
         created_at: from_ts(r.try_get("created_at")?),
         created_by: r.try_get("created_by")?,
     })
@@ -495,7 +499,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
-            "INSERT INTO sync_destinations ({DEST_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO sync_destinations ({DEST_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&rec.id)
         .bind(&rec.name)
@@ -504,6 +508,7 @@ impl Store {
         .bind(rec.secret_sealed.clone())
         .bind(ts(rec.created_at))
         .bind(&rec.created_by)
+        .bind(i64::from(rec.remove_on_unbind))
         .execute(&mut *tx)
         .await?;
         audit.write(&mut *tx, ts(rec.created_at)).await?;

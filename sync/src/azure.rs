@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::http::{retry_after, without_url};
 use crate::{BoxFuture, CertificateVersion, Destination, Pushed, SyncError};
 
 /// The Key Vault REST API version used.
@@ -18,7 +19,6 @@ pub const SCOPE: &str = "https://vault.azure.net/.default";
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// A cached token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn default_authority() -> String {
     DEFAULT_AUTHORITY.to_string()
@@ -120,17 +120,7 @@ impl AzureKeyVault {
         if client_secret.is_empty() {
             return Err(SyncError::Config("the client secret is empty".into()));
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &cfg.ca_certificate {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| SyncError::Config(format!("ca_certificate: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SyncError::Config(format!("HTTP client: {e}")))?;
+        let http = crate::http::client(cfg.ca_certificate.as_deref())?;
         Ok(AzureKeyVault {
             cfg,
             vault,
@@ -274,6 +264,50 @@ impl AzureKeyVault {
         })
     }
 
+    /// Read-only check: a token, then `GET` of the certificate (absent is fine: the first
+    /// push creates it).
+    async fn probe(&self) -> Result<Vec<String>, SyncError> {
+        let token = self.token().await?;
+        let url = format!("{}?api-version={API_VERSION}", self.certificate_url());
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| SyncError::Transport(format!("get: {}", without_url(&e))))?;
+        let status = resp.status().as_u16();
+        let ra = retry_after(&resp);
+        let json: Value = resp.json().await.unwrap_or(Value::Null);
+        let name = &self.cfg.certificate_name;
+        let found = match status {
+            200..=299 => format!("certificate {name:?} exists"),
+            404 => {
+                format!("certificate {name:?} does not exist yet and is created by the first push")
+            }
+            401 => {
+                self.forget_token().await;
+                return Err(vault_error(status, &json, ra));
+            }
+            403 => {
+                return Err(SyncError::Auth(format!(
+                    "missing permission certificates/get on {} (access policy, or the Key Vault \
+                     Certificates Officer role; pushes need certificates/import too): {}",
+                    self.vault,
+                    json["error"]["message"].as_str().unwrap_or("forbidden")
+                )));
+            }
+            _ => return Err(vault_error(status, &json, ra)),
+        };
+        Ok(vec![
+            format!(
+                "a token for client {} from tenant {}",
+                self.cfg.client_id, self.cfg.tenant_id
+            ),
+            format!("certificates/get on {}: {found}", self.vault),
+        ])
+    }
+
     async fn remove(&self, remote_id: &str) -> Result<(), SyncError> {
         if remote_id != self.certificate_url() {
             return Err(SyncError::Config(format!(
@@ -297,28 +331,6 @@ impl AzureKeyVault {
         let json: Value = resp.json().await.unwrap_or(Value::Null);
         Err(vault_error(status.as_u16(), &json, ra))
     }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
 }
 
 /// Key Vault errors look like `{"error": {"code": "...", "message": "..."}}`.
@@ -373,6 +385,10 @@ impl Destination for AzureKeyVault {
 
     fn delete<'a>(&'a self, remote_id: &'a str) -> BoxFuture<'a, Result<(), SyncError>> {
         Box::pin(self.remove(remote_id))
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Vec<String>, SyncError>> {
+        Box::pin(self.probe())
     }
 }
 

@@ -1,9 +1,11 @@
-//! Push certificate versions to the cloud certificate stores that load balancers and
-//! services read from: AWS Certificate Manager ([`AwsAcm`]) and Azure Key Vault
-//! ([`AzureKeyVault`]).
+//! Push certificate versions to where load balancers and services read them: AWS
+//! Certificate Manager ([`AwsAcm`]), AWS Secrets Manager ([`AwsSecretsManager`]), the
+//! listeners of AWS load balancers ([`AwsElb`]), Azure Key Vault ([`AzureKeyVault`]) and
+//! Cloudflare custom certificates ([`Cloudflare`]).
 //!
 //! The server drives every destination through one [`Destination`] trait: push a version
-//! (the answer names the remote object and its version), and delete. Destinations refuse
+//! (the answer names the remote object and its version), delete, and check the connection
+//! without changing anything. Destinations refuse
 //! up front what the remote store would refuse, and sort failures into those worth retrying
 //! later (throttling, transport) and those that are not ([`SyncError::retryable`]).
 //!
@@ -24,17 +26,23 @@
 
 mod aws;
 mod azure;
+mod cloudflare;
 mod error;
+mod http;
 mod version;
 
 use std::future::Future;
 use std::pin::Pin;
 
-pub use aws::{AwsAcm, AwsAcmConfig, AwsCredentials};
+pub use aws::{
+    AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsElbConfig, AwsSecretsManager,
+    AwsSecretsManagerConfig, ListenerSlot, SecretFormat,
+};
 pub use azure::{
     API_VERSION as AZURE_API_VERSION, AzureKeyVault, AzureKeyVaultConfig,
     DEFAULT_AUTHORITY as AZURE_DEFAULT_AUTHORITY, SCOPE as AZURE_SCOPE, validate_certificate_name,
 };
+pub use cloudflare::{Cloudflare, CloudflareConfig, DEFAULT_API_URL as CLOUDFLARE_API_URL};
 pub use error::SyncError;
 pub use version::{CertificateVersion, PublicKeyKind};
 
@@ -44,17 +52,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Where a version landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
-    /// The remote object: an ACM certificate ARN, or a Key Vault certificate URL without
-    /// its version.
+    /// The remote object: an ACM certificate ARN (for load balancers, the one attached to
+    /// the listener), a Secrets Manager secret ARN, a Key Vault certificate URL without its
+    /// version, or a Cloudflare custom certificate id.
     pub remote_id: String,
-    /// The remote version: Key Vault's version id; ACM keeps no versions, so the serial
-    /// (hex) of the certificate now stored under the ARN.
+    /// The remote version: Key Vault's version id, the Secrets Manager version id; ACM and
+    /// Cloudflare keep no versions, so the serial (hex) of the certificate now stored.
     pub remote_version: Option<String>,
 }
 
 /// A cloud certificate store that receives every version of a managed certificate.
 pub trait Destination: Send + Sync + std::fmt::Debug {
-    /// A short name of the kind of store (`aws_acm`, `azure_key_vault`).
+    /// A short name of the kind of store (`aws_acm`, `aws_secrets_manager`, `aws_elb`,
+    /// `azure_key_vault`, `cloudflare`).
     fn kind(&self) -> &'static str;
 
     /// Push `version`. `remote_id` is what an earlier push returned, so the new version
@@ -67,6 +77,11 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
         now: time::OffsetDateTime,
     ) -> BoxFuture<'a, Result<Pushed, SyncError>>;
 
-    /// Delete the remote object.
+    /// Remove what an earlier push put there (`remote_id` is what it returned).
     fn delete<'a>(&'a self, remote_id: &'a str) -> BoxFuture<'a, Result<(), SyncError>>;
+
+    /// Check the credentials, the permissions and that the configured place exists, with
+    /// read-only calls; the answer says what was checked. A failure names the missing
+    /// permission, or the region or zone that was wrong.
+    fn check(&self) -> BoxFuture<'_, Result<Vec<String>, SyncError>>;
 }

@@ -2,8 +2,9 @@
 //! certificates outside their validity, and configurations that cannot work.
 
 use certkeeper_sync::{
-    AwsAcm, AwsAcmConfig, AwsCredentials, AzureKeyVault, AzureKeyVaultConfig, CertificateVersion,
-    Destination, SyncError, validate_certificate_name,
+    AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsSecretsManager, AzureKeyVault,
+    AzureKeyVaultConfig, CertificateVersion, Cloudflare, Destination, SyncError,
+    validate_certificate_name,
 };
 use rcgen::{CertificateParams, KeyPair};
 use time::{Duration, OffsetDateTime};
@@ -32,6 +33,7 @@ async fn acm() -> AwsAcm {
         AwsAcmConfig {
             region: Some("eu-west-1".into()),
             endpoint_url: Some("http://127.0.0.1:9".into()),
+            profile: None,
             tags: Default::default(),
         },
         Some(AwsCredentials {
@@ -116,6 +118,80 @@ async fn key_vault_refuses_ed25519_and_bad_configurations() {
         AzureKeyVault::new(cfg.clone(), String::new()),
         Err(SyncError::Config(_))
     ));
+}
+
+#[tokio::test]
+async fn cloudflare_and_secrets_manager_refuse_ed25519_and_expired_certificates() {
+    let cf = Cloudflare::new(
+        serde_json::from_value(serde_json::json!({
+            "zone_id": "023e105f4ecef8ad9ca31a8372d0c353", "api_url": "https://127.0.0.1:9",
+        }))
+        .unwrap(),
+        "token".into(),
+    )
+    .unwrap();
+    let sm = AwsSecretsManager::new(
+        serde_json::from_value(serde_json::json!({
+            "secret_name": "web", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:9",
+        }))
+        .unwrap(),
+        Some(AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let ed = version(&rcgen::PKCS_ED25519, now - Duration::days(1));
+    match cf.push(&ed, None, now).await {
+        Err(SyncError::Refused(m)) => assert!(m.contains("Ed25519"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let expired = version(&rcgen::PKCS_ECDSA_P256_SHA256, now - Duration::days(40));
+    for d in [&cf as &dyn Destination, &sm] {
+        match d.push(&expired, None, now).await {
+            Err(SyncError::Refused(m)) => assert!(m.contains("expired"), "{}: {m}", d.kind()),
+            other => panic!("{}: {other:?}", d.kind()),
+        }
+    }
+    // A certificate both take gets as far as the (absent) endpoint.
+    let fine = version(&rcgen::PKCS_ECDSA_P256_SHA256, now - Duration::days(1));
+    for d in [&cf as &dyn Destination, &sm] {
+        let e = d.push(&fine, None, now).await.unwrap_err();
+        assert!(matches!(e, SyncError::Transport(_)), "{}: {e:?}", d.kind());
+    }
+    // A Cloudflare id from elsewhere is never put into a URL.
+    assert!(matches!(
+        cf.delete("../../zones").await,
+        Err(SyncError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn load_balancer_configurations_are_checked() {
+    let listener = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    let make = |v: serde_json::Value| async move {
+        AwsElb::new(serde_json::from_value(v).unwrap(), None).await
+    };
+    let ok = make(serde_json::json!({"listener_arn": listener, "slot": "sni"})).await;
+    assert!(ok.is_ok(), "the region comes from the ARN: {ok:?}");
+    match make(serde_json::json!({"listener_arn": listener, "region": "us-east-1"})).await {
+        Err(SyncError::Config(m)) => assert!(m.contains("wrong region"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let lb = listener.replace(":listener/", ":loadbalancer/");
+    assert!(matches!(
+        make(serde_json::json!({"listener_arn": lb})).await,
+        Err(SyncError::Config(_))
+    ));
+    assert!(
+        serde_json::from_value::<certkeeper_sync::AwsElbConfig>(
+            serde_json::json!({"listener_arn": listener, "slot": "both"})
+        )
+        .is_err()
+    );
 }
 
 #[test]

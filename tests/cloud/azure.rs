@@ -9,6 +9,9 @@
 //!   `sid`, `x5t`, `cer`, `attributes`, `policy`, `tags`); errors are
 //!   `{"error": {"code", "message"}}`; throttling is 429 or 503 with `Retry-After`.
 //! - `DELETE {vault}/certificates/{name}?api-version=7.4` answers a `DeletedCertificateBundle`.
+//! - `GET {vault}/certificates/{name}?api-version=7.4` answers the newest version's
+//!   `CertificateBundle`, 404 `CertificateNotFound`, or 403 `Forbidden` for an identity
+//!   without `certificates/get`.
 //!
 //! Every request is recorded so tests can assert exactly what was sent; requests that break
 //! the contract are answered with the documented error and recorded as violations.
@@ -49,6 +52,10 @@ pub struct Seen {
     pub tokens: Vec<String>,
     pub imports: Vec<Import>,
     pub deletes: Vec<String>,
+    /// Names read with `GET`.
+    pub gets: Vec<String>,
+    /// Answer reads with 403, as a vault does to an identity without `certificates/get`.
+    pub forbid_gets: bool,
     pub violations: Vec<String>,
     /// Answer this many coming imports with 503 and `Retry-After: 30`.
     pub fail_imports: u32,
@@ -60,74 +67,33 @@ struct Fake {
     seen: Arc<Mutex<Seen>>,
 }
 
-/// The running fake; both the authority and the vault live at `url`.
+/// The running fake (stopped on drop); both the authority and the vault live at `url`.
 pub struct FakeAzure {
     pub url: String,
     pub ca_pem: String,
     pub seen: Arc<Mutex<Seen>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeAzure {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _served: super::Served,
 }
 
 impl FakeAzure {
     pub async fn start() -> FakeAzure {
-        let (ca_pem, chain, key) = super::tls_identity();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let app = Router::new()
-            .route("/{tenant}/oauth2/v2.0/token", post(token))
-            .route("/certificates/{name}/import", post(import))
-            .route("/certificates/{name}", delete(remove))
-            .with_state(Fake {
-                base: url.clone(),
-                seen: seen.clone(),
-            });
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let certs = chain
-            .into_iter()
-            .map(rustls::pki_types::CertificateDer::from)
-            .collect();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
-        let mut cfg = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
-                });
-            }
-        });
+        let served = super::serve_tls(|url| {
+            Router::new()
+                .route("/{tenant}/oauth2/v2.0/token", post(token))
+                .route("/certificates/{name}/import", post(import))
+                .route("/certificates/{name}", delete(remove).get(get_one))
+                .with_state(Fake {
+                    base: url.to_string(),
+                    seen: seen.clone(),
+                })
+        })
+        .await;
         FakeAzure {
-            url,
-            ca_pem,
+            url: served.url.clone(),
+            ca_pem: served.ca_pem.clone(),
             seen,
-            task,
+            _served: served,
         }
     }
 
@@ -351,6 +317,24 @@ async fn import(
     .into_response()
 }
 
+/// The bearer token and api-version checks of a read or delete; the refusal, if any.
+fn admit(
+    f: &Fake,
+    seen: &mut Seen,
+    what: &str,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let (_, ok) = bearer_ok(seen, headers);
+    if !ok {
+        return Some(unauthorized(&f.base));
+    }
+    if query.get("api-version").map(String::as_str) != Some("7.4") {
+        seen.violations.push(format!("{what} api-version"));
+    }
+    None
+}
+
 async fn remove(
     State(f): State<Fake>,
     Path(name): Path<String>,
@@ -358,12 +342,8 @@ async fn remove(
     headers: HeaderMap,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
-    let (_, ok) = bearer_ok(&seen, &headers);
-    if !ok {
-        return unauthorized(&f.base);
-    }
-    if query.get("api-version").map(String::as_str) != Some("7.4") {
-        seen.violations.push("delete api-version".into());
+    if let Some(r) = admit(&f, &mut seen, "delete", &query, &headers) {
+        return r;
     }
     seen.deletes.push(name.clone());
     let base = &f.base;
@@ -374,4 +354,51 @@ async fn remove(
         "scheduledPurgeDate": 1_707_776_100,
     }))
     .into_response()
+}
+
+async fn get_one(
+    State(f): State<Fake>,
+    Path(name): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut seen = f.seen.lock().unwrap();
+    if let Some(r) = admit(&f, &mut seen, "get", &query, &headers) {
+        return r;
+    }
+    seen.gets.push(name.clone());
+    if seen.forbid_gets {
+        return vault_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "The user, group or application 'appid={CLIENT_ID}' does not have certificates \
+                 get permission on key vault. For help resolving this issue, please see \
+                 https://go.microsoft.com/fwlink/?linkid=2125287"
+            ),
+        );
+    }
+    let deleted = seen.deletes.contains(&name);
+    let newest = seen
+        .imports
+        .iter()
+        .rev()
+        .find(|i| i.name == name && i.version.is_some());
+    match newest {
+        Some(i) if !deleted => {
+            let base = &f.base;
+            let version = i.version.clone().unwrap_or_default();
+            axum::Json(json!({
+                "id": format!("{base}/certificates/{name}/{version}"),
+                "cer": base64::engine::general_purpose::STANDARD.encode(&i.certificate_der),
+                "attributes": {"enabled": true},
+            }))
+            .into_response()
+        }
+        _ => vault_error(
+            StatusCode::NOT_FOUND,
+            "CertificateNotFound",
+            &format!("A certificate with (name/id) {name} was not found in this key vault."),
+        ),
+    }
 }

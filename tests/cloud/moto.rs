@@ -1,6 +1,8 @@
-//! `moto` in server mode, standing in for AWS Certificate Manager. `.ci/run` installs it
-//! into a virtual environment under `target/moto-venv`; `CERTKEEPER_TEST_MOTO` may name
-//! another `moto_server` executable.
+//! `moto` in server mode, standing in for AWS Certificate Manager, Secrets Manager, Elastic
+//! Load Balancing and IAM. `.ci/test` installs it into a virtual environment under
+//! `target/moto-venv`; `CERTKEEPER_TEST_MOTO` may name another `moto_server` executable.
+//! Fixtures (load balancers, IAM users) are made with boto3 from that venv
+//! (`moto_fixtures.py`).
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -30,6 +32,17 @@ fn executable() -> String {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// A server that enforces IAM: after the first `free_calls` requests (used to create
+    /// users with [`Moto::user`]), every request must be signed by a user whose policy
+    /// allows it.
+    pub fn start_enforcing_iam(free_calls: u32) -> Moto {
+        Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", &free_calls.to_string())])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Moto {
         let exe = executable();
         assert!(
             std::path::Path::new(&exe).exists(),
@@ -39,6 +52,7 @@ impl Moto {
         let port = super::super::common::free_port();
         let child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,5 +80,41 @@ impl Moto {
     /// Static test credentials (moto accepts any).
     pub fn credentials() -> serde_json::Value {
         serde_json::json!({"access_key_id": "AKIDTESTTESTTEST", "secret_access_key": "test-secret"})
+    }
+
+    /// Run a fixture of `moto_fixtures.py` with the venv's Python; its JSON output.
+    fn fixture(&self, args: &[&str]) -> serde_json::Value {
+        let exe = executable();
+        let python = std::path::Path::new(&exe).with_file_name("python");
+        let script = format!(
+            "{}/tests/cloud/moto_fixtures.py",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let out = Command::new(python)
+            .arg(script)
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .expect("the fixture script runs");
+        assert!(
+            out.status.success(),
+            "moto_fixtures.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A load balancer with two HTTPS listeners serving a placeholder certificate:
+    /// `{"placeholder": ARN, "listeners": {"443": ARN, "8443": ARN}}`.
+    pub fn load_balancer(&self) -> serde_json::Value {
+        self.fixture(&["elb"])
+    }
+
+    /// An IAM user allowed only `actions` (4 requests): its credentials, as a destination
+    /// takes them.
+    pub fn user(&self, actions: &[&str]) -> serde_json::Value {
+        let mut args = vec!["user"];
+        args.extend_from_slice(actions);
+        self.fixture(&args)
     }
 }

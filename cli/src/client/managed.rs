@@ -87,9 +87,13 @@ pub enum ManagedCmd {
         /// Destination id or name.
         #[arg(long)]
         destination: String,
-        /// Also delete the copy at the destination.
-        #[arg(long)]
+        /// Also remove what certkeeper put at the destination.
+        #[arg(long, conflicts_with = "keep_remote")]
         delete_remote: bool,
+        /// Leave what certkeeper put at the destination, whatever the destination's
+        /// remove-on-unbind setting says.
+        #[arg(long)]
+        keep_remote: bool,
     },
 }
 
@@ -100,7 +104,7 @@ pub enum DestinationCmd {
     Create {
         /// Unique name.
         name: String,
-        /// aws_acm or azure_key_vault.
+        /// aws_acm, aws_secrets_manager, aws_elb, azure_key_vault or cloudflare.
         #[arg(long)]
         kind: String,
         /// Configuration JSON file ('-' for stdin).
@@ -109,6 +113,15 @@ pub enum DestinationCmd {
         /// Credentials JSON file ('-' for stdin); kept out of the command line.
         #[arg(long)]
         credentials: Option<PathBuf>,
+        /// Remove what certkeeper put there when a binding to it is deleted.
+        #[arg(long)]
+        remove_on_unbind: bool,
+    },
+    /// Test the connection: credentials, permissions, region or zone, with read-only
+    /// calls (admin). Exits 1 when a check fails.
+    Test {
+        /// Id or name.
+        id: String,
     },
     /// List destinations.
     List,
@@ -145,7 +158,14 @@ const BINDING_COLS: &[&str] = &[
     "last_error",
     "next_attempt_at",
 ];
-const DEST_COLS: &[&str] = &["name", "kind", "has_credentials", "created_at", "id"];
+const DEST_COLS: &[&str] = &[
+    "name",
+    "kind",
+    "has_credentials",
+    "remove_on_unbind",
+    "created_at",
+    "id",
+];
 
 /// A managed certificate with its versions and bindings.
 fn show_managed(v: &Value, json_out: bool) {
@@ -256,12 +276,17 @@ pub(super) async fn run_managed(c: &Client, json_out: bool, cmd: ManagedCmd) -> 
             id,
             destination,
             delete_remote,
+            keep_remote,
         } => {
+            let mut query = Vec::new();
+            if delete_remote || keep_remote {
+                query.push(("delete_remote", delete_remote.to_string()));
+            }
             c.json(
                 Method::DELETE,
                 &format!("/managed/{id}/bindings/{destination}"),
                 None,
-                &[("delete_remote", delete_remote.to_string())],
+                &query,
             )
             .await?;
             if !json_out {
@@ -283,9 +308,11 @@ pub(super) async fn run_destination(
             kind,
             config,
             credentials,
+            remove_on_unbind,
         } => {
             let mut body = json!({
                 "name": name, "kind": kind, "config": json_file(&config, "--config")?,
+                "remove_on_unbind": remove_on_unbind,
             });
             if let Some(p) = credentials {
                 body["credentials"] = json_file(&p, "--credentials")?;
@@ -308,6 +335,27 @@ pub(super) async fn run_destination(
             json_out,
             DEST_COLS,
         ),
+        DestinationCmd::Test { id } => {
+            let v = c
+                .json(Method::POST, &format!("/destinations/{id}/test"), None, &[])
+                .await?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for check in v["checks"].as_array().into_iter().flatten() {
+                    println!("ok: {}", check.as_str().unwrap_or_default());
+                }
+            }
+            if v["ok"].as_bool() != Some(true) {
+                anyhow::bail!(
+                    "destination {id}: {}",
+                    v["error"].as_str().unwrap_or("the test failed")
+                );
+            }
+            if !json_out {
+                println!("destination {id}: connection ok");
+            }
+        }
         DestinationCmd::Delete { id } => {
             c.json(Method::DELETE, &format!("/destinations/{id}"), None, &[])
                 .await?;

@@ -1,11 +1,13 @@
 //! Cloud destinations: their records (credentials sealed with the master key, never shown
-//! again), the live clients built from them, and bindings of managed certificates.
+//! again), the live clients built from them, connection tests, and bindings of managed
+//! certificates (with removal of the remote copy when the destination asks for it).
 
 use std::sync::Arc;
 
 use certkeeper_sync::{
-    AwsAcm, AwsAcmConfig, AwsCredentials, AzureKeyVault, AzureKeyVaultConfig, Destination,
-    SyncError,
+    AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsElbConfig, AwsSecretsManager,
+    AwsSecretsManagerConfig, AzureKeyVault, AzureKeyVaultConfig, Cloudflare, CloudflareConfig,
+    Destination, SyncError,
 };
 use serde::Deserialize;
 
@@ -18,20 +20,42 @@ use crate::store::{DestinationRecord, new_id};
 pub const AWS_ACM: &str = "aws_acm";
 /// Kind name of Azure Key Vault destinations.
 pub const AZURE_KEY_VAULT: &str = "azure_key_vault";
+/// Kind name of AWS Secrets Manager destinations.
+pub const AWS_SECRETS_MANAGER: &str = "aws_secrets_manager";
+/// Kind name of AWS load balancer listener destinations.
+pub const AWS_ELB: &str = "aws_elb";
+/// Kind name of Cloudflare custom certificate destinations.
+pub const CLOUDFLARE: &str = "cloudflare";
+/// Every kind, as listed in errors.
+const KINDS: &str = "aws_acm, aws_secrets_manager, aws_elb, azure_key_vault, cloudflare";
 
 /// What a new destination is created with.
 #[derive(Debug, Clone)]
 pub struct NewDestination {
     /// Unique name.
     pub name: String,
-    /// `aws_acm` or `azure_key_vault`.
+    /// One of `aws_acm`, `aws_secrets_manager`, `aws_elb`, `azure_key_vault`, `cloudflare`.
     pub kind: String,
     /// The kind's settings (no secrets).
     pub config: serde_json::Value,
-    /// The kind's credentials: `{"client_secret"}` for Azure (required);
-    /// `{"access_key_id", "secret_access_key", "session_token"?}` for AWS (optional: the
-    /// standard AWS chain otherwise).
+    /// The kind's credentials: `{"client_secret"}` for Azure (required); `{"api_token"}`
+    /// for Cloudflare (required); `{"access_key_id", "secret_access_key",
+    /// "session_token"?}` for AWS (optional: the standard AWS chain otherwise).
     pub credentials: Option<serde_json::Value>,
+    /// Remove what certkeeper put there when a binding to this destination is deleted.
+    pub remove_on_unbind: bool,
+}
+
+/// What a connection test found.
+#[derive(Debug, Clone)]
+pub struct ConnectionTest {
+    /// The destination's kind.
+    pub kind: String,
+    /// What was checked and passed, in order.
+    pub checks: Vec<String>,
+    /// Why the test failed (the missing permission, the wrong region or zone, ...); None
+    /// when every check passed.
+    pub error: Option<String>,
 }
 
 /// Azure credentials as given.
@@ -39,6 +63,13 @@ pub struct NewDestination {
 #[serde(deny_unknown_fields)]
 struct AzureSecret {
     client_secret: String,
+}
+
+/// Cloudflare credentials as given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloudflareSecret {
+    api_token: String,
 }
 
 /// The seal context of a destination's credentials.
@@ -76,19 +107,54 @@ async fn build(
             let dest = AzureKeyVault::new(cfg, secret.client_secret).map_err(config_error)?;
             Ok((Arc::new(dest), stored))
         }
-        AWS_ACM => {
-            let cfg: AwsAcmConfig =
+        CLOUDFLARE => {
+            let cfg: CloudflareConfig =
                 serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
+            let creds = credentials.ok_or_else(|| {
+                Error::BadRequest(
+                    "a cloudflare destination needs credentials {\"api_token\": ...}".into(),
+                )
+            })?;
+            let secret: CloudflareSecret =
+                serde_json::from_slice(creds).map_err(|e| bad("credentials", e))?;
+            let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
+            let dest = Cloudflare::new(cfg, secret.api_token).map_err(config_error)?;
+            Ok((Arc::new(dest), stored))
+        }
+        AWS_ACM | AWS_SECRETS_MANAGER | AWS_ELB => {
             let creds: Option<AwsCredentials> = credentials
                 .map(serde_json::from_slice)
                 .transpose()
                 .map_err(|e| bad("credentials", e))?;
-            let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
-            let dest = AwsAcm::new(cfg, creds).await.map_err(config_error)?;
-            Ok((Arc::new(dest), stored))
+            let (dest, stored): (Arc<dyn Destination>, _) = match kind {
+                AWS_ACM => {
+                    let cfg: AwsAcmConfig =
+                        serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
+                    let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
+                    let dest = AwsAcm::new(cfg, creds).await.map_err(config_error)?;
+                    (Arc::new(dest), stored)
+                }
+                AWS_SECRETS_MANAGER => {
+                    let cfg: AwsSecretsManagerConfig =
+                        serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
+                    let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
+                    let dest = AwsSecretsManager::new(cfg, creds)
+                        .await
+                        .map_err(config_error)?;
+                    (Arc::new(dest), stored)
+                }
+                _ => {
+                    let cfg: AwsElbConfig =
+                        serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
+                    let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
+                    let dest = AwsElb::new(cfg, creds).await.map_err(config_error)?;
+                    (Arc::new(dest), stored)
+                }
+            };
+            Ok((dest, stored))
         }
         other => Err(Error::BadRequest(format!(
-            "destination kind {other:?} is not one of {AWS_ACM}, {AZURE_KEY_VAULT}"
+            "destination kind {other:?} is not one of {KINDS}"
         ))),
     }
 }
@@ -134,16 +200,36 @@ impl Managed {
             kind: new.kind.clone(),
             config,
             secret_sealed,
+            remove_on_unbind: new.remove_on_unbind,
             created_at: self.pki.now(),
             created_by: actor.name.clone(),
         };
         let ev = actor
             .event("destination.create", "destination")
             .object(&id)
-            .detail(serde_json::json!({"name": rec.name, "kind": rec.kind}));
+            .detail(serde_json::json!({
+                "name": rec.name, "kind": rec.kind, "remove_on_unbind": rec.remove_on_unbind,
+            }));
         self.pki.store().insert_destination(&rec, &ev).await?;
         self.destinations.lock().await.insert(id, dest);
         Ok(rec)
+    }
+
+    /// Test a destination's connection with read-only calls: credentials, permissions, and
+    /// that the configured place (region, listener, secret, vault, zone) is right. Nothing
+    /// changes; a failed test is an answer, not an error.
+    pub async fn test_destination(&self, id: &str) -> Result<ConnectionTest, Error> {
+        let rec = self.pki.store().get_destination(id).await?;
+        let dest = self.destination(&rec.id).await?;
+        let (checks, error) = match dest.check().await {
+            Ok(checks) => (checks, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        Ok(ConnectionTest {
+            kind: rec.kind,
+            checks,
+            error,
+        })
     }
 
     /// Delete a destination no certificate is bound to.
@@ -208,27 +294,23 @@ impl Managed {
         Ok(())
     }
 
-    /// Remove a binding. With `delete_remote`, the copy at the destination is deleted first
-    /// (if that fails, nothing changes); otherwise it stays.
+    /// Remove a binding. With `delete_remote` (by default the destination's
+    /// `remove_on_unbind`), what certkeeper put at the destination is removed first (if
+    /// that fails, nothing changes); otherwise it stays.
     pub async fn unbind(
         &self,
         managed: &str,
         destination: &str,
-        delete_remote: bool,
+        delete_remote: Option<bool>,
         actor: &Actor,
     ) -> Result<(), Error> {
         let store = self.pki.store();
         let m = store.get_managed(managed).await?;
         let d = store.get_destination(destination).await?;
         let b = store.get_binding(&m.id, &d.id).await?;
+        let delete_remote = delete_remote.unwrap_or(d.remove_on_unbind);
         if delete_remote && let Some(remote) = &b.remote_id {
-            let dest = self.destination(&d.id).await?;
-            dest.delete(remote).await.map_err(|e| {
-                Error::Conflict(format!(
-                    "deleting {remote} at destination {:?} failed: {e}",
-                    d.name
-                ))
-            })?;
+            self.remove_remote(&d, remote).await?;
         }
         let ev = actor
             .event("managed.unbind", "managed_certificate")
@@ -240,5 +322,20 @@ impl Managed {
             .delete_binding(&m.id, &d.id, &ev, self.pki.now())
             .await?;
         Ok(())
+    }
+
+    /// Remove what a binding put at destination `d`.
+    pub(super) async fn remove_remote(
+        &self,
+        d: &DestinationRecord,
+        remote: &str,
+    ) -> Result<(), Error> {
+        let dest = self.destination(&d.id).await?;
+        dest.delete(remote).await.map_err(|e| {
+            Error::Conflict(format!(
+                "removing {remote} at destination {:?} failed: {e}",
+                d.name
+            ))
+        })
     }
 }

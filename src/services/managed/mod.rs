@@ -24,7 +24,10 @@ use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki};
 use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
 
-pub use destinations::{AWS_ACM, AZURE_KEY_VAULT, NewDestination};
+pub use destinations::{
+    AWS_ACM, AWS_ELB, AWS_SECRETS_MANAGER, AZURE_KEY_VAULT, CLOUDFLARE, ConnectionTest,
+    NewDestination,
+};
 pub use detail::{BindingDetail, ManagedDetail, VersionDetail};
 
 /// How long a replica may hold a renewal or push before others may take it over.
@@ -382,10 +385,19 @@ impl Managed {
         Ok(store.get_managed(&rec.id).await?)
     }
 
-    /// Stop managing a certificate: its versions stay on record as certificates, and the
-    /// copies at destinations are left alone.
+    /// Stop managing a certificate: its versions stay on record as certificates. What was
+    /// pushed to destinations set to `remove_on_unbind` is removed first (if that fails,
+    /// nothing changes); copies at other destinations are left alone.
     pub async fn delete(&self, id: &str, actor: &Actor) -> Result<(), Error> {
         let rec = self.pki.store().get_managed(id).await?;
+        for b in self.pki.store().bindings_of(&rec.id).await? {
+            let d = self.pki.store().get_destination(&b.destination_id).await?;
+            if d.remove_on_unbind
+                && let Some(remote) = &b.remote_id
+            {
+                self.remove_remote(&d, remote).await?;
+            }
+        }
         let ev = actor
             .event("managed.delete", "managed_certificate")
             .object(&rec.id)
