@@ -233,6 +233,7 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
             {"name": "Alerts", "description": "Expiry alerts and lifecycle events: channels, rules, the delivery outbox."},
             {"name": "Certificates", "description": "Issue, search, fetch and revoke end-entity certificates."},
             {"name": "Tokens", "description": "API tokens (admin only)."},
+            {"name": "Issuers", "description": "Where certificates come from: our CAs and external ACME CAs that certkeeper orders from on its users' behalf."},
             {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
             {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
             {"name": "Destinations", "description": "Cloud certificate stores (AWS Certificate Manager, Azure Key Vault)."},

@@ -1,0 +1,4 @@
+//! Adapters for the upstream-CA port ([`crate::services::issuers::port`]): the CAs that
+//! sign certificates certkeeper asks for on its users' behalf.
+
+pub mod acme;
