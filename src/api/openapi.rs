@@ -389,7 +389,7 @@ pub(crate) mod schemas {
         CertificateStatus: ["valid", "expired", "revoked"] = "`expired`: not revoked but past `not_after`.",
         ManagedVersionStatus: ["valid", "expired", "revoked"],
         BindingKind: ["aws_acm", "azure_key_vault"],
-        ManagedEventKind: ["issued", "renewed", "renewal_failed", "synced", "sync_failed", "revoked"],
+        ManagedEventKind: ["issued", "renewed", "renewal_failed", "issuance_failed", "synced", "sync_failed", "revoked"],
         ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
         DestinationKind: ["aws_acm", "azure_key_vault"],
         OutboxStatus: ["pending", "delivered", "dead"],

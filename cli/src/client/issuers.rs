@@ -1,0 +1,118 @@
+//! `certkeeper issuer ...`: where certificates come from: our CAs and external ACME CAs.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::json;
+
+use super::{Client, read_input, show};
+
+/// `certkeeper issuer ...`
+#[derive(Debug, Subcommand)]
+pub enum IssuerCmd {
+    /// Create an external ACME issuer: registers an account at the directory first
+    /// (admin).
+    CreateAcme {
+        /// Unique name (shared with the CAs): what a profile's `ca` names.
+        name: String,
+        /// ACME directory URL (https).
+        #[arg(long)]
+        directory: String,
+        /// Contact URI (mailto:...); repeatable.
+        #[arg(long = "contact")]
+        contact: Vec<String>,
+        /// External account binding key id.
+        #[arg(long, requires = "eab_hmac_key_file")]
+        eab_kid: Option<String>,
+        /// File holding the EAB HMAC key (base64url), `-` for stdin; never on the command
+        /// line.
+        #[arg(long, requires = "eab_kid")]
+        eab_hmac_key_file: Option<PathBuf>,
+        /// PEM root of a private ACME server's TLS certificate.
+        #[arg(long)]
+        trust_bundle: Option<PathBuf>,
+        /// ACME profile to order under.
+        #[arg(long)]
+        acme_profile: Option<String>,
+    },
+    /// List issuers: our CAs, then the external ones.
+    List,
+    /// Show one issuer (never a secret).
+    Get {
+        /// Name or id.
+        name: String,
+    },
+    /// Test an issuer: verify the ACME account upstream, or that our CA can sign (admin).
+    Test {
+        /// Name or id.
+        name: String,
+    },
+    /// Remove an external issuer: deactivates its ACME account (admin).
+    Remove {
+        /// Name or id.
+        name: String,
+    },
+}
+
+const COLS: &[&str] = &["id", "name", "kind", "status", "directory_url", "account_url"];
+
+pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> anyhow::Result<()> {
+    match cmd {
+        IssuerCmd::CreateAcme {
+            name,
+            directory,
+            contact,
+            eab_kid,
+            eab_hmac_key_file,
+            trust_bundle,
+            acme_profile,
+        } => {
+            let mut body = json!({
+                "name": name, "kind": "acme", "directory_url": directory, "contact": contact,
+            });
+            if let Some(kid) = eab_kid {
+                body["eab_kid"] = json!(kid);
+            }
+            if let Some(p) = eab_hmac_key_file {
+                body["eab_hmac_key"] = json!(read_input(&p)?.trim());
+            }
+            if let Some(p) = trust_bundle {
+                body["trust_bundle"] = json!(read_input(&p)?);
+            }
+            if let Some(p) = acme_profile {
+                body["profile"] = json!(p);
+            }
+            show(
+                &c.json(Method::POST, "/issuers", Some(body), &[]).await?,
+                json_out,
+                COLS,
+            )
+        }
+        IssuerCmd::List => show(
+            &c.json(Method::GET, "/issuers", None, &[]).await?,
+            json_out,
+            COLS,
+        ),
+        IssuerCmd::Get { name } => show(
+            &c.json(Method::GET, &format!("/issuers/{name}"), None, &[])
+                .await?,
+            json_out,
+            COLS,
+        ),
+        IssuerCmd::Test { name } => {
+            let v = c
+                .json(Method::POST, &format!("/issuers/{name}/test"), None, &[])
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        IssuerCmd::Remove { name } => {
+            c.json(Method::DELETE, &format!("/issuers/{name}"), None, &[])
+                .await?;
+            if !json_out {
+                println!("removed issuer {name}");
+            }
+        }
+    }
+    Ok(())
+}
