@@ -50,9 +50,7 @@ pub fn described() -> OpenApiRouter<AppState> {
 
 /// The routes of `server.acme_challenge_listen`: the http-01 answers alone.
 pub fn acme_challenge_router() -> Router<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(acme_challenge))
-        .into()
+    OpenApiRouter::new().routes(routes!(acme_challenge)).into()
 }
 
 /// Routes.
@@ -198,7 +196,9 @@ async fn acme_challenge(
 ) -> Result<Response, Error> {
     match state.services.issuers.http01_answer(&token).await? {
         Some(answer) => Ok(([(header::CONTENT_TYPE, "text/plain")], answer).into_response()),
-        None => Err(Error::NotFound(format!("no challenge answer for token {token:?}"))),
+        None => Err(Error::NotFound(format!(
+            "no challenge answer for token {token:?}"
+        ))),
     }
 }
 

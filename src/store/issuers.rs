@@ -28,8 +28,7 @@ pub struct IssuerRecord {
     pub created_at: OffsetDateTime,
 }
 
-const COLS: &str =
-    "id, name, kind, config, secret_sealed, account_sealed, account_url, created_at";
+const COLS: &str = "id, name, kind, config, secret_sealed, account_sealed, account_url, created_at";
 
 fn row_to_issuer(r: &AnyRow) -> Result<IssuerRecord, StoreError> {
     let config: String = r.try_get("config")?;

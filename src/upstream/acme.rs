@@ -153,13 +153,17 @@ impl AcmeUpstream {
             }
             let name = authz.identifier().to_string();
             let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
-                UpstreamFailure::plain(format!("the upstream offers no http-01 challenge for {name}"))
+                UpstreamFailure::plain(format!(
+                    "the upstream offers no http-01 challenge for {name}"
+                ))
             })?;
             let token = challenge.token.clone();
             board
                 .publish(&token, challenge.key_authorization().as_str())
                 .await
-                .map_err(|e| UpstreamFailure::plain(format!("publishing the http-01 answer: {e}")))?;
+                .map_err(|e| {
+                    UpstreamFailure::plain(format!("publishing the http-01 answer: {e}"))
+                })?;
             published.push(token);
             challenge.set_ready().await.map_err(failure)?;
         }
@@ -305,7 +309,12 @@ impl UpstreamCa for AcmeUpstream {
     fn deactivate(&self) -> BoxFuture<'_, Result<(), UpstreamFailure>> {
         Box::pin(async move {
             let account = self.account().await?;
-            bounded(CALL_TIMEOUT, "deactivating the account", account.deactivate()).await
+            bounded(
+                CALL_TIMEOUT,
+                "deactivating the account",
+                account.deactivate(),
+            )
+            .await
         })
     }
 }

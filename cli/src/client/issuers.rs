@@ -55,7 +55,14 @@ pub enum IssuerCmd {
     },
 }
 
-const COLS: &[&str] = &["id", "name", "kind", "status", "directory_url", "account_url"];
+const COLS: &[&str] = &[
+    "id",
+    "name",
+    "kind",
+    "status",
+    "directory_url",
+    "account_url",
+];
 
 pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> anyhow::Result<()> {
     match cmd {

@@ -322,12 +322,11 @@ impl IssuerService {
         let store = self.pki.store();
         match store.get_issuer(name).await {
             Ok(rec) => IssuerView::of(&rec),
-            Err(StoreError::NotFound(_)) => Ok(IssuerView::of_ca(
-                &store
-                    .get_ca(name)
-                    .await
-                    .map_err(|_| Error::NotFound(format!("no issuer {name:?}")))?,
-            )),
+            Err(StoreError::NotFound(_)) => {
+                Ok(IssuerView::of_ca(&store.get_ca(name).await.map_err(
+                    |_| Error::NotFound(format!("no issuer {name:?}")),
+                )?))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -335,9 +334,10 @@ impl IssuerService {
     fn upstream(&self, rec: &IssuerRecord) -> Result<Box<dyn UpstreamCa>, Error> {
         let cfg: AcmeConfig = serde_json::from_value(rec.config.clone())
             .map_err(|e| Error::Internal(format!("issuer {} config: {e}", rec.id)))?;
-        let sealed = rec.account_sealed.as_ref().ok_or_else(|| {
-            Error::Internal(format!("issuer {} has no account", rec.id))
-        })?;
+        let sealed = rec
+            .account_sealed
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("issuer {} has no account", rec.id)))?;
         let creds = self
             .pki
             .master()
@@ -458,12 +458,11 @@ impl IssuerService {
             .upstream(&rec)?
             .issue(csr.der(), &approved.dns_names, &board)
             .await?;
-        let chain = certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| {
-            Error::Upstream {
+        let chain =
+            certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
                 message: format!("the upstream's certificate does not parse: {e}"),
                 problem: None,
-            }
-        })?;
+            })?;
         let Some((leaf, above)) = chain.split_first() else {
             return Err(Error::Upstream {
                 message: "the upstream sent no certificate".into(),
@@ -532,7 +531,11 @@ fn check_answer(leaf: &[u8], key: &KeyPair, names: &[String]) -> Result<CertInfo
             "the upstream's certificate is not for the key we sent".into(),
         ));
     }
-    let mut got: Vec<String> = info.dns_names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let mut got: Vec<String> = info
+        .dns_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
     let mut want: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     got.sort();
     got.dedup();

@@ -44,8 +44,11 @@ impl From<UpstreamFailure> for Error {
 /// `/.well-known/acme-challenge/{token}` on every replica).
 pub trait ChallengeBoard: Send + Sync {
     /// Publish the key authorization for `token`.
-    fn publish<'a>(&'a self, token: &'a str, key_authorization: &'a str)
-    -> BoxFuture<'a, Result<(), Error>>;
+    fn publish<'a>(
+        &'a self,
+        token: &'a str,
+        key_authorization: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Withdraw the answer for `token` (best effort).
     fn withdraw<'a>(&'a self, token: &'a str) -> BoxFuture<'a, ()>;
 }

@@ -381,7 +381,8 @@ impl Managed {
                 Ok(true)
             }
             Err(e) => {
-                self.record_failure(id, rec.renewal_failures + 1, &e).await?;
+                self.record_failure(id, rec.renewal_failures + 1, &e)
+                    .await?;
                 Err(e)
             }
         }

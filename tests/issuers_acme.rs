@@ -1,0 +1,452 @@
+//! External ACME issuers end to end against Debian's Pebble (the real ACME test server,
+//! started here with real validation: `PEBBLE_VA_ALWAYS_VALID=0`) and `pebble-challtestsrv`
+//! as its DNS, on SQLite and PostgreSQL: an issuer is created (its account registered),
+//! tested and refused when bad; a profile names it; a managed certificate for two names is
+//! ordered with http-01 answered by certkeeper's own listener, chains to Pebble's root
+//! (`openssl verify`), and renews into a new version; a name Pebble refuses ends in a
+//! failure recorded with Pebble's problem document and an `issuance.failed` alert.
+//!
+//! Pebble rejects `PEBBLE_WFE_NONCEREJECT` percent of good nonces (5 here, its default
+//! rate): every order passes through dozens of signed requests, so the `badNonce` retries
+//! are exercised on most runs.
+
+mod acme_support;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use acme_support::ChallSrv;
+use common::{Db, TestServer, free_port, openssl, p};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The name Pebble's `domainBlocklist` refuses.
+const BLOCKED: &str = "blocked.example";
+
+/// Pebble on free ports, validating http-01 on `http_port` and resolving names through
+/// `dns_port`.
+struct Pebble {
+    child: Child,
+    port: u16,
+    mgmt_port: u16,
+    /// The root of Pebble's own TLS certificate (for its API).
+    tls_root: String,
+    dir: PathBuf,
+}
+
+impl Pebble {
+    fn start(dir: &Path, http_port: u16, dns_port: u16) -> Pebble {
+        let dir = dir.join("pebble");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = |n: &str| dir.join(n).to_str().unwrap().to_string();
+        let run = |args: &[&str]| {
+            let (ok, out) = openssl(args);
+            assert!(ok, "openssl {args:?}: {out}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test pebble TLS root",
+            "-keyout",
+            &f("root.key"),
+            "-out",
+            &f("root.pem"),
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &f("key.pem"),
+            "-out",
+            &f("server.csr"),
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &f("server.csr"),
+            "-CA",
+            &f("root.pem"),
+            "-CAkey",
+            &f("root.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &f("cert.pem"),
+            "-extfile",
+            &f("ext.cnf"),
+        ]);
+        let port = free_port();
+        let mgmt_port = free_port();
+        let config = json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+            "certificate": f("cert.pem"),
+            "privateKey": f("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "domainBlocklist": [BLOCKED],
+        }});
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let log = std::fs::File::create(dir.join("pebble.log")).unwrap();
+        let child = Command::new("pebble")
+            .args([
+                "-config",
+                &f("config.json"),
+                "-dnsserver",
+                &format!("127.0.0.1:{dns_port}"),
+            ])
+            .env("PEBBLE_VA_ALWAYS_VALID", "0")
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "5")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("pebble (Debian package pebble) runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pebble {
+            child,
+            port,
+            mgmt_port,
+            tls_root: std::fs::read_to_string(dir.join("root.pem")).unwrap(),
+            dir,
+        }
+    }
+
+    fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+
+    /// The root Pebble issues under, from its management API.
+    fn issuing_root(&self) -> String {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--cacert",
+                p(&self.dir.join("root.pem")),
+                &format!("https://127.0.0.1:{}/roots/0", self.mgmt_port),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "fetching Pebble's root");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn managed(s: &TestServer, name: &str) -> Value {
+    let (st, m) = s.api(Method::GET, &format!("/managed/{name}"), None).await;
+    assert_eq!(st, 200, "{m}");
+    m
+}
+
+async fn scenario(db: Db) {
+    let chall = ChallSrv::start();
+    let s = TestServer::start(db).await;
+    let pebble = Pebble::start(s.dir.path(), s.http_port, chall.dns_port);
+
+    // Bad issuers are refused and leave nothing behind.
+    let unreachable = format!("https://127.0.0.1:{}/dir", free_port());
+    for (body, status, why) in [
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": unreachable, "trust_bundle": pebble.tls_root}),
+            502,
+            "",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory()}),
+            502,
+            "",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": format!("http://127.0.0.1:{}/dir", pebble.port)}),
+            400,
+            "https",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory(), "eab_kid": "kid-1"}),
+            400,
+            "together",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory(), "contact": ["ops@example.com"]}),
+            400,
+            "mailto",
+        ),
+        (
+            json!({"name": "pebble", "kind": "aws_pca", "directory_url": pebble.directory()}),
+            400,
+            "not supported",
+        ),
+    ] {
+        let (st, p) = s.api(Method::POST, "/issuers", Some(body.clone())).await;
+        assert_eq!(st, status, "{body}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
+    let (_, list) = s.api(Method::GET, "/issuers", None).await;
+    assert!(
+        list.as_array().unwrap().iter().all(|i| i["kind"] == "ca"),
+        "{list}"
+    );
+
+    // The issuer: its account is registered at once.
+    let (st, issuer) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({
+                "name": "pebble", "kind": "acme", "directory_url": pebble.directory(),
+                "contact": ["mailto:ops@example.com"], "trust_bundle": pebble.tls_root,
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{issuer}");
+    assert_eq!(issuer["kind"], "acme");
+    assert!(
+        issuer["account_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("https://127.0.0.1:{}/", pebble.port)),
+        "{issuer}"
+    );
+    let (st, tested) = s.api(Method::POST, "/issuers/pebble/test", None).await;
+    assert_eq!(st, 200, "{tested}");
+    assert_eq!(tested["account_url"], issuer["account_url"]);
+    let (st, again) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory(), "trust_bundle": pebble.tls_root})),
+        )
+        .await;
+    assert_eq!(st, 409, "{again}");
+
+    // A profile names it; its rules apply before anything goes upstream.
+    let (st, prof) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "public", "ca": "pebble", "allowed_dns_names": [".example.test", BLOCKED]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{prof}");
+    let (st, refused) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "outside", "profile": "public", "dns_names": ["www.other.test"]})),
+        )
+        .await;
+    assert_eq!(
+        (st, refused["rule"].as_str()),
+        (403, Some("allowed_dns_names")),
+        "{refused}"
+    );
+
+    // A managed certificate for two names, validated by http-01 on our own listener.
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "web", "profile": "public", "dns_names": ["a.example.test", "b.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 1, "{m}");
+    let m = managed(&s, "web").await;
+    let first = m["versions"][0]["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    {
+        let id = first.as_str();
+        let chain_path = s.path(&format!("{id}.pem"));
+        let leaf_path = s.path(&format!("{id}-leaf.pem"));
+        let pem = s
+            .client
+            .get(s.url(&format!("/api/v1/certificates/{id}/chain")))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let blocks: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
+        assert!(blocks.len() >= 2, "leaf and intermediate: {pem}");
+        std::fs::write(&chain_path, blocks[1..].concat()).unwrap();
+        std::fs::write(&leaf_path, blocks[0]).unwrap();
+        let (ok, out) = openssl(&[
+            "verify",
+            "-CAfile",
+            p(&root),
+            "-untrusted",
+            p(&chain_path),
+            p(&leaf_path),
+        ]);
+        assert!(ok, "chains to Pebble's root: {out}");
+        let (_, text) = openssl(&[
+            "x509",
+            "-in",
+            p(&leaf_path),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ]);
+        assert!(
+            text.contains("a.example.test") && text.contains("b.example.test"),
+            "{text}"
+        );
+    }
+    // The certificate is in the inventory under the issuer.
+    let (_, found) = s.api(Method::GET, "/certificates?ca=pebble", None).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+
+    // Renewal orders again: a new version, a new certificate.
+    let (st, r) = s.api(Method::POST, "/managed/web/renew", None).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["current_version"], 2, "{r}");
+    let m = managed(&s, "web").await;
+    let second = m["versions"][0]["certificate_id"].as_str().unwrap();
+    assert_ne!(second, first);
+
+    // Pebble refuses a name: the managed certificate exists with no version, the failure
+    // and Pebble's problem document are on it, and an alert is raised.
+    let (st, ch) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({"name": "ops", "kind": "webhook", "url": format!("http://127.0.0.1:{}/hook", free_port())})),
+        )
+        .await;
+    assert_eq!(st, 201, "{ch}");
+    let (st, rule) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({"name": "upstream", "channels": ["ops"], "events": ["issuance.failed"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{rule}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "blocked", "profile": "public", "dns_names": [BLOCKED]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert_eq!(m["renewal_failures"], 1, "{m}");
+    assert_eq!(
+        m["last_problem"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{m}"
+    );
+    let m = managed(&s, "blocked").await;
+    let events: Vec<&str> = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"issuance_failed"), "{m}");
+    let (st, outbox) = s.api(Method::GET, "/alerts/outbox", None).await;
+    assert_eq!(st, 200, "{outbox}");
+    assert!(
+        outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["event_type"] == "io.certkeeper.issuance.failed"),
+        "{outbox}"
+    );
+
+    // Revocation is not forwarded upstream: refused with a clear answer, nothing changed.
+    let (st, p) = s
+        .api(
+            Method::POST,
+            &format!("/certificates/{first}/revoke"),
+            Some(json!({"reason": 4})),
+        )
+        .await;
+    assert_eq!(st, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("upstream"), "{p}");
+
+    // The http-01 answers were withdrawn once the orders were done.
+    let resp = s
+        .client
+        .get(s.http_url("/.well-known/acme-challenge/no-such-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    // Removal: refused while the profile names it, then the account is deactivated.
+    let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
+    assert_eq!(st, 409, "{p}");
+    for name in ["web", "blocked"] {
+        let (st, _) = s
+            .api(Method::DELETE, &format!("/managed/{name}"), None)
+            .await;
+        assert_eq!(st, 204);
+    }
+    let (st, _) = s.api(Method::DELETE, "/profiles/public", None).await;
+    assert_eq!(st, 204);
+    let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
+    assert_eq!(st, 204, "{p}");
+    let (st, _) = s.api(Method::GET, "/issuers/pebble", None).await;
+    assert_eq!(st, 200, "the certificates it issued keep its CA row");
+    let (_, audit) = s
+        .api(Method::GET, "/audit?action=issuer.delete", None)
+        .await;
+    assert_eq!(
+        audit["items"][0]["detail"]["account_deactivated"], true,
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn acme_issuer_sqlite() {
+    scenario(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn acme_issuer_postgres() {
+    scenario(Db::Postgres).await;
+}
