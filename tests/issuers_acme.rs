@@ -18,7 +18,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use acme_support::ChallSrv;
-use common::{Db, TestServer, free_port, openssl, p};
+use common::{Db, TestServer, cli, free_port, openssl, p};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -110,6 +110,8 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
             "domainBlocklist": [BLOCKED],
+            // 90 days, as Let's Encrypt; the profile must allow the upstream's lifetime.
+            "certificateValidityPeriod": 7_776_000,
         }});
         std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
         let log = std::fs::File::create(dir.join("pebble.log")).unwrap();
@@ -254,6 +256,55 @@ async fn scenario(db: Db) {
         )
         .await;
     assert_eq!(st, 409, "{again}");
+
+    // The same through the CLI: create (the EAB key would come from a file), list, show,
+    // test, remove.
+    let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
+    let out = cli(
+        &s,
+        &[
+            "--json",
+            "issuer",
+            "create-acme",
+            "pebble-cli",
+            "--directory",
+            &pebble.directory(),
+            "--contact",
+            "mailto:cli@example.com",
+            "--trust-bundle",
+            p(&bundle),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["contact"], json!(["mailto:cli@example.com"]));
+    let out = cli(&s, &["issuer", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("pebble-cli") && table.contains("acme"),
+        "{table}"
+    );
+    let out = cli(&s, &["issuer", "test", "pebble-cli"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(created["account_url"].as_str().unwrap())
+    );
+    let out = cli(&s, &["issuer", "remove", "pebble-cli"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&s, &["issuer", "get", "pebble-cli"]);
+    assert!(!out.status.success(), "removed, and it had issued nothing");
 
     // A profile names it; its rules apply before anything goes upstream.
     let (st, prof) = s
@@ -408,6 +459,35 @@ async fn scenario(db: Db) {
     assert_eq!(st, 409, "{p}");
     assert!(p["detail"].as_str().unwrap().contains("upstream"), "{p}");
 
+    // The upstream's answer is held to the profile too: a 90-day certificate is refused
+    // under a profile that allows 30 days (recorded, retried later), and not kept.
+    let (st, prof) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "short", "ca": "pebble", "allowed_dns_names": [".example.test"], "max_validity_days": 30})),
+        )
+        .await;
+    assert_eq!(st, 201, "{prof}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "short", "profile": "short", "dns_names": ["c.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert!(
+        m["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("max_validity_days"),
+        "{m}"
+    );
+    let (_, found) = s.api(Method::GET, "/certificates?ca=pebble", None).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 2, "{found}");
+
     // The http-01 answers were withdrawn once the orders were done.
     let resp = s
         .client
@@ -420,14 +500,18 @@ async fn scenario(db: Db) {
     // Removal: refused while the profile names it, then the account is deactivated.
     let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
     assert_eq!(st, 409, "{p}");
-    for name in ["web", "blocked"] {
+    for name in ["web", "blocked", "short"] {
         let (st, _) = s
             .api(Method::DELETE, &format!("/managed/{name}"), None)
             .await;
         assert_eq!(st, 204);
     }
-    let (st, _) = s.api(Method::DELETE, "/profiles/public", None).await;
-    assert_eq!(st, 204);
+    for name in ["public", "short"] {
+        let (st, _) = s
+            .api(Method::DELETE, &format!("/profiles/{name}"), None)
+            .await;
+        assert_eq!(st, 204);
+    }
     let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
     assert_eq!(st, 204, "{p}");
     let (st, _) = s.api(Method::GET, "/issuers/pebble", None).await;

@@ -469,7 +469,8 @@ impl IssuerService {
                 problem: None,
             });
         };
-        let info = check_answer(leaf, key, &approved.dns_names)?;
+        let longest = self.pki.now() + Duration::days(profile.policy.max_validity_days.into());
+        let info = check_answer(leaf, key, &approved.dns_names, longest)?;
         let id = new_id();
         let key_sealed = managed
             .map(|k| self.pki.master().seal(k, &key_context("cert", &id)))
@@ -515,9 +516,15 @@ impl IssuerService {
     }
 }
 
-/// What the upstream sent must be a certificate for our key and for exactly the names
-/// policy approved.
-fn check_answer(leaf: &[u8], key: &KeyPair, names: &[String]) -> Result<CertInfo, Error> {
+/// What the upstream sent must be a certificate for our key, for exactly the names policy
+/// approved, and end no later than the profile allows (`longest`, with an hour for the
+/// clocks).
+fn check_answer(
+    leaf: &[u8],
+    key: &KeyPair,
+    names: &[String],
+    longest: OffsetDateTime,
+) -> Result<CertInfo, Error> {
     let refused = |why: String| Error::Upstream {
         message: why,
         problem: None,
@@ -544,6 +551,13 @@ fn check_answer(leaf: &[u8], key: &KeyPair, names: &[String]) -> Result<CertInfo
     if got != want {
         return Err(refused(format!(
             "the upstream's certificate names {got:?}, not the names ordered {want:?}"
+        )));
+    }
+    if info.not_after > longest + Duration::hours(1) {
+        return Err(refused(format!(
+            "the upstream's certificate is valid until {}, longer than the profile's \
+             max_validity_days allows",
+            info.not_after
         )));
     }
     Ok(info)
