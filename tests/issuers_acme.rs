@@ -3,7 +3,8 @@
 //! as its DNS, on SQLite and PostgreSQL: an issuer is created (its account registered),
 //! tested and refused when bad; a profile names it; a managed certificate for two names is
 //! ordered with http-01 answered by certkeeper's own listener, chains to Pebble's root
-//! (`openssl verify`), and renews into a new version; a name Pebble refuses ends in a
+//! (`openssl verify`), is pushed to AWS Certificate Manager (moto) and renews into a new
+//! version pushed to the same ACM certificate; a name Pebble refuses ends in a
 //! failure recorded with Pebble's problem document and an `issuance.failed` alert.
 //!
 //! Pebble rejects `PEBBLE_WFE_NONCEREJECT` percent of good nonces (5 here, its default
@@ -11,6 +12,7 @@
 //! are exercised on most runs.
 
 mod acme_support;
+mod cloud;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use acme_support::ChallSrv;
+use cloud::moto::Moto;
 use common::{Db, TestServer, cli, free_port, openssl, p};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -176,6 +179,26 @@ async fn managed(s: &TestServer, name: &str) -> Value {
     m
 }
 
+/// A version's serial, as hex without separators.
+fn serial(v: &Value) -> String {
+    v["serial"]
+        .as_str()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
+/// The serial ACM holds for the one binding of `m`, after a push.
+fn pushed_serial(m: &Value) -> String {
+    let b = &m["bindings"][0];
+    assert_eq!(b["in_sync"], true, "{m}");
+    b["remote_version"]
+        .as_str()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
 async fn scenario(db: Db) {
     let chall = ChallSrv::start();
     let s = TestServer::start(db).await;
@@ -328,21 +351,39 @@ async fn scenario(db: Db) {
         "{refused}"
     );
 
-    // A managed certificate for two names, validated by http-01 on our own listener.
+    // A managed certificate for two names, validated by http-01 on our own listener, and
+    // pushed to AWS Certificate Manager (moto).
+    let moto = Moto::start();
+    let (st, d) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(json!({"name": "acm", "kind": "aws_acm", "config": moto.config(), "credentials": Moto::credentials()})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d}");
     let (st, m) = s
         .api(
             Method::POST,
             "/managed",
-            Some(json!({"name": "web", "profile": "public", "dns_names": ["a.example.test", "b.example.test"]})),
+            Some(json!({
+                "name": "web", "profile": "public", "dns_names": ["a.example.test", "b.example.test"],
+                "destinations": ["acm"],
+            })),
         )
         .await;
     assert_eq!(st, 201, "{m}");
     assert_eq!(m["current_version"], 1, "{m}");
+    let (st, m) = s.api(Method::POST, "/managed/web/sync", None).await;
+    assert_eq!(st, 200, "{m}");
+    let pushed = pushed_serial(&m);
+    let arn = m["bindings"][0]["remote_id"].as_str().unwrap().to_string();
     let m = managed(&s, "web").await;
     let first = m["versions"][0]["certificate_id"]
         .as_str()
         .unwrap()
         .to_string();
+    assert_eq!(pushed, serial(&m["versions"][0]), "{m}");
 
     let root = s.write("pebble-root.pem", pebble.issuing_root());
     {
@@ -393,9 +434,17 @@ async fn scenario(db: Db) {
     let (st, r) = s.api(Method::POST, "/managed/web/renew", None).await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["current_version"], 2, "{r}");
+    let (_, synced) = s.api(Method::POST, "/managed/web/sync", None).await;
     let m = managed(&s, "web").await;
     let second = m["versions"][0]["certificate_id"].as_str().unwrap();
     assert_ne!(second, first);
+    // The new version went to the same ACM certificate (moto read it back).
+    assert_eq!(
+        pushed_serial(&synced),
+        serial(&m["versions"][0]),
+        "{synced}"
+    );
+    assert_eq!(synced["bindings"][0]["remote_id"], arn.as_str());
 
     // Pebble refuses a name: the managed certificate exists with no version, the failure
     // and Pebble's problem document are on it, and an alert is raised.
