@@ -574,6 +574,214 @@ async fn scenario(db: Db) {
     );
 }
 
+/// TSIG secret of the test zone's update key (base64 of 32 bytes).
+const TSIG_SECRET: &str = "c2VjcmV0LWtleS1mb3ItdGhlLWNlcnRrZWVwZXItdGVzdHM=";
+
+/// A real BIND 9 (`named` from Debian's bind9) on a free port, as this user, primary for
+/// `example.test` and taking updates signed with the TSIG key `certkeeper`.
+struct Bind {
+    child: Child,
+    port: u16,
+}
+
+impl Bind {
+    fn start(dir: &Path) -> Bind {
+        let dir = dir.join("bind");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let d = dir.to_str().unwrap();
+        std::fs::write(
+            dir.join("example.test.zone"),
+            "$TTL 60\n\
+             @ IN SOA ns1.example.test. hostmaster.example.test. ( 1 60 60 600 60 )\n\
+             @ IN NS ns1.example.test.\n\
+             ns1 IN A 127.0.0.1\n\
+             @ IN A 127.0.0.1\n\
+             * IN A 127.0.0.1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("named.conf"),
+            format!(
+                r#"options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+}};
+controls {{ }};
+key "certkeeper" {{ algorithm hmac-sha256; secret "{TSIG_SECRET}"; }};
+zone "example.test" {{
+    type primary;
+    file "{d}/example.test.zone";
+    allow-update {{ key "certkeeper"; }};
+}};
+"#
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("named.log")).unwrap();
+        let child = Command::new("named")
+            .args(["-g", "-c", &format!("{d}/named.conf")])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("named (Debian package bind9) runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "named did not start: {}",
+                std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Bind { child, port }
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A wildcard certificate from Pebble by dns-01: certkeeper writes the TXT records into
+/// BIND with TSIG-signed RFC 2136 updates, waits until BIND answers them, and Pebble (whose
+/// DNS is that BIND) validates. A wrong TSIG secret is refused by BIND and recorded.
+async fn dns01_rfc2136(db: Db) {
+    let s = TestServer::start(db).await;
+    let bind = Bind::start(s.dir.path());
+    let pebble = Pebble::start(s.dir.path(), s.http_port, bind.port);
+    let rfc2136 = json!({
+        "server": format!("127.0.0.1:{}", bind.port), "zone": "example.test",
+        "key_name": "certkeeper", "algorithm": "hmac-sha256",
+    });
+    let base = json!({
+        "kind": "acme", "directory_url": pebble.directory(), "trust_bundle": pebble.tls_root,
+        "challenge": "dns-01", "rfc2136": rfc2136,
+    });
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    // dns-01 without its secret, or with a bad one, is refused before anything is stored.
+    for (body, why) in [
+        (with(json!({"name": "dns"})), "tsig_secret"),
+        (
+            with(json!({"name": "dns", "tsig_secret": "c2hvcnQ="})),
+            "16 to 512",
+        ),
+        (
+            with(json!({"name": "dns", "tsig_secret": TSIG_SECRET, "challenge": "tls-alpn-01"})),
+            "not one of",
+        ),
+    ] {
+        let (st, p) = s.api(Method::POST, "/issuers", Some(body.clone())).await;
+        assert_eq!(st, 400, "{body}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
+    let (st, issuer) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(with(json!({"name": "dns", "tsig_secret": TSIG_SECRET}))),
+        )
+        .await;
+    assert_eq!(st, 201, "{issuer} {}", s.logs());
+    assert_eq!(issuer["challenge"], "dns-01");
+    assert!(!issuer.to_string().contains(TSIG_SECRET), "{issuer}");
+    // The same zone with the wrong secret: BIND refuses the update.
+    let wrong = "d3Jvbmctc2VjcmV0LWtleS1mb3ItdGhlLXRlc3Rz";
+    let (st, bad) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(with(json!({"name": "dns-wrong", "tsig_secret": wrong}))),
+        )
+        .await;
+    assert_eq!(st, 201, "{bad}");
+    for (profile, issuer) in [("wild", "dns"), ("wild-wrong", "dns-wrong")] {
+        let (st, p) = s
+            .api(
+                Method::POST,
+                "/profiles",
+                Some(json!({"name": profile, "ca": issuer, "allowed_dns_names": [".example.test", "example.test"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+    }
+
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wild", "profile": "wild", "dns_names": ["*.example.test", "example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 1, "{m}");
+    let m = managed(&s, "wild").await;
+    let id = m["versions"][0]["certificate_id"].as_str().unwrap();
+    let pem = s
+        .client
+        .get(s.url(&format!("/api/v1/certificates/{id}/chain")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let blocks: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    let chain = s.write("wild-chain.pem", blocks[1..].concat());
+    let leaf = s.write("wild-leaf.pem", blocks[0]);
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&root),
+        "-untrusted",
+        p(&chain),
+        p(&leaf),
+    ]);
+    assert!(ok, "chains to Pebble's root: {out}");
+    let (_, text) = openssl(&["x509", "-in", p(&leaf), "-noout", "-ext", "subjectAltName"]);
+    assert!(text.contains("*.example.test"), "{text}");
+
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wild-wrong", "profile": "wild-wrong", "dns_names": ["*.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert!(
+        m["last_error"].as_str().unwrap().contains("DNS update"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn dns01_rfc2136_sqlite() {
+    dns01_rfc2136(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dns01_rfc2136_postgres() {
+    dns01_rfc2136(Db::Postgres).await;
+}
+
 #[tokio::test]
 async fn acme_issuer_sqlite() {
     scenario(Db::Sqlite).await;

@@ -8,6 +8,7 @@ CREATE TABLE issuers (
     kind           TEXT NOT NULL CHECK (kind IN ('acme', 'aws_pca')),
     config         TEXT NOT NULL,
     secret_sealed  BLOB,
+    dns_secret_sealed BLOB,
     account_sealed BLOB,
     account_url    TEXT,
     created_at     BIGINT NOT NULL

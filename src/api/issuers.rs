@@ -53,6 +53,17 @@ struct CreateIssuer {
     trust_bundle: Option<String>,
     /// ACME profile to order under (servers that offer profiles).
     profile: Option<String>,
+    /// How names are proven: `http-01` (default; answered by certkeeper's listeners) or
+    /// `dns-01` (needed for wildcards; through `rfc2136`).
+    #[schema(pattern = "^(http-01|dns-01)$")]
+    challenge: Option<String>,
+    /// dns-01 through RFC 2136 dynamic updates: `{"server": "192.0.2.53:53", "zone":
+    /// "example.com", "key_name": "certkeeper", "algorithm": "hmac-sha256",
+    /// "nameservers": []}`.
+    #[schema(value_type = Option<Object>)]
+    rfc2136: Option<crate::upstream::rfc2136::Rfc2136Config>,
+    /// The TSIG secret (base64) for `rfc2136`; sealed at rest and never shown again.
+    tsig_secret: Option<String>,
 }
 
 #[utoipa::path(
@@ -94,8 +105,13 @@ async fn create(
             eab_kid: body.eab_kid,
             trust_bundle: body.trust_bundle,
             profile: body.profile,
+            challenge: body
+                .challenge
+                .unwrap_or_else(|| crate::upstream::acme::HTTP_01.into()),
+            rfc2136: body.rfc2136,
         },
         eab_hmac_key: body.eab_hmac_key,
+        tsig_secret: body.tsig_secret,
     };
     let view = state.services.issuers.create_acme(new, &auth.actor).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())

@@ -69,6 +69,13 @@ pub fn columns() -> Vec<SealedColumn> {
             context: |id| super::issuers::seal_context("account", id),
         },
         SealedColumn {
+            table: "issuers",
+            id: "id",
+            column: "dns_secret_sealed",
+            only: None,
+            context: |id| super::issuers::seal_context("dns", id),
+        },
+        SealedColumn {
             table: "server_state",
             id: "key",
             column: "value",

@@ -20,6 +20,8 @@ pub struct IssuerRecord {
     pub config: serde_json::Value,
     /// Sealed secret (the EAB HMAC key), if any.
     pub secret_sealed: Option<Vec<u8>>,
+    /// Sealed DNS provider secret (the TSIG key for dns-01), if any.
+    pub dns_secret_sealed: Option<Vec<u8>>,
     /// Sealed account credentials, once registered.
     pub account_sealed: Option<Vec<u8>>,
     /// The account's URL at the upstream.
@@ -28,7 +30,7 @@ pub struct IssuerRecord {
     pub created_at: OffsetDateTime,
 }
 
-const COLS: &str = "id, name, kind, config, secret_sealed, account_sealed, account_url, created_at";
+const COLS: &str = "id, name, kind, config, secret_sealed, account_sealed, account_url, created_at, dns_secret_sealed";
 
 fn row_to_issuer(r: &AnyRow) -> Result<IssuerRecord, StoreError> {
     let config: String = r.try_get("config")?;
@@ -39,6 +41,7 @@ fn row_to_issuer(r: &AnyRow) -> Result<IssuerRecord, StoreError> {
         config: serde_json::from_str(&config)
             .map_err(|e| StoreError::Corrupt(format!("issuer config: {e}")))?,
         secret_sealed: r.try_get("secret_sealed")?,
+        dns_secret_sealed: r.try_get("dns_secret_sealed")?,
         account_sealed: r.try_get("account_sealed")?,
         account_url: r.try_get("account_url")?,
         created_at: from_ts(r.try_get("created_at")?),
@@ -57,7 +60,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         insert_ca_row(&mut tx, ca, rec.created_at).await?;
         sqlx::query(&format!(
-            "INSERT INTO issuers ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO issuers ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(&rec.id)
         .bind(&rec.name)
@@ -67,6 +70,7 @@ impl Store {
         .bind(&rec.account_sealed)
         .bind(&rec.account_url)
         .bind(ts(rec.created_at))
+        .bind(&rec.dns_secret_sealed)
         .execute(&mut *tx)
         .await?;
         audit.write(&mut *tx, ts(rec.created_at)).await?;

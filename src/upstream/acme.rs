@@ -1,5 +1,6 @@
 //! Any ACME CA (RFC 8555) as an upstream, through `instant-acme`: account registration
-//! (with external account binding), orders answered by http-01, finalization with our CSR,
+//! (with external account binding), orders answered by http-01 or dns-01, finalization
+//! with our CSR,
 //! and the certificate with its chain. Every call to the upstream is bounded in time;
 //! `badNonce` answers are retried by the client and order polling honours `Retry-After`.
 
@@ -12,7 +13,10 @@ use instant_acme::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::services::issuers::port::{BoxFuture, ChallengeBoard, UpstreamCa, UpstreamFailure};
+use crate::services::issuers::port::{
+    BoxFuture, ChallengeBoard, DnsProvider, UpstreamCa, UpstreamFailure,
+};
+use crate::upstream::rfc2136::{Rfc2136Config, wait_visible};
 
 /// Longest wait for one account call (directory, registration, check).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,6 +24,17 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait for the upstream to validate every authorization.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for a dns-01 record to show on the zone's authoritative servers.
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The http-01 challenge (the default).
+pub const HTTP_01: &str = "http-01";
+/// The dns-01 challenge (needed for wildcard names).
+pub const DNS_01: &str = "dns-01";
+
+fn default_challenge() -> String {
+    HTTP_01.into()
+}
 
 /// The settings of an ACME issuer (no secrets).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,6 +54,13 @@ pub struct AcmeConfig {
     /// The ACME profile to order under, for servers that offer profiles.
     #[serde(default)]
     pub profile: Option<String>,
+    /// How names are proven: `http-01` (answered by certkeeper's listeners) or `dns-01`
+    /// (TXT records through the DNS provider; needed for wildcard names).
+    #[serde(default = "default_challenge")]
+    pub challenge: String,
+    /// dns-01 through RFC 2136 dynamic updates.
+    #[serde(default)]
+    pub rfc2136: Option<Rfc2136Config>,
 }
 
 impl AcmeConfig {
@@ -92,6 +114,7 @@ impl AcmeConfig {
 pub struct AcmeUpstream {
     config: AcmeConfig,
     credentials: String,
+    dns: Option<Box<dyn DnsProvider>>,
 }
 
 impl std::fmt::Debug for AcmeUpstream {
@@ -104,11 +127,16 @@ impl std::fmt::Debug for AcmeUpstream {
 
 impl AcmeUpstream {
     /// The issuer `config` with the account `credentials` (as [`AcmeConfig::register`]
-    /// answered them).
-    pub fn new(config: AcmeConfig, credentials: String) -> AcmeUpstream {
+    /// answered them) and, for dns-01, its DNS provider.
+    pub fn new(
+        config: AcmeConfig,
+        credentials: String,
+        dns: Option<Box<dyn DnsProvider>>,
+    ) -> AcmeUpstream {
         AcmeUpstream {
             config,
             credentials,
+            dns,
         }
     }
 
@@ -130,7 +158,15 @@ impl AcmeUpstream {
         dns_names: &[String],
         board: &dyn ChallengeBoard,
         published: &mut Vec<String>,
+        records: &mut Vec<(String, String)>,
     ) -> Result<String, UpstreamFailure> {
+        let dns =
+            match self.config.challenge.as_str() {
+                DNS_01 => Some(self.dns.as_deref().ok_or_else(|| {
+                    UpstreamFailure::plain("dns-01 needs a DNS provider (rfc2136)")
+                })?),
+                _ => None,
+            };
         let account = self.account().await?;
         let ids: Vec<Identifier> = dns_names.iter().cloned().map(Identifier::Dns).collect();
         let mut new = NewOrder::new(&ids);
@@ -152,19 +188,43 @@ impl AcmeUpstream {
                 }
             }
             let name = authz.identifier().to_string();
-            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+            let base = match authz.identifier().identifier {
+                Identifier::Dns(n) => n.clone(),
+                other => {
+                    return Err(UpstreamFailure::plain(format!(
+                        "unexpected identifier {other:?}"
+                    )));
+                }
+            };
+            let kind = match dns {
+                Some(_) => ChallengeType::Dns01,
+                None => ChallengeType::Http01,
+            };
+            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
                 UpstreamFailure::plain(format!(
-                    "the upstream offers no http-01 challenge for {name}"
+                    "the upstream offers no {kind:?} challenge for {name}"
                 ))
             })?;
-            let token = challenge.token.clone();
-            board
-                .publish(&token, challenge.key_authorization().as_str())
-                .await
-                .map_err(|e| {
-                    UpstreamFailure::plain(format!("publishing the http-01 answer: {e}"))
-                })?;
-            published.push(token);
+            match dns {
+                Some(dns) => {
+                    let record = format!("_acme-challenge.{base}.");
+                    let value = challenge.key_authorization().dns_value();
+                    dns.set_txt(&record, &value).await?;
+                    records.push((record.clone(), value.clone()));
+                    wait_visible(&dns.authoritative(), &record, &value, PROPAGATION_TIMEOUT)
+                        .await?;
+                }
+                None => {
+                    let token = challenge.token.clone();
+                    board
+                        .publish(&token, challenge.key_authorization().as_str())
+                        .await
+                        .map_err(|e| {
+                            UpstreamFailure::plain(format!("publishing the http-01 answer: {e}"))
+                        })?;
+                    published.push(token);
+                }
+            }
             challenge.set_ready().await.map_err(failure)?;
         }
         let retries = RetryPolicy::new()
@@ -269,9 +329,10 @@ impl UpstreamCa for AcmeUpstream {
     ) -> BoxFuture<'a, Result<String, UpstreamFailure>> {
         Box::pin(async move {
             let mut published = Vec::new();
+            let mut records = Vec::new();
             let r = tokio::time::timeout(
                 ORDER_TIMEOUT,
-                self.issue_inner(csr_der, dns_names, board, &mut published),
+                self.issue_inner(csr_der, dns_names, board, &mut published, &mut records),
             )
             .await
             .unwrap_or_else(|_| {
@@ -282,6 +343,13 @@ impl UpstreamCa for AcmeUpstream {
             });
             for token in &published {
                 board.withdraw(token).await;
+            }
+            if let Some(dns) = &self.dns {
+                for (name, value) in &records {
+                    if let Err(e) = dns.remove_txt(name, value).await {
+                        tracing::warn!(record = %name, error = %e.message, "removing a dns-01 record failed");
+                    }
+                }
             }
             r
         })

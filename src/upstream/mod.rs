@@ -2,3 +2,4 @@
 //! sign certificates certkeeper asks for on its users' behalf.
 
 pub mod acme;
+pub mod rfc2136;

@@ -35,6 +35,13 @@ pub enum IssuerCmd {
         /// ACME profile to order under.
         #[arg(long)]
         acme_profile: Option<String>,
+        /// Prove names with dns-01 (needed for wildcards) through RFC 2136: a JSON file
+        /// with server, zone, key_name, algorithm and nameservers.
+        #[arg(long, requires = "tsig_secret_file")]
+        rfc2136: Option<PathBuf>,
+        /// File holding the TSIG secret (base64), `-` for stdin.
+        #[arg(long, requires = "rfc2136")]
+        tsig_secret_file: Option<PathBuf>,
     },
     /// List issuers: our CAs, then the external ones.
     List,
@@ -74,6 +81,8 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
             eab_hmac_key_file,
             trust_bundle,
             acme_profile,
+            rfc2136,
+            tsig_secret_file,
         } => {
             let mut body = json!({
                 "name": name, "kind": "acme", "directory_url": directory, "contact": contact,
@@ -89,6 +98,15 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
             }
             if let Some(p) = acme_profile {
                 body["profile"] = json!(p);
+            }
+            if let Some(p) = rfc2136 {
+                let cfg: serde_json::Value = serde_json::from_str(&read_input(&p)?)
+                    .map_err(|e| anyhow::anyhow!("--rfc2136 {}: {e}", p.display()))?;
+                body["challenge"] = json!("dns-01");
+                body["rfc2136"] = cfg;
+            }
+            if let Some(p) = tsig_secret_file {
+                body["tsig_secret"] = json!(read_input(&p)?.trim());
             }
             show(
                 &c.json(Method::POST, "/issuers", Some(body), &[]).await?,

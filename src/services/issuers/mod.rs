@@ -24,7 +24,8 @@ use utoipa::ToSchema;
 use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki, key_context};
 use crate::store::{IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, StoreError, new_id};
-use crate::upstream::acme::{AcmeConfig, AcmeUpstream};
+use crate::upstream::acme::{AcmeConfig, AcmeUpstream, DNS_01, HTTP_01};
+use crate::upstream::rfc2136::Rfc2136;
 use port::{BoxFuture, ChallengeBoard, UpstreamCa};
 
 /// The kind of an ACME issuer.
@@ -52,6 +53,8 @@ pub struct NewAcmeIssuer {
     pub config: AcmeConfig,
     /// The EAB HMAC key, base64url as CAs hand it out; with `config.eab_kid` only.
     pub eab_hmac_key: Option<String>,
+    /// The TSIG secret (base64, as `tsig-keygen` writes it) of `config.rfc2136`.
+    pub tsig_secret: Option<String>,
 }
 
 /// An issuer as shown: never a secret.
@@ -80,6 +83,14 @@ pub struct IssuerView {
     /// The ACME profile orders ask for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// How names are proven: `http-01` or `dns-01`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// dns-01 through RFC 2136: server, zone, TSIG key name and algorithm (the secret is
+    /// sealed and never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub rfc2136: Option<Value>,
     /// The ACME account URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_url: Option<String>,
@@ -102,6 +113,8 @@ impl IssuerView {
             eab_kid: cfg.eab_kid,
             trust_bundle: Some(cfg.trust_bundle.is_some()),
             profile: cfg.profile,
+            challenge: Some(cfg.challenge),
+            rfc2136: cfg.rfc2136.map(|r| json!(r)),
             account_url: rec.account_url.clone(),
             created_at: rec.created_at,
         })
@@ -118,6 +131,8 @@ impl IssuerView {
             eab_kid: None,
             trust_bundle: None,
             profile: None,
+            challenge: None,
+            rfc2136: None,
             account_url: None,
             created_at: ca.created_at,
         }
@@ -155,6 +170,31 @@ impl ChallengeBoard for StoreBoard<'_> {
                 tracing::warn!(error = %e, "withdrawing an http-01 answer failed; it expires on its own");
             }
         })
+    }
+}
+
+/// The TSIG secret of a dns-01 issuer, checked with its settings; none for http-01.
+fn validate_dns(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
+    let c = &new.config;
+    match (c.challenge.as_str(), &c.rfc2136, &new.tsig_secret) {
+        (HTTP_01, None, None) => Ok(None),
+        (HTTP_01, _, _) => Err(Error::BadRequest(
+            "rfc2136 and tsig_secret are for the dns-01 challenge".into(),
+        )),
+        (DNS_01, Some(r), Some(secret)) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(secret.trim())
+                .map_err(|_| Error::BadRequest("tsig_secret is not base64".into()))?;
+            r.validate(&raw)
+                .map_err(|e| Error::BadRequest(format!("rfc2136: {e}")))?;
+            Ok(Some(raw))
+        }
+        (DNS_01, _, _) => Err(Error::BadRequest(
+            "dns-01 needs a DNS provider: rfc2136 with its tsig_secret".into(),
+        )),
+        (other, _, _) => Err(Error::BadRequest(format!(
+            "challenge {other:?} is not one of http-01, dns-01"
+        ))),
     }
 }
 
@@ -243,6 +283,7 @@ impl IssuerService {
         actor: &Actor,
     ) -> Result<IssuerView, Error> {
         let eab = validate_config(&new)?;
+        let tsig = validate_dns(&new)?;
         let store = self.pki.store();
         match store.get_ca(&new.name).await {
             Ok(_) => {
@@ -268,6 +309,9 @@ impl IssuerService {
                 .map_err(|e| Error::Internal(e.to_string()))?,
             secret_sealed: eab
                 .map(|k| master.seal(&k, &seal_context("eab", &id)))
+                .transpose()?,
+            dns_secret_sealed: tsig
+                .map(|k| master.seal(&k, &seal_context("dns", &id)))
                 .transpose()?,
             account_sealed: Some(master.seal(creds.as_bytes(), &seal_context("account", &id))?),
             account_url: Some(account_url.clone()),
@@ -344,7 +388,17 @@ impl IssuerService {
             .open(sealed, &seal_context("account", &rec.id))?;
         let creds = String::from_utf8(creds)
             .map_err(|_| Error::Internal(format!("issuer {} account is not text", rec.id)))?;
-        Ok(Box::new(AcmeUpstream::new(cfg, creds)))
+        let dns: Option<Box<dyn port::DnsProvider>> = match (&cfg.rfc2136, &rec.dns_secret_sealed) {
+            (Some(r), Some(sealed)) => {
+                let secret = self
+                    .pki
+                    .master()
+                    .open(sealed, &seal_context("dns", &rec.id))?;
+                Some(Box::new(Rfc2136::new(r.clone(), secret)))
+            }
+            _ => None,
+        };
+        Ok(Box::new(AcmeUpstream::new(cfg, creds, dns)))
     }
 
     /// Test an issuer: for an ACME issuer, that the account exists and is valid upstream;

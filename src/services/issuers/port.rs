@@ -70,3 +70,22 @@ pub trait UpstreamCa: Send + Sync {
     /// Tell the upstream we are leaving (deactivate the ACME account).
     fn deactivate(&self) -> BoxFuture<'_, Result<(), UpstreamFailure>>;
 }
+
+/// A DNS provider for dns-01: sets and removes the `_acme-challenge` TXT records, and says
+/// which servers answer for the zone (to wait for a record to show on every one).
+pub trait DnsProvider: Send + Sync {
+    /// Add the TXT record `value` at `name` (a fully qualified name), beside any others.
+    fn set_txt<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<(), UpstreamFailure>>;
+    /// Remove the TXT record `value` at `name` (best effort: answers what failed).
+    fn remove_txt<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<(), UpstreamFailure>>;
+    /// The zone's authoritative servers, queried until a record shows on each.
+    fn authoritative(&self) -> Vec<std::net::SocketAddr>;
+}
