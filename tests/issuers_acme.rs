@@ -173,6 +173,39 @@ impl Drop for Pebble {
     }
 }
 
+/// Download a certificate with its chain; answers the files of the leaf and of the
+/// intermediates.
+async fn download_chain(s: &TestServer, id: &str) -> (PathBuf, PathBuf) {
+    let pem = s
+        .client
+        .get(s.url(&format!("/api/v1/certificates/{id}/chain")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let blocks: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    assert!(blocks.len() >= 2, "leaf and intermediate: {pem}");
+    let leaf = s.write(&format!("{id}-leaf.pem"), blocks[0]);
+    let chain = s.write(&format!("{id}-chain.pem"), blocks[1..].concat());
+    (leaf, chain)
+}
+
+/// `openssl verify`: `leaf` chains through `chain` to `root`.
+fn verify_chain(root: &Path, leaf: &Path, chain: &Path) {
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        p(root),
+        "-untrusted",
+        p(chain),
+        p(leaf),
+    ]);
+    assert!(ok, "chains to Pebble's root: {out}");
+}
+
 async fn managed(s: &TestServer, name: &str) -> Value {
     let (st, m) = s.api(Method::GET, &format!("/managed/{name}"), None).await;
     assert_eq!(st, 200, "{m}");
@@ -388,31 +421,8 @@ async fn scenario(db: Db) {
     let root = s.write("pebble-root.pem", pebble.issuing_root());
     {
         let id = first.as_str();
-        let chain_path = s.path(&format!("{id}.pem"));
-        let leaf_path = s.path(&format!("{id}-leaf.pem"));
-        let pem = s
-            .client
-            .get(s.url(&format!("/api/v1/certificates/{id}/chain")))
-            .bearer_auth(&s.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let blocks: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
-        assert!(blocks.len() >= 2, "leaf and intermediate: {pem}");
-        std::fs::write(&chain_path, blocks[1..].concat()).unwrap();
-        std::fs::write(&leaf_path, blocks[0]).unwrap();
-        let (ok, out) = openssl(&[
-            "verify",
-            "-CAfile",
-            p(&root),
-            "-untrusted",
-            p(&chain_path),
-            p(&leaf_path),
-        ]);
-        assert!(ok, "chains to Pebble's root: {out}");
+        let (leaf_path, chain_path) = download_chain(&s, id).await;
+        verify_chain(&root, &leaf_path, &chain_path);
         let (_, text) = openssl(&[
             "x509",
             "-in",
@@ -731,29 +741,9 @@ async fn dns01_rfc2136(db: Db) {
     assert_eq!(m["current_version"], 1, "{m}");
     let m = managed(&s, "wild").await;
     let id = m["versions"][0]["certificate_id"].as_str().unwrap();
-    let pem = s
-        .client
-        .get(s.url(&format!("/api/v1/certificates/{id}/chain")))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let blocks: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
-    let chain = s.write("wild-chain.pem", blocks[1..].concat());
-    let leaf = s.write("wild-leaf.pem", blocks[0]);
+    let (leaf, chain) = download_chain(&s, id).await;
     let root = s.write("pebble-root.pem", pebble.issuing_root());
-    let (ok, out) = openssl(&[
-        "verify",
-        "-CAfile",
-        p(&root),
-        "-untrusted",
-        p(&chain),
-        p(&leaf),
-    ]);
-    assert!(ok, "chains to Pebble's root: {out}");
+    verify_chain(&root, &leaf, &chain);
     let (_, text) = openssl(&["x509", "-in", p(&leaf), "-noout", "-ext", "subjectAltName"]);
     assert!(text.contains("*.example.test"), "{text}");
 
@@ -770,6 +760,247 @@ async fn dns01_rfc2136(db: Db) {
         m["last_error"].as_str().unwrap().contains("DNS update"),
         "{m}"
     );
+}
+
+/// The Cloudflare API token the stand-in accepts.
+const CF_TOKEN: &str = "cf-test-token-with-zone-dns-edit";
+/// The zone id the stand-in serves.
+const CF_ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+/// A local server that follows Cloudflare's documented DNS records API (v4: the envelope
+/// `{"success", "errors", "messages", "result"}`, bearer API tokens, `POST`, `GET` with
+/// `type`/`name`/`content` filters and `DELETE` under `/zones/{zone_id}/dns_records`),
+/// since Cloudflare itself cannot run here. The records it holds are served as DNS by
+/// `pebble-challtestsrv`, which stands for Cloudflare's nameservers.
+#[derive(Clone)]
+struct FakeCloudflare {
+    records: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    created: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    chall_mgmt: u16,
+}
+
+fn cf_envelope(status: u16, result: Value, errors: Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = json!({"success": status < 300, "errors": errors, "messages": [], "result": result});
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn cf_handle(
+    axum::extract::State(cf): axum::extract::State<FakeCloudflare>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {CF_TOKEN}"))
+    {
+        return cf_envelope(
+            403,
+            Value::Null,
+            json!([{"code": 10000, "message": "Authentication error"}]),
+        );
+    }
+    let prefix = format!("/client/v4/zones/{CF_ZONE}/dns_records");
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        return cf_envelope(
+            404,
+            Value::Null,
+            json!([{"code": 7003, "message": "Could not route to this path"}]),
+        );
+    };
+    let mgmt = |endpoint: &str, body: Value| {
+        let url = format!("http://127.0.0.1:{}/{endpoint}", cf.chall_mgmt);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    match (method.as_str(), rest) {
+        ("POST", "") => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let (Some("TXT"), Some(name), Some(content)) = (
+                v["type"].as_str(),
+                v["name"].as_str(),
+                v["content"].as_str(),
+            ) else {
+                return cf_envelope(
+                    400,
+                    Value::Null,
+                    json!([{"code": 9005, "message": "type, name and content are required"}]),
+                );
+            };
+            let id = format!(
+                "{:032x}",
+                cf.created.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+            );
+            cf.records
+                .lock()
+                .unwrap()
+                .push((id.clone(), name.to_string(), content.to_string()));
+            mgmt(
+                "set-txt",
+                json!({"host": format!("{name}."), "value": content}),
+            )
+            .await;
+            cf_envelope(
+                200,
+                json!({"id": id, "type": "TXT", "name": name, "content": content, "ttl": v["ttl"]}),
+                json!([]),
+            )
+        }
+        ("GET", "") => {
+            let q: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let found: Vec<Value> = cf
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, n, c)| {
+                    q.get("name").is_none_or(|x| x == n) && q.get("content").is_none_or(|x| x == c)
+                })
+                .map(|(id, n, c)| json!({"id": id, "type": "TXT", "name": n, "content": c}))
+                .collect();
+            cf_envelope(200, json!(found), json!([]))
+        }
+        ("DELETE", id) => {
+            let id = id.trim_start_matches('/').to_string();
+            let removed = {
+                let mut records = cf.records.lock().unwrap();
+                let before = records.len();
+                let gone: Vec<String> = records
+                    .iter()
+                    .filter(|(i, _, _)| *i == id)
+                    .map(|(_, n, _)| n.clone())
+                    .collect();
+                records.retain(|(i, _, _)| *i != id);
+                (before != records.len()).then(|| gone[0].clone())
+            };
+            match removed {
+                Some(name) => {
+                    mgmt("clear-txt", json!({"host": format!("{name}.")})).await;
+                    cf_envelope(200, json!({"id": id}), json!([]))
+                }
+                None => cf_envelope(
+                    404,
+                    Value::Null,
+                    json!([{"code": 81044, "message": "Record does not exist."}]),
+                ),
+            }
+        }
+        _ => cf_envelope(
+            405,
+            Value::Null,
+            json!([{"code": 10000, "message": "method not allowed"}]),
+        ),
+    }
+}
+
+impl FakeCloudflare {
+    async fn start(chall_mgmt: u16) -> (FakeCloudflare, String) {
+        let cf = FakeCloudflare {
+            records: Default::default(),
+            created: Default::default(),
+            chall_mgmt,
+        };
+        let app = axum::Router::new()
+            .fallback(cf_handle)
+            .with_state(cf.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/client/v4", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (cf, url)
+    }
+}
+
+/// A wildcard certificate from Pebble by dns-01 through the Cloudflare API stand-in (its
+/// records served by `pebble-challtestsrv`, Pebble's DNS); a wrong API token ends in a
+/// failure recorded with Cloudflare's errors.
+async fn dns01_cloudflare(db: Db) {
+    let chall = ChallSrv::start();
+    let (cf, api_url) = FakeCloudflare::start(chall.mgmt_port).await;
+    let s = TestServer::start(db).await;
+    let pebble = Pebble::start(s.dir.path(), s.http_port, chall.dns_port);
+    let issuer = |name: &str, token: &str| {
+        json!({
+            "name": name, "kind": "acme", "directory_url": pebble.directory(),
+            "trust_bundle": pebble.tls_root, "challenge": "dns-01",
+            "cloudflare": {
+                "zone_id": CF_ZONE, "api_url": api_url,
+                "nameservers": [format!("127.0.0.1:{}", chall.dns_port)],
+            },
+            "cloudflare_api_token": token,
+        })
+    };
+    let mut half = issuer("cf", CF_TOKEN);
+    half.as_object_mut().unwrap().remove("cloudflare_api_token");
+    let (st, p) = s.api(Method::POST, "/issuers", Some(half)).await;
+    assert_eq!(st, 400, "{p}");
+    for (name, token) in [("cf", CF_TOKEN), ("cf-wrong", "not-the-token")] {
+        let (st, i) = s
+            .api(Method::POST, "/issuers", Some(issuer(name, token)))
+            .await;
+        assert_eq!(st, 201, "{i}");
+        assert!(!i.to_string().contains(token), "{i}");
+        let (st, p) = s
+            .api(
+                Method::POST,
+                "/profiles",
+                Some(json!({"name": name, "ca": name, "allowed_dns_names": [".example.test"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+    }
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wild", "profile": "cf", "dns_names": ["*.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 1, "{m}");
+    let m = managed(&s, "wild").await;
+    let id = m["versions"][0]["certificate_id"].as_str().unwrap();
+    let (leaf, chain) = download_chain(&s, id).await;
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    verify_chain(&root, &leaf, &chain);
+    // The record was made through the API and removed once the order was done.
+    assert_eq!(cf.created.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(cf.records.lock().unwrap().is_empty());
+
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wrong", "profile": "cf-wrong", "dns_names": ["*.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert_eq!(m["last_problem"]["errors"][0]["code"], 10000, "{m}");
+}
+
+#[tokio::test]
+async fn dns01_cloudflare_sqlite() {
+    dns01_cloudflare(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dns01_cloudflare_postgres() {
+    dns01_cloudflare(Db::Postgres).await;
 }
 
 #[tokio::test]

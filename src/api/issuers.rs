@@ -64,6 +64,13 @@ struct CreateIssuer {
     rfc2136: Option<crate::upstream::rfc2136::Rfc2136Config>,
     /// The TSIG secret (base64) for `rfc2136`; sealed at rest and never shown again.
     tsig_secret: Option<String>,
+    /// dns-01 through Cloudflare's DNS records API: `{"zone_id": "...", "nameservers":
+    /// ["173.245.58.51:53"], "api_url": "https://api.cloudflare.com/client/v4"}`.
+    #[schema(value_type = Option<Object>)]
+    cloudflare: Option<crate::upstream::cloudflare::CloudflareConfig>,
+    /// The Cloudflare API token (Zone.DNS:Edit) for `cloudflare`; sealed at rest and never
+    /// shown again.
+    cloudflare_api_token: Option<String>,
 }
 
 #[utoipa::path(
@@ -109,9 +116,11 @@ async fn create(
                 .challenge
                 .unwrap_or_else(|| crate::upstream::acme::HTTP_01.into()),
             rfc2136: body.rfc2136,
+            cloudflare: body.cloudflare,
         },
         eab_hmac_key: body.eab_hmac_key,
         tsig_secret: body.tsig_secret,
+        cloudflare_api_token: body.cloudflare_api_token,
     };
     let view = state.services.issuers.create_acme(new, &auth.actor).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use crate::services::issuers::port::{
     BoxFuture, ChallengeBoard, DnsProvider, UpstreamCa, UpstreamFailure,
 };
-use crate::upstream::rfc2136::{Rfc2136Config, wait_visible};
+use crate::upstream::cloudflare::CloudflareConfig;
+use crate::upstream::propagation::wait_visible;
+use crate::upstream::rfc2136::Rfc2136Config;
 
 /// Longest wait for one account call (directory, registration, check).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,6 +63,9 @@ pub struct AcmeConfig {
     /// dns-01 through RFC 2136 dynamic updates.
     #[serde(default)]
     pub rfc2136: Option<Rfc2136Config>,
+    /// dns-01 through Cloudflare's DNS records API.
+    #[serde(default)]
+    pub cloudflare: Option<CloudflareConfig>,
 }
 
 impl AcmeConfig {
@@ -160,13 +165,12 @@ impl AcmeUpstream {
         published: &mut Vec<String>,
         records: &mut Vec<(String, String)>,
     ) -> Result<String, UpstreamFailure> {
-        let dns =
-            match self.config.challenge.as_str() {
-                DNS_01 => Some(self.dns.as_deref().ok_or_else(|| {
-                    UpstreamFailure::plain("dns-01 needs a DNS provider (rfc2136)")
-                })?),
-                _ => None,
-            };
+        let dns = match self.config.challenge.as_str() {
+            DNS_01 => Some(self.dns.as_deref().ok_or_else(|| {
+                UpstreamFailure::plain("dns-01 needs a DNS provider (rfc2136 or cloudflare)")
+            })?),
+            _ => None,
+        };
         let account = self.account().await?;
         let ids: Vec<Identifier> = dns_names.iter().cloned().map(Identifier::Dns).collect();
         let mut new = NewOrder::new(&ids);

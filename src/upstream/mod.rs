@@ -2,4 +2,6 @@
 //! sign certificates certkeeper asks for on its users' behalf.
 
 pub mod acme;
+pub mod cloudflare;
+pub mod propagation;
 pub mod rfc2136;

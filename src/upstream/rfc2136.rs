@@ -1,25 +1,20 @@
 //! dns-01 through RFC 2136 dynamic updates signed with TSIG (RFC 8945), as BIND, Knot,
-//! PowerDNS and Windows DNS accept them, and the propagation check every DNS provider
-//! shares: query the zone's authoritative servers until the record shows on each.
+//! PowerDNS and Windows DNS accept them.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::Duration;
 
-use hickory_net::client::{Client, ClientHandle};
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_net::udp::UdpClientStream;
+use hickory_net::client::ClientHandle;
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use hickory_proto::rr::{Name, RData, Record, TSigner};
 use serde::{Deserialize, Serialize};
 
 use crate::services::issuers::port::{BoxFuture, DnsProvider, UpstreamFailure};
+use crate::upstream::propagation::{client, dns_failure};
 
 /// Time to live of the challenge records, in seconds.
 const TXT_TTL: u32 = 60;
-/// Longest wait for one DNS answer.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Allowed clock difference for TSIG, in seconds.
 const TSIG_FUDGE: u16 = 300;
 
@@ -87,24 +82,6 @@ impl std::fmt::Debug for Rfc2136 {
     }
 }
 
-fn dns_failure(what: &str, e: impl std::fmt::Display) -> UpstreamFailure {
-    UpstreamFailure::plain(format!("DNS {what}: {e}"))
-}
-
-/// A DNS client to `server`, signing with `signer` when given.
-async fn client(
-    server: SocketAddr,
-    signer: Option<TSigner>,
-) -> Result<Client<TokioRuntimeProvider>, UpstreamFailure> {
-    let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
-        .with_timeout(Some(QUERY_TIMEOUT))
-        .with_signer(signer)
-        .build();
-    let (client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
-    tokio::spawn(background);
-    Ok(client)
-}
-
 impl Rfc2136 {
     /// The provider `config` with its TSIG `secret` (raw bytes).
     pub fn new(config: Rfc2136Config, secret: Vec<u8>) -> Rfc2136 {
@@ -159,44 +136,4 @@ impl DnsProvider for Rfc2136 {
         all.extend(self.config.nameservers.iter().copied());
         all
     }
-}
-
-/// Whether `server` answers the TXT record `value` at `name`.
-async fn shows(server: SocketAddr, name: &Name, value: &str) -> Result<bool, UpstreamFailure> {
-    let mut c = client(server, None).await?;
-    let answer = c
-        .query(name.clone(), DNSClass::IN, RecordType::TXT)
-        .await
-        .map_err(|e| dns_failure("query", e))?;
-    Ok(answer.answers.iter().any(|r| match &r.data {
-        RData::TXT(t) => t.to_string() == value,
-        _ => false,
-    }))
-}
-
-/// Wait until every server in `servers` answers the TXT record `value` at `name`, at most
-/// `limit`.
-pub async fn wait_visible(
-    servers: &[SocketAddr],
-    name: &str,
-    value: &str,
-    limit: Duration,
-) -> Result<(), UpstreamFailure> {
-    let name = Name::from_str(name).map_err(|e| dns_failure("name", e))?;
-    let deadline = tokio::time::Instant::now() + limit;
-    for server in servers {
-        loop {
-            if shows(*server, &name, value).await.unwrap_or(false) {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(UpstreamFailure::plain(format!(
-                    "the TXT record at {name} did not show on {server} within {}s",
-                    limit.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    Ok(())
 }

@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki, key_context};
 use crate::store::{IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, StoreError, new_id};
 use crate::upstream::acme::{AcmeConfig, AcmeUpstream, DNS_01, HTTP_01};
+use crate::upstream::cloudflare::Cloudflare;
 use crate::upstream::rfc2136::Rfc2136;
 use port::{BoxFuture, ChallengeBoard, UpstreamCa};
 
@@ -55,6 +56,8 @@ pub struct NewAcmeIssuer {
     pub eab_hmac_key: Option<String>,
     /// The TSIG secret (base64, as `tsig-keygen` writes it) of `config.rfc2136`.
     pub tsig_secret: Option<String>,
+    /// The API token of `config.cloudflare`.
+    pub cloudflare_api_token: Option<String>,
 }
 
 /// An issuer as shown: never a secret.
@@ -91,6 +94,11 @@ pub struct IssuerView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub rfc2136: Option<Value>,
+    /// dns-01 through Cloudflare: zone id, API URL, nameservers (the token is sealed and
+    /// never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cloudflare: Option<Value>,
     /// The ACME account URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_url: Option<String>,
@@ -115,6 +123,7 @@ impl IssuerView {
             profile: cfg.profile,
             challenge: Some(cfg.challenge),
             rfc2136: cfg.rfc2136.map(|r| json!(r)),
+            cloudflare: cfg.cloudflare.map(|c| json!(c)),
             account_url: rec.account_url.clone(),
             created_at: rec.created_at,
         })
@@ -133,6 +142,7 @@ impl IssuerView {
             profile: None,
             challenge: None,
             rfc2136: None,
+            cloudflare: None,
             account_url: None,
             created_at: ca.created_at,
         }
@@ -173,26 +183,45 @@ impl ChallengeBoard for StoreBoard<'_> {
     }
 }
 
-/// The TSIG secret of a dns-01 issuer, checked with its settings; none for http-01.
+/// The DNS provider secret of a dns-01 issuer (the TSIG key, or the Cloudflare token),
+/// checked with its settings; none for http-01.
 fn validate_dns(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
     let c = &new.config;
-    match (c.challenge.as_str(), &c.rfc2136, &new.tsig_secret) {
-        (HTTP_01, None, None) => Ok(None),
-        (HTTP_01, _, _) => Err(Error::BadRequest(
-            "rfc2136 and tsig_secret are for the dns-01 challenge".into(),
+    let bad = |m: String| Error::BadRequest(m);
+    let any = c.rfc2136.is_some()
+        || c.cloudflare.is_some()
+        || new.tsig_secret.is_some()
+        || new.cloudflare_api_token.is_some();
+    match c.challenge.as_str() {
+        HTTP_01 if any => Err(bad(
+            "rfc2136, cloudflare and their secrets are for the dns-01 challenge".into(),
         )),
-        (DNS_01, Some(r), Some(secret)) => {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(secret.trim())
-                .map_err(|_| Error::BadRequest("tsig_secret is not base64".into()))?;
-            r.validate(&raw)
-                .map_err(|e| Error::BadRequest(format!("rfc2136: {e}")))?;
-            Ok(Some(raw))
-        }
-        (DNS_01, _, _) => Err(Error::BadRequest(
-            "dns-01 needs a DNS provider: rfc2136 with its tsig_secret".into(),
-        )),
-        (other, _, _) => Err(Error::BadRequest(format!(
+        HTTP_01 => Ok(None),
+        DNS_01 => match (
+            &c.rfc2136,
+            &new.tsig_secret,
+            &c.cloudflare,
+            &new.cloudflare_api_token,
+        ) {
+            (Some(r), Some(secret), None, None) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(secret.trim())
+                    .map_err(|_| bad("tsig_secret is not base64".into()))?;
+                r.validate(&raw).map_err(|e| bad(format!("rfc2136: {e}")))?;
+                Ok(Some(raw))
+            }
+            (None, None, Some(cf), Some(token)) => {
+                cf.validate(token)
+                    .map_err(|e| bad(format!("cloudflare: {e}")))?;
+                Ok(Some(token.as_bytes().to_vec()))
+            }
+            _ => Err(bad(
+                "dns-01 needs one DNS provider: rfc2136 with tsig_secret, or cloudflare with \
+                 cloudflare_api_token"
+                    .into(),
+            )),
+        },
+        other => Err(bad(format!(
             "challenge {other:?} is not one of http-01, dns-01"
         ))),
     }
@@ -388,13 +417,23 @@ impl IssuerService {
             .open(sealed, &seal_context("account", &rec.id))?;
         let creds = String::from_utf8(creds)
             .map_err(|_| Error::Internal(format!("issuer {} account is not text", rec.id)))?;
-        let dns: Option<Box<dyn port::DnsProvider>> = match (&cfg.rfc2136, &rec.dns_secret_sealed) {
-            (Some(r), Some(sealed)) => {
-                let secret = self
-                    .pki
+        let secret = rec
+            .dns_secret_sealed
+            .as_ref()
+            .map(|sealed| {
+                self.pki
                     .master()
-                    .open(sealed, &seal_context("dns", &rec.id))?;
-                Some(Box::new(Rfc2136::new(r.clone(), secret)))
+                    .open(sealed, &seal_context("dns", &rec.id))
+            })
+            .transpose()?;
+        let dns: Option<Box<dyn port::DnsProvider>> = match (&cfg.rfc2136, &cfg.cloudflare, secret)
+        {
+            (Some(r), _, Some(secret)) => Some(Box::new(Rfc2136::new(r.clone(), secret))),
+            (_, Some(cf), Some(token)) => {
+                let token = String::from_utf8(token).map_err(|_| {
+                    Error::Internal(format!("issuer {} Cloudflare token is not text", rec.id))
+                })?;
+                Some(Box::new(Cloudflare::new(cf.clone(), token)?))
             }
             _ => None,
         };
