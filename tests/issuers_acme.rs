@@ -699,15 +699,36 @@ async fn dns01_rfc2136(db: Db) {
         assert_eq!(st, 400, "{body}: {p}");
         assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
     }
-    let (st, issuer) = s
-        .api(
-            Method::POST,
-            "/issuers",
-            Some(with(json!({"name": "dns", "tsig_secret": TSIG_SECRET}))),
-        )
-        .await;
-    assert_eq!(st, 201, "{issuer} {}", s.logs());
+    // Created through the CLI: settings and secret from files.
+    let settings = s.write("rfc2136.json", rfc2136.to_string());
+    let secret = s.write("tsig.key", TSIG_SECRET);
+    let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
+    let out = cli(
+        &s,
+        &[
+            "--json",
+            "issuer",
+            "create-acme",
+            "dns",
+            "--directory",
+            &pebble.directory(),
+            "--trust-bundle",
+            p(&bundle),
+            "--rfc2136",
+            p(&settings),
+            "--tsig-secret-file",
+            p(&secret),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stderr),
+        s.logs()
+    );
+    let issuer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(issuer["challenge"], "dns-01");
+    assert_eq!(issuer["rfc2136"]["zone"], "example.test");
     assert!(!issuer.to_string().contains(TSIG_SECRET), "{issuer}");
     // The same zone with the wrong secret: BIND refuses the update.
     let wrong = "d3Jvbmctc2VjcmV0LWtleS1mb3ItdGhlLXRlc3Rz";

@@ -42,6 +42,13 @@ pub enum IssuerCmd {
         /// File holding the TSIG secret (base64), `-` for stdin.
         #[arg(long, requires = "rfc2136")]
         tsig_secret_file: Option<PathBuf>,
+        /// Prove names with dns-01 through Cloudflare: a JSON file with zone_id,
+        /// nameservers and (optionally) api_url.
+        #[arg(long, requires = "cloudflare_token_file", conflicts_with = "rfc2136")]
+        cloudflare: Option<PathBuf>,
+        /// File holding the Cloudflare API token (Zone.DNS:Edit), `-` for stdin.
+        #[arg(long, requires = "cloudflare")]
+        cloudflare_token_file: Option<PathBuf>,
     },
     /// List issuers: our CAs, then the external ones.
     List,
@@ -83,6 +90,8 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
             acme_profile,
             rfc2136,
             tsig_secret_file,
+            cloudflare,
+            cloudflare_token_file,
         } => {
             let mut body = json!({
                 "name": name, "kind": "acme", "directory_url": directory, "contact": contact,
@@ -99,14 +108,24 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
             if let Some(p) = acme_profile {
                 body["profile"] = json!(p);
             }
-            if let Some(p) = rfc2136 {
-                let cfg: serde_json::Value = serde_json::from_str(&read_input(&p)?)
-                    .map_err(|e| anyhow::anyhow!("--rfc2136 {}: {e}", p.display()))?;
-                body["challenge"] = json!("dns-01");
-                body["rfc2136"] = cfg;
-            }
-            if let Some(p) = tsig_secret_file {
-                body["tsig_secret"] = json!(read_input(&p)?.trim());
+            for (key, file, secret_key, secret) in [
+                ("rfc2136", rfc2136, "tsig_secret", tsig_secret_file),
+                (
+                    "cloudflare",
+                    cloudflare,
+                    "cloudflare_api_token",
+                    cloudflare_token_file,
+                ),
+            ] {
+                if let Some(p) = file {
+                    let cfg: serde_json::Value = serde_json::from_str(&read_input(&p)?)
+                        .map_err(|e| anyhow::anyhow!("--{key} {}: {e}", p.display()))?;
+                    body["challenge"] = json!("dns-01");
+                    body[key] = cfg;
+                }
+                if let Some(p) = secret {
+                    body[secret_key] = json!(read_input(&p)?.trim());
+                }
             }
             show(
                 &c.json(Method::POST, "/issuers", Some(body), &[]).await?,
