@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::json;
 
@@ -13,43 +13,7 @@ use super::{Client, read_input, show};
 pub enum IssuerCmd {
     /// Create an external ACME issuer: registers an account at the directory first
     /// (admin).
-    CreateAcme {
-        /// Unique name (shared with the CAs): what a profile's `ca` names.
-        name: String,
-        /// ACME directory URL (https).
-        #[arg(long)]
-        directory: String,
-        /// Contact URI (mailto:...); repeatable.
-        #[arg(long = "contact")]
-        contact: Vec<String>,
-        /// External account binding key id.
-        #[arg(long, requires = "eab_hmac_key_file")]
-        eab_kid: Option<String>,
-        /// File holding the EAB HMAC key (base64url), `-` for stdin; never on the command
-        /// line.
-        #[arg(long, requires = "eab_kid")]
-        eab_hmac_key_file: Option<PathBuf>,
-        /// PEM root of a private ACME server's TLS certificate.
-        #[arg(long)]
-        trust_bundle: Option<PathBuf>,
-        /// ACME profile to order under.
-        #[arg(long)]
-        acme_profile: Option<String>,
-        /// Prove names with dns-01 (needed for wildcards) through RFC 2136: a JSON file
-        /// with server, zone, key_name, algorithm and nameservers.
-        #[arg(long, requires = "tsig_secret_file")]
-        rfc2136: Option<PathBuf>,
-        /// File holding the TSIG secret (base64), `-` for stdin.
-        #[arg(long, requires = "rfc2136")]
-        tsig_secret_file: Option<PathBuf>,
-        /// Prove names with dns-01 through Cloudflare: a JSON file with zone_id,
-        /// nameservers and (optionally) api_url.
-        #[arg(long, requires = "cloudflare_token_file", conflicts_with = "rfc2136")]
-        cloudflare: Option<PathBuf>,
-        /// File holding the Cloudflare API token (Zone.DNS:Edit), `-` for stdin.
-        #[arg(long, requires = "cloudflare")]
-        cloudflare_token_file: Option<PathBuf>,
-    },
+    CreateAcme(Box<CreateAcmeArgs>),
     /// List issuers: our CAs, then the external ones.
     List,
     /// Show one issuer (never a secret).
@@ -69,6 +33,46 @@ pub enum IssuerCmd {
     },
 }
 
+/// `certkeeper issuer create-acme ...`
+#[derive(Debug, Args)]
+pub struct CreateAcmeArgs {
+    /// Unique name (shared with the CAs): what a profile's `ca` names.
+    name: String,
+    /// ACME directory URL (https).
+    #[arg(long)]
+    directory: String,
+    /// Contact URI (mailto:...); repeatable.
+    #[arg(long = "contact")]
+    contact: Vec<String>,
+    /// External account binding key id.
+    #[arg(long, requires = "eab_hmac_key_file")]
+    eab_kid: Option<String>,
+    /// File holding the EAB HMAC key (base64url), `-` for stdin; never on the command
+    /// line.
+    #[arg(long, requires = "eab_kid")]
+    eab_hmac_key_file: Option<PathBuf>,
+    /// PEM root of a private ACME server's TLS certificate.
+    #[arg(long)]
+    trust_bundle: Option<PathBuf>,
+    /// ACME profile to order under.
+    #[arg(long)]
+    acme_profile: Option<String>,
+    /// Prove names with dns-01 (needed for wildcards) through RFC 2136: a JSON file
+    /// with server, zone, key_name, algorithm and nameservers.
+    #[arg(long, requires = "tsig_secret_file")]
+    rfc2136: Option<PathBuf>,
+    /// File holding the TSIG secret (base64), `-` for stdin.
+    #[arg(long, requires = "rfc2136")]
+    tsig_secret_file: Option<PathBuf>,
+    /// Prove names with dns-01 through Cloudflare: a JSON file with zone_id,
+    /// nameservers and (optionally) api_url.
+    #[arg(long, requires = "cloudflare_token_file", conflicts_with = "rfc2136")]
+    cloudflare: Option<PathBuf>,
+    /// File holding the Cloudflare API token (Zone.DNS:Edit), `-` for stdin.
+    #[arg(long, requires = "cloudflare")]
+    cloudflare_token_file: Option<PathBuf>,
+}
+
 const COLS: &[&str] = &[
     "id",
     "name",
@@ -80,19 +84,20 @@ const COLS: &[&str] = &[
 
 pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> anyhow::Result<()> {
     match cmd {
-        IssuerCmd::CreateAcme {
-            name,
-            directory,
-            contact,
-            eab_kid,
-            eab_hmac_key_file,
-            trust_bundle,
-            acme_profile,
-            rfc2136,
-            tsig_secret_file,
-            cloudflare,
-            cloudflare_token_file,
-        } => {
+        IssuerCmd::CreateAcme(args) => {
+            let CreateAcmeArgs {
+                name,
+                directory,
+                contact,
+                eab_kid,
+                eab_hmac_key_file,
+                trust_bundle,
+                acme_profile,
+                rfc2136,
+                tsig_secret_file,
+                cloudflare,
+                cloudflare_token_file,
+            } = *args;
             let mut body = json!({
                 "name": name, "kind": "acme", "directory_url": directory, "contact": contact,
             });
