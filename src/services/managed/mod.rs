@@ -237,26 +237,8 @@ impl Managed {
             Err(e) => return Err(e),
         };
         let info = &issued.cert.info;
-        let now = self.pki.now();
-        let rec = ManagedRecord {
-            id: new_id(),
-            name: new.name.clone(),
-            profile_name: new.profile.clone(),
-            request: new.request.clone(),
-            renew_at_percent: new.renew_at_percent,
-            status: "active".into(),
-            current_version: 1,
-            next_renewal_at: Some(renewal_point(
-                info.not_before,
-                info.not_after,
-                new.renew_at_percent,
-            )),
-            renewal_failures: 0,
-            last_error: None,
-            last_problem: None,
-            created_at: now,
-            created_by: actor.name.clone(),
-        };
+        let next = renewal_point(info.not_before, info.not_after, new.renew_at_percent);
+        let rec = self.new_record(&new, 1, next, actor);
         let ev = actor
             .event("managed.create", "managed_certificate")
             .object(&rec.id)
@@ -276,6 +258,31 @@ impl Managed {
         Ok(rec)
     }
 
+    /// The record of a new managed certificate at `version`, next renewed at `next`.
+    fn new_record(
+        &self,
+        new: &NewManaged,
+        version: i64,
+        next: OffsetDateTime,
+        actor: &Actor,
+    ) -> ManagedRecord {
+        ManagedRecord {
+            id: new_id(),
+            name: new.name.clone(),
+            profile_name: new.profile.clone(),
+            request: new.request.clone(),
+            renew_at_percent: new.renew_at_percent,
+            status: "active".into(),
+            current_version: version,
+            next_renewal_at: Some(next),
+            renewal_failures: 0,
+            last_error: None,
+            last_problem: None,
+            created_at: self.pki.now(),
+            created_by: actor.name.clone(),
+        }
+    }
+
     /// Create a managed certificate whose first issuance an upstream CA refused: no
     /// version yet, the failure recorded with the upstream's problem document, and a
     /// retry scheduled by the usual backoff.
@@ -286,22 +293,8 @@ impl Managed {
         actor: &Actor,
     ) -> Result<ManagedRecord, Error> {
         let now = self.pki.now();
-        let rec = ManagedRecord {
-            id: new_id(),
-            name: new.name.clone(),
-            profile_name: new.profile.clone(),
-            request: new.request.clone(),
-            renew_at_percent: new.renew_at_percent,
-            status: "active".into(),
-            current_version: 0,
-            // Due at once; the failure recorded below moves it to the first retry.
-            next_renewal_at: Some(now),
-            renewal_failures: 0,
-            last_error: None,
-            last_problem: None,
-            created_at: now,
-            created_by: actor.name.clone(),
-        };
+        // Due at once; the failure recorded below moves it to the first retry.
+        let rec = self.new_record(&new, 0, now, actor);
         let ev = actor
             .event("managed.create", "managed_certificate")
             .object(&rec.id)
