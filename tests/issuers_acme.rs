@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use acme_support::ChallSrv;
 use cloud::moto::Moto;
-use common::{Db, TestServer, cli, free_port, openssl, p};
+use common::{Db, TestServer, cli, free_port, openssl, openssl_csr, p};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -456,6 +456,57 @@ async fn scenario(db: Db) {
     );
     assert_eq!(synced["bindings"][0]["remote_id"], arn.as_str());
 
+    // REST issuance through the issuer: a client's CSR is forwarded as it is (its key never
+    // leaves the client), and a key made here; a refused name answers 502 with Pebble's
+    // problem document.
+    let (key, csr) = openssl_csr(
+        s.dir.path(),
+        "rest",
+        "/CN=rest.example.test",
+        "DNS:rest.example.test",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let (st, c) = s
+        .api(
+            Method::POST,
+            "/certificates",
+            Some(json!({"profile": "public", "csr": csr})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    let leaf = s.write("rest.pem", c["certificate"].as_str().unwrap());
+    let (_, cert_key) = openssl(&["x509", "-in", p(&leaf), "-noout", "-pubkey"]);
+    let (_, csr_key) = openssl(&["pkey", "-in", p(&key), "-pubout"]);
+    assert_eq!(cert_key, csr_key, "the certificate is for the client's key");
+    let (st, c) = s
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(json!({"profile": "public", "dns_names": ["gen.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    assert_eq!(c["ca_id"], issuer["id"], "{c}");
+    let (_, csr) = openssl_csr(
+        s.dir.path(),
+        "refused",
+        "/CN=blocked.example",
+        "DNS:blocked.example",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let (st, p502) = s
+        .api(
+            Method::POST,
+            "/certificates",
+            Some(json!({"profile": "public", "csr": csr})),
+        )
+        .await;
+    assert_eq!(st, 502, "{p502}");
+    assert_eq!(
+        p502["upstream"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{p502}"
+    );
+
     // Pebble refuses a name: the managed certificate exists with no version, the failure
     // and Pebble's problem document are on it, and an alert is raised.
     let (st, ch) = s
@@ -545,7 +596,7 @@ async fn scenario(db: Db) {
         "{m}"
     );
     let (_, found) = s.api(Method::GET, "/certificates?ca=pebble", None).await;
-    assert_eq!(found["items"].as_array().unwrap().len(), 2, "{found}");
+    assert_eq!(found["items"].as_array().unwrap().len(), 4, "{found}");
 
     // The http-01 answers were withdrawn once the orders were done.
     let resp = s

@@ -200,10 +200,13 @@ impl CertificateService {
         actor: &Actor,
     ) -> Result<(Issued, String), Error> {
         let profile = self.issuing_profile(profile).await?;
-        let csr = certkeeper_ca::parse_csr(csr)?;
-        let mut req = IssuanceRequest::from_csr(&csr);
+        let parsed = certkeeper_ca::parse_csr(csr)?;
+        let mut req = IssuanceRequest::from_csr(&parsed);
         validity.apply(&mut req)?;
-        let issued = self.pki.issue(&profile, req, None, actor).await?;
+        let issued = self
+            .issuers
+            .issue_for_csr(&profile, req, csr, actor)
+            .await?;
         Ok((issued, profile.policy.name))
     }
 

@@ -518,23 +518,11 @@ impl IssuerService {
     ) -> Result<Issued, Error> {
         let pkcs8 = key.serialize_der();
         let managed = keep_key.then_some(pkcs8.as_slice());
-        let rec = match self.pki.store().get_issuer(&profile.ca_id).await {
-            Ok(rec) => rec,
-            Err(StoreError::NotFound(_)) => {
-                return self.pki.issue(profile, request, managed, actor).await;
-            }
-            Err(e) => return Err(e.into()),
+        let Some(rec) = self.external(profile).await? else {
+            return self.pki.issue(profile, request, managed, actor).await;
         };
         // Our rules first: nothing leaves for a request the profile refuses.
-        let approved = profile
-            .policy
-            .approve_for_upstream(request, self.pki.now())?;
-        if !approved.ip_addresses.is_empty() {
-            return Err(Error::BadRequest(format!(
-                "issuer {:?} is an ACME CA: IP addresses are not ordered upstream",
-                rec.name
-            )));
-        }
+        let approved = self.approve(profile, &rec, request)?;
         let mut params = rcgen::CertificateParams::new(approved.dns_names.clone())
             .map_err(|e| Error::BadRequest(format!("names: {e}")))?;
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -546,10 +534,97 @@ impl IssuerService {
         let csr = params
             .serialize_request(key)
             .map_err(|e| Error::Internal(format!("building the CSR: {e}")))?;
+        let spki = key.subject_public_key_info();
+        self.issue_upstream(profile, &rec, &approved, csr.der(), &spki, managed, actor)
+            .await
+    }
+
+    /// Issue under `profile` for a client's PKCS#10 request (`csr`, PEM or DER, already
+    /// parsed into `request`): by our CA, or forwarded as it is to the profile's external
+    /// issuer once policy approved it. An ACME CA takes a CSR that names exactly the
+    /// approved names.
+    pub async fn issue_for_csr(
+        &self,
+        profile: &ProfileRecord,
+        request: IssuanceRequest,
+        csr: &[u8],
+        actor: &Actor,
+    ) -> Result<Issued, Error> {
+        let Some(rec) = self.external(profile).await? else {
+            return self.pki.issue(profile, request, None, actor).await;
+        };
+        let spki = request.public_key_der.clone();
+        let mut asked: Vec<String> = request
+            .dns_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase().trim_end_matches('.').to_string())
+            .collect();
+        let approved = self.approve(profile, &rec, request)?;
+        asked.sort();
+        asked.dedup();
+        let mut names = approved.dns_names.clone();
+        names.sort();
+        if asked != names {
+            return Err(Error::BadCsr(format!(
+                "issuer {:?} orders exactly the CSR's names: give them normalized, without \
+                 repeats ({names:?})",
+                rec.name
+            )));
+        }
+        let der = match pem::parse(csr) {
+            Ok(p) if p.tag().ends_with("CERTIFICATE REQUEST") => p.into_contents(),
+            Ok(_) => return Err(Error::BadCsr("not a certificate request".into())),
+            Err(_) => csr.to_vec(),
+        };
+        self.issue_upstream(profile, &rec, &approved, &der, &spki, None, actor)
+            .await
+    }
+
+    /// The external issuer a profile names, if it names one.
+    async fn external(&self, profile: &ProfileRecord) -> Result<Option<IssuerRecord>, Error> {
+        match self.pki.store().get_issuer(&profile.ca_id).await {
+            Ok(rec) => Ok(Some(rec)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The profile's approval of `request` for the upstream `rec`.
+    fn approve(
+        &self,
+        profile: &ProfileRecord,
+        rec: &IssuerRecord,
+        request: IssuanceRequest,
+    ) -> Result<certkeeper_ca::UpstreamApproved, Error> {
+        let approved = profile
+            .policy
+            .approve_for_upstream(request, self.pki.now())?;
+        if !approved.ip_addresses.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "issuer {:?} is an ACME CA: IP addresses are not ordered upstream",
+                rec.name
+            )));
+        }
+        Ok(approved)
+    }
+
+    /// Send `csr_der` (for `spki`) to the upstream `rec`, check its answer, and record the
+    /// certificate (with `managed`, the key to keep sealed beside it).
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_upstream(
+        &self,
+        profile: &ProfileRecord,
+        rec: &IssuerRecord,
+        approved: &certkeeper_ca::UpstreamApproved,
+        csr_der: &[u8],
+        spki: &[u8],
+        managed: Option<&[u8]>,
+        actor: &Actor,
+    ) -> Result<Issued, Error> {
         let board = StoreBoard(&self.pki);
         let pem = self
-            .upstream(&rec)?
-            .issue(csr.der(), &approved.dns_names, &board)
+            .upstream(rec)?
+            .issue(csr_der, &approved.dns_names, &board)
             .await?;
         let chain =
             certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
@@ -563,7 +638,7 @@ impl IssuerService {
             });
         };
         let longest = self.pki.now() + Duration::days(profile.policy.max_validity_days.into());
-        let info = check_answer(leaf, key, &approved.dns_names, longest)?;
+        let info = check_answer(leaf, spki, &approved.dns_names, longest)?;
         let id = new_id();
         let key_sealed = managed
             .map(|k| self.pki.master().seal(k, &key_context("cert", &id)))
@@ -583,7 +658,7 @@ impl IssuerService {
             .object(&id)
             .detail(json!({
                 "profile": profile.policy.name, "serial": info.serial, "ca": rec.id,
-                "issuer": rec.name, "names": record.names(), "managed": keep_key,
+                "issuer": rec.name, "names": record.names(), "managed": managed.is_some(),
             }));
         let store = self.pki.store();
         store.insert_certificate(record, ev, None).await?;
@@ -603,18 +678,18 @@ impl IssuerService {
                 der: leaf.clone(),
                 info,
             },
-            ca_id: rec.id,
+            ca_id: rec.id.clone(),
             chain: above.to_vec(),
         })
     }
 }
 
-/// What the upstream sent must be a certificate for our key, for exactly the names policy
+/// What the upstream sent must be a certificate for the key asked for (`spki`), for exactly the names policy
 /// approved, and end no later than the profile allows (`longest`, with an hour for the
 /// clocks).
 fn check_answer(
     leaf: &[u8],
-    key: &KeyPair,
+    spki: &[u8],
     names: &[String],
     longest: OffsetDateTime,
 ) -> Result<CertInfo, Error> {
@@ -626,7 +701,7 @@ fn check_answer(
         .map_err(|e| refused(format!("the upstream's certificate does not parse: {e}")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| refused(format!("the upstream's certificate does not parse: {e}")))?;
-    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+    if cert.public_key().raw != spki {
         return Err(refused(
             "the upstream's certificate is not for the key we sent".into(),
         ));
