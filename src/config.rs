@@ -73,6 +73,7 @@ struct RawSettings {
 struct RawServer {
     https_listen: String,
     http_listen: String,
+    acme_challenge_listen: Option<String>,
     public_url: Option<String>,
     cert_names: Vec<String>,
     #[serde(with = "duration")]
@@ -97,6 +98,7 @@ impl Default for RawServer {
         RawServer {
             https_listen: "127.0.0.1:8443".into(),
             http_listen: "127.0.0.1:8080".into(),
+            acme_challenge_listen: None,
             public_url: None,
             cert_names: Vec::new(),
             cert_validity: DAY * 30,
@@ -355,8 +357,13 @@ pub struct Settings {
 pub struct ServerSettings {
     /// HTTPS listener (API, and everything else).
     pub https_listen: SocketAddr,
-    /// Plain-HTTP listener: CA certificates, CRLs, OCSP, health.
+    /// Plain-HTTP listener: CA certificates, CRLs, OCSP, health (and the http-01 answers
+    /// for external ACME issuers).
     pub http_listen: SocketAddr,
+    /// A further plain-HTTP listener that serves only `/.well-known/acme-challenge/` (the
+    /// http-01 answers while an external ACME CA validates), e.g. `0.0.0.0:80`; none by
+    /// default.
+    pub acme_challenge_listen: Option<SocketAddr>,
     /// Base URL written into certificates for AIA, CRL and OCSP (default `http://<http_listen>`).
     pub public_url: String,
     /// Extra names for the server's own HTTPS certificate.
@@ -886,9 +893,22 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
     }
     tracing_subscriber::EnvFilter::try_new(&raw.log_level)
         .map_err(|e| invalid("server.log_level", e.to_string()))?;
+    let acme_challenge_listen = raw
+        .acme_challenge_listen
+        .as_deref()
+        .map(|a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "server.acme_challenge_listen",
+                    format!("{a:?} is not an address:port"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(ServerSettings {
         https_listen,
         http_listen,
+        acme_challenge_listen,
         public_url,
         cert_names: raw.cert_names,
         cert_validity,

@@ -34,6 +34,15 @@ pub enum Error {
     /// Too many failed attempts from this client; try again later.
     #[error("{0}")]
     TooManyRequests(String),
+    /// An upstream CA refused or failed; `problem` is its RFC 7807 document when it sent
+    /// one.
+    #[error("upstream CA: {message}")]
+    Upstream {
+        /// What failed, for people.
+        message: String,
+        /// The upstream's problem document.
+        problem: Option<serde_json::Value>,
+    },
     /// Something broke inside; the text is logged only.
     #[error("internal error: {0}")]
     Internal(String),

@@ -30,4 +30,5 @@ pub mod public;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod upstream;
 pub mod web;

@@ -11,7 +11,7 @@ use utoipa::openapi::{Object, ObjectBuilder, SchemaFormat, Type};
 use crate::error::Error;
 
 /// The kinds of problem, as the last part of a problem's `type`.
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 12] = [
     "bad-request",
     "bad-csr",
     "policy-violation",
@@ -22,6 +22,7 @@ const KINDS: [&str; 11] = [
     "method-not-allowed",
     "payload-too-large",
     "unsupported-media-type",
+    "upstream",
     "internal",
 ];
 
@@ -45,6 +46,10 @@ pub(crate) struct Problem {
     /// The HTTP status code.
     #[schema(value_type = i64)]
     status: u16,
+    /// Upstream failures only: the upstream CA's own problem document, as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    upstream: Option<serde_json::Value>,
     /// A fixed summary of the kind of problem.
     title: &'static str,
     /// The kind of problem.
@@ -122,6 +127,11 @@ fn domain_parts(e: &Error) -> (StatusCode, &'static str, &'static str) {
             "too-many-requests",
             "Too many failed attempts",
         ),
+        Error::Upstream { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            "The upstream CA refused or failed",
+        ),
         Error::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -172,11 +182,16 @@ impl IntoResponse for HttpError {
             HttpError::Domain(Error::Policy(v)) => (Some(v.profile.clone()), Some(v.rule)),
             _ => (None, None),
         };
+        let upstream = match &self {
+            HttpError::Domain(Error::Upstream { problem, .. }) => problem.clone(),
+            _ => None,
+        };
         let body = Problem {
             detail,
             profile,
             rule,
             status: status.as_u16(),
+            upstream,
             title,
             kind: format!("urn:certkeeper:problem:{kind}"),
         };

@@ -29,6 +29,7 @@ pub fn described() -> OpenApiRouter<AppState> {
         .routes(routes!(crl))
         .routes(routes!(ocsp_post))
         .routes(routes!(ocsp_get))
+        .routes(routes!(acme_challenge))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics));
@@ -45,6 +46,11 @@ pub fn described() -> OpenApiRouter<AppState> {
         body.required = Some(utoipa::openapi::Required::True);
     }
     router
+}
+
+/// The routes of `server.acme_challenge_listen`: the http-01 answers alone.
+pub fn acme_challenge_router() -> Router<AppState> {
+    OpenApiRouter::new().routes(routes!(acme_challenge)).into()
 }
 
 /// Routes.
@@ -168,6 +174,32 @@ async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) ->
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64))
         .unwrap_or_default();
     ocsp_response(state.services.cas.ocsp(&der).await)
+}
+
+#[utoipa::path(
+    get,
+    path = "/.well-known/acme-challenge/{token}",
+    operation_id = "getAcmeChallengeAnswer",
+    tag = "Public",
+    summary = "http-01 answer for an upstream ACME CA",
+    description = "While certkeeper orders a certificate from an external ACME issuer, the CA fetches the key authorization of each http-01 challenge here (RFC 8555 section 8.3). Point the names at this listener, or forward `/.well-known/acme-challenge/` to it from an existing web server. No authentication.",
+    security(()),
+    params(("token" = String, Path, description = "The challenge token.")),
+    responses(
+        (status = 200, description = "The key authorization.", content((String = "text/plain"))),
+        (status = 404, description = "No answer is published for this token.", content((Problem = "application/problem+json"))),
+    )
+)]
+async fn acme_challenge(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, Error> {
+    match state.services.issuers.http01_answer(&token).await? {
+        Some(answer) => Ok(([(header::CONTENT_TYPE, "text/plain")], answer).into_response()),
+        None => Err(Error::NotFound(format!(
+            "no challenge answer for token {token:?}"
+        ))),
+    }
 }
 
 #[utoipa::path(

@@ -349,6 +349,25 @@ pub async fn run(
             settings.server.shutdown_grace,
         ))
     });
+    // The http-01 answers for external ACME issuers, alone on a listener of their own
+    // when one is set (port 80 of the names being ordered, typically).
+    let challenge_task = match settings.server.acme_challenge_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the ACME challenge listener {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "serving http-01 answers");
+            Some(tokio::spawn(serve_listener(
+                listener,
+                common_layers(crate::public::acme_challenge_router(), &state),
+                None,
+                policy.clone(),
+                stop_rx.clone(),
+                settings.server.shutdown_grace,
+            )))
+        }
+        None => None,
+    };
     let http_task = tokio::spawn(serve_listener(
         http,
         http_app(&state),
@@ -376,7 +395,12 @@ pub async fn run(
             let _ = t.await;
         }
     };
-    let _ = tokio::join!(https_task, http_task, est_task);
+    let challenge_task = async {
+        if let Some(t) = challenge_task {
+            let _ = t.await;
+        }
+    };
+    let _ = tokio::join!(https_task, http_task, est_task, challenge_task);
     // The runner stops only once no request can hand it more work (a request drained
     // above may have started a validation). Its tasks get what is left of the grace, and
     // at least a few seconds to hand back their leases.

@@ -5,27 +5,15 @@
 mod cloud;
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cloud::azure::{CLIENT_SECRET, FakeAzure};
-use common::{Db, TestServer, bin};
+use common::{Db, TestServer, cli};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn run(s: &TestServer, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--data-dir")
-        .arg(&s.data_dir)
-        .arg("--server")
-        .arg(format!("https://localhost:{}", s.https_port))
-        .args(args)
-        .env_remove("CERTKEEPER_SERVER")
-        .env_remove("CERTKEEPER_TOKEN")
-        .env_remove("CERTKEEPER_CA_FILE")
-        .env_remove("CERTKEEPER_DATA_DIR")
-        .env_remove("CERTKEEPER_CONFIG")
-        .output()
-        .expect("the client runs")
+    cli(s, args)
 }
 
 #[track_caller]

@@ -104,6 +104,16 @@ impl Approved {
         }
     }
 
+    /// The subject the certificate will carry.
+    pub(crate) fn subject(&self) -> &[(String, String)] {
+        &self.subject
+    }
+
+    /// The end of validity.
+    pub(crate) fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
     /// The profile that approved the request.
     pub fn profile(&self) -> &str {
         &self.profile

@@ -62,7 +62,7 @@ pub use issue::{Approved, IssuanceRequest, IssuedCertificate, SigningCa, random_
 pub use keys::{KeyAlgorithm, generate_key, load_key};
 pub use names::{DnsRule, normalize_dns_name};
 pub use pkcs12::export_pkcs12;
-pub use profile::{ExtKeyUsage, KeyUsage, PolicyViolation, Profile};
+pub use profile::{ExtKeyUsage, KeyUsage, PolicyViolation, Profile, UpstreamApproved};
 pub use rollover::{SuccessorOptions, cross_sign, next_generation_name, successor_spec};
 pub use seal::MasterKey;
 

@@ -254,6 +254,37 @@ impl Profile {
         ca: &SigningCa,
         now: OffsetDateTime,
     ) -> Result<Approved, PolicyViolation> {
+        self.vet(req, Some(ca), now)
+    }
+
+    /// Check a request against this profile alone, for an upstream CA that signs
+    /// elsewhere: the same rules as [`Profile::approve`] except the ones about our own
+    /// issuing CA (its name constraints and its end). The answer cannot be signed here; it
+    /// says what may be asked of the upstream.
+    pub fn approve_for_upstream(
+        &self,
+        req: IssuanceRequest,
+        now: OffsetDateTime,
+    ) -> Result<UpstreamApproved, PolicyViolation> {
+        let a = self.vet(req, None, now)?;
+        Ok(UpstreamApproved {
+            dns_names: a.dns_names().to_vec(),
+            ip_addresses: a.ip_addresses().to_vec(),
+            common_name: a
+                .subject()
+                .iter()
+                .find(|(k, _)| k == "CN")
+                .map(|(_, v)| v.clone()),
+            not_after: a.not_after(),
+        })
+    }
+
+    fn vet(
+        &self,
+        req: IssuanceRequest,
+        ca: Option<&SigningCa>,
+        now: OffsetDateTime,
+    ) -> Result<Approved, PolicyViolation> {
         // Key type.
         let key_alg = KeyAlgorithm::of_spki(&req.public_key_der)
             .map_err(|e| self.violation("allowed_key_types", e.to_string()))?;
@@ -278,7 +309,7 @@ impl Profile {
                     ),
                 ));
             }
-            if let Err(e) = ca.name_constraints_allow_dns(&n) {
+            if let Some(Err(e)) = ca.map(|ca| ca.name_constraints_allow_dns(&n)) {
                 return Err(self.violation("ca_name_constraints", e));
             }
             if !dns.contains(&n) {
@@ -293,7 +324,7 @@ impl Profile {
                     format!("IP address {ip} is not inside any allowed range"),
                 ));
             }
-            if let Err(e) = ca.name_constraints_allow_ip(*ip) {
+            if let Some(Err(e)) = ca.map(|ca| ca.name_constraints_allow_ip(*ip)) {
                 return Err(self.violation("ca_name_constraints", e));
             }
             if !ips.contains(ip) {
@@ -345,11 +376,14 @@ impl Profile {
                 ),
             ));
         }
-        let ca_not_after = ca.info().not_after;
-        if ca_not_after <= now {
-            return Err(self.violation("issuer", "the issuing CA has expired".into()));
+        let mut not_after = now + wanted;
+        if let Some(ca) = ca {
+            let ca_not_after = ca.info().not_after;
+            if ca_not_after <= now {
+                return Err(self.violation("issuer", "the issuing CA has expired".into()));
+            }
+            not_after = not_after.min(ca_not_after);
         }
-        let not_after = (now + wanted).min(ca_not_after);
 
         // Subject: CN is a requested name that fits in a CN (RFC 5280's ub-common-name, 64);
         // with none that fits, there is no CN and the names are in subjectAltName alone
@@ -390,6 +424,20 @@ impl Profile {
             not_after,
         ))
     }
+}
+
+/// A request that passed a profile's policy for an upstream CA (see
+/// [`Profile::approve_for_upstream`]): the names and end to ask the upstream for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamApproved {
+    /// DNS names, normalized, without repeats.
+    pub dns_names: Vec<String>,
+    /// IP addresses, without repeats.
+    pub ip_addresses: Vec<IpAddr>,
+    /// The common name the profile would write (one of the names).
+    pub common_name: Option<String>,
+    /// The latest end of validity the profile allows.
+    pub not_after: OffsetDateTime,
 }
 
 fn rules_hint(rules: &[DnsRule]) -> String {

@@ -9,11 +9,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 mod admin;
+mod issuers;
 mod managed;
 pub use admin::{
     AcmeCmd, AlertCmd, ChannelCmd, DiscoveryCmd, EabCmd, EstAdminCmd, EstCredentialCmd,
     EstLabelCmd, NewChannelArgs, NewRuleArgs, RuleCmd, ScheduleCmd,
 };
+pub use issuers::{CreateAcmeArgs, IssuerCmd};
 pub use managed::{DestinationCmd, ManagedCmd};
 
 /// Connection options shared by every client command.
@@ -61,6 +63,9 @@ pub enum ClientCommand {
     /// Cloud destinations (AWS Certificate Manager, Azure Key Vault).
     #[command(subcommand)]
     Destination(DestinationCmd),
+    /// Issuers: our CAs and external ACME CAs certificates are ordered from.
+    #[command(subcommand)]
+    Issuer(IssuerCmd),
     /// Expiry alerts: channels, rules, the delivery outbox (admin).
     #[command(subcommand)]
     Alert(AlertCmd),
@@ -991,6 +996,7 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Acme(cmd) => admin::run_acme(&c, json_out, cmd).await?,
         ClientCommand::Discovery(cmd) => admin::run_discovery(&c, json_out, cmd).await?,
         ClientCommand::Destination(cmd) => managed::run_destination(&c, json_out, cmd).await?,
+        ClientCommand::Issuer(cmd) => issuers::run_issuer(&c, json_out, cmd).await?,
         ClientCommand::Audit { limit, action } => {
             let mut q = vec![("limit", limit.to_string())];
             if let Some(a) = action {

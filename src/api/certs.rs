@@ -225,6 +225,7 @@ struct IssueCsr {
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
+        (status = 502, description = "The profile names an external issuer, and it refused or failed (its problem document is in `upstream`).", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn issue_from_csr(
@@ -316,6 +317,7 @@ struct IssueGenerate {
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
+        (status = 502, description = "The profile names an external issuer, and it refused or failed (its problem document is in `upstream`).", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn issue_with_key(

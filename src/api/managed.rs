@@ -147,6 +147,10 @@ struct ManagedView {
     /// The last renewal error.
     #[schema(required = true)]
     last_error: Option<String>,
+    /// The upstream CA's problem document (RFC 7807) of the last failure, when an external
+    /// issuer refused; null otherwise.
+    #[schema(required = true, value_type = Option<Object>)]
+    last_problem: Option<serde_json::Value>,
     /// When created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -179,6 +183,7 @@ fn managed_view(m: ManagedRecord) -> ManagedView {
         next_renewal_at: m.next_renewal_at,
         renewal_failures: m.renewal_failures,
         last_error: m.last_error,
+        last_problem: m.last_problem,
         created_at: m.created_at,
         created_by: m.created_by,
         versions: None,

@@ -9,6 +9,7 @@ mod certs;
 mod discovery;
 mod est;
 pub mod extract;
+mod issuers;
 mod managed;
 pub(crate) mod openapi;
 mod profiles;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(discovery::router())
         .merge(managed::router())
+        .merge(issuers::router())
         .merge(alerts::router())
         .merge(acme::router())
         .merge(openapi::router())

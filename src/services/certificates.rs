@@ -9,6 +9,7 @@ use certkeeper_ca::{IssuanceRequest, KeyAlgorithm, KeyPair, PublicKeyData};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::Error;
+use crate::services::issuers::IssuerService;
 use crate::services::pki::{Actor, Issued, Pki};
 use crate::services::ports::{CaStore, CertificateStore};
 use crate::store::{
@@ -166,12 +167,16 @@ pub struct CertAt {
 #[derive(Debug, Clone)]
 pub struct CertificateService {
     pki: Arc<Pki>,
+    issuers: IssuerService,
 }
 
 impl CertificateService {
     /// The service over the registration authority.
     pub fn new(pki: Arc<Pki>) -> CertificateService {
-        CertificateService { pki }
+        CertificateService {
+            issuers: IssuerService::new(pki.clone()),
+            pki,
+        }
     }
 
     /// The part of the store this service reads and writes directly.
@@ -197,10 +202,13 @@ impl CertificateService {
         actor: &Actor,
     ) -> Result<(Issued, String), Error> {
         let profile = self.issuing_profile(profile).await?;
-        let csr = certkeeper_ca::parse_csr(csr)?;
-        let mut req = IssuanceRequest::from_csr(&csr);
+        let parsed = certkeeper_ca::parse_csr(csr)?;
+        let mut req = IssuanceRequest::from_csr(&parsed);
         validity.apply(&mut req)?;
-        let issued = self.pki.issue(&profile, req, None, actor).await?;
+        let issued = self
+            .issuers
+            .issue_for_csr(&profile, req, csr, actor)
+            .await?;
         Ok((issued, profile.policy.name))
     }
 
@@ -220,10 +228,9 @@ impl CertificateService {
             req.subject.push(("CN".into(), cn));
         }
         r.validity.apply(&mut req)?;
-        let pkcs8 = key.serialize_der();
         let issued = self
-            .pki
-            .issue(&profile, req, r.managed.then_some(pkcs8.as_slice()), actor)
+            .issuers
+            .issue_with_key(&profile, req, &key, r.managed, actor)
             .await?;
         Ok(IssuedWithKey {
             issued,

@@ -10,6 +10,7 @@ pub mod certificates;
 pub mod dashboard;
 pub mod discovery;
 pub mod est;
+pub mod issuers;
 pub mod managed;
 pub mod pki;
 pub mod ports;
@@ -87,6 +88,8 @@ pub struct Services {
     pub est: est::EstService,
     /// ACME administration.
     pub acme: acme::AcmeService,
+    /// Issuers: our CAs and external (upstream) CAs.
+    pub issuers: issuers::IssuerService,
     /// Managed certificates and their destinations.
     pub managed: Arc<managed::Managed>,
     /// Expiry alerts.
@@ -130,6 +133,7 @@ impl Services {
             audit: audit::AuditService::new(pki.clone()),
             est,
             acme: acme::AcmeService::new(pki.clone()),
+            issuers: issuers::IssuerService::new(pki.clone()),
             managed,
             alerts,
             discovery,

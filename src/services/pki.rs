@@ -753,6 +753,17 @@ impl Pki {
                 "revocation reason {reason} is not allowed: use 0-5, 9 or 10 (revocation is permanent, so certificateHold (6) and removeFromCRL (8) are not offered; 7 is unassigned)"
             )));
         }
+        let cert = self.store.get_certificate(cert_id).await?;
+        if let Ok(ca) = self.ca(&cert.ca_id).await
+            && ca.kind == "external"
+            && ca.status == "disabled"
+        {
+            return Err(Error::Conflict(format!(
+                "certificate {cert_id} was issued by the upstream CA {:?}; revoke it there \
+                 (certkeeper does not forward revocations to upstream CAs)",
+                ca.name
+            )));
+        }
         let ev = actor
             .event("certificate.revoke", "certificate")
             .object(cert_id)

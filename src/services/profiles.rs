@@ -71,7 +71,8 @@ impl ProfileService {
         Ok(self.store().get_profile(name).await?)
     }
 
-    /// The id of the active CA a profile is bound to; an unknown CA is the caller's mistake.
+    /// The id of the active CA or external issuer a profile is bound to; an unknown CA is
+    /// the caller's mistake.
     async fn resolve_ca(&self, ca: &str) -> Result<String, Error> {
         match self.pki.store().get_ca(ca).await {
             Ok(c) if c.name == crate::services::pki::SERVER_CA => Err(Error::BadRequest(format!(
@@ -79,6 +80,10 @@ impl ProfileService {
                 c.name
             ))),
             Ok(c) if c.status == "active" => Ok(c.id),
+            // An external issuer (an upstream CA) stands as a CA row of its own.
+            Ok(c) if c.kind == "external" && self.pki.store().get_issuer(&c.id).await.is_ok() => {
+                Ok(c.id)
+            }
             Ok(c) => Err(Error::BadRequest(format!(
                 "CA {:?} is {}, not active",
                 c.name, c.status

@@ -55,6 +55,27 @@ pub fn columns() -> Vec<SealedColumn> {
             context: destinations::seal_context,
         },
         SealedColumn {
+            table: "issuers",
+            id: "id",
+            column: "secret_sealed",
+            only: None,
+            context: |id| super::issuers::seal_context("eab", id),
+        },
+        SealedColumn {
+            table: "issuers",
+            id: "id",
+            column: "account_sealed",
+            only: None,
+            context: |id| super::issuers::seal_context("account", id),
+        },
+        SealedColumn {
+            table: "issuers",
+            id: "id",
+            column: "dns_secret_sealed",
+            only: None,
+            context: |id| super::issuers::seal_context("dns", id),
+        },
+        SealedColumn {
             table: "server_state",
             id: "key",
             column: "value",

@@ -155,7 +155,7 @@ fn row_to_cross(r: &AnyRow) -> Result<CrossCertRecord, sqlx::Error> {
 }
 
 /// Insert a CA row inside `tx`.
-async fn insert_ca_row(
+pub(super) async fn insert_ca_row(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     ca: &NewCaRecord,
     now: OffsetDateTime,

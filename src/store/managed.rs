@@ -53,13 +53,16 @@ pub struct ManagedRecord {
     pub renewal_failures: i64,
     /// The last renewal error.
     pub last_error: Option<String>,
+    /// The upstream CA's problem document (RFC 7807) of the last failure, when an upstream
+    /// refused.
+    pub last_problem: Option<serde_json::Value>,
     /// When created.
     pub created_at: OffsetDateTime,
     /// Who created it.
     pub created_by: String,
 }
 
-const MANAGED_COLS: &str = "id, name, profile_name, request, renew_at_percent, status, current_version, next_renewal_at, renewal_failures, last_error, created_at, created_by";
+const MANAGED_COLS: &str = "id, name, profile_name, request, renew_at_percent, status, current_version, next_renewal_at, renewal_failures, last_error, created_at, created_by, last_problem";
 
 fn row_to_managed(r: &AnyRow) -> Result<ManagedRecord, StoreError> {
     let request: String = r.try_get("request")?;
@@ -75,6 +78,9 @@ fn row_to_managed(r: &AnyRow) -> Result<ManagedRecord, StoreError> {
         next_renewal_at: r.try_get::<Option<i64>, _>("next_renewal_at")?.map(from_ts),
         renewal_failures: r.try_get("renewal_failures")?,
         last_error: r.try_get("last_error")?,
+        last_problem: r
+            .try_get::<Option<String>, _>("last_problem")?
+            .and_then(|p| serde_json::from_str(&p).ok()),
         created_at: from_ts(r.try_get("created_at")?),
         created_by: r.try_get("created_by")?,
     })
@@ -185,14 +191,14 @@ impl Store {
     pub async fn insert_managed(
         &self,
         rec: &ManagedRecord,
-        first_certificate_id: &str,
+        first_certificate_id: Option<&str>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let request =
             serde_json::to_string(&rec.request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
-            "INSERT INTO managed_certificates ({MANAGED_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO managed_certificates ({MANAGED_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&rec.id)
         .bind(&rec.name)
@@ -206,15 +212,18 @@ impl Store {
         .bind(&rec.last_error)
         .bind(ts(rec.created_at))
         .bind(&rec.created_by)
+        .bind(rec.last_problem.as_ref().map(|p| p.to_string()))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO managed_versions (managed_id, version, certificate_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&rec.id)
-            .bind(rec.current_version)
-            .bind(first_certificate_id)
-            .bind(ts(rec.created_at))
-            .execute(&mut *tx)
-            .await?;
+        if let Some(first) = first_certificate_id {
+            sqlx::query("INSERT INTO managed_versions (managed_id, version, certificate_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&rec.id)
+                .bind(rec.current_version)
+                .bind(first)
+                .bind(ts(rec.created_at))
+                .execute(&mut *tx)
+                .await?;
+        }
         audit.write(&mut *tx, ts(rec.created_at)).await?;
         tx.commit().await?;
         Ok(())
@@ -351,7 +360,7 @@ impl Store {
             .await?;
         sqlx::query(
             "UPDATE managed_certificates SET current_version = $1, next_renewal_at = $2, renewal_failures = 0,
-             last_error = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $3",
+             last_error = NULL, last_problem = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $3",
         )
         .bind(version)
         .bind(ts(next_renewal_at))
@@ -372,16 +381,19 @@ impl Store {
         id: &str,
         owner: &str,
         error: &str,
+        problem: Option<&serde_json::Value>,
         retry_at: OffsetDateTime,
     ) -> Result<i64, StoreError> {
         sqlx::query(
             "UPDATE managed_certificates SET renewal_failures = renewal_failures + 1, last_error = $1,
-             next_renewal_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND lease_owner = $4",
+             next_renewal_at = $2, lease_owner = NULL, lease_until = NULL, last_problem = $5
+             WHERE id = $3 AND lease_owner = $4",
         )
         .bind(error)
         .bind(ts(retry_at))
         .bind(id)
         .bind(owner)
+        .bind(problem.map(|p| p.to_string()))
         .execute(&self.writes)
         .await?;
         let row = sqlx::query("SELECT renewal_failures FROM managed_certificates WHERE id = $1")

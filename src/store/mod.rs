@@ -14,6 +14,7 @@ mod certs;
 mod discovery;
 mod est;
 pub mod gauges;
+mod issuers;
 mod jobs;
 mod managed;
 pub(crate) mod nonces;
@@ -51,6 +52,7 @@ pub use discovery::{
     ScheduleRecord,
 };
 pub use est::{EstCredential, EstLabel};
+pub use issuers::IssuerRecord;
 pub use managed::{
     BindingRecord, DestinationRecord, ManagedEvent, ManagedRecord, ManagedRequest, VersionRecord,
 };

@@ -421,3 +421,21 @@ pub fn any_name_under_default(settings: &mut certkeeper::config::Settings) {
     settings.ca.default_profile_dns = vec![certkeeper_ca::DnsRule::Any];
     settings.ca.default_profile_ips = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
 }
+
+/// Run the client as a user would against `s` (its admin token and server CA from the data
+/// directory, no settings from this process's environment).
+pub fn cli(s: &TestServer, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .arg("--server")
+        .arg(format!("https://localhost:{}", s.https_port))
+        .args(args)
+        .env_remove("CERTKEEPER_SERVER")
+        .env_remove("CERTKEEPER_TOKEN")
+        .env_remove("CERTKEEPER_CA_FILE")
+        .env_remove("CERTKEEPER_DATA_DIR")
+        .env_remove("CERTKEEPER_CONFIG")
+        .output()
+        .expect("the client runs")
+}

@@ -35,6 +35,9 @@ pub enum EventKind {
     SyncFailed,
     /// Renewing a managed certificate failed (it is retried with backoff).
     RenewalFailed,
+    /// An upstream CA refused or failed to issue a managed certificate (retried with
+    /// backoff); the data carries the upstream's problem document.
+    IssuanceFailed,
     /// Discovery found a certificate it had not seen.
     DiscoveryNew,
     /// Discovery found a different certificate at a known endpoint.
@@ -54,6 +57,7 @@ pub const SUBSCRIBABLE: &[EventKind] = &[
     EventKind::CaExpiring,
     EventKind::SyncFailed,
     EventKind::RenewalFailed,
+    EventKind::IssuanceFailed,
     EventKind::DiscoveryNew,
     EventKind::DiscoveryChanged,
     EventKind::DiscoveryExpired,
@@ -72,6 +76,7 @@ impl EventKind {
             EventKind::CaExpiring => "ca.expiring",
             EventKind::SyncFailed => "sync.failed",
             EventKind::RenewalFailed => "certificate.renewal_failed",
+            EventKind::IssuanceFailed => "issuance.failed",
             EventKind::DiscoveryNew => "discovery.new",
             EventKind::DiscoveryChanged => "discovery.changed",
             EventKind::DiscoveryExpired => "discovery.expired",

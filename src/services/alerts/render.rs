@@ -102,6 +102,9 @@ pub fn summarize(e: &NewEvent) -> Summary {
             "A certificate could not be pushed to a destination".to_string()
         }
         Some(EventKind::RenewalFailed) => "A managed certificate could not be renewed".to_string(),
+        Some(EventKind::IssuanceFailed) => {
+            "An upstream CA did not issue a managed certificate".to_string()
+        }
         Some(EventKind::DiscoveryNew) => "Discovery found a new certificate".to_string(),
         Some(EventKind::DiscoveryChanged) => "Discovery found a changed certificate".to_string(),
         Some(EventKind::DiscoveryExpired) => "Discovery found an expired certificate".to_string(),

@@ -21,6 +21,7 @@ use certkeeper_ca::{IssuanceRequest, PublicKeyData};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::Error;
+use crate::services::issuers::IssuerService;
 use crate::services::pki::{Actor, Issued, Pki};
 use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
 
@@ -75,6 +76,7 @@ pub struct NewManaged {
 /// The managed-certificate service: creation, renewal, revocation, and sync.
 pub struct Managed {
     pki: Arc<Pki>,
+    issuers: IssuerService,
     /// This replica's lease owner name.
     owner: String,
     destinations: tokio::sync::Mutex<HashMap<String, Arc<dyn certkeeper_sync::Destination>>>,
@@ -104,6 +106,7 @@ impl Managed {
     /// The service over `pki`; `owner` names this replica in leases.
     pub fn new(pki: Arc<Pki>) -> Managed {
         Managed {
+            issuers: IssuerService::new(pki.clone()),
             pki,
             owner: format!("replica:{}", new_id()),
             destinations: tokio::sync::Mutex::new(HashMap::new()),
@@ -118,7 +121,7 @@ impl Managed {
     /// Record and log a lifecycle event. This is where alert delivery hooks in.
     pub async fn event(&self, managed_id: &str, kind: &str, detail: serde_json::Value) {
         match kind {
-            "renewal_failed" | "sync_failed" => {
+            "renewal_failed" | "sync_failed" | "issuance_failed" => {
                 tracing::warn!(managed = %managed_id, event = kind, detail = %detail, "managed certificate event")
             }
             _ => {
@@ -138,6 +141,7 @@ impl Managed {
         let alert = match kind {
             "renewal_failed" => Some(crate::services::alerts::EventKind::RenewalFailed),
             "sync_failed" => Some(crate::services::alerts::EventKind::SyncFailed),
+            "issuance_failed" => Some(crate::services::alerts::EventKind::IssuanceFailed),
             _ => None,
         };
         if let Some(alert) = alert {
@@ -167,8 +171,43 @@ impl Managed {
             req.subject.push(("CN".into(), cn.clone()));
         }
         req.validity = request.validity_days.map(|d| Duration::days(d.into()));
-        let pkcs8 = key.serialize_der();
-        self.pki.issue(&profile, req, Some(&pkcs8), actor).await
+        self.issuers
+            .issue_with_key(&profile, req, &key, true, actor)
+            .await
+    }
+
+    /// Record a failed issuance on `id` (held under this replica's lease) and raise its
+    /// event: `issuance_failed` with the problem document when an upstream CA refused,
+    /// `renewal_failed` otherwise.
+    async fn record_failure(&self, id: &str, failures: i64, e: &Error) -> Result<(), Error> {
+        let retry_at = self.pki.now() + backoff(failures);
+        let msg = public_error(e);
+        let problem = match e {
+            Error::Upstream { problem, .. } => Some(problem.clone().unwrap_or_default()),
+            _ => None,
+        };
+        self.pki
+            .store()
+            .record_renewal_failure(
+                id,
+                &self.owner,
+                &msg,
+                problem.as_ref().filter(|p| !p.is_null()),
+                retry_at,
+            )
+            .await?;
+        let mut detail = serde_json::json!({
+            "error": msg, "failures": failures, "retry_at": retry_at.unix_timestamp(),
+        });
+        let kind = match problem {
+            Some(p) => {
+                detail["problem"] = p;
+                "issuance_failed"
+            }
+            None => "renewal_failed",
+        };
+        self.event(id, kind, detail).await;
+        Ok(())
     }
 
     /// Create a managed certificate and issue its first version.
@@ -193,29 +232,16 @@ impl Managed {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let issued = self
-            .issue_version(&new.profile, &new.request, actor)
-            .await?;
-        let info = &issued.cert.info;
-        let now = self.pki.now();
-        let rec = ManagedRecord {
-            id: new_id(),
-            name: new.name.clone(),
-            profile_name: new.profile.clone(),
-            request: new.request.clone(),
-            renew_at_percent: new.renew_at_percent,
-            status: "active".into(),
-            current_version: 1,
-            next_renewal_at: Some(renewal_point(
-                info.not_before,
-                info.not_after,
-                new.renew_at_percent,
-            )),
-            renewal_failures: 0,
-            last_error: None,
-            created_at: now,
-            created_by: actor.name.clone(),
+        let issued = match self.issue_version(&new.profile, &new.request, actor).await {
+            Ok(issued) => issued,
+            // An upstream that refused or failed: the certificate is managed all the same,
+            // with no version yet, and the renewal job retries with backoff.
+            Err(e @ Error::Upstream { .. }) => return self.create_pending(new, e, actor).await,
+            Err(e) => return Err(e),
         };
+        let info = &issued.cert.info;
+        let next = renewal_point(info.not_before, info.not_after, new.renew_at_percent);
+        let rec = self.new_record(&new, 1, next, actor);
         let ev = actor
             .event("managed.create", "managed_certificate")
             .object(&rec.id)
@@ -224,7 +250,7 @@ impl Managed {
             }));
         self.pki
             .store()
-            .insert_managed(&rec, &issued.id, &ev)
+            .insert_managed(&rec, Some(&issued.id), &ev)
             .await?;
         self.event(
             &rec.id,
@@ -233,6 +259,60 @@ impl Managed {
         )
         .await;
         Ok(rec)
+    }
+
+    /// The record of a new managed certificate at `version`, next renewed at `next`.
+    fn new_record(
+        &self,
+        new: &NewManaged,
+        version: i64,
+        next: OffsetDateTime,
+        actor: &Actor,
+    ) -> ManagedRecord {
+        ManagedRecord {
+            id: new_id(),
+            name: new.name.clone(),
+            profile_name: new.profile.clone(),
+            request: new.request.clone(),
+            renew_at_percent: new.renew_at_percent,
+            status: "active".into(),
+            current_version: version,
+            next_renewal_at: Some(next),
+            renewal_failures: 0,
+            last_error: None,
+            last_problem: None,
+            created_at: self.pki.now(),
+            created_by: actor.name.clone(),
+        }
+    }
+
+    /// Create a managed certificate whose first issuance an upstream CA refused: no
+    /// version yet, the failure recorded with the upstream's problem document, and a
+    /// retry scheduled by the usual backoff.
+    async fn create_pending(
+        &self,
+        new: NewManaged,
+        e: Error,
+        actor: &Actor,
+    ) -> Result<ManagedRecord, Error> {
+        let now = self.pki.now();
+        // Due at once; the failure recorded below moves it to the first retry.
+        let rec = self.new_record(&new, 0, now, actor);
+        let ev = actor
+            .event("managed.create", "managed_certificate")
+            .object(&rec.id)
+            .detail(serde_json::json!({
+                "name": rec.name, "profile": rec.profile_name, "pending": public_error(&e),
+            }));
+        let store = self.pki.store();
+        store.insert_managed(&rec, None, &ev).await?;
+        if store
+            .lease_managed(&rec.id, &self.owner, now, now + LEASE, false)
+            .await?
+        {
+            self.record_failure(&rec.id, 1, &e).await?;
+        }
+        Ok(store.get_managed(&rec.id).await?)
     }
 
     /// Renew now, whatever the schedule says.
@@ -297,20 +377,8 @@ impl Managed {
                 Ok(true)
             }
             Err(e) => {
-                let failures = rec.renewal_failures + 1;
-                let retry_at = now + backoff(failures);
-                let msg = public_error(&e);
-                store
-                    .record_renewal_failure(id, &self.owner, &msg, retry_at)
+                self.record_failure(id, rec.renewal_failures + 1, &e)
                     .await?;
-                self.event(
-                    id,
-                    "renewal_failed",
-                    serde_json::json!({
-                        "error": msg, "failures": failures, "retry_at": retry_at.unix_timestamp(),
-                    }),
-                )
-                .await;
                 Err(e)
             }
         }

@@ -1,0 +1,218 @@
+//! `/api/v1/issuers`: where certificates come from: our CAs and external (upstream) CAs.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Admin, Reader};
+use super::extract::{Json, Path};
+use super::openapi::{responses, schemas};
+use crate::error::Error;
+use crate::server::AppState;
+use crate::services::issuers::{IssuerView, NewAcmeIssuer};
+use crate::upstream::acme::AcmeConfig;
+
+/// Routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, remove))
+        .routes(routes!(test))
+}
+
+/// Body of `POST /issuers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CreateIssuerRequest)]
+struct CreateIssuer {
+    /// Unique name (shared with the CAs): what a profile's `ca` names.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    name: String,
+    /// The kind of upstream; only `acme` today.
+    #[schema(pattern = "^acme$")]
+    kind: String,
+    /// ACME directory URL (https).
+    #[schema(max_length = 2048)]
+    directory_url: String,
+    /// Contact URIs (`mailto:...`), at most 10.
+    #[serde(default)]
+    #[schema(default = json!([]))]
+    contact: Vec<String>,
+    /// External account binding key id; with `eab_hmac_key`.
+    eab_kid: Option<String>,
+    /// External account binding HMAC key, base64url as the CA hands it out; sealed at rest
+    /// and never shown again.
+    eab_hmac_key: Option<String>,
+    /// Root certificate (PEM) of a private ACME server's TLS certificate; the system's
+    /// roots when absent.
+    trust_bundle: Option<String>,
+    /// ACME profile to order under (servers that offer profiles).
+    profile: Option<String>,
+    /// How names are proven: `http-01` (default; answered by certkeeper's listeners) or
+    /// `dns-01` (needed for wildcards; through `rfc2136`).
+    #[schema(pattern = "^(http-01|dns-01)$")]
+    challenge: Option<String>,
+    /// dns-01 through RFC 2136 dynamic updates: `{"server": "192.0.2.53:53", "zone":
+    /// "example.com", "key_name": "certkeeper", "algorithm": "hmac-sha256",
+    /// "nameservers": []}`.
+    #[schema(value_type = Option<Object>)]
+    rfc2136: Option<crate::upstream::rfc2136::Rfc2136Config>,
+    /// The TSIG secret (base64) for `rfc2136`; sealed at rest and never shown again.
+    tsig_secret: Option<String>,
+    /// dns-01 through Cloudflare's DNS records API: `{"zone_id": "...", "nameservers":
+    /// ["173.245.58.51:53"], "api_url": "https://api.cloudflare.com/client/v4"}`.
+    #[schema(value_type = Option<Object>)]
+    cloudflare: Option<crate::upstream::cloudflare::CloudflareConfig>,
+    /// The Cloudflare API token (Zone.DNS:Edit) for `cloudflare`; sealed at rest and never
+    /// shown again.
+    cloudflare_api_token: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/issuers",
+    operation_id = "createIssuer",
+    tag = "Issuers",
+    summary = "Create an external issuer",
+    description = "Registers an ACME account at `directory_url` (with external account binding when `eab_kid` and `eab_hmac_key` are given), then stores the issuer; an unreachable directory or a refused key is an error and nothing is stored. Admin token.",
+    request_body(content((CreateIssuer = "application/json")), description = "The new issuer."),
+    responses(
+        (status = 201, description = "The issuer (no secrets).", content((IssuerView = "application/json"))),
+        (status = 400, description = "Invalid body: a bad name, a non-https directory URL, a bad contact, half an EAB pair, a bad trust bundle.", content((schemas::Problem = "application/problem+json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A CA or issuer with this name exists.", content((schemas::Problem = "application/problem+json"))),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 415, response = responses::UnsupportedMediaType),
+        (status = 500, response = responses::InternalError),
+        (status = 502, description = "The ACME server could not be reached or refused the account (its problem document is in `upstream`).", content((schemas::Problem = "application/problem+json"))),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Json(body): Json<CreateIssuer>,
+) -> Result<Response, Error> {
+    if body.kind != crate::services::issuers::KIND_ACME {
+        return Err(Error::BadRequest(format!(
+            "kind {:?} is not supported (acme)",
+            body.kind
+        )));
+    }
+    let new = NewAcmeIssuer {
+        name: body.name,
+        config: AcmeConfig {
+            directory_url: body.directory_url,
+            contact: body.contact,
+            eab_kid: body.eab_kid,
+            trust_bundle: body.trust_bundle,
+            profile: body.profile,
+            challenge: body
+                .challenge
+                .unwrap_or_else(|| crate::upstream::acme::HTTP_01.into()),
+            rfc2136: body.rfc2136,
+            cloudflare: body.cloudflare,
+        },
+        eab_hmac_key: body.eab_hmac_key,
+        tsig_secret: body.tsig_secret,
+        cloudflare_api_token: body.cloudflare_api_token,
+    };
+    let view = state.services.issuers.create_acme(new, &auth.actor).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/issuers",
+    operation_id = "listIssuers",
+    tag = "Issuers",
+    summary = "List issuers",
+    description = "Our CAs (`kind: ca`), then the external issuers; never a secret.",
+    responses(
+        (status = 200, description = "The issuers.", content((Vec<IssuerView> = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn list(State(state): State<AppState>, _r: Reader) -> Result<Json<Vec<IssuerView>>, Error> {
+    Ok(Json(state.services.issuers.list().await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/issuers/{name}",
+    operation_id = "getIssuer",
+    tag = "Issuers",
+    summary = "Show an issuer",
+    params(("name" = String, Path, description = "The issuer's name or id.")),
+    responses(
+        (status = 200, description = "The issuer (no secrets).", content((IssuerView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, description = "No such issuer.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn get(
+    State(state): State<AppState>,
+    _r: Reader,
+    Path(name): Path<String>,
+) -> Result<Json<IssuerView>, Error> {
+    Ok(Json(state.services.issuers.get(&name).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/issuers/{name}/test",
+    operation_id = "testIssuer",
+    tag = "Issuers",
+    summary = "Test an issuer",
+    description = "ACME issuers: verifies the account upstream (a signed request to the account URL). Our CAs: that the CA can sign. Admin token.",
+    params(("name" = String, Path, description = "The issuer's name or id.")),
+    responses(
+        (status = 200, description = "What the test found.", content((inline(schemas::AnyObject) = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such issuer.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "Our CA cannot sign (pending or disabled).", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+        (status = 502, description = "The upstream could not be reached or refused the account.", content((schemas::Problem = "application/problem+json"))),
+    )
+)]
+async fn test(
+    State(state): State<AppState>,
+    _a: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, Error> {
+    Ok(Json(state.services.issuers.test(&name).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/issuers/{name}",
+    operation_id = "deleteIssuer",
+    tag = "Issuers",
+    summary = "Remove an external issuer",
+    description = "Deactivates the ACME account upstream and removes the issuer; refused while a profile names it. Certificates it issued stay in the inventory. Admin token.",
+    params(("name" = String, Path, description = "The issuer's name or id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such external issuer.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "A profile issues through it.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn remove(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Error> {
+    state.services.issuers.remove(&name, &auth.actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,732 @@
+//! Issuers: where certificates come from. An issuer is one of our own CAs or an external
+//! CA that certkeeper asks on its users' behalf (a registration authority in front of it):
+//! today any ACME CA. An external issuer stands in the inventory as a CA row of kind
+//! `external` and status `disabled` (certkeeper holds no key of it), so a profile names it
+//! like any CA, and what it issues is recorded, alerted on, renewed and synced like our
+//! own certificates.
+//!
+//! Policy first: a request is checked against the profile before anything is sent
+//! upstream ([`certkeeper_ca::Profile::approve_for_upstream`]); the key is made and sealed
+//! here and only a CSR leaves the process. The upstream's answer is checked too: the
+//! certificate must be for our key and the approved names.
+
+pub mod port;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use certkeeper_ca::{CertInfo, IssuanceRequest, IssuedCertificate, KeyPair, PublicKeyData};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+
+use crate::error::Error;
+use crate::services::pki::{Actor, Issued, Pki, key_context};
+use crate::store::{IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, StoreError, new_id};
+use crate::upstream::acme::{AcmeConfig, AcmeUpstream, DNS_01, HTTP_01};
+use crate::upstream::cloudflare::Cloudflare;
+use crate::upstream::rfc2136::Rfc2136;
+use port::{BoxFuture, ChallengeBoard, UpstreamCa};
+
+/// The kind of an ACME issuer.
+pub const KIND_ACME: &str = "acme";
+/// Longest EAB HMAC key accepted, in bytes.
+const MAX_EAB_KEY: usize = 256;
+/// Longest trust bundle accepted, in bytes.
+const MAX_TRUST_BUNDLE: usize = 64 * 1024;
+/// Most contact URIs.
+const MAX_CONTACTS: usize = 10;
+/// How long an http-01 answer stays published at most.
+const HTTP01_LIFETIME: Duration = Duration::minutes(10);
+
+/// The seal context of an issuer's secret (`eab` or `account`).
+pub fn seal_context(what: &str, id: &str) -> Vec<u8> {
+    format!("issuer:{what}:{id}").into_bytes()
+}
+
+/// A new ACME issuer.
+#[derive(Debug, Clone)]
+pub struct NewAcmeIssuer {
+    /// Unique name (shared with the CAs).
+    pub name: String,
+    /// Its settings.
+    pub config: AcmeConfig,
+    /// The EAB HMAC key, base64url as CAs hand it out; with `config.eab_kid` only.
+    pub eab_hmac_key: Option<String>,
+    /// The TSIG secret (base64, as `tsig-keygen` writes it) of `config.rfc2136`.
+    pub tsig_secret: Option<String>,
+    /// The API token of `config.cloudflare`.
+    pub cloudflare_api_token: Option<String>,
+}
+
+/// An issuer as shown: never a secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IssuerView {
+    /// Id (of the CA row for our CAs).
+    pub id: String,
+    /// Unique name: what a profile's `ca` names.
+    pub name: String,
+    /// `ca` (one of ours) or `acme`.
+    pub kind: String,
+    /// Our CAs: `active`, `pending` or `disabled`; external issuers: `registered`.
+    pub status: String,
+    /// The ACME directory URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_url: Option<String>,
+    /// ACME contact URIs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Vec<String>>,
+    /// The EAB key id (the key itself is sealed and never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eab_kid: Option<String>,
+    /// Whether a trust bundle for the ACME server's TLS is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_bundle: Option<bool>,
+    /// The ACME profile orders ask for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// How names are proven: `http-01` or `dns-01`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// dns-01 through RFC 2136: server, zone, TSIG key name and algorithm (the secret is
+    /// sealed and never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub rfc2136: Option<Value>,
+    /// dns-01 through Cloudflare: zone id, API URL, nameservers (the token is sealed and
+    /// never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cloudflare: Option<Value>,
+    /// The ACME account URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_url: Option<String>,
+    /// When created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl IssuerView {
+    fn of(rec: &IssuerRecord) -> Result<IssuerView, Error> {
+        let cfg: AcmeConfig = serde_json::from_value(rec.config.clone())
+            .map_err(|e| Error::Internal(format!("issuer {} config: {e}", rec.id)))?;
+        Ok(IssuerView {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            kind: rec.kind.clone(),
+            status: "registered".into(),
+            directory_url: Some(cfg.directory_url),
+            contact: Some(cfg.contact),
+            eab_kid: cfg.eab_kid,
+            trust_bundle: Some(cfg.trust_bundle.is_some()),
+            profile: cfg.profile,
+            challenge: Some(cfg.challenge),
+            rfc2136: cfg.rfc2136.map(|r| json!(r)),
+            cloudflare: cfg.cloudflare.map(|c| json!(c)),
+            account_url: rec.account_url.clone(),
+            created_at: rec.created_at,
+        })
+    }
+
+    fn of_ca(ca: &crate::store::CaRecord) -> IssuerView {
+        IssuerView {
+            id: ca.id.clone(),
+            name: ca.name.clone(),
+            kind: "ca".into(),
+            status: ca.status.clone(),
+            directory_url: None,
+            contact: None,
+            eab_kid: None,
+            trust_bundle: None,
+            profile: None,
+            challenge: None,
+            rfc2136: None,
+            cloudflare: None,
+            account_url: None,
+            created_at: ca.created_at,
+        }
+    }
+}
+
+/// The issuers service.
+#[derive(Debug, Clone)]
+pub struct IssuerService {
+    pki: Arc<Pki>,
+}
+
+/// http-01 answers published in the database, so that any replica serves them.
+struct StoreBoard<'a>(&'a Pki);
+
+impl ChallengeBoard for StoreBoard<'_> {
+    fn publish<'a>(
+        &'a self,
+        token: &'a str,
+        key_authorization: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let until = self.0.now() + HTTP01_LIFETIME;
+            Ok(self
+                .0
+                .store()
+                .put_http01(token, key_authorization, until)
+                .await?)
+        })
+    }
+
+    fn withdraw<'a>(&'a self, token: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.store().delete_http01(token, self.0.now()).await {
+                tracing::warn!(error = %e, "withdrawing an http-01 answer failed; it expires on its own");
+            }
+        })
+    }
+}
+
+/// The DNS provider secret of a dns-01 issuer (the TSIG key, or the Cloudflare token),
+/// checked with its settings; none for http-01.
+fn validate_dns(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
+    let c = &new.config;
+    let bad = |m: String| Error::BadRequest(m);
+    let any = c.rfc2136.is_some()
+        || c.cloudflare.is_some()
+        || new.tsig_secret.is_some()
+        || new.cloudflare_api_token.is_some();
+    match c.challenge.as_str() {
+        HTTP_01 if any => Err(bad(
+            "rfc2136, cloudflare and their secrets are for the dns-01 challenge".into(),
+        )),
+        HTTP_01 => Ok(None),
+        DNS_01 => match (
+            &c.rfc2136,
+            &new.tsig_secret,
+            &c.cloudflare,
+            &new.cloudflare_api_token,
+        ) {
+            (Some(r), Some(secret), None, None) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(secret.trim())
+                    .map_err(|_| bad("tsig_secret is not base64".into()))?;
+                r.validate(&raw).map_err(|e| bad(format!("rfc2136: {e}")))?;
+                Ok(Some(raw))
+            }
+            (None, None, Some(cf), Some(token)) => {
+                cf.validate(token)
+                    .map_err(|e| bad(format!("cloudflare: {e}")))?;
+                Ok(Some(token.as_bytes().to_vec()))
+            }
+            _ => Err(bad(
+                "dns-01 needs one DNS provider: rfc2136 with tsig_secret, or cloudflare with \
+                 cloudflare_api_token"
+                    .into(),
+            )),
+        },
+        other => Err(bad(format!(
+            "challenge {other:?} is not one of http-01, dns-01"
+        ))),
+    }
+}
+
+fn validate_config(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
+    crate::services::validate_name("issuer name", &new.name)?;
+    let c = &new.config;
+    let url = url::Url::parse(&c.directory_url)
+        .map_err(|e| Error::BadRequest(format!("directory_url is not a URL: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(Error::BadRequest(
+            "directory_url must be an https URL (RFC 8555 requires TLS)".into(),
+        ));
+    }
+    if c.contact.len() > MAX_CONTACTS {
+        return Err(Error::BadRequest(format!(
+            "at most {MAX_CONTACTS} contact URIs"
+        )));
+    }
+    for m in &c.contact {
+        let ok = m
+            .strip_prefix("mailto:")
+            .is_some_and(|a| a.len() <= 254 && a.contains('@') && !a.contains(','));
+        if !ok {
+            return Err(Error::BadRequest(format!(
+                "contact {m:?} is not a mailto: URI with one address"
+            )));
+        }
+    }
+    if let Some(p) = &c.profile
+        && !crate::services::is_plain_name(p)
+    {
+        return Err(Error::BadRequest(
+            "profile must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    if let Some(tb) = &c.trust_bundle {
+        if tb.len() > MAX_TRUST_BUNDLE {
+            return Err(Error::BadRequest(format!(
+                "trust_bundle is over {MAX_TRUST_BUNDLE} bytes"
+            )));
+        }
+        let certs = certkeeper_ca::parse_pem_or_der_certs(tb.as_bytes())
+            .map_err(|e| Error::BadRequest(format!("trust_bundle: {e}")))?;
+        if certs.is_empty() || !tb.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::BadRequest(
+                "trust_bundle must hold a PEM certificate".into(),
+            ));
+        }
+    }
+    match (&c.eab_kid, &new.eab_hmac_key) {
+        (None, None) => Ok(None),
+        (Some(kid), Some(key)) => {
+            if kid.is_empty() || kid.len() > 256 {
+                return Err(Error::BadRequest(
+                    "eab_kid must be 1 to 256 characters".into(),
+                ));
+            }
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key.trim_end_matches('='))
+                .map_err(|_| Error::BadRequest("eab_hmac_key is not base64url".into()))?;
+            if raw.is_empty() || raw.len() > MAX_EAB_KEY {
+                return Err(Error::BadRequest(format!(
+                    "eab_hmac_key must be 1 to {MAX_EAB_KEY} bytes"
+                )));
+            }
+            Ok(Some(raw))
+        }
+        _ => Err(Error::BadRequest(
+            "give eab_kid and eab_hmac_key together, or neither".into(),
+        )),
+    }
+}
+
+impl IssuerService {
+    /// The service over the registration authority.
+    pub fn new(pki: Arc<Pki>) -> IssuerService {
+        IssuerService { pki }
+    }
+
+    /// Create an ACME issuer: the account is registered upstream first (with EAB when
+    /// given), so an unreachable directory or a refused key is an error here and nothing
+    /// is stored.
+    pub async fn create_acme(
+        &self,
+        new: NewAcmeIssuer,
+        actor: &Actor,
+    ) -> Result<IssuerView, Error> {
+        let eab = validate_config(&new)?;
+        let tsig = validate_dns(&new)?;
+        let store = self.pki.store();
+        match store.get_ca(&new.name).await {
+            Ok(_) => {
+                return Err(Error::Conflict(
+                    "a CA or issuer with this name already exists".into(),
+                ));
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (creds, account_url) = new
+            .config
+            .register(new.config.eab_kid.as_deref().zip(eab.as_deref()))
+            .await?;
+        let id = new_id();
+        let master = self.pki.master();
+        let now = self.pki.now();
+        let rec = IssuerRecord {
+            id: id.clone(),
+            name: new.name.clone(),
+            kind: KIND_ACME.into(),
+            config: serde_json::to_value(&new.config)
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            secret_sealed: eab
+                .map(|k| master.seal(&k, &seal_context("eab", &id)))
+                .transpose()?,
+            dns_secret_sealed: tsig
+                .map(|k| master.seal(&k, &seal_context("dns", &id)))
+                .transpose()?,
+            account_sealed: Some(master.seal(creds.as_bytes(), &seal_context("account", &id))?),
+            account_url: Some(account_url.clone()),
+            created_at: now,
+        };
+        // The CA row that stands for the upstream: no key is held for it (an empty sealed
+        // value keeps master-key checks and rotation uniform).
+        let ca = NewCaRecord {
+            id: id.clone(),
+            name: new.name.clone(),
+            parent_id: None,
+            kind: "external",
+            status: "disabled",
+            subject: format!("upstream ACME CA at {}", new.config.directory_url),
+            key_algorithm: "upstream".into(),
+            cert_der: None,
+            chain_pem: None,
+            csr_der: None,
+            key_sealed: master.seal(&[], &key_context("ca", &id))?,
+            info: None,
+        };
+        let ev = actor
+            .event("issuer.create", "issuer")
+            .object(&id)
+            .detail(json!({
+                "name": new.name, "kind": KIND_ACME, "directory_url": new.config.directory_url,
+                "account_url": account_url, "eab": new.config.eab_kid.is_some(),
+            }));
+        store.insert_issuer(&ca, &rec, &ev).await?;
+        IssuerView::of(&rec)
+    }
+
+    /// Every issuer: our CAs, then the external ones.
+    pub async fn list(&self) -> Result<Vec<IssuerView>, Error> {
+        let store = self.pki.store();
+        let external = store.list_issuers().await?;
+        let mut out: Vec<IssuerView> = store
+            .list_cas()
+            .await?
+            .iter()
+            .filter(|c| !external.iter().any(|e| e.id == c.id))
+            .map(IssuerView::of_ca)
+            .collect();
+        for e in &external {
+            out.push(IssuerView::of(e)?);
+        }
+        Ok(out)
+    }
+
+    /// One issuer by name or id.
+    pub async fn get(&self, name: &str) -> Result<IssuerView, Error> {
+        let store = self.pki.store();
+        match store.get_issuer(name).await {
+            Ok(rec) => IssuerView::of(&rec),
+            Err(StoreError::NotFound(_)) => {
+                Ok(IssuerView::of_ca(&store.get_ca(name).await.map_err(
+                    |_| Error::NotFound(format!("no issuer {name:?}")),
+                )?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn upstream(&self, rec: &IssuerRecord) -> Result<Box<dyn UpstreamCa>, Error> {
+        let cfg: AcmeConfig = serde_json::from_value(rec.config.clone())
+            .map_err(|e| Error::Internal(format!("issuer {} config: {e}", rec.id)))?;
+        let sealed = rec
+            .account_sealed
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("issuer {} has no account", rec.id)))?;
+        let creds = self
+            .pki
+            .master()
+            .open(sealed, &seal_context("account", &rec.id))?;
+        let creds = String::from_utf8(creds)
+            .map_err(|_| Error::Internal(format!("issuer {} account is not text", rec.id)))?;
+        let secret = rec
+            .dns_secret_sealed
+            .as_ref()
+            .map(|sealed| {
+                self.pki
+                    .master()
+                    .open(sealed, &seal_context("dns", &rec.id))
+            })
+            .transpose()?;
+        let dns: Option<Box<dyn port::DnsProvider>> = match (&cfg.rfc2136, &cfg.cloudflare, secret)
+        {
+            (Some(r), _, Some(secret)) => Some(Box::new(Rfc2136::new(r.clone(), secret))),
+            (_, Some(cf), Some(token)) => {
+                let token = String::from_utf8(token).map_err(|_| {
+                    Error::Internal(format!("issuer {} Cloudflare token is not text", rec.id))
+                })?;
+                Some(Box::new(Cloudflare::new(cf.clone(), token)?))
+            }
+            _ => None,
+        };
+        Ok(Box::new(AcmeUpstream::new(cfg, creds, dns)))
+    }
+
+    /// Test an issuer: for an ACME issuer, that the account exists and is valid upstream;
+    /// for our CAs, that the CA can sign.
+    pub async fn test(&self, name: &str) -> Result<Value, Error> {
+        let store = self.pki.store();
+        match store.get_issuer(name).await {
+            Ok(rec) => Ok(self.upstream(&rec)?.check().await?),
+            Err(StoreError::NotFound(_)) => {
+                let ca = store
+                    .get_ca(name)
+                    .await
+                    .map_err(|_| Error::NotFound(format!("no issuer {name:?}")))?;
+                self.pki.signer(&ca)?;
+                Ok(json!({"ca": ca.id, "status": ca.status}))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Remove an external issuer: refused while a profile names it; its ACME account is
+    /// deactivated upstream first (a refusal there is recorded in the audit event, and the
+    /// issuer is removed anyway). Certificates it issued stay in the inventory.
+    pub async fn remove(&self, name: &str, actor: &Actor) -> Result<(), Error> {
+        let store = self.pki.store();
+        let rec = match store.get_issuer(name).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound(_)) => {
+                return Err(Error::NotFound(format!(
+                    "no external issuer {name:?} (our own CAs are not removed here)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(p) = store
+            .list_profiles()
+            .await?
+            .iter()
+            .find(|p| p.ca_id == rec.id)
+        {
+            return Err(Error::Conflict(format!(
+                "profile {:?} issues through this issuer; change or delete it first",
+                p.policy.name
+            )));
+        }
+        let deactivated = match self.upstream(&rec)?.deactivate().await {
+            Ok(()) => json!(true),
+            Err(f) => {
+                tracing::warn!(issuer = %rec.name, error = %f.message, "deactivating the ACME account failed");
+                json!(f.message)
+            }
+        };
+        let ev = actor
+            .event("issuer.delete", "issuer")
+            .object(&rec.id)
+            .detail(json!({"name": rec.name, "account_deactivated": deactivated}));
+        store.delete_issuer(&rec.id, &ev, self.pki.now()).await?;
+        Ok(())
+    }
+
+    /// The http-01 answer published for `token`, if any.
+    pub async fn http01_answer(&self, token: &str) -> Result<Option<String>, Error> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        Ok(self.pki.store().get_http01(token, self.pki.now()).await?)
+    }
+
+    /// Issue under `profile` for `key` (made here): by our CA through [`Pki::issue`], or by
+    /// the profile's external issuer. `keep_key` keeps the key sealed with the certificate.
+    pub async fn issue_with_key(
+        &self,
+        profile: &ProfileRecord,
+        request: IssuanceRequest,
+        key: &KeyPair,
+        keep_key: bool,
+        actor: &Actor,
+    ) -> Result<Issued, Error> {
+        let pkcs8 = key.serialize_der();
+        let managed = keep_key.then_some(pkcs8.as_slice());
+        let Some(rec) = self.external(profile).await? else {
+            return self.pki.issue(profile, request, managed, actor).await;
+        };
+        // Our rules first: nothing leaves for a request the profile refuses.
+        let approved = self.approve(profile, &rec, request)?;
+        let mut params = rcgen::CertificateParams::new(approved.dns_names.clone())
+            .map_err(|e| Error::BadRequest(format!("names: {e}")))?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = &approved.common_name {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn.clone());
+        }
+        let csr = params
+            .serialize_request(key)
+            .map_err(|e| Error::Internal(format!("building the CSR: {e}")))?;
+        let spki = key.subject_public_key_info();
+        self.issue_upstream(profile, &rec, &approved, csr.der(), &spki, managed, actor)
+            .await
+    }
+
+    /// Issue under `profile` for a client's PKCS#10 request (`csr`, PEM or DER, already
+    /// parsed into `request`): by our CA, or forwarded as it is to the profile's external
+    /// issuer once policy approved it. An ACME CA takes a CSR that names exactly the
+    /// approved names.
+    pub async fn issue_for_csr(
+        &self,
+        profile: &ProfileRecord,
+        request: IssuanceRequest,
+        csr: &[u8],
+        actor: &Actor,
+    ) -> Result<Issued, Error> {
+        let Some(rec) = self.external(profile).await? else {
+            return self.pki.issue(profile, request, None, actor).await;
+        };
+        let spki = request.public_key_der.clone();
+        let mut asked: Vec<String> = request
+            .dns_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase().trim_end_matches('.').to_string())
+            .collect();
+        let approved = self.approve(profile, &rec, request)?;
+        asked.sort();
+        asked.dedup();
+        let mut names = approved.dns_names.clone();
+        names.sort();
+        if asked != names {
+            return Err(Error::BadCsr(format!(
+                "issuer {:?} orders exactly the CSR's names: give them normalized, without \
+                 repeats ({names:?})",
+                rec.name
+            )));
+        }
+        let der = match pem::parse(csr) {
+            Ok(p) if p.tag().ends_with("CERTIFICATE REQUEST") => p.into_contents(),
+            Ok(_) => return Err(Error::BadCsr("not a certificate request".into())),
+            Err(_) => csr.to_vec(),
+        };
+        self.issue_upstream(profile, &rec, &approved, &der, &spki, None, actor)
+            .await
+    }
+
+    /// The external issuer a profile names, if it names one.
+    async fn external(&self, profile: &ProfileRecord) -> Result<Option<IssuerRecord>, Error> {
+        match self.pki.store().get_issuer(&profile.ca_id).await {
+            Ok(rec) => Ok(Some(rec)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The profile's approval of `request` for the upstream `rec`.
+    fn approve(
+        &self,
+        profile: &ProfileRecord,
+        rec: &IssuerRecord,
+        request: IssuanceRequest,
+    ) -> Result<certkeeper_ca::UpstreamApproved, Error> {
+        let approved = profile
+            .policy
+            .approve_for_upstream(request, self.pki.now())?;
+        if !approved.ip_addresses.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "issuer {:?} is an ACME CA: IP addresses are not ordered upstream",
+                rec.name
+            )));
+        }
+        Ok(approved)
+    }
+
+    /// Send `csr_der` (for `spki`) to the upstream `rec`, check its answer, and record the
+    /// certificate (with `managed`, the key to keep sealed beside it).
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_upstream(
+        &self,
+        profile: &ProfileRecord,
+        rec: &IssuerRecord,
+        approved: &certkeeper_ca::UpstreamApproved,
+        csr_der: &[u8],
+        spki: &[u8],
+        managed: Option<&[u8]>,
+        actor: &Actor,
+    ) -> Result<Issued, Error> {
+        let board = StoreBoard(&self.pki);
+        let pem = self
+            .upstream(rec)?
+            .issue(csr_der, &approved.dns_names, &board)
+            .await?;
+        let chain =
+            certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
+                message: format!("the upstream's certificate does not parse: {e}"),
+                problem: None,
+            })?;
+        let Some((leaf, above)) = chain.split_first() else {
+            return Err(Error::Upstream {
+                message: "the upstream sent no certificate".into(),
+                problem: None,
+            });
+        };
+        let longest = self.pki.now() + Duration::days(profile.policy.max_validity_days.into());
+        let info = check_answer(leaf, spki, &approved.dns_names, longest)?;
+        let id = new_id();
+        let key_sealed = managed
+            .map(|k| self.pki.master().seal(k, &key_context("cert", &id)))
+            .transpose()?;
+        let record = NewCertificate {
+            id: id.clone(),
+            ca_id: rec.id.clone(),
+            profile_name: Some(profile.policy.name.clone()),
+            info: info.clone(),
+            der: leaf.clone(),
+            key_sealed,
+            created_by: actor.name.clone(),
+            created_at: self.pki.now(),
+        };
+        let ev = actor
+            .event("certificate.issue", "certificate")
+            .object(&id)
+            .detail(json!({
+                "profile": profile.policy.name, "serial": info.serial, "ca": rec.id,
+                "issuer": rec.name, "names": record.names(), "managed": managed.is_some(),
+            }));
+        let store = self.pki.store();
+        store.insert_certificate(record, ev, None).await?;
+        if let Some((issuing, rest)) = above.split_first() {
+            let issuing_info = certkeeper_ca::inspect_certificate(issuing)?;
+            let rest_pem = (!rest.is_empty())
+                .then(|| certkeeper_ca::pem_encode_certs(rest.iter().map(Vec::as_slice)));
+            store
+                .set_issuer_chain(&rec.id, issuing, &issuing_info, rest_pem.as_deref())
+                .await?;
+        }
+        crate::services::alerts::events::on_issued(&self.pki, &id, &info, &profile.policy.name)
+            .await;
+        Ok(Issued {
+            id,
+            cert: IssuedCertificate {
+                der: leaf.clone(),
+                info,
+            },
+            ca_id: rec.id.clone(),
+            chain: above.to_vec(),
+        })
+    }
+}
+
+/// What the upstream sent must be a certificate for the key asked for (`spki`), for exactly the names policy
+/// approved, and end no later than the profile allows (`longest`, with an hour for the
+/// clocks).
+fn check_answer(
+    leaf: &[u8],
+    spki: &[u8],
+    names: &[String],
+    longest: OffsetDateTime,
+) -> Result<CertInfo, Error> {
+    let refused = |why: String| Error::Upstream {
+        message: why,
+        problem: None,
+    };
+    let info = certkeeper_ca::inspect_certificate(leaf)
+        .map_err(|e| refused(format!("the upstream's certificate does not parse: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| refused(format!("the upstream's certificate does not parse: {e}")))?;
+    if cert.public_key().raw != spki {
+        return Err(refused(
+            "the upstream's certificate is not for the key we sent".into(),
+        ));
+    }
+    let mut got: Vec<String> = info
+        .dns_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    got.sort();
+    got.dedup();
+    want.sort();
+    want.dedup();
+    if got != want {
+        return Err(refused(format!(
+            "the upstream's certificate names {got:?}, not the names ordered {want:?}"
+        )));
+    }
+    if info.not_after > longest + Duration::hours(1) {
+        return Err(refused(format!(
+            "the upstream's certificate is valid until {}, longer than the profile's \
+             max_validity_days allows",
+            info.not_after
+        )));
+    }
+    Ok(info)
+}

@@ -1,0 +1,392 @@
+//! Any ACME CA (RFC 8555) as an upstream, through `instant-acme`: account registration
+//! (with external account binding), orders answered by http-01 or dns-01, finalization
+//! with our CSR,
+//! and the certificate with its chain. Every call to the upstream is bounded in time;
+//! `badNonce` answers are retried by the client and order polling honours `Retry-After`.
+
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType,
+    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, Problem, RetryPolicy,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::services::issuers::port::{
+    BoxFuture, ChallengeBoard, DnsProvider, UpstreamCa, UpstreamFailure,
+};
+use crate::upstream::cloudflare::CloudflareConfig;
+use crate::upstream::propagation::wait_visible;
+use crate::upstream::rfc2136::Rfc2136Config;
+
+/// Longest wait for one account call (directory, registration, check).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a whole order, validation and download included.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest wait for the upstream to validate every authorization.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for a dns-01 record to show on the zone's authoritative servers.
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The http-01 challenge (the default).
+pub const HTTP_01: &str = "http-01";
+/// The dns-01 challenge (needed for wildcard names).
+pub const DNS_01: &str = "dns-01";
+
+fn default_challenge() -> String {
+    HTTP_01.into()
+}
+
+/// The settings of an ACME issuer (no secrets).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// The directory URL (`https://acme-staging-v02.api.letsencrypt.org/directory`).
+    pub directory_url: String,
+    /// Contact URIs (`mailto:ops@example.com`).
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// External account binding key id, when the CA requires one.
+    #[serde(default)]
+    pub eab_kid: Option<String>,
+    /// The root certificate (PEM) of the ACME server's own TLS certificate, for a private
+    /// ACME server; the system's roots when absent.
+    #[serde(default)]
+    pub trust_bundle: Option<String>,
+    /// The ACME profile to order under, for servers that offer profiles.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// How names are proven: `http-01` (answered by certkeeper's listeners) or `dns-01`
+    /// (TXT records through the DNS provider; needed for wildcard names).
+    #[serde(default = "default_challenge")]
+    pub challenge: String,
+    /// dns-01 through RFC 2136 dynamic updates.
+    #[serde(default)]
+    pub rfc2136: Option<Rfc2136Config>,
+    /// dns-01 through Cloudflare's DNS records API.
+    #[serde(default)]
+    pub cloudflare: Option<CloudflareConfig>,
+}
+
+impl AcmeConfig {
+    /// A client for this server: over the trust bundle when one is set.
+    fn builder(&self) -> Result<AccountBuilder, UpstreamFailure> {
+        let failed = |e: instant_acme::Error| UpstreamFailure::plain(format!("ACME client: {e}"));
+        match &self.trust_bundle {
+            None => Account::builder().map_err(failed),
+            Some(pem) => {
+                let file = tempfile::NamedTempFile::new()
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(&mut f, pem.as_bytes())?;
+                        Ok(f)
+                    })
+                    .map_err(|e| UpstreamFailure::plain(format!("trust bundle: {e}")))?;
+                Account::builder_with_root(file.path()).map_err(failed)
+            }
+        }
+    }
+
+    /// Register an account (with EAB when `eab` is given: key id and raw HMAC key).
+    /// Answers the credentials to seal and the account URL.
+    pub async fn register(
+        &self,
+        eab: Option<(&str, &[u8])>,
+    ) -> Result<(String, String), UpstreamFailure> {
+        let contact: Vec<&str> = self.contact.iter().map(String::as_str).collect();
+        let eab = eab.map(|(kid, key)| ExternalAccountKey::new(kid.to_string(), key));
+        let builder = self.builder()?;
+        let (account, creds) = bounded(
+            CALL_TIMEOUT,
+            "registering the account",
+            builder.create(
+                &NewAccount {
+                    contact: &contact,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                self.directory_url.clone(),
+                eab.as_ref(),
+            ),
+        )
+        .await?;
+        let json = serde_json::to_string(&creds)
+            .map_err(|e| UpstreamFailure::plain(format!("account credentials: {e}")))?;
+        Ok((json, account.id().to_string()))
+    }
+}
+
+/// An ACME issuer with its registered account.
+pub struct AcmeUpstream {
+    config: AcmeConfig,
+    credentials: String,
+    dns: Option<Box<dyn DnsProvider>>,
+}
+
+impl std::fmt::Debug for AcmeUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeUpstream")
+            .field("directory_url", &self.config.directory_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcmeUpstream {
+    /// The issuer `config` with the account `credentials` (as [`AcmeConfig::register`]
+    /// answered them) and, for dns-01, its DNS provider.
+    pub fn new(
+        config: AcmeConfig,
+        credentials: String,
+        dns: Option<Box<dyn DnsProvider>>,
+    ) -> AcmeUpstream {
+        AcmeUpstream {
+            config,
+            credentials,
+            dns,
+        }
+    }
+
+    async fn account(&self) -> Result<Account, UpstreamFailure> {
+        let creds: AccountCredentials = serde_json::from_str(&self.credentials)
+            .map_err(|e| UpstreamFailure::plain(format!("stored account credentials: {e}")))?;
+        let builder = self.config.builder()?;
+        bounded(
+            CALL_TIMEOUT,
+            "loading the directory",
+            builder.from_credentials(creds),
+        )
+        .await
+    }
+
+    async fn issue_inner(
+        &self,
+        csr_der: &[u8],
+        dns_names: &[String],
+        board: &dyn ChallengeBoard,
+        published: &mut Vec<String>,
+        records: &mut Vec<(String, String)>,
+    ) -> Result<String, UpstreamFailure> {
+        let dns = match self.config.challenge.as_str() {
+            DNS_01 => Some(self.dns.as_deref().ok_or_else(|| {
+                UpstreamFailure::plain("dns-01 needs a DNS provider (rfc2136 or cloudflare)")
+            })?),
+            _ => None,
+        };
+        let account = self.account().await?;
+        let ids: Vec<Identifier> = dns_names.iter().cloned().map(Identifier::Dns).collect();
+        let mut new = NewOrder::new(&ids);
+        if let Some(p) = &self.config.profile {
+            new = new.profile(p);
+        }
+        let mut order = account.new_order(&new).await.map_err(failure)?;
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz = authz.map_err(failure)?;
+            match authz.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => {
+                    return Err(UpstreamFailure::plain(format!(
+                        "authorization for {} is {other:?}",
+                        authz.identifier()
+                    )));
+                }
+            }
+            let name = authz.identifier().to_string();
+            let base = match authz.identifier().identifier {
+                Identifier::Dns(n) => n.clone(),
+                other => {
+                    return Err(UpstreamFailure::plain(format!(
+                        "unexpected identifier {other:?}"
+                    )));
+                }
+            };
+            let kind = match dns {
+                Some(_) => ChallengeType::Dns01,
+                None => ChallengeType::Http01,
+            };
+            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+                UpstreamFailure::plain(format!(
+                    "the upstream offers no {kind:?} challenge for {name}"
+                ))
+            })?;
+            match dns {
+                Some(dns) => {
+                    let record = format!("_acme-challenge.{base}.");
+                    let value = challenge.key_authorization().dns_value();
+                    dns.set_txt(&record, &value).await?;
+                    records.push((record.clone(), value.clone()));
+                    wait_visible(&dns.authoritative(), &record, &value, PROPAGATION_TIMEOUT)
+                        .await?;
+                }
+                None => {
+                    let token = challenge.token.clone();
+                    board
+                        .publish(&token, challenge.key_authorization().as_str())
+                        .await
+                        .map_err(|e| {
+                            UpstreamFailure::plain(format!("publishing the http-01 answer: {e}"))
+                        })?;
+                    published.push(token);
+                }
+            }
+            challenge.set_ready().await.map_err(failure)?;
+        }
+        let retries = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(500))
+            .timeout(VALIDATION_TIMEOUT);
+        let status = order.poll_ready(&retries).await.map_err(failure)?;
+        if status != OrderStatus::Ready {
+            return Err(invalid_order(&mut order).await);
+        }
+        order.finalize_csr(csr_der).await.map_err(failure)?;
+        order.poll_certificate(&retries).await.map_err(failure)
+    }
+}
+
+/// Why an order became invalid: the first failed challenge's problem, with the others as
+/// subproblems.
+async fn invalid_order(order: &mut instant_acme::Order) -> UpstreamFailure {
+    let mut problems = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut authz)) = authzs.next().await {
+        if let Ok(state) = authz.refresh().await {
+            for c in &state.challenges {
+                if let Some(p) = &c.error {
+                    problems.push((state.identifier().to_string(), p.clone()));
+                }
+            }
+        }
+    }
+    match problems.first() {
+        Some((name, p)) => UpstreamFailure {
+            message: format!("validation of {name} failed: {p}"),
+            problem: Some(problem_json(p)),
+        },
+        None => UpstreamFailure::plain("the order became invalid"),
+    }
+}
+
+/// An RFC 7807 problem as JSON.
+fn problem_json(p: &Problem) -> Value {
+    let mut v = json!({});
+    if let Some(t) = &p.r#type {
+        v["type"] = json!(t);
+    }
+    if let Some(d) = &p.detail {
+        v["detail"] = json!(d);
+    }
+    if let Some(s) = p.status {
+        v["status"] = json!(s);
+    }
+    if !p.subproblems.is_empty() {
+        v["subproblems"] = p
+            .subproblems
+            .iter()
+            .map(|s| {
+                json!({
+                    "type": s.r#type,
+                    "detail": s.detail,
+                    "identifier": s.identifier,
+                })
+            })
+            .collect();
+    }
+    v
+}
+
+/// An instant-acme error as a failure, with the problem document when there is one.
+fn failure(e: instant_acme::Error) -> UpstreamFailure {
+    match e {
+        instant_acme::Error::Api(p) => UpstreamFailure {
+            message: p.to_string(),
+            problem: Some(problem_json(&p)),
+        },
+        other => UpstreamFailure::plain(other.to_string()),
+    }
+}
+
+/// Run an upstream call with a time limit.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, instant_acme::Error>>,
+) -> Result<T, UpstreamFailure> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r.map_err(|e| {
+            let mut f = failure(e);
+            f.message = format!("{what}: {}", f.message);
+            f
+        }),
+        Err(_) => Err(UpstreamFailure::plain(format!(
+            "{what}: no answer within {}s",
+            limit.as_secs()
+        ))),
+    }
+}
+
+impl UpstreamCa for AcmeUpstream {
+    fn issue<'a>(
+        &'a self,
+        csr_der: &'a [u8],
+        dns_names: &'a [String],
+        board: &'a dyn ChallengeBoard,
+    ) -> BoxFuture<'a, Result<String, UpstreamFailure>> {
+        Box::pin(async move {
+            let mut published = Vec::new();
+            let mut records = Vec::new();
+            let r = tokio::time::timeout(
+                ORDER_TIMEOUT,
+                self.issue_inner(csr_der, dns_names, board, &mut published, &mut records),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(UpstreamFailure::plain(format!(
+                    "the order was not done within {}s",
+                    ORDER_TIMEOUT.as_secs()
+                )))
+            });
+            for token in &published {
+                board.withdraw(token).await;
+            }
+            if let Some(dns) = &self.dns {
+                for (name, value) in &records {
+                    if let Err(e) = dns.remove_txt(name, value).await {
+                        tracing::warn!(record = %name, error = %e.message, "removing a dns-01 record failed");
+                    }
+                }
+            }
+            r
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Value, UpstreamFailure>> {
+        Box::pin(async move {
+            let account = self.account().await?;
+            // Setting the contacts to what they are is a signed request to the account
+            // URL: it fails unless the account exists and is valid.
+            let contact: Vec<&str> = self.config.contact.iter().map(String::as_str).collect();
+            bounded(
+                CALL_TIMEOUT,
+                "checking the account",
+                account.update_contacts(&contact),
+            )
+            .await?;
+            Ok(json!({
+                "account_url": account.id(),
+                "profiles": account.profiles().map(|p| p.name.to_string()).collect::<Vec<_>>(),
+            }))
+        })
+    }
+
+    fn deactivate(&self) -> BoxFuture<'_, Result<(), UpstreamFailure>> {
+        Box::pin(async move {
+            let account = self.account().await?;
+            bounded(
+                CALL_TIMEOUT,
+                "deactivating the account",
+                account.deactivate(),
+            )
+            .await
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! Adapters for the upstream-CA port ([`crate::services::issuers::port`]): the CAs that
+//! sign certificates certkeeper asks for on its users' behalf.
+
+pub mod acme;
+pub mod cloudflare;
+pub mod propagation;
+pub mod rfc2136;

@@ -1,0 +1,1096 @@
+//! External ACME issuers end to end against Debian's Pebble (the real ACME test server,
+//! started here with real validation: `PEBBLE_VA_ALWAYS_VALID=0`) and `pebble-challtestsrv`
+//! as its DNS, on SQLite and PostgreSQL: an issuer is created (its account registered),
+//! tested and refused when bad; a profile names it; a managed certificate for two names is
+//! ordered with http-01 answered by certkeeper's own listener, chains to Pebble's root
+//! (`openssl verify`), is pushed to AWS Certificate Manager (moto) and renews into a new
+//! version pushed to the same ACM certificate; a name Pebble refuses ends in a
+//! failure recorded with Pebble's problem document and an `issuance.failed` alert.
+//!
+//! Pebble rejects `PEBBLE_WFE_NONCEREJECT` percent of good nonces (5 here, its default
+//! rate): every order passes through dozens of signed requests, so the `badNonce` retries
+//! are exercised on most runs.
+
+mod acme_support;
+mod cloud;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use acme_support::ChallSrv;
+use cloud::moto::Moto;
+use common::{Db, TestServer, cli, free_port, openssl, openssl_csr, p};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The name Pebble's `domainBlocklist` refuses.
+const BLOCKED: &str = "blocked.example";
+
+/// Pebble on free ports, validating http-01 on `http_port` and resolving names through
+/// `dns_port`.
+struct Pebble {
+    child: Child,
+    port: u16,
+    mgmt_port: u16,
+    /// The root of Pebble's own TLS certificate (for its API).
+    tls_root: String,
+    dir: PathBuf,
+}
+
+impl Pebble {
+    fn start(dir: &Path, http_port: u16, dns_port: u16) -> Pebble {
+        let dir = dir.join("pebble");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = |n: &str| dir.join(n).to_str().unwrap().to_string();
+        let run = |args: &[&str]| {
+            let (ok, out) = openssl(args);
+            assert!(ok, "openssl {args:?}: {out}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test pebble TLS root",
+            "-keyout",
+            &f("root.key"),
+            "-out",
+            &f("root.pem"),
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &f("key.pem"),
+            "-out",
+            &f("server.csr"),
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &f("server.csr"),
+            "-CA",
+            &f("root.pem"),
+            "-CAkey",
+            &f("root.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &f("cert.pem"),
+            "-extfile",
+            &f("ext.cnf"),
+        ]);
+        let port = free_port();
+        let mgmt_port = free_port();
+        let config = json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+            "certificate": f("cert.pem"),
+            "privateKey": f("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "domainBlocklist": [BLOCKED],
+            // 90 days, as Let's Encrypt; the profile must allow the upstream's lifetime.
+            "certificateValidityPeriod": 7_776_000,
+        }});
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let log = std::fs::File::create(dir.join("pebble.log")).unwrap();
+        let child = Command::new("pebble")
+            .args([
+                "-config",
+                &f("config.json"),
+                "-dnsserver",
+                &format!("127.0.0.1:{dns_port}"),
+            ])
+            .env("PEBBLE_VA_ALWAYS_VALID", "0")
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "5")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("pebble (Debian package pebble) runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pebble {
+            child,
+            port,
+            mgmt_port,
+            tls_root: std::fs::read_to_string(dir.join("root.pem")).unwrap(),
+            dir,
+        }
+    }
+
+    fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+
+    /// The root Pebble issues under, from its management API.
+    fn issuing_root(&self) -> String {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--cacert",
+                p(&self.dir.join("root.pem")),
+                &format!("https://127.0.0.1:{}/roots/0", self.mgmt_port),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "fetching Pebble's root");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Download a certificate with its chain; answers the files of the leaf and of the
+/// intermediates.
+async fn download_chain(s: &TestServer, id: &str) -> (PathBuf, PathBuf) {
+    let pem = s
+        .client
+        .get(s.url(&format!("/api/v1/certificates/{id}/chain")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let blocks: Vec<&str> = pem.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    assert!(blocks.len() >= 2, "leaf and intermediate: {pem}");
+    let leaf = s.write(&format!("{id}-leaf.pem"), blocks[0]);
+    let chain = s.write(&format!("{id}-chain.pem"), blocks[1..].concat());
+    (leaf, chain)
+}
+
+/// `openssl verify`: `leaf` chains through `chain` to `root`.
+fn verify_chain(root: &Path, leaf: &Path, chain: &Path) {
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        p(root),
+        "-untrusted",
+        p(chain),
+        p(leaf),
+    ]);
+    assert!(ok, "chains to Pebble's root: {out}");
+}
+
+async fn managed(s: &TestServer, name: &str) -> Value {
+    let (st, m) = s.api(Method::GET, &format!("/managed/{name}"), None).await;
+    assert_eq!(st, 200, "{m}");
+    m
+}
+
+/// A version's serial, as hex without separators.
+fn serial(v: &Value) -> String {
+    v["serial"]
+        .as_str()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
+/// The serial ACM holds for the one binding of `m`, after a push.
+fn pushed_serial(m: &Value) -> String {
+    let b = &m["bindings"][0];
+    assert_eq!(b["in_sync"], true, "{m}");
+    b["remote_version"]
+        .as_str()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
+async fn scenario(db: Db) {
+    let chall = ChallSrv::start();
+    let s = TestServer::start(db).await;
+    let pebble = Pebble::start(s.dir.path(), s.http_port, chall.dns_port);
+
+    // Bad issuers are refused and leave nothing behind.
+    let unreachable = format!("https://127.0.0.1:{}/dir", free_port());
+    for (body, status, why) in [
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": unreachable, "trust_bundle": pebble.tls_root}),
+            502,
+            "",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory()}),
+            502,
+            "",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": format!("http://127.0.0.1:{}/dir", pebble.port)}),
+            400,
+            "https",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory(), "eab_kid": "kid-1"}),
+            400,
+            "together",
+        ),
+        (
+            json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory(), "contact": ["ops@example.com"]}),
+            400,
+            "mailto",
+        ),
+        (
+            json!({"name": "pebble", "kind": "aws_pca", "directory_url": pebble.directory()}),
+            400,
+            "not supported",
+        ),
+    ] {
+        let (st, p) = s.api(Method::POST, "/issuers", Some(body.clone())).await;
+        assert_eq!(st, status, "{body}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
+    let (_, list) = s.api(Method::GET, "/issuers", None).await;
+    assert!(
+        list.as_array().unwrap().iter().all(|i| i["kind"] == "ca"),
+        "{list}"
+    );
+
+    // The issuer: its account is registered at once.
+    let (st, issuer) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({
+                "name": "pebble", "kind": "acme", "directory_url": pebble.directory(),
+                "contact": ["mailto:ops@example.com"], "trust_bundle": pebble.tls_root,
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{issuer}");
+    assert_eq!(issuer["kind"], "acme");
+    assert!(
+        issuer["account_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("https://127.0.0.1:{}/", pebble.port)),
+        "{issuer}"
+    );
+    let (st, tested) = s.api(Method::POST, "/issuers/pebble/test", None).await;
+    assert_eq!(st, 200, "{tested}");
+    assert_eq!(tested["account_url"], issuer["account_url"]);
+    let (st, again) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({"name": "pebble", "kind": "acme", "directory_url": pebble.directory(), "trust_bundle": pebble.tls_root})),
+        )
+        .await;
+    assert_eq!(st, 409, "{again}");
+
+    // The same through the CLI: create (the EAB key would come from a file), list, show,
+    // test, remove.
+    let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
+    let out = cli(
+        &s,
+        &[
+            "--json",
+            "issuer",
+            "create-acme",
+            "pebble-cli",
+            "--directory",
+            &pebble.directory(),
+            "--contact",
+            "mailto:cli@example.com",
+            "--trust-bundle",
+            p(&bundle),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["contact"], json!(["mailto:cli@example.com"]));
+    let out = cli(&s, &["issuer", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("pebble-cli") && table.contains("acme"),
+        "{table}"
+    );
+    let out = cli(&s, &["issuer", "test", "pebble-cli"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(created["account_url"].as_str().unwrap())
+    );
+    let out = cli(&s, &["issuer", "remove", "pebble-cli"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&s, &["issuer", "get", "pebble-cli"]);
+    assert!(!out.status.success(), "removed, and it had issued nothing");
+
+    // A profile names it; its rules apply before anything goes upstream.
+    let (st, prof) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "public", "ca": "pebble", "allowed_dns_names": [".example.test", BLOCKED]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{prof}");
+    let (st, refused) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "outside", "profile": "public", "dns_names": ["www.other.test"]})),
+        )
+        .await;
+    assert_eq!(
+        (st, refused["rule"].as_str()),
+        (403, Some("allowed_dns_names")),
+        "{refused}"
+    );
+
+    // A managed certificate for two names, validated by http-01 on our own listener, and
+    // pushed to AWS Certificate Manager (moto).
+    let moto = Moto::start();
+    let (st, d) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(json!({"name": "acm", "kind": "aws_acm", "config": moto.config(), "credentials": Moto::credentials()})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({
+                "name": "web", "profile": "public", "dns_names": ["a.example.test", "b.example.test"],
+                "destinations": ["acm"],
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 1, "{m}");
+    let (st, m) = s.api(Method::POST, "/managed/web/sync", None).await;
+    assert_eq!(st, 200, "{m}");
+    let pushed = pushed_serial(&m);
+    let arn = m["bindings"][0]["remote_id"].as_str().unwrap().to_string();
+    let m = managed(&s, "web").await;
+    let first = m["versions"][0]["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(pushed, serial(&m["versions"][0]), "{m}");
+
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    {
+        let id = first.as_str();
+        let (leaf_path, chain_path) = download_chain(&s, id).await;
+        verify_chain(&root, &leaf_path, &chain_path);
+        let (_, text) = openssl(&[
+            "x509",
+            "-in",
+            p(&leaf_path),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ]);
+        assert!(
+            text.contains("a.example.test") && text.contains("b.example.test"),
+            "{text}"
+        );
+    }
+    // The certificate is in the inventory under the issuer.
+    let (_, found) = s.api(Method::GET, "/certificates?ca=pebble", None).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+
+    // Renewal orders again: a new version, a new certificate.
+    let (st, r) = s.api(Method::POST, "/managed/web/renew", None).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["current_version"], 2, "{r}");
+    let (_, synced) = s.api(Method::POST, "/managed/web/sync", None).await;
+    let m = managed(&s, "web").await;
+    let second = m["versions"][0]["certificate_id"].as_str().unwrap();
+    assert_ne!(second, first);
+    // The new version went to the same ACM certificate (moto read it back).
+    assert_eq!(
+        pushed_serial(&synced),
+        serial(&m["versions"][0]),
+        "{synced}"
+    );
+    assert_eq!(synced["bindings"][0]["remote_id"], arn.as_str());
+
+    // REST issuance through the issuer: a client's CSR is forwarded as it is (its key never
+    // leaves the client), and a key made here; a refused name answers 502 with Pebble's
+    // problem document.
+    let (key, csr) = openssl_csr(
+        s.dir.path(),
+        "rest",
+        "/CN=rest.example.test",
+        "DNS:rest.example.test",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let (st, c) = s
+        .api(
+            Method::POST,
+            "/certificates",
+            Some(json!({"profile": "public", "csr": csr})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    let leaf = s.write("rest.pem", c["certificate"].as_str().unwrap());
+    let (_, cert_key) = openssl(&["x509", "-in", p(&leaf), "-noout", "-pubkey"]);
+    let (_, csr_key) = openssl(&["pkey", "-in", p(&key), "-pubout"]);
+    assert_eq!(cert_key, csr_key, "the certificate is for the client's key");
+    let (st, c) = s
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(json!({"profile": "public", "dns_names": ["gen.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    assert_eq!(c["ca_id"], issuer["id"], "{c}");
+    let (_, csr) = openssl_csr(
+        s.dir.path(),
+        "refused",
+        "/CN=blocked.example",
+        "DNS:blocked.example",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let (st, p502) = s
+        .api(
+            Method::POST,
+            "/certificates",
+            Some(json!({"profile": "public", "csr": csr})),
+        )
+        .await;
+    assert_eq!(st, 502, "{p502}");
+    assert_eq!(
+        p502["upstream"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{p502}"
+    );
+
+    // Pebble refuses a name: the managed certificate exists with no version, the failure
+    // and Pebble's problem document are on it, and an alert is raised.
+    let (st, ch) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({"name": "ops", "kind": "webhook", "url": format!("http://127.0.0.1:{}/hook", free_port())})),
+        )
+        .await;
+    assert_eq!(st, 201, "{ch}");
+    let (st, rule) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({"name": "upstream", "channels": ["ops"], "events": ["issuance.failed"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{rule}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "blocked", "profile": "public", "dns_names": [BLOCKED]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert_eq!(m["renewal_failures"], 1, "{m}");
+    assert_eq!(
+        m["last_problem"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{m}"
+    );
+    let m = managed(&s, "blocked").await;
+    let events: Vec<&str> = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"issuance_failed"), "{m}");
+    let (st, outbox) = s.api(Method::GET, "/alerts/outbox", None).await;
+    assert_eq!(st, 200, "{outbox}");
+    assert!(
+        outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["event_type"] == "io.certkeeper.issuance.failed"),
+        "{outbox}"
+    );
+
+    // Revocation is not forwarded upstream: refused with a clear answer, nothing changed.
+    let (st, p) = s
+        .api(
+            Method::POST,
+            &format!("/certificates/{first}/revoke"),
+            Some(json!({"reason": 4})),
+        )
+        .await;
+    assert_eq!(st, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("upstream"), "{p}");
+
+    // The upstream's answer is held to the profile too: a 90-day certificate is refused
+    // under a profile that allows 30 days (recorded, retried later), and not kept.
+    let (st, prof) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "short", "ca": "pebble", "allowed_dns_names": [".example.test"], "max_validity_days": 30})),
+        )
+        .await;
+    assert_eq!(st, 201, "{prof}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "short", "profile": "short", "dns_names": ["c.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert!(
+        m["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("max_validity_days"),
+        "{m}"
+    );
+    let (_, found) = s.api(Method::GET, "/certificates?ca=pebble", None).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 4, "{found}");
+
+    // The http-01 answers were withdrawn once the orders were done.
+    let resp = s
+        .client
+        .get(s.http_url("/.well-known/acme-challenge/no-such-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    // Removal: refused while the profile names it, then the account is deactivated.
+    let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
+    assert_eq!(st, 409, "{p}");
+    for name in ["web", "blocked", "short"] {
+        let (st, _) = s
+            .api(Method::DELETE, &format!("/managed/{name}"), None)
+            .await;
+        assert_eq!(st, 204);
+    }
+    for name in ["public", "short"] {
+        let (st, _) = s
+            .api(Method::DELETE, &format!("/profiles/{name}"), None)
+            .await;
+        assert_eq!(st, 204);
+    }
+    let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
+    assert_eq!(st, 204, "{p}");
+    let (st, _) = s.api(Method::GET, "/issuers/pebble", None).await;
+    assert_eq!(st, 200, "the certificates it issued keep its CA row");
+    let (_, audit) = s
+        .api(Method::GET, "/audit?action=issuer.delete", None)
+        .await;
+    assert_eq!(
+        audit["items"][0]["detail"]["account_deactivated"], true,
+        "{audit}"
+    );
+}
+
+/// TSIG secret of the test zone's update key (base64 of 32 bytes).
+const TSIG_SECRET: &str = "c2VjcmV0LWtleS1mb3ItdGhlLWNlcnRrZWVwZXItdGVzdHM=";
+
+/// A real BIND 9 (`named` from Debian's bind9) on a free port, as this user, primary for
+/// `example.test` and taking updates signed with the TSIG key `certkeeper`.
+struct Bind {
+    child: Child,
+    port: u16,
+}
+
+impl Bind {
+    fn start(dir: &Path) -> Bind {
+        let dir = dir.join("bind");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let d = dir.to_str().unwrap();
+        std::fs::write(
+            dir.join("example.test.zone"),
+            "$TTL 60\n\
+             @ IN SOA ns1.example.test. hostmaster.example.test. ( 1 60 60 600 60 )\n\
+             @ IN NS ns1.example.test.\n\
+             ns1 IN A 127.0.0.1\n\
+             @ IN A 127.0.0.1\n\
+             * IN A 127.0.0.1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("named.conf"),
+            format!(
+                r#"options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+}};
+controls {{ }};
+key "certkeeper" {{ algorithm hmac-sha256; secret "{TSIG_SECRET}"; }};
+zone "example.test" {{
+    type primary;
+    file "{d}/example.test.zone";
+    allow-update {{ key "certkeeper"; }};
+}};
+"#
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("named.log")).unwrap();
+        let child = Command::new("named")
+            .args(["-g", "-c", &format!("{d}/named.conf")])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("named (Debian package bind9) runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "named did not start: {}",
+                std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Bind { child, port }
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A wildcard certificate from Pebble by dns-01: certkeeper writes the TXT records into
+/// BIND with TSIG-signed RFC 2136 updates, waits until BIND answers them, and Pebble (whose
+/// DNS is that BIND) validates. A wrong TSIG secret is refused by BIND and recorded.
+async fn dns01_rfc2136(db: Db) {
+    let s = TestServer::start(db).await;
+    let bind = Bind::start(s.dir.path());
+    let pebble = Pebble::start(s.dir.path(), s.http_port, bind.port);
+    let rfc2136 = json!({
+        "server": format!("127.0.0.1:{}", bind.port), "zone": "example.test",
+        "key_name": "certkeeper", "algorithm": "hmac-sha256",
+    });
+    let base = json!({
+        "kind": "acme", "directory_url": pebble.directory(), "trust_bundle": pebble.tls_root,
+        "challenge": "dns-01", "rfc2136": rfc2136,
+    });
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    // dns-01 without its secret, or with a bad one, is refused before anything is stored.
+    for (body, why) in [
+        (with(json!({"name": "dns"})), "tsig_secret"),
+        (
+            with(json!({"name": "dns", "tsig_secret": "c2hvcnQ="})),
+            "16 to 512",
+        ),
+        (
+            with(json!({"name": "dns", "tsig_secret": TSIG_SECRET, "challenge": "tls-alpn-01"})),
+            "not one of",
+        ),
+    ] {
+        let (st, p) = s.api(Method::POST, "/issuers", Some(body.clone())).await;
+        assert_eq!(st, 400, "{body}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
+    // Created through the CLI: settings and secret from files.
+    let settings = s.write("rfc2136.json", rfc2136.to_string());
+    let secret = s.write("tsig.key", TSIG_SECRET);
+    let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
+    let out = cli(
+        &s,
+        &[
+            "--json",
+            "issuer",
+            "create-acme",
+            "dns",
+            "--directory",
+            &pebble.directory(),
+            "--trust-bundle",
+            p(&bundle),
+            "--rfc2136",
+            p(&settings),
+            "--tsig-secret-file",
+            p(&secret),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stderr),
+        s.logs()
+    );
+    let issuer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(issuer["challenge"], "dns-01");
+    assert_eq!(issuer["rfc2136"]["zone"], "example.test");
+    assert!(!issuer.to_string().contains(TSIG_SECRET), "{issuer}");
+    // The same zone with the wrong secret: BIND refuses the update.
+    let wrong = "d3Jvbmctc2VjcmV0LWtleS1mb3ItdGhlLXRlc3Rz";
+    let (st, bad) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(with(json!({"name": "dns-wrong", "tsig_secret": wrong}))),
+        )
+        .await;
+    assert_eq!(st, 201, "{bad}");
+    for (profile, issuer) in [("wild", "dns"), ("wild-wrong", "dns-wrong")] {
+        let (st, p) = s
+            .api(
+                Method::POST,
+                "/profiles",
+                Some(json!({"name": profile, "ca": issuer, "allowed_dns_names": [".example.test", "example.test"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+    }
+
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wild", "profile": "wild", "dns_names": ["*.example.test", "example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 1, "{m}");
+    let m = managed(&s, "wild").await;
+    let id = m["versions"][0]["certificate_id"].as_str().unwrap();
+    let (leaf, chain) = download_chain(&s, id).await;
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    verify_chain(&root, &leaf, &chain);
+    let (_, text) = openssl(&["x509", "-in", p(&leaf), "-noout", "-ext", "subjectAltName"]);
+    assert!(text.contains("*.example.test"), "{text}");
+
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wild-wrong", "profile": "wild-wrong", "dns_names": ["*.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert!(
+        m["last_error"].as_str().unwrap().contains("DNS update"),
+        "{m}"
+    );
+}
+
+/// The Cloudflare API token the stand-in accepts.
+const CF_TOKEN: &str = "cf-test-token-with-zone-dns-edit";
+/// The zone id the stand-in serves.
+const CF_ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+/// A local server that follows Cloudflare's documented DNS records API (v4: the envelope
+/// `{"success", "errors", "messages", "result"}`, bearer API tokens, `POST`, `GET` with
+/// `type`/`name`/`content` filters and `DELETE` under `/zones/{zone_id}/dns_records`),
+/// since Cloudflare itself cannot run here. The records it holds are served as DNS by
+/// `pebble-challtestsrv`, which stands for Cloudflare's nameservers.
+#[derive(Clone)]
+struct FakeCloudflare {
+    records: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    created: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    chall_mgmt: u16,
+}
+
+fn cf_envelope(status: u16, result: Value, errors: Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = json!({"success": status < 300, "errors": errors, "messages": [], "result": result});
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn cf_handle(
+    axum::extract::State(cf): axum::extract::State<FakeCloudflare>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {CF_TOKEN}"))
+    {
+        return cf_envelope(
+            403,
+            Value::Null,
+            json!([{"code": 10000, "message": "Authentication error"}]),
+        );
+    }
+    let prefix = format!("/client/v4/zones/{CF_ZONE}/dns_records");
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        return cf_envelope(
+            404,
+            Value::Null,
+            json!([{"code": 7003, "message": "Could not route to this path"}]),
+        );
+    };
+    let mgmt = |endpoint: &str, body: Value| {
+        let url = format!("http://127.0.0.1:{}/{endpoint}", cf.chall_mgmt);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    match (method.as_str(), rest) {
+        ("POST", "") => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let (Some("TXT"), Some(name), Some(content)) = (
+                v["type"].as_str(),
+                v["name"].as_str(),
+                v["content"].as_str(),
+            ) else {
+                return cf_envelope(
+                    400,
+                    Value::Null,
+                    json!([{"code": 9005, "message": "type, name and content are required"}]),
+                );
+            };
+            let id = format!(
+                "{:032x}",
+                cf.created.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+            );
+            cf.records
+                .lock()
+                .unwrap()
+                .push((id.clone(), name.to_string(), content.to_string()));
+            mgmt(
+                "set-txt",
+                json!({"host": format!("{name}."), "value": content}),
+            )
+            .await;
+            cf_envelope(
+                200,
+                json!({"id": id, "type": "TXT", "name": name, "content": content, "ttl": v["ttl"]}),
+                json!([]),
+            )
+        }
+        ("GET", "") => {
+            let q: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let found: Vec<Value> = cf
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, n, c)| {
+                    q.get("name").is_none_or(|x| x == n) && q.get("content").is_none_or(|x| x == c)
+                })
+                .map(|(id, n, c)| json!({"id": id, "type": "TXT", "name": n, "content": c}))
+                .collect();
+            cf_envelope(200, json!(found), json!([]))
+        }
+        ("DELETE", id) => {
+            let id = id.trim_start_matches('/').to_string();
+            let removed = {
+                let mut records = cf.records.lock().unwrap();
+                let before = records.len();
+                let gone: Vec<String> = records
+                    .iter()
+                    .filter(|(i, _, _)| *i == id)
+                    .map(|(_, n, _)| n.clone())
+                    .collect();
+                records.retain(|(i, _, _)| *i != id);
+                (before != records.len()).then(|| gone[0].clone())
+            };
+            match removed {
+                Some(name) => {
+                    mgmt("clear-txt", json!({"host": format!("{name}.")})).await;
+                    cf_envelope(200, json!({"id": id}), json!([]))
+                }
+                None => cf_envelope(
+                    404,
+                    Value::Null,
+                    json!([{"code": 81044, "message": "Record does not exist."}]),
+                ),
+            }
+        }
+        _ => cf_envelope(
+            405,
+            Value::Null,
+            json!([{"code": 10000, "message": "method not allowed"}]),
+        ),
+    }
+}
+
+impl FakeCloudflare {
+    async fn start(chall_mgmt: u16) -> (FakeCloudflare, String) {
+        let cf = FakeCloudflare {
+            records: Default::default(),
+            created: Default::default(),
+            chall_mgmt,
+        };
+        let app = axum::Router::new()
+            .fallback(cf_handle)
+            .with_state(cf.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/client/v4", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (cf, url)
+    }
+}
+
+/// A wildcard certificate from Pebble by dns-01 through the Cloudflare API stand-in (its
+/// records served by `pebble-challtestsrv`, Pebble's DNS); a wrong API token ends in a
+/// failure recorded with Cloudflare's errors.
+async fn dns01_cloudflare(db: Db) {
+    let chall = ChallSrv::start();
+    let (cf, api_url) = FakeCloudflare::start(chall.mgmt_port).await;
+    let s = TestServer::start(db).await;
+    let pebble = Pebble::start(s.dir.path(), s.http_port, chall.dns_port);
+    let issuer = |name: &str, token: &str| {
+        json!({
+            "name": name, "kind": "acme", "directory_url": pebble.directory(),
+            "trust_bundle": pebble.tls_root, "challenge": "dns-01",
+            "cloudflare": {
+                "zone_id": CF_ZONE, "api_url": api_url,
+                "nameservers": [format!("127.0.0.1:{}", chall.dns_port)],
+            },
+            "cloudflare_api_token": token,
+        })
+    };
+    let mut half = issuer("cf", CF_TOKEN);
+    half.as_object_mut().unwrap().remove("cloudflare_api_token");
+    let (st, p) = s.api(Method::POST, "/issuers", Some(half)).await;
+    assert_eq!(st, 400, "{p}");
+    for (name, token) in [("cf", CF_TOKEN), ("cf-wrong", "not-the-token")] {
+        let (st, i) = s
+            .api(Method::POST, "/issuers", Some(issuer(name, token)))
+            .await;
+        assert_eq!(st, 201, "{i}");
+        assert!(!i.to_string().contains(token), "{i}");
+        let (st, p) = s
+            .api(
+                Method::POST,
+                "/profiles",
+                Some(json!({"name": name, "ca": name, "allowed_dns_names": [".example.test"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+    }
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wild", "profile": "cf", "dns_names": ["*.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 1, "{m}");
+    let m = managed(&s, "wild").await;
+    let id = m["versions"][0]["certificate_id"].as_str().unwrap();
+    let (leaf, chain) = download_chain(&s, id).await;
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    verify_chain(&root, &leaf, &chain);
+    // The record was made through the API and removed once the order was done.
+    assert_eq!(cf.created.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(cf.records.lock().unwrap().is_empty());
+
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "wrong", "profile": "cf-wrong", "dns_names": ["*.example.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["current_version"], 0, "{m}");
+    assert_eq!(m["last_problem"]["errors"][0]["code"], 10000, "{m}");
+}
+
+#[tokio::test]
+async fn dns01_cloudflare_sqlite() {
+    dns01_cloudflare(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dns01_cloudflare_postgres() {
+    dns01_cloudflare(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn dns01_rfc2136_sqlite() {
+    dns01_rfc2136(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dns01_rfc2136_postgres() {
+    dns01_rfc2136(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn acme_issuer_sqlite() {
+    scenario(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn acme_issuer_postgres() {
+    scenario(Db::Postgres).await;
+}
