@@ -213,6 +213,7 @@ async fn create(
         validity_days,
         path_len: None,
         name_constraints: None,
+        key_storage: Default::default(),
     };
     let created = state.services.cas.create(new, &s.caller.actor).await?;
     Ok(Redirect::to(&format!("/hierarchy#ca-{}", created.ca.id)).into_response())
