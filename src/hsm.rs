@@ -28,6 +28,14 @@ const MAX_IDLE_SESSIONS: usize = 16;
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 
+/// Whether a key of type `alg` can be generated in a token (ECDSA P-256 and P-384, RSA).
+pub fn can_generate(alg: KeyAlgorithm) -> bool {
+    matches!(
+        alg,
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 | KeyAlgorithm::Rsa(2048 | 3072 | 4096)
+    )
+}
+
 /// What went wrong with the token. The PIN is never part of a message.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -234,13 +242,22 @@ impl Token {
             }
         };
         public.extend(common.iter().cloned());
-        public.extend([Attribute::Private(false), Attribute::Verify(true)]);
+        public.extend([
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
+        ]);
         let mut private = common.to_vec();
         private.extend([
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
         ]);
         let (_, handle) = self.inner.with_session("generating a key pair", |s| {
             s.generate_key_pair(&mechanism, &public, &private)

@@ -512,6 +512,12 @@ impl Pki {
 
     /// A new key in the PKCS#11 token for the CA `id`.
     fn token_key(&self, id: &str, spec: &CaSpec) -> Result<(KeyRef, CaKey), Error> {
+        if !crate::hsm::can_generate(spec.key_algorithm) {
+            return Err(Error::BadRequest(format!(
+                "a {} key cannot be made in the PKCS#11 token: use ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096",
+                spec.key_algorithm
+            )));
+        }
         let (key_ref, key) = self
             .token()?
             .generate(spec.key_algorithm, &format!("certkeeper-ca-{id}"))?;
