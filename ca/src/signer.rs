@@ -44,7 +44,7 @@ pub fn signature_algorithm(alg: KeyAlgorithm) -> Result<&'static SignatureAlgori
 /// `CKM_ECDSA` returns it) to the DER `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`
 /// that X.509 signatures hold (RFC 3279 §2.2.3).
 pub fn ecdsa_signature_der(raw: &[u8]) -> Result<Vec<u8>, CaError> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 132 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
         return Err(CaError::Crypto(format!(
             "an ECDSA signature of {} bytes is not r || s",
             raw.len()

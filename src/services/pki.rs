@@ -436,6 +436,7 @@ impl Pki {
             .map_err(Into::into)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn store_new_ca(
         &self,
         id: String,
