@@ -1484,6 +1484,52 @@ alert_sweep = "1h30m"
     }
 
     #[test]
+    fn hsm_settings_name_module_token_and_one_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin_file = dir.path().join("pin");
+        std::fs::write(&pin_file, "1234\n").unwrap();
+        let s = load_toml(&format!(
+            "[hsm]\nmodule = \"/usr/lib/x.so\"\ntoken_label = \"ca\"\npin_file = {:?}\n",
+            pin_file.display().to_string()
+        ))
+        .unwrap();
+        let hsm = s.hsm.expect("[hsm] is configured");
+        assert_eq!(hsm.token_label, "ca");
+        assert_eq!(
+            hsm.pin.expose(),
+            "1234",
+            "the file's newline is not part of the PIN"
+        );
+        assert!(
+            !format!("{hsm:?}").contains("1234"),
+            "the PIN is never printed"
+        );
+        assert!(load_toml("").unwrap().hsm.is_none());
+        for (toml, key) in [
+            ("[hsm]\ntoken_label = \"ca\"\npin = \"1\"\n", "hsm.module"),
+            (
+                "[hsm]\nmodule = \"/x.so\"\npin = \"1\"\n",
+                "hsm.token_label",
+            ),
+            (
+                "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"ca\"\n",
+                "hsm.pin",
+            ),
+            (
+                "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"ca\"\npin = \"1\"\npin_file = \"/p\"\n",
+                "hsm.pin",
+            ),
+            (
+                "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"ca\"\npin_file = \"/nonexistent/pin\"\n",
+                "hsm.pin_file",
+            ),
+        ] {
+            let e = load_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+    }
+
+    #[test]
     fn est_client_ca_file_must_hold_certificates() {
         let dir = tempfile::tempdir().unwrap();
         let mut raw = RawSettings::default();

@@ -68,7 +68,7 @@ pub use pkcs12::export_pkcs12;
 pub use profile::{ExtKeyUsage, KeyUsage, PolicyViolation, Profile};
 pub use rollover::{SuccessorOptions, cross_sign, next_generation_name, successor_spec};
 pub use seal::MasterKey;
-pub use signer::{CaKey, RemoteKey, ecdsa_signature_der, signature_algorithm};
+pub use signer::{CaKey, RemoteKey, ecdsa_signature_der};
 
 /// RFC 5280 CRL reason codes.
 pub use rcgen::RevocationReason;

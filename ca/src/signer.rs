@@ -28,7 +28,7 @@ pub trait RemoteKey: Send + Sync {
 }
 
 /// The signature algorithm a CA key of type `alg` signs with.
-pub fn signature_algorithm(alg: KeyAlgorithm) -> Result<&'static SignatureAlgorithm, CaError> {
+fn signature_algorithm(alg: KeyAlgorithm) -> Result<&'static SignatureAlgorithm, CaError> {
     match alg {
         KeyAlgorithm::EcdsaP256 => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyAlgorithm::EcdsaP384 => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
@@ -86,10 +86,9 @@ fn push_length(out: &mut Vec<u8>, len: usize) {
 }
 
 /// The key a CA signs with.
-#[derive(Clone)]
 pub enum CaKey {
     /// A key pair in this process's memory (opened from the database's sealed copy).
-    Local(Arc<KeyPair>),
+    Local(KeyPair),
     /// A key held by a device that signs on request.
     Remote {
         /// The device's handle on the key.
@@ -111,18 +110,13 @@ impl std::fmt::Debug for CaKey {
 impl CaKey {
     /// A key pair held in memory.
     pub fn local(key: KeyPair) -> CaKey {
-        CaKey::Local(Arc::new(key))
+        CaKey::Local(key)
     }
 
     /// A key held by a device; refused when its type cannot sign certificates.
     pub fn remote(key: Arc<dyn RemoteKey>) -> Result<CaKey, CaError> {
         let algorithm = signature_algorithm(key.key_algorithm())?;
         Ok(CaKey::Remote { key, algorithm })
-    }
-
-    /// Whether the key lives outside this process.
-    pub fn is_remote(&self) -> bool {
-        matches!(self, CaKey::Remote { .. })
     }
 }
 
