@@ -216,13 +216,38 @@ async fn hierarchy_in_the_token(db: Db, ocsp_signer: &str) {
                "key_algorithm": "ecdsa-p384", "key_storage": "pkcs11"}),
     )
     .await;
-    let int = create_ca(
-        &s,
-        json!({"name": "hsm-int", "type": "intermediate", "parent": "hsm-root",
-               "common_name": "HSM Intermediate", "key_algorithm": "ecdsa-p256",
-               "key_storage": "pkcs11", "path_len": 0}),
-    )
-    .await;
+    // The intermediate through the CLI, as an operator would.
+    let out = Command::new(bin())
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .args(["--server", &s.url("")])
+        .args([
+            "ca",
+            "create-intermediate",
+            "hsm-int",
+            "--parent",
+            "hsm-root",
+            "--cn",
+            "HSM Intermediate",
+            "--key-type",
+            "ecdsa-p256",
+            "--path-len",
+            "0",
+            "--key-storage",
+            "pkcs11",
+        ])
+        .env_remove("CERTKEEPER_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, int) = s.api(Method::GET, "/cas/hsm-int", None).await;
+    assert_eq!(status, 200, "{int}");
+    assert_eq!(int["key_storage"], "pkcs11", "{int}");
+    assert_eq!(int["parent_id"], root["id"], "{int}");
     let (status, body) = s
         .api(
             Method::POST,
@@ -544,6 +569,14 @@ async fn pkcs11_storage_is_refused_where_it_cannot_be() {
                       "key_storage": "pkcs11", "key_algorithm": "rsa-2048"});
     let (status, body) = s.api(Method::POST, "/cas", Some(root.clone())).await;
     assert_eq!(status, 201, "{body}");
+    let rsa = s.write("rsa-root.pem", body["certificate"].as_str().unwrap());
+    let (ok, out) = openssl(&["verify", "-CAfile", p(&rsa), p(&rsa)]);
+    assert!(ok, "the token's RSA key signed its own certificate: {out}");
+    let (_, text) = openssl(&["x509", "-in", p(&rsa), "-noout", "-text"]);
+    assert!(
+        text.contains("sha256WithRSAEncryption") && text.contains("Public-Key: (2048 bit)"),
+        "{text}"
+    );
     let (status, body) = s.api(Method::POST, "/cas", Some(root)).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
