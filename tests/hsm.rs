@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::Method;
@@ -384,43 +383,6 @@ async fn hierarchy_in_the_token_postgres() {
     hierarchy_in_the_token(Db::Postgres, "delegated").await;
 }
 
-/// Run `certkeeper serve` expecting it to refuse to start; returns what it said.
-fn refused_start(data_dir: &Path, env: &[(String, String)]) -> String {
-    let mut cmd = Command::new(bin());
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env(
-            "CERTKEEPER_SERVER__HTTPS_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
-        .env(
-            "CERTKEEPER_SERVER__HTTP_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server started although the token is missing");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn with(env: &[(String, String)], key: &str, value: &str) -> Vec<(String, String)> {
     let mut env: Vec<_> = env.iter().filter(|(k, _)| k != key).cloned().collect();
     env.push((key.into(), value.into()));
@@ -435,7 +397,11 @@ async fn a_missing_module_token_or_key_stops_the_start() {
 
     let out = refused_start(
         &fresh.path().join("a"),
-        &with(&env, "CERTKEEPER_HSM__MODULE", "/nonexistent/libpkcs11.so"),
+        &refs(&with(
+            &env,
+            "CERTKEEPER_HSM__MODULE",
+            "/nonexistent/libpkcs11.so",
+        )),
     );
     assert!(
         out.contains("PKCS#11 module /nonexistent/libpkcs11.so (hsm.module) does not exist"),
@@ -443,7 +409,7 @@ async fn a_missing_module_token_or_key_stops_the_start() {
     );
     let out = refused_start(
         &fresh.path().join("b"),
-        &with(&env, "CERTKEEPER_HSM__TOKEN_LABEL", "no-such-token"),
+        &refs(&with(&env, "CERTKEEPER_HSM__TOKEN_LABEL", "no-such-token")),
     );
     assert!(
         out.contains("no PKCS#11 token labelled \"no-such-token\"")
@@ -454,11 +420,11 @@ async fn a_missing_module_token_or_key_stops_the_start() {
     std::fs::write(&wrong_pin, "11111111\n").unwrap();
     let out = refused_start(
         &fresh.path().join("c"),
-        &with(
+        &refs(&with(
             &env,
             "CERTKEEPER_HSM__PIN_FILE",
             wrong_pin.to_str().unwrap(),
-        ),
+        )),
     );
     assert!(out.contains("refused the PIN"), "{out}");
     assert!(!out.contains("11111111"), "the PIN is never shown: {out}");
@@ -474,16 +440,13 @@ async fn a_missing_module_token_or_key_stops_the_start() {
     .await;
     s.stop();
     let other = SoftHsm::new();
-    let out = refused_start(&s.data_dir, &other.env());
+    let out = refused_start(&s.data_dir, &refs(&other.env()));
     assert!(
         out.contains("CA \"hsm-root\"")
             && out.contains(&format!("has no private key pkcs11:token={LABEL};id=%")),
         "{out}"
     );
-    let out = refused_start(
-        &s.data_dir,
-        &[("CERTKEEPER_CA__DEFAULT_PROFILE_NAMES".into(), "[]".into())],
-    );
+    let out = refused_start(&s.data_dir, &[]);
     assert!(
         out.contains("the key of CA \"hsm-root\" is in the PKCS#11 token")
             && out.contains("[hsm] is not configured"),
@@ -517,6 +480,35 @@ async fn a_missing_module_token_or_key_stops_the_start() {
         "-noout",
     ]);
     assert!(ok && out.contains("verify OK"), "{out}");
+
+    // A master key rotation re-seals what is sealed and leaves the token's CA alone: it
+    // still signs after it (here an intermediate whose own key is sealed).
+    s.stop();
+    let out = Command::new(bin())
+        .args(["--data-dir", p(&s.data_dir), "master-key", "rotate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.spawn(&refs(&env)).await;
+    let (status, int) = s
+        .api(
+            Method::POST,
+            "/cas",
+            Some(
+                json!({"name": "sealed-int", "type": "intermediate", "parent": "hsm-root",
+                        "common_name": "Sealed Intermediate"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{int}");
+    assert_eq!(int["key_storage"], "sealed");
+    let int_p = s.write("sealed-int.pem", int["certificate"].as_str().unwrap());
+    let (ok, out) = openssl(&["verify", "-CAfile", p(&root_p), p(&int_p)]);
+    assert!(ok, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
