@@ -500,7 +500,7 @@ impl Pki {
         Self::validate_ca_name(name)?;
         let id = new_id();
         if storage == KeyStorage::Pkcs11 {
-            let (key_ref, key) = self.token_key(&id, spec)?;
+            let (key_ref, key) = self.token_key(&id, spec).await?;
             let made = certkeeper_ca::create_root_for_key(spec, &key, self.now());
             return self
                 .store_token_ca(id, name, None, "root", made, key_ref, actor)
@@ -511,17 +511,20 @@ impl Pki {
             .await
     }
 
-    /// A new key in the PKCS#11 token for the CA `id`.
-    fn token_key(&self, id: &str, spec: &CaSpec) -> Result<(KeyRef, CaKey), Error> {
+    /// A new key in the PKCS#11 token for the CA `id` (made off the request threads: a
+    /// token may take seconds for an RSA key).
+    async fn token_key(&self, id: &str, spec: &CaSpec) -> Result<(KeyRef, CaKey), Error> {
         if !crate::hsm::can_generate(spec.key_algorithm) {
             return Err(Error::BadRequest(format!(
                 "a {} key cannot be made in the PKCS#11 token: use ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096",
                 spec.key_algorithm
             )));
         }
-        let (key_ref, key) = self
-            .token()?
-            .generate(spec.key_algorithm, &format!("certkeeper-ca-{id}"))?;
+        let token = self.token()?.clone();
+        let (alg, label) = (spec.key_algorithm, format!("certkeeper-ca-{id}"));
+        let (key_ref, key) = tokio::task::spawn_blocking(move || token.generate(alg, &label))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
         Ok((key_ref, CaKey::remote(Arc::new(key))?))
     }
 
@@ -580,7 +583,7 @@ impl Pki {
         let id = new_id();
         let links = self.links_for(&parent.id);
         if storage == KeyStorage::Pkcs11 {
-            let (key_ref, key) = self.token_key(&id, spec)?;
+            let (key_ref, key) = self.token_key(&id, spec).await?;
             let made =
                 certkeeper_ca::create_intermediate_for_key(spec, &signer, &key, &links, self.now());
             return self
