@@ -370,6 +370,23 @@ async fn hierarchy_in_the_token(db: Db, ocsp_signer: &str) {
         2,
         "no key was made or lost by the restart"
     );
+
+    // Renewing the token's root: the old root cross-signs its (sealed) successor with the
+    // token's key.
+    let (status, rolled) = s
+        .api(
+            Method::POST,
+            &format!("/cas/{}/rollover", root["id"].as_str().unwrap()),
+            Some(json!({"name": "hsm-root-g2"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{rolled}");
+    assert_eq!(rolled["successor"]["key_storage"], "sealed", "{rolled}");
+    let by_old = &rolled["cross_certificates"][0];
+    assert_eq!(by_old["issuer_ca_id"], root["id"], "{rolled}");
+    let by_old_p = s.write("g2-by-old.pem", by_old["certificate"].as_str().unwrap());
+    let (ok, out) = openssl(&["verify", "-CAfile", p(&root_p), p(&by_old_p)]);
+    assert!(ok, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
