@@ -1,8 +1,8 @@
 //! Settings: defaults < `certkeeper.toml` < `CERTKEEPER_<SECTION>__<NAME>` environment
 //! variables, then validated into a typed [`Settings`]. The file has one table per section
-//! (`[server]`, `[database]`, `[ca]`, `[acme]`, `[est]`, `[discovery]`, `[alerts]`, `[jobs]`, `[hsm]`);
-//! every duration is a string with a unit (`"30s"`, `"24h"`, `"7d"`). A key that is not a
-//! setting, in the file or the environment, is refused with its full name.
+//! (`[server]`, `[database]`, `[ca]`, `[acme]`, `[est]`, `[discovery]`, `[alerts]`, `[jobs]`,
+//! `[hsm]`); every duration is a string with a unit (`"30s"`, `"24h"`, `"7d"`). A key that is
+//! not a setting, in the file or the environment, is refused with its full name.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
