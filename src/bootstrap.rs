@@ -17,7 +17,7 @@ use time::Duration;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::services::pki::{Actor, Pki};
+use crate::services::pki::{Actor, KeyStorage, Pki};
 use crate::services::tokens::new_token;
 use crate::store::{ProfileRecord, Role, Store, StoreError, TokenRecord, new_id};
 
@@ -123,13 +123,22 @@ pub async fn boot(settings: Arc<Settings>, clock: Arc<dyn Clock>) -> anyhow::Res
         .await
         .context("opening the database")?;
     let metrics = Arc::new(Metrics::default());
-    let pki = Arc::new(Pki::new(
-        store,
-        master,
-        clock,
-        settings.clone(),
-        metrics.clone(),
-    ));
+    let token = match &settings.hsm {
+        Some(hsm) => {
+            let token =
+                crate::hsm::Token::open(hsm).context("opening the PKCS#11 token ([hsm])")?;
+            tracing::info!(token = %token.label(), module = %hsm.module.display(), "PKCS#11 token opened");
+            Some(token)
+        }
+        None => None,
+    };
+    let pki = Arc::new(
+        Pki::new(store, master, clock, settings.clone(), metrics.clone()).with_token(token),
+    );
+    pki.check_token_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("finding the CA keys kept in the PKCS#11 token")?;
     ensure_default_hierarchy(&pki).await?;
     ensure_server_ca(&pki).await?;
     remove_legacy_server_profile(&pki).await?;
@@ -151,7 +160,10 @@ async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
     }
     let mut root_spec = CaSpec::new("certkeeper Root CA", alg);
     root_spec.validity_days = 3650;
-    match pki.create_root(DEFAULT_ROOT, &root_spec, &system).await {
+    match pki
+        .create_root(DEFAULT_ROOT, &root_spec, KeyStorage::Sealed, &system)
+        .await
+    {
         Ok(ca) => tracing::info!(id = %ca.id, subject = %ca.subject, "created root CA"),
         // Another replica sharing the database got there first.
         Err(crate::error::Error::Conflict(_)) => return Ok(()),
@@ -161,7 +173,13 @@ async fn ensure_default_hierarchy(pki: &Pki) -> anyhow::Result<()> {
     int_spec.validity_days = 1825;
     int_spec.path_len = Some(0);
     let int = pki
-        .create_intermediate(DEFAULT_INTERMEDIATE, DEFAULT_ROOT, &int_spec, &system)
+        .create_intermediate(
+            DEFAULT_INTERMEDIATE,
+            DEFAULT_ROOT,
+            &int_spec,
+            KeyStorage::Sealed,
+            &system,
+        )
         .await
         .map_err(|e| anyhow::anyhow!("creating the intermediate CA: {e}"))?;
     tracing::info!(id = %int.id, subject = %int.subject, "created intermediate CA");
@@ -183,7 +201,10 @@ async fn ensure_server_ca(pki: &Pki) -> anyhow::Result<()> {
     let mut spec = CaSpec::new("certkeeper Server CA", pki.settings().ca.key_algorithm);
     spec.validity_days = 3650;
     spec.path_len = Some(0);
-    match pki.create_root(SERVER_CA, &spec, &Actor::system()).await {
+    match pki
+        .create_root(SERVER_CA, &spec, KeyStorage::Sealed, &Actor::system())
+        .await
+    {
         Ok(ca) => {
             tracing::info!(id = %ca.id, subject = %ca.subject, "created the server CA");
             Ok(())

@@ -1,8 +1,8 @@
 //! Settings: defaults < `certkeeper.toml` < `CERTKEEPER_<SECTION>__<NAME>` environment
 //! variables, then validated into a typed [`Settings`]. The file has one table per section
-//! (`[server]`, `[database]`, `[ca]`, `[acme]`, `[est]`, `[discovery]`, `[alerts]`, `[jobs]`);
-//! every duration is a string with a unit (`"30s"`, `"24h"`, `"7d"`). A key that is not a
-//! setting, in the file or the environment, is refused with its full name.
+//! (`[server]`, `[database]`, `[ca]`, `[acme]`, `[est]`, `[discovery]`, `[alerts]`, `[jobs]`,
+//! `[hsm]`); every duration is a string with a unit (`"30s"`, `"24h"`, `"7d"`). A key that is
+//! not a setting, in the file or the environment, is refused with its full name.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,7 @@ struct RawSettings {
     discovery: RawDiscovery,
     alerts: RawAlerts,
     jobs: RawJobs,
+    hsm: RawHsm,
 }
 
 /// Raw `[server]` settings.
@@ -154,6 +155,16 @@ impl Default for RawCa {
             default_profile_names: Vec::new(),
         }
     }
+}
+
+/// Raw `[hsm]` settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHsm {
+    module: Option<PathBuf>,
+    token_label: Option<String>,
+    pin: Option<Secret>,
+    pin_file: Option<PathBuf>,
 }
 
 /// Raw `[acme]` settings.
@@ -350,6 +361,20 @@ pub struct Settings {
     pub alerts: AlertSettings,
     /// How often each background task runs (`[jobs]`).
     pub jobs: JobSettings,
+    /// The PKCS#11 token CA keys may be kept in (`[hsm]`), when `hsm.module` is set.
+    pub hsm: Option<HsmSettings>,
+}
+
+/// The `[hsm]` section (environment `CERTKEEPER_HSM__<NAME>`): the PKCS#11 token that
+/// holds the keys of the CAs created with `key_storage: pkcs11`.
+#[derive(Debug, Clone)]
+pub struct HsmSettings {
+    /// The PKCS#11 module (shared library) of the token's vendor.
+    pub module: PathBuf,
+    /// The label of the token.
+    pub token_label: String,
+    /// The user PIN, from `hsm.pin` (better: `CERTKEEPER_HSM__PIN`) or `hsm.pin_file`.
+    pub pin: Secret,
 }
 
 /// The `[server]` section (environment `CERTKEEPER_SERVER__<NAME>`).
@@ -841,6 +866,7 @@ impl Settings {
             discovery: validate_discovery(raw.discovery)?,
             alerts: validate_alerts(raw.alerts)?,
             jobs: validate_jobs(raw.jobs)?,
+            hsm: validate_hsm(raw.hsm)?,
         })
     }
 
@@ -1004,6 +1030,53 @@ fn validate_ca(raw: RawCa) -> Result<CaSettings, ConfigError> {
         crl_validity: within("ca.crl_validity", raw.crl_validity, HOUR, DAY * 31)?,
         ocsp_signer: raw.ocsp_signer,
     })
+}
+
+fn validate_hsm(raw: RawHsm) -> Result<Option<HsmSettings>, ConfigError> {
+    let Some(module) = raw.module else {
+        if raw.token_label.is_some() || raw.pin.is_some() || raw.pin_file.is_some() {
+            return Err(invalid(
+                "hsm.module",
+                "the PKCS#11 module must be set with the other [hsm] settings",
+            ));
+        }
+        return Ok(None);
+    };
+    let token_label = raw
+        .token_label
+        .filter(|l| !l.trim().is_empty())
+        .ok_or_else(|| invalid("hsm.token_label", "the token's label must be set"))?;
+    if token_label.len() > 32 {
+        return Err(invalid(
+            "hsm.token_label",
+            "a PKCS#11 token label has at most 32 bytes",
+        ));
+    }
+    let pin = match (raw.pin, raw.pin_file) {
+        (Some(pin), None) => pin,
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| invalid("hsm.pin_file", format!("{}: {e}", file.display())))?;
+            Secret(text.trim_end_matches(['\r', '\n']).to_string())
+        }
+        (None, None) => {
+            return Err(invalid(
+                "hsm.pin",
+                "set the token's user PIN with hsm.pin (CERTKEEPER_HSM__PIN) or hsm.pin_file",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid("hsm.pin", "set hsm.pin or hsm.pin_file, not both"));
+        }
+    };
+    if pin.expose().is_empty() || pin.expose().len() > 255 {
+        return Err(invalid("hsm.pin", "the PIN must be 1 to 255 bytes"));
+    }
+    Ok(Some(HsmSettings {
+        module,
+        token_label,
+        pin,
+    }))
 }
 
 fn validate_acme(raw: RawAcme) -> Result<AcmeSettings, ConfigError> {
@@ -1428,6 +1501,52 @@ alert_sweep = "1h30m"
         raw.discovery.allow = "10.0.0.0/8, 127.0.0.0/8".into();
         let s = Settings::validate(Path::new("/tmp"), raw).unwrap();
         assert_eq!(s.discovery.allow.len(), 2);
+    }
+
+    #[test]
+    fn hsm_settings_name_module_token_and_one_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin_file = dir.path().join("pin");
+        std::fs::write(&pin_file, "1234\n").unwrap();
+        let s = load_toml(&format!(
+            "[hsm]\nmodule = \"/usr/lib/x.so\"\ntoken_label = \"ca\"\npin_file = {:?}\n",
+            pin_file.display().to_string()
+        ))
+        .unwrap();
+        let hsm = s.hsm.expect("[hsm] is configured");
+        assert_eq!(hsm.token_label, "ca");
+        assert_eq!(
+            hsm.pin.expose(),
+            "1234",
+            "the file's newline is not part of the PIN"
+        );
+        assert!(
+            !format!("{hsm:?}").contains("1234"),
+            "the PIN is never printed"
+        );
+        assert!(load_toml("").unwrap().hsm.is_none());
+        for (toml, key) in [
+            ("[hsm]\ntoken_label = \"ca\"\npin = \"1\"\n", "hsm.module"),
+            (
+                "[hsm]\nmodule = \"/x.so\"\npin = \"1\"\n",
+                "hsm.token_label",
+            ),
+            (
+                "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"ca\"\n",
+                "hsm.pin",
+            ),
+            (
+                "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"ca\"\npin = \"1\"\npin_file = \"/p\"\n",
+                "hsm.pin",
+            ),
+            (
+                "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"ca\"\npin_file = \"/nonexistent/pin\"\n",
+                "hsm.pin_file",
+            ),
+        ] {
+            let e = load_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod est;
+pub mod hsm;
 pub mod jobs;
 pub mod master_key;
 pub mod metrics;

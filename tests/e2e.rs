@@ -573,20 +573,7 @@ async fn ca_keys_are_sealed_at_rest() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--data-dir", p(&s.data_dir)])
-        .env(
-            "CERTKEEPER_SERVER__HTTPS_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
-        .env(
-            "CERTKEEPER_SERVER__HTTP_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_start(&s.data_dir, &[]);
     assert!(
         err.contains("master key") || err.contains("sealed"),
         "{err}"

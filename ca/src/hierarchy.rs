@@ -4,14 +4,15 @@ use ::time::{Duration, OffsetDateTime};
 use ipnetwork::IpNetwork;
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, GeneralSubtree, IsCa, KeyPair,
-    KeyUsagePurpose, NameConstraints, PublicKeyData, SerialNumber,
+    KeyUsagePurpose, NameConstraints, PublicKeyData, SerialNumber, SigningKey,
 };
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::*;
 
 use crate::issue::{distinguished_name, random_serial};
 use crate::{
-    CaError, CertInfo, KeyAlgorithm, Links, SigningCa, inspect_certificate, parse_pem_or_der_certs,
+    CaError, CertInfo, IssuedCertificate, KeyAlgorithm, Links, SigningCa, inspect_certificate,
+    parse_pem_or_der_certs,
 };
 
 /// RFC 5280 name constraints written into the CA certificate (§4.2.1.10).
@@ -176,15 +177,42 @@ impl std::fmt::Debug for NewCa {
 /// Create a self-signed root CA.
 pub fn create_root(spec: &CaSpec, now: OffsetDateTime) -> Result<NewCa, CaError> {
     let key = spec.key_algorithm.generate()?;
-    let params = spec.params(now)?;
-    let cert = params.self_signed(&key)?;
-    let der = cert.der().to_vec();
+    let cert = create_root_for_key(spec, &key, now)?;
     Ok(NewCa {
-        info: inspect_certificate(&der)?,
-        cert_der: der,
+        info: cert.info,
+        cert_der: cert.der,
         chain_der: vec![],
         key_pkcs8: key.serialize_der(),
     })
+}
+
+/// The self-signed certificate of a root CA whose key is held elsewhere (a token): the key
+/// signs its own certificate and stays where it is. The key must be of `spec`'s type.
+pub fn create_root_for_key(
+    spec: &CaSpec,
+    key: &impl SigningKey,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, CaError> {
+    check_key_type(spec, key)?;
+    let params = spec.params(now)?;
+    let cert = params.self_signed(key)?;
+    let der = cert.der().to_vec();
+    Ok(IssuedCertificate {
+        info: inspect_certificate(&der)?,
+        der,
+    })
+}
+
+/// Refuse a key that is not of the type the spec names.
+fn check_key_type(spec: &CaSpec, key: &impl PublicKeyData) -> Result<(), CaError> {
+    let actual = KeyAlgorithm::of_spki(&key.subject_public_key_info())?;
+    if actual != spec.key_algorithm {
+        return Err(CaError::InvalidCa(format!(
+            "the CA key is {actual}, not the {} the CA asks for",
+            spec.key_algorithm
+        )));
+    }
+    Ok(())
 }
 
 /// Create an intermediate CA signed by `parent`. The parent's path length limit is enforced,
@@ -195,6 +223,26 @@ pub fn create_intermediate(
     links: &Links,
     now: OffsetDateTime,
 ) -> Result<NewCa, CaError> {
+    let key = spec.key_algorithm.generate()?;
+    let issued = create_intermediate_for_key(spec, parent, &key, links, now)?;
+    Ok(NewCa {
+        cert_der: issued.der,
+        chain_der: vec![],
+        key_pkcs8: key.serialize_der(),
+        info: issued.info,
+    })
+}
+
+/// The certificate of an intermediate CA signed by `parent` for a key held elsewhere (a
+/// token), with the same rules as [`create_intermediate`]. The key must be of `spec`'s type.
+pub fn create_intermediate_for_key(
+    spec: &CaSpec,
+    parent: &SigningCa,
+    public_key: &impl PublicKeyData,
+    links: &Links,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, CaError> {
+    check_key_type(spec, public_key)?;
     let mut spec = spec.clone();
     match parent.info().path_len {
         Some(0) => {
@@ -218,18 +266,11 @@ pub fn create_intermediate(
     if parent.info().not_after <= now {
         return Err(CaError::InvalidCa("the parent CA has expired".into()));
     }
-    let key = spec.key_algorithm.generate()?;
     let mut params = spec.params(now)?;
     params.not_after = params.not_after.min(parent.info().not_after);
     params.use_authority_key_identifier_extension = true;
     links.apply(&mut params);
-    let issued = parent.sign(&params, &key)?;
-    Ok(NewCa {
-        cert_der: issued.der,
-        chain_der: vec![],
-        key_pkcs8: key.serialize_der(),
-        info: issued.info,
-    })
+    parent.sign(&params, public_key)
 }
 
 /// An intermediate CA whose certificate will be signed elsewhere: a key and a CSR.

@@ -16,7 +16,7 @@ use x509_parser::prelude::*;
 
 use crate::inspect::info_of;
 use crate::profile::{ExtKeyUsage, KeyUsage};
-use crate::{CaError, CertInfo, KeyAlgorithm, Links};
+use crate::{CaError, CaKey, CertInfo, KeyAlgorithm, Links};
 
 /// What a front end asks for. Only the public key and the names are taken from a CSR; the
 /// profile decides everything else.
@@ -189,7 +189,7 @@ pub struct SigningCa {
     cert_der: Vec<u8>,
     info: CertInfo,
     key_algorithm: KeyAlgorithm,
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, CaKey>,
     constraints: Constraints,
 }
 
@@ -205,7 +205,12 @@ impl SigningCa {
     /// Load a CA from its DER certificate and its private key (DER or PEM). Fails if the
     /// certificate is not a CA or the key does not belong to it.
     pub fn load(cert_der: Vec<u8>, key: &[u8]) -> Result<SigningCa, CaError> {
-        let key = crate::load_key(key)?;
+        Self::load_with_key(cert_der, CaKey::local(crate::load_key(key)?))
+    }
+
+    /// Load a CA from its DER certificate and the key it signs with, wherever that key is
+    /// held. Fails if the certificate is not a CA or the key does not belong to it.
+    pub fn load_with_key(cert_der: Vec<u8>, key: CaKey) -> Result<SigningCa, CaError> {
         let (_, cert) = X509Certificate::from_der(&cert_der)
             .map_err(|e| CaError::BadCertificate(format!("not a DER X.509 certificate: {e}")))?;
         if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
@@ -279,12 +284,12 @@ impl SigningCa {
         self.key_algorithm
     }
 
-    /// The CA's private key, for signing CRLs and OCSP responses inside this crate's callers.
-    pub fn key(&self) -> &KeyPair {
+    /// The CA's key, for signing OCSP responses inside this crate's callers.
+    pub fn key(&self) -> &CaKey {
         self.issuer.key()
     }
 
-    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+    pub(crate) fn issuer(&self) -> &Issuer<'static, CaKey> {
         &self.issuer
     }
 

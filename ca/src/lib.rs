@@ -4,6 +4,8 @@
 //!
 //! - [`KeyAlgorithm`]: the key types a CA or a subscriber may use, key generation and loading;
 //! - [`MasterKey`]: AES-256-GCM sealing of CA private keys at rest;
+//! - [`CaKey`] and [`RemoteKey`]: the key a CA signs with, in memory or held by a device
+//!   (a PKCS#11 token) that signs on request;
 //! - [`CaSpec`], [`create_root`], [`create_intermediate`], [`import_ca`], [`PendingCa`]: the hierarchy;
 //! - [`Profile`]: policy (key usages, validity, key types, names) that every request passes through;
 //! - [`SigningCa::issue`]: the one function that signs end-entity certificates, and only an
@@ -45,6 +47,7 @@ mod rollover;
 #[cfg(feature = "openapi")]
 pub mod schema;
 mod seal;
+mod signer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crl::{RevokedEntry, build_crl, reason_from_code};
@@ -52,8 +55,8 @@ pub use csr::{ParsedCsr, parse_csr};
 pub use error::CaError;
 pub use extensions::Links;
 pub use hierarchy::{
-    CaSpec, NameConstraintSpec, NewCa, PendingCa, create_intermediate, create_root, import_ca,
-    install_signed,
+    CaSpec, NameConstraintSpec, NewCa, PendingCa, create_intermediate, create_intermediate_for_key,
+    create_root, create_root_for_key, import_ca, install_signed,
 };
 pub use inspect::{
     CertInfo, inspect_certificate, is_self_issued, parse_pem_or_der_certs, pem_encode_certs,
@@ -65,9 +68,10 @@ pub use pkcs12::export_pkcs12;
 pub use profile::{ExtKeyUsage, KeyUsage, PolicyViolation, Profile, UpstreamApproved};
 pub use rollover::{SuccessorOptions, cross_sign, next_generation_name, successor_spec};
 pub use seal::MasterKey;
+pub use signer::{CaKey, RemoteKey, ecdsa_signature_der};
 
 /// RFC 5280 CRL reason codes.
 pub use rcgen::RevocationReason;
 
 /// Re-exported so callers can hold the key type the CA signs with.
-pub use rcgen::{KeyPair, PublicKeyData};
+pub use rcgen::{KeyPair, PublicKeyData, SigningKey};

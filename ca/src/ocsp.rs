@@ -28,7 +28,6 @@
 use std::cell::Cell;
 use std::fmt;
 
-use rcgen::SigningKey as _;
 use time::{OffsetDateTime, UtcOffset};
 use yasna::models::{GeneralizedTime, ObjectIdentifier};
 use yasna::{ASN1Error, ASN1ErrorKind, ASN1Result, BERReader, DERWriter, Tag};
@@ -213,8 +212,8 @@ pub struct SingleResponse {
 pub struct Responder<'a> {
     /// DER of the responder's certificate (the CA certificate when not delegated).
     pub cert_der: &'a [u8],
-    /// The private key matching `cert_der`.
-    pub key: &'a rcgen::KeyPair,
+    /// The private key matching `cert_der` (a key pair, or a CA's [`CaKey`](crate::CaKey)).
+    pub key: &'a dyn rcgen::SigningKey,
     /// Whether `cert_der` is a delegated OCSP signing certificate rather than the CA.
     pub delegated: bool,
 }
@@ -637,7 +636,7 @@ pub fn build_response(
 
     let cert = parse_certificate(responder.cert_der)?;
     let public_key = &cert.public_key().subject_public_key.data;
-    if public_key.as_ref() != responder.key.public_key_raw() {
+    if public_key.as_ref() != responder.key.der_bytes() {
         return Err(OcspError::ResponderKeyMismatch);
     }
     if responder.delegated {

@@ -198,6 +198,10 @@ pub struct NewCaArgs {
     /// Permitted IP range (name constraint); repeatable.
     #[arg(long = "permit-ip")]
     pub permit_ip: Vec<String>,
+    /// Where the CA key is kept: `sealed` (in the database, under the master key) or
+    /// `pkcs11` (generated in the server's PKCS#11 token, never leaving it).
+    #[arg(long, value_parser = ["sealed", "pkcs11"])]
+    pub key_storage: Option<String>,
 }
 
 /// `certkeeper profile ...`
@@ -564,6 +568,9 @@ fn new_ca_body(kind: &str, a: &NewCaArgs, parent: Option<&str>) -> Value {
     if let Some(p) = a.path_len {
         body["path_len"] = json!(p);
     }
+    if let Some(s) = &a.key_storage {
+        body["key_storage"] = json!(s);
+    }
     if !a.permit_dns.is_empty() || !a.permit_ip.is_empty() {
         body["name_constraints"] =
             json!({"permitted_dns": a.permit_dns, "permitted_ips": a.permit_ip});
@@ -589,6 +596,7 @@ const CA_LIST_COLS: &[&str] = &[
     "status",
     "subject",
     "key_algorithm",
+    "key_storage",
     "not_after",
     "days_left",
     "successor_id",

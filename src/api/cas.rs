@@ -16,7 +16,7 @@ use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::cas::{CaDetails, CaKind, NewCa};
-use crate::services::pki::Rollover;
+use crate::services::pki::{KeyStorage, Rollover};
 use crate::store::{CaRecord, CrossCertRecord};
 
 /// Routes.
@@ -53,6 +53,7 @@ pub(super) struct CaView {
     subject: String,
     /// Key type (`ecdsa-p256`, ...).
     key_algorithm: String,
+    key_storage: KeyStorageKind,
     /// Serial number, lower-case hex; null while pending.
     #[schema(required = true)]
     serial: Option<String>,
@@ -109,6 +110,11 @@ fn view(state: &AppState, ca: &CaRecord) -> CaView {
         parent_id: ca.parent_id.clone(),
         subject: ca.subject.clone(),
         key_algorithm: ca.key_algorithm.clone(),
+        key_storage: if ca.key_ref.is_some() {
+            KeyStorageKind::Pkcs11
+        } else {
+            KeyStorageKind::Sealed
+        },
         serial: ca.serial.clone(),
         fingerprint_sha256: ca.fingerprint.clone(),
         not_before: ca.not_before,
@@ -197,6 +203,17 @@ enum CaType {
     External,
 }
 
+/// Where a CA's private key is kept: `sealed`: in the database, sealed under the master key;
+/// `pkcs11`: generated in the PKCS#11 token of the `[hsm]` settings, never leaving it (roots
+/// and intermediates only).
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum KeyStorageKind {
+    #[default]
+    Sealed,
+    Pkcs11,
+}
+
 /// Body of `POST /cas`.
 // The defaults of `key_algorithm` and `validity_days` come from the settings: the document
 // fills them in when it is served.
@@ -228,6 +245,8 @@ struct CreateCa {
     #[schema(minimum = 0, maximum = 255)]
     path_len: Option<u8>,
     name_constraints: Option<NameConstraintSpec>,
+    #[serde(default)]
+    key_storage: KeyStorageKind,
 }
 
 #[utoipa::path(
@@ -240,7 +259,7 @@ struct CreateCa {
     request_body(content((CreateCa = "application/json")), description = "The new CA."),
     responses(
         (status = 201, description = "The new CA, with its certificate and chain (or, for `external`, its CSR).", content((CaView = "application/json"))),
-        (status = 400, description = "Invalid body: missing or unknown fields, empty `common_name`, a bad `name`, `parent` missing for an intermediate or given for another type, a key type that cannot be generated, `validity_days` outside 1-36500, or a `path_len` the parent forbids.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body: missing or unknown fields, empty `common_name`, a bad `name`, `parent` missing for an intermediate or given for another type, a key type that cannot be generated (in the token: ecdsa-p256, ecdsa-p384 and rsa-2048/3072/4096), `validity_days` outside 1-36500, a `path_len` the parent forbids, or `key_storage: pkcs11` for an `external` CA or without a configured PKCS#11 token.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 404, description = "The `parent` CA does not exist.", content((schemas::Problem = "application/problem+json"))),
@@ -270,6 +289,10 @@ async fn create(
         validity_days: body.validity_days,
         path_len: body.path_len,
         name_constraints: body.name_constraints,
+        key_storage: match body.key_storage {
+            KeyStorageKind::Sealed => KeyStorage::Sealed,
+            KeyStorageKind::Pkcs11 => KeyStorage::Pkcs11,
+        },
     };
     let d = state.services.cas.create(new, &auth.actor).await?;
     Ok((StatusCode::CREATED, Json(full_view(&state, &d))).into_response())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use certkeeper_ca::{CaSpec, KeyAlgorithm, Links, NameConstraintSpec};
 
 use crate::error::Error;
-use crate::services::pki::{Actor, Pki, Rollover};
+use crate::services::pki::{Actor, KeyStorage, Pki, Rollover};
 use crate::services::ports::CaStore;
 use crate::store::{CaRecord, CrossCertRecord};
 
@@ -44,6 +44,9 @@ pub struct NewCa {
     pub path_len: Option<u8>,
     /// Name constraints.
     pub name_constraints: Option<NameConstraintSpec>,
+    /// Where the key is kept: sealed in the database, or generated in the PKCS#11 token
+    /// (roots and intermediates).
+    pub key_storage: KeyStorage,
 }
 
 /// A CA with its issuer chain (nearest first, itself included), when it has a certificate.
@@ -124,16 +127,26 @@ impl CaService {
         if new.common_name.trim().is_empty() {
             return Err(Error::BadRequest("common_name must not be empty".into()));
         }
+        let storage = new.key_storage;
         let ca = match (new.kind, new.parent) {
-            (CaKind::Root, None) => self.pki.create_root(&new.name, &spec, actor).await?,
+            (CaKind::Root, None) => {
+                self.pki
+                    .create_root(&new.name, &spec, storage, actor)
+                    .await?
+            }
             (CaKind::Intermediate, Some(parent)) => {
                 self.pki
-                    .create_intermediate(&new.name, &parent, &spec, actor)
+                    .create_intermediate(&new.name, &parent, &spec, storage, actor)
                     .await?
             }
             (CaKind::Intermediate, None) => {
                 return Err(Error::BadRequest(
                     "an intermediate CA needs \"parent\" (a CA id or name)".into(),
+                ));
+            }
+            (CaKind::External, None) if storage == KeyStorage::Pkcs11 => {
+                return Err(Error::BadRequest(
+                    "key_storage \"pkcs11\" is for root and intermediate CAs".into(),
                 ));
             }
             (CaKind::External, None) => self.pki.create_external(&new.name, &spec, actor).await?,

@@ -7,14 +7,15 @@ use std::sync::{Arc, RwLock};
 
 use certkeeper_ca::ocsp::{self, CertStatus, OcspResponseStatus, Responder, SingleResponse};
 use certkeeper_ca::{
-    CaSpec, Clock, IssuanceRequest, IssuedCertificate, KeyAlgorithm, Links, MasterKey, PendingCa,
-    RevokedEntry, SigningCa, build_crl, reason_from_code,
+    CaKey, CaSpec, Clock, IssuanceRequest, IssuedCertificate, KeyAlgorithm, Links, MasterKey,
+    PendingCa, RevokedEntry, SigningCa, build_crl, reason_from_code,
 };
 use time::{Duration, OffsetDateTime};
 
 use crate::cache::TtlCache;
 use crate::config::{OcspSigner, Settings};
 use crate::error::Error;
+use crate::hsm::{KeyRef, Token};
 use crate::metrics::Metrics;
 use crate::store::{
     AuditEvent, CaRecord, CertRecord, NewCaRecord, NewCertificate, ProfileRecord, Store,
@@ -90,6 +91,17 @@ pub struct Pki {
     tokens: moka::sync::Cache<String, TokenRecord>,
     alert_rules: TtlCache<String, Arc<Vec<crate::store::RuleRecord>>>,
     ocsp_renewal: tokio::sync::Mutex<()>,
+    token: Option<Token>,
+}
+
+/// Where a new CA's private key is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyStorage {
+    /// In the database, sealed under the master key.
+    #[default]
+    Sealed,
+    /// Generated in the PKCS#11 token of `[hsm]`, never leaving it.
+    Pkcs11,
 }
 
 impl std::fmt::Debug for Pki {
@@ -129,7 +141,43 @@ impl Pki {
                 .build(),
             alert_rules: TtlCache::new(HOT_ROW_TTL),
             ocsp_renewal: tokio::sync::Mutex::new(()),
+            token: None,
         }
+    }
+
+    /// The same service, with CA keys kept in (and signed by) this PKCS#11 token.
+    pub fn with_token(mut self, token: Option<Token>) -> Pki {
+        self.token = token;
+        self
+    }
+
+    /// The PKCS#11 token, or why there is none.
+    fn token(&self) -> Result<&Token, Error> {
+        self.token.as_ref().ok_or_else(|| {
+            Error::BadRequest(
+                "no PKCS#11 token is configured: set [hsm] (module, token_label, pin) to keep CA keys in one".into(),
+            )
+        })
+    }
+
+    /// Find the key of every CA kept in the PKCS#11 token, at start: a token or a key that is
+    /// missing is an error naming it, not a failure at the first signature.
+    pub async fn check_token_keys(&self) -> Result<usize, Error> {
+        let mut found = 0;
+        for ca in self.store.list_cas().await? {
+            let Some(uri) = &ca.key_ref else { continue };
+            let token = self.token.as_ref().ok_or_else(|| {
+                Error::Internal(format!(
+                    "the key of CA {:?} is in the PKCS#11 token ({uri}), but [hsm] is not configured",
+                    ca.name
+                ))
+            })?;
+            token
+                .key(&KeyRef::parse(uri)?)
+                .map_err(|e| Error::Internal(format!("CA {:?}: {e}", ca.name)))?;
+            found += 1;
+        }
+        Ok(found)
     }
 
     /// A profile by name or id, cached for a moment (issuance reads it on every request).
@@ -232,6 +280,10 @@ impl Pki {
     pub async fn check_sealed_keys(&self) -> Result<usize, Error> {
         let mut opened = 0;
         for ca in self.store.list_cas().await? {
+            if ca.key_ref.is_some() {
+                // Kept in a PKCS#11 token: nothing of it is sealed.
+                continue;
+            }
             let wrong = || {
                 Error::Conflict(format!(
                     "the master key does not open the key of CA {:?}: it is not this \
@@ -298,12 +350,22 @@ impl Pki {
             .cert_der
             .clone()
             .ok_or_else(|| Error::Internal(format!("CA {} has no certificate", ca.id)))?;
-        let key = self
-            .master
-            .open(&ca.key_sealed, &key_context("ca", &ca.id))
-            .map_err(|e| Error::Internal(format!("CA {} key: {e}", ca.id)))?;
-        let signer =
-            Arc::new(SigningCa::load(cert, &key).map_err(|e| Error::Internal(e.to_string()))?);
+        let key = match &ca.key_ref {
+            Some(uri) => {
+                let key = self.token()?.key(&KeyRef::parse(uri)?)?;
+                CaKey::remote(Arc::new(key))?
+            }
+            None => {
+                let pkcs8 = self
+                    .master
+                    .open(&ca.key_sealed, &key_context("ca", &ca.id))
+                    .map_err(|e| Error::Internal(format!("CA {} key: {e}", ca.id)))?;
+                CaKey::local(certkeeper_ca::load_key(&pkcs8)?)
+            }
+        };
+        let signer = Arc::new(
+            SigningCa::load_with_key(cert, key).map_err(|e| Error::Internal(e.to_string()))?,
+        );
         self.signers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -374,6 +436,7 @@ impl Pki {
             .map_err(Into::into)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn store_new_ca(
         &self,
         id: String,
@@ -381,9 +444,14 @@ impl Pki {
         parent_id: Option<String>,
         kind: &'static str,
         new: certkeeper_ca::NewCa,
+        key_ref: Option<String>,
         actor: &Actor,
     ) -> Result<CaRecord, Error> {
-        let sealed = self.master.seal(&new.key_pkcs8, &key_context("ca", &id))?;
+        // A key in a token has nothing to seal: the row keeps only its reference.
+        let sealed = match key_ref {
+            Some(_) => Vec::new(),
+            None => self.master.seal(&new.key_pkcs8, &key_context("ca", &id))?,
+        };
         let chain_pem = if new.chain_der.is_empty() {
             None
         } else {
@@ -403,27 +471,96 @@ impl Pki {
             chain_pem,
             csr_der: None,
             key_sealed: sealed,
+            key_ref: key_ref.clone(),
             info: Some(new.info.clone()),
+        };
+        let storage = if key_ref.is_some() {
+            "pkcs11"
+        } else {
+            "sealed"
         };
         let ev = actor
             .event("ca.create", "ca")
             .object(&id)
-            .detail(serde_json::json!({"name": name, "kind": kind, "subject": new.info.subject}));
+            .detail(serde_json::json!({
+                "name": name, "kind": kind, "subject": new.info.subject, "key_storage": storage,
+            }));
         self.store.insert_ca(&rec, &ev, self.now()).await?;
         self.store.get_ca(&id).await.map_err(Into::into)
     }
 
-    /// Create a self-signed root CA.
+    /// Create a self-signed root CA, its key kept where `storage` says.
     pub async fn create_root(
         &self,
         name: &str,
         spec: &CaSpec,
+        storage: KeyStorage,
         actor: &Actor,
     ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
+        let id = new_id();
+        if storage == KeyStorage::Pkcs11 {
+            let (key_ref, key) = self.token_key(&id, spec).await?;
+            let made = certkeeper_ca::create_root_for_key(spec, &key, self.now());
+            return self
+                .store_token_ca(id, name, None, "root", made, key_ref, actor)
+                .await;
+        }
         let new = certkeeper_ca::create_root(spec, self.now())?;
-        self.store_new_ca(new_id(), name, None, "root", new, actor)
+        self.store_new_ca(id, name, None, "root", new, None, actor)
             .await
+    }
+
+    /// A new key in the PKCS#11 token for the CA `id` (made off the request threads: a
+    /// token may take seconds for an RSA key).
+    async fn token_key(&self, id: &str, spec: &CaSpec) -> Result<(KeyRef, CaKey), Error> {
+        if !crate::hsm::can_generate(spec.key_algorithm) {
+            return Err(Error::BadRequest(format!(
+                "a {} key cannot be made in the PKCS#11 token: use ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096",
+                spec.key_algorithm
+            )));
+        }
+        let token = self.token()?.clone();
+        let (alg, label) = (spec.key_algorithm, format!("certkeeper-ca-{id}"));
+        let (key_ref, key) = tokio::task::spawn_blocking(move || token.generate(alg, &label))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok((key_ref, CaKey::remote(Arc::new(key))?))
+    }
+
+    /// Record a CA whose key was just made in the token; if the certificate could not be
+    /// made or the row not written, the key is removed from the token again.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_token_ca(
+        &self,
+        id: String,
+        name: &str,
+        parent_id: Option<String>,
+        kind: &'static str,
+        made: Result<IssuedCertificate, certkeeper_ca::CaError>,
+        key_ref: KeyRef,
+        actor: &Actor,
+    ) -> Result<CaRecord, Error> {
+        let stored = match made {
+            Ok(cert) => {
+                let new = certkeeper_ca::NewCa {
+                    cert_der: cert.der,
+                    chain_der: vec![],
+                    // Nothing to seal: the key stays in the token.
+                    key_pkcs8: Vec::new(),
+                    info: cert.info,
+                };
+                self.store_new_ca(id, name, parent_id, kind, new, Some(key_ref.uri()), actor)
+                    .await
+            }
+            Err(e) => Err(e.into()),
+        };
+        if stored.is_err()
+            && let Err(e) = self.token()?.destroy(&key_ref)
+        {
+            tracing::warn!(key = %key_ref.uri(), error = %e, "could not remove the key of a CA that was not created");
+        }
+        stored
     }
 
     /// Create an intermediate CA signed by one of ours.
@@ -432,6 +569,7 @@ impl Pki {
         name: &str,
         parent: &str,
         spec: &CaSpec,
+        storage: KeyStorage,
         actor: &Actor,
     ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
@@ -442,18 +580,32 @@ impl Pki {
             )));
         }
         let signer = self.signer(&parent)?;
-        let new = certkeeper_ca::create_intermediate(
-            spec,
-            &signer,
-            &self.links_for(&parent.id),
-            self.now(),
-        )?;
+        let id = new_id();
+        let links = self.links_for(&parent.id);
+        if storage == KeyStorage::Pkcs11 {
+            let (key_ref, key) = self.token_key(&id, spec).await?;
+            let made =
+                certkeeper_ca::create_intermediate_for_key(spec, &signer, &key, &links, self.now());
+            return self
+                .store_token_ca(
+                    id,
+                    name,
+                    Some(parent.id),
+                    "intermediate",
+                    made,
+                    key_ref,
+                    actor,
+                )
+                .await;
+        }
+        let new = certkeeper_ca::create_intermediate(spec, &signer, &links, self.now())?;
         self.store_new_ca(
-            new_id(),
+            id,
             name,
             Some(parent.id.clone()),
             "intermediate",
             new,
+            None,
             actor,
         )
         .await
@@ -469,7 +621,7 @@ impl Pki {
     ) -> Result<CaRecord, Error> {
         Self::validate_ca_name(name)?;
         let new = certkeeper_ca::import_ca(cert, key)?;
-        self.store_new_ca(new_id(), name, None, "imported", new, actor)
+        self.store_new_ca(new_id(), name, None, "imported", new, None, actor)
             .await
     }
 
@@ -498,6 +650,7 @@ impl Pki {
             chain_pem: None,
             csr_der: Some(pending.csr_der.clone()),
             key_sealed: sealed,
+            key_ref: None,
             info: None,
         };
         let ev = actor

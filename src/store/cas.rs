@@ -29,8 +29,10 @@ pub struct CaRecord {
     pub chain_pem: Option<String>,
     /// CSR of a pending CA.
     pub csr_der: Option<Vec<u8>>,
-    /// Sealed private key.
+    /// Sealed private key; empty when the key is in a PKCS#11 token.
     pub key_sealed: Vec<u8>,
+    /// The RFC 7512 URI of the key when it is in a PKCS#11 token.
+    pub key_ref: Option<String>,
     /// Serial (hex).
     pub serial: Option<String>,
     /// SHA-256 fingerprint.
@@ -107,13 +109,15 @@ pub struct NewCaRecord {
     pub chain_pem: Option<String>,
     /// CSR for pending CAs.
     pub csr_der: Option<Vec<u8>>,
-    /// Sealed key.
+    /// Sealed key; empty when the key is in a PKCS#11 token.
     pub key_sealed: Vec<u8>,
+    /// The RFC 7512 URI of the key when it is in a PKCS#11 token.
+    pub key_ref: Option<String>,
     /// Inventory fields when the certificate exists.
     pub info: Option<certkeeper_ca::CertInfo>,
 }
 
-const COLS: &str = "id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, ocsp_cert_der, ocsp_key_sealed, created_at, successor_id, successor_from";
+const COLS: &str = "id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, ocsp_cert_der, ocsp_key_sealed, created_at, successor_id, successor_from, key_ref";
 
 fn row_to_ca(r: &AnyRow) -> Result<CaRecord, sqlx::Error> {
     Ok(CaRecord {
@@ -128,6 +132,7 @@ fn row_to_ca(r: &AnyRow) -> Result<CaRecord, sqlx::Error> {
         chain_pem: r.try_get("chain_pem")?,
         csr_der: r.try_get("csr_der")?,
         key_sealed: r.try_get("key_sealed")?,
+        key_ref: r.try_get("key_ref")?,
         serial: r.try_get("serial")?,
         fingerprint: r.try_get("fingerprint")?,
         not_before: r.try_get::<Option<i64>, _>("not_before")?.map(from_ts),
@@ -162,8 +167,8 @@ pub(super) async fn insert_ca_row(
 ) -> Result<(), StoreError> {
     let info = ca.info.as_ref();
     sqlx::query(
-        "INSERT INTO cas (id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        "INSERT INTO cas (id, name, parent_id, kind, status, subject, key_algorithm, cert_der, chain_pem, csr_der, key_sealed, serial, fingerprint, not_before, not_after, path_len, created_at, key_ref)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&ca.id)
     .bind(&ca.name)
@@ -182,6 +187,7 @@ pub(super) async fn insert_ca_row(
     .bind(info.map(|i| ts(i.not_after)))
     .bind(info.and_then(|i| i.path_len).map(i64::from))
     .bind(ts(now))
+    .bind(&ca.key_ref)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -23,6 +23,7 @@ pub struct SealedColumn {
 impl Store {
     /// Re-seal every value of `columns` with `reseal(context, sealed)`, in one transaction:
     /// either every value is sealed under the new key or none is. Returns how many values.
+    /// An empty value seals nothing (the key of a CA kept in a PKCS#11 token) and is skipped.
     pub async fn reseal_all(
         &self,
         columns: &[SealedColumn],
@@ -36,7 +37,7 @@ impl Store {
                 .map(|(w, _)| format!(" AND {w} = $1"))
                 .unwrap_or_default();
             let select = format!(
-                "SELECT {id}, {col} FROM {table} WHERE {col} IS NOT NULL{only}",
+                "SELECT {id}, {col} FROM {table} WHERE {col} IS NOT NULL AND length({col}) > 0{only}",
                 id = c.id,
                 col = c.column,
                 table = c.table,

@@ -40,7 +40,10 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                             strong { (ca.name) } " " span.muted { (ca.kind) }
                         }
                         td.subject { (ca.subject) }
-                        td { (ca.key_algorithm) }
+                        td {
+                            (ca.key_algorithm)
+                            @if ca.key_ref.is_some() { " " span.muted { "in PKCS#11 token" } }
+                        }
                         td {
                             @if let (Some(a), Some(b)) = (ca.not_before, ca.not_after) {
                                 (when(a)) br; "to " (when(b))
@@ -213,6 +216,7 @@ async fn create(
         validity_days,
         path_len: None,
         name_constraints: None,
+        key_storage: Default::default(),
     };
     let created = state.services.cas.create(new, &s.caller.actor).await?;
     Ok(Redirect::to(&format!("/hierarchy#ca-{}", created.ca.id)).into_response())

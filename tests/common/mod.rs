@@ -439,3 +439,43 @@ pub fn cli(s: &TestServer, args: &[&str]) -> std::process::Output {
         .output()
         .expect("the client runs")
 }
+
+/// Run `certkeeper serve` on `data_dir` (free ports, plus `env`) expecting it to refuse to
+/// start; returns what it printed. Fails if it is still running after a minute.
+pub fn refused_start(data_dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env(
+            "CERTKEEPER_SERVER__HTTPS_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "CERTKEEPER_SERVER__HTTP_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the server runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started, but it should have refused to");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the server exited with success");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

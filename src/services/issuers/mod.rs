@@ -360,6 +360,7 @@ impl IssuerService {
             chain_pem: None,
             csr_der: None,
             key_sealed: master.seal(&[], &key_context("ca", &id))?,
+            key_ref: None,
             info: None,
         };
         let ev = actor

@@ -212,6 +212,8 @@ impl Pki {
             chain_pem: None,
             csr_der: None,
             key_sealed: self.master.seal(&new.key_pkcs8, &key_context("ca", &id))?,
+            // A successor's key is sealed, even for a CA whose key is in a PKCS#11 token.
+            key_ref: None,
             info: Some(new.info.clone()),
         };
         // The record of the successor as it will read once stored, for the cross records.
