@@ -47,6 +47,9 @@ enum Command {
     /// EST (RFC 7030) client: enroll and renew this host's certificate.
     #[command(subcommand)]
     Est(certkeeper_cli::est::EstCommand),
+    /// Keep this host's certificate files current: fetch managed certificates with an agent
+    /// token, write them, reload, report (see the README's "Host agent").
+    Agent(certkeeper_cli::agent::AgentArgs),
     /// Scan networks for TLS certificates: here, or on the server with --server.
     Scan(certkeeper_cli::scan::ScanArgs),
     /// Write a consistent backup of the SQLite data directory to a tar file (safe while
@@ -188,6 +191,7 @@ fn main() -> anyhow::Result<()> {
                 cmd,
             ))
         }
+        Command::Agent(args) => rt.block_on(certkeeper_cli::agent::run(args)),
         Command::Scan(mut args) => {
             args.json = cli.conn.json;
             if server_given {
