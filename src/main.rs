@@ -29,7 +29,8 @@ struct Cli {
         default_value = "./certkeeper-data"
     )]
     data_dir: PathBuf,
-    /// Settings file (default: DATA_DIR/certkeeper.toml when it exists).
+    /// Settings file (default: DATA_DIR/certkeeper.toml when it exists); for `agent`, the
+    /// agent's configuration file.
     #[arg(long, global = true, env = "CERTKEEPER_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -48,7 +49,8 @@ enum Command {
     #[command(subcommand)]
     Est(certkeeper_cli::est::EstCommand),
     /// Keep this host's certificate files current: fetch managed certificates with an agent
-    /// token, write them, reload, report (see the README's "Host agent").
+    /// token, write them, reload, report (see the README's "Host agent"). The agent's
+    /// configuration file is --config.
     Agent(certkeeper_cli::agent::AgentArgs),
     /// Scan networks for TLS certificates: here, or on the server with --server.
     Scan(certkeeper_cli::scan::ScanArgs),
@@ -191,7 +193,12 @@ fn main() -> anyhow::Result<()> {
                 cmd,
             ))
         }
-        Command::Agent(args) => rt.block_on(certkeeper_cli::agent::run(args)),
+        Command::Agent(args) => {
+            let config = cli
+                .config
+                .context("certkeeper agent needs --config <agent.toml>")?;
+            rt.block_on(certkeeper_cli::agent::run(&config, args))
+        }
         Command::Scan(mut args) => {
             args.json = cli.conn.json;
             if server_given {

@@ -249,6 +249,21 @@ fn agent_config(
     s.write(&format!("{name}.toml"), text)
 }
 
+/// Wait for the wall clock's next second: the server keeps times in whole seconds, and a
+/// sighting counts as after a renewal only in a later second.
+async fn next_second() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let start = now();
+    while now() == start {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn deployments(s: &TestServer) -> Value {
     let (st, d) = s.api(Method::GET, "/managed/web/deployments", None).await;
     assert_eq!(st, 200, "{d}");
@@ -556,6 +571,7 @@ async fn scenario(db: Db) {
     let (st, renewed) = s.api(Method::POST, "/managed/web/renew", None).await;
     assert_eq!(st, 200, "{renewed}");
     assert_eq!(renewed["current_version"], 2);
+    next_second().await;
     scan(&s, addr, port).await;
     let d = deployments(&s).await;
     let stale = d["stale"].as_array().unwrap();
@@ -592,6 +608,7 @@ async fn scenario(db: Db) {
     assert_eq!(received(&log, "deployment.stale").len(), 1);
 
     // A host reporting the old version is stale as well.
+    next_second().await;
     let (st, r) = s
         .api_as(
             &agent,

@@ -276,7 +276,6 @@ fn deployments_view(d: Deployments) -> DeploymentsView {
     let versions = d
         .versions
         .iter()
-        .rev()
         .map(|(v, issued_at)| VersionPlaces {
             version: *v,
             issued_at: *issued_at,

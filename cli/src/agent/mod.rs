@@ -21,12 +21,9 @@ use files::{Ownership, write_atomic};
 /// The largest answer read from the server.
 const MAX_RESPONSE: usize = 1 << 20;
 
-/// `certkeeper agent`.
+/// `certkeeper agent` (its configuration file is the global `--config`).
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The agent's configuration file (TOML).
-    #[arg(long = "config", value_name = "FILE")]
-    pub config_file: std::path::PathBuf,
     /// One pass, then exit (non-zero if any certificate failed).
     #[arg(long)]
     pub once: bool,
@@ -299,9 +296,10 @@ fn tracing_line(msg: &str) {
     eprintln!("certkeeper agent: {msg}");
 }
 
-/// Run the agent: one pass with `--once`, else passes forever (until Ctrl-C or SIGTERM).
-pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let config = AgentConfig::load(&args.config_file)?;
+/// Run the agent with the configuration file at `config`: one pass with `--once`, else
+/// passes forever (until Ctrl-C or SIGTERM).
+pub async fn run(config: &std::path::Path, args: AgentArgs) -> anyhow::Result<()> {
+    let config = AgentConfig::load(config)?;
     let mut agent = Agent::new(config)?;
     if args.once {
         let failed = agent.pass().await;

@@ -83,7 +83,7 @@ pub struct Place {
 pub struct Deployments {
     /// The certificate.
     pub record: ManagedRecord,
-    /// Every version and when it was issued, oldest first.
+    /// Every version and when it was issued, newest first.
     pub versions: Vec<(i64, OffsetDateTime)>,
     /// Every place, by kind then name.
     pub places: Vec<Place>,
@@ -110,7 +110,8 @@ fn bounded(output: Option<String>) -> Option<String> {
 }
 
 /// The hosts and endpoints among `places` that serve an old version and were seen doing
-/// so after the version that replaced it was issued; each gets its `stale_since`.
+/// so after the version that replaced it was issued (in a later second); each gets its
+/// `stale_since`.
 fn mark_stale(current: i64, versions: &[(i64, OffsetDateTime)], places: &mut [Place]) {
     for p in places.iter_mut() {
         if p.kind == PlaceKind::Destination || p.version >= current {
@@ -119,7 +120,9 @@ fn mark_stale(current: i64, versions: &[(i64, OffsetDateTime)], places: &mut [Pl
         let Some((_, superseded_at)) = versions.iter().find(|(v, _)| *v == p.version + 1) else {
             continue;
         };
-        if p.last_seen >= *superseded_at {
+        // Times are whole seconds: seen in the second the newer version was issued is not
+        // known to be after it.
+        if p.last_seen > *superseded_at {
             p.stale_since = Some(p.since.max(*superseded_at));
         }
     }
@@ -385,8 +388,10 @@ mod tests {
         let mut places = vec![
             // Seen with v1 after v2 was issued: stale since v2.
             place(PlaceKind::Endpoint, 1, 10, 150),
-            // Seen with v1 only before v2 was issued: not known to be stale.
+            // Seen with v1 only before v2 was issued, or in the same second: not known to
+            // be stale.
             place(PlaceKind::Endpoint, 1, 10, 90),
+            place(PlaceKind::Endpoint, 1, 10, 100),
             // Started serving v2 after v3 was issued: stale since it started.
             place(PlaceKind::Host, 2, 250, 260),
             // The current version.
@@ -396,7 +401,7 @@ mod tests {
         ];
         mark_stale(3, &versions, &mut places);
         let got: Vec<Option<OffsetDateTime>> = places.iter().map(|p| p.stale_since).collect();
-        assert_eq!(got, vec![Some(t(100)), None, Some(t(250)), None, None]);
+        assert_eq!(got, vec![Some(t(100)), None, None, Some(t(250)), None, None]);
     }
 
     #[test]
