@@ -264,6 +264,59 @@ async fn next_second() {
     }
 }
 
+/// The value of cookie `name` set by `resp`, if any.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
+}
+
+/// Sign in to the dashboard with `token` and fetch `path`: (status, page); the sign-in
+/// answer when signing in fails.
+async fn dashboard(s: &TestServer, token: &str, path: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client.get(s.url("/sign-in")).send().await.unwrap();
+    let csrf = set_cookie(&form, "__Host-certkeeper_signin").unwrap();
+    let signed = client
+        .post(s.url("/sign-in"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("__Host-certkeeper_signin={csrf}"),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("csrf", &csrf)
+                .append_pair("token", token)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let Some(session) = set_cookie(&signed, "__Host-certkeeper_session") else {
+        let status = signed.status().as_u16();
+        return (status, signed.text().await.unwrap());
+    };
+    let page = client
+        .get(s.url(path))
+        .header(
+            reqwest::header::COOKIE,
+            format!("__Host-certkeeper_session={session}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    (page.status().as_u16(), page.text().await.unwrap())
+}
+
 async fn deployments(s: &TestServer) -> Value {
     let (st, d) = s.api(Method::GET, "/managed/web/deployments", None).await;
     assert_eq!(st, 200, "{d}");
@@ -586,6 +639,15 @@ async fn scenario(db: Db) {
     assert_eq!(alerts[0]["data"]["place"], endpoint.as_str());
     assert_eq!(alerts[0]["data"]["version"], 1);
     assert_eq!(alerts[0]["data"]["managed_certificate_name"], "web");
+    // The dashboard's managed-certificate page names it too; an agent token cannot sign in.
+    let (st, page) = dashboard(&s, &s.token, "/managed/web").await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("stale-deployments"), "{page}");
+    assert!(page.contains(&endpoint), "{page}");
+    assert!(page.contains("serves version 1 since"), "{page}");
+    let (st, page) = dashboard(&s, &agent, "/managed/web").await;
+    assert_eq!(st, 403, "{page}");
+    assert!(page.contains("agent token"), "{page}");
     // Scanned again, still stale: no second alert for the same place.
     scan(&s, addr, port).await;
     assert_eq!(deployments(&s).await["stale"].as_array().unwrap().len(), 1);

@@ -401,7 +401,10 @@ mod tests {
         ];
         mark_stale(3, &versions, &mut places);
         let got: Vec<Option<OffsetDateTime>> = places.iter().map(|p| p.stale_since).collect();
-        assert_eq!(got, vec![Some(t(100)), None, None, Some(t(250)), None, None]);
+        assert_eq!(
+            got,
+            vec![Some(t(100)), None, None, Some(t(250)), None, None]
+        );
     }
 
     #[test]
