@@ -18,47 +18,24 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use common::{Db, TestServer, openssl, p};
+use common::{Db, TestServer, WebhookLog, openssl, p, webhook_receiver};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-type Log = Arc<Mutex<Vec<Value>>>;
-
-async fn record(State(log): State<Log>, body: Bytes) -> StatusCode {
-    if let Ok(v) = serde_json::from_slice(&body) {
-        log.lock().unwrap().push(v);
-    }
-    StatusCode::OK
-}
-
-/// A webhook receiver keeping every CloudEvent it is sent.
-async fn receiver() -> (Log, String) {
-    let log: Log = Arc::default();
-    let app = axum::Router::new().fallback(record).with_state(log.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (log, url)
-}
-
 /// The events of `kind` received so far.
-fn received(log: &Log, kind: &str) -> Vec<Value> {
+fn received(log: &WebhookLog, kind: &str) -> Vec<Value> {
     log.lock()
         .unwrap()
         .iter()
+        .filter_map(|(_, body)| serde_json::from_slice::<Value>(body).ok())
         .filter(|e| e["type"] == format!("io.certkeeper.{kind}"))
-        .cloned()
         .collect()
 }
 
 /// Wait until `n` events of `kind` arrived (hang guard: 60 s).
-async fn wait_events(log: &Log, kind: &str, n: usize) -> Vec<Value> {
+async fn wait_events(log: &WebhookLog, kind: &str, n: usize) -> Vec<Value> {
     for _ in 0..600 {
         let got = received(log, kind);
         if got.len() >= n {
@@ -66,7 +43,7 @@ async fn wait_events(log: &Log, kind: &str, n: usize) -> Vec<Value> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{n} {kind} events never arrived: {:?}", log.lock().unwrap());
+    panic!("{n} {kind} events never arrived");
 }
 
 /// A loopback address of its own per process and engine (the discovery allowlist is this
@@ -468,7 +445,7 @@ async fn scenario(db: Db) {
         ],
     )
     .await;
-    let (log, url) = receiver().await;
+    let (log, url) = webhook_receiver().await;
     let (st, ch) = s
         .api(
             Method::POST,

@@ -1425,6 +1425,77 @@ async fn documented_schemas_match_real_answers() {
         .json("get", outbox, &format!("{outbox}?limit=10"), None, 200)
         .await;
     assert!(rows.is_array(), "{rows}");
+
+    // A host agent: a managed certificate, an agent token given it, the current version with
+    // its key, a report, and where it is deployed.
+    let managed = c
+        .json(
+            "post",
+            "/api/v1/managed",
+            "/api/v1/managed",
+            Some(json!({"name": "openapi-agent", "profile": "default", "dns_names": ["agent.example.com"], "validity_days": 5})),
+            201,
+        )
+        .await;
+    let tokens = "/api/v1/tokens";
+    let tok = c
+        .json(
+            "post",
+            tokens,
+            tokens,
+            Some(json!({"name": "openapi-agent", "role": "agent", "managed": ["openapi-agent"]})),
+            201,
+        )
+        .await;
+    assert_eq!(tok["managed"], json!([managed["id"]]));
+    let agent = tok["token"].as_str().unwrap().to_string();
+    let fetch = "/api/v1/agent/certificates/{id}";
+    let a = c
+        .run(
+            "get",
+            fetch,
+            "/api/v1/agent/certificates/openapi-agent",
+            Some(&agent),
+            Body::None,
+            200,
+        )
+        .await;
+    let fetched: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(fetched["version"], 1);
+    c.run(
+        "get",
+        fetch,
+        "/api/v1/agent/certificates/openapi-agent",
+        admin,
+        Body::None,
+        403,
+    )
+    .await;
+    let report = "/api/v1/agent/certificates/{id}/deployments";
+    let a = c
+        .run(
+            "post",
+            report,
+            "/api/v1/agent/certificates/openapi-agent/deployments",
+            Some(&agent),
+            Body::Json(
+                json!({"host": "web-1", "version": 1, "reload_ok": false, "output": "bad config"}),
+            ),
+            200,
+        )
+        .await;
+    let reported: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(reported["output"], "bad config");
+    let deployed = c
+        .json(
+            "get",
+            "/api/v1/managed/{id}/deployments",
+            "/api/v1/managed/openapi-agent/deployments",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(deployed["versions"][0]["places"][0]["name"], "web-1");
 }
 
 /// Fail on any line of `text` (the source file `name`) that mounts a route with axum's own

@@ -117,7 +117,6 @@ struct ReportBody {
     /// Whether the reload command succeeded.
     reload_ok: bool,
     /// The reload command's output when it failed (the server keeps the first 4096 characters).
-    #[schema(max_length = 65536)]
     output: Option<String>,
 }
 
@@ -158,6 +157,7 @@ struct ReportView {
     responses(
         (status = 200, description = "The deployment as recorded.", content((ReportView = "application/json"))),
         (status = 400, description = "Invalid body, a bad host name, or a version that does not exist.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The managed certificate already has reports from 1000 hosts (a new host is refused).", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "Not an agent token, or the token was not given this managed certificate (also when it does not exist).", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),

@@ -61,13 +61,7 @@ impl FromRequestParts<AppState> for Agent {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = bearer_caller(parts, state).await?;
-        if caller.token.role != crate::store::Role::Agent {
-            return Err(Error::Forbidden(format!(
-                "this endpoint is for agent tokens; token {:?} is {}",
-                caller.token.name,
-                caller.token.role.as_str()
-            )));
-        }
+        caller.require_agent()?;
         Ok(Agent(caller))
     }
 }

@@ -150,19 +150,28 @@ impl Caller {
         }
     }
 
-    /// An agent token given the managed certificate `managed_id`.
-    pub fn require_agent_for(&self, managed_id: &str) -> Result<(), Error> {
+    /// An agent token.
+    pub fn require_agent(&self) -> Result<(), Error> {
         match self.token.role {
-            Role::Agent if self.token.managed.iter().any(|m| m == managed_id) => Ok(()),
-            Role::Agent => Err(Error::Forbidden(format!(
-                "agent token {:?} was not given this managed certificate",
-                self.token.name
-            ))),
+            Role::Agent => Ok(()),
             other => Err(Error::Forbidden(format!(
                 "this endpoint is for agent tokens; token {:?} is {}",
                 self.token.name,
                 other.as_str()
             ))),
+        }
+    }
+
+    /// An agent token given the managed certificate `managed_id`.
+    pub fn require_agent_for(&self, managed_id: &str) -> Result<(), Error> {
+        self.require_agent()?;
+        if self.token.managed.iter().any(|m| m == managed_id) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "agent token {:?} was not given this managed certificate",
+                self.token.name
+            )))
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::store::{ManagedRecord, StaleRecord, from_ts, ts};
 pub const MAX_HOST_LEN: usize = 253;
 /// The most characters of a reload command's output kept with a report.
 pub const MAX_OUTPUT_CHARS: usize = 4096;
+/// The most hosts reporting on one managed certificate.
+pub const MAX_HOSTS: usize = 1000;
 
 /// What an agent reports after a pass over one managed certificate.
 #[derive(Debug, Clone)]
@@ -177,6 +179,13 @@ impl Managed {
             return Err(Error::BadRequest(format!(
                 "version {} does not exist (the newest is {})",
                 report.version, rec.current_version
+            )));
+        }
+        let hosts = self.pki.store().agent_reports(&rec.id).await?;
+        if hosts.len() >= MAX_HOSTS && !hosts.iter().any(|h| h.host == report.host) {
+            return Err(Error::Conflict(format!(
+                "managed certificate {:?} already has reports from {MAX_HOSTS} hosts",
+                rec.name
             )));
         }
         let output = if report.reload_ok {

@@ -30,7 +30,7 @@ use crate::services::pki::{Actor, Issued, Pki};
 use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
 
 pub use deployments::{
-    DeploymentReport, Deployments, MAX_HOST_LEN, MAX_OUTPUT_CHARS, Place, PlaceKind,
+    DeploymentReport, Deployments, MAX_HOST_LEN, MAX_HOSTS, MAX_OUTPUT_CHARS, Place, PlaceKind,
 };
 pub use destinations::{
     AWS_ACM, AWS_ELB, AWS_SECRETS_MANAGER, AZURE_KEY_VAULT, CLOUDFLARE, ConnectionTest,
