@@ -489,6 +489,25 @@ async fn openapi_document_matches_the_server() {
         );
     }
 
+    // The agent endpoints take agent tokens only: they are probed with one.
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "probe", "profile": "default", "dns_names": ["probe.example.com"], "validity_days": 5})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (st, agent) = s
+        .api(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "probe-agent", "role": "agent", "managed": ["probe"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{agent}");
+    let agent = agent["token"].as_str().unwrap().to_string();
+
     // Every documented operation reaches a real route, with a documented answer, and
     // authentication is enforced exactly where the document says.
     let public_url = s.http_url("");
@@ -496,8 +515,13 @@ async fn openapi_document_matches_the_server() {
         let what = format!("{} {}", o.method.to_uppercase(), o.path);
         let path = concrete(&o.path);
         let public = !o.path.starts_with("/api/v1/");
+        let token = if o.path.starts_with("/api/v1/agent/") {
+            &agent
+        } else {
+            &s.token
+        };
 
-        let a = call(&s, &o.method, &s.url(&path), Some(&s.token)).await;
+        let a = call(&s, &o.method, &s.url(&path), Some(token)).await;
         assert!(
             !a.is_fallback(),
             "{what}: answered by the fallback: {}",
