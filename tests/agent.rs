@@ -189,6 +189,7 @@ async fn wait_served(dir: &Path, addr: IpAddr, port: u16, fingerprint: &str) {
 fn agent_once(config: &Path) -> (bool, String) {
     let out = Command::new(common::bin())
         .args(["agent", "--once", "--config", p(config)])
+        .env_remove("CERTKEEPER_CONFIG")
         .output()
         .unwrap();
     (
@@ -625,6 +626,29 @@ async fn scenario(db: Db) {
     let (st, page) = dashboard(&s, &agent, "/managed/web").await;
     assert_eq!(st, 403, "{page}");
     assert!(page.contains("agent token"), "{page}");
+    // And the CLI.
+    let out = Command::new(common::bin())
+        .args([
+            "--data-dir",
+            p(&s.data_dir),
+            "--server",
+            &format!("https://localhost:{}", s.https_port),
+        ])
+        .args(["managed", "deployments", "web"])
+        .env_remove("CERTKEEPER_TOKEN")
+        .env_remove("CERTKEEPER_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&endpoint) && text.contains("1 place(s) still serve an old version"),
+        "{text}"
+    );
     // Scanned again, still stale: no second alert for the same place.
     scan(&s, addr, port).await;
     assert_eq!(deployments(&s).await["stale"].as_array().unwrap().len(), 1);

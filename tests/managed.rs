@@ -300,7 +300,10 @@ async fn renewal_and_sync(db: Db) {
         .places
         .iter()
         .map(|p| {
-            assert_eq!(p.kind, certkeeper::services::managed::PlaceKind::Destination);
+            assert_eq!(
+                p.kind,
+                certkeeper::services::managed::PlaceKind::Destination
+            );
             assert!(p.stale_since.is_none());
             (p.name.clone(), p.version, p.ok)
         })
