@@ -725,6 +725,49 @@ async fn scenario(db: Db) {
             .unwrap()
             .contains("configuration test failed")
     );
+    // Still failing on the next pass: reported again, but alerted and audited once.
+    let (st, got) = s
+        .api_as(
+            &agent,
+            Method::GET,
+            "/agent/certificates/web?host=broken-1",
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["reported"]["reload_ok"], false, "{got}");
+    let (ok, err) = agent_once(&broken);
+    assert!(!ok, "{err}");
+    let (st, outbox) = s.api(Method::GET, "/alerts/outbox?limit=100", None).await;
+    assert_eq!(st, 200, "{outbox}");
+    let failed_rows = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event_type"] == "io.certkeeper.deployment.failed")
+        .count();
+    assert_eq!(failed_rows, 1, "{outbox}");
+    let (st, audit) = s
+        .api(Method::GET, "/audit?action=managed.deploy&limit=100", None)
+        .await;
+    assert_eq!(st, 200, "{audit}");
+    let hosts: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["detail"]["host"].as_str())
+        .collect();
+    assert_eq!(
+        hosts.iter().filter(|h| **h == "broken-1").count(),
+        1,
+        "{audit}"
+    );
+    // web-1: version 1, then version 2.
+    assert_eq!(
+        hosts.iter().filter(|h| **h == "web-1").count(),
+        2,
+        "{audit}"
+    );
     drop(nginx);
 }
 

@@ -10,11 +10,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Agent, Reader};
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::managed::{DeploymentReport, Deployments, Place};
+use crate::store::AgentReport;
 
 /// Routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -55,6 +56,19 @@ struct AgentCertificateView {
     full_chain: String,
     /// The private key, PKCS#8 PEM.
     private_key: String,
+    /// What the host named by `?host=` last reported (null without `host`, or before its
+    /// first report).
+    #[schema(required = true)]
+    reported: Option<ReportView>,
+}
+
+/// Query of `GET /agent/certificates/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FetchQuery {
+    /// The agent's host: its last report comes with the answer.
+    host: Option<String>,
 }
 
 #[utoipa::path(
@@ -66,9 +80,11 @@ struct AgentCertificateView {
     description = "The current version of a managed certificate with its chain and private key. Only an `agent` token given this managed certificate; every other token is refused.",
     params(
         ("id" = String, Path, description = "The managed certificate's id or name."),
+        FetchQuery,
     ),
     responses(
         (status = 200, description = "The current version, with its key.", content((AgentCertificateView = "application/json"))),
+        (status = 400, description = "An unknown query parameter.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "Not an agent token, or the token was not given this managed certificate (also when it does not exist).", content((schemas::Problem = "application/problem+json"))),
         (status = 409, description = "The managed certificate is revoked.", content((schemas::Problem = "application/problem+json"))),
@@ -79,8 +95,13 @@ async fn fetch(
     State(state): State<AppState>,
     Agent(auth): Agent,
     Path(id): Path<String>,
+    Query(q): Query<FetchQuery>,
 ) -> Result<Json<AgentCertificateView>, Error> {
-    let (rec, v) = state.services.managed.agent_fetch(&auth, &id).await?;
+    let (rec, v, reported) = state
+        .services
+        .managed
+        .agent_fetch(&auth, &id, q.host.as_deref())
+        .await?;
     let info = certkeeper_ca::inspect_certificate(&v.certificate_der)
         .map_err(|e| Error::Internal(format!("stored certificate unreadable: {e}")))?;
     let certificate = pem_of("CERTIFICATE", &v.certificate_der);
@@ -100,6 +121,7 @@ async fn fetch(
         certificate,
         chain,
         private_key: pem_of("PRIVATE KEY", &v.key_pkcs8_der),
+        reported: reported.map(report_view),
     }))
 }
 
@@ -185,7 +207,11 @@ async fn report(
             },
         )
         .await?;
-    Ok(Json(ReportView {
+    Ok(Json(report_view(r)))
+}
+
+fn report_view(r: AgentReport) -> ReportView {
+    ReportView {
         managed_id: r.managed_id,
         host: r.host,
         version: r.version,
@@ -193,7 +219,7 @@ async fn report(
         output: r.output,
         since: crate::store::from_ts(r.since),
         reported_at: crate::store::from_ts(r.reported_at),
-    }))
+    }
 }
 
 /// One place holding a version.

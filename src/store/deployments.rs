@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::{AuditEvent, Store, StoreError};
 
 /// What an agent last reported for one managed certificate on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,9 @@ fn row_to_stale(r: &AnyRow) -> Result<StaleRecord, StoreError> {
 
 impl Store {
     /// Record an agent's report; `since` stays when the host reports the version it
-    /// reported before. Returns the row as stored.
+    /// reported before. When the host is new or its version or reload result changed,
+    /// `audit` is written in the same transaction. Returns the row as stored and whether it
+    /// changed.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_agent_report(
         &self,
@@ -105,9 +107,19 @@ impl Store {
         version: i64,
         reload_ok: bool,
         output: Option<&str>,
+        audit: &AuditEvent,
         now: i64,
-    ) -> Result<AgentReport, StoreError> {
+    ) -> Result<(AgentReport, bool), StoreError> {
+        const SELECT: &str = "SELECT managed_id, host, token_id, version, reload_ok, output, since, reported_at FROM agent_deployments WHERE managed_id = $1 AND host = $2";
         let mut tx = self.begin_write().await?;
+        let before = sqlx::query(SELECT)
+            .bind(managed_id)
+            .bind(host)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(row_to_report)
+            .transpose()?;
         sqlx::query(
             "INSERT INTO agent_deployments (managed_id, host, token_id, version, reload_ok, output, since, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
              ON CONFLICT (managed_id, host) DO UPDATE SET token_id = excluded.token_id, reload_ok = excluded.reload_ok, output = excluded.output, reported_at = excluded.reported_at, \
@@ -122,13 +134,17 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT managed_id, host, token_id, version, reload_ok, output, since, reported_at FROM agent_deployments WHERE managed_id = $1 AND host = $2")
+        let row = sqlx::query(SELECT)
             .bind(managed_id)
             .bind(host)
             .fetch_one(&mut *tx)
             .await?;
+        let changed = before.is_none_or(|b| (b.version, b.reload_ok) != (version, reload_ok));
+        if changed {
+            audit.write(&mut *tx, now).await?;
+        }
         tx.commit().await?;
-        row_to_report(&row)
+        Ok((row_to_report(&row)?, changed))
     }
 
     /// Every agent report on a managed certificate, by host.

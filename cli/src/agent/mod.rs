@@ -38,6 +38,15 @@ struct Fetched {
     chain: String,
     full_chain: String,
     private_key: String,
+    /// What this host last reported, if anything.
+    reported: Option<Reported>,
+}
+
+/// A host's last report, as the server keeps it.
+#[derive(Debug, Deserialize)]
+struct Reported {
+    version: i64,
+    reload_ok: bool,
 }
 
 /// One certificate's outcome in a pass.
@@ -119,7 +128,11 @@ impl Agent {
     pub async fn deploy(&mut self, c: &CertificateConfig) -> anyhow::Result<Outcome> {
         let v = self
             .call(
-                self.http.get(self.url(&c.name)),
+                self.http.get(format!(
+                    "{}?host={}",
+                    self.url(&c.name),
+                    percent(&self.config.host)
+                )),
                 &format!("fetching {:?}", c.name),
             )
             .await?;
@@ -128,8 +141,14 @@ impl Agent {
         let files = render(c, &f)?;
         let stale: Vec<&Output> = files.iter().filter(|o| !o.holds(&f)).collect();
         let changed = !stale.is_empty();
-        let previous = self.state.get(&c.name).copied();
-        let mut reload_ok = previous.is_none_or(|(_, ok)| ok);
+        // What this process did last, else what the server says this host reported (a
+        // reload that failed before a restart is tried again).
+        let previous = self
+            .state
+            .get(&c.name)
+            .copied()
+            .or_else(|| f.reported.as_ref().map(|r| (r.version, r.reload_ok)));
+        let mut reload_ok = previous.is_none_or(|(v, ok)| ok || v != f.version);
         for o in &stale {
             write_atomic(&o.path, &o.data, o.mode, owner)?;
         }

@@ -12,7 +12,7 @@ use super::Managed;
 use crate::error::Error;
 use crate::services::alerts::{EventKind, emit};
 use crate::services::tokens::Caller;
-use crate::store::{ManagedRecord, StaleRecord, from_ts, ts};
+use crate::store::{AgentReport, ManagedRecord, StaleRecord, from_ts, ts};
 
 /// The longest host name an agent may report.
 pub const MAX_HOST_LEN: usize = 253;
@@ -148,12 +148,14 @@ impl Managed {
     }
 
     /// The current version of a managed certificate, with its chain and key, for an agent
-    /// token given it.
+    /// token given it; with `host`, also what that host last reported (so an agent that
+    /// restarted knows whether its last reload failed).
     pub async fn agent_fetch(
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<(ManagedRecord, CertificateVersion), Error> {
+        host: Option<&str>,
+    ) -> Result<(ManagedRecord, CertificateVersion, Option<AgentReport>), Error> {
         let rec = self.for_agent(caller, id).await?;
         if rec.status != "active" {
             return Err(Error::Conflict(format!(
@@ -162,17 +164,29 @@ impl Managed {
             )));
         }
         let version = self.current_version(&rec.id).await?;
-        Ok((rec, version))
+        let reported = match host {
+            Some(h) => self
+                .pki
+                .store()
+                .agent_reports(&rec.id)
+                .await?
+                .into_iter()
+                .find(|r| r.host == h),
+            None => None,
+        };
+        Ok((rec, version, reported))
     }
 
-    /// Record what an agent deployed; a failed reload raises `deployment.failed`, and an
-    /// old version makes the host stale (see [`Managed::sweep_stale`]).
+    /// Record what an agent deployed (audited when the host's version or reload result
+    /// changes, not on every poll); a reload that starts failing raises
+    /// `deployment.failed`, and an old version makes the host stale (see
+    /// [`Managed::sweep_stale`]).
     pub async fn agent_report(
         &self,
         caller: &Caller,
         id: &str,
         report: DeploymentReport,
-    ) -> Result<crate::store::AgentReport, Error> {
+    ) -> Result<AgentReport, Error> {
         check_report(&report)?;
         let rec = self.for_agent(caller, id).await?;
         if report.version > rec.current_version {
@@ -194,7 +208,14 @@ impl Managed {
             bounded(report.output)
         };
         let now = self.pki.now();
-        let stored = self
+        let audit = caller
+            .actor
+            .event("managed.deploy", "managed_certificate")
+            .object(&rec.id)
+            .detail(json!({
+                "host": report.host, "version": report.version, "reload_ok": report.reload_ok,
+            }));
+        let (stored, changed) = self
             .pki
             .store()
             .record_agent_report(
@@ -204,10 +225,11 @@ impl Managed {
                 report.version,
                 report.reload_ok,
                 output.as_deref(),
+                &audit,
                 ts(now),
             )
             .await?;
-        if stored.since == stored.reported_at && report.reload_ok {
+        if changed && report.reload_ok {
             self.event(
                 &rec.id,
                 "deployed",
@@ -215,7 +237,8 @@ impl Managed {
             )
             .await;
         }
-        if !report.reload_ok {
+        // Once per failure, not on every poll that finds it still failing.
+        if changed && !report.reload_ok {
             let detail = json!({"host": report.host, "version": report.version, "output": output});
             self.event(&rec.id, "deployment_failed", detail).await;
             emit(
