@@ -282,6 +282,7 @@ async fn ensure_admin_token(pki: &Pki) -> anyhow::Result<Option<String>> {
         "admin".into(),
         Role::Admin,
         vec![],
+        vec![],
         hash,
         pki.now(),
         None,

@@ -29,7 +29,8 @@ struct Cli {
         default_value = "./certkeeper-data"
     )]
     data_dir: PathBuf,
-    /// Settings file (default: DATA_DIR/certkeeper.toml when it exists).
+    /// Settings file (default: DATA_DIR/certkeeper.toml when it exists); for `agent`, the
+    /// agent's configuration file.
     #[arg(long, global = true, env = "CERTKEEPER_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -47,6 +48,10 @@ enum Command {
     /// EST (RFC 7030) client: enroll and renew this host's certificate.
     #[command(subcommand)]
     Est(certkeeper_cli::est::EstCommand),
+    /// Keep this host's certificate files current: fetch managed certificates with an agent
+    /// token, write them, reload, report (see the README's "Host agent"). The agent's
+    /// configuration file is --config.
+    Agent(certkeeper_cli::agent::AgentArgs),
     /// Scan networks for TLS certificates: here, or on the server with --server.
     Scan(certkeeper_cli::scan::ScanArgs),
     /// Write a consistent backup of the SQLite data directory to a tar file (safe while
@@ -187,6 +192,12 @@ fn main() -> anyhow::Result<()> {
                 ca_pem.as_deref(),
                 cmd,
             ))
+        }
+        Command::Agent(args) => {
+            let config = cli
+                .config
+                .context("certkeeper agent needs --config <agent.toml>")?;
+            rt.block_on(certkeeper_cli::agent::run(&config, args))
         }
         Command::Scan(mut args) => {
             args.json = cli.conn.json;

@@ -6,33 +6,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use certkeeper::services::alerts::deliver::signature;
-use common::{Db, TestServer};
+use common::{Db, TestServer, webhook_receiver as receiver};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-type Log = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-async fn record(State(log): State<Log>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    log.lock().unwrap().push((headers, body.to_vec()));
-    StatusCode::OK
-}
-
-async fn receiver() -> (Log, String) {
-    let log: Log = Arc::default();
-    let app = axum::Router::new().fallback(record).with_state(log.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (log, url)
-}
 
 /// `POST /alerts/sweep`: answered 202 without waiting on any receiver (hang guard).
 async fn sweep(s: &TestServer) -> Value {

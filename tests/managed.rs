@@ -292,6 +292,27 @@ async fn renewal_and_sync(db: Db) {
         binding(&managed, &m.id, "acm").await.pushed_version,
         Some(3)
     );
+    // Where each version lives, from sync state: ACM holds 3, Key Vault still 2 with its
+    // error (destinations lag through sync, not stale deployments).
+    let rec = managed.get(&m.id).await.unwrap();
+    let d = managed.deployments(rec).await.unwrap();
+    let mut held: Vec<(String, i64, bool)> = d
+        .places
+        .iter()
+        .map(|p| {
+            assert_eq!(
+                p.kind,
+                certkeeper::services::managed::PlaceKind::Destination
+            );
+            assert!(p.stale_since.is_none());
+            (p.name.clone(), p.version, p.ok)
+        })
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![("acm".into(), 3, true), ("vault".into(), 2, false)]
+    );
     assert_eq!(managed.run_due().await.unwrap(), (0, 0), "backing off");
     clock.advance(Duration::minutes(1));
     assert_eq!(managed.run_due().await.unwrap(), (0, 0), "second failure");

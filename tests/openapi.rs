@@ -489,6 +489,25 @@ async fn openapi_document_matches_the_server() {
         );
     }
 
+    // The agent endpoints take agent tokens only: they are probed with one.
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "probe", "profile": "default", "dns_names": ["probe.example.com"], "validity_days": 5})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (st, agent) = s
+        .api(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "probe-agent", "role": "agent", "managed": ["probe"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{agent}");
+    let agent = agent["token"].as_str().unwrap().to_string();
+
     // Every documented operation reaches a real route, with a documented answer, and
     // authentication is enforced exactly where the document says.
     let public_url = s.http_url("");
@@ -496,8 +515,13 @@ async fn openapi_document_matches_the_server() {
         let what = format!("{} {}", o.method.to_uppercase(), o.path);
         let path = concrete(&o.path);
         let public = !o.path.starts_with("/api/v1/");
+        let token = if o.path.starts_with("/api/v1/agent/") {
+            &agent
+        } else {
+            &s.token
+        };
 
-        let a = call(&s, &o.method, &s.url(&path), Some(&s.token)).await;
+        let a = call(&s, &o.method, &s.url(&path), Some(token)).await;
         assert!(
             !a.is_fallback(),
             "{what}: answered by the fallback: {}",
@@ -1425,6 +1449,77 @@ async fn documented_schemas_match_real_answers() {
         .json("get", outbox, &format!("{outbox}?limit=10"), None, 200)
         .await;
     assert!(rows.is_array(), "{rows}");
+
+    // A host agent: a managed certificate, an agent token given it, the current version with
+    // its key, a report, and where it is deployed.
+    let managed = c
+        .json(
+            "post",
+            "/api/v1/managed",
+            "/api/v1/managed",
+            Some(json!({"name": "openapi-agent", "profile": "default", "dns_names": ["agent.example.com"], "validity_days": 5})),
+            201,
+        )
+        .await;
+    let tokens = "/api/v1/tokens";
+    let tok = c
+        .json(
+            "post",
+            tokens,
+            tokens,
+            Some(json!({"name": "openapi-agent", "role": "agent", "managed": ["openapi-agent"]})),
+            201,
+        )
+        .await;
+    assert_eq!(tok["managed"], json!([managed["id"]]));
+    let agent = tok["token"].as_str().unwrap().to_string();
+    let fetch = "/api/v1/agent/certificates/{id}";
+    let a = c
+        .run(
+            "get",
+            fetch,
+            "/api/v1/agent/certificates/openapi-agent",
+            Some(&agent),
+            Body::None,
+            200,
+        )
+        .await;
+    let fetched: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(fetched["version"], 1);
+    c.run(
+        "get",
+        fetch,
+        "/api/v1/agent/certificates/openapi-agent",
+        admin,
+        Body::None,
+        403,
+    )
+    .await;
+    let report = "/api/v1/agent/certificates/{id}/deployments";
+    let a = c
+        .run(
+            "post",
+            report,
+            "/api/v1/agent/certificates/openapi-agent/deployments",
+            Some(&agent),
+            Body::Json(
+                json!({"host": "web-1", "version": 1, "reload_ok": false, "output": "bad config"}),
+            ),
+            200,
+        )
+        .await;
+    let reported: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(reported["output"], "bad config");
+    let deployed = c
+        .json(
+            "get",
+            "/api/v1/managed/{id}/deployments",
+            "/api/v1/managed/openapi-agent/deployments",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(deployed["versions"][0]["places"][0]["name"], "web-1");
 }
 
 /// Fail on any line of `text` (the source file `name`) that mounts a route with axum's own

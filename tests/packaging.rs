@@ -131,6 +131,14 @@ fn systemd_unit_verifies_and_is_hardened() {
     }
 }
 
+#[test]
+fn agent_unit_verifies() {
+    let unit = std::fs::read_to_string(repo("packaging/certkeeper-agent.service")).expect("unit");
+    assert!(unit.contains("certkeeper agent --config /etc/certkeeper/agent.toml"));
+    let said = verify_unit(&unit);
+    assert!(said.trim().is_empty(), "systemd-analyze verify: {said}");
+}
+
 fn hadolint() -> PathBuf {
     let path = repo("target/hadolint-venv/bin/hadolint");
     assert!(

@@ -330,12 +330,16 @@ pub enum TokenCmd {
         /// Human name.
         #[arg(long)]
         name: String,
-        /// admin, issuer or viewer.
+        /// admin, issuer, viewer or agent.
         #[arg(long)]
         role: String,
         /// Profiles an issuer token may use; repeatable.
         #[arg(long = "profile")]
         profiles: Vec<String>,
+        /// Managed certificates (names or ids) an agent token may fetch and report on;
+        /// repeatable.
+        #[arg(long = "managed")]
+        managed: Vec<String>,
         /// Expiry in days.
         #[arg(long)]
         expires_in_days: Option<u32>,
@@ -972,9 +976,10 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                     name,
                     role,
                     profiles,
+                    managed,
                     expires_in_days,
                 } => {
-                    let mut body = json!({"name": name, "role": role, "profiles": profiles});
+                    let mut body = json!({"name": name, "role": role, "profiles": profiles, "managed": managed});
                     if let Some(d) = expires_in_days {
                         body["expires_in_days"] = json!(d);
                     }

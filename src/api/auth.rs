@@ -11,6 +11,8 @@ use crate::server::AppState;
 
 pub use crate::services::tokens::Caller as Auth;
 
+/// Any valid token but an agent token: agents reach only their own endpoints (see
+/// [`Agent`]).
 impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
 
@@ -18,28 +20,53 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            Error::Unauthorized("missing Authorization: Bearer <token> header".into())
-        })?;
-        let value = header
-            .to_str()
-            .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Error::Unauthorized("the Authorization header must use the Bearer scheme".into())
-            })?;
-        let source = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        state.services.tokens.authenticate(token, source).await
+        let caller = bearer_caller(parts, state).await?;
+        caller.require_not_agent()?;
+        Ok(caller)
     }
 }
 
-/// Any valid token may read.
+/// The caller whose bearer token the request carries, of any role.
+async fn bearer_caller(parts: &mut Parts, state: &AppState) -> Result<Auth, Error> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        Error::Unauthorized("missing Authorization: Bearer <token> header".into())
+    })?;
+    let value = header
+        .to_str()
+        .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            Error::Unauthorized("the Authorization header must use the Bearer scheme".into())
+        })?;
+    let source = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    state.services.tokens.authenticate(token, source).await
+}
+
+/// An agent token (which managed certificates it may touch is checked per request, see
+/// [`Auth::require_agent_for`]).
+#[derive(Debug, Clone)]
+pub struct Agent(pub Auth);
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = bearer_caller(parts, state).await?;
+        caller.require_agent()?;
+        Ok(Agent(caller))
+    }
+}
+
+/// Any valid token but an agent token may read.
 #[derive(Debug, Clone)]
 pub struct Reader(pub Auth);
 

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: bearer-token auth, JSON in and out, RFC 7807 errors.
 
 mod acme;
+mod agent;
 mod alerts;
 mod audit;
 pub mod auth;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(discovery::router())
         .merge(managed::router())
         .merge(issuers::router())
+        .merge(agent::router())
         .merge(alerts::router())
         .merge(acme::router())
         .merge(openapi::router())

@@ -236,6 +236,7 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
             {"name": "Issuers", "description": "Where certificates come from: our CAs and external ACME CAs that certkeeper orders from on its users' behalf."},
             {"name": "EST", "description": "EST (RFC 7030) labels and credentials (admin only); enrollment itself is under /.well-known/est/ on the HTTPS listener."},
             {"name": "Managed certificates", "description": "Certificates the server issues, renews and pushes to cloud destinations."},
+            {"name": "Agents", "description": "Host agents (`certkeeper agent`) with an `agent` token: fetch the current version of the managed certificates the token was given, with their keys, and report what they deployed."},
             {"name": "Destinations", "description": "Where managed certificates are pushed: AWS Certificate Manager, AWS Secrets Manager, AWS load balancer listeners, Azure Key Vault, Cloudflare custom certificates."},
             {"name": "Audit", "description": "The audit log (admin only)."},
             {"name": "Discovery", "description": "Scans of networks for TLS certificates, the inventory they build, and scans on a cron schedule. Scans started here are limited to the networks in the `discovery.allow` setting."},
@@ -248,7 +249,7 @@ fn document(f: &Facts<'_>, derived: &Derived) -> Value {
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API token (`ck_...`) in `Authorization: Bearer <token>`. Roles: `admin` may do everything; `issuer` may read CAs, profiles and certificates and issue or revoke under its `profiles`; `viewer` may read CAs, profiles and certificates. The admin token made on first start is in `<data_dir>/admin.token`."
+                    "description": "An API token (`ck_...`) in `Authorization: Bearer <token>`. Roles: `admin` may do everything; `issuer` may read CAs, profiles and certificates and issue or revoke under its `profiles`; `viewer` may read CAs, profiles and certificates; `agent` may only fetch the managed certificates in its `managed` list (with their keys) and report their deployment under `/agent`. The admin token made on first start is in `<data_dir>/admin.token`."
                 }
             },
             "responses": error_responses(f.max_body_bytes),
@@ -389,10 +390,11 @@ pub(crate) mod schemas {
         CertificateStatus: ["valid", "expired", "revoked"] = "`expired`: not revoked but past `not_after`.",
         ManagedVersionStatus: ["valid", "expired", "revoked"],
         BindingKind: ["aws_acm", "aws_secrets_manager", "aws_elb", "azure_key_vault", "cloudflare"],
-        ManagedEventKind: ["issued", "renewed", "renewal_failed", "issuance_failed", "synced", "sync_failed", "revoked"],
+        ManagedEventKind: ["issued", "renewed", "renewal_failed", "issuance_failed", "synced", "sync_failed", "revoked", "deployed", "deployment_failed", "deployment_stale"],
         ManagedCertificateStatus: ["active", "revoked"] = "`revoked`: no more renewals or pushes.",
         DestinationKind: ["aws_acm", "aws_secrets_manager", "aws_elb", "azure_key_vault", "cloudflare"],
         OutboxStatus: ["pending", "delivered", "dead"],
+        DeploymentPlaceKind: ["destination", "host", "endpoint"],
     );
 
     /// The state of a scan, a component of its own (the field keeps its doc comment).

@@ -36,6 +36,10 @@ struct CreateToken {
     #[serde(default)]
     #[schema(default = json!([]))]
     profiles: Vec<String>,
+    /// Names (or ids) of the managed certificates an `agent` token may fetch (with their keys) and report deployments of: 1 to 100, required for `agent`, refused for the other roles.
+    #[serde(default)]
+    #[schema(default = json!([]), max_items = 100)]
+    managed: Vec<String>,
     /// Lifetime in days (at most 36500); null or left out: never expires.
     #[schema(minimum = 1, maximum = 36500)]
     expires_in_days: Option<u32>,
@@ -84,7 +88,7 @@ impl utoipa::ToSchema for Created {
     request_body(content((CreateToken = "application/json")), description = "The new token."),
     responses(
         (status = 201, description = "The token and its secret.", content((Created = "application/json"))),
-        (status = 400, description = "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an unknown profile, or `expires_in_days` outside 1-36500.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body, a name that is empty or over 100 characters, an issuer token without `profiles`, `profiles` on another role, an agent token without `managed` (or with more than 100), `managed` on another role, an unknown profile or managed certificate, or `expires_in_days` outside 1-36500.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),
@@ -101,6 +105,7 @@ async fn create(
         name: body.name,
         role: body.role,
         profiles: body.profiles,
+        managed: body.managed,
         expires_in_days: body.expires_in_days,
     };
     let (record, token) = state.services.tokens.create(new, &auth.actor).await?;

@@ -16,7 +16,7 @@ use crate::services::cas::CaService;
 use crate::services::certificates::{CertPage, CertificateService, Search};
 use crate::services::discovery::DiscoveryService;
 use crate::services::est::EstService;
-use crate::services::managed::{Managed, ManagedDetail};
+use crate::services::managed::{Deployments, Managed, ManagedDetail};
 use crate::services::pki::{Actor, Pki};
 use crate::services::profiles::ProfileService;
 use crate::store::{
@@ -239,10 +239,12 @@ impl DashboardService {
         })
     }
 
-    /// A managed certificate (id or name) with its versions, bindings and events.
-    pub async fn managed(&self, id: &str) -> Result<ManagedDetail, Error> {
+    /// A managed certificate (id or name) with its versions, bindings and events, and
+    /// where each version is deployed.
+    pub async fn managed(&self, id: &str) -> Result<(ManagedDetail, Deployments), Error> {
         let m = self.managed.get(id).await?;
-        self.managed.detail(m).await
+        let deployments = self.managed.deployments(m.clone()).await?;
+        Ok((self.managed.detail(m).await?, deployments))
     }
 
     /// Renew a managed certificate now; `permit` decides from its profile whether the

@@ -192,6 +192,11 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
     match finished {
         Some(changes) => {
             crate::services::alerts::events::on_scan_finished(pki, id, &changes).await;
+            // What the scan saw may show old versions of managed certificates still served.
+            let managed = crate::services::managed::Managed::new(pki.clone());
+            if let Err(e) = managed.sweep_stale().await {
+                tracing::error!(scan = %id, error = %e, "looking for stale deployments failed");
+            }
         }
         None => tracing::info!(scan = %id, "discovery scan cancelled before it finished"),
     }

@@ -86,6 +86,8 @@ impl SessionService {
         }
         let hash = hash_token(token);
         let caller = self.tokens.authenticate_hash(&hash, source).await?;
+        // Agent tokens fetch private keys: they never sign in to the dashboard.
+        caller.require_not_agent()?;
         let mut csrf = [0u8; 32];
         use aws_lc_rs::rand::SecureRandom;
         aws_lc_rs::rand::SystemRandom::new()
@@ -131,6 +133,7 @@ impl SessionService {
             return Err(ended());
         }
         let caller = self.tokens.authenticate_hash(&sealed.h, source).await?;
+        caller.require_not_agent()?;
         Ok(Session {
             caller,
             expires_at,

@@ -55,21 +55,46 @@ pub struct NewToken {
     pub role: Role,
     /// The profiles an issuer token may use (issuer tokens only, at least one).
     pub profiles: Vec<String>,
+    /// The managed certificates (names or ids) an agent token may fetch and report on
+    /// (agent tokens only, 1 to [`MAX_AGENT_CERTIFICATES`]).
+    pub managed: Vec<String>,
     /// Lifetime in days (1 to [`super::MAX_LIFETIME_DAYS`]); none for a token that does not
     /// expire.
     pub expires_in_days: Option<u32>,
 }
+
+/// The most managed certificates one agent token may be given.
+pub const MAX_AGENT_CERTIFICATES: usize = 100;
 
 /// The rules a new token must follow that need no database.
 fn check_new(new: &NewToken) -> Result<(), Error> {
     if new.name.trim().is_empty() || new.name.len() > 100 {
         return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
     }
+    match (new.role, new.managed.len()) {
+        (Role::Agent, 0) => {
+            return Err(Error::BadRequest(
+                "an agent token needs \"managed\": the managed certificates it may fetch".into(),
+            ));
+        }
+        (Role::Agent, n) if n > MAX_AGENT_CERTIFICATES => {
+            return Err(Error::BadRequest(format!(
+                "an agent token may be given at most {MAX_AGENT_CERTIFICATES} managed certificates"
+            )));
+        }
+        (Role::Agent, _) => {}
+        (_, 0) => {}
+        _ => {
+            return Err(Error::BadRequest(
+                "\"managed\" applies to agent tokens only".into(),
+            ));
+        }
+    }
     match (new.role, new.profiles.is_empty()) {
         (Role::Issuer, true) => Err(Error::BadRequest(
             "an issuer token needs \"profiles\": the profiles it may use".into(),
         )),
-        (Role::Admin | Role::Viewer, false) => Err(Error::BadRequest(
+        (Role::Admin | Role::Viewer | Role::Agent, false) => Err(Error::BadRequest(
             "\"profiles\" applies to issuer tokens only".into(),
         )),
         _ => Ok(()),
@@ -113,8 +138,48 @@ impl Caller {
                 "token {:?} is read-only (viewer)",
                 self.token.name
             ))),
+            Role::Agent => Err(Error::Forbidden(agent_only(&self.token.name))),
         }
     }
+
+    /// Anything but an agent token (agents reach only their own endpoints).
+    pub fn require_not_agent(&self) -> Result<(), Error> {
+        match self.token.role {
+            Role::Agent => Err(Error::Forbidden(agent_only(&self.token.name))),
+            _ => Ok(()),
+        }
+    }
+
+    /// An agent token.
+    pub fn require_agent(&self) -> Result<(), Error> {
+        match self.token.role {
+            Role::Agent => Ok(()),
+            other => Err(Error::Forbidden(format!(
+                "this endpoint is for agent tokens; token {:?} is {}",
+                self.token.name,
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// An agent token given the managed certificate `managed_id`.
+    pub fn require_agent_for(&self, managed_id: &str) -> Result<(), Error> {
+        self.require_agent()?;
+        if self.token.managed.iter().any(|m| m == managed_id) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "agent token {:?} was not given this managed certificate",
+                self.token.name
+            )))
+        }
+    }
+}
+
+fn agent_only(name: &str) -> String {
+    format!(
+        "token {name:?} is an agent token: it may only fetch its managed certificates and report their deployment (/api/v1/agent/...)"
+    )
 }
 
 /// API tokens: create (the secret shown once), list, revoke, authenticate.
@@ -146,6 +211,18 @@ impl TokenService {
                 .await
                 .map_err(|_| Error::BadRequest(format!("no profile {p:?}")))?;
         }
+        let mut managed = Vec::with_capacity(new.managed.len());
+        for m in &new.managed {
+            match self.pki.store().get_managed(m).await {
+                Ok(rec) => managed.push(rec.id),
+                Err(crate::store::StoreError::NotFound(_)) => {
+                    return Err(Error::BadRequest(format!("no managed certificate {m:?}")));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        managed.sort();
+        managed.dedup();
         let now = self.pki.now();
         let expires_at = super::expiry_after_days("expires_in_days", new.expires_in_days, now)?;
         let (token, hash) = new_token()?;
@@ -154,13 +231,14 @@ impl TokenService {
             new.name,
             new.role,
             new.profiles,
+            managed,
             hash,
             now,
             expires_at,
             actor.name.clone(),
         );
         let ev = actor.event("token.create", "token").object(&rec.id).detail(
-            serde_json::json!({"name": rec.name, "role": rec.role, "profiles": rec.profiles}),
+            serde_json::json!({"name": rec.name, "role": rec.role, "profiles": rec.profiles, "managed": rec.managed}),
         );
         self.store().insert_token(&rec, &ev).await?;
         Ok((rec, token))
@@ -227,6 +305,11 @@ mod tests {
             name: name.into(),
             role,
             profiles: profiles.iter().map(|p| p.to_string()).collect(),
+            managed: if role == Role::Agent {
+                vec!["web".into()]
+            } else {
+                vec![]
+            },
             expires_in_days: None,
         }
     }
@@ -266,6 +349,11 @@ mod tests {
             "t".into(),
             role,
             profiles.iter().map(|p| p.to_string()).collect(),
+            if role == Role::Agent {
+                vec!["m-1".into()]
+            } else {
+                vec![]
+            },
             "h".into(),
             time::OffsetDateTime::UNIX_EPOCH,
             None,
@@ -293,5 +381,29 @@ mod tests {
                 .is_err()
         );
         assert!(caller(Role::Viewer, &[]).require_issuer_for("web").is_err());
+    }
+
+    #[test]
+    fn agents_reach_only_their_managed_certificates() {
+        let agent = caller(Role::Agent, &[]);
+        assert!(agent.require_agent_for("m-1").is_ok());
+        assert!(agent.require_agent_for("m-2").is_err());
+        assert!(agent.require_admin().is_err());
+        assert!(agent.require_issuer_for("web").is_err());
+        assert!(agent.require_not_agent().is_err());
+        assert!(caller(Role::Admin, &[]).require_agent_for("m-1").is_err());
+        assert!(caller(Role::Viewer, &[]).require_not_agent().is_ok());
+        let mut too_many = new("a", Role::Agent, &[]);
+        too_many.managed = (0..=MAX_AGENT_CERTIFICATES)
+            .map(|i| i.to_string())
+            .collect();
+        assert!(check_new(&too_many).is_err());
+        assert!(check_new(&new("a", Role::Agent, &[])).is_ok());
+        let mut unscoped = new("a", Role::Agent, &[]);
+        unscoped.managed.clear();
+        assert!(check_new(&unscoped).is_err());
+        let mut viewer = new("a", Role::Viewer, &[]);
+        viewer.managed = vec!["web".into()];
+        assert!(check_new(&viewer).is_err());
     }
 }

@@ -274,7 +274,7 @@ pub struct ScanChanges {
 
 /// Address, port and server name: what identifies an endpoint.
 /// An endpoint key as shown in changes: `address:port` or `address:port (sni)`.
-fn endpoint_label(address: &str, port: i64, sni: &str) -> String {
+pub(super) fn endpoint_label(address: &str, port: i64, sni: &str) -> String {
     let host = if address.contains(':') {
         format!("[{address}]:{port}")
     } else {
@@ -530,7 +530,7 @@ impl Store {
                         }));
                     }
                     sqlx::query(
-                        "UPDATE discovery_endpoints SET fingerprint = $1, findings = $2, tls_version = $3, cipher_suite = $4, last_seen = $5, gone_at = NULL, last_scan_id = $6 WHERE id = $7",
+                        "UPDATE discovery_endpoints SET fingerprint_since = CASE WHEN fingerprint = $1 THEN fingerprint_since ELSE $5 END, fingerprint = $1, findings = $2, tls_version = $3, cipher_suite = $4, last_seen = $5, gone_at = NULL, last_scan_id = $6 WHERE id = $7",
                     )
                     .bind(fp)
                     .bind(&findings)
@@ -544,7 +544,7 @@ impl Store {
                 }
                 None => {
                     sqlx::query(
-                        "INSERT INTO discovery_endpoints (id, address, port, sni, fingerprint, findings, tls_version, cipher_suite, first_seen, last_seen, last_scan_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+                        "INSERT INTO discovery_endpoints (id, address, port, sni, fingerprint, findings, tls_version, cipher_suite, first_seen, last_seen, last_scan_id, fingerprint_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $9)",
                     )
                     .bind(new_id())
                     .bind(&obs.address)

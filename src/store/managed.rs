@@ -443,6 +443,8 @@ impl Store {
             "DELETE FROM sync_bindings WHERE managed_id = $1",
             "DELETE FROM managed_versions WHERE managed_id = $1",
             "DELETE FROM managed_events WHERE managed_id = $1",
+            "DELETE FROM agent_deployments WHERE managed_id = $1",
+            "DELETE FROM stale_deployments WHERE managed_id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }

@@ -11,6 +11,7 @@ mod audit;
 mod batch;
 mod cas;
 mod certs;
+mod deployments;
 mod discovery;
 mod est;
 pub mod gauges;
@@ -47,6 +48,7 @@ pub use cas::{CaRecord, CrossCertRecord, NewCaRecord, Successor};
 pub use certs::{
     CertCounts, CertFilter, CertRecord, CertStatusFilter, NewCertificate, RevocationRecord,
 };
+pub use deployments::{AgentReport, ServedVersion, StaleRecord};
 pub use discovery::{
     EndpointFilter, InventoryCertificate, InventoryEndpoint, ScanChanges, ScanRecord,
     ScheduleRecord,

@@ -11,7 +11,7 @@ use super::{AuditEvent, Store, StoreError, from_ts, ts};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[schema(
-    description = "`admin`: everything; `issuer`: issue and revoke under its `profiles`, read CAs, profiles and certificates; `viewer`: read CAs, profiles and certificates."
+    description = "`admin`: everything; `issuer`: issue and revoke under its `profiles`, read CAs, profiles and certificates; `viewer`: read CAs, profiles and certificates; `agent`: fetch the latest version (with its key) of the managed certificates in its `managed` list and report their deployment, nothing else."
 )]
 pub enum Role {
     /// Everything.
@@ -20,6 +20,9 @@ pub enum Role {
     Issuer,
     /// Read-only.
     Viewer,
+    /// A host agent: fetch its managed certificates (with their keys) and report where
+    /// they are deployed; nothing else.
+    Agent,
 }
 
 impl Role {
@@ -29,6 +32,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Issuer => "issuer",
             Role::Viewer => "viewer",
+            Role::Agent => "agent",
         }
     }
 
@@ -37,6 +41,7 @@ impl Role {
             "admin" => Ok(Role::Admin),
             "issuer" => Ok(Role::Issuer),
             "viewer" => Ok(Role::Viewer),
+            "agent" => Ok(Role::Agent),
             other => Err(StoreError::Corrupt(format!("unknown role {other}"))),
         }
     }
@@ -54,6 +59,8 @@ pub struct TokenRecord {
     pub role: Role,
     /// Profiles an issuer token may use.
     pub profiles: Vec<String>,
+    /// Ids of the managed certificates an agent token may fetch and report on.
+    pub managed: Vec<String>,
     /// When created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -73,12 +80,14 @@ pub struct TokenRecord {
 
 fn row_to_token(r: &AnyRow) -> Result<TokenRecord, StoreError> {
     let profiles: String = r.try_get("profiles")?;
+    let managed: String = r.try_get("managed")?;
     Ok(TokenRecord {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         role: Role::parse(&r.try_get::<String, _>("role")?)?,
         profiles: serde_json::from_str(&profiles)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        managed: serde_json::from_str(&managed).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: from_ts(r.try_get("created_at")?),
         expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_ts),
         revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ts),
@@ -88,7 +97,7 @@ fn row_to_token(r: &AnyRow) -> Result<TokenRecord, StoreError> {
 }
 
 const COLS: &str =
-    "id, name, role, profiles, token_hash, created_at, expires_at, revoked_at, created_by";
+    "id, name, role, profiles, managed, token_hash, created_at, expires_at, revoked_at, created_by";
 
 impl TokenRecord {
     /// A new token record for a secret's hash.
@@ -98,6 +107,7 @@ impl TokenRecord {
         name: String,
         role: Role,
         profiles: Vec<String>,
+        managed: Vec<String>,
         token_hash: String,
         created_at: OffsetDateTime,
         expires_at: Option<OffsetDateTime>,
@@ -108,6 +118,7 @@ impl TokenRecord {
             name,
             role,
             profiles,
+            managed,
             created_at,
             expires_at,
             revoked_at: None,
@@ -126,7 +137,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, profiles, token_hash, created_at, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_tokens (id, name, role, profiles, token_hash, created_at, expires_at, created_by, managed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -136,6 +147,7 @@ impl Store {
         .bind(ts(t.created_at))
         .bind(t.expires_at.map(ts))
         .bind(&t.created_by)
+        .bind(serde_json::to_string(&t.managed).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         .execute(&mut *tx)
         .await?;
         audit.write(&mut *tx, ts(t.created_at)).await?;

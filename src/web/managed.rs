@@ -48,7 +48,7 @@ async fn detail(
     Signed(s): Signed,
     Path(id): Path<String>,
 ) -> Result<Markup, WebError> {
-    let d = state.services.dashboard.managed(&id).await?;
+    let (d, deployed) = state.services.dashboard.managed(&id).await?;
     let m = &d.record;
     let body = html! {
         dl.facts {
@@ -99,6 +99,39 @@ async fn detail(
                 }
             }
         }
+        h2 { "Deployments" }
+        p.muted { "Where each version lives: destinations (sync state), hosts (agents' reports) and endpoints (discovery scans that saw its fingerprint)." }
+        @let stale: Vec<_> = deployed.places.iter().filter(|p| p.stale_since.is_some()).collect();
+        @if !stale.is_empty() {
+            div.bad #stale-deployments {
+                p { strong { "Still serving an old version:" } }
+                ul {
+                    @for p in &stale {
+                        li { (p.kind.as_str()) " " strong { (p.name) } " serves version " (p.version) " since " (p.stale_since.map(when).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+        table #deployments {
+            thead { tr { th { "Version" } th { "Kind" } th { "Where" } th { "Since" } th { "Last seen" } th { "State" } th { "Detail" } } }
+            tbody {
+                @for p in &deployed.places {
+                    tr {
+                        td { (p.version) @if p.version == m.current_version { " (current)" } }
+                        td { (p.kind.as_str()) }
+                        td { (p.name) }
+                        td { (when(p.since)) }
+                        td { (when(p.last_seen)) }
+                        td {
+                            @if let Some(at) = p.stale_since { span.bad { "stale since " (when(at)) } }
+                            @else if p.ok { "ok" } @else { span.bad { "failed" } }
+                        }
+                        td.mono.small { (p.detail.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        @if deployed.places.is_empty() { p.muted { "Not known to be deployed anywhere yet." } }
         h2 { "Recent events" }
         table #events {
             thead { tr { th { "When" } th { "Event" } th { "Detail" } } }

@@ -179,6 +179,8 @@ async fn sign_in(
             Ok(resp)
         }
         Err(Error::Unauthorized(m)) => sign_in_response(StatusCode::UNAUTHORIZED, Some(&m)),
+        // An agent token: it never signs in.
+        Err(Error::Forbidden(m)) => sign_in_response(StatusCode::FORBIDDEN, Some(&m)),
         Err(e) => Err(WebError::Page(e)),
     }
 }

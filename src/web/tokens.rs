@@ -25,13 +25,14 @@ async fn list(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup
     let tokens = state.services.tokens.list().await?;
     let body = html! {
         table #tokens {
-            thead { tr { th { "Name" } th { "Role" } th { "Profiles" } th { "Created" } th { "Expires" } th { "State" } th {} } }
+            thead { tr { th { "Name" } th { "Role" } th { "Profiles" } th { "Managed certificates" } th { "Created" } th { "Expires" } th { "State" } th {} } }
             tbody {
                 @for t in &tokens {
                     tr {
                         td { (t.name) }
                         td { (t.role.as_str()) }
                         td { (t.profiles.join(", ")) }
+                        td { (t.managed.len()) }
                         td { (when(t.created_at)) " by " (t.created_by) }
                         td { (t.expires_at.map(when).unwrap_or_else(|| "never".into())) }
                         td { @if let Some(at) = t.revoked_at { "revoked " (when(at)) } @else { "active" } }
@@ -57,9 +58,11 @@ async fn list(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup
                         option value="viewer" { "viewer" }
                         option value="issuer" { "issuer" }
                         option value="admin" { "admin" }
+                        option value="agent" { "agent" }
                     }
                 }
                 label { "Profiles (issuer tokens, comma-separated)" input name="profiles"; }
+                label { "Managed certificates (agent tokens, comma-separated names)" input name="managed"; }
                 label { "Expires in (days, empty for never)" input name="expires_in_days" type="number" min="1"; }
                 button type="submit" #create-token-submit { "Create token" }
             }
@@ -79,6 +82,8 @@ struct Create {
     #[serde(default)]
     profiles: String,
     #[serde(default)]
+    managed: String,
+    #[serde(default)]
     expires_in_days: String,
 }
 
@@ -93,6 +98,7 @@ async fn create(
         "admin" => Role::Admin,
         "issuer" => Role::Issuer,
         "viewer" => Role::Viewer,
+        "agent" => Role::Agent,
         other => return Err(Error::BadRequest(format!("unknown role {other:?}")).into()),
     };
     let expires_in_days = match f.expires_in_days.trim() {
@@ -102,16 +108,18 @@ async fn create(
                 .map_err(|_| Error::BadRequest("expiry must be a whole number of days".into()))?,
         ),
     };
-    let new = NewToken {
-        name: f.name.trim().to_string(),
-        role,
-        profiles: f
-            .profiles
-            .split(',')
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(str::to_string)
-            .collect(),
+            .collect()
+    };
+    let new = NewToken {
+        name: f.name.trim().to_string(),
+        role,
+        profiles: list(&f.profiles),
+        managed: list(&f.managed),
         expires_in_days,
     };
     let (rec, secret) = state.services.tokens.create(new, &s.caller.actor).await?;

@@ -10,6 +10,31 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// What a webhook receiver was sent: each request's headers and body.
+pub type WebhookLog = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+async fn record_webhook(
+    axum::extract::State(log): axum::extract::State<WebhookLog>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    log.lock().unwrap().push((headers, body.to_vec()));
+    axum::http::StatusCode::OK
+}
+
+/// A webhook receiver on a free loopback port that accepts and keeps every request; returns
+/// its log and the URL to send to (`http://127.0.0.1:<port>/hook`).
+pub async fn webhook_receiver() -> (WebhookLog, String) {
+    let log: WebhookLog = Default::default();
+    let app = axum::Router::new()
+        .fallback(record_webhook)
+        .with_state(log.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (log, url)
+}
+
 /// Which database the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {

@@ -49,6 +49,11 @@ pub enum ManagedCmd {
         /// Id or name.
         id: String,
     },
+    /// Where each version is deployed (destinations, hosts, endpoints) and what is stale.
+    Deployments {
+        /// Id or name.
+        id: String,
+    },
     /// Renew now.
     Renew {
         /// Id or name.
@@ -158,6 +163,16 @@ const BINDING_COLS: &[&str] = &[
     "last_error",
     "next_attempt_at",
 ];
+const PLACE_COLS: &[&str] = &[
+    "version",
+    "kind",
+    "name",
+    "since",
+    "last_seen",
+    "ok",
+    "stale_since",
+    "detail",
+];
 const DEST_COLS: &[&str] = &[
     "name",
     "kind",
@@ -229,6 +244,35 @@ pub(super) async fn run_managed(c: &Client, json_out: bool, cmd: ManagedCmd) -> 
                 .await?,
             json_out,
         ),
+        ManagedCmd::Deployments { id } => {
+            let v = c
+                .json(
+                    Method::GET,
+                    &format!("/managed/{id}/deployments"),
+                    None,
+                    &[],
+                )
+                .await?;
+            // One row per place, every version's places in a single table.
+            let places: Vec<Value> = v["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|ver| ver["places"].as_array().cloned().unwrap_or_default())
+                .collect();
+            if json_out {
+                show(&v, true, PLACE_COLS);
+            } else {
+                print!("{}", table(&places, PLACE_COLS));
+                let stale = v["stale"].as_array().map_or(0, Vec::len);
+                if stale > 0 {
+                    println!(
+                        "
+{stale} place(s) still serve an old version (see stale_since)"
+                    );
+                }
+            }
+        }
         ManagedCmd::Renew { id } => show_managed(
             &c.json(Method::POST, &format!("/managed/{id}/renew"), None, &[])
                 .await?,

@@ -44,6 +44,10 @@ pub enum EventKind {
     DiscoveryChanged,
     /// Discovery found an expired certificate.
     DiscoveryExpired,
+    /// A host agent deployed a managed certificate but its reload command failed.
+    DeploymentFailed,
+    /// A managed certificate was renewed but an old version is still served somewhere.
+    DeploymentStale,
     /// A test message from the "send test" endpoint.
     Test,
 }
@@ -61,6 +65,8 @@ pub const SUBSCRIBABLE: &[EventKind] = &[
     EventKind::DiscoveryNew,
     EventKind::DiscoveryChanged,
     EventKind::DiscoveryExpired,
+    EventKind::DeploymentFailed,
+    EventKind::DeploymentStale,
 ];
 
 impl EventKind {
@@ -80,6 +86,8 @@ impl EventKind {
             EventKind::DiscoveryNew => "discovery.new",
             EventKind::DiscoveryChanged => "discovery.changed",
             EventKind::DiscoveryExpired => "discovery.expired",
+            EventKind::DeploymentFailed => "deployment.failed",
+            EventKind::DeploymentStale => "deployment.stale",
             EventKind::Test => "test",
         }
     }

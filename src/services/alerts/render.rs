@@ -108,6 +108,21 @@ pub fn summarize(e: &NewEvent) -> Summary {
         Some(EventKind::DiscoveryNew) => "Discovery found a new certificate".to_string(),
         Some(EventKind::DiscoveryChanged) => "Discovery found a changed certificate".to_string(),
         Some(EventKind::DiscoveryExpired) => "Discovery found an expired certificate".to_string(),
+        Some(EventKind::DeploymentFailed) => format!(
+            "Reloading {} failed on {}",
+            e.data["managed_certificate_name"]
+                .as_str()
+                .unwrap_or_default(),
+            e.data["host"].as_str().unwrap_or_default()
+        ),
+        Some(EventKind::DeploymentStale) => format!(
+            "{} still serves version {} of {}",
+            e.data["place"].as_str().unwrap_or_default(),
+            e.data["version"].as_i64().unwrap_or_default(),
+            e.data["managed_certificate_name"]
+                .as_str()
+                .unwrap_or_default()
+        ),
         Some(EventKind::Test) => "certkeeper test notification".to_string(),
         _ => format!("certkeeper event {}", e.kind),
     };

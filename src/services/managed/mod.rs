@@ -6,10 +6,14 @@
 //! Replicas coordinate through row leases in the database: a renewal or a push is done by
 //! whoever claims the row first; a lease that outlives a crashed replica expires.
 //!
+//! Host agents fetch versions and report what they deployed; where each version lives and
+//! which places serve an old one is in [`deployments`].
+//!
 //! Lifecycle events (`issued`, `renewed`, `renewal_failed`, `synced`, `sync_failed`,
-//! `revoked`) go through [`Managed::event`], which records them in `managed_events` and
+//! `revoked`, `deployed`, `deployment_failed`, `deployment_stale`) go through [`Managed::event`], which records them in `managed_events` and
 //! logs them; the alerting work delivers them from there.
 
+mod deployments;
 pub(crate) mod destinations;
 mod detail;
 mod sync;
@@ -25,6 +29,9 @@ use crate::services::issuers::IssuerService;
 use crate::services::pki::{Actor, Issued, Pki};
 use crate::store::{ManagedRecord, ManagedRequest, StoreError, new_id};
 
+pub use deployments::{
+    DeploymentReport, Deployments, MAX_HOST_LEN, MAX_HOSTS, MAX_OUTPUT_CHARS, Place, PlaceKind,
+};
 pub use destinations::{
     AWS_ACM, AWS_ELB, AWS_SECRETS_MANAGER, AZURE_KEY_VAULT, CLOUDFLARE, ConnectionTest,
     NewDestination,
@@ -121,7 +128,8 @@ impl Managed {
     /// Record and log a lifecycle event. This is where alert delivery hooks in.
     pub async fn event(&self, managed_id: &str, kind: &str, detail: serde_json::Value) {
         match kind {
-            "renewal_failed" | "sync_failed" | "issuance_failed" => {
+            "renewal_failed" | "sync_failed" | "issuance_failed" | "deployment_failed"
+            | "deployment_stale" => {
                 tracing::warn!(managed = %managed_id, event = kind, detail = %detail, "managed certificate event")
             }
             _ => {
@@ -410,10 +418,12 @@ impl Managed {
         Ok(renewed)
     }
 
-    /// Everything the background job does once: renewals, then pushes.
+    /// Everything the background job does once: renewals, then pushes, then the search
+    /// for stale deployments (see [`Managed::sweep_stale`]).
     pub async fn run_due(&self) -> Result<(usize, usize), Error> {
         let renewed = self.renew_due().await?;
         let pushed = self.sync_due().await?;
+        self.sweep_stale().await?;
         Ok((renewed, pushed))
     }
 
