@@ -954,3 +954,47 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn d14(now: i64, source: WindowSource) -> Window {
+        Window {
+            slot: "d14".into(),
+            lo: now + 7 * DAY,
+            hi: now + 14 * DAY,
+            source,
+        }
+    }
+
+    #[test]
+    fn a_window_reads_only_what_entered_or_was_added_since() {
+        let now = 100 * DAY;
+        let w = d14(now, WindowSource::Certificates);
+        assert_eq!(
+            window_reads(&w, now, None),
+            vec![(w.lo, None)],
+            "first sweep"
+        );
+        assert_eq!(
+            window_reads(&w, now, Some(now - DAY)),
+            vec![(w.hi - DAY, None), (w.lo, Some(now - DAY - ADDED_MARGIN))],
+            "a day later: the last day of the window, and what was added"
+        );
+        assert_eq!(
+            window_reads(&w, now, Some(now - 30 * DAY)),
+            vec![(w.lo, None), (w.lo, Some(now - 30 * DAY - ADDED_MARGIN))],
+            "a long gap reads the whole window"
+        );
+        assert_eq!(
+            window_reads(&w, now, Some(now + DAY)),
+            vec![(w.lo, Some(now + DAY - ADDED_MARGIN))],
+            "the clock went back: only what was added"
+        );
+        let ca = d14(now, WindowSource::Cas);
+        assert_eq!(window_reads(&ca, now, Some(now - DAY)), vec![(ca.lo, None)]);
+    }
+}
