@@ -1293,3 +1293,155 @@ async fn a_huge_answer_is_not_read() {
     );
     assert!(error.len() < 1024, "{} bytes of error", error.len());
 }
+
+/// `(fingerprint, slot)` of every threshold a rule fired, sorted.
+async fn fired_of(pki: &Pki, rule_id: &str) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT fingerprint, slot FROM alert_fired WHERE rule_id = $1 ORDER BY fingerprint, slot",
+    )
+    .bind(rule_id)
+    .fetch_all(pki.store_for_tests().pool())
+    .await
+    .unwrap();
+    rows
+}
+
+/// Events waiting in the outbox.
+async fn queued(pki: &Pki) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_outbox")
+        .fetch_one(pki.store_for_tests().pool())
+        .await
+        .unwrap();
+    n
+}
+
+/// A sweep reads only what moved since the previous one; a rule created or changed later
+/// still sees every certificate already inside its windows, once.
+async fn new_and_changed_rules_see_certificates_already_inside(db: Db) {
+    let env = Env::new(db, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let ch = channel(
+        &b.pki,
+        "hook",
+        json!({"kind": "webhook", "url": "http://127.0.0.1:9/none"}),
+    )
+    .await;
+    let alerts = Alerts::new(b.pki.clone());
+    let fp = |i: &Issued| i.cert.info.fingerprint_sha256.clone();
+    let c20 = fp(&issue(&b.pki, "c20.example.com", 20).await);
+    let c10 = fp(&issue(&b.pki, "c10.example.com", 10).await);
+    let c3 = fp(&issue(&b.pki, "c3.example.com", 3).await);
+    let c45 = fp(&issue(&b.pki, "c45.example.com", 45).await);
+
+    let first = rule(&b.pki, "first", vec![ch.clone()], |_| {}).await;
+    assert_eq!(alerts.sweep().await.unwrap().fired, 3);
+    let mut want = vec![
+        (c10.clone(), "d14".to_string()),
+        (c20.clone(), "d30".to_string()),
+        (c3.clone(), "d7".to_string()),
+    ];
+    want.sort();
+    assert_eq!(fired_of(&b.pki, &first.id).await, want);
+    clock.advance(Duration::hours(1));
+    assert_eq!(alerts.sweep().await.unwrap().fired, 0, "nothing moved");
+
+    // A rule created now: the three certificates are long past its thresholds' boundaries.
+    let second = rule(&b.pki, "second", vec![ch.clone()], |_| {}).await;
+    assert_eq!(
+        alerts.sweep().await.unwrap().fired,
+        3,
+        "the new rule sees all three"
+    );
+    assert_eq!(fired_of(&b.pki, &second.id).await, want);
+    assert_eq!(alerts.sweep().await.unwrap().fired, 0);
+
+    // The first rule gains a 60-day threshold: the 45-day certificate is inside it.
+    sqlx::query("UPDATE alert_rules SET thresholds = $1 WHERE id = $2")
+        .bind("[60,30,14,7,1]")
+        .bind(&first.id)
+        .execute(b.pki.store_for_tests().pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts.sweep().await.unwrap().fired,
+        1,
+        "the changed rule sees it"
+    );
+    assert!(
+        fired_of(&b.pki, &first.id)
+            .await
+            .contains(&(c45.clone(), "d60".to_string()))
+    );
+    assert_eq!(alerts.sweep().await.unwrap().fired, 0);
+    assert_eq!(queued(&b.pki).await, 7, "one event per crossing");
+}
+
+#[tokio::test]
+async fn new_and_changed_rules_see_certificates_already_inside_sqlite() {
+    new_and_changed_rules_see_certificates_already_inside(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn new_and_changed_rules_see_certificates_already_inside_postgres() {
+    new_and_changed_rules_see_certificates_already_inside(Db::Postgres).await;
+}
+
+/// Sweeps every six hours (and once after the clock went back a day): each threshold of
+/// each certificate is announced exactly once, including a certificate that crossed
+/// between two sweeps and one issued already inside a window.
+async fn each_crossing_announced_once_across_sweeps(db: Db) {
+    let env = Env::new(db, "");
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let b = env.boot(&clock).await;
+    let ch = channel(
+        &b.pki,
+        "hook",
+        json!({"kind": "webhook", "url": "http://127.0.0.1:9/none"}),
+    )
+    .await;
+    let r = rule(&b.pki, "expiry", vec![ch], |_| {}).await;
+    let alerts = Alerts::new(b.pki.clone());
+    let fp = |i: &Issued| i.cert.info.fingerprint_sha256.clone();
+    let a = fp(&issue(&b.pki, "a.example.com", 33).await);
+    let c = fp(&issue(&b.pki, "c.example.com", 31).await);
+    assert_eq!(alerts.sweep().await.unwrap().fired, 0);
+
+    let mut total = 0;
+    let mut late = None;
+    for step in 0..160 {
+        clock.advance(Duration::hours(6));
+        if step == 20 {
+            // Issued between two sweeps with five days left: inside the 7-day window.
+            late = Some(fp(&issue(&b.pki, "late.example.com", 5).await));
+        }
+        if step == 60 {
+            clock.advance(Duration::days(-1));
+        }
+        total += alerts.sweep().await.unwrap().fired;
+    }
+    let late = late.unwrap();
+    let mut want: Vec<(String, String)> = Vec::new();
+    for f in [&a, &c] {
+        for slot in ["d30", "d14", "d7", "d1", "expired"] {
+            want.push((f.clone(), slot.to_string()));
+        }
+    }
+    for slot in ["d7", "d1", "expired"] {
+        want.push((late.clone(), slot.to_string()));
+    }
+    want.sort();
+    assert_eq!(fired_of(&b.pki, &r.id).await, want);
+    assert_eq!(total, want.len(), "each crossing counted by one sweep");
+    assert_eq!(queued(&b.pki).await, want.len() as i64, "and queued once");
+}
+
+#[tokio::test]
+async fn each_crossing_announced_once_across_sweeps_sqlite() {
+    each_crossing_announced_once_across_sweeps(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn each_crossing_announced_once_across_sweeps_postgres() {
+    each_crossing_announced_once_across_sweeps(Db::Postgres).await;
+}

@@ -2,8 +2,8 @@
 //!
 //! Boots certkeeper in process (fresh SQLite data directory, or a PostgreSQL database
 //! given with `--database-url`) with a manual clock, fills `certificates` with `--rows`
-//! rows whose expiry is spread evenly from 30 days ago to 400 days ahead (one set-based
-//! INSERT), adds one rule over every certificate with the default thresholds (30, 14, 7,
+//! rows whose expiry is spread evenly from 30 days ago to 400 days ahead, each issued 30
+//! days ago (one set-based INSERT), adds one rule over every certificate with the default thresholds (30, 14, 7,
 //! 1 days) and one webhook channel, then times:
 //!
 //! 1. the first sweep (every certificate already inside a window fires and is queued);
@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
     let ca = store.get_ca("intermediate").await?;
 
     let cols = "id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after, fingerprint, status, der, created_at, created_by";
-    let vals = "'b' || n, $1, 'default', 's' || n, 'CN=h' || n || '.example', 'h' || n || '.example', '[\"h' || n || '.example\"]', 'CN=bench', $2 - 30 * 86400, $2 - 30 * 86400 + ((n * 7919) % $3) * (430 * 86400 / $3), 'fp' || n, 'valid', $4, $2, 'bench'";
+    let vals = "'b' || n, $1, 'default', 's' || n, 'CN=h' || n || '.example', 'h' || n || '.example', '[\"h' || n || '.example\"]', 'CN=bench', $2 - 30 * 86400, $2 - 30 * 86400 + ((n * 7919) % $3) * (430 * 86400 / $3), 'fp' || n, 'valid', $4, $2 - 30 * 86400, 'bench'";
     let sql = match store.engine() {
         Engine::Sqlite => format!(
             "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $3)

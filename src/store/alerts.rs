@@ -4,7 +4,9 @@
 //! RETURNING` per threshold window over the `alert_inventory` view (an index range on
 //! `certificates.not_after`), so its cost follows the number of certificates crossing a
 //! threshold, not the size of the inventory. The primary key of `alert_fired` is the
-//! deduplication across sweeps and replicas.
+//! deduplication across sweeps and replicas. `alert_sweeps` remembers each rule's last
+//! sweep, so the next one reads only the rows whose expiry entered a window since, or
+//! that were added since (see [`Store::sweep_rule`]).
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -356,6 +358,10 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM alert_sweeps WHERE rule_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM alert_rules WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -444,14 +450,38 @@ impl Store {
         Ok(())
     }
 
+    /// When `rule_id` was last swept with the definition `rule_key` (see
+    /// [`Store::sweep_rule`]); `None` when never, or with another definition.
+    pub async fn swept_at(&self, rule_id: &str, rule_key: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT rule_key, swept_at FROM alert_sweeps WHERE rule_id = $1")
+            .bind(rule_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) if r.try_get::<String, _>("rule_key")? == rule_key => {
+                Ok(Some(r.try_get("swept_at")?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Fire every window of one rule and enqueue what `make_events` builds from the rows
     /// that fired for the first time, in one transaction: a crash either keeps both the
-    /// dedup rows and the outbox rows, or neither.
+    /// dedup rows and the outbox rows, or neither. The same transaction records `now` as
+    /// the rule's last sweep under `from.rule_key`.
+    ///
+    /// With `from.since` (the previous sweep of the same definition) a certificate window
+    /// reads only the rows that moved since: those whose expiry entered the window
+    /// (`not_after` in `(max(lo, hi - (now - since)), hi]`, a range of the `not_after`
+    /// index) and those added or seen again since (`added_at`, less a margin
+    /// for clock skew between replicas and transactions still open at the last sweep).
+    /// Everything else in the window was there at the previous sweep, which fired it.
     pub async fn sweep_rule<F>(
         &self,
         rule: &RuleRecord,
         windows: &[Window],
         now: i64,
+        from: &SweepFrom,
         make_events: F,
     ) -> Result<usize, StoreError>
     where
@@ -460,64 +490,19 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut fired = Vec::new();
         for w in windows {
-            let mut args = vec![
-                Arg::Text(rule.id.clone()),
-                Arg::Text(w.slot.clone()),
-                Arg::Int(now),
-                Arg::Int(w.lo),
-                Arg::Int(w.hi),
-            ];
-            let sql = match w.source {
-                WindowSource::Certificates => {
-                    let mut conds = selector_sql(&rule.selector, &mut args);
-                    // Our certificates without a profile are delegated OCSP responders,
-                    // which renew themselves: not inventory anyone is warned about.
-                    conds.push("(i.certificate_id IS NULL OR i.profile_name IS NOT NULL)".into());
-                    // A certificate renewed (same subject and names, later expiry) is done.
-                    conds.push(
-                        "NOT EXISTS (SELECT 1 FROM alert_inventory n WHERE n.subject = i.subject AND n.sans = i.sans AND n.not_after > i.not_after AND n.status = 'valid')".into(),
-                    );
-                    let extra: String = conds.iter().map(|c| format!(" AND {c}")).collect();
-                    format!(
-                        "INSERT INTO alert_fired (rule_id, fingerprint, slot, certificate_id, subject, not_after, fired_at)
-                         SELECT $1, i.fingerprint, $2, i.certificate_id, i.subject, i.not_after, $3
-                         FROM alert_inventory i
-                         WHERE i.status = 'valid' AND i.not_after > $4 AND i.not_after <= $5{extra}
-                         ON CONFLICT DO NOTHING
-                         RETURNING certificate_id, fingerprint, subject, not_after"
-                    )
-                }
-                WindowSource::Cas => {
-                    let extra = match &rule.selector.ca_id {
-                        Some(ca) => {
-                            args.push(Arg::Text(ca.clone()));
-                            " AND c.id = $6".to_string()
-                        }
-                        None => String::new(),
-                    };
-                    format!(
-                        "INSERT INTO alert_fired (rule_id, fingerprint, slot, certificate_id, subject, not_after, fired_at)
-                         SELECT $1, c.fingerprint, $2, c.id, c.subject, c.not_after, $3
-                         FROM cas c
-                         WHERE c.status = 'active' AND c.fingerprint IS NOT NULL AND c.not_after > $4 AND c.not_after <= $5{extra}
-                         ON CONFLICT DO NOTHING
-                         RETURNING certificate_id, fingerprint, subject, not_after"
-                    )
-                }
-            };
-            let rows = bind_all(sqlx::query(&sql), args)
-                .fetch_all(&mut *tx)
-                .await?;
-            for r in rows {
-                fired.push(FiredRow {
-                    certificate_id: r.try_get("certificate_id")?,
-                    fingerprint: r.try_get("fingerprint")?,
-                    subject: r.try_get("subject")?,
-                    not_after: r.try_get("not_after")?,
-                    slot: w.slot.clone(),
-                });
+            for (lo, added_after) in window_reads(w, now, from.since) {
+                fired.extend(fire_window(&mut tx, rule, w, now, lo, added_after).await?);
             }
         }
+        sqlx::query(
+            "INSERT INTO alert_sweeps (rule_id, rule_key, swept_at) VALUES ($1, $2, $3)
+             ON CONFLICT (rule_id) DO UPDATE SET rule_key = excluded.rule_key, swept_at = excluded.swept_at",
+        )
+        .bind(&rule.id)
+        .bind(&from.rule_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let n = fired.len();
         if n > 0 {
             let events = make_events(fired);
@@ -526,7 +511,6 @@ impl Store {
         tx.commit().await?;
         Ok(n)
     }
-
     /// Enqueue one event for the given channels.
     pub async fn enqueue_event(
         &self,
@@ -771,6 +755,119 @@ impl Store {
 // Five values a row; 200 rows a statement keeps well under either engine's limit.
 const EVENT_BATCH: usize = 200;
 
+/// Seconds before the previous sweep from which an added row is read again: covers clock
+/// skew between replicas and a transaction still open while the previous sweep read.
+const ADDED_MARGIN: i64 = 15 * 60;
+
+/// Where a sweep of one rule starts (see [`Store::sweep_rule`]).
+#[derive(Debug, Clone)]
+pub struct SweepFrom {
+    /// The rule's definition as far as the windows and the selector go; a sweep mark
+    /// recorded under another key does not count.
+    pub rule_key: String,
+    /// The previous sweep of this definition, if any.
+    pub since: Option<i64>,
+}
+
+/// The reads one window takes: `(exclusive lower bound, added after)` pairs over
+/// `(lower bound, w.hi]`. Without a previous sweep (or for CAs, which are few) the whole
+/// window once; else the part whose expiry entered the window since `since` (nothing
+/// when the clock went back) and the rows added since.
+fn window_reads(w: &Window, now: i64, since: Option<i64>) -> Vec<(i64, Option<i64>)> {
+    let Some(since) = since.filter(|_| w.source == WindowSource::Certificates) else {
+        return vec![(w.lo, None)];
+    };
+    let mut reads = Vec::with_capacity(2);
+    let entered =
+        w.lo.max(w.hi.saturating_sub(now.saturating_sub(since).max(0)));
+    if entered < w.hi {
+        reads.push((entered, None));
+    }
+    reads.push((w.lo, Some(since.saturating_sub(ADDED_MARGIN))));
+    reads
+}
+
+/// Fire the rows of one window with `not_after` in `(lo, w.hi]` (and `added_at` after
+/// `added_after`, when given) that have not fired yet; the rows that fired now.
+async fn fire_window(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rule: &RuleRecord,
+    w: &Window,
+    now: i64,
+    lo: i64,
+    added_after: Option<i64>,
+) -> Result<Vec<FiredRow>, StoreError> {
+    let mut args = vec![
+        Arg::Text(rule.id.clone()),
+        Arg::Text(w.slot.clone()),
+        Arg::Int(now),
+        Arg::Int(lo),
+        Arg::Int(w.hi),
+    ];
+    let sql = match w.source {
+        WindowSource::Certificates => {
+            let mut conds = Vec::new();
+            // Reading the added rows walks the `added_at` index; the unary plus keeps the
+            // planner off the `not_after` index, whose range here is the whole window.
+            let expiry = if let Some(after) = added_after {
+                args.push(Arg::Int(after));
+                conds.push(format!("i.added_at > ${}", args.len()));
+                "+i.not_after"
+            } else {
+                "i.not_after"
+            };
+            conds.extend(selector_sql(&rule.selector, &mut args));
+            // Our certificates without a profile are delegated OCSP responders,
+            // which renew themselves: not inventory anyone is warned about.
+            conds.push("(i.certificate_id IS NULL OR i.profile_name IS NOT NULL)".into());
+            // A certificate renewed (same subject and names, later expiry) is done.
+            conds.push(
+                "NOT EXISTS (SELECT 1 FROM alert_inventory n WHERE n.subject = i.subject AND n.sans = i.sans AND n.not_after > i.not_after AND n.status = 'valid')".into(),
+            );
+            let extra: String = conds.iter().map(|c| format!(" AND {c}")).collect();
+            format!(
+                "INSERT INTO alert_fired (rule_id, fingerprint, slot, certificate_id, subject, not_after, fired_at)
+                 SELECT $1, i.fingerprint, $2, i.certificate_id, i.subject, i.not_after, $3
+                 FROM alert_inventory i
+                 WHERE i.status = 'valid' AND {expiry} > $4 AND {expiry} <= $5{extra}
+                 ON CONFLICT DO NOTHING
+                 RETURNING certificate_id, fingerprint, subject, not_after"
+            )
+        }
+        WindowSource::Cas => {
+            let extra = match &rule.selector.ca_id {
+                Some(ca) => {
+                    args.push(Arg::Text(ca.clone()));
+                    " AND c.id = $6".to_string()
+                }
+                None => String::new(),
+            };
+            format!(
+                "INSERT INTO alert_fired (rule_id, fingerprint, slot, certificate_id, subject, not_after, fired_at)
+                 SELECT $1, c.fingerprint, $2, c.id, c.subject, c.not_after, $3
+                 FROM cas c
+                 WHERE c.status = 'active' AND c.fingerprint IS NOT NULL AND c.not_after > $4 AND c.not_after <= $5{extra}
+                 ON CONFLICT DO NOTHING
+                 RETURNING certificate_id, fingerprint, subject, not_after"
+            )
+        }
+    };
+    let rows = bind_all(sqlx::query(&sql), args)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(FiredRow {
+                certificate_id: r.try_get("certificate_id")?,
+                fingerprint: r.try_get("fingerprint")?,
+                subject: r.try_get("subject")?,
+                not_after: r.try_get("not_after")?,
+                slot: w.slot.clone(),
+            })
+        })
+        .collect()
+}
+
 async fn insert_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     engine: Engine,
@@ -833,6 +930,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A certificate that gains a tag may now match a tag selector while already inside
+        // a window: rules with tag selectors are swept in full next time.
+        sqlx::query(
+            "DELETE FROM alert_sweeps WHERE rule_id IN (SELECT id FROM alert_rules WHERE selector LIKE '%\"tags\"%')",
+        )
+        .execute(&mut *tx)
+        .await?;
         audit.write(&mut *tx, now).await?;
         tx.commit().await?;
         Ok(())
@@ -848,5 +952,49 @@ impl Store {
         rows.iter()
             .map(|r| r.try_get("tag").map_err(Into::into))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn d14(now: i64, source: WindowSource) -> Window {
+        Window {
+            slot: "d14".into(),
+            lo: now + 7 * DAY,
+            hi: now + 14 * DAY,
+            source,
+        }
+    }
+
+    #[test]
+    fn a_window_reads_only_what_entered_or_was_added_since() {
+        let now = 100 * DAY;
+        let w = d14(now, WindowSource::Certificates);
+        assert_eq!(
+            window_reads(&w, now, None),
+            vec![(w.lo, None)],
+            "first sweep"
+        );
+        assert_eq!(
+            window_reads(&w, now, Some(now - DAY)),
+            vec![(w.hi - DAY, None), (w.lo, Some(now - DAY - ADDED_MARGIN))],
+            "a day later: the last day of the window, and what was added"
+        );
+        assert_eq!(
+            window_reads(&w, now, Some(now - 30 * DAY)),
+            vec![(w.lo, None), (w.lo, Some(now - 30 * DAY - ADDED_MARGIN))],
+            "a long gap reads the whole window"
+        );
+        assert_eq!(
+            window_reads(&w, now, Some(now + DAY)),
+            vec![(w.lo, Some(now + DAY - ADDED_MARGIN))],
+            "the clock went back: only what was added"
+        );
+        let ca = d14(now, WindowSource::Cas);
+        assert_eq!(window_reads(&ca, now, Some(now - DAY)), vec![(ca.lo, None)]);
     }
 }

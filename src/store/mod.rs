@@ -40,8 +40,8 @@ pub use acme::{
 };
 pub use acme_prune::AcmePruned;
 pub use alerts::{
-    ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, Window,
-    WindowSource,
+    ChannelRecord, Claimed, FiredRow, NewEvent, OutboxRecord, RuleRecord, Selector, SweepFrom,
+    Window, WindowSource,
 };
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use cas::{CaRecord, CrossCertRecord, NewCaRecord, Successor};

@@ -14,7 +14,7 @@
 //! `certificates` table with `source = 'issued'`. Discovery joins by replacing the view in
 //! its own migration with a `UNION ALL` of its inventory table projected to the same
 //! columns (`certificate_id, fingerprint, ca_id, profile_name, subject, common_name, sans,
-//! not_after, status, source`) with `source = 'discovered'`, an index on its `not_after`,
+//! not_after, status, source`, and since migration 0021 `added_at`) with `source = 'discovered'`, an index on its `not_after`,
 //! and its names in `certificate_names` (or an equivalent table the SAN selector reads).
 //! Tags live in `inventory_tags`, keyed by fingerprint, so they apply to either source.
 //!
@@ -24,6 +24,14 @@
 //! - `alert_fired` has the primary key (rule, fingerprint, slot): each threshold fires
 //!   once per certificate and rule, on any number of replicas; a renewed certificate has a
 //!   new fingerprint and starts fresh, and the certificate it replaced stops alerting.
+//! - A sweep reads only what moved since the rule's previous sweep (recorded in
+//!   `alert_sweeps`, shared by replicas, in the sweep's transaction): rows whose expiry
+//!   entered a window since then, and rows added (or seen again by discovery) since then.
+//!   A rule that is new, or whose thresholds or selector changed, is swept in full once;
+//!   so are rules with tag selectors after a certificate's tags change. After the clock
+//!   went back, a sweep reads only added rows and records the earlier time, so the next
+//!   ones re-read from there (finding what already fired); a clock that jumped ahead
+//!   reads whole windows, like a full sweep.
 //! - Outbox rows are leased before sending, so two replicas never send the same row; a
 //!   row is marked delivered only after the receiver accepted it. A crash between the
 //!   receiver's answer and that mark means one more delivery of the same event id

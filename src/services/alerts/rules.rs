@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::events::{EventKind, certificate_json};
 use crate::error::Error;
 use crate::services::pki::Pki;
-use crate::store::{FiredRow, NewEvent, RuleRecord, Window, WindowSource, new_id};
+use crate::store::{FiredRow, NewEvent, RuleRecord, SweepFrom, Window, WindowSource, new_id};
 
 /// Thresholds used when a rule names none.
 pub const DEFAULT_THRESHOLDS: [u32; 4] = [30, 14, 7, 1];
@@ -148,7 +148,19 @@ pub(crate) fn make_events(rule: &RuleRecord, rows: Vec<FiredRow>, now: i64) -> V
     out
 }
 
-/// Evaluate every enabled rule once at the injected clock's now.
+/// What a rule's sweep mark is recorded under: its windows relative to `now` and its
+/// selector. A rule whose thresholds, reminders, CA watch or selector changed gets a new
+/// key, and so one full sweep that sees every certificate already inside its windows.
+fn rule_key(rule: &RuleRecord, windows: &[Window], now: i64) -> String {
+    let mut key = serde_json::to_string(&rule.selector).unwrap_or_default();
+    for w in windows {
+        key.push_str(&format!("|{}:{}:{}", w.slot, w.lo - now, w.hi - now));
+    }
+    key
+}
+
+/// Evaluate every enabled rule once at the injected clock's now. Each rule reads only
+/// what moved since its previous sweep (see [`crate::store::Store::sweep_rule`]).
 pub async fn sweep(pki: &Pki) -> Result<SweepReport, Error> {
     let now = pki.now().unix_timestamp();
     let mut report = SweepReport::default();
@@ -158,9 +170,12 @@ pub async fn sweep(pki: &Pki) -> Result<SweepReport, Error> {
         }
         report.rules += 1;
         let w = windows(&rule, now);
+        let rule_key = rule_key(&rule, &w, now);
+        let since = pki.store().swept_at(&rule.id, &rule_key).await?;
+        let from = SweepFrom { rule_key, since };
         report.fired += pki
             .store()
-            .sweep_rule(&rule, &w, now, |rows| make_events(&rule, rows, now))
+            .sweep_rule(&rule, &w, now, &from, |rows| make_events(&rule, rows, now))
             .await?;
     }
     Ok(report)
