@@ -816,8 +816,16 @@ async fn key_vault_credential_kinds() {
     .await;
     let token_path = token_file.to_str().unwrap();
     let kinds = [
-        ("vault-cs", azure.config("cs"), Some(json!({"client_secret": CLIENT_SECRET}))),
-        ("vault-mi", azure.managed_config("mi", MANAGED_CLIENT_ID), None),
+        (
+            "vault-cs",
+            azure.config("cs"),
+            Some(json!({"client_secret": CLIENT_SECRET})),
+        ),
+        (
+            "vault-mi",
+            azure.managed_config("mi", MANAGED_CLIENT_ID),
+            None,
+        ),
         ("vault-wi", azure.workload_config("wi", token_path), None),
     ];
     for (name, config, credentials) in &kinds {
@@ -829,16 +837,18 @@ async fn key_vault_credential_kinds() {
         let t = test_connection(&s, name).await;
         assert_eq!(t["ok"], true, "{name}: {t}");
         assert!(
-            t["checks"][1].as_str().unwrap().contains("does not exist yet"),
+            t["checks"][1]
+                .as_str()
+                .unwrap()
+                .contains("does not exist yet"),
             "{name}: {t}"
         );
     }
     let t = test_connection(&s, "vault-mi").await;
     assert!(
-        t["checks"][0]
-            .as_str()
-            .unwrap()
-            .contains(&format!("user-assigned managed identity {MANAGED_CLIENT_ID}")),
+        t["checks"][0].as_str().unwrap().contains(&format!(
+            "user-assigned managed identity {MANAGED_CLIENT_ID}"
+        )),
         "{t}"
     );
 
@@ -868,7 +878,10 @@ async fn key_vault_credential_kinds() {
     {
         let seen = azure.seen();
         assert!(seen.violations.is_empty(), "{:?}", seen.violations);
-        assert!(seen.challenges > 0, "the SDK learns the scope from the challenge");
+        assert!(
+            seen.challenges > 0,
+            "the SDK learns the scope from the challenge"
+        );
         let assertion = seen
             .token_requests
             .iter()
@@ -936,7 +949,13 @@ async fn key_vault_credential_kinds() {
         )
         .await;
     assert_eq!(st, 400, "{p}");
-    assert!(p["detail"].as_str().unwrap().contains("only the client_secret"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only the client_secret"),
+        "{p}"
+    );
 }
 
 /// A destination on a profile of the shared AWS config whose credentials come from

@@ -142,7 +142,8 @@ fn optional_guidish(what: &str, v: Option<&String>) -> Result<(), SyncError> {
 }
 
 fn required<'a>(what: &str, v: Option<&'a String>) -> Result<&'a str, SyncError> {
-    let v = v.ok_or_else(|| SyncError::Config(format!("a client_secret credential needs {what}")))?;
+    let v =
+        v.ok_or_else(|| SyncError::Config(format!("a client_secret credential needs {what}")))?;
     validate_guidish(what, v)?;
     Ok(v)
 }
@@ -358,7 +359,7 @@ impl AzureKeyVault {
         let found = match self.client.get_certificate(name, None).await {
             Ok(_) => format!("certificate {name:?} exists"),
             Err(e) => match http_status(&e) {
-                Some(404) => format!(
+                Some(404) if vault_code(&e).as_deref() == Some("CertificateNotFound") => format!(
                     "certificate {name:?} does not exist yet and is created by the first push"
                 ),
                 Some(403) => {
@@ -402,6 +403,19 @@ fn http_status(e: &azure_core::Error) -> Option<u16> {
         ErrorKind::HttpResponse { status, .. } => Some(u16::from(*status)),
         _ => None,
     }
+}
+
+/// Key Vault's error code (`{"error": {"code", "message"}}`), if the answer has one.
+fn vault_code(e: &azure_core::Error) -> Option<String> {
+    let ErrorKind::HttpResponse {
+        raw_response: Some(raw),
+        ..
+    } = e.kind()
+    else {
+        return None;
+    };
+    let json = serde_json::from_slice::<serde_json::Value>(raw.body().as_ref()).ok()?;
+    json["error"]["code"].as_str().map(str::to_string)
 }
 
 /// Key Vault's error message (`{"error": {"code", "message"}}`), or the SDK's.

@@ -18,7 +18,7 @@
 //!   `sid`, `x5t`, `cer`, `attributes`, `policy`, `tags`); errors are
 //!   `{"error": {"code", "message"}}`; throttling is 429 or 503 with `Retry-After`.
 //! - `DELETE {vault}/certificates/{name}?api-version=7.4` answers a `DeletedCertificateBundle`.
-//! - `GET {vault}/certificates/{name}?api-version=7.4` answers the newest version's
+//! - `GET {vault}/certificates/{name}/?api-version=7.4` (an empty version: the newest) answers the newest version's
 //!   `CertificateBundle`, 404 `CertificateNotFound`, or 403 `Forbidden` for an identity
 //!   without `certificates/get`.
 //!
@@ -102,6 +102,9 @@ impl FakeAzure {
                 .route("/{tenant}/oauth2/v2.0/token", post(token))
                 .route("/certificates/{name}/import", post(import))
                 .route("/certificates/{name}", delete(remove).get(get_one))
+                // `GET {vault}/certificates/{name}/{version}` with an empty version is the
+                // newest version (the SDK's form of the read).
+                .route("/certificates/{name}/", get(get_one))
                 .with_state(Fake {
                     base: url.to_string(),
                     seen: seen.clone(),
@@ -159,7 +162,10 @@ impl FakeAzure {
     /// and the AKS identity sidecar do); its URL is `IDENTITY_ENDPOINT`.
     pub async fn start_identity_endpoint(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}/msi/token", listener.local_addr().unwrap().port());
+        let url = format!(
+            "http://127.0.0.1:{}/msi/token",
+            listener.local_addr().unwrap().port()
+        );
         let app = Router::new()
             .route("/msi/token", get(managed_identity))
             .with_state(Fake {
@@ -227,18 +233,19 @@ async fn token(
     let refused = match (form.get("client_secret"), assertion_type) {
         (Some(secret), None) => (secret != CLIENT_SECRET)
             .then_some(("AADSTS7000215: Invalid client secret provided.", 7000215)),
-        (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")) => (form
-            .get("client_assertion")
-            .map(String::as_str)
-            != Some(FEDERATED_TOKEN))
-        .then_some((
-            "AADSTS70021: No matching federated identity record found for presented assertion.",
-            70021,
-        )),
+        (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")) => {
+            (form.get("client_assertion").map(String::as_str) != Some(FEDERATED_TOKEN)).then_some((
+                "AADSTS70021: No matching federated identity record found for presented assertion.",
+                70021,
+            ))
+        }
         other => {
             seen.violations
                 .push(format!("token request credential {other:?}"));
-            Some(("AADSTS7000216: client_assertion or client_secret is required.", 7000216))
+            Some((
+                "AADSTS7000216: client_assertion or client_secret is required.",
+                7000216,
+            ))
         }
     };
     if let Some((description, code)) = refused {
@@ -275,7 +282,8 @@ async fn managed_identity(
         .get("x-identity-header")
         .and_then(|v| v.to_str().ok());
     if secret != Some(IDENTITY_HEADER) {
-        seen.violations.push("managed identity request without X-IDENTITY-HEADER".into());
+        seen.violations
+            .push("managed identity request without X-IDENTITY-HEADER".into());
         return (StatusCode::UNAUTHORIZED, "missing X-IDENTITY-HEADER").into_response();
     }
     if query.get("api-version").map(String::as_str) != Some("2019-08-01")
@@ -295,7 +303,10 @@ async fn managed_identity(
         )
             .into_response();
     }
-    let tok = format!("eyJ0eXAiOiJKV1QifQ.managed-{}", seen.identity_requests.len());
+    let tok = format!(
+        "eyJ0eXAiOiJKV1QifQ.managed-{}",
+        seen.identity_requests.len()
+    );
     seen.tokens.push(tok.clone());
     let expires_on = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use certkeeper_sync::{
     AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsElbConfig, AwsSecretsManager,
-    AwsSecretsManagerConfig, AzureCredentialKind, AzureKeyVault, AzureKeyVaultConfig, Cloudflare, CloudflareConfig,
-    Destination, SyncError,
+    AwsSecretsManagerConfig, AzureCredentialKind, AzureKeyVault, AzureKeyVaultConfig, Cloudflare,
+    CloudflareConfig, Destination, SyncError,
 };
 use serde::Deserialize;
 
@@ -96,7 +96,9 @@ async fn build(
             let cfg: AzureKeyVaultConfig =
                 serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
             let secret = credentials
-                .map(|c| serde_json::from_slice::<AzureSecret>(c).map_err(|e| bad("credentials", e)))
+                .map(|c| {
+                    serde_json::from_slice::<AzureSecret>(c).map_err(|e| bad("credentials", e))
+                })
                 .transpose()?
                 .map(|s| s.client_secret);
             if cfg.credential == AzureCredentialKind::ClientSecret && secret.is_none() {
