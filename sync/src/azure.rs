@@ -221,11 +221,36 @@ fn credential(
     })
 }
 
+/// A certificate client for the vault with a new credential.
+fn certificate_client(
+    cfg: &AzureKeyVaultConfig,
+    vault: &str,
+    authority: Option<&str>,
+    client_secret: &Option<String>,
+    http: &reqwest::Client,
+) -> Result<CertificateClient, SyncError> {
+    let cred = credential(cfg, authority, client_secret.clone(), http)?;
+    CertificateClient::new(
+        vault,
+        cred,
+        Some(CertificateClientOptions {
+            api_version: API_VERSION.to_string(),
+            client_options: client_options(http, None),
+            verify_challenge_resource: Some(cfg.verify_challenge_resource),
+        }),
+    )
+    .map_err(|e| sdk_config("vault_url", e))
+}
+
 /// An Azure Key Vault destination.
 pub struct AzureKeyVault {
     cfg: AzureKeyVaultConfig,
     vault: String,
-    client: CertificateClient,
+    authority: Option<String>,
+    client_secret: Option<String>,
+    http: reqwest::Client,
+    /// Replaced (with its credential and token cache) when the vault refuses a token.
+    client: std::sync::Mutex<Arc<CertificateClient>>,
 }
 
 impl std::fmt::Debug for AzureKeyVault {
@@ -262,18 +287,49 @@ impl AzureKeyVault {
             ));
         }
         let http = crate::http::client(cfg.ca_certificate.as_deref())?;
-        let cred = credential(&cfg, authority.as_deref(), client_secret, &http)?;
-        let client = CertificateClient::new(
-            &vault,
-            cred,
-            Some(CertificateClientOptions {
-                api_version: API_VERSION.to_string(),
-                client_options: client_options(&http, None),
-                verify_challenge_resource: Some(cfg.verify_challenge_resource),
-            }),
+        let client = certificate_client(&cfg, &vault, authority.as_deref(), &client_secret, &http)?;
+        Ok(AzureKeyVault {
+            cfg,
+            vault,
+            authority,
+            client_secret,
+            http,
+            client: std::sync::Mutex::new(Arc::new(client)),
+        })
+    }
+
+    /// A certificate client with a fresh credential (and so an empty token cache).
+    fn new_client(&self) -> Result<CertificateClient, SyncError> {
+        certificate_client(
+            &self.cfg,
+            &self.vault,
+            self.authority.as_deref(),
+            &self.client_secret,
+            &self.http,
         )
-        .map_err(|e| sdk_config("vault_url", e))?;
-        Ok(AzureKeyVault { cfg, vault, client })
+    }
+
+    fn client(&self) -> Arc<CertificateClient> {
+        self.client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Import; when the vault refuses the token (401; the SDK reuses a token its
+    /// credential cached until it nears expiry), once more with a fresh credential.
+    async fn import(&self, v: &CertificateVersion) -> Result<Pushed, SyncError> {
+        match self.import_once(v).await {
+            Err(SyncError::Auth(m)) if m.starts_with("import: 401") => {
+                let fresh = Arc::new(self.new_client()?);
+                *self
+                    .client
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                self.import_once(v).await
+            }
+            other => other,
+        }
     }
 
     /// The certificate's URL without a version.
@@ -281,7 +337,7 @@ impl AzureKeyVault {
         format!("{}/certificates/{}", self.vault, self.cfg.certificate_name)
     }
 
-    async fn import(&self, v: &CertificateVersion) -> Result<Pushed, SyncError> {
+    async fn import_once(&self, v: &CertificateVersion) -> Result<Pushed, SyncError> {
         let bundle = format!("{}{}{}", v.key_pem(), v.certificate_pem(), v.chain_pem());
         let params = ImportCertificateParameters {
             base64_encoded_certificate: Some(bundle),
@@ -308,7 +364,7 @@ impl AzureKeyVault {
             .try_into()
             .map_err(|e| SyncError::Transport(format!("import body: {e}")))?;
         let cert = self
-            .client
+            .client()
             .import_certificate(&self.cfg.certificate_name, body, None)
             .await
             .map_err(|e| vault_error("import", e))?
@@ -356,7 +412,7 @@ impl AzureKeyVault {
     /// push creates it).
     async fn probe(&self) -> Result<Vec<String>, SyncError> {
         let name = &self.cfg.certificate_name;
-        let found = match self.client.get_certificate(name, None).await {
+        let found = match self.client().get_certificate(name, None).await {
             Ok(_) => format!("certificate {name:?} exists"),
             Err(e) => match http_status(&e) {
                 Some(404) if vault_code(&e).as_deref() == Some("CertificateNotFound") => format!(
@@ -386,7 +442,7 @@ impl AzureKeyVault {
             )));
         }
         match self
-            .client
+            .client()
             .delete_certificate(&self.cfg.certificate_name, None)
             .await
         {
