@@ -862,6 +862,7 @@ async fn key_vault_credential_kinds() {
         assert_ne!(binding(&m, name)["remote_version"], v1);
         let t = test_connection(&s, name).await;
         assert!(t["checks"][1].as_str().unwrap().contains("exists"), "{t}");
+        let newest = der_of(&newest_pem(&s, &m).await);
         let seen = azure.seen();
         let imports: Vec<_> = seen
             .imports
@@ -870,8 +871,7 @@ async fn key_vault_credential_kinds() {
             .collect();
         assert_eq!(imports.len(), 2, "{name}");
         assert_eq!(
-            imports[1].certificate_der,
-            der_of(&newest_pem(&s, &m).await),
+            imports[1].certificate_der, newest,
             "{name}: the renewal is the vault's newest version"
         );
     }

@@ -198,7 +198,6 @@ fn credential(
             let opts = ManagedIdentityCredentialOptions {
                 user_assigned_id: cfg.client_id.clone().map(UserAssignedId::ClientId),
                 client_options: options(),
-                ..Default::default()
             };
             ManagedIdentityCredential::new(Some(opts))
                 .map_err(|e| sdk_config("managed identity credential", e))?
@@ -213,7 +212,6 @@ fn credential(
                 client_id: cfg.client_id.clone(),
                 tenant_id: cfg.tenant_id.clone(),
                 token_file_path: cfg.federated_token_file.as_ref().map(PathBuf::from),
-                ..Default::default()
             };
             WorkloadIdentityCredential::new(Some(opts))
                 .map_err(|e| sdk_config("workload identity credential", e))?
