@@ -10,7 +10,9 @@ mod cloud;
 mod common;
 
 use certkeeper_sync::{AwsElb, AwsElbConfig, AwsSecretsManager, AwsSecretsManagerConfig};
-use cloud::azure::{CLIENT_SECRET, FakeAzure};
+use cloud::azure::{
+    CLIENT_ID, CLIENT_SECRET, FEDERATED_TOKEN, FakeAzure, IDENTITY_HEADER, MANAGED_CLIENT_ID,
+};
 use cloud::cloudflare::{EDIT_TOKEN, FakeCloudflare, READ_TOKEN, ZONE_ID};
 use cloud::moto::Moto;
 use common::{Db, TestServer};
@@ -787,6 +789,173 @@ async fn acm_and_key_vault_test_and_removal() {
     let (st, _) = s.api(Method::DELETE, "/managed/web", None).await;
     assert_eq!(st, 204);
     assert_eq!(azure.seen().deletes, ["web"]);
+}
+
+/// Key Vault through the Azure SDK with each credential kind: client secret, managed
+/// identity (the App Service / sidecar identity endpoint named by `IDENTITY_ENDPOINT` and
+/// `IDENTITY_HEADER`, which the server process is given) and workload identity federation
+/// (a projected service account token file exchanged at the authority). Each one passes the
+/// connection test, pushes version 1 and a renewal as new Key Vault versions; a refused
+/// credential of each kind fails the connection test with Entra ID's reason.
+#[tokio::test]
+async fn key_vault_credential_kinds() {
+    let azure = FakeAzure::start().await;
+    let identity_endpoint = azure.start_identity_endpoint().await;
+    let tokens = tempfile::tempdir().unwrap();
+    let token_file = tokens.path().join("azure-identity-token");
+    std::fs::write(&token_file, FEDERATED_TOKEN).unwrap();
+    let wrong_file = tokens.path().join("other-token");
+    std::fs::write(&wrong_file, "eyJhbGciOiJSUzI1NiJ9.b3RoZXI.c2ln").unwrap();
+    let s = TestServer::start_with(
+        Db::Sqlite,
+        &[
+            ("IDENTITY_ENDPOINT", identity_endpoint.as_str()),
+            ("IDENTITY_HEADER", IDENTITY_HEADER),
+        ],
+    )
+    .await;
+    let token_path = token_file.to_str().unwrap();
+    let kinds = [
+        (
+            "vault-cs",
+            azure.config("cs"),
+            Some(json!({"client_secret": CLIENT_SECRET})),
+        ),
+        (
+            "vault-mi",
+            azure.managed_config("mi", MANAGED_CLIENT_ID),
+            None,
+        ),
+        ("vault-wi", azure.workload_config("wi", token_path), None),
+    ];
+    for (name, config, credentials) in &kinds {
+        let mut body = json!({"name": name, "kind": "azure_key_vault", "config": config});
+        if let Some(c) = credentials {
+            body["credentials"] = c.clone();
+        }
+        create_destination(&s, body).await;
+        let t = test_connection(&s, name).await;
+        assert_eq!(t["ok"], true, "{name}: {t}");
+        assert!(
+            t["checks"][1]
+                .as_str()
+                .unwrap()
+                .contains("does not exist yet"),
+            "{name}: {t}"
+        );
+    }
+    let t = test_connection(&s, "vault-mi").await;
+    assert!(
+        t["checks"][0].as_str().unwrap().contains(&format!(
+            "user-assigned managed identity {MANAGED_CLIENT_ID}"
+        )),
+        "{t}"
+    );
+
+    for (name, _, _) in &kinds {
+        let cert = &name["vault-".len()..];
+        let m = managed_pushed(&s, cert, &[name]).await;
+        assert_eq!(binding(&m, name)["pushed_version"], 1, "{m}");
+        let v1 = binding(&m, name)["remote_version"].clone();
+        let m = renewed(&s, cert).await;
+        assert_eq!(binding(&m, name)["pushed_version"], 2, "{m}");
+        assert_ne!(binding(&m, name)["remote_version"], v1);
+        let t = test_connection(&s, name).await;
+        assert!(t["checks"][1].as_str().unwrap().contains("exists"), "{t}");
+        let newest = der_of(&newest_pem(&s, &m).await);
+        let seen = azure.seen();
+        let imports: Vec<_> = seen
+            .imports
+            .iter()
+            .filter(|i| i.name == cert && i.version.is_some())
+            .collect();
+        assert_eq!(imports.len(), 2, "{name}");
+        assert_eq!(
+            imports[1].certificate_der, newest,
+            "{name}: the renewal is the vault's newest version"
+        );
+    }
+    {
+        let seen = azure.seen();
+        assert!(seen.violations.is_empty(), "{:?}", seen.violations);
+        assert!(
+            seen.challenges > 0,
+            "the SDK learns the scope from the challenge"
+        );
+        let assertion = seen
+            .token_requests
+            .iter()
+            .find(|f| f.contains_key("client_assertion"))
+            .expect("a workload identity token request");
+        assert_eq!(assertion["client_assertion"], FEDERATED_TOKEN);
+        assert_eq!(
+            assertion["client_assertion_type"],
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        assert_eq!(assertion["client_id"], CLIENT_ID);
+        assert!(!assertion.contains_key("client_secret"));
+        let mi = &seen.identity_requests[0];
+        assert_eq!(mi["client_id"], MANAGED_CLIENT_ID);
+        assert_eq!(mi["resource"], "https://vault.azure.net");
+    }
+
+    // Refused credentials of each kind: the connection test names Entra ID's reason.
+    create_destination(
+        &s,
+        json!({"name": "bad-cs", "kind": "azure_key_vault", "config": azure.config("cs"),
+               "credentials": {"client_secret": "wrong"}}),
+    )
+    .await;
+    create_destination(
+        &s,
+        json!({"name": "bad-mi", "kind": "azure_key_vault",
+               "config": azure.managed_config("cs", "5f0c1d2e-0000-4000-8000-000000000000")}),
+    )
+    .await;
+    create_destination(
+        &s,
+        json!({"name": "bad-wi", "kind": "azure_key_vault",
+               "config": azure.workload_config("cs", wrong_file.to_str().unwrap())}),
+    )
+    .await;
+    for (name, reason) in [
+        ("bad-cs", "Invalid client secret"),
+        ("bad-mi", "has not been assigned"),
+        ("bad-wi", "No matching federated identity record"),
+    ] {
+        let t = test_connection(&s, name).await;
+        assert_eq!(t["ok"], false, "{name}: {t}");
+        let error = t["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{name}: {error}");
+        assert!(!error.contains(CLIENT_SECRET) && !error.contains(FEDERATED_TOKEN));
+    }
+    // A client secret credential without its secret, or a secret given to another kind.
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(json!({"name": "no-secret", "kind": "azure_key_vault",
+                        "config": azure.config("cs")})),
+        )
+        .await;
+    assert_eq!(st, 400, "{p}");
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(json!({"name": "mi-secret", "kind": "azure_key_vault",
+                        "config": azure.managed_config("cs", MANAGED_CLIENT_ID),
+                        "credentials": {"client_secret": "x"}})),
+        )
+        .await;
+    assert_eq!(st, 400, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only the client_secret"),
+        "{p}"
+    );
 }
 
 /// A destination on a profile of the shared AWS config whose credentials come from

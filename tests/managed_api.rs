@@ -183,20 +183,28 @@ async fn scenario(db: Db) {
     let (_, m) = s.api(Method::POST, "/managed/web/sync", None).await;
     assert_eq!(binding(&m, "acm")["remote_id"], arn.as_str());
     assert_eq!(binding(&m, "acm")["pushed_version"], 2);
-    assert_eq!(binding(&m, "vault")["pushed_version"], 2);
+    assert_eq!(binding(&m, "vault")["pushed_version"], 2, "{m}");
     assert_ne!(binding(&m, "vault")["remote_version"], kv1);
     {
         let seen = azure.seen();
-        // The refused attempt (401), then the import with the fresh token.
-        assert_eq!(seen.imports.len(), 3);
+        // The refused attempt (401) and the SDK's retry after the challenge, both with the
+        // token its credential cached; then the import with a fresh credential's token.
+        assert_eq!(seen.imports.len(), 4);
         assert_eq!(seen.token_requests.len(), 2);
         assert_eq!(seen.imports[1].authorization, seen.imports[0].authorization);
-        assert_ne!(seen.imports[2].authorization, seen.imports[1].authorization);
+        assert_eq!(seen.imports[2].authorization, seen.imports[0].authorization);
+        assert_ne!(seen.imports[3].authorization, seen.imports[2].authorization);
         assert_eq!(
-            seen.imports[2].authorization,
+            seen.imports[3].authorization,
             format!("Bearer {}", seen.tokens[0])
         );
-        assert_eq!(seen.violations, ["import without a valid bearer token"]);
+        assert_eq!(
+            seen.violations,
+            [
+                "import without a valid bearer token",
+                "import without a valid bearer token"
+            ]
+        );
     }
     let kinds: Vec<&str> = m["events"]
         .as_array()

@@ -18,7 +18,7 @@
 //!     "tenant_id": "00000000-0000-0000-0000-000000000000",
 //!     "client_id": "11111111-1111-1111-1111-111111111111",
 //! })).expect("valid configuration");
-//! let vault = AzureKeyVault::new(cfg, "client secret".into())?;
+//! let vault = AzureKeyVault::new(cfg, Some("client secret".into()))?;
 //! let pushed = vault.push(&version, None, time::OffsetDateTime::now_utc()).await?;
 //! println!("{} version {:?}", pushed.remote_id, pushed.remote_version);
 //! # Ok(()) }
@@ -39,7 +39,7 @@ pub use aws::{
     AwsSecretsManagerConfig, ListenerSlot, SecretFormat,
 };
 pub use azure::{
-    API_VERSION as AZURE_API_VERSION, AzureKeyVault, AzureKeyVaultConfig,
+    API_VERSION as AZURE_API_VERSION, AzureCredentialKind, AzureKeyVault, AzureKeyVaultConfig,
     DEFAULT_AUTHORITY as AZURE_DEFAULT_AUTHORITY, SCOPE as AZURE_SCOPE, validate_certificate_name,
 };
 pub use cloudflare::{Cloudflare, CloudflareConfig, DEFAULT_API_URL as CLOUDFLARE_API_URL};

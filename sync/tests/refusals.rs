@@ -2,8 +2,8 @@
 //! certificates outside their validity, and configurations that cannot work.
 
 use certkeeper_sync::{
-    AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsSecretsManager, AzureKeyVault,
-    AzureKeyVaultConfig, CertificateVersion, Cloudflare, Destination, SyncError,
+    AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsSecretsManager, AzureCredentialKind,
+    AzureKeyVault, AzureKeyVaultConfig, CertificateVersion, Cloudflare, Destination, SyncError,
     validate_certificate_name,
 };
 use rcgen::{CertificateParams, KeyPair};
@@ -80,13 +80,16 @@ async fn key_vault_refuses_ed25519_and_bad_configurations() {
     let cfg = AzureKeyVaultConfig {
         vault_url: "https://127.0.0.1:9".into(),
         certificate_name: "web".into(),
-        tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
-        client_id: "6731de76-14a6-49ae-97bc-6eba6914391e".into(),
-        authority: "https://127.0.0.1:9".into(),
+        credential: AzureCredentialKind::ClientSecret,
+        tenant_id: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+        client_id: Some("6731de76-14a6-49ae-97bc-6eba6914391e".into()),
+        authority: Some("https://127.0.0.1:9".into()),
+        federated_token_file: None,
+        verify_challenge_resource: true,
         tags: Default::default(),
         ca_certificate: None,
     };
-    let kv = AzureKeyVault::new(cfg.clone(), "secret".into()).unwrap();
+    let kv = AzureKeyVault::new(cfg.clone(), Some("secret".into())).unwrap();
     let now = OffsetDateTime::now_utc();
     let ed = version(&rcgen::PKCS_ED25519, now - Duration::days(1));
     assert!(matches!(
@@ -96,18 +99,18 @@ async fn key_vault_refuses_ed25519_and_bad_configurations() {
     let bad = |f: fn(&mut AzureKeyVaultConfig)| {
         let mut c = cfg.clone();
         f(&mut c);
-        AzureKeyVault::new(c, "secret".into()).unwrap_err()
+        AzureKeyVault::new(c, Some("secret".into())).unwrap_err()
     };
     assert!(matches!(
         bad(|c| c.vault_url = "http://vault".into()),
         SyncError::Config(_)
     ));
     assert!(matches!(
-        bad(|c| c.authority = "ftp://x".into()),
+        bad(|c| c.authority = Some("ftp://x".into())),
         SyncError::Config(_)
     ));
     assert!(matches!(
-        bad(|c| c.tenant_id = "a/b".into()),
+        bad(|c| c.tenant_id = Some("a/b".into())),
         SyncError::Config(_)
     ));
     assert!(matches!(
@@ -115,8 +118,12 @@ async fn key_vault_refuses_ed25519_and_bad_configurations() {
         SyncError::Config(_)
     ));
     assert!(matches!(
-        AzureKeyVault::new(cfg.clone(), String::new()),
+        AzureKeyVault::new(cfg.clone(), Some(String::new())),
         Err(SyncError::Config(_))
+    ));
+    assert!(matches!(
+        bad(|c| c.federated_token_file = Some("/var/run/token".into())),
+        SyncError::Config(_)
     ));
 }
 

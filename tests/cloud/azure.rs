@@ -1,15 +1,24 @@
-//! A local stand-in for Microsoft Entra ID's token endpoint and Azure Key Vault's
-//! certificate import, written from Microsoft's REST documentation:
+//! A local stand-in for Microsoft Entra ID's token endpoint, the managed identity endpoint
+//! and Azure Key Vault's certificate operations, written from Microsoft's REST
+//! documentation (certkeeper reaches it through the official Azure SDK for Rust):
 //! - `POST {authority}/{tenant}/oauth2/v2.0/token` (client credentials grant, form body
-//!   `client_id`, `scope`, `client_secret`, `grant_type=client_credentials`) answers
-//!   `{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token"}`
-//!   or `{"error": "invalid_client", "error_description", ...}` with 401.
+//!   `client_id`, `scope`, `grant_type=client_credentials`, and either `client_secret` or,
+//!   for workload identity federation, `client_assertion_type=urn:ietf:params:oauth:
+//!   client-assertion-type:jwt-bearer` with the federated token as `client_assertion`)
+//!   answers `{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+//!   "access_token"}` or `{"error": "invalid_client", "error_description", ...}` with 401.
+//! - The managed identity endpoint (App Service / container flavour of IMDS, plain HTTP on
+//!   the host): `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=...[&client_id=]`
+//!   with the `X-IDENTITY-HEADER` secret answers `{"access_token", "expires_on",
+//!   "resource", "token_type"}`; 400 when the identity is not assigned.
+//! - A Key Vault request without a bearer token answers 401 with a `WWW-Authenticate`
+//!   challenge naming the authority and resource (the SDK's first request is such a one).
 //! - `POST {vault}/certificates/{name}/import?api-version=7.4` with a bearer token and a
 //!   JSON `CertificateImportParameters` body answers a `CertificateBundle` (`id`, `kid`,
 //!   `sid`, `x5t`, `cer`, `attributes`, `policy`, `tags`); errors are
 //!   `{"error": {"code", "message"}}`; throttling is 429 or 503 with `Retry-After`.
 //! - `DELETE {vault}/certificates/{name}?api-version=7.4` answers a `DeletedCertificateBundle`.
-//! - `GET {vault}/certificates/{name}?api-version=7.4` answers the newest version's
+//! - `GET {vault}/certificates/{name}/?api-version=7.4` (an empty version: the newest) answers the newest version's
 //!   `CertificateBundle`, 404 `CertificateNotFound`, or 403 `Forbidden` for an identity
 //!   without `certificates/get`.
 //!
@@ -24,13 +33,19 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 pub const CLIENT_SECRET: &str = "s3cret~value";
+/// The Kubernetes service account token the workload identity tests project.
+pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6Y2VydGtlZXBlcjpjZXJ0a2VlcGVyIn0.c2ln";
+/// The user-assigned managed identity the managed identity endpoint knows.
+pub const MANAGED_CLIENT_ID: &str = "0b9d2ea4-5a4f-4c43-9a3b-2f6b4e1f7c11";
+/// The secret the managed identity endpoint expects in `X-IDENTITY-HEADER`.
+pub const IDENTITY_HEADER: &str = "identity-header-secret";
 
 /// What an import request carried.
 #[derive(Debug, Clone)]
@@ -50,6 +65,10 @@ pub struct Import {
 pub struct Seen {
     pub token_requests: Vec<BTreeMap<String, String>>,
     pub tokens: Vec<String>,
+    /// Queries of managed identity token requests.
+    pub identity_requests: Vec<BTreeMap<String, String>>,
+    /// Key Vault requests without a bearer token (answered with the challenge).
+    pub challenges: u32,
     pub imports: Vec<Import>,
     pub deletes: Vec<String>,
     /// Names read with `GET`.
@@ -83,6 +102,9 @@ impl FakeAzure {
                 .route("/{tenant}/oauth2/v2.0/token", post(token))
                 .route("/certificates/{name}/import", post(import))
                 .route("/certificates/{name}", delete(remove).get(get_one))
+                // `GET {vault}/certificates/{name}/{version}` with an empty version is the
+                // newest version (the SDK's form of the read).
+                .route("/certificates/{name}/", get(get_one))
                 .with_state(Fake {
                     base: url.to_string(),
                     seen: seen.clone(),
@@ -111,7 +133,49 @@ impl FakeAzure {
             "authority": self.url,
             "tags": {"owner": "certkeeper-tests"},
             "ca_certificate": self.ca_pem,
+            "verify_challenge_resource": false,
         })
+    }
+
+    /// A configuration for workload identity federation with the token in `token_file`.
+    pub fn workload_config(&self, certificate_name: &str, token_file: &str) -> Value {
+        let mut cfg = self.config(certificate_name);
+        cfg["credential"] = json!("workload_identity");
+        cfg["federated_token_file"] = json!(token_file);
+        cfg
+    }
+
+    /// A configuration for the user-assigned managed identity `client_id`.
+    pub fn managed_config(&self, certificate_name: &str, client_id: &str) -> Value {
+        json!({
+            "vault_url": self.url,
+            "certificate_name": certificate_name,
+            "credential": "managed_identity",
+            "client_id": client_id,
+            "tags": {"owner": "certkeeper-tests"},
+            "ca_certificate": self.ca_pem,
+            "verify_challenge_resource": false,
+        })
+    }
+
+    /// Serve the managed identity endpoint over plain HTTP on the loopback (as App Service
+    /// and the AKS identity sidecar do); its URL is `IDENTITY_ENDPOINT`.
+    pub async fn start_identity_endpoint(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/msi/token",
+            listener.local_addr().unwrap().port()
+        );
+        let app = Router::new()
+            .route("/msi/token", get(managed_identity))
+            .with_state(Fake {
+                base: self.url.clone(),
+                seen: self.seen.clone(),
+            });
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        url
     }
 }
 
@@ -165,13 +229,32 @@ async fn token(
         )
             .into_response();
     }
-    if form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+    let assertion_type = form.get("client_assertion_type").map(String::as_str);
+    let refused = match (form.get("client_secret"), assertion_type) {
+        (Some(secret), None) => (secret != CLIENT_SECRET)
+            .then_some(("AADSTS7000215: Invalid client secret provided.", 7000215)),
+        (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")) => {
+            (form.get("client_assertion").map(String::as_str) != Some(FEDERATED_TOKEN)).then_some((
+                "AADSTS70021: No matching federated identity record found for presented assertion.",
+                70021,
+            ))
+        }
+        other => {
+            seen.violations
+                .push(format!("token request credential {other:?}"));
+            Some((
+                "AADSTS7000216: client_assertion or client_secret is required.",
+                7000216,
+            ))
+        }
+    };
+    if let Some((description, code)) = refused {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({
                 "error": "invalid_client",
-                "error_description": "AADSTS7000215: Invalid client secret provided.",
-                "error_codes": [7000215],
+                "error_description": description,
+                "error_codes": [code],
             })),
         )
             .into_response();
@@ -183,6 +266,59 @@ async fn token(
         "expires_in": 3599,
         "ext_expires_in": 3599,
         "access_token": tok,
+    }))
+    .into_response()
+}
+
+/// The managed identity endpoint (App Service flavour, API version 2019-08-01).
+async fn managed_identity(
+    State(f): State<Fake>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut seen = f.seen.lock().unwrap();
+    seen.identity_requests.push(query.clone());
+    let secret = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    if secret != Some(IDENTITY_HEADER) {
+        seen.violations
+            .push("managed identity request without X-IDENTITY-HEADER".into());
+        return (StatusCode::UNAUTHORIZED, "missing X-IDENTITY-HEADER").into_response();
+    }
+    if query.get("api-version").map(String::as_str) != Some("2019-08-01")
+        || query.get("resource").map(String::as_str) != Some("https://vault.azure.net")
+    {
+        seen.violations
+            .push(format!("managed identity query {query:?}"));
+        return (StatusCode::BAD_REQUEST, "bad request").into_response();
+    }
+    if query.get("client_id").map(String::as_str) != Some(MANAGED_CLIENT_ID) {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({
+                "statusCode": 400,
+                "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.",
+            })),
+        )
+            .into_response();
+    }
+    let tok = format!(
+        "eyJ0eXAiOiJKV1QifQ.managed-{}",
+        seen.identity_requests.len()
+    );
+    seen.tokens.push(tok.clone());
+    let expires_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    axum::Json(json!({
+        "access_token": tok,
+        "expires_on": expires_on.to_string(),
+        "resource": "https://vault.azure.net",
+        "token_type": "Bearer",
+        "client_id": MANAGED_CLIENT_ID,
     }))
     .into_response()
 }
@@ -222,6 +358,10 @@ async fn import(
     body: Bytes,
 ) -> Response {
     let mut seen = f.seen.lock().unwrap();
+    if !headers.contains_key("authorization") {
+        seen.challenges += 1;
+        return unauthorized(&f.base);
+    }
     let (authorization, auth_ok) = bearer_ok(&seen, &headers);
     let content_type = headers
         .get("content-type")
@@ -326,6 +466,9 @@ fn admit(
     headers: &HeaderMap,
 ) -> Option<Response> {
     let (_, ok) = bearer_ok(seen, headers);
+    if !headers.contains_key("authorization") {
+        seen.challenges += 1;
+    }
     if !ok {
         return Some(unauthorized(&f.base));
     }

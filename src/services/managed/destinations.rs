@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use certkeeper_sync::{
     AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsElbConfig, AwsSecretsManager,
-    AwsSecretsManagerConfig, AzureKeyVault, AzureKeyVaultConfig, Cloudflare, CloudflareConfig,
-    Destination, SyncError,
+    AwsSecretsManagerConfig, AzureCredentialKind, AzureKeyVault, AzureKeyVaultConfig, Cloudflare,
+    CloudflareConfig, Destination, SyncError,
 };
 use serde::Deserialize;
 
@@ -95,16 +95,21 @@ async fn build(
         AZURE_KEY_VAULT => {
             let cfg: AzureKeyVaultConfig =
                 serde_json::from_value(config.clone()).map_err(|e| bad("config", e))?;
-            let creds = credentials.ok_or_else(|| {
-                Error::BadRequest(
-                    "an azure_key_vault destination needs credentials {\"client_secret\": ...}"
+            let secret = credentials
+                .map(|c| {
+                    serde_json::from_slice::<AzureSecret>(c).map_err(|e| bad("credentials", e))
+                })
+                .transpose()?
+                .map(|s| s.client_secret);
+            if cfg.credential == AzureCredentialKind::ClientSecret && secret.is_none() {
+                return Err(Error::BadRequest(
+                    "an azure_key_vault destination with the client_secret credential needs \
+                     credentials {\"client_secret\": ...}"
                         .into(),
-                )
-            })?;
-            let secret: AzureSecret =
-                serde_json::from_slice(creds).map_err(|e| bad("credentials", e))?;
+                ));
+            }
             let stored = serde_json::to_value(&cfg).map_err(|e| bad("config", e))?;
-            let dest = AzureKeyVault::new(cfg, secret.client_secret).map_err(config_error)?;
+            let dest = AzureKeyVault::new(cfg, secret).map_err(config_error)?;
             Ok((Arc::new(dest), stored))
         }
         CLOUDFLARE => {
