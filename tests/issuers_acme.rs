@@ -41,6 +41,11 @@ struct Pebble {
 
 impl Pebble {
     fn start(dir: &Path, http_port: u16, dns_port: u16) -> Pebble {
+        Pebble::start_with(dir, http_port, dns_port, &[])
+    }
+
+    /// Pebble with extra environment (`PEBBLE_ALTERNATE_ROOTS`, ...).
+    fn start_with(dir: &Path, http_port: u16, dns_port: u16, env: &[(&str, &str)]) -> Pebble {
         let dir = dir.join("pebble");
         std::fs::create_dir_all(&dir).unwrap();
         let f = |n: &str| dir.join(n).to_str().unwrap().to_string();
@@ -128,6 +133,7 @@ impl Pebble {
             .env("PEBBLE_VA_ALWAYS_VALID", "0")
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "5")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -152,12 +158,17 @@ impl Pebble {
 
     /// The root Pebble issues under, from its management API.
     fn issuing_root(&self) -> String {
+        self.root(0)
+    }
+
+    /// Pebble's root number `n` (more than one with `PEBBLE_ALTERNATE_ROOTS`).
+    fn root(&self, n: usize) -> String {
         let out = Command::new("curl")
             .args([
                 "-sf",
                 "--cacert",
                 p(&self.dir.join("root.pem")),
-                &format!("https://127.0.0.1:{}/roots/0", self.mgmt_port),
+                &format!("https://127.0.0.1:{}/roots/{n}", self.mgmt_port),
             ])
             .output()
             .expect("curl runs");
@@ -1063,6 +1074,156 @@ async fn dns01_cloudflare(db: Db) {
     assert_eq!(st, 201, "{m}");
     assert_eq!(m["current_version"], 0, "{m}");
     assert_eq!(m["last_problem"]["errors"][0]["code"], 10000, "{m}");
+}
+
+/// The common name of a certificate's subject (PEM), through `openssl`.
+fn subject_cn(pem_path: &Path) -> String {
+    let (ok, out) = openssl(&[
+        "x509",
+        "-in",
+        p(pem_path),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "RFC2253",
+    ]);
+    assert!(ok, "{out}");
+    out.trim()
+        .trim_start_matches("subject=")
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("CN="))
+        .unwrap_or_else(|| panic!("a CN in {out}"))
+        .to_string()
+}
+
+/// Pebble offers each certificate under two chains (`PEBBLE_ALTERNATE_ROOTS=1`): an
+/// issuer with `preferred_chain` naming the second root keeps the chain under it, one
+/// without keeps Pebble's default. Then the issuer's ACME account key is rolled over
+/// (over the API and the CLI): the account stays the same, the new key works for the
+/// account check and for a renewal, and bad requests change nothing.
+async fn preferred_chain_and_key_rollover(db: Db) {
+    let chall = ChallSrv::start();
+    let s = TestServer::start(db).await;
+    let pebble = Pebble::start_with(
+        s.dir.path(),
+        s.http_port,
+        chall.dns_port,
+        &[("PEBBLE_ALTERNATE_ROOTS", "1")],
+    );
+    let default_root = s.write("root-0.pem", pebble.root(0));
+    let alternate_root = s.write("root-1.pem", pebble.root(1));
+    let preferred = subject_cn(&alternate_root);
+    assert_ne!(preferred, subject_cn(&default_root), "two distinct roots");
+
+    let (st, bad) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({
+                "name": "alt", "kind": "acme", "directory_url": pebble.directory(),
+                "trust_bundle": pebble.tls_root, "preferred_chain": " ",
+            })),
+        )
+        .await;
+    assert_eq!(st, 400, "{bad}");
+    for (name, chain) in [("alt", Some(preferred.as_str())), ("plain", None)] {
+        let mut body = json!({
+            "name": name, "kind": "acme", "directory_url": pebble.directory(),
+            "trust_bundle": pebble.tls_root,
+        });
+        if let Some(c) = chain {
+            body["preferred_chain"] = json!(c);
+        }
+        let (st, issuer) = s.api(Method::POST, "/issuers", Some(body)).await;
+        assert_eq!(st, 201, "{issuer}");
+        assert_eq!(issuer["preferred_chain"].as_str(), chain, "{issuer}");
+        let (st, prof) = s
+            .api(
+                Method::POST,
+                "/profiles",
+                Some(json!({"name": format!("{name}-profile"), "ca": name, "allowed_dns_names": [".chain.test"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{prof}");
+        let (st, m) = s
+            .api(
+                Method::POST,
+                "/managed",
+                Some(json!({
+                    "name": format!("{name}-cert"), "profile": format!("{name}-profile"),
+                    "dns_names": [format!("{name}.chain.test")],
+                })),
+            )
+            .await;
+        assert_eq!(st, 201, "{m}\n{}", s.logs());
+        let id = managed(&s, &format!("{name}-cert")).await["versions"][0]["certificate_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (leaf, intermediates) = download_chain(&s, &id).await;
+        let (under, not_under) = match chain {
+            Some(_) => (&alternate_root, &default_root),
+            None => (&default_root, &alternate_root),
+        };
+        verify_chain(under, &leaf, &intermediates);
+        let (ok, out) = openssl(&[
+            "verify",
+            "-CAfile",
+            p(not_under),
+            "-untrusted",
+            p(&intermediates),
+            p(&leaf),
+        ]);
+        assert!(!ok, "{name}: the other chain was kept: {out}");
+    }
+
+    // Account key rollover: the same account, on a new key.
+    let (_, before) = s.api(Method::GET, "/issuers/alt", None).await;
+    let (st, rolled) = s.api(Method::POST, "/issuers/alt/account-key", None).await;
+    assert_eq!(st, 200, "{rolled}");
+    assert_eq!(rolled["account_url"], before["account_url"], "{rolled}");
+    let (st, tested) = s.api(Method::POST, "/issuers/alt/test", None).await;
+    assert_eq!(st, 200, "the new key signs for the account: {tested}");
+    let (st, r) = s.api(Method::POST, "/managed/alt-cert/renew", None).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["current_version"], 2, "{r}");
+    let (_, audit) = s
+        .api(
+            Method::GET,
+            "/audit?action=issuer.account_key.rollover",
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit["items"].as_array().map(Vec::len),
+        Some(1),
+        "one audited rollover: {audit}"
+    );
+    let out = cli(&s, &["--json", "issuer", "rollover-key", "plain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, tested) = s.api(Method::POST, "/issuers/plain/test", None).await;
+    assert_eq!(st, 200, "{tested}");
+    // Not an external issuer, or none at all: 404, nothing audited.
+    for name in ["no-such-issuer", "intermediate"] {
+        let (st, p) = s
+            .api(Method::POST, &format!("/issuers/{name}/account-key"), None)
+            .await;
+        assert_eq!(st, 404, "{name}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn preferred_chain_and_key_rollover_sqlite() {
+    preferred_chain_and_key_rollover(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn preferred_chain_and_key_rollover_postgres() {
+    preferred_chain_and_key_rollover(Db::Postgres).await;
 }
 
 #[tokio::test]

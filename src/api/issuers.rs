@@ -23,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get, remove))
         .routes(routes!(test))
+        .routes(routes!(rollover_key))
 }
 
 /// Body of `POST /issuers`.
@@ -53,6 +54,11 @@ struct CreateIssuer {
     trust_bundle: Option<String>,
     /// ACME profile to order under (servers that offer profiles).
     profile: Option<String>,
+    /// The chain to keep when the CA offers several (RFC 8555 §7.4.2): the common name of
+    /// the CA that issued the chain's topmost certificate; the CA's default chain when
+    /// absent or when none matches.
+    #[schema(max_length = 256)]
+    preferred_chain: Option<String>,
     /// How names are proven: `http-01` (default; answered by certkeeper's listeners) or
     /// `dns-01` (needed for wildcards; through `rfc2136`).
     #[schema(pattern = "^(http-01|dns-01)$")]
@@ -112,6 +118,7 @@ async fn create(
             eab_kid: body.eab_kid,
             trust_bundle: body.trust_bundle,
             profile: body.profile,
+            preferred_chain: body.preferred_chain,
             challenge: body
                 .challenge
                 .unwrap_or_else(|| crate::upstream::acme::HTTP_01.into()),
@@ -215,4 +222,35 @@ async fn remove(
 ) -> Result<StatusCode, Error> {
     state.services.issuers.remove(&name, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/issuers/{name}/account-key",
+    operation_id = "rolloverIssuerAccountKey",
+    tag = "Issuers",
+    summary = "Roll an ACME issuer's account key over",
+    description = "Moves the upstream ACME account to a new key made here (RFC 8555 §7.3.5); the new key is sealed in place of the old. If the upstream refuses, nothing changes. Admin token.",
+    params(("name" = String, Path, description = "The issuer's name or id.")),
+    responses(
+        (status = 200, description = "The issuer, on its new key (no secrets).", content((IssuerView = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such external issuer.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+        (status = 502, description = "The upstream could not be reached or refused the new key.", content((schemas::Problem = "application/problem+json"))),
+    )
+)]
+async fn rollover_key(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(name): Path<String>,
+) -> Result<Json<IssuerView>, Error> {
+    Ok(Json(
+        state
+            .services
+            .issuers
+            .rollover_key(&name, &auth.actor)
+            .await?,
+    ))
 }

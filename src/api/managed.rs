@@ -156,6 +156,10 @@ struct ManagedView {
     created_at: OffsetDateTime,
     /// Who created it.
     created_by: String,
+    /// The renewal window the upstream ACME CA suggests for the current version (RFC
+    /// 9773), when it offers renewal information; null otherwise. The renewal follows it.
+    #[schema(required = true)]
+    upstream_renewal_window: Option<UpstreamWindowView>,
     /// Every version, newest first (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     versions: Option<Vec<VersionView>>,
@@ -165,6 +169,24 @@ struct ManagedView {
     /// The 50 newest lifecycle events (single-object answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<EventView>>,
+}
+
+/// A renewal window suggested by an upstream ACME CA.
+#[derive(Debug, Serialize, ToSchema)]
+struct UpstreamWindowView {
+    /// Start of the window.
+    #[serde(with = "time::serde::rfc3339")]
+    start: OffsetDateTime,
+    /// End of the window.
+    #[serde(with = "time::serde::rfc3339")]
+    end: OffsetDateTime,
+    /// The upstream's page explaining the window.
+    #[schema(required = true)]
+    explanation_url: Option<String>,
+    /// When certkeeper asks the upstream again.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
+    next_check: Option<OffsetDateTime>,
 }
 
 fn managed_view(m: ManagedRecord) -> ManagedView {
@@ -186,6 +208,12 @@ fn managed_view(m: ManagedRecord) -> ManagedView {
         last_problem: m.last_problem,
         created_at: m.created_at,
         created_by: m.created_by,
+        upstream_renewal_window: m.upstream_window.map(|w| UpstreamWindowView {
+            start: w.start,
+            end: w.end,
+            explanation_url: w.explanation_url,
+            next_check: w.next_check,
+        }),
         versions: None,
         bindings: None,
         events: None,

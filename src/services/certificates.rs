@@ -230,7 +230,7 @@ impl CertificateService {
         r.validity.apply(&mut req)?;
         let issued = self
             .issuers
-            .issue_with_key(&profile, req, &key, r.managed, actor)
+            .issue_with_key(&profile, req, &key, r.managed, None, actor)
             .await?;
         Ok(IssuedWithKey {
             issued,

@@ -122,6 +122,29 @@ impl Store {
         Ok(())
     }
 
+    /// Seal `account_sealed` in place of the issuer's account credentials (after a key
+    /// rollover), with its audit event.
+    pub async fn replace_issuer_account(
+        &self,
+        id: &str,
+        account_sealed: &[u8],
+        audit: &AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE issuers SET account_sealed = $1 WHERE id = $2")
+            .bind(account_sealed)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("issuer {id:?}")));
+        }
+        audit.write(&mut *tx, ts(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Remove an issuer. Its CA row goes too unless certificates it issued keep it (they
     /// stay in the inventory under its name). Refused while a profile names it.
     pub async fn delete_issuer(

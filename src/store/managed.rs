@@ -60,9 +60,27 @@ pub struct ManagedRecord {
     pub created_at: OffsetDateTime,
     /// Who created it.
     pub created_by: String,
+    /// The renewal window the upstream CA suggested for the current version (RFC 9773).
+    pub upstream_window: Option<UpstreamWindow>,
 }
 
-const MANAGED_COLS: &str = "id, name, profile_name, request, renew_at_percent, status, current_version, next_renewal_at, renewal_failures, last_error, created_at, created_by, last_problem";
+/// A renewal window an upstream ACME CA suggested (RFC 9773), as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamWindow {
+    /// Start.
+    pub start: OffsetDateTime,
+    /// End.
+    pub end: OffsetDateTime,
+    /// The page explaining it, when the upstream gave one.
+    pub explanation_url: Option<String>,
+    /// When certkeeper asks again.
+    pub next_check: Option<OffsetDateTime>,
+}
+
+/// The columns a new row is written with.
+const MANAGED_NEW_COLS: &str = "id, name, profile_name, request, renew_at_percent, status, current_version, next_renewal_at, renewal_failures, last_error, created_at, created_by, last_problem";
+/// The columns a row is read with.
+const MANAGED_COLS: &str = "id, name, profile_name, request, renew_at_percent, status, current_version, next_renewal_at, renewal_failures, last_error, created_at, created_by, last_problem, ari_window_start, ari_window_end, ari_explanation, ari_check_at";
 
 fn row_to_managed(r: &AnyRow) -> Result<ManagedRecord, StoreError> {
     let request: String = r.try_get("request")?;
@@ -83,7 +101,33 @@ fn row_to_managed(r: &AnyRow) -> Result<ManagedRecord, StoreError> {
             .and_then(|p| serde_json::from_str(&p).ok()),
         created_at: from_ts(r.try_get("created_at")?),
         created_by: r.try_get("created_by")?,
+        upstream_window: match (
+            r.try_get::<Option<i64>, _>("ari_window_start")?,
+            r.try_get::<Option<i64>, _>("ari_window_end")?,
+        ) {
+            (Some(start), Some(end)) => Some(UpstreamWindow {
+                start: from_ts(start),
+                end: from_ts(end),
+                explanation_url: r.try_get("ari_explanation")?,
+                next_check: r.try_get::<Option<i64>, _>("ari_check_at")?.map(from_ts),
+            }),
+            _ => None,
+        },
     })
+}
+
+/// A managed certificate whose current version came from an upstream ACME CA and whose
+/// renewal information is due to be asked for.
+#[derive(Debug, Clone)]
+pub struct RenewalInfoDue {
+    /// The managed certificate.
+    pub managed_id: String,
+    /// Its current version's certificate.
+    pub certificate_id: String,
+    /// The issuer that issued it.
+    pub issuer_id: String,
+    /// Its next renewal as scheduled now.
+    pub next_renewal_at: Option<OffsetDateTime>,
 }
 
 /// One version of a managed certificate.
@@ -198,7 +242,7 @@ impl Store {
             serde_json::to_string(&rec.request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
-            "INSERT INTO managed_certificates ({MANAGED_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO managed_certificates ({MANAGED_NEW_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&rec.id)
         .bind(&rec.name)
@@ -288,6 +332,69 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Active managed certificates, not failing and not leased, whose current version an
+    /// upstream ACME CA issued and whose renewal information is due at `now` (at most 100).
+    pub async fn renewal_info_due(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RenewalInfoDue>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id AS managed_id, c.id AS certificate_id, c.ca_id AS issuer_id, m.next_renewal_at
+             FROM managed_certificates m
+             JOIN managed_versions v ON v.managed_id = m.id AND v.version = m.current_version
+             JOIN certificates c ON c.id = v.certificate_id
+             JOIN issuers i ON i.id = c.ca_id
+             WHERE m.status = 'active' AND m.renewal_failures = 0 AND i.kind = 'acme'
+               AND (m.ari_check_at IS NULL OR m.ari_check_at <= $1)
+               AND (m.lease_until IS NULL OR m.lease_until < $1)
+             ORDER BY m.ari_check_at LIMIT 100",
+        )
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RenewalInfoDue {
+                    managed_id: r.try_get("managed_id")?,
+                    certificate_id: r.try_get("certificate_id")?,
+                    issuer_id: r.try_get("issuer_id")?,
+                    next_renewal_at: r.try_get::<Option<i64>, _>("next_renewal_at")?.map(from_ts),
+                })
+            })
+            .collect()
+    }
+
+    /// Record what an upstream said about renewing `id`'s current version
+    /// (`certificate_id`): the window (none when it offers no renewal information), when to
+    /// ask again, and, when the window moves the renewal, the new renewal time. Nothing
+    /// changes if a renewal or failure got there first. Answers whether it was recorded.
+    pub async fn record_renewal_info(
+        &self,
+        id: &str,
+        certificate_id: &str,
+        window: Option<&UpstreamWindow>,
+        next_check: OffsetDateTime,
+        next_renewal_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE managed_certificates SET ari_window_start = $1, ari_window_end = $2,
+             ari_explanation = $3, ari_check_at = $4, next_renewal_at = COALESCE($5, next_renewal_at)
+             WHERE id = $6 AND status = 'active' AND renewal_failures = 0 AND EXISTS (
+                 SELECT 1 FROM managed_versions v WHERE v.managed_id = managed_certificates.id
+                   AND v.version = managed_certificates.current_version AND v.certificate_id = $7)",
+        )
+        .bind(window.map(|w| ts(w.start)))
+        .bind(window.map(|w| ts(w.end)))
+        .bind(window.and_then(|w| w.explanation_url.clone()))
+        .bind(ts(next_check))
+        .bind(next_renewal_at.map(ts))
+        .bind(id)
+        .bind(certificate_id)
+        .execute(&self.writes)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Active managed certificates whose renewal is due at `now` and not leased.
     pub async fn due_managed(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
@@ -360,7 +467,9 @@ impl Store {
             .await?;
         sqlx::query(
             "UPDATE managed_certificates SET current_version = $1, next_renewal_at = $2, renewal_failures = 0,
-             last_error = NULL, last_problem = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $3",
+             last_error = NULL, last_problem = NULL, lease_owner = NULL, lease_until = NULL,
+             ari_window_start = NULL, ari_window_end = NULL, ari_explanation = NULL, ari_check_at = NULL
+             WHERE id = $3",
         )
         .bind(version)
         .bind(ts(next_renewal_at))

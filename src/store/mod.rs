@@ -56,7 +56,8 @@ pub use discovery::{
 pub use est::{EstCredential, EstLabel};
 pub use issuers::IssuerRecord;
 pub use managed::{
-    BindingRecord, DestinationRecord, ManagedEvent, ManagedRecord, ManagedRequest, VersionRecord,
+    BindingRecord, DestinationRecord, ManagedEvent, ManagedRecord, ManagedRequest, RenewalInfoDue,
+    UpstreamWindow, VersionRecord,
 };
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};

@@ -7,15 +7,18 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType,
-    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, Problem, RetryPolicy,
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, CertificateIdentifier,
+    ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, Problem,
+    RetryPolicy,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::services::issuers::port::{
-    BoxFuture, ChallengeBoard, DnsProvider, UpstreamCa, UpstreamFailure,
+    BoxFuture, ChallengeBoard, DnsProvider, RenewalAdvice, UpstreamCa, UpstreamFailure,
+    UpstreamOrder,
 };
+use crate::upstream::acme_chains;
 use crate::upstream::cloudflare::CloudflareConfig;
 use crate::upstream::propagation::wait_visible;
 use crate::upstream::rfc2136::Rfc2136Config;
@@ -56,6 +59,11 @@ pub struct AcmeConfig {
     /// The ACME profile to order under, for servers that offer profiles.
     #[serde(default)]
     pub profile: Option<String>,
+    /// The chain to keep when the CA offers several (RFC 8555 §7.4.2): the common name of
+    /// the CA that issued the chain's topmost certificate (certbot's `--preferred-chain`).
+    /// The CA's default chain when absent or when none matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_chain: Option<String>,
     /// How names are proven: `http-01` (answered by certkeeper's listeners) or `dns-01`
     /// (TXT records through the DNS provider; needed for wildcard names).
     #[serde(default = "default_challenge")]
@@ -159,8 +167,7 @@ impl AcmeUpstream {
 
     async fn issue_inner(
         &self,
-        csr_der: &[u8],
-        dns_names: &[String],
+        order: UpstreamOrder<'_>,
         board: &dyn ChallengeBoard,
         published: &mut Vec<String>,
         records: &mut Vec<(String, String)>,
@@ -172,11 +179,36 @@ impl AcmeUpstream {
             _ => None,
         };
         let account = self.account().await?;
-        let ids: Vec<Identifier> = dns_names.iter().cloned().map(Identifier::Dns).collect();
+        let ids: Vec<Identifier> = order
+            .dns_names
+            .iter()
+            .cloned()
+            .map(Identifier::Dns)
+            .collect();
         let mut new = NewOrder::new(&ids);
         if let Some(p) = &self.config.profile {
             new = new.profile(p);
         }
+        // `replaces` only where the server offers renewal information: instant-acme (and
+        // RFC 9773) treat it as an error elsewhere.
+        let replaced = match order.replaces {
+            Some(old) => match certificate_identifier(old) {
+                Some(id) => match account.renewal_info(&id).await {
+                    Ok(_) => Some(id),
+                    Err(instant_acme::Error::Unsupported(_)) => None,
+                    Err(e) => {
+                        tracing::info!(error = %e, "renewal information unavailable; ordering without replaces");
+                        None
+                    }
+                },
+                None => None,
+            },
+            None => None,
+        };
+        if let Some(id) = replaced {
+            new = new.replaces(id);
+        }
+        let csr_der = order.csr_der;
         let mut order = account.new_order(&new).await.map_err(failure)?;
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
@@ -239,7 +271,47 @@ impl AcmeUpstream {
             return Err(invalid_order(&mut order).await);
         }
         order.finalize_csr(csr_der).await.map_err(failure)?;
-        order.poll_certificate(&retries).await.map_err(failure)
+        let pem = order.poll_certificate(&retries).await.map_err(failure)?;
+        let Some(preferred) = &self.config.preferred_chain else {
+            return Ok(pem);
+        };
+        if acme_chains::is_preferred(&pem, preferred) {
+            return Ok(pem);
+        }
+        let cert_url = order.state().certificate.clone();
+        // The certificate is issued: a failure to fetch an alternate keeps the default
+        // chain rather than throwing the certificate away.
+        match self.alternate(account.id(), cert_url, preferred).await {
+            Ok(Some(alt)) => Ok(alt),
+            Ok(None) => {
+                tracing::info!(preferred = %preferred, "the upstream offers no chain under the preferred issuer; keeping its default chain");
+                Ok(pem)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message, "fetching alternate chains failed; keeping the default chain");
+                Ok(pem)
+            }
+        }
+    }
+
+    /// The chain at `cert_url` (or one of its alternates) under `preferred`.
+    async fn alternate(
+        &self,
+        account_url: &str,
+        cert_url: Option<String>,
+        preferred: &str,
+    ) -> Result<Option<String>, UpstreamFailure> {
+        let cert_url = cert_url.ok_or_else(|| UpstreamFailure::plain("no certificate URL"))?;
+        let creds: AccountCredentials = serde_json::from_str(&self.credentials)
+            .map_err(|e| UpstreamFailure::plain(format!("stored account credentials: {e}")))?;
+        let fetcher = acme_chains::ChainFetcher::new(
+            &self.config.directory_url,
+            self.config.trust_bundle.as_deref(),
+            account_url,
+            creds.private_key().secret_pkcs8_der(),
+        )
+        .await?;
+        fetcher.preferred(&cert_url, preferred).await
     }
 }
 
@@ -327,8 +399,7 @@ async fn bounded<T>(
 impl UpstreamCa for AcmeUpstream {
     fn issue<'a>(
         &'a self,
-        csr_der: &'a [u8],
-        dns_names: &'a [String],
+        order: UpstreamOrder<'a>,
         board: &'a dyn ChallengeBoard,
     ) -> BoxFuture<'a, Result<String, UpstreamFailure>> {
         Box::pin(async move {
@@ -336,7 +407,7 @@ impl UpstreamCa for AcmeUpstream {
             let mut records = Vec::new();
             let r = tokio::time::timeout(
                 ORDER_TIMEOUT,
-                self.issue_inner(csr_der, dns_names, board, &mut published, &mut records),
+                self.issue_inner(order, board, &mut published, &mut records),
             )
             .await
             .unwrap_or_else(|_| {
@@ -378,6 +449,50 @@ impl UpstreamCa for AcmeUpstream {
         })
     }
 
+    fn renewal_info<'a>(
+        &'a self,
+        cert_der: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<RenewalAdvice>, UpstreamFailure>> {
+        Box::pin(async move {
+            let Some(id) = certificate_identifier(cert_der) else {
+                return Ok(None);
+            };
+            let account = self.account().await?;
+            match tokio::time::timeout(CALL_TIMEOUT, account.renewal_info(&id)).await {
+                Err(_) => Err(UpstreamFailure::plain(format!(
+                    "renewal information: no answer within {}s",
+                    CALL_TIMEOUT.as_secs()
+                ))),
+                Ok(Err(instant_acme::Error::Unsupported(_))) => Ok(None),
+                Ok(Err(e)) => {
+                    let mut f = failure(e);
+                    f.message = format!("renewal information: {}", f.message);
+                    Err(f)
+                }
+                Ok(Ok((info, retry_after))) => Ok(Some(RenewalAdvice {
+                    start: info.suggested_window.start,
+                    end: info.suggested_window.end,
+                    explanation_url: info.explanation_url,
+                    retry_after,
+                })),
+            }
+        })
+    }
+
+    fn rollover_key(&self) -> BoxFuture<'_, Result<String, UpstreamFailure>> {
+        Box::pin(async move {
+            let mut account = self.account().await?;
+            let creds = bounded(
+                CALL_TIMEOUT,
+                "rolling the account key over",
+                account.update_key(),
+            )
+            .await?;
+            serde_json::to_string(&creds)
+                .map_err(|e| UpstreamFailure::plain(format!("account credentials: {e}")))
+        })
+    }
+
     fn deactivate(&self) -> BoxFuture<'_, Result<(), UpstreamFailure>> {
         Box::pin(async move {
             let account = self.account().await?;
@@ -389,4 +504,27 @@ impl UpstreamCa for AcmeUpstream {
             .await
         })
     }
+}
+
+/// The RFC 9773 identifier of a certificate: its authority key identifier and serial
+/// number (both without their DER tag and length); `None` when it has no key identifier.
+fn certificate_identifier(cert_der: &[u8]) -> Option<CertificateIdentifier<'static>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })?;
+    let serial = cert.tbs_certificate.raw_serial().to_vec();
+    Some(
+        CertificateIdentifier::new(
+            rustls::pki_types::Der::from(aki.as_slice()),
+            rustls::pki_types::Der::from(serial.as_slice()),
+        )
+        .into_owned(),
+    )
 }

@@ -2,6 +2,7 @@
 //! sign certificates certkeeper asks for on its users' behalf.
 
 pub mod acme;
+pub mod acme_chains;
 pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;

@@ -26,6 +26,11 @@ pub enum IssuerCmd {
         /// Name or id.
         name: String,
     },
+    /// Roll an ACME issuer's account key over to a new key (admin).
+    RolloverKey {
+        /// Name or id.
+        name: String,
+    },
     /// Remove an external issuer: deactivates its ACME account (admin).
     Remove {
         /// Name or id.
@@ -57,6 +62,10 @@ pub struct CreateAcmeArgs {
     /// ACME profile to order under.
     #[arg(long)]
     acme_profile: Option<String>,
+    /// The chain to keep when the CA offers several: the common name of the CA that
+    /// issued the chain's topmost certificate.
+    #[arg(long)]
+    preferred_chain: Option<String>,
     /// Prove names with dns-01 (needed for wildcards) through RFC 2136: a JSON file
     /// with server, zone, key_name, algorithm and nameservers.
     #[arg(long, requires = "tsig_secret_file")]
@@ -93,6 +102,7 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
                 eab_hmac_key_file,
                 trust_bundle,
                 acme_profile,
+                preferred_chain,
                 rfc2136,
                 tsig_secret_file,
                 cloudflare,
@@ -112,6 +122,9 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
             }
             if let Some(p) = acme_profile {
                 body["profile"] = json!(p);
+            }
+            if let Some(p) = preferred_chain {
+                body["preferred_chain"] = json!(p);
             }
             for (key, file, secret_key, secret) in [
                 ("rfc2136", rfc2136, "tsig_secret", tsig_secret_file),
@@ -155,6 +168,17 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
                 .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
+        IssuerCmd::RolloverKey { name } => show(
+            &c.json(
+                Method::POST,
+                &format!("/issuers/{name}/account-key"),
+                None,
+                &[],
+            )
+            .await?,
+            json_out,
+            COLS,
+        ),
         IssuerCmd::Remove { name } => {
             c.json(Method::DELETE, &format!("/issuers/{name}"), None, &[])
                 .await?;

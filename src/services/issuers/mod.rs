@@ -27,7 +27,7 @@ use crate::store::{IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, Sto
 use crate::upstream::acme::{AcmeConfig, AcmeUpstream, DNS_01, HTTP_01};
 use crate::upstream::cloudflare::Cloudflare;
 use crate::upstream::rfc2136::Rfc2136;
-use port::{BoxFuture, ChallengeBoard, UpstreamCa};
+use port::{BoxFuture, ChallengeBoard, RenewalAdvice, UpstreamCa, UpstreamOrder};
 
 /// The kind of an ACME issuer.
 pub const KIND_ACME: &str = "acme";
@@ -86,6 +86,9 @@ pub struct IssuerView {
     /// The ACME profile orders ask for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// The chain kept when the CA offers several: the issuer of its topmost certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_chain: Option<String>,
     /// How names are proven: `http-01` or `dns-01`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
@@ -121,6 +124,7 @@ impl IssuerView {
             eab_kid: cfg.eab_kid,
             trust_bundle: Some(cfg.trust_bundle.is_some()),
             profile: cfg.profile,
+            preferred_chain: cfg.preferred_chain,
             challenge: Some(cfg.challenge),
             rfc2136: cfg.rfc2136.map(|r| json!(r)),
             cloudflare: cfg.cloudflare.map(|c| json!(c)),
@@ -140,6 +144,7 @@ impl IssuerView {
             eab_kid: None,
             trust_bundle: None,
             profile: None,
+            preferred_chain: None,
             challenge: None,
             rfc2136: None,
             cloudflare: None,
@@ -257,6 +262,13 @@ fn validate_config(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
     {
         return Err(Error::BadRequest(
             "profile must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    if let Some(p) = &c.preferred_chain
+        && (p.trim().is_empty() || p.len() > 256 || p.chars().any(char::is_control))
+    {
+        return Err(Error::BadRequest(
+            "preferred_chain must be a common name of 1 to 256 characters".into(),
         ));
     }
     if let Some(tb) = &c.trust_bundle {
@@ -499,6 +511,47 @@ impl IssuerService {
         Ok(())
     }
 
+    /// When the external issuer `issuer_id` suggests renewing `cert_der`, one it issued
+    /// (RFC 9773); `None` when it offers no renewal information.
+    pub async fn renewal_info(
+        &self,
+        issuer_id: &str,
+        cert_der: &[u8],
+    ) -> Result<Option<RenewalAdvice>, Error> {
+        let rec = self.pki.store().get_issuer(issuer_id).await?;
+        Ok(self.upstream(&rec)?.renewal_info(cert_der).await?)
+    }
+
+    /// Replace the ACME account key of the external issuer `name` (RFC 8555 §7.3.5, on
+    /// demand: a key that may have leaked, or a key's age). The upstream moves the account
+    /// to a new key made here; the new credentials are sealed in place of the old in the
+    /// same transaction as the audit event. If the upstream refuses, nothing changes.
+    pub async fn rollover_key(&self, name: &str, actor: &Actor) -> Result<IssuerView, Error> {
+        let store = self.pki.store();
+        let rec = match store.get_issuer(name).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound(_)) => {
+                return Err(Error::NotFound(format!(
+                    "no external issuer {name:?} (our own CAs roll over with POST /cas/{{id}}/rollover)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let creds = self.upstream(&rec)?.rollover_key().await?;
+        let sealed = self
+            .pki
+            .master()
+            .seal(creds.as_bytes(), &seal_context("account", &rec.id))?;
+        let ev = actor
+            .event("issuer.account_key.rollover", "issuer")
+            .object(&rec.id)
+            .detail(json!({"name": rec.name, "account_url": rec.account_url}));
+        store
+            .replace_issuer_account(&rec.id, &sealed, &ev, self.pki.now())
+            .await?;
+        IssuerView::of(&store.get_issuer(&rec.id).await?)
+    }
+
     /// The http-01 answer published for `token`, if any.
     pub async fn http01_answer(&self, token: &str) -> Result<Option<String>, Error> {
         if token.is_empty() || token.len() > 128 {
@@ -508,13 +561,16 @@ impl IssuerService {
     }
 
     /// Issue under `profile` for `key` (made here): by our CA through [`Pki::issue`], or by
-    /// the profile's external issuer. `keep_key` keeps the key sealed with the certificate.
+    /// the profile's external issuer. `keep_key` keeps the key sealed with the certificate;
+    /// `replaces` is the certificate (DER) a renewal replaces, which an ACME upstream that
+    /// offers renewal information is told about.
     pub async fn issue_with_key(
         &self,
         profile: &ProfileRecord,
         request: IssuanceRequest,
         key: &KeyPair,
         keep_key: bool,
+        replaces: Option<&[u8]>,
         actor: &Actor,
     ) -> Result<Issued, Error> {
         let pkcs8 = key.serialize_der();
@@ -536,7 +592,12 @@ impl IssuerService {
             .serialize_request(key)
             .map_err(|e| Error::Internal(format!("building the CSR: {e}")))?;
         let spki = key.subject_public_key_info();
-        self.issue_upstream(profile, &rec, &approved, csr.der(), &spki, managed, actor)
+        let order = UpstreamOrder {
+            csr_der: csr.der(),
+            dns_names: &approved.dns_names,
+            replaces,
+        };
+        self.issue_upstream(profile, &rec, &approved, order, &spki, managed, actor)
             .await
     }
 
@@ -577,7 +638,12 @@ impl IssuerService {
             Ok(_) => return Err(Error::BadCsr("not a certificate request".into())),
             Err(_) => csr.to_vec(),
         };
-        self.issue_upstream(profile, &rec, &approved, &der, &spki, None, actor)
+        let order = UpstreamOrder {
+            csr_der: &der,
+            dns_names: &approved.dns_names,
+            replaces: None,
+        };
+        self.issue_upstream(profile, &rec, &approved, order, &spki, None, actor)
             .await
     }
 
@@ -609,7 +675,7 @@ impl IssuerService {
         Ok(approved)
     }
 
-    /// Send `csr_der` (for `spki`) to the upstream `rec`, check its answer, and record the
+    /// Send `order` (for `spki`) to the upstream `rec`, check its answer, and record the
     /// certificate (with `managed`, the key to keep sealed beside it).
     #[allow(clippy::too_many_arguments)]
     async fn issue_upstream(
@@ -617,16 +683,13 @@ impl IssuerService {
         profile: &ProfileRecord,
         rec: &IssuerRecord,
         approved: &certkeeper_ca::UpstreamApproved,
-        csr_der: &[u8],
+        order: UpstreamOrder<'_>,
         spki: &[u8],
         managed: Option<&[u8]>,
         actor: &Actor,
     ) -> Result<Issued, Error> {
         let board = StoreBoard(&self.pki);
-        let pem = self
-            .upstream(rec)?
-            .issue(csr_der, &approved.dns_names, &board)
-            .await?;
+        let pem = self.upstream(rec)?.issue(order, &board).await?;
         let chain =
             certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
                 message: format!("the upstream's certificate does not parse: {e}"),

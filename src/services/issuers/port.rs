@@ -53,16 +53,60 @@ pub trait ChallengeBoard: Send + Sync {
     fn withdraw<'a>(&'a self, token: &'a str) -> BoxFuture<'a, ()>;
 }
 
+/// What is asked of an upstream CA: one certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamOrder<'a> {
+    /// The PKCS#10 request (DER), already approved by the profile.
+    pub csr_der: &'a [u8],
+    /// The names it asks for.
+    pub dns_names: &'a [String],
+    /// The certificate (DER) this one replaces, on renewal: an ACME CA that offers renewal
+    /// information (RFC 9773) is told so with `replaces`.
+    pub replaces: Option<&'a [u8]>,
+}
+
+/// When the upstream suggests renewing a certificate (ACME renewal information, RFC 9773).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalAdvice {
+    /// Start of the suggested window.
+    pub start: time::OffsetDateTime,
+    /// End of the suggested window.
+    pub end: time::OffsetDateTime,
+    /// A page that explains the window, when the upstream gives one.
+    pub explanation_url: Option<String>,
+    /// How long until the upstream wants to be asked again (its `Retry-After`).
+    pub retry_after: std::time::Duration,
+}
+
 /// One upstream CA, as the issuers service uses it.
 pub trait UpstreamCa: Send + Sync {
-    /// Have the upstream sign `csr_der` (a PKCS#10 request for `dns_names`); answers the
-    /// certificate followed by its chain, PEM.
+    /// Have the upstream sign `order.csr_der`; answers the certificate followed by its
+    /// chain, PEM.
     fn issue<'a>(
         &'a self,
-        csr_der: &'a [u8],
-        dns_names: &'a [String],
+        order: UpstreamOrder<'a>,
         board: &'a dyn ChallengeBoard,
     ) -> BoxFuture<'a, Result<String, UpstreamFailure>>;
+
+    /// When the upstream suggests renewing `cert_der` (one it issued): `None` when it
+    /// offers no renewal information.
+    fn renewal_info<'a>(
+        &'a self,
+        cert_der: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<RenewalAdvice>, UpstreamFailure>> {
+        let _ = cert_der;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Replace the key the upstream knows us by (ACME account key rollover, RFC 8555
+    /// §7.3.5); answers the new credentials to seal in place of the old.
+    fn rollover_key(&self) -> BoxFuture<'_, Result<String, UpstreamFailure>> {
+        Box::pin(async {
+            Err(UpstreamFailure::plain(
+                "this issuer has no account key to roll over",
+            ))
+        })
+    }
 
     /// Check that the upstream knows us (the ACME account exists); answers what it found.
     fn check(&self) -> BoxFuture<'_, Result<Value, UpstreamFailure>>;

@@ -67,6 +67,53 @@ pub fn renewal_point(
     }
 }
 
+/// Least time between two requests for an upstream's renewal information.
+const ARI_MIN_RECHECK: Duration = Duration::minutes(1);
+/// Most time between two requests for an upstream's renewal information.
+const ARI_MAX_RECHECK: Duration = Duration::days(1);
+
+/// When to renew given an upstream's suggested window `start`..`end` (RFC 9773 §4.2) and
+/// the renewal scheduled now: `now` once the window has started, the scheduled time when
+/// it lies inside the window (`None`: nothing moves), else the point `pick` (0 to 1) of
+/// the way through the window.
+pub fn renewal_in_window(
+    now: OffsetDateTime,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    scheduled: Option<OffsetDateTime>,
+    pick: f64,
+) -> Option<OffsetDateTime> {
+    if start <= now {
+        return match scheduled {
+            Some(at) if at <= now => None,
+            _ => Some(now),
+        };
+    }
+    if let Some(at) = scheduled
+        && at >= start
+        && at <= end
+    {
+        return None;
+    }
+    let span = if end > start {
+        end - start
+    } else {
+        Duration::ZERO
+    };
+    Some(start + span * pick.clamp(0.0, 1.0))
+}
+
+/// A uniformly random number from 0 to 1.
+fn random_fraction() -> f64 {
+    let mut b = [0u8; 8];
+    // The system's generator does not fail on the platforms we build for; the middle
+    // of the window is a fine answer if it ever did.
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// What a new managed certificate is created with.
 #[derive(Debug, Clone)]
 pub struct NewManaged {
@@ -162,6 +209,7 @@ impl Managed {
         &self,
         profile_name: &str,
         request: &ManagedRequest,
+        replaces: Option<&[u8]>,
         actor: &Actor,
     ) -> Result<Issued, Error> {
         let profile = self.pki.profile(profile_name).await.map_err(|e| match e {
@@ -180,7 +228,7 @@ impl Managed {
         }
         req.validity = request.validity_days.map(|d| Duration::days(d.into()));
         self.issuers
-            .issue_with_key(&profile, req, &key, true, actor)
+            .issue_with_key(&profile, req, &key, true, replaces, actor)
             .await
     }
 
@@ -240,7 +288,10 @@ impl Managed {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let issued = match self.issue_version(&new.profile, &new.request, actor).await {
+        let issued = match self
+            .issue_version(&new.profile, &new.request, None, actor)
+            .await
+        {
             Ok(issued) => issued,
             // An upstream that refused or failed: the certificate is managed all the same,
             // with no version yet, and the renewal job retries with backoff.
@@ -291,6 +342,7 @@ impl Managed {
             last_problem: None,
             created_at: self.pki.now(),
             created_by: actor.name.clone(),
+            upstream_window: None,
         }
     }
 
@@ -359,8 +411,15 @@ impl Managed {
                 return Err(e.into());
             }
         };
+        let replaces = match self.current_certificate(&rec).await {
+            Ok(c) => c.map(|c| c.der),
+            Err(e) => {
+                store.release_managed(id, &self.owner).await?;
+                return Err(e);
+            }
+        };
         match self
-            .issue_version(&rec.profile_name, &rec.request, actor)
+            .issue_version(&rec.profile_name, &rec.request, replaces.as_deref(), actor)
             .await
         {
             Ok(issued) => {
@@ -392,8 +451,83 @@ impl Managed {
         }
     }
 
+    /// Ask the upstream ACME CAs that offer renewal information (RFC 9773) when to renew
+    /// the current versions they issued, as often as their `Retry-After` allows (between a
+    /// minute and a day), and follow their window: a window that has started means renew
+    /// now; otherwise a renewal already scheduled inside the window stays, and one outside
+    /// it moves to a random point within it (so that many clients do not renew at once).
+    /// A failure to ask is logged and asked again in an hour; renewal goes on as scheduled.
+    async fn check_renewal_info(&self) -> Result<(), Error> {
+        let store = self.pki.store();
+        let now = self.pki.now();
+        for due in store.renewal_info_due(now).await? {
+            let cert = store.get_certificate(&due.certificate_id).await?;
+            let (window, next_check, next_renewal) = match self
+                .issuers
+                .renewal_info(&due.issuer_id, &cert.der)
+                .await
+            {
+                Ok(Some(advice)) => {
+                    let wait = Duration::try_from(advice.retry_after)
+                        .unwrap_or(ARI_MAX_RECHECK)
+                        .clamp(ARI_MIN_RECHECK, ARI_MAX_RECHECK);
+                    let next = renewal_in_window(
+                        now,
+                        advice.start,
+                        advice.end,
+                        due.next_renewal_at,
+                        random_fraction(),
+                    );
+                    let window = crate::store::UpstreamWindow {
+                        start: advice.start,
+                        end: advice.end,
+                        explanation_url: advice.explanation_url,
+                        next_check: Some(now + wait),
+                    };
+                    (Some(window), now + wait, next)
+                }
+                Ok(None) => (None, now + ARI_MAX_RECHECK, None),
+                Err(e) => {
+                    tracing::warn!(managed = %due.managed_id, error = %e, "asking the upstream for renewal information failed; asking again in an hour");
+                    (None, now + Duration::hours(1), None)
+                }
+            };
+            let recorded = store
+                .record_renewal_info(
+                    &due.managed_id,
+                    &due.certificate_id,
+                    window.as_ref(),
+                    next_check,
+                    next_renewal,
+                )
+                .await?;
+            if let (true, Some(at)) = (recorded, next_renewal) {
+                tracing::info!(managed = %due.managed_id, renew_at = %at, "the upstream's renewal window moved the renewal");
+            }
+        }
+        Ok(())
+    }
+
+    /// The certificate of `rec`'s current version, if it has one.
+    async fn current_certificate(
+        &self,
+        rec: &ManagedRecord,
+    ) -> Result<Option<crate::store::CertRecord>, Error> {
+        let store = self.pki.store();
+        let Some(v) = store
+            .managed_versions(&rec.id)
+            .await?
+            .into_iter()
+            .find(|v| v.version == rec.current_version)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(store.get_certificate(&v.certificate_id).await?))
+    }
+
     /// Renew every certificate that is due; returns how many were renewed.
     pub async fn renew_due(&self) -> Result<usize, Error> {
+        self.check_renewal_info().await?;
         let moved = self
             .pki
             .store()
@@ -498,6 +632,36 @@ mod tests {
         assert_eq!(backoff(2), Duration::minutes(2));
         assert_eq!(backoff(4), Duration::minutes(8));
         assert_eq!(backoff(50), Duration::hours(6));
+    }
+
+    #[test]
+    fn an_upstream_window_moves_the_renewal_only_when_it_must() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let (start, end) = (now + Duration::days(10), now + Duration::days(12));
+        // A window that has started: renew now, unless already due.
+        assert_eq!(
+            renewal_in_window(now, now - Duration::hours(1), end, Some(start), 0.5),
+            Some(now)
+        );
+        assert_eq!(
+            renewal_in_window(now, now, end, Some(now - Duration::minutes(1)), 0.5),
+            None
+        );
+        // A renewal already inside the window stays where it is.
+        assert_eq!(
+            renewal_in_window(now, start, end, Some(start + Duration::days(1)), 0.9),
+            None
+        );
+        // Outside it (earlier or later, or none yet): the chosen point within it.
+        assert_eq!(
+            renewal_in_window(now, start, end, Some(now + Duration::days(20)), 0.25),
+            Some(start + Duration::hours(12))
+        );
+        assert_eq!(
+            renewal_in_window(now, start, end, Some(now + Duration::days(2)), 1.0),
+            Some(end)
+        );
+        assert_eq!(renewal_in_window(now, start, end, None, 0.0), Some(start));
     }
 
     #[test]
