@@ -67,6 +67,14 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// A new, empty PostgreSQL database: its URL and name (for [`drop_database`]).
+pub fn new_pg_database() -> (String, String) {
+    let name = unique("ck_test");
+    psql(&format!("CREATE DATABASE {name}"));
+    let base = pg_admin_url();
+    (format!("{}/{name}", base.rsplit_once('/').unwrap().0), name)
+}
+
 fn psql(sql: &str) {
     let out = Command::new("psql")
         .args([&pg_admin_url(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
@@ -126,10 +134,7 @@ impl TestServer {
         let (database_url, pg_db) = match db {
             Db::Sqlite => (None, None),
             Db::Postgres => {
-                let name = unique("ck_test");
-                psql(&format!("CREATE DATABASE {name}"));
-                let base = pg_admin_url();
-                let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+                let (url, name) = new_pg_database();
                 (Some(url), Some(name))
             }
         };

@@ -408,7 +408,9 @@ impl<S: AcmeStore, I: Issuer> Engine<S, I> {
         let ev = call
             .actor(Some(&account.id))
             .event("acme.order.create", "acme_order", &order.id)
-            .detail(json!({"identifiers": ids, "profile": call.profile.name}));
+            .detail(json!({
+                "identifiers": ids, "profile": call.profile.name, "replaces": order.replaced_id,
+            }));
         match self.store.order_insert(&order, &new, &reused, &ev).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) if order.replaced_id.is_some() => {
