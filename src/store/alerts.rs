@@ -820,9 +820,17 @@ async fn fire_window(
             // Our certificates without a profile are delegated OCSP responders,
             // which renew themselves: not inventory anyone is warned about.
             conds.push("(i.certificate_id IS NULL OR i.profile_name IS NOT NULL)".into());
-            // A certificate renewed (same subject and names, later expiry) is done.
+            // A certificate renewed (same subject and names, later expiry, in either
+            // table of the inventory) is done. The check names the two tables rather than
+            // the view: SQLite cannot push a correlated condition into the view's
+            // `UNION ALL` and would build a temporary index over the whole inventory for
+            // every statement; on the tables it is a range of their (subject, not_after)
+            // indexes.
             conds.push(
-                "NOT EXISTS (SELECT 1 FROM alert_inventory n WHERE n.subject = i.subject AND n.sans = i.sans AND n.not_after > i.not_after AND n.status = 'valid')".into(),
+                "NOT EXISTS (SELECT 1 FROM certificates n WHERE n.subject = i.subject AND n.not_after > i.not_after AND n.sans = i.sans AND n.status = 'valid') \
+                 AND NOT EXISTS (SELECT 1 FROM discovery_certificates n WHERE n.subject = i.subject AND n.not_after > i.not_after AND n.dns_names = i.sans AND n.certificate_id IS NULL \
+                 AND EXISTS (SELECT 1 FROM discovery_endpoints e WHERE e.fingerprint = n.fingerprint AND e.gone_at IS NULL))"
+                    .into(),
             );
             let extra: String = conds.iter().map(|c| format!(" AND {c}")).collect();
             format!(
