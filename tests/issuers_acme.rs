@@ -1391,7 +1391,8 @@ impl Drop for R53NameServers {
 /// unrelated TXT value that was there before: both are seen in moto during issuance, both
 /// are gone afterwards, and the unrelated value is still there. The issuer created through
 /// the CLI finds its zone (`r53.test`, not the parent zone `test`) by name; a zone id that
-/// moto does not have, and bad settings, are refused and nothing is stored.
+/// moto does not have, credentials it does not accept, and bad settings are refused and
+/// nothing is stored.
 async fn dns01_route53(db: Db) {
     let moto = Moto::start();
     let chall = ChallSrv::start();
@@ -1477,6 +1478,21 @@ async fn dns01_route53(db: Db) {
             "{why}: {problem}"
         );
     }
+    // Credentials Route 53 does not accept (moto enforcing IAM, which knows no such key).
+    let strict = Moto::start_enforcing_iam(0);
+    let mut unknown_key = issuer("r53", settings(&zone));
+    unknown_key["route53"]["endpoint_url"] = json!(strict.url);
+    let (st, problem) = s.api(Method::POST, "/issuers", Some(unknown_key)).await;
+    assert_eq!(st, 502, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("credentials were not accepted"),
+        "{problem}"
+    );
+    assert!(!problem.to_string().contains("test-secret"), "{problem}");
+    drop(strict);
     let (_, after) = s.api(Method::GET, "/issuers", None).await;
     assert_eq!(before, after);
 

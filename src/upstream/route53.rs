@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use aws_sdk_route53::config::http::HttpResponse;
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -145,15 +147,10 @@ fn quoted(value: &str) -> String {
 /// missing permission, when refused).
 async fn bounded<T, E>(
     action: &str,
-    call: impl Future<
-        Output = Result<
-            T,
-            aws_sdk_route53::error::SdkError<E, aws_sdk_route53::config::http::HttpResponse>,
-        >,
-    >,
+    call: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 ) -> Result<T, UpstreamFailure>
 where
-    E: aws_sdk_route53::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(r) => {
