@@ -7,6 +7,10 @@
 //! version pushed to the same ACM certificate; a name Pebble refuses ends in a
 //! failure recorded with Pebble's problem document and an `issuance.failed` alert.
 //!
+//! dns-01 goes through RFC 2136 (a real BIND), Cloudflare (a stand-in following its
+//! documented API) and AWS Route 53 (moto in server mode, with the test playing Route 53's
+//! name servers).
+//!
 //! Pebble rejects `PEBBLE_WFE_NONCEREJECT` percent of good nonces (5 here, its default
 //! rate): every order passes through dozens of signed requests, so the `badNonce` retries
 //! are exercised on most runs.
@@ -1226,6 +1230,377 @@ async fn preferred_chain_and_key_rollover_postgres() {
     preferred_chain_and_key_rollover(Db::Postgres).await;
 }
 
+/// The value of the TXT record at the challenge name that was there before (a domain
+/// verification of some other service): it must survive every change certkeeper makes.
+const R53_UNRELATED: &str = "\"unrelated-site-verification=4f1c\"";
+/// The challenge name of `*.r53.test` and `r53.test` alike.
+const R53_CHALLENGE: &str = "_acme-challenge.r53.test.";
+
+/// A Route 53 client for moto.
+async fn route53_client(moto: &Moto) -> aws_sdk_route53::Client {
+    let creds: certkeeper_sync::AwsCredentials =
+        serde_json::from_value(Moto::credentials()).unwrap();
+    let conf =
+        certkeeper_sync::aws_sdk_config(Some("us-east-1"), Some(&moto.url), None, Some(creds))
+            .await
+            .unwrap();
+    aws_sdk_route53::Client::new(&conf)
+}
+
+/// A public hosted zone `name` in moto; answers its bare id.
+async fn r53_zone(r53: &aws_sdk_route53::Client, name: &str) -> String {
+    let out = r53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("certkeeper-test-{name}"))
+        .send()
+        .await
+        .unwrap();
+    out.hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
+
+/// The TXT record sets of a zone in moto: name (lowercase, final dot) → (TTL, values as
+/// Route 53 writes them, quoted).
+async fn r53_txt(
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+) -> std::collections::BTreeMap<String, (i64, Vec<String>)> {
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    out.resource_record_sets()
+        .iter()
+        .filter(|r| r.r#type() == &aws_sdk_route53::types::RrType::Txt)
+        .map(|r| {
+            let values = r
+                .resource_records()
+                .iter()
+                .map(|v| v.value().to_string())
+                .collect();
+            (
+                r.name().to_ascii_lowercase(),
+                (r.ttl().unwrap_or(0), values),
+            )
+        })
+        .collect()
+}
+
+/// What the name-server stand-in saw: every TXT value found in moto at each name, and the
+/// most values found there at once.
+#[derive(Default)]
+struct R53Seen {
+    values: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    most: std::collections::BTreeMap<String, usize>,
+}
+
+/// Route 53's name servers, played by the test: moto answers Route 53's API but no DNS, so
+/// this task polls moto's `ListResourceRecordSets` for the zone and mirrors its TXT records
+/// into `pebble-challtestsrv` through its management API (`set-txt` for each new value;
+/// `clear-txt` and `set-txt` of what is left when a value goes). That server is the DNS
+/// that Pebble validates against and the `nameservers` override the issuer waits on.
+struct R53NameServers {
+    seen: std::sync::Arc<std::sync::Mutex<R53Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl R53NameServers {
+    fn start(r53: aws_sdk_route53::Client, zone: String, chall_mgmt: u16) -> R53NameServers {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(R53Seen::default()));
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let manage = |endpoint: &'static str, body: Value| {
+                let req = http
+                    .post(format!("http://127.0.0.1:{chall_mgmt}/{endpoint}"))
+                    .json(&body);
+                async move {
+                    let r = req.send().await.unwrap();
+                    assert!(
+                        r.status().is_success(),
+                        "challtestsrv {endpoint}: {}",
+                        r.status()
+                    );
+                }
+            };
+            let mut served: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            loop {
+                let now: std::collections::BTreeMap<String, Vec<String>> = r53_txt(&r53, &zone)
+                    .await
+                    .into_iter()
+                    .map(|(name, (_, values))| {
+                        let plain = values
+                            .iter()
+                            .map(|v| v.trim_matches('"').to_string())
+                            .collect();
+                        (name, plain)
+                    })
+                    .collect();
+                {
+                    let mut seen = record.lock().unwrap();
+                    for (name, values) in &now {
+                        seen.values
+                            .entry(name.clone())
+                            .or_default()
+                            .extend(values.iter().cloned());
+                        let most = seen.most.entry(name.clone()).or_default();
+                        *most = (*most).max(values.len());
+                    }
+                }
+                let names: std::collections::BTreeSet<String> =
+                    served.keys().chain(now.keys()).cloned().collect();
+                for name in names {
+                    let old = served.get(&name).cloned().unwrap_or_default();
+                    let new = now.get(&name).cloned().unwrap_or_default();
+                    if old.iter().all(|v| new.contains(v)) {
+                        for v in new.iter().filter(|v| !old.contains(v)) {
+                            manage("set-txt", json!({"host": name, "value": v})).await;
+                        }
+                    } else {
+                        manage("clear-txt", json!({"host": name})).await;
+                        for v in &new {
+                            manage("set-txt", json!({"host": name, "value": v})).await;
+                        }
+                    }
+                }
+                served = now;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        R53NameServers { seen, task }
+    }
+}
+
+impl Drop for R53NameServers {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A certificate for a wildcard and its base name (`*.r53.test`, `r53.test`) from Pebble by
+/// dns-01 through AWS Route 53, which moto in server mode stands for. moto does not answer
+/// DNS: the test plays Route 53's name servers itself ([`R53NameServers`] mirrors the TXT
+/// records it finds in moto into `pebble-challtestsrv`, the DNS Pebble queries and the
+/// issuer's `nameservers` override). The two challenge values share one name, beside an
+/// unrelated TXT value that was there before: both are seen in moto during issuance, both
+/// are gone afterwards, and the unrelated value is still there. The issuer created through
+/// the CLI finds its zone (`r53.test`, not the parent zone `test`) by name; a zone id that
+/// moto does not have, credentials it does not accept, and bad settings are refused and
+/// nothing is stored.
+async fn dns01_route53(db: Db) {
+    let moto = Moto::start();
+    let chall = ChallSrv::start();
+    let s = TestServer::start(db).await;
+    let pebble = Pebble::start(s.dir.path(), s.http_port, chall.dns_port);
+    let r53 = route53_client(&moto).await;
+    let parent = r53_zone(&r53, "test").await;
+    let zone = r53_zone(&r53, "r53.test").await;
+    let unrelated = aws_sdk_route53::types::ResourceRecordSet::builder()
+        .name(R53_CHALLENGE)
+        .r#type(aws_sdk_route53::types::RrType::Txt)
+        .ttl(300)
+        .resource_records(
+            aws_sdk_route53::types::ResourceRecord::builder()
+                .value(R53_UNRELATED)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(
+                    aws_sdk_route53::types::Change::builder()
+                        .action(aws_sdk_route53::types::ChangeAction::Create)
+                        .resource_record_set(unrelated)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ns = R53NameServers::start(r53.clone(), zone.clone(), chall.mgmt_port);
+    let nameservers = json!([format!("127.0.0.1:{}", chall.dns_port)]);
+    let settings = |zone_id: &str| {
+        json!({
+            "hosted_zone_id": zone_id, "region": "us-east-1", "endpoint_url": moto.url,
+            "nameservers": nameservers,
+        })
+    };
+    let issuer = |name: &str, route53: Value| {
+        json!({
+            "name": name, "kind": "acme", "directory_url": pebble.directory(),
+            "trust_bundle": pebble.tls_root, "challenge": "dns-01",
+            "route53": route53, "route53_credentials": Moto::credentials(),
+        })
+    };
+
+    // Bad input: nothing is stored.
+    let (_, before) = s.api(Method::GET, "/issuers", None).await;
+    let (st, problem) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(issuer("r53", settings("Z0NOSUCHZONE0000000000"))),
+        )
+        .await;
+    assert_eq!(st, 502, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("NoSuchHostedZone"), "{problem}");
+    assert!(!problem.to_string().contains("test-secret"), "{problem}");
+    let mut with_profile = settings(&zone);
+    with_profile["profile"] = json!("default");
+    let mut creds_only = issuer("r53", Value::Null);
+    creds_only.as_object_mut().unwrap().remove("route53");
+    let mut http01 = issuer("r53", settings(&zone));
+    http01["challenge"] = json!("http-01");
+    for (body, why) in [
+        (issuer("r53", settings("not a zone!")), "hosted_zone_id"),
+        (issuer("r53", with_profile), "profile or credentials"),
+        (creds_only, "one DNS provider"),
+        (http01, "dns-01 challenge"),
+    ] {
+        let (st, problem) = s.api(Method::POST, "/issuers", Some(body.clone())).await;
+        assert_eq!(st, 400, "{body}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{why}: {problem}"
+        );
+    }
+    // Credentials Route 53 does not accept (moto enforcing IAM, which knows no such key).
+    let strict = Moto::start_enforcing_iam(0);
+    let mut unknown_key = issuer("r53", settings(&zone));
+    unknown_key["route53"]["endpoint_url"] = json!(strict.url);
+    let (st, problem) = s.api(Method::POST, "/issuers", Some(unknown_key)).await;
+    assert_eq!(st, 502, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("credentials were not accepted"),
+        "{problem}"
+    );
+    assert!(!problem.to_string().contains("test-secret"), "{problem}");
+    drop(strict);
+    let (_, after) = s.api(Method::GET, "/issuers", None).await;
+    assert_eq!(before, after);
+
+    // Through REST with the zone id: tested, the secret never shown.
+    let (st, i) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(issuer("r53", settings(&zone))),
+        )
+        .await;
+    assert_eq!(st, 201, "{i}");
+    assert_eq!(i["route53"]["hosted_zone_id"], zone.as_str(), "{i}");
+    assert!(!i.to_string().contains("test-secret"), "{i}");
+    let (st, t) = s.api(Method::POST, "/issuers/r53/test", None).await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["dns"]["zone"], "r53.test", "{t}");
+    assert_eq!(t["dns"]["hosted_zone_id"], zone.as_str(), "{t}");
+
+    // Through the CLI without a zone id: the zone is found by the challenge name.
+    let mut found = settings(&zone);
+    found.as_object_mut().unwrap().remove("hosted_zone_id");
+    let cfg = s.write("route53.json", found.to_string());
+    let creds = s.write("route53-credentials.json", Moto::credentials().to_string());
+    let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
+    let out = cli(
+        &s,
+        &[
+            "--json",
+            "issuer",
+            "create-acme",
+            "r53-found",
+            "--directory",
+            &pebble.directory(),
+            "--trust-bundle",
+            p(&bundle),
+            "--route53",
+            p(&cfg),
+            "--route53-credentials-file",
+            p(&creds),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stderr),
+        s.logs()
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["challenge"], "dns-01", "{created}");
+    assert!(
+        created["route53"].get("hosted_zone_id").is_none(),
+        "{created}"
+    );
+    assert!(!created.to_string().contains("test-secret"), "{created}");
+
+    let (st, problem) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "r53", "ca": "r53-found", "allowed_dns_names": [".r53.test", "r53.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{problem}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "r53", "profile": "r53", "dns_names": ["*.r53.test", "r53.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m} {}", s.logs());
+    assert_eq!(m["current_version"], 1, "{m}");
+    let m = managed(&s, "r53").await;
+    let id = m["versions"][0]["certificate_id"].as_str().unwrap();
+    let (leaf, chain) = download_chain(&s, id).await;
+    let root = s.write("pebble-root.pem", pebble.issuing_root());
+    verify_chain(&root, &leaf, &chain);
+    let (_, text) = openssl(&["x509", "-in", p(&leaf), "-noout", "-ext", "subjectAltName"]);
+    assert!(
+        text.contains("*.r53.test") && text.contains("DNS:r53.test"),
+        "{text}"
+    );
+
+    // Both challenge values stood in moto beside the unrelated one, at the same time...
+    let unrelated_plain = R53_UNRELATED.trim_matches('"').to_string();
+    {
+        let seen = ns.seen.lock().unwrap();
+        let values = &seen.values[R53_CHALLENGE];
+        assert!(values.contains(&unrelated_plain), "{values:?}");
+        assert_eq!(
+            values.len(),
+            3,
+            "the unrelated value and two of ours: {values:?}"
+        );
+        assert_eq!(seen.most[R53_CHALLENGE], 3, "{values:?}");
+    }
+    // ...and only the unrelated one is left, as it was; the parent zone is untouched.
+    let txt = r53_txt(&r53, &zone).await;
+    assert_eq!(
+        txt.get(R53_CHALLENGE),
+        Some(&(300, vec![R53_UNRELATED.to_string()])),
+        "{txt:?}"
+    );
+    assert_eq!(txt.len(), 1, "{txt:?}");
+    assert!(r53_txt(&r53, &parent).await.is_empty());
+}
+
 #[tokio::test]
 async fn dns01_cloudflare_sqlite() {
     dns01_cloudflare(Db::Sqlite).await;
@@ -1234,6 +1609,16 @@ async fn dns01_cloudflare_sqlite() {
 #[tokio::test]
 async fn dns01_cloudflare_postgres() {
     dns01_cloudflare(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn dns01_route53_sqlite() {
+    dns01_route53(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dns01_route53_postgres() {
+    dns01_route53(Db::Postgres).await;
 }
 
 #[tokio::test]

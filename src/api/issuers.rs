@@ -60,7 +60,7 @@ struct CreateIssuer {
     #[schema(max_length = 256)]
     preferred_chain: Option<String>,
     /// How names are proven: `http-01` (default; answered by certkeeper's listeners) or
-    /// `dns-01` (needed for wildcards; through `rfc2136`).
+    /// `dns-01` (needed for wildcards; through one of `rfc2136`, `cloudflare`, `route53`).
     #[schema(pattern = "^(http-01|dns-01)$")]
     challenge: Option<String>,
     /// dns-01 through RFC 2136 dynamic updates: `{"server": "192.0.2.53:53", "zone":
@@ -77,6 +77,20 @@ struct CreateIssuer {
     /// The Cloudflare API token (Zone.DNS:Edit) for `cloudflare`; sealed at rest and never
     /// shown again.
     cloudflare_api_token: Option<String>,
+    /// dns-01 through AWS Route 53: `{"hosted_zone_id": "Z1D633PJN98FT9", "region":
+    /// "us-east-1", "endpoint_url": null, "profile": null, "nameservers": []}`, all
+    /// optional. Without `hosted_zone_id` the zone is the public hosted zone with the
+    /// longest name that ends the challenge name; without `nameservers`, the zone's
+    /// delegation set is waited for.
+    #[schema(value_type = Option<Object>)]
+    route53: Option<crate::upstream::route53::Route53Config>,
+    /// Static AWS credentials for `route53`: `{"access_key_id": "...", "secret_access_key":
+    /// "...", "session_token": "..."}` (needs `route53:GetHostedZone`,
+    /// `route53:ListHostedZonesByName`, `route53:ListResourceRecordSets`,
+    /// `route53:ChangeResourceRecordSets`, `route53:GetChange`); sealed at rest and never
+    /// shown again. Without them, the `profile` or the standard AWS chain.
+    #[schema(value_type = Option<Object>)]
+    route53_credentials: Option<certkeeper_sync::AwsCredentials>,
 }
 
 #[utoipa::path(
@@ -85,18 +99,18 @@ struct CreateIssuer {
     operation_id = "createIssuer",
     tag = "Issuers",
     summary = "Create an external issuer",
-    description = "Registers an ACME account at `directory_url` (with external account binding when `eab_kid` and `eab_hmac_key` are given), then stores the issuer; an unreachable directory or a refused key is an error and nothing is stored. Admin token.",
+    description = "Registers an ACME account at `directory_url` (with external account binding when `eab_kid` and `eab_hmac_key` are given), then stores the issuer; for `dns-01` the DNS provider is checked first (for `route53`, that the hosted zone exists and the credentials are accepted). An unreachable directory, a refused key, a wrong zone or refused credentials is an error and nothing is stored. Admin token.",
     request_body(content((CreateIssuer = "application/json")), description = "The new issuer."),
     responses(
         (status = 201, description = "The issuer (no secrets).", content((IssuerView = "application/json"))),
-        (status = 400, description = "Invalid body: a bad name, a non-https directory URL, a bad contact, half an EAB pair, a bad trust bundle.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body: a bad name, a non-https directory URL, a bad contact, half an EAB pair, a bad trust bundle, no DNS provider (or two) for dns-01, bad DNS provider settings.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 409, description = "A CA or issuer with this name exists.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
-        (status = 502, description = "The ACME server could not be reached or refused the account (its problem document is in `upstream`).", content((schemas::Problem = "application/problem+json"))),
+        (status = 502, description = "The ACME server could not be reached or refused the account (its problem document is in `upstream`), or the DNS provider refused the settings (a hosted zone it does not have, credentials it does not accept).", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn create(
@@ -124,10 +138,12 @@ async fn create(
                 .unwrap_or_else(|| crate::upstream::acme::HTTP_01.into()),
             rfc2136: body.rfc2136,
             cloudflare: body.cloudflare,
+            route53: body.route53,
         },
         eab_hmac_key: body.eab_hmac_key,
         tsig_secret: body.tsig_secret,
         cloudflare_api_token: body.cloudflare_api_token,
+        route53_credentials: body.route53_credentials,
     };
     let view = state.services.issuers.create_acme(new, &auth.actor).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -178,7 +194,7 @@ async fn get(
     operation_id = "testIssuer",
     tag = "Issuers",
     summary = "Test an issuer",
-    description = "ACME issuers: verifies the account upstream (a signed request to the account URL). Our CAs: that the CA can sign. Admin token.",
+    description = "ACME issuers: verifies the account upstream (a signed request to the account URL) and, for dns-01 through Route 53, that the hosted zone is reachable with the stored credentials. Our CAs: that the CA can sign. Admin token.",
     params(("name" = String, Path, description = "The issuer's name or id.")),
     responses(
         (status = 200, description = "What the test found.", content((inline(schemas::AnyObject) = "application/json"))),
@@ -187,7 +203,7 @@ async fn get(
         (status = 404, description = "No such issuer.", content((schemas::Problem = "application/problem+json"))),
         (status = 409, description = "Our CA cannot sign (pending or disabled).", content((schemas::Problem = "application/problem+json"))),
         (status = 500, response = responses::InternalError),
-        (status = 502, description = "The upstream could not be reached or refused the account.", content((schemas::Problem = "application/problem+json"))),
+        (status = 502, description = "The upstream could not be reached or refused the account, or the DNS provider refused the settings.", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn test(

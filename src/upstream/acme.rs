@@ -22,6 +22,7 @@ use crate::upstream::acme_chains;
 use crate::upstream::cloudflare::CloudflareConfig;
 use crate::upstream::propagation::wait_visible;
 use crate::upstream::rfc2136::Rfc2136Config;
+use crate::upstream::route53::Route53Config;
 
 /// Longest wait for one account call (directory, registration, check).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,6 +75,9 @@ pub struct AcmeConfig {
     /// dns-01 through Cloudflare's DNS records API.
     #[serde(default)]
     pub cloudflare: Option<CloudflareConfig>,
+    /// dns-01 through AWS Route 53.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route53: Option<Route53Config>,
 }
 
 impl AcmeConfig {
@@ -174,7 +178,9 @@ impl AcmeUpstream {
     ) -> Result<String, UpstreamFailure> {
         let dns = match self.config.challenge.as_str() {
             DNS_01 => Some(self.dns.as_deref().ok_or_else(|| {
-                UpstreamFailure::plain("dns-01 needs a DNS provider (rfc2136 or cloudflare)")
+                UpstreamFailure::plain(
+                    "dns-01 needs a DNS provider (rfc2136, cloudflare or route53)",
+                )
             })?),
             _ => None,
         };
@@ -247,8 +253,8 @@ impl AcmeUpstream {
                     let value = challenge.key_authorization().dns_value();
                     dns.set_txt(&record, &value).await?;
                     records.push((record.clone(), value.clone()));
-                    wait_visible(&dns.authoritative(), &record, &value, PROPAGATION_TIMEOUT)
-                        .await?;
+                    let servers = dns.authoritative(&record).await?;
+                    wait_visible(&servers, &record, &value, PROPAGATION_TIMEOUT).await?;
                 }
                 None => {
                     let token = challenge.token.clone();
@@ -442,10 +448,17 @@ impl UpstreamCa for AcmeUpstream {
                 account.update_contacts(&contact),
             )
             .await?;
-            Ok(json!({
+            let mut found = json!({
                 "account_url": account.id(),
                 "profiles": account.profiles().map(|p| p.name.to_string()).collect::<Vec<_>>(),
-            }))
+            });
+            if let Some(dns) = &self.dns {
+                let checked = dns.check().await?;
+                if !checked.is_null() {
+                    found["dns"] = checked;
+                }
+            }
+            Ok(found)
         })
     }
 

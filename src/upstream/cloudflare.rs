@@ -193,7 +193,10 @@ impl DnsProvider for Cloudflare {
         })
     }
 
-    fn authoritative(&self) -> Vec<SocketAddr> {
-        self.config.nameservers.clone()
+    fn authoritative<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SocketAddr>, UpstreamFailure>> {
+        Box::pin(async { Ok(self.config.nameservers.clone()) })
     }
 }

@@ -6,3 +6,4 @@ pub mod acme_chains;
 pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;
+pub mod route53;

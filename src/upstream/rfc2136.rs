@@ -131,9 +131,12 @@ impl DnsProvider for Rfc2136 {
         Box::pin(self.update(name, value, false))
     }
 
-    fn authoritative(&self) -> Vec<SocketAddr> {
+    fn authoritative<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SocketAddr>, UpstreamFailure>> {
         let mut all = vec![self.config.server];
         all.extend(self.config.nameservers.iter().copied());
-        all
+        Box::pin(async { Ok(all) })
     }
 }

@@ -36,7 +36,8 @@ use std::pin::Pin;
 
 pub use aws::{
     AwsAcm, AwsAcmConfig, AwsCredentials, AwsElb, AwsElbConfig, AwsSecretsManager,
-    AwsSecretsManagerConfig, ListenerSlot, SecretFormat,
+    AwsSecretsManagerConfig, ListenerSlot, SecretFormat, sdk_config as aws_sdk_config,
+    sdk_error as aws_sdk_error,
 };
 pub use azure::{
     API_VERSION as AZURE_API_VERSION, AzureCredentialKind, AzureKeyVault, AzureKeyVaultConfig,

@@ -80,6 +80,15 @@ pub struct CreateAcmeArgs {
     /// File holding the Cloudflare API token (Zone.DNS:Edit), `-` for stdin.
     #[arg(long, requires = "cloudflare")]
     cloudflare_token_file: Option<PathBuf>,
+    /// Prove names with dns-01 through AWS Route 53: a JSON file with (all optional)
+    /// hosted_zone_id, region, endpoint_url, profile and nameservers.
+    #[arg(long, conflicts_with_all = ["rfc2136", "cloudflare"])]
+    route53: Option<PathBuf>,
+    /// File holding static AWS credentials for Route 53 (JSON: access_key_id,
+    /// secret_access_key, session_token), `-` for stdin; the profile or the standard AWS
+    /// chain without it.
+    #[arg(long, requires = "route53")]
+    route53_credentials_file: Option<PathBuf>,
 }
 
 const COLS: &[&str] = &[
@@ -107,6 +116,8 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
                 tsig_secret_file,
                 cloudflare,
                 cloudflare_token_file,
+                route53,
+                route53_credentials_file,
             } = *args;
             let mut body = json!({
                 "name": name, "kind": "acme", "directory_url": directory, "contact": contact,
@@ -126,6 +137,10 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
             if let Some(p) = preferred_chain {
                 body["preferred_chain"] = json!(p);
             }
+            if let Some(p) = route53_credentials_file {
+                body["route53_credentials"] = serde_json::from_str(&read_input(&p)?)
+                    .map_err(|e| anyhow::anyhow!("--route53-credentials-file: {e}"))?;
+            }
             for (key, file, secret_key, secret) in [
                 ("rfc2136", rfc2136, "tsig_secret", tsig_secret_file),
                 (
@@ -134,6 +149,7 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
                     "cloudflare_api_token",
                     cloudflare_token_file,
                 ),
+                ("route53", route53, "", None),
             ] {
                 if let Some(p) = file {
                     let cfg: serde_json::Value = serde_json::from_str(&read_input(&p)?)

@@ -27,7 +27,9 @@ use crate::store::{IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, Sto
 use crate::upstream::acme::{AcmeConfig, AcmeUpstream, DNS_01, HTTP_01};
 use crate::upstream::cloudflare::Cloudflare;
 use crate::upstream::rfc2136::Rfc2136;
-use port::{BoxFuture, ChallengeBoard, RenewalAdvice, UpstreamCa, UpstreamOrder};
+use crate::upstream::route53::Route53;
+use certkeeper_sync::{AwsCredentials, SyncError};
+use port::{BoxFuture, ChallengeBoard, DnsProvider, RenewalAdvice, UpstreamCa, UpstreamOrder};
 
 /// The kind of an ACME issuer.
 pub const KIND_ACME: &str = "acme";
@@ -58,6 +60,9 @@ pub struct NewAcmeIssuer {
     pub tsig_secret: Option<String>,
     /// The API token of `config.cloudflare`.
     pub cloudflare_api_token: Option<String>,
+    /// Static AWS credentials of `config.route53`; the profile or the standard AWS chain
+    /// when absent.
+    pub route53_credentials: Option<AwsCredentials>,
 }
 
 /// An issuer as shown: never a secret.
@@ -102,6 +107,11 @@ pub struct IssuerView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub cloudflare: Option<Value>,
+    /// dns-01 through AWS Route 53: hosted zone id, region, endpoint URL, profile,
+    /// nameservers (static credentials are sealed and never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub route53: Option<Value>,
     /// The ACME account URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_url: Option<String>,
@@ -128,6 +138,7 @@ impl IssuerView {
             challenge: Some(cfg.challenge),
             rfc2136: cfg.rfc2136.map(|r| json!(r)),
             cloudflare: cfg.cloudflare.map(|c| json!(c)),
+            route53: cfg.route53.map(|r| json!(r)),
             account_url: rec.account_url.clone(),
             created_at: rec.created_at,
         })
@@ -148,6 +159,7 @@ impl IssuerView {
             challenge: None,
             rfc2136: None,
             cloudflare: None,
+            route53: None,
             account_url: None,
             created_at: ca.created_at,
         }
@@ -188,41 +200,52 @@ impl ChallengeBoard for StoreBoard<'_> {
     }
 }
 
-/// The DNS provider secret of a dns-01 issuer (the TSIG key, or the Cloudflare token),
-/// checked with its settings; none for http-01.
+/// The DNS provider secret of a dns-01 issuer (the TSIG key, the Cloudflare token, or
+/// Route 53's static credentials as JSON), checked with its settings; none for http-01 and
+/// for Route 53 through the AWS chain.
 fn validate_dns(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
     let c = &new.config;
     let bad = |m: String| Error::BadRequest(m);
     let any = c.rfc2136.is_some()
         || c.cloudflare.is_some()
+        || c.route53.is_some()
         || new.tsig_secret.is_some()
-        || new.cloudflare_api_token.is_some();
+        || new.cloudflare_api_token.is_some()
+        || new.route53_credentials.is_some();
     match c.challenge.as_str() {
         HTTP_01 if any => Err(bad(
-            "rfc2136, cloudflare and their secrets are for the dns-01 challenge".into(),
+            "rfc2136, cloudflare, route53 and their secrets are for the dns-01 challenge".into(),
         )),
         HTTP_01 => Ok(None),
         DNS_01 => match (
-            &c.rfc2136,
-            &new.tsig_secret,
-            &c.cloudflare,
-            &new.cloudflare_api_token,
+            (&c.rfc2136, &new.tsig_secret),
+            (&c.cloudflare, &new.cloudflare_api_token),
+            (&c.route53, &new.route53_credentials),
         ) {
-            (Some(r), Some(secret), None, None) => {
+            ((Some(r), Some(secret)), (None, None), (None, None)) => {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(secret.trim())
                     .map_err(|_| bad("tsig_secret is not base64".into()))?;
                 r.validate(&raw).map_err(|e| bad(format!("rfc2136: {e}")))?;
                 Ok(Some(raw))
             }
-            (None, None, Some(cf), Some(token)) => {
+            ((None, None), (Some(cf), Some(token)), (None, None)) => {
                 cf.validate(token)
                     .map_err(|e| bad(format!("cloudflare: {e}")))?;
                 Ok(Some(token.as_bytes().to_vec()))
             }
+            ((None, None), (None, None), (Some(r53), creds)) => {
+                r53.validate(creds.as_ref())
+                    .map_err(|e| bad(format!("route53: {e}")))?;
+                creds
+                    .as_ref()
+                    .map(|c| serde_json::to_vec(c).map_err(|e| Error::Internal(e.to_string())))
+                    .transpose()
+            }
             _ => Err(bad(
-                "dns-01 needs one DNS provider: rfc2136 with tsig_secret, or cloudflare with \
-                 cloudflare_api_token"
+                "dns-01 needs one DNS provider: rfc2136 with tsig_secret, cloudflare with \
+                 cloudflare_api_token, or route53 (with route53_credentials, or credentials \
+                 from the AWS chain)"
                     .into(),
             )),
         },
@@ -230,6 +253,45 @@ fn validate_dns(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
             "challenge {other:?} is not one of http-01, dns-01"
         ))),
     }
+}
+
+/// The DNS provider of a dns-01 issuer with `cfg`, and its opened `secret`; none for
+/// http-01.
+async fn dns_provider(
+    cfg: &AcmeConfig,
+    secret: Option<Vec<u8>>,
+) -> Result<Option<Box<dyn DnsProvider>>, Error> {
+    let provider: Box<dyn DnsProvider> = match (&cfg.rfc2136, &cfg.cloudflare, &cfg.route53) {
+        (Some(r), _, _) => {
+            let secret = secret
+                .ok_or_else(|| Error::Internal("the RFC 2136 issuer has no TSIG secret".into()))?;
+            Box::new(Rfc2136::new(r.clone(), secret))
+        }
+        (_, Some(cf), _) => {
+            let token = secret
+                .and_then(|t| String::from_utf8(t).ok())
+                .ok_or_else(|| Error::Internal("the Cloudflare token is missing".into()))?;
+            Box::new(Cloudflare::new(cf.clone(), token)?)
+        }
+        (_, _, Some(r53)) => {
+            let creds: Option<AwsCredentials> = secret
+                .map(|c| serde_json::from_slice(&c))
+                .transpose()
+                .map_err(|e| Error::Internal(format!("the Route 53 credentials: {e}")))?;
+            let provider = Route53::new(r53.clone(), creds)
+                .await
+                .map_err(|e| match e {
+                    SyncError::Config(m) => Error::BadRequest(format!("route53: {m}")),
+                    other => Error::Upstream {
+                        message: format!("Route 53: {other}"),
+                        problem: None,
+                    },
+                })?;
+            Box::new(provider)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(provider))
 }
 
 fn validate_config(new: &NewAcmeIssuer) -> Result<Option<Vec<u8>>, Error> {
@@ -315,16 +377,17 @@ impl IssuerService {
         IssuerService { pki }
     }
 
-    /// Create an ACME issuer: the account is registered upstream first (with EAB when
-    /// given), so an unreachable directory or a refused key is an error here and nothing
-    /// is stored.
+    /// Create an ACME issuer: a dns-01 provider is checked (the zone exists, the
+    /// credentials are accepted) and the account is registered upstream (with EAB when
+    /// given) first, so a wrong zone, an unreachable directory or a refused key is an
+    /// error here and nothing is stored.
     pub async fn create_acme(
         &self,
         new: NewAcmeIssuer,
         actor: &Actor,
     ) -> Result<IssuerView, Error> {
         let eab = validate_config(&new)?;
-        let tsig = validate_dns(&new)?;
+        let dns_secret = validate_dns(&new)?;
         let store = self.pki.store();
         match store.get_ca(&new.name).await {
             Ok(_) => {
@@ -334,6 +397,9 @@ impl IssuerService {
             }
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
+        }
+        if let Some(dns) = dns_provider(&new.config, dns_secret.clone()).await? {
+            dns.check().await?;
         }
         let (creds, account_url) = new
             .config
@@ -351,7 +417,7 @@ impl IssuerService {
             secret_sealed: eab
                 .map(|k| master.seal(&k, &seal_context("eab", &id)))
                 .transpose()?,
-            dns_secret_sealed: tsig
+            dns_secret_sealed: dns_secret
                 .map(|k| master.seal(&k, &seal_context("dns", &id)))
                 .transpose()?,
             account_sealed: Some(master.seal(creds.as_bytes(), &seal_context("account", &id))?),
@@ -381,6 +447,7 @@ impl IssuerService {
             .detail(json!({
                 "name": new.name, "kind": KIND_ACME, "directory_url": new.config.directory_url,
                 "account_url": account_url, "eab": new.config.eab_kid.is_some(),
+                "challenge": new.config.challenge,
             }));
         store.insert_issuer(&ca, &rec, &ev).await?;
         IssuerView::of(&rec)
@@ -417,7 +484,7 @@ impl IssuerService {
         }
     }
 
-    fn upstream(&self, rec: &IssuerRecord) -> Result<Box<dyn UpstreamCa>, Error> {
+    async fn upstream(&self, rec: &IssuerRecord) -> Result<Box<dyn UpstreamCa>, Error> {
         let cfg: AcmeConfig = serde_json::from_value(rec.config.clone())
             .map_err(|e| Error::Internal(format!("issuer {} config: {e}", rec.id)))?;
         let sealed = rec
@@ -439,17 +506,7 @@ impl IssuerService {
                     .open(sealed, &seal_context("dns", &rec.id))
             })
             .transpose()?;
-        let dns: Option<Box<dyn port::DnsProvider>> = match (&cfg.rfc2136, &cfg.cloudflare, secret)
-        {
-            (Some(r), _, Some(secret)) => Some(Box::new(Rfc2136::new(r.clone(), secret))),
-            (_, Some(cf), Some(token)) => {
-                let token = String::from_utf8(token).map_err(|_| {
-                    Error::Internal(format!("issuer {} Cloudflare token is not text", rec.id))
-                })?;
-                Some(Box::new(Cloudflare::new(cf.clone(), token)?))
-            }
-            _ => None,
-        };
+        let dns = dns_provider(&cfg, secret).await?;
         Ok(Box::new(AcmeUpstream::new(cfg, creds, dns)))
     }
 
@@ -458,7 +515,7 @@ impl IssuerService {
     pub async fn test(&self, name: &str) -> Result<Value, Error> {
         let store = self.pki.store();
         match store.get_issuer(name).await {
-            Ok(rec) => Ok(self.upstream(&rec)?.check().await?),
+            Ok(rec) => Ok(self.upstream(&rec).await?.check().await?),
             Err(StoreError::NotFound(_)) => {
                 let ca = store
                     .get_ca(name)
@@ -496,7 +553,7 @@ impl IssuerService {
                 p.policy.name
             )));
         }
-        let deactivated = match self.upstream(&rec)?.deactivate().await {
+        let deactivated = match self.upstream(&rec).await?.deactivate().await {
             Ok(()) => json!(true),
             Err(f) => {
                 tracing::warn!(issuer = %rec.name, error = %f.message, "deactivating the ACME account failed");
@@ -519,7 +576,7 @@ impl IssuerService {
         cert_der: &[u8],
     ) -> Result<Option<RenewalAdvice>, Error> {
         let rec = self.pki.store().get_issuer(issuer_id).await?;
-        Ok(self.upstream(&rec)?.renewal_info(cert_der).await?)
+        Ok(self.upstream(&rec).await?.renewal_info(cert_der).await?)
     }
 
     /// Replace the ACME account key of the external issuer `name` (RFC 8555 §7.3.5, on
@@ -537,7 +594,7 @@ impl IssuerService {
             }
             Err(e) => return Err(e.into()),
         };
-        let creds = self.upstream(&rec)?.rollover_key().await?;
+        let creds = self.upstream(&rec).await?.rollover_key().await?;
         let sealed = self
             .pki
             .master()
@@ -689,7 +746,7 @@ impl IssuerService {
         actor: &Actor,
     ) -> Result<Issued, Error> {
         let board = StoreBoard(&self.pki);
-        let pem = self.upstream(rec)?.issue(order, &board).await?;
+        let pem = self.upstream(rec).await?.issue(order, &board).await?;
         let chain =
             certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
                 message: format!("the upstream's certificate does not parse: {e}"),

@@ -108,7 +108,8 @@ pub trait UpstreamCa: Send + Sync {
         })
     }
 
-    /// Check that the upstream knows us (the ACME account exists); answers what it found.
+    /// Check that the upstream knows us (the ACME account exists) and that the DNS
+    /// provider of dns-01 can be used; answers what it found.
     fn check(&self) -> BoxFuture<'_, Result<Value, UpstreamFailure>>;
 
     /// Tell the upstream we are leaving (deactivate the ACME account).
@@ -130,6 +131,16 @@ pub trait DnsProvider: Send + Sync {
         name: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), UpstreamFailure>>;
-    /// The zone's authoritative servers, queried until a record shows on each.
-    fn authoritative(&self) -> Vec<std::net::SocketAddr>;
+    /// The authoritative servers of the zone that holds `name`, queried until a record
+    /// shows on each.
+    fn authoritative<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<std::net::SocketAddr>, UpstreamFailure>>;
+    /// Check that the provider can be used with these settings (the zone exists and the
+    /// credentials are accepted), without changing anything; answers what it found.
+    /// Providers with nothing to read back answer `null`.
+    fn check(&self) -> BoxFuture<'_, Result<Value, UpstreamFailure>> {
+        Box::pin(async { Ok(Value::Null) })
+    }
 }

@@ -53,10 +53,12 @@ fn check_region(region: &str) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// The SDK configuration for a destination: the region and endpoint it names, and its
-/// static credentials, or else the named profile of the shared AWS config (static keys,
-/// `credential_process`, SSO, assumed roles), or else the standard chain.
-async fn sdk_config(
+/// The SDK configuration for a destination (or any other AWS client of certkeeper's, such
+/// as the Route 53 DNS provider): the region and endpoint it names, and its static
+/// credentials, or else the named profile of the shared AWS config (static keys,
+/// `credential_process`, SSO, assumed roles), or else the standard chain. Bad settings are
+/// [`SyncError::Config`].
+pub async fn sdk_config(
     region: Option<&str>,
     endpoint_url: Option<&str>,
     profile: Option<&str>,
@@ -145,9 +147,9 @@ fn check_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), S
     Ok(())
 }
 
-/// Sort an SDK error; `action` is the IAM action of the call (`acm:ImportCertificate`), named
-/// when the call was refused for want of permission.
-fn sdk_error<E>(action: &str, e: SdkError<E, HttpResponse>) -> SyncError
+/// Sort an SDK error of any AWS service; `action` is the IAM action of the call
+/// (`acm:ImportCertificate`), named when the call was refused for want of permission.
+pub fn sdk_error<E>(action: &str, e: SdkError<E, HttpResponse>) -> SyncError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
