@@ -29,6 +29,10 @@ use common::{Db, TestServer, cli, free_port, openssl, openssl_csr, p};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// The external account binding Pebble knows: key id and HMAC key (base64url).
+const EAB_KID: &str = "kid-1";
+const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
 /// The name Pebble's `domainBlocklist` refuses.
 const BLOCKED: &str = "blocked.example";
 
@@ -121,6 +125,8 @@ impl Pebble {
             "tlsPort": free_port(),
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
+            // An account may bind to this key (checked when a binding is sent).
+            "externalAccountMACKeys": {EAB_KID: EAB_KEY},
             "domainBlocklist": [BLOCKED],
             // 90 days, as Let's Encrypt; the profile must allow the upstream's lifetime.
             "certificateValidityPeriod": 7_776_000,
@@ -290,11 +296,40 @@ async fn scenario(db: Db) {
         assert_eq!(st, status, "{body}: {p}");
         assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
     }
+    // A wrong EAB HMAC key: Pebble refuses the binding, nothing is stored.
+    let (st, refused) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({
+                "name": "pebble", "kind": "acme", "directory_url": pebble.directory(),
+                "trust_bundle": pebble.tls_root, "eab_kid": EAB_KID,
+                "eab_hmac_key": "d3JvbmcgbWFjIGtleSB3cm9uZyBtYWMga2V5IHdyb25nIG1hYyBrZXk",
+            })),
+        )
+        .await;
+    assert_eq!(st, 502, "{refused}");
     let (_, list) = s.api(Method::GET, "/issuers", None).await;
     assert!(
         list.as_array().unwrap().iter().all(|i| i["kind"] == "ca"),
         "{list}"
     );
+    // The right one binds; the key is never shown.
+    let (st, bound) = s
+        .api(
+            Method::POST,
+            "/issuers",
+            Some(json!({
+                "name": "pebble-eab", "kind": "acme", "directory_url": pebble.directory(),
+                "trust_bundle": pebble.tls_root, "eab_kid": EAB_KID, "eab_hmac_key": EAB_KEY,
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{bound}");
+    assert_eq!(bound["eab_kid"], EAB_KID, "{bound}");
+    assert!(!bound.to_string().contains(EAB_KEY), "{bound}");
+    let (st, _) = s.api(Method::DELETE, "/issuers/pebble-eab", None).await;
+    assert_eq!(st, 204);
 
     // The issuer: its account is registered at once.
     let (st, issuer) = s
