@@ -26,6 +26,8 @@ use crate::services::issuers::port::{
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for an issued certificate to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest certificate with chain accepted from `GetCertificate`, in bytes.
+const MAX_ANSWER: usize = 256 * 1024;
 /// Longest ARN accepted (AWS allows 200 characters).
 const MAX_ARN: usize = 200;
 /// The end-entity template, used when the issuer names none (without the partition).
@@ -312,10 +314,10 @@ impl AwsPcaUpstream {
         not_after: OffsetDateTime,
     ) -> Result<UpstreamCertificate, UpstreamFailure> {
         let csr = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr_der.to_vec()));
-        // The same request retried within PCA's window gets the same certificate.
-        let token = hex::encode(
-            &aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, csr_der).as_ref()[..16],
-        );
+        // One token per request: the SDK's retries of this call get the one certificate,
+        // while a client sending the same CSR again gets a new one (a repeated answer would
+        // repeat a serial certkeeper already recorded).
+        let token = crate::store::new_id();
         let validity = Validity::builder()
             .r#type(ValidityPeriodType::Absolute)
             .value(not_after.unix_timestamp())
@@ -365,6 +367,12 @@ impl AwsPcaUpstream {
                             "AWS Private CA: GetCertificate answered no certificate",
                         )
                     })?;
+                    let chain_len = out.certificate_chain().map_or(0, str::len);
+                    if cert.len() + chain_len > MAX_ANSWER {
+                        return Err(UpstreamFailure::plain(format!(
+                            "AWS Private CA: the certificate with its chain is over {MAX_ANSWER} bytes"
+                        )));
+                    }
                     let mut pem = format!("{}\n", cert.trim());
                     if let Some(chain) = out.certificate_chain() {
                         pem.push_str(chain.trim());
