@@ -4,7 +4,9 @@
 //! the `RootCACertificate/V1` template, and that certificate imported, which makes it
 //! ACTIVE.
 //!
-//! Then: bad issuers are refused and leave nothing behind; the issuer is created, shown
+//! Then: bad issuers (a missing, pending or malformed CA, a wrong region, an unreachable
+//! endpoint, keys AWS refuses, a signing algorithm the CA's key cannot do) are refused and
+//! leave nothing behind; the issuer is created, shown
 //! without secrets, tested, and made and removed through the CLI; a profile names it; a
 //! certificate for a client's CSR and a managed certificate are issued by PCA (they chain
 //! to the PCA root under `openssl verify`, and PCA's `GetCertificate` answers the very same
@@ -328,6 +330,25 @@ async fn scenario(db: Db) {
         assert!(p["detail"].as_str().unwrap().contains(why), "{body}: {p}");
         assert!(!p.to_string().contains("test-secret"), "{p}");
     }
+    // Keys AWS does not know: a moto that checks signatures once the CA is made (its five
+    // calls are free).
+    let strict = Moto::start_enforcing_iam(5);
+    let strict_ca = make_ca(&client(&strict).await, "strict PCA", true).await;
+    let body = json!({
+        "name": "pca", "kind": "aws_pca", "ca_arn": strict_ca.arn,
+        "signing_algorithm": "SHA256WITHRSA", "endpoint_url": strict.url,
+        "credentials": Moto::credentials(),
+    });
+    let (st, refused) = s.api(Method::POST, "/issuers", Some(body)).await;
+    assert_eq!(st, 502, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("credentials were not accepted"),
+        "{refused}"
+    );
+    drop(strict);
     let (_, list) = s.api(Method::GET, "/issuers", None).await;
     assert!(
         list.as_array().unwrap().iter().all(|i| i["kind"] == "ca"),
