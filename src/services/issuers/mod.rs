@@ -166,7 +166,7 @@ pub struct IssuerView {
 
 /// The settings of an external issuer, by kind.
 enum Settings {
-    Acme(AcmeConfig),
+    Acme(Box<AcmeConfig>),
     AwsPca(AwsPcaConfig),
 }
 
@@ -174,9 +174,9 @@ impl Settings {
     fn of(rec: &IssuerRecord) -> Result<Settings, Error> {
         let bad = |e: serde_json::Error| Error::Internal(format!("issuer {} config: {e}", rec.id));
         match rec.kind.as_str() {
-            KIND_ACME => Ok(Settings::Acme(
+            KIND_ACME => Ok(Settings::Acme(Box::new(
                 serde_json::from_value(rec.config.clone()).map_err(bad)?,
-            )),
+            ))),
             KIND_AWS_PCA => Ok(Settings::AwsPca(
                 serde_json::from_value(rec.config.clone()).map_err(bad)?,
             )),
@@ -646,7 +646,7 @@ impl IssuerService {
     /// The adapter for an external issuer, by its kind.
     async fn upstream(&self, rec: &IssuerRecord) -> Result<Box<dyn UpstreamCa>, Error> {
         match Settings::of(rec)? {
-            Settings::Acme(cfg) => self.acme_upstream(rec, cfg).await,
+            Settings::Acme(cfg) => self.acme_upstream(rec, *cfg).await,
             Settings::AwsPca(cfg) => {
                 let creds = rec
                     .secret_sealed
