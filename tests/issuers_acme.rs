@@ -4,8 +4,9 @@
 //! tested and refused when bad; a profile names it; a managed certificate for two names is
 //! ordered with http-01 answered by certkeeper's own listener, chains to Pebble's root
 //! (`openssl verify`), is pushed to AWS Certificate Manager (moto) and renews into a new
-//! version pushed to the same ACM certificate; a name Pebble refuses ends in a
-//! failure recorded with Pebble's problem document and an `issuance.failed` alert.
+//! version pushed to the same ACM certificate; revoking a certificate Pebble issued is
+//! forwarded to Pebble (its management API shows it revoked); a name Pebble refuses ends in
+//! a failure recorded with Pebble's problem document and an `issuance.failed` alert.
 //!
 //! dns-01 goes through RFC 2136 (a real BIND), Cloudflare (a stand-in following its
 //! documented API) and AWS Route 53 (moto in server mode, with the test playing Route 53's
@@ -162,6 +163,26 @@ impl Pebble {
         }
     }
 
+    /// What Pebble's management API says of the certificate with `serial` (hex):
+    /// `Valid` or `Revoked`.
+    fn cert_status(&self, serial: &str) -> String {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--cacert",
+                p(&self.dir.join("root.pem")),
+                &format!(
+                    "https://127.0.0.1:{}/cert-status-by-serial/{serial}",
+                    self.mgmt_port
+                ),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "fetching the status of {serial}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["Status"].as_str().unwrap_or_default().to_string()
+    }
+
     fn directory(&self) -> String {
         format!("https://127.0.0.1:{}/dir", self.port)
     }
@@ -289,7 +310,12 @@ async fn scenario(db: Db) {
         (
             json!({"name": "pebble", "kind": "aws_pca", "directory_url": pebble.directory()}),
             400,
-            "not supported",
+            "does not take directory_url",
+        ),
+        (
+            json!({"name": "pebble", "kind": "x509", "directory_url": pebble.directory()}),
+            400,
+            "not one of acme, aws_pca",
         ),
     ] {
         let (st, p) = s.api(Method::POST, "/issuers", Some(body.clone())).await;
@@ -608,16 +634,22 @@ async fn scenario(db: Db) {
         "{outbox}"
     );
 
-    // Revocation is not forwarded upstream: refused with a clear answer, nothing changed.
-    let (st, p) = s
+    // Revocation is forwarded to Pebble (revokeCert, signed by the account that ordered
+    // it), then recorded here; Pebble's management API shows it revoked.
+    let (_, before) = s
+        .api(Method::GET, &format!("/certificates/{first}"), None)
+        .await;
+    assert_eq!(pebble.cert_status(&serial(&before)), "Valid");
+    let (st, c) = s
         .api(
             Method::POST,
             &format!("/certificates/{first}/revoke"),
             Some(json!({"reason": 4})),
         )
         .await;
-    assert_eq!(st, 409, "{p}");
-    assert!(p["detail"].as_str().unwrap().contains("upstream"), "{p}");
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["status"], "revoked", "{c}");
+    assert_eq!(pebble.cert_status(&serial(&c)), "Revoked");
 
     // The upstream's answer is held to the profile too: a 90-day certificate is refused
     // under a profile that allows 30 days (recorded, retried later), and not kept.

@@ -15,7 +15,7 @@ pub use admin::{
     AcmeCmd, AlertCmd, ChannelCmd, DiscoveryCmd, EabCmd, EstAdminCmd, EstCredentialCmd,
     EstLabelCmd, NewChannelArgs, NewRuleArgs, RuleCmd, ScheduleCmd,
 };
-pub use issuers::{CreateAcmeArgs, IssuerCmd};
+pub use issuers::{CreateAcmeArgs, CreateAwsPcaArgs, IssuerCmd};
 pub use managed::{DestinationCmd, ManagedCmd};
 
 /// Connection options shared by every client command.

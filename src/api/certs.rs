@@ -672,7 +672,7 @@ impl ToSchema for RevocationReason {
     operation_id = "revokeCertificate",
     tag = "Certificates",
     summary = "Revoke a certificate",
-    description = "Revokes the certificate and regenerates its CA's CRL. A JSON body is required; `{}` revokes with reason `unspecified`. An admin token, or an issuer token that lists the certificate's profile.",
+    description = "Revokes the certificate and regenerates its CA's CRL. A certificate an external issuer signed is revoked upstream first (AWS Private CA `RevokeCertificate`, ACME `revokeCert`); if the upstream refuses, nothing changes here. A JSON body is required; `{}` revokes with reason `unspecified`. An admin token, or an issuer token that lists the certificate's profile.",
     params(
         ("id" = String, Path, description = "The certificate's id."),
     ),
@@ -687,6 +687,7 @@ impl ToSchema for RevocationReason {
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
+        (status = 502, description = "The external issuer that signed it could not be reached or refused the revocation (its message in `detail`); nothing changed.", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn revoke(

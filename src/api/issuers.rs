@@ -14,8 +14,11 @@ use super::extract::{Json, Path};
 use super::openapi::{responses, schemas};
 use crate::error::Error;
 use crate::server::AppState;
-use crate::services::issuers::{IssuerView, NewAcmeIssuer};
+use crate::services::issuers::{
+    IssuerView, KIND_ACME, KIND_AWS_PCA, NewAcmeIssuer, NewAwsPcaIssuer,
+};
 use crate::upstream::acme::AcmeConfig;
+use crate::upstream::aws_pca::AwsPcaConfig;
 
 /// Routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -34,16 +37,14 @@ struct CreateIssuer {
     /// Unique name (shared with the CAs): what a profile's `ca` names.
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
-    /// The kind of upstream; only `acme` today.
-    #[schema(pattern = "^acme$")]
+    /// The kind of upstream: `acme` (any ACME CA) or `aws_pca` (AWS Private CA).
+    #[schema(pattern = "^(acme|aws_pca)$")]
     kind: String,
-    /// ACME directory URL (https).
+    /// ACME: the directory URL (https); required.
     #[schema(max_length = 2048)]
-    directory_url: String,
-    /// Contact URIs (`mailto:...`), at most 10.
-    #[serde(default)]
-    #[schema(default = json!([]))]
-    contact: Vec<String>,
+    directory_url: Option<String>,
+    /// ACME: contact URIs (`mailto:...`), at most 10.
+    contact: Option<Vec<String>>,
     /// External account binding key id; with `eab_hmac_key`.
     eab_kid: Option<String>,
     /// External account binding HMAC key, base64url as the CA hands it out; sealed at rest
@@ -91,6 +92,68 @@ struct CreateIssuer {
     /// shown again. Without them, the `profile` or the standard AWS chain.
     #[schema(value_type = Option<Object>)]
     route53_credentials: Option<certkeeper_sync::AwsCredentials>,
+    /// AWS Private CA: the CA's ARN (`arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/ID`);
+    /// required.
+    #[schema(max_length = 200)]
+    ca_arn: Option<String>,
+    /// AWS Private CA: the region; the ARN's when absent.
+    region: Option<String>,
+    /// AWS Private CA: the signing algorithm, one of PCA's (`SHA256WITHECDSA`,
+    /// `SHA256WITHRSA`, ...) fitting the CA's key; required.
+    signing_algorithm: Option<String>,
+    /// AWS Private CA: the certificate template ARN; the end-entity template when absent.
+    template_arn: Option<String>,
+    /// AWS Private CA: a custom endpoint (VPC endpoint, test server).
+    endpoint_url: Option<String>,
+    /// AWS Private CA: a profile of the shared AWS config files to take credentials from.
+    aws_profile: Option<String>,
+    /// AWS Private CA: static access keys (`access_key_id`, `secret_access_key`, optional
+    /// `session_token`), sealed at rest and never shown again; without them, `aws_profile`
+    /// or the standard AWS chain.
+    #[schema(value_type = Option<Object>)]
+    credentials: Option<certkeeper_sync::AwsCredentials>,
+}
+
+impl CreateIssuer {
+    /// The fields given that belong to the other kind of issuer.
+    fn foreign(&self) -> Vec<&'static str> {
+        let acme = [
+            ("directory_url", self.directory_url.is_some()),
+            ("contact", self.contact.is_some()),
+            ("eab_kid", self.eab_kid.is_some()),
+            ("eab_hmac_key", self.eab_hmac_key.is_some()),
+            ("trust_bundle", self.trust_bundle.is_some()),
+            ("profile", self.profile.is_some()),
+            ("preferred_chain", self.preferred_chain.is_some()),
+            ("challenge", self.challenge.is_some()),
+            ("rfc2136", self.rfc2136.is_some()),
+            ("tsig_secret", self.tsig_secret.is_some()),
+            ("cloudflare", self.cloudflare.is_some()),
+            ("cloudflare_api_token", self.cloudflare_api_token.is_some()),
+            ("route53", self.route53.is_some()),
+            ("route53_credentials", self.route53_credentials.is_some()),
+        ];
+        let pca = [
+            ("ca_arn", self.ca_arn.is_some()),
+            ("region", self.region.is_some()),
+            ("signing_algorithm", self.signing_algorithm.is_some()),
+            ("template_arn", self.template_arn.is_some()),
+            ("endpoint_url", self.endpoint_url.is_some()),
+            ("aws_profile", self.aws_profile.is_some()),
+            ("credentials", self.credentials.is_some()),
+        ];
+        let other: &[(&'static str, bool)] = if self.kind == KIND_ACME { &pca } else { &acme };
+        other
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// `field` of an issuer of `kind`, refused when missing.
+fn required(kind: &str, field: &str, v: Option<String>) -> Result<String, Error> {
+    v.ok_or_else(|| Error::BadRequest(format!("kind {kind} needs {field}")))
 }
 
 #[utoipa::path(
@@ -99,18 +162,18 @@ struct CreateIssuer {
     operation_id = "createIssuer",
     tag = "Issuers",
     summary = "Create an external issuer",
-    description = "Registers an ACME account at `directory_url` (with external account binding when `eab_kid` and `eab_hmac_key` are given), then stores the issuer; for `dns-01` the DNS provider is checked first (for `route53`, that the hosted zone exists and the credentials are accepted). An unreachable directory, a refused key, a wrong zone or refused credentials is an error and nothing is stored. Admin token.",
+    description = "`acme`: registers an ACME account at `directory_url` (with external account binding when `eab_kid` and `eab_hmac_key` are given), then stores the issuer; for `dns-01` the DNS provider is checked first (for `route53`, that the hosted zone exists and the credentials are accepted). `aws_pca`: describes the AWS Private CA `ca_arn` (it must exist and be ACTIVE) with the given credentials, then stores the issuer. An unreachable upstream, a refused key, a wrong zone or refused credentials is an error and nothing is stored. Admin token.",
     request_body(content((CreateIssuer = "application/json")), description = "The new issuer."),
     responses(
         (status = 201, description = "The issuer (no secrets).", content((IssuerView = "application/json"))),
-        (status = 400, description = "Invalid body: a bad name, a non-https directory URL, a bad contact, half an EAB pair, a bad trust bundle, no DNS provider (or two) for dns-01, bad DNS provider settings.", content((schemas::Problem = "application/problem+json"))),
+        (status = 400, description = "Invalid body: a bad name, a non-https directory URL, a bad contact, half an EAB pair, a bad trust bundle, no DNS provider (or two) for dns-01, bad DNS provider settings, a malformed CA ARN, an unknown signing algorithm, a region that is not the ARN's, settings of the other kind.", content((schemas::Problem = "application/problem+json"))),
         (status = 401, response = responses::Unauthorized),
         (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
         (status = 409, description = "A CA or issuer with this name exists.", content((schemas::Problem = "application/problem+json"))),
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
-        (status = 502, description = "The ACME server could not be reached or refused the account (its problem document is in `upstream`), or the DNS provider refused the settings (a hosted zone it does not have, credentials it does not accept).", content((schemas::Problem = "application/problem+json"))),
+        (status = 502, description = "The upstream could not be reached or refused: the ACME server refused the account (its problem document is in `upstream`), the DNS provider refused the settings (a hosted zone it does not have, credentials it does not accept), or AWS refused the credentials, does not know the Private CA, or the CA is not ACTIVE.", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn create(
@@ -118,17 +181,46 @@ async fn create(
     Admin(auth): Admin,
     Json(body): Json<CreateIssuer>,
 ) -> Result<Response, Error> {
-    if body.kind != crate::services::issuers::KIND_ACME {
+    if body.kind != KIND_ACME && body.kind != KIND_AWS_PCA {
         return Err(Error::BadRequest(format!(
-            "kind {:?} is not supported (acme)",
+            "kind {:?} is not one of {KIND_ACME}, {KIND_AWS_PCA}",
             body.kind
         )));
+    }
+    let foreign = body.foreign();
+    if !foreign.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "kind {} does not take {}",
+            body.kind,
+            foreign.join(", ")
+        )));
+    }
+    let issuers = &state.services.issuers;
+    if body.kind == KIND_AWS_PCA {
+        let new = NewAwsPcaIssuer {
+            name: body.name,
+            config: AwsPcaConfig {
+                ca_arn: required(KIND_AWS_PCA, "ca_arn", body.ca_arn)?,
+                region: body.region,
+                signing_algorithm: required(
+                    KIND_AWS_PCA,
+                    "signing_algorithm",
+                    body.signing_algorithm,
+                )?,
+                template_arn: body.template_arn,
+                endpoint_url: body.endpoint_url,
+                profile: body.aws_profile,
+            },
+            credentials: body.credentials,
+        };
+        let view = issuers.create_aws_pca(new, &auth.actor).await?;
+        return Ok((StatusCode::CREATED, Json(view)).into_response());
     }
     let new = NewAcmeIssuer {
         name: body.name,
         config: AcmeConfig {
-            directory_url: body.directory_url,
-            contact: body.contact,
+            directory_url: required(KIND_ACME, "directory_url", body.directory_url)?,
+            contact: body.contact.unwrap_or_default(),
             eab_kid: body.eab_kid,
             trust_bundle: body.trust_bundle,
             profile: body.profile,
@@ -145,7 +237,7 @@ async fn create(
         cloudflare_api_token: body.cloudflare_api_token,
         route53_credentials: body.route53_credentials,
     };
-    let view = state.services.issuers.create_acme(new, &auth.actor).await?;
+    let view = issuers.create_acme(new, &auth.actor).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -194,7 +286,7 @@ async fn get(
     operation_id = "testIssuer",
     tag = "Issuers",
     summary = "Test an issuer",
-    description = "ACME issuers: verifies the account upstream (a signed request to the account URL) and, for dns-01 through Route 53, that the hosted zone is reachable with the stored credentials. Our CAs: that the CA can sign. Admin token.",
+    description = "ACME issuers: verifies the account upstream (a signed request to the account URL) and, for dns-01 through Route 53, that the hosted zone is reachable with the stored credentials. AWS Private CA: describes the CA, which must exist and be ACTIVE. Our CAs: that the CA can sign. Admin token.",
     params(("name" = String, Path, description = "The issuer's name or id.")),
     responses(
         (status = 200, description = "What the test found.", content((inline(schemas::AnyObject) = "application/json"))),
@@ -220,7 +312,7 @@ async fn test(
     operation_id = "deleteIssuer",
     tag = "Issuers",
     summary = "Remove an external issuer",
-    description = "Deactivates the ACME account upstream and removes the issuer; refused while a profile names it. Certificates it issued stay in the inventory. Admin token.",
+    description = "Deactivates the ACME account upstream (nothing to do at AWS Private CA) and removes the issuer; refused while a profile names it. Certificates it issued stay in the inventory. Admin token.",
     params(("name" = String, Path, description = "The issuer's name or id.")),
     responses(
         (status = 204, description = "Removed."),

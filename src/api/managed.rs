@@ -489,7 +489,7 @@ async fn sync_now(
     operation_id = "revokeManaged",
     tag = "Managed certificates",
     summary = "Revoke and stop renewing",
-    description = "Revokes every valid version and stops renewals and pushes. Issuer token for the profile.",
+    description = "Revokes every valid version (upstream first when an external issuer signed it) and stops renewals and pushes. Issuer token for the profile.",
     params(
         ("id" = String, Path, description = "The managed certificate's id or name."),
     ),
@@ -504,6 +504,7 @@ async fn sync_now(
         (status = 413, response = responses::PayloadTooLarge),
         (status = 415, response = responses::UnsupportedMediaType),
         (status = 500, response = responses::InternalError),
+        (status = 502, description = "The external issuer could not be reached or refused to revoke a version: that version and the managed certificate stay as they were (versions revoked before it stay revoked).", content((schemas::Problem = "application/problem+json"))),
     )
 )]
 async fn revoke(

@@ -317,8 +317,9 @@ impl CertificateService {
         Ok((cert, chain))
     }
 
-    /// Revoke a certificate with an RFC 5280 reason code. `permit` decides, from the
-    /// certificate's profile, whether the caller may.
+    /// Revoke a certificate with an RFC 5280 reason code (upstream first when an external
+    /// issuer signed it). `permit` decides, from the certificate's profile, whether the
+    /// caller may.
     pub async fn revoke(
         &self,
         id: &str,
@@ -328,7 +329,7 @@ impl CertificateService {
     ) -> Result<CertAt, Error> {
         let cert = self.store().get_certificate(id).await?;
         permit(cert.profile_name.as_deref().unwrap_or(""))?;
-        let cert = self.pki.revoke(id, reason, actor).await?;
+        let cert = self.issuers.revoke(id, reason, actor).await?;
         Ok(CertAt {
             cert,
             now: self.pki.now(),

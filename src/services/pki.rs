@@ -894,33 +894,48 @@ impl Pki {
         ))
     }
 
-    /// Revoke a certificate with an RFC 5280 reason code, then refresh its CA's CRL.
+    /// Revoke a certificate one of our CAs signed with an RFC 5280 reason code, then
+    /// refresh its CA's CRL. A certificate an external issuer signed is refused here: it is
+    /// revoked upstream first, through `IssuerService::revoke`.
     pub async fn revoke(
         &self,
         cert_id: &str,
         reason: u8,
         actor: &Actor,
     ) -> Result<CertRecord, Error> {
-        if reason_from_code(reason).is_none() || reason == 6 || reason == 8 {
-            return Err(Error::BadRequest(format!(
-                "revocation reason {reason} is not allowed: use 0-5, 9 or 10 (revocation is permanent, so certificateHold (6) and removeFromCRL (8) are not offered; 7 is unassigned)"
-            )));
-        }
+        check_revocation_reason(reason)?;
         let cert = self.store.get_certificate(cert_id).await?;
         if let Ok(ca) = self.ca(&cert.ca_id).await
             && ca.kind == "external"
             && ca.status == "disabled"
         {
             return Err(Error::Conflict(format!(
-                "certificate {cert_id} was issued by the upstream CA {:?}; revoke it there \
-                 (certkeeper does not forward revocations to upstream CAs)",
+                "certificate {cert_id} was issued by the upstream CA {:?}: revoke it through \
+                 the REST API, the CLI or the dashboard, which forward it upstream",
                 ca.name
             )));
+        }
+        self.record_revocation(cert_id, reason, None, actor).await
+    }
+
+    /// Mark a certificate revoked (with its audit event), then refresh its CA's CRL when
+    /// the CA is ours. `upstream` names the external issuer that revoked it first; callers
+    /// have checked the reason.
+    pub(crate) async fn record_revocation(
+        &self,
+        cert_id: &str,
+        reason: u8,
+        upstream: Option<&str>,
+        actor: &Actor,
+    ) -> Result<CertRecord, Error> {
+        let mut detail = serde_json::json!({"reason": reason});
+        if let Some(u) = upstream {
+            detail["upstream"] = serde_json::json!(u);
         }
         let ev = actor
             .event("certificate.revoke", "certificate")
             .object(cert_id)
-            .detail(serde_json::json!({"reason": reason}));
+            .detail(detail);
         let rec = self
             .store
             .revoke_certificate(cert_id, i64::from(reason), &actor.name, &ev, self.now())
@@ -930,8 +945,10 @@ impl Pki {
         crate::services::alerts::events::on_revoked(self, &rec).await;
         // The revocation is committed (and OCSP answers from it at once). If the CRL cannot
         // be signed now, the refresh job retries every minute; the caller is not told the
-        // revocation failed, because it did not.
-        if let Err(e) = self.regenerate_crl(&rec.ca_id).await {
+        // revocation failed, because it did not. The upstream publishes its own CRL.
+        if upstream.is_none()
+            && let Err(e) = self.regenerate_crl(&rec.ca_id).await
+        {
             tracing::error!(ca = %rec.ca_id, error = %e, "CRL regeneration after revocation failed; will retry");
         }
         Ok(rec)
@@ -1167,6 +1184,16 @@ impl Pki {
 /// The registration authority as the ACME engine's [`certkeeper_acme::Issuer`]: issuance
 /// under the directory's profile through the one door, with the order's move to `valid`
 /// in the certificate's durable commit.
+/// Refuse a reason code certkeeper does not revoke with.
+pub fn check_revocation_reason(reason: u8) -> Result<(), Error> {
+    if reason_from_code(reason).is_none() || reason == 6 || reason == 8 {
+        return Err(Error::BadRequest(format!(
+            "revocation reason {reason} is not allowed: use 0-5, 9 or 10 (revocation is permanent, so certificateHold (6) and removeFromCRL (8) are not offered; 7 is unassigned)"
+        )));
+    }
+    Ok(())
+}
+
 impl certkeeper_acme::Issuer for Pki {
     async fn issue_for_order(
         &self,

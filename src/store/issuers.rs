@@ -14,11 +14,12 @@ pub struct IssuerRecord {
     pub id: String,
     /// Unique name (also the CA row's name).
     pub name: String,
-    /// `acme`.
+    /// `acme` or `aws_pca`.
     pub kind: String,
     /// Settings without secrets (JSON).
     pub config: serde_json::Value,
-    /// Sealed secret (the EAB HMAC key), if any.
+    /// Sealed secret (the EAB HMAC key of an ACME issuer, the access keys of an AWS
+    /// Private CA issuer), if any.
     pub secret_sealed: Option<Vec<u8>>,
     /// Sealed DNS provider secret (the TSIG key for dns-01), if any.
     pub dns_secret_sealed: Option<Vec<u8>>,

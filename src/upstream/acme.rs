@@ -9,14 +9,14 @@ use std::time::Duration;
 use instant_acme::{
     Account, AccountBuilder, AccountCredentials, AuthorizationStatus, CertificateIdentifier,
     ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, Problem,
-    RetryPolicy,
+    RetryPolicy, RevocationReason, RevocationRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::services::issuers::port::{
-    BoxFuture, ChallengeBoard, DnsProvider, RenewalAdvice, UpstreamCa, UpstreamFailure,
-    UpstreamOrder,
+    BoxFuture, ChallengeBoard, DnsProvider, RenewalAdvice, UpstreamCa, UpstreamCertificate,
+    UpstreamFailure, UpstreamOrder,
 };
 use crate::upstream::acme_chains;
 use crate::upstream::cloudflare::CloudflareConfig;
@@ -175,6 +175,7 @@ impl AcmeUpstream {
         board: &dyn ChallengeBoard,
         published: &mut Vec<String>,
         records: &mut Vec<(String, String)>,
+        order_url: &mut Option<String>,
     ) -> Result<String, UpstreamFailure> {
         let dns = match self.config.challenge.as_str() {
             DNS_01 => Some(self.dns.as_deref().ok_or_else(|| {
@@ -216,6 +217,7 @@ impl AcmeUpstream {
         }
         let csr_der = order.csr_der;
         let mut order = account.new_order(&new).await.map_err(failure)?;
+        *order_url = Some(order.url().to_string());
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
             let mut authz = authz.map_err(failure)?;
@@ -407,13 +409,14 @@ impl UpstreamCa for AcmeUpstream {
         &'a self,
         order: UpstreamOrder<'a>,
         board: &'a dyn ChallengeBoard,
-    ) -> BoxFuture<'a, Result<String, UpstreamFailure>> {
+    ) -> BoxFuture<'a, Result<UpstreamCertificate, UpstreamFailure>> {
         Box::pin(async move {
             let mut published = Vec::new();
             let mut records = Vec::new();
+            let mut order_url = None;
             let r = tokio::time::timeout(
                 ORDER_TIMEOUT,
-                self.issue_inner(order, board, &mut published, &mut records),
+                self.issue_inner(order, board, &mut published, &mut records, &mut order_url),
             )
             .await
             .unwrap_or_else(|_| {
@@ -432,7 +435,10 @@ impl UpstreamCa for AcmeUpstream {
                     }
                 }
             }
-            r
+            r.map(|pem| UpstreamCertificate {
+                pem,
+                reference: order_url,
+            })
         })
     }
 
@@ -503,6 +509,42 @@ impl UpstreamCa for AcmeUpstream {
             .await?;
             serde_json::to_string(&creds)
                 .map_err(|e| UpstreamFailure::plain(format!("account credentials: {e}")))
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        cert_der: &'a [u8],
+        reason: u8,
+    ) -> BoxFuture<'a, Result<(), UpstreamFailure>> {
+        Box::pin(async move {
+            let reason = match reason {
+                0 => RevocationReason::Unspecified,
+                1 => RevocationReason::KeyCompromise,
+                2 => RevocationReason::CaCompromise,
+                3 => RevocationReason::AffiliationChanged,
+                4 => RevocationReason::Superseded,
+                5 => RevocationReason::CessationOfOperation,
+                9 => RevocationReason::PrivilegeWithdrawn,
+                10 => RevocationReason::AaCompromise,
+                other => {
+                    return Err(UpstreamFailure::plain(format!(
+                        "revocation reason {other} is not sent to ACME CAs"
+                    )));
+                }
+            };
+            let account = self.account().await?;
+            let der = rustls::pki_types::CertificateDer::from(cert_der);
+            // RFC 8555 section 7.6, signed with the account key that ordered it.
+            bounded(
+                CALL_TIMEOUT,
+                "revoking the certificate",
+                account.revoke(&RevocationRequest {
+                    certificate: &der,
+                    reason: Some(reason),
+                }),
+            )
+            .await
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod acme_chains;
+pub mod aws_pca;
 pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;

@@ -1,4 +1,5 @@
-//! `certkeeper issuer ...`: where certificates come from: our CAs and external ACME CAs.
+//! `certkeeper issuer ...`: where certificates come from: our CAs, external ACME CAs and
+//! AWS Private CAs.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,8 @@ pub enum IssuerCmd {
     /// Create an external ACME issuer: registers an account at the directory first
     /// (admin).
     CreateAcme(Box<CreateAcmeArgs>),
+    /// Create an AWS Private CA issuer: the CA must exist and be ACTIVE (admin).
+    CreateAwsPca(Box<CreateAwsPcaArgs>),
     /// List issuers: our CAs, then the external ones.
     List,
     /// Show one issuer (never a secret).
@@ -21,7 +24,8 @@ pub enum IssuerCmd {
         /// Name or id.
         name: String,
     },
-    /// Test an issuer: verify the ACME account upstream, or that our CA can sign (admin).
+    /// Test an issuer: verify the ACME account upstream, that the AWS Private CA is
+    /// ACTIVE, or that our CA can sign (admin).
     Test {
         /// Name or id.
         name: String,
@@ -91,12 +95,43 @@ pub struct CreateAcmeArgs {
     route53_credentials_file: Option<PathBuf>,
 }
 
+/// `certkeeper issuer create-aws-pca ...`
+#[derive(Debug, Args)]
+pub struct CreateAwsPcaArgs {
+    /// Unique name (shared with the CAs): what a profile's `ca` names.
+    name: String,
+    /// The CA's ARN (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/ID).
+    #[arg(long)]
+    ca_arn: String,
+    /// How PCA signs: SHA256WITHECDSA, SHA384WITHECDSA, SHA256WITHRSA, ... (of the CA
+    /// key's family).
+    #[arg(long)]
+    signing_algorithm: String,
+    /// The region (the ARN's when absent).
+    #[arg(long)]
+    region: Option<String>,
+    /// The certificate template ARN (the end-entity template when absent).
+    #[arg(long)]
+    template_arn: Option<String>,
+    /// A custom endpoint (VPC endpoint, test server).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// A profile of the shared AWS config files to take credentials from.
+    #[arg(long, conflicts_with = "credentials")]
+    aws_profile: Option<String>,
+    /// A JSON file with access_key_id, secret_access_key (and session_token), `-` for
+    /// stdin; sealed by the server. Without it, the profile or the standard AWS chain.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+}
+
 const COLS: &[&str] = &[
     "id",
     "name",
     "kind",
     "status",
     "directory_url",
+    "ca_arn",
     "account_url",
 ];
 
@@ -160,6 +195,42 @@ pub(super) async fn run_issuer(c: &Client, json_out: bool, cmd: IssuerCmd) -> an
                 if let Some(p) = secret {
                     body[secret_key] = json!(read_input(&p)?.trim());
                 }
+            }
+            show(
+                &c.json(Method::POST, "/issuers", Some(body), &[]).await?,
+                json_out,
+                COLS,
+            )
+        }
+        IssuerCmd::CreateAwsPca(args) => {
+            let CreateAwsPcaArgs {
+                name,
+                ca_arn,
+                signing_algorithm,
+                region,
+                template_arn,
+                endpoint_url,
+                aws_profile,
+                credentials,
+            } = *args;
+            let mut body = json!({
+                "name": name, "kind": "aws_pca", "ca_arn": ca_arn,
+                "signing_algorithm": signing_algorithm,
+            });
+            for (key, v) in [
+                ("region", region),
+                ("template_arn", template_arn),
+                ("endpoint_url", endpoint_url),
+                ("aws_profile", aws_profile),
+            ] {
+                if let Some(v) = v {
+                    body[key] = json!(v);
+                }
+            }
+            if let Some(p) = credentials {
+                let creds: serde_json::Value = serde_json::from_str(&read_input(&p)?)
+                    .map_err(|e| anyhow::anyhow!("--credentials {}: {e}", p.display()))?;
+                body["credentials"] = creds;
             }
             show(
                 &c.json(Method::POST, "/issuers", Some(body), &[]).await?,

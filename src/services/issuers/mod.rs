@@ -1,6 +1,6 @@
 //! Issuers: where certificates come from. An issuer is one of our own CAs or an external
 //! CA that certkeeper asks on its users' behalf (a registration authority in front of it):
-//! today any ACME CA. An external issuer stands in the inventory as a CA row of kind
+//! any ACME CA, or an AWS Private CA. An external issuer stands in the inventory as a CA row of kind
 //! `external` and status `disabled` (certkeeper holds no key of it), so a profile names it
 //! like any CA, and what it issues is recorded, alerted on, renewed and synced like our
 //! own certificates.
@@ -9,6 +9,10 @@
 //! upstream ([`certkeeper_ca::Profile::approve_for_upstream`]); the key is made and sealed
 //! here and only a CSR leaves the process. The upstream's answer is checked too: the
 //! certificate must be for our key and the approved names.
+//!
+//! Revocation of a certificate an external issuer signed goes upstream first
+//! ([`IssuerService::revoke`]): only once the upstream has revoked it is it marked revoked
+//! here, so a refusal there changes nothing.
 
 pub mod port;
 
@@ -23,8 +27,11 @@ use utoipa::ToSchema;
 
 use crate::error::Error;
 use crate::services::pki::{Actor, Issued, Pki, key_context};
-use crate::store::{IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, StoreError, new_id};
+use crate::store::{
+    CertRecord, IssuerRecord, NewCaRecord, NewCertificate, ProfileRecord, StoreError, new_id,
+};
 use crate::upstream::acme::{AcmeConfig, AcmeUpstream, DNS_01, HTTP_01};
+use crate::upstream::aws_pca::{AwsPcaConfig, AwsPcaUpstream};
 use crate::upstream::cloudflare::Cloudflare;
 use crate::upstream::rfc2136::Rfc2136;
 use crate::upstream::route53::Route53;
@@ -33,6 +40,8 @@ use port::{BoxFuture, ChallengeBoard, DnsProvider, RenewalAdvice, UpstreamCa, Up
 
 /// The kind of an ACME issuer.
 pub const KIND_ACME: &str = "acme";
+/// The kind of an AWS Private CA issuer.
+pub const KIND_AWS_PCA: &str = "aws_pca";
 /// Longest EAB HMAC key accepted, in bytes.
 const MAX_EAB_KEY: usize = 256;
 /// Longest trust bundle accepted, in bytes.
@@ -42,9 +51,23 @@ const MAX_CONTACTS: usize = 10;
 /// How long an http-01 answer stays published at most.
 const HTTP01_LIFETIME: Duration = Duration::minutes(10);
 
-/// The seal context of an issuer's secret (`eab` or `account`).
+/// The seal context of an issuer's secret (`eab`, `account` or `dns`). The `eab` context
+/// seals the issuer's own secret column whatever its kind: the EAB key of an ACME issuer,
+/// the access keys of an AWS Private CA issuer.
 pub fn seal_context(what: &str, id: &str) -> Vec<u8> {
     format!("issuer:{what}:{id}").into_bytes()
+}
+
+/// A new AWS Private CA issuer.
+#[derive(Debug, Clone)]
+pub struct NewAwsPcaIssuer {
+    /// Unique name (shared with the CAs).
+    pub name: String,
+    /// Its settings.
+    pub config: AwsPcaConfig,
+    /// Static access keys, sealed with the issuer; without them, the named profile or the
+    /// standard AWS chain.
+    pub credentials: Option<certkeeper_sync::AwsCredentials>,
 }
 
 /// A new ACME issuer.
@@ -72,7 +95,7 @@ pub struct IssuerView {
     pub id: String,
     /// Unique name: what a profile's `ca` names.
     pub name: String,
-    /// `ca` (one of ours) or `acme`.
+    /// `ca` (one of ours), `acme` or `aws_pca`.
     pub kind: String,
     /// Our CAs: `active`, `pending` or `disabled`; external issuers: `registered`.
     pub status: String,
@@ -115,41 +138,100 @@ pub struct IssuerView {
     /// The ACME account URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_url: Option<String>,
+    /// AWS Private CA: the CA's ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_arn: Option<String>,
+    /// AWS Private CA: the region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// AWS Private CA: the signing algorithm (`SHA256WITHECDSA`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
+    /// AWS Private CA: the certificate template ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_arn: Option<String>,
+    /// AWS Private CA: the custom endpoint, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// AWS Private CA: the shared-config profile credentials come from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_profile: Option<String>,
+    /// AWS Private CA: whether access keys are stored (sealed; never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_credentials: Option<bool>,
     /// When created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
+/// The settings of an external issuer, by kind.
+enum Settings {
+    Acme(Box<AcmeConfig>),
+    AwsPca(AwsPcaConfig),
+}
+
+impl Settings {
+    fn of(rec: &IssuerRecord) -> Result<Settings, Error> {
+        let bad = |e: serde_json::Error| Error::Internal(format!("issuer {} config: {e}", rec.id));
+        match rec.kind.as_str() {
+            KIND_ACME => Ok(Settings::Acme(Box::new(
+                serde_json::from_value(rec.config.clone()).map_err(bad)?,
+            ))),
+            KIND_AWS_PCA => Ok(Settings::AwsPca(
+                serde_json::from_value(rec.config.clone()).map_err(bad)?,
+            )),
+            other => Err(Error::Internal(format!(
+                "issuer {} has an unknown kind {other:?}",
+                rec.id
+            ))),
+        }
+    }
+}
+
 impl IssuerView {
     fn of(rec: &IssuerRecord) -> Result<IssuerView, Error> {
-        let cfg: AcmeConfig = serde_json::from_value(rec.config.clone())
-            .map_err(|e| Error::Internal(format!("issuer {} config: {e}", rec.id)))?;
-        Ok(IssuerView {
+        let base = IssuerView {
             id: rec.id.clone(),
             name: rec.name.clone(),
             kind: rec.kind.clone(),
             status: "registered".into(),
-            directory_url: Some(cfg.directory_url),
-            contact: Some(cfg.contact),
-            eab_kid: cfg.eab_kid,
-            trust_bundle: Some(cfg.trust_bundle.is_some()),
-            profile: cfg.profile,
-            preferred_chain: cfg.preferred_chain,
-            challenge: Some(cfg.challenge),
-            rfc2136: cfg.rfc2136.map(|r| json!(r)),
-            cloudflare: cfg.cloudflare.map(|c| json!(c)),
-            route53: cfg.route53.map(|r| json!(r)),
-            account_url: rec.account_url.clone(),
             created_at: rec.created_at,
+            ..IssuerView::empty()
+        };
+        Ok(match Settings::of(rec)? {
+            Settings::Acme(cfg) => IssuerView {
+                directory_url: Some(cfg.directory_url),
+                contact: Some(cfg.contact),
+                eab_kid: cfg.eab_kid,
+                trust_bundle: Some(cfg.trust_bundle.is_some()),
+                profile: cfg.profile,
+                preferred_chain: cfg.preferred_chain,
+                challenge: Some(cfg.challenge),
+                rfc2136: cfg.rfc2136.map(|r| json!(r)),
+                cloudflare: cfg.cloudflare.map(|c| json!(c)),
+                route53: cfg.route53.map(|r| json!(r)),
+                account_url: rec.account_url.clone(),
+                ..base
+            },
+            Settings::AwsPca(cfg) => IssuerView {
+                region: Some(cfg.validate()?),
+                template_arn: Some(cfg.template()),
+                ca_arn: Some(cfg.ca_arn),
+                signing_algorithm: Some(cfg.signing_algorithm),
+                endpoint_url: cfg.endpoint_url,
+                aws_profile: cfg.profile,
+                has_credentials: Some(rec.secret_sealed.is_some()),
+                ..base
+            },
         })
     }
 
-    fn of_ca(ca: &crate::store::CaRecord) -> IssuerView {
+    fn empty() -> IssuerView {
         IssuerView {
-            id: ca.id.clone(),
-            name: ca.name.clone(),
-            kind: "ca".into(),
-            status: ca.status.clone(),
+            id: String::new(),
+            name: String::new(),
+            kind: String::new(),
+            status: String::new(),
             directory_url: None,
             contact: None,
             eab_kid: None,
@@ -161,7 +243,25 @@ impl IssuerView {
             cloudflare: None,
             route53: None,
             account_url: None,
+            ca_arn: None,
+            region: None,
+            signing_algorithm: None,
+            template_arn: None,
+            endpoint_url: None,
+            aws_profile: None,
+            has_credentials: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn of_ca(ca: &crate::store::CaRecord) -> IssuerView {
+        IssuerView {
+            id: ca.id.clone(),
+            name: ca.name.clone(),
+            kind: "ca".into(),
+            status: ca.status.clone(),
             created_at: ca.created_at,
+            ..IssuerView::empty()
         }
     }
 }
@@ -388,16 +488,7 @@ impl IssuerService {
     ) -> Result<IssuerView, Error> {
         let eab = validate_config(&new)?;
         let dns_secret = validate_dns(&new)?;
-        let store = self.pki.store();
-        match store.get_ca(&new.name).await {
-            Ok(_) => {
-                return Err(Error::Conflict(
-                    "a CA or issuer with this name already exists".into(),
-                ));
-            }
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.name_is_free(&new.name).await?;
         if let Some(dns) = dns_provider(&new.config, dns_secret.clone()).await? {
             dns.check().await?;
         }
@@ -424,32 +515,100 @@ impl IssuerService {
             account_url: Some(account_url.clone()),
             created_at: now,
         };
-        // The CA row that stands for the upstream: no key is held for it (an empty sealed
-        // value keeps master-key checks and rotation uniform).
-        let ca = NewCaRecord {
+        let detail = json!({
+            "name": new.name, "kind": KIND_ACME, "directory_url": new.config.directory_url,
+            "account_url": account_url, "eab": new.config.eab_kid.is_some(),
+            "challenge": new.config.challenge,
+        });
+        let subject = format!("upstream ACME CA at {}", new.config.directory_url);
+        self.insert(rec, subject, detail, actor).await
+    }
+
+    /// Create an AWS Private CA issuer: the CA is described first (with the given
+    /// credentials), so a CA that does not exist or is not `ACTIVE`, refused credentials
+    /// or an unreachable endpoint are an error here and nothing is stored.
+    pub async fn create_aws_pca(
+        &self,
+        new: NewAwsPcaIssuer,
+        actor: &Actor,
+    ) -> Result<IssuerView, Error> {
+        crate::services::validate_name("issuer name", &new.name)?;
+        self.name_is_free(&new.name).await?;
+        let secret = new
+            .credentials
+            .as_ref()
+            .map(|c| serde_json::to_vec(c).map_err(|e| Error::Internal(e.to_string())))
+            .transpose()?;
+        let found = AwsPcaUpstream::new(new.config.clone(), new.credentials)
+            .await?
+            .describe()
+            .await?;
+        let id = new_id();
+        let rec = IssuerRecord {
             id: id.clone(),
             name: new.name.clone(),
+            kind: KIND_AWS_PCA.into(),
+            config: serde_json::to_value(&new.config)
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            secret_sealed: secret
+                .map(|k| self.pki.master().seal(&k, &seal_context("eab", &id)))
+                .transpose()?,
+            dns_secret_sealed: None,
+            account_sealed: None,
+            account_url: None,
+            created_at: self.pki.now(),
+        };
+        let detail = json!({
+            "name": new.name, "kind": KIND_AWS_PCA, "ca_arn": new.config.ca_arn,
+            "signing_algorithm": new.config.signing_algorithm,
+            "credentials": rec.secret_sealed.is_some(), "found": found,
+        });
+        let subject = format!("AWS Private CA {}", new.config.ca_arn);
+        self.insert(rec, subject, detail, actor).await
+    }
+
+    /// Refuse a name a CA or issuer already has.
+    async fn name_is_free(&self, name: &str) -> Result<(), Error> {
+        match self.pki.store().get_ca(name).await {
+            Ok(_) => Err(Error::Conflict(
+                "a CA or issuer with this name already exists".into(),
+            )),
+            Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Store an external issuer with the CA row that stands for it (about `subject`), and
+    /// its audit event (`detail`), in one transaction.
+    async fn insert(
+        &self,
+        rec: IssuerRecord,
+        subject: String,
+        detail: Value,
+        actor: &Actor,
+    ) -> Result<IssuerView, Error> {
+        // No key is held for the upstream (an empty sealed value keeps master-key checks
+        // and rotation uniform).
+        let ca = NewCaRecord {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
             parent_id: None,
             kind: "external",
             status: "disabled",
-            subject: format!("upstream ACME CA at {}", new.config.directory_url),
+            subject,
             key_algorithm: "upstream".into(),
             cert_der: None,
             chain_pem: None,
             csr_der: None,
-            key_sealed: master.seal(&[], &key_context("ca", &id))?,
+            key_sealed: self.pki.master().seal(&[], &key_context("ca", &rec.id))?,
             key_ref: None,
             info: None,
         };
         let ev = actor
             .event("issuer.create", "issuer")
-            .object(&id)
-            .detail(json!({
-                "name": new.name, "kind": KIND_ACME, "directory_url": new.config.directory_url,
-                "account_url": account_url, "eab": new.config.eab_kid.is_some(),
-                "challenge": new.config.challenge,
-            }));
-        store.insert_issuer(&ca, &rec, &ev).await?;
+            .object(&rec.id)
+            .detail(detail);
+        self.pki.store().insert_issuer(&ca, &rec, &ev).await?;
         IssuerView::of(&rec)
     }
 
@@ -484,9 +643,34 @@ impl IssuerService {
         }
     }
 
+    /// The adapter for an external issuer, by its kind.
     async fn upstream(&self, rec: &IssuerRecord) -> Result<Box<dyn UpstreamCa>, Error> {
-        let cfg: AcmeConfig = serde_json::from_value(rec.config.clone())
-            .map_err(|e| Error::Internal(format!("issuer {} config: {e}", rec.id)))?;
+        match Settings::of(rec)? {
+            Settings::Acme(cfg) => self.acme_upstream(rec, *cfg).await,
+            Settings::AwsPca(cfg) => {
+                let creds = rec
+                    .secret_sealed
+                    .as_ref()
+                    .map(|sealed| {
+                        let raw = self
+                            .pki
+                            .master()
+                            .open(sealed, &seal_context("eab", &rec.id))?;
+                        serde_json::from_slice(&raw).map_err(|_| {
+                            Error::Internal(format!("issuer {} credentials do not parse", rec.id))
+                        })
+                    })
+                    .transpose()?;
+                Ok(Box::new(AwsPcaUpstream::new(cfg, creds).await?))
+            }
+        }
+    }
+
+    async fn acme_upstream(
+        &self,
+        rec: &IssuerRecord,
+        cfg: AcmeConfig,
+    ) -> Result<Box<dyn UpstreamCa>, Error> {
         let sealed = rec
             .account_sealed
             .as_ref()
@@ -511,7 +695,8 @@ impl IssuerService {
     }
 
     /// Test an issuer: for an ACME issuer, that the account exists and is valid upstream;
-    /// for our CAs, that the CA can sign.
+    /// for an AWS Private CA, that the CA exists and is `ACTIVE`; for our CAs, that the CA
+    /// can sign.
     pub async fn test(&self, name: &str) -> Result<Value, Error> {
         let store = self.pki.store();
         match store.get_issuer(name).await {
@@ -553,17 +738,20 @@ impl IssuerService {
                 p.policy.name
             )));
         }
-        let deactivated = match self.upstream(&rec).await?.deactivate().await {
-            Ok(()) => json!(true),
-            Err(f) => {
-                tracing::warn!(issuer = %rec.name, error = %f.message, "deactivating the ACME account failed");
-                json!(f.message)
-            }
-        };
+        let mut detail = json!({"name": rec.name, "kind": rec.kind});
+        if rec.kind == KIND_ACME {
+            detail["account_deactivated"] = match self.upstream(&rec).await?.deactivate().await {
+                Ok(()) => json!(true),
+                Err(f) => {
+                    tracing::warn!(issuer = %rec.name, error = %f.message, "deactivating the ACME account failed");
+                    json!(f.message)
+                }
+            };
+        }
         let ev = actor
             .event("issuer.delete", "issuer")
             .object(&rec.id)
-            .detail(json!({"name": rec.name, "account_deactivated": deactivated}));
+            .detail(detail);
         store.delete_issuer(&rec.id, &ev, self.pki.now()).await?;
         Ok(())
     }
@@ -607,6 +795,47 @@ impl IssuerService {
             .replace_issuer_account(&rec.id, &sealed, &ev, self.pki.now())
             .await?;
         IssuerView::of(&store.get_issuer(&rec.id).await?)
+    }
+
+    /// Revoke a certificate with an RFC 5280 reason code: the one door every front end
+    /// uses. A certificate one of our CAs signed is revoked by [`Pki::revoke`]; one an
+    /// external issuer signed is revoked upstream first (PCA `RevokeCertificate`, ACME
+    /// `revokeCert`), and only then here, so an upstream refusal changes nothing and is the
+    /// caller's error with the upstream's message.
+    pub async fn revoke(
+        &self,
+        cert_id: &str,
+        reason: u8,
+        actor: &Actor,
+    ) -> Result<CertRecord, Error> {
+        crate::services::pki::check_revocation_reason(reason)?;
+        let store = self.pki.store();
+        let cert = store.get_certificate(cert_id).await?;
+        let rec = match store.get_issuer(&cert.ca_id).await {
+            Ok(rec) => rec,
+            Err(StoreError::NotFound(_)) => return self.pki.revoke(cert_id, reason, actor).await,
+            Err(e) => return Err(e.into()),
+        };
+        if cert.status != "valid" {
+            return Err(Error::Conflict(format!(
+                "certificate {cert_id} is {}, not valid",
+                cert.status
+            )));
+        }
+        self.upstream(&rec)
+            .await?
+            .revoke(&cert.der, reason)
+            .await
+            .map_err(|f| Error::Upstream {
+                message: format!(
+                    "the upstream CA {:?} refused the revocation: {}",
+                    rec.name, f.message
+                ),
+                problem: f.problem,
+            })?;
+        self.pki
+            .record_revocation(cert_id, reason, Some(&rec.name), actor)
+            .await
     }
 
     /// The http-01 answer published for `token`, if any.
@@ -653,6 +882,7 @@ impl IssuerService {
             csr_der: csr.der(),
             dns_names: &approved.dns_names,
             replaces,
+            not_after: approved.not_after,
         };
         self.issue_upstream(profile, &rec, &approved, order, &spki, managed, actor)
             .await
@@ -699,6 +929,7 @@ impl IssuerService {
             csr_der: &der,
             dns_names: &approved.dns_names,
             replaces: None,
+            not_after: approved.not_after,
         };
         self.issue_upstream(profile, &rec, &approved, order, &spki, None, actor)
             .await
@@ -725,7 +956,7 @@ impl IssuerService {
             .approve_for_upstream(request, self.pki.now())?;
         if !approved.ip_addresses.is_empty() {
             return Err(Error::BadRequest(format!(
-                "issuer {:?} is an ACME CA: IP addresses are not ordered upstream",
+                "issuer {:?} is an external CA: IP addresses are not ordered upstream",
                 rec.name
             )));
         }
@@ -746,7 +977,8 @@ impl IssuerService {
         actor: &Actor,
     ) -> Result<Issued, Error> {
         let board = StoreBoard(&self.pki);
-        let pem = self.upstream(rec).await?.issue(order, &board).await?;
+        let answer = self.upstream(rec).await?.issue(order, &board).await?;
+        let pem = answer.pem;
         let chain =
             certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
                 message: format!("the upstream's certificate does not parse: {e}"),
@@ -780,6 +1012,7 @@ impl IssuerService {
             .detail(json!({
                 "profile": profile.policy.name, "serial": info.serial, "ca": rec.id,
                 "issuer": rec.name, "names": record.names(), "managed": managed.is_some(),
+                "upstream_ref": answer.reference,
             }));
         let store = self.pki.store();
         store.insert_certificate(record, ev, None).await?;

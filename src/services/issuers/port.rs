@@ -63,6 +63,19 @@ pub struct UpstreamOrder<'a> {
     /// The certificate (DER) this one replaces, on renewal: an ACME CA that offers renewal
     /// information (RFC 9773) is told so with `replaces`.
     pub replaces: Option<&'a [u8]>,
+    /// The latest end of validity the profile allows: asked of a CA that takes a validity
+    /// (AWS Private CA); ACME CAs choose their own, checked afterwards.
+    pub not_after: time::OffsetDateTime,
+}
+
+/// What an upstream issued.
+#[derive(Debug, Clone)]
+pub struct UpstreamCertificate {
+    /// The certificate followed by its chain, PEM.
+    pub pem: String,
+    /// The upstream's name for it (the PCA certificate ARN, the ACME order URL), recorded
+    /// in the audit event.
+    pub reference: Option<String>,
 }
 
 /// When the upstream suggests renewing a certificate (ACME renewal information, RFC 9773).
@@ -80,13 +93,20 @@ pub struct RenewalAdvice {
 
 /// One upstream CA, as the issuers service uses it.
 pub trait UpstreamCa: Send + Sync {
-    /// Have the upstream sign `order.csr_der`; answers the certificate followed by its
-    /// chain, PEM.
+    /// Have the upstream sign `order.csr_der`.
     fn issue<'a>(
         &'a self,
         order: UpstreamOrder<'a>,
         board: &'a dyn ChallengeBoard,
-    ) -> BoxFuture<'a, Result<String, UpstreamFailure>>;
+    ) -> BoxFuture<'a, Result<UpstreamCertificate, UpstreamFailure>>;
+
+    /// Revoke the certificate `cert_der` (one this upstream issued) with an RFC 5280
+    /// reason code. A refusal leaves it valid upstream and is the caller's error.
+    fn revoke<'a>(
+        &'a self,
+        cert_der: &'a [u8],
+        reason: u8,
+    ) -> BoxFuture<'a, Result<(), UpstreamFailure>>;
 
     /// When the upstream suggests renewing `cert_der` (one it issued): `None` when it
     /// offers no renewal information.
@@ -112,7 +132,7 @@ pub trait UpstreamCa: Send + Sync {
     /// provider of dns-01 can be used; answers what it found.
     fn check(&self) -> BoxFuture<'_, Result<Value, UpstreamFailure>>;
 
-    /// Tell the upstream we are leaving (deactivate the ACME account).
+    /// Tell the upstream we are leaving (deactivate the ACME account; nothing for PCA).
     fn deactivate(&self) -> BoxFuture<'_, Result<(), UpstreamFailure>>;
 }
 

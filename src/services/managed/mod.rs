@@ -580,7 +580,7 @@ impl Managed {
             if cert.status != "valid" {
                 continue;
             }
-            match self.pki.revoke(&cert.id, reason, actor).await {
+            match self.issuers.revoke(&cert.id, reason, actor).await {
                 Ok(_) | Err(Error::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -54,7 +54,8 @@ fn check_region(region: &str) -> Result<(), SyncError> {
 }
 
 /// The SDK configuration for a destination (or any other AWS client of certkeeper's, such
-/// as the Route 53 DNS provider): the region and endpoint it names, and its static
+/// as the Route 53 DNS provider and the AWS Private CA issuer): the region and endpoint it
+/// names, and its static
 /// credentials, or else the named profile of the shared AWS config (static keys,
 /// `credential_process`, SSO, assumed roles), or else the standard chain. Bad settings are
 /// [`SyncError::Config`].
