@@ -42,6 +42,8 @@ pub enum Error {
         message: String,
         /// The upstream's problem document.
         problem: Option<serde_json::Value>,
+        /// How long the upstream asked us to wait (its `Retry-After`), when it said.
+        retry_after: Option<std::time::Duration>,
     },
     /// Something broke inside; the text is logged only.
     #[error("internal error: {0}")]

@@ -65,75 +65,116 @@ fn at(v: &Value) -> OffsetDateTime {
     .unwrap()
 }
 
-async fn follows_upstream_renewal_information(db: Db) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let chall = ChallSrv::start();
+/// The upstream B (a certkeeper process with `b_env`), the certkeeper under test A (in
+/// process, its clock in hand) with B as its ACME issuer and a profile `upstream` naming
+/// it, and what the test needs of both.
+struct Pair {
+    b: TestServer,
+    app: axum::Router,
+    token: String,
+    clock: Arc<ManualClock>,
+    state: AppState,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    pg: Option<(String, String)>,
+    _chall: ChallSrv,
+    _dir: tempfile::TempDir,
+}
 
-    // A's plain-HTTP listener, where B validates http-01.
-    let a_http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a_http_port = a_http.local_addr().unwrap().port();
-    let b = TestServer::start_with(
-        db,
-        &[
-            ("CERTKEEPER_ACME__HTTP01_PORT", &a_http_port.to_string()),
-            (
-                "CERTKEEPER_ACME__DNS_RESOLVERS",
-                &format!("[\"127.0.0.1:{}\"]", chall.dns_port),
-            ),
-        ],
-    )
-    .await;
+impl Pair {
+    async fn start(db: Db, b_env: &[(&str, &str)]) -> Pair {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let chall = ChallSrv::start();
 
-    // A, in process, on the same kind of database.
-    let dir = tempfile::tempdir().unwrap();
-    let pg = match db {
-        Db::Sqlite => None,
-        Db::Postgres => Some(new_pg_database()),
-    };
-    let config = dir.path().join("certkeeper.toml");
-    match &pg {
-        Some((url, _)) => {
-            std::fs::write(&config, format!("[database]\nurl = \"{url}\"\n")).unwrap()
+        // A's plain-HTTP listener, where B validates http-01.
+        let a_http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a_http_port = a_http.local_addr().unwrap().port().to_string();
+        let resolvers = format!("[\"127.0.0.1:{}\"]", chall.dns_port);
+        let mut env = vec![
+            ("CERTKEEPER_ACME__HTTP01_PORT", a_http_port.as_str()),
+            ("CERTKEEPER_ACME__DNS_RESOLVERS", resolvers.as_str()),
+        ];
+        env.extend_from_slice(b_env);
+        let b = TestServer::start_with(db, &env).await;
+
+        // A, in process, on the same kind of database.
+        let dir = tempfile::tempdir().unwrap();
+        let pg = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(new_pg_database()),
+        };
+        let config = dir.path().join("certkeeper.toml");
+        match &pg {
+            Some((url, _)) => {
+                std::fs::write(&config, format!("[database]\nurl = \"{url}\"\n")).unwrap()
+            }
+            None => std::fs::write(&config, "").unwrap(),
         }
-        None => std::fs::write(&config, "").unwrap(),
-    }
-    let settings = Arc::new(Settings::load(&dir.path().join("data"), Some(&config)).unwrap());
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-    let booted = boot(settings, clock.clone()).await.unwrap();
-    let token = booted.new_admin_token.clone().unwrap();
-    let state = AppState::new(booted.pki, booted.metrics);
-    state
-        .ready
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    let app = https_app(&state);
-    let plain = http_app(&state);
-    let server = tokio::spawn(async move { axum::serve(a_http, plain).await });
+        let settings = Arc::new(Settings::load(&dir.path().join("data"), Some(&config)).unwrap());
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+        let booted = boot(settings, clock.clone()).await.unwrap();
+        let token = booted.new_admin_token.clone().unwrap();
+        let state = AppState::new(booted.pki, booted.metrics);
+        state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let app = https_app(&state);
+        let plain = http_app(&state);
+        let server = tokio::spawn(async move { axum::serve(a_http, plain).await });
 
-    // A's issuer is B's ACME directory; a profile names it; a managed certificate.
-    let (st, issuer) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/issuers",
-        Some(json!({
-            "name": "upstream", "kind": "acme", "directory_url": b.url("/acme/directory"),
-            "trust_bundle": b.server_ca_pem,
-        })),
-    )
-    .await;
-    assert_eq!(st, 201, "{issuer}");
-    let (st, prof) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/profiles",
-        Some(json!({"name": "upstream", "ca": "upstream", "allowed_dns_names": [".ari.test"]})),
-    )
-    .await;
-    assert_eq!(st, 201, "{prof}");
+        let (st, issuer) = call(
+            &app,
+            &token,
+            Method::POST,
+            "/issuers",
+            Some(json!({
+                "name": "upstream", "kind": "acme", "directory_url": b.url("/acme/directory"),
+                "trust_bundle": b.server_ca_pem,
+            })),
+        )
+        .await;
+        assert_eq!(st, 201, "{issuer}");
+        let (st, prof) = call(
+            &app,
+            &token,
+            Method::POST,
+            "/profiles",
+            Some(json!({"name": "upstream", "ca": "upstream", "allowed_dns_names": [".ari.test"]})),
+        )
+        .await;
+        assert_eq!(st, 201, "{prof}");
+        Pair {
+            b,
+            app,
+            token,
+            clock,
+            state,
+            server,
+            pg,
+            _chall: chall,
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.app, &self.token, method, path, body).await
+    }
+
+    fn stop(self) {
+        self.server.abort();
+        drop(self.state);
+        if let Some((_, name)) = self.pg {
+            drop_database(&name);
+        }
+    }
+}
+
+async fn follows_upstream_renewal_information(db: Db) {
+    let pair = Pair::start(db, &[]).await;
+    let (b, app, token, clock) = (&pair.b, &pair.app, pair.token.as_str(), &pair.clock);
+    // A managed certificate from B.
     let (st, m) = call(
-        &app,
-        &token,
+        app,
+        token,
         Method::POST,
         "/managed",
         Some(json!({"name": "web", "profile": "upstream", "dns_names": ["www.ari.test"]})),
@@ -144,9 +185,9 @@ async fn follows_upstream_renewal_information(db: Db) {
     assert!(m["upstream_renewal_window"].is_null(), "not asked yet: {m}");
 
     // The first run asks B: its window is recorded and the renewal lies inside it.
-    let managed = state.services.managed.clone();
+    let managed = pair.state.services.managed.clone();
     managed.run_due().await.unwrap();
-    let (_, m) = call(&app, &token, Method::GET, "/managed/web", None).await;
+    let (_, m) = call(app, token, Method::GET, "/managed/web", None).await;
     let w = &m["upstream_renewal_window"];
     assert!(w.is_object(), "B's window: {m}");
     let (start, end) = (at(&w["start"]), at(&w["end"]));
@@ -205,14 +246,14 @@ async fn follows_upstream_renewal_information(db: Db) {
     // Before B's Retry-After has passed, A does not ask again: nothing moves.
     clock.advance(Duration::hours(5));
     managed.run_due().await.unwrap();
-    let (_, m) = call(&app, &token, Method::GET, "/managed/web", None).await;
+    let (_, m) = call(app, token, Method::GET, "/managed/web", None).await;
     assert_eq!(m["current_version"], 1, "{m}");
     assert_eq!(at(&m["upstream_renewal_window"]["start"]), start, "{m}");
 
     // Once it has, A asks, finds the window open, and renews at once.
     clock.advance(Duration::hours(1) + Duration::minutes(1));
     managed.run_due().await.unwrap();
-    let (_, m) = call(&app, &token, Method::GET, "/managed/web", None).await;
+    let (_, m) = call(app, token, Method::GET, "/managed/web", None).await;
     assert_eq!(m["current_version"], 2, "renewed on B's word: {m}");
     assert!(
         m["upstream_renewal_window"].is_null(),
@@ -243,11 +284,50 @@ async fn follows_upstream_renewal_information(db: Db) {
         "the first order replaced nothing: {audit}"
     );
 
-    server.abort();
-    drop(state);
-    if let Some((_, name)) = pg {
-        drop_database(&name);
-    }
+    pair.stop();
+}
+
+/// An upstream that rate-limits (B allows one new order per account per hour) answers a
+/// renewal with `rateLimited` and a `Retry-After`: the failure is recorded with B's
+/// problem document, and the retry waits until B said (the end of its hourly window), not
+/// the first minute of backoff.
+#[tokio::test]
+async fn a_rate_limit_is_waited_out() {
+    let pair = Pair::start(
+        Db::Sqlite,
+        &[("CERTKEEPER_ACME__NEW_ORDERS_PER_ACCOUNT_PER_HOUR", "1")],
+    )
+    .await;
+    let (st, m) = pair
+        .call(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "web", "profile": "upstream", "dns_names": ["rl.ari.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (st, refused) = pair.call(Method::POST, "/managed/web/renew", None).await;
+    assert_eq!(st, 502, "{refused}");
+    let (_, m) = pair.call(Method::GET, "/managed/web", None).await;
+    assert_eq!(m["current_version"], 1, "{m}");
+    assert_eq!(
+        m["last_problem"]["type"], "urn:ietf:params:acme:error:rateLimited",
+        "{m}"
+    );
+    // B's hourly window ends in `asked` seconds (its Retry-After, also in its detail).
+    let asked: i64 = m["last_problem"]["detail"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("retry in ")
+        .and_then(|(_, t)| t.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("B's wait in {m}"));
+    let wait = (at(&m["next_renewal_at"]) - pair.clock.now()).whole_seconds();
+    let expected = asked.max(60);
+    assert!(
+        (expected - 5..=expected + 1).contains(&wait),
+        "the retry waits for B's Retry-After ({asked} s), not the first minute of backoff: {wait} s: {m}"
+    );
+    pair.stop();
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use crate::services::issuers::port::{
     UpstreamFailure, UpstreamOrder,
 };
 use crate::upstream::acme_chains;
+use crate::upstream::acme_http::{RetrySlot, WatchingClient};
 use crate::upstream::cloudflare::CloudflareConfig;
 use crate::upstream::propagation::wait_visible;
 use crate::upstream::rfc2136::Rfc2136Config;
@@ -81,21 +82,17 @@ pub struct AcmeConfig {
 }
 
 impl AcmeConfig {
-    /// A client for this server: over the trust bundle when one is set.
-    fn builder(&self) -> Result<AccountBuilder, UpstreamFailure> {
-        let failed = |e: instant_acme::Error| UpstreamFailure::plain(format!("ACME client: {e}"));
-        match &self.trust_bundle {
-            None => Account::builder().map_err(failed),
-            Some(pem) => {
-                let file = tempfile::NamedTempFile::new()
-                    .and_then(|mut f| {
-                        std::io::Write::write_all(&mut f, pem.as_bytes())?;
-                        Ok(f)
-                    })
-                    .map_err(|e| UpstreamFailure::plain(format!("trust bundle: {e}")))?;
-                Account::builder_with_root(file.path()).map_err(failed)
-            }
-        }
+    /// A client for this server, over the trust bundle when one is set, that leaves the
+    /// `Retry-After` of a refusal in `slot`.
+    fn builder(&self, slot: RetrySlot) -> Result<AccountBuilder, UpstreamFailure> {
+        let roots = match &self.trust_bundle {
+            None => Vec::new(),
+            Some(pem) => certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes())
+                .map_err(|e| UpstreamFailure::plain(format!("trust bundle: {e}")))?,
+        };
+        let client = WatchingClient::new(&roots, slot)
+            .map_err(|e| UpstreamFailure::plain(format!("ACME client: {e}")))?;
+        Ok(Account::builder_with_http(Box::new(client)))
     }
 
     /// Register an account (with EAB when `eab` is given: key id and raw HMAC key).
@@ -106,7 +103,7 @@ impl AcmeConfig {
     ) -> Result<(String, String), UpstreamFailure> {
         let contact: Vec<&str> = self.contact.iter().map(String::as_str).collect();
         let eab = eab.map(|(kid, key)| ExternalAccountKey::new(kid.to_string(), key));
-        let builder = self.builder()?;
+        let builder = self.builder(RetrySlot::default())?;
         let (account, creds) = bounded(
             CALL_TIMEOUT,
             "registering the account",
@@ -132,6 +129,8 @@ pub struct AcmeUpstream {
     config: AcmeConfig,
     credentials: String,
     dns: Option<Box<dyn DnsProvider>>,
+    /// The `Retry-After` of the last refusal this upstream sent.
+    retry: RetrySlot,
 }
 
 impl std::fmt::Debug for AcmeUpstream {
@@ -154,13 +153,14 @@ impl AcmeUpstream {
             config,
             credentials,
             dns,
+            retry: RetrySlot::default(),
         }
     }
 
     async fn account(&self) -> Result<Account, UpstreamFailure> {
         let creds: AccountCredentials = serde_json::from_str(&self.credentials)
             .map_err(|e| UpstreamFailure::plain(format!("stored account credentials: {e}")))?;
-        let builder = self.config.builder()?;
+        let builder = self.config.builder(self.retry.clone())?;
         bounded(
             CALL_TIMEOUT,
             "loading the directory",
@@ -341,6 +341,7 @@ async fn invalid_order(order: &mut instant_acme::Order) -> UpstreamFailure {
         Some((name, p)) => UpstreamFailure {
             message: format!("validation of {name} failed: {p}"),
             problem: Some(problem_json(p)),
+            retry_after: None,
         },
         None => UpstreamFailure::plain("the order became invalid"),
     }
@@ -380,6 +381,7 @@ fn failure(e: instant_acme::Error) -> UpstreamFailure {
         instant_acme::Error::Api(p) => UpstreamFailure {
             message: p.to_string(),
             problem: Some(problem_json(&p)),
+            retry_after: None,
         },
         other => UpstreamFailure::plain(other.to_string()),
     }
@@ -435,9 +437,16 @@ impl UpstreamCa for AcmeUpstream {
                     }
                 }
             }
+            // A refusal that said when to come back (a rate limit, an outage) is waited
+            // out: the retry is scheduled no earlier.
+            let waited = self.retry.take();
             r.map(|pem| UpstreamCertificate {
                 pem,
                 reference: order_url,
+            })
+            .map_err(|mut f| {
+                f.retry_after = f.retry_after.or(waited);
+                f
             })
         })
     }

@@ -163,6 +163,7 @@ impl ChainFetcher {
                     return Err(UpstreamFailure {
                         message: format!("alternate chains: the upstream answered {status}"),
                         problem: (!problem.is_null()).then_some(problem),
+                        retry_after: None,
                     });
                 }
             }

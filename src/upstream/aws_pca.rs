@@ -165,6 +165,7 @@ fn sync_failure(e: SyncError) -> UpstreamFailure {
     UpstreamFailure {
         message: format!("AWS Private CA: {e}"),
         problem: code.map(|c| json!({"code": c})),
+        retry_after: None,
     }
 }
 
@@ -284,6 +285,7 @@ impl AwsPcaUpstream {
                     status.as_deref().unwrap_or("of unknown status")
                 ),
                 problem: Some(json!({"status": status})),
+                retry_after: None,
             });
         }
         let key = ca

@@ -134,6 +134,7 @@ impl Cloudflare {
                 "type": "about:blank", "status": status.as_u16(),
                 "detail": format!("Cloudflare {what} failed"), "errors": v["errors"],
             })),
+            retry_after: None,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod acme_chains;
+pub mod acme_http;
 pub mod aws_pca;
 pub mod cloudflare;
 pub mod propagation;

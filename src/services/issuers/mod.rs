@@ -385,6 +385,7 @@ async fn dns_provider(
                     other => Error::Upstream {
                         message: format!("Route 53: {other}"),
                         problem: None,
+                        retry_after: None,
                     },
                 })?;
             Box::new(provider)
@@ -832,6 +833,7 @@ impl IssuerService {
                     rec.name, f.message
                 ),
                 problem: f.problem,
+                retry_after: f.retry_after,
             })?;
         self.pki
             .record_revocation(cert_id, reason, Some(&rec.name), actor)
@@ -983,11 +985,13 @@ impl IssuerService {
             certkeeper_ca::parse_pem_or_der_certs(pem.as_bytes()).map_err(|e| Error::Upstream {
                 message: format!("the upstream's certificate does not parse: {e}"),
                 problem: None,
+                retry_after: None,
             })?;
         let Some((leaf, above)) = chain.split_first() else {
             return Err(Error::Upstream {
                 message: "the upstream sent no certificate".into(),
                 problem: None,
+                retry_after: None,
             });
         };
         let longest = self.pki.now() + Duration::days(profile.policy.max_validity_days.into());
@@ -1050,6 +1054,7 @@ fn check_answer(
     let refused = |why: String| Error::Upstream {
         message: why,
         problem: None,
+        retry_after: None,
     };
     let info = certkeeper_ca::inspect_certificate(leaf)
         .map_err(|e| refused(format!("the upstream's certificate does not parse: {e}")))?;

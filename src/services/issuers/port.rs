@@ -19,6 +19,9 @@ pub struct UpstreamFailure {
     pub message: String,
     /// The upstream's problem document.
     pub problem: Option<Value>,
+    /// How long the upstream asked us to wait before trying again (the `Retry-After` of a
+    /// rate limit or an outage), when it said.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl UpstreamFailure {
@@ -27,6 +30,7 @@ impl UpstreamFailure {
         UpstreamFailure {
             message: message.into(),
             problem: None,
+            retry_after: None,
         }
     }
 }
@@ -36,6 +40,7 @@ impl From<UpstreamFailure> for Error {
         Error::Upstream {
             message: f.message,
             problem: f.problem,
+            retry_after: f.retry_after,
         }
     }
 }

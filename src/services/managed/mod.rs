@@ -236,7 +236,15 @@ impl Managed {
     /// event: `issuance_failed` with the problem document when an upstream CA refused,
     /// `renewal_failed` otherwise.
     async fn record_failure(&self, id: &str, failures: i64, e: &Error) -> Result<(), Error> {
-        let retry_at = self.pki.now() + backoff(failures);
+        // The usual backoff, but never sooner than an upstream asked (its `Retry-After`).
+        let asked = match e {
+            Error::Upstream {
+                retry_after: Some(d),
+                ..
+            } => Duration::try_from(*d).unwrap_or(BACKOFF_MAX),
+            _ => Duration::ZERO,
+        };
+        let retry_at = self.pki.now() + backoff(failures).max(asked);
         let msg = public_error(e);
         let problem = match e {
             Error::Upstream { problem, .. } => Some(problem.clone().unwrap_or_default()),
