@@ -1,0 +1,11 @@
+-- Indexes for the dashboard's lists, each read a page at a time in SQL.
+
+-- ACME accounts, newest first (keyset: created_at, id). An account's orders are read
+-- through acme_orders_account (account_id, created_at).
+CREATE INDEX acme_accounts_created ON acme_accounts (created_at, id);
+
+-- The outbox of one status, newest first (the dead rows to retry).
+CREATE INDEX alert_outbox_status_created ON alert_outbox (status, created_at, id);
+
+-- Pushes to destinations that failed, most recent first (the overview's failures).
+CREATE INDEX sync_bindings_failed ON sync_bindings (updated_at) WHERE failures > 0;
