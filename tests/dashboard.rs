@@ -1,17 +1,23 @@
 //! The web dashboard at `/`.
 //!
 //! Without JavaScript, as a plain HTTP client (every read-only view, sign-in, the session
-//! cookie's attributes, CSRF refusals, roles, sign-out), on SQLite and PostgreSQL; and in
-//! real headless Chromium driven over WebDriver by `chromedriver` (Debian
-//! `chromium-driver`, installed by `.ci/test`): sign in, create an intermediate, issue a
-//! certificate through the form, find it, revoke it and see it revoked on its page and in
-//! OCSP (`openssl ocsp`), a forged POST without the CSRF token refused, a viewer without a
-//! revoke button, sign out. Chromium's screenshots of each page are left in
-//! `target/dashboard-screenshots/`.
+//! cookie's attributes, CSRF refusals, roles, sign-out, EST labels refused and made, CA key
+//! storage without a token, ACME accounts and orders page by page), on SQLite and
+//! PostgreSQL; and in real headless Chromium driven over WebDriver by `chromedriver`
+//! (Debian `chromium-driver`, installed by `.ci/test`), on SQLite and PostgreSQL: sign in,
+//! create an intermediate, issue a certificate through the form, find it, revoke it and see
+//! it revoked on its page and in OCSP (`openssl ocsp`), a forged POST without the CSRF token
+//! refused; an account and order of a real ACME client (`instant-acme`, http-01) with the
+//! certificate it got; an EST label made through the form and an enrollment under it; a
+//! push to a destination that refuses shown among the overview's failures, and its alert,
+//! dead at a receiver that refuses, retried and delivered once the receiver accepts; a
+//! viewer without the admin actions; sign out. Chromium's screenshots of each page are left
+//! in `target/dashboard-screenshots/<database>/`.
 
 mod acme_support;
 mod common;
 use acme_support::{Http01, csr};
+use common::plain::{Plain, SESSION};
 use common::*;
 use instant_acme::{
     Account, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
@@ -24,124 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
-
-const SESSION: &str = "__Host-certkeeper_session";
-
-// ---------------------------------------------------------------------------------------
-// Without JavaScript
-// ---------------------------------------------------------------------------------------
-
-/// A browser without scripts: follows no redirects, keeps the cookies it is told to.
-struct Plain {
-    http: reqwest::Client,
-    base: String,
-    cookies: Vec<(String, String)>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    /// The first CSRF token in the page's forms.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("a form with a CSRF field in:\n{}", self.body));
-        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').unwrap()].to_string()
-    }
-}
-
-impl Plain {
-    fn new(s: &TestServer) -> Plain {
-        let cert = reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap();
-        Plain {
-            http: reqwest::Client::builder()
-                .tls_certs_only([cert])
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: s.url(""),
-            cookies: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if !self.cookies.is_empty() {
-            let header: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(COOKIE, header.join("; "));
-        }
-        if let Some(f) = form {
-            let mut body = url::form_urlencoded::Serializer::new(String::new());
-            body.extend_pairs(f.iter());
-            req = req
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body.finish());
-        }
-        let resp = req.send().await.unwrap();
-        let set_cookies: Vec<String> = resp
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect();
-        for c in &set_cookies {
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(name, _)| name != k);
-            if !attrs.contains("Max-Age=0") {
-                self.cookies.push((k.to_string(), v.to_string()));
-            }
-        }
-        Page {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get(LOCATION)
-                .map(|l| l.to_str().unwrap().to_string()),
-            headers: resp.headers().clone(),
-            set_cookies,
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        self.send(Method::GET, path, None).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        self.send(Method::POST, path, Some(form)).await
-    }
-
-    /// Sign in with `token` through the form; returns the answer to the form's POST.
-    async fn sign_in(&mut self, token: &str) -> Page {
-        let form = self.get("/sign-in").await;
-        assert_eq!(form.status, 200, "{}", form.body);
-        let csrf = form.csrf();
-        self.post("/sign-in", &[("csrf", &csrf), ("token", token)])
-            .await
-    }
-
-    fn session(&self) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(k, _)| k == SESSION)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// The overview's count of valid certificates.
 fn count_valid(html: &str) -> u64 {
