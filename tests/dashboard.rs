@@ -716,7 +716,7 @@ fn account_ids(html: &str) -> Vec<String> {
         .collect()
 }
 
-async fn acme_accounts_page_by_page(db: Db) {
+async fn enrollment_lists_page_by_page(db: Db) {
     let s = TestServer::start_with(
         db,
         &[("CERTKEEPER_ACME__NEW_ACCOUNTS_PER_IP_PER_HOUR", "100")],
@@ -776,16 +776,43 @@ async fn acme_accounts_page_by_page(db: Db) {
             .status,
         404
     );
+
+    // EST credentials: 50 a page, newest first.
+    for i in 0..52 {
+        let (st, c) = s
+            .api(
+                Method::POST,
+                "/est/credentials",
+                Some(json!({"username": format!("dev-{i:02}")})),
+            )
+            .await;
+        assert_eq!(st, 201, "{c}");
+    }
+    let users = |html: &str| -> Vec<String> {
+        let table = &html[html.find("id=\"est-credentials\"").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        table
+            .split("<tr><td>")
+            .skip(1)
+            .map(|r| r[..r.find('<').unwrap()].to_string())
+            .collect()
+    };
+    let first = b.get("/enrollment/est").await;
+    let names = users(&first.body);
+    assert_eq!(names.len(), 50, "{names:?}");
+    assert_eq!(names[0], "dev-51");
+    let rest = users(&b.get(&next_page(&first.body)).await.body);
+    assert_eq!(rest, ["dev-01", "dev-00"]);
 }
 
 #[tokio::test]
-async fn acme_accounts_page_by_page_sqlite() {
-    acme_accounts_page_by_page(Db::Sqlite).await;
+async fn enrollment_lists_page_by_page_sqlite() {
+    enrollment_lists_page_by_page(Db::Sqlite).await;
 }
 
 #[tokio::test]
-async fn acme_accounts_page_by_page_postgres() {
-    acme_accounts_page_by_page(Db::Postgres).await;
+async fn enrollment_lists_page_by_page_postgres() {
+    enrollment_lists_page_by_page(Db::Postgres).await;
 }
 
 /// The common names of the certificate rows of a certificates page, in order.
@@ -1562,6 +1589,14 @@ async fn dashboard_in_chromium(db: Db) {
         "{delivered}"
     );
     assert!(accepted.load(Ordering::SeqCst) >= 1);
+    let (st, p) = s
+        .api(
+            Method::POST,
+            &format!("/alerts/outbox/{dead_id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409, "a delivered notification is not retried: {p}");
     b.go(&s.url("/alerts?status=dead")).await;
     b.find("#outbox").await;
     assert!(b.find_all("button.retry").await.is_empty());

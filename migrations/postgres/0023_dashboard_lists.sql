@@ -9,3 +9,6 @@ CREATE INDEX alert_outbox_status_created ON alert_outbox (status, created_at, id
 
 -- Pushes to destinations that failed, most recent first (the overview's failures).
 CREATE INDEX sync_bindings_failed ON sync_bindings (updated_at) WHERE failures > 0;
+
+-- EST credentials, newest first (keyset: created_at, id).
+CREATE INDEX est_credentials_created ON est_credentials (created_at, id);

@@ -90,7 +90,7 @@ pub struct AlertsPage {
 pub struct EstPage {
     /// Every label.
     pub labels: Vec<EstLabel>,
-    /// Every credential (without passwords).
+    /// A page of credentials, newest first (without passwords).
     pub credentials: Vec<EstCredential>,
     /// Every profile (what a new label may enroll under).
     pub profiles: Vec<ProfileRecord>,
@@ -345,12 +345,12 @@ impl DashboardService {
         })
     }
 
-    /// Every EST label and every EST credential (without passwords), and the profiles a
-    /// new label may enroll under.
-    pub async fn est(&self) -> Result<EstPage, Error> {
+    /// Every EST label, a page of EST credentials (without passwords; up to `limit` after
+    /// the keyset position `after`), and the profiles a new label may enroll under.
+    pub async fn est(&self, after: Option<(i64, String)>, limit: i64) -> Result<EstPage, Error> {
         Ok(EstPage {
             labels: self.est.labels().await?,
-            credentials: self.est.credentials().await?,
+            credentials: self.est.credential_page(after, limit).await?,
             profiles: self.profiles.list().await?,
         })
     }

@@ -195,6 +195,12 @@ pub trait EstStore: AuditStore {
     fn list_est_credentials(
         &self,
     ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send;
+    /// A page of credentials, newest first, after the keyset position `after`.
+    fn est_credential_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send;
     /// Revoke an active credential.
     fn revoke_est_credential(
         &self,
@@ -257,6 +263,13 @@ impl EstStore for Store {
         &self,
     ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send {
         Store::list_est_credentials(self)
+    }
+    fn est_credential_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send {
+        Store::est_credential_page(self, after, limit)
     }
     fn revoke_est_credential(
         &self,

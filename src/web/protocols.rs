@@ -41,6 +41,9 @@ pub(super) fn router() -> Router<AppState> {
 /// ACME accounts, or an account's orders, a page.
 const ACME_ROWS: usize = 50;
 
+/// EST credentials a page.
+const EST_ROWS: usize = 50;
+
 /// Which page of a keyset-paged list.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -310,9 +313,13 @@ async fn move_window(
     Ok(page(&s, "Renewal window moved", "/enrollment/acme", body))
 }
 
-async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup, WebError> {
+async fn est(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Markup, WebError> {
     s.caller.require_admin()?;
-    est_page(&state, &s, None).await
+    est_page(&state, &s, &q.cursor, None).await
 }
 
 /// A label refused by the service, with the form's values to show again.
@@ -325,13 +332,21 @@ struct Refused<'a> {
 async fn est_page(
     state: &AppState,
     s: &Session,
+    cursor: &str,
     refused: Option<Refused<'_>>,
 ) -> Result<Markup, WebError> {
     let EstPage {
         labels,
         credentials,
         profiles,
-    } = state.services.dashboard.est().await?;
+    } = state
+        .services
+        .dashboard
+        .est(cursor_of(cursor)?, EST_ROWS as i64 + 1)
+        .await?;
+    let (credentials, next) = paged(credentials, EST_ROWS, |c| {
+        (c.created_at.unix_timestamp(), c.id.as_str())
+    });
     let body = html! {
         h2 { "Labels" }
         table #est-labels {
@@ -385,6 +400,7 @@ async fn est_page(
                 }
             }
         }
+        (next_page("/enrollment/est", &[], next.as_deref()))
         h2 { "Create a credential" }
         form method="post" action="/enrollment/est" #create-credential {
             (csrf_field(s))
@@ -441,7 +457,7 @@ async fn create_label(
     // Shown next to the form, with what was typed, so it can be corrected.
     let message = refused.to_string();
     let status = HttpError::from(refused).status();
-    let page = est_page(&state, &s, Some(Refused { message, label })).await?;
+    let page = est_page(&state, &s, "", Some(Refused { message, label })).await?;
     Ok(with_status(status, page))
 }
 
