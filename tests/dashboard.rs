@@ -460,6 +460,42 @@ async fn alerts_and_managed_pages_without_javascript() {
         "two versions listed"
     );
 
+    // A renewal the profile now refuses is among the overview's recent failures.
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(
+                json!({"name": "narrow", "ca": "intermediate", "allowed_dns_names": [".ok.test"]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{p}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "shrinking", "profile": "narrow", "dns_names": ["x.ok.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (st, p) = s
+        .api(
+            Method::PUT,
+            "/profiles/narrow",
+            Some(json!({"name": "narrow", "allowed_dns_names": [".other.test"]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    let (st, r) = s.api(Method::POST, "/managed/shrinking/renew", None).await;
+    assert!(st >= 400, "{r}");
+    let overview = b.get("/").await;
+    let failures = &overview.body[overview.body.find("Recent failures").unwrap()..];
+    let renewal = &failures[failures
+        .find("class=\"renewal-failure\"")
+        .unwrap_or_else(|| panic!("a renewal failure in {failures}"))..];
+    assert!(renewal[..renewal.find("</li>").unwrap()].contains("shrinking"));
+
     // A viewer reads both lists' pages it may, without the actions.
     let (_, viewer) = s
         .api(

@@ -12,3 +12,6 @@ CREATE INDEX sync_bindings_failed ON sync_bindings (updated_at) WHERE failures >
 
 -- EST credentials, newest first (keyset: created_at, id).
 CREATE INDEX est_credentials_created ON est_credentials (created_at, id);
+
+-- Managed certificates whose last renewal failed (the overview's failures).
+CREATE INDEX managed_certificates_failing ON managed_certificates (renewal_failures) WHERE renewal_failures > 0;

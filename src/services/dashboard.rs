@@ -183,14 +183,7 @@ impl DashboardService {
     pub async fn overview(&self) -> Result<Overview, Error> {
         let counts = self.certificates.counts().await?;
         let cas = self.cas.list().await?;
-        let mut failed_renewals: Vec<ManagedRecord> = self
-            .managed
-            .list()
-            .await?
-            .into_iter()
-            .filter(|m| m.last_error.is_some())
-            .collect();
-        failed_renewals.truncate(RECENT_FAILURES);
+        let failed_renewals = self.managed.failed_renewals(RECENT_FAILURES as i64).await?;
         let failed_syncs = self.managed.failed_pushes(RECENT_FAILURES as i64).await?;
         let dead_alerts = self
             .alerts

@@ -295,6 +295,18 @@ impl Store {
         .await
     }
 
+    /// Up to `limit` managed certificates whose last renewal failed, most failures first.
+    pub async fn failed_renewals(&self, limit: i64) -> Result<Vec<ManagedRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MANAGED_COLS} FROM managed_certificates WHERE renewal_failures > 0
+             ORDER BY renewal_failures DESC, name LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_managed).collect()
+    }
+
     /// Every managed certificate, by name.
     pub async fn list_managed(&self) -> Result<Vec<ManagedRecord>, StoreError> {
         self.all_rows(

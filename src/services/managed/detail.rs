@@ -55,6 +55,11 @@ impl Managed {
         Ok(self.pki.store().list_managed().await?)
     }
 
+    /// Up to `limit` managed certificates whose last renewal failed, most failures first.
+    pub async fn failed_renewals(&self, limit: i64) -> Result<Vec<ManagedRecord>, Error> {
+        Ok(self.pki.store().failed_renewals(limit).await?)
+    }
+
     /// Up to `limit` pushes to destinations whose last attempt failed, most recent first.
     pub async fn failed_pushes(&self, limit: i64) -> Result<Vec<FailedPush>, Error> {
         Ok(self.pki.store().failed_pushes(limit).await?)
