@@ -1,8 +1,10 @@
 -- Indexes for the dashboard's lists, each read a page at a time in SQL.
 
--- ACME accounts, newest first (keyset: created_at, id). An account's orders are read
--- through acme_orders_account (account_id, created_at).
+-- ACME accounts, newest first (keyset: created_at, id), and an account's orders the same
+-- way: the orders' index gains the id, so a page is read in index order.
 CREATE INDEX acme_accounts_created ON acme_accounts (created_at, id);
+DROP INDEX acme_orders_account;
+CREATE INDEX acme_orders_account ON acme_orders (account_id, created_at, id);
 
 -- The outbox of one status, newest first (the dead rows to retry).
 CREATE INDEX alert_outbox_status_created ON alert_outbox (status, created_at, id);
