@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use certkeeper::services::alerts::deliver::signature;
-use common::{Db, TestServer, webhook_receiver as receiver};
+use common::{Db, TestServer, outbox_until, webhook_receiver as receiver};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -25,25 +25,6 @@ async fn sweep(s: &TestServer) -> Value {
     .expect("the sweep waited on a receiver");
     assert_eq!(st, 202, "{r}");
     r
-}
-
-/// Wait until the outbox has `n` rows in `status` (hang guard: 60 s).
-async fn outbox_until(s: &TestServer, status: &str, n: usize) -> Value {
-    for _ in 0..600 {
-        let (st, rows) = s
-            .api(
-                Method::GET,
-                &format!("/alerts/outbox?status={status}"),
-                None,
-            )
-            .await;
-        assert_eq!(st, 200, "{rows}");
-        if rows.as_array().unwrap().len() >= n {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the outbox never had {n} {status} rows");
 }
 
 async fn scenario(db: Db) {

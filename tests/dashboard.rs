@@ -1,140 +1,36 @@
 //! The web dashboard at `/`.
 //!
 //! Without JavaScript, as a plain HTTP client (every read-only view, sign-in, the session
-//! cookie's attributes, CSRF refusals, roles, sign-out), on SQLite and PostgreSQL; and in
-//! real headless Chromium driven over WebDriver by `chromedriver` (Debian
-//! `chromium-driver`, installed by `.ci/test`): sign in, create an intermediate, issue a
-//! certificate through the form, find it, revoke it and see it revoked on its page and in
-//! OCSP (`openssl ocsp`), a forged POST without the CSRF token refused, a viewer without a
-//! revoke button, sign out. Chromium's screenshots of each page are left in
-//! `target/dashboard-screenshots/`.
+//! cookie's attributes, CSRF refusals, roles, sign-out, EST labels refused and made, CA key
+//! storage without a token, ACME accounts and orders page by page), on SQLite and
+//! PostgreSQL; and in real headless Chromium driven over WebDriver by `chromedriver`
+//! (Debian `chromium-driver`, installed by `.ci/test`), on SQLite and PostgreSQL: sign in,
+//! create an intermediate, issue a certificate through the form, find it, revoke it and see
+//! it revoked on its page and in OCSP (`openssl ocsp`), a forged POST without the CSRF token
+//! refused; an account and order of a real ACME client (`instant-acme`, http-01) with the
+//! certificate it got; an EST label made through the form and an enrollment under it; a
+//! push to a destination that refuses shown among the overview's failures, and its alert,
+//! dead at a receiver that refuses, retried and delivered once the receiver accepts; a
+//! viewer without the admin actions; sign out. Chromium's screenshots of each page are left
+//! in `target/dashboard-screenshots/<database>/`.
 
+mod acme_support;
 mod common;
+use acme_support::{Http01, csr};
+use common::plain::{Plain, SESSION};
 use common::*;
+use instant_acme::{
+    Account, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
-
-const SESSION: &str = "__Host-certkeeper_session";
-
-// ---------------------------------------------------------------------------------------
-// Without JavaScript
-// ---------------------------------------------------------------------------------------
-
-/// A browser without scripts: follows no redirects, keeps the cookies it is told to.
-struct Plain {
-    http: reqwest::Client,
-    base: String,
-    cookies: Vec<(String, String)>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    /// The first CSRF token in the page's forms.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("a form with a CSRF field in:\n{}", self.body));
-        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').unwrap()].to_string()
-    }
-}
-
-impl Plain {
-    fn new(s: &TestServer) -> Plain {
-        let cert = reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap();
-        Plain {
-            http: reqwest::Client::builder()
-                .tls_certs_only([cert])
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: s.url(""),
-            cookies: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if !self.cookies.is_empty() {
-            let header: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(COOKIE, header.join("; "));
-        }
-        if let Some(f) = form {
-            let mut body = url::form_urlencoded::Serializer::new(String::new());
-            body.extend_pairs(f.iter());
-            req = req
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body.finish());
-        }
-        let resp = req.send().await.unwrap();
-        let set_cookies: Vec<String> = resp
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect();
-        for c in &set_cookies {
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(name, _)| name != k);
-            if !attrs.contains("Max-Age=0") {
-                self.cookies.push((k.to_string(), v.to_string()));
-            }
-        }
-        Page {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get(LOCATION)
-                .map(|l| l.to_str().unwrap().to_string()),
-            headers: resp.headers().clone(),
-            set_cookies,
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        self.send(Method::GET, path, None).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        self.send(Method::POST, path, Some(form)).await
-    }
-
-    /// Sign in with `token` through the form; returns the answer to the form's POST.
-    async fn sign_in(&mut self, token: &str) -> Page {
-        let form = self.get("/sign-in").await;
-        assert_eq!(form.status, 200, "{}", form.body);
-        let csrf = form.csrf();
-        self.post("/sign-in", &[("csrf", &csrf), ("token", token)])
-            .await
-    }
-
-    fn session(&self) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(k, _)| k == SESSION)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// The overview's count of valid certificates.
 fn count_valid(html: &str) -> u64 {
@@ -443,6 +339,12 @@ async fn read_only_views_without_javascript_postgres() {
 
 /// A webhook receiver on 127.0.0.1 that accepts everything; returns its URL.
 async fn accepting_receiver() -> String {
+    receiver(Arc::new(AtomicBool::new(true)), Arc::default()).await
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 500 while `accept` is false and 200 once
+/// it is true, counting the notifications it accepted in `accepted`; returns its URL.
+async fn receiver(accept: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -450,13 +352,18 @@ async fn accepting_receiver() -> String {
             let Ok((mut conn, _)) = listener.accept().await else {
                 return;
             };
+            let (accept, accepted) = (accept.clone(), accepted.clone());
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = vec![0u8; 65536];
                 let _ = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf)).await;
-                let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let answer: &[u8] = if accept.load(Ordering::SeqCst) {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                };
+                let _ = conn.write_all(answer).await;
             });
         }
     });
@@ -507,6 +414,28 @@ async fn alerts_and_managed_pages_without_javascript() {
     );
     let outbox = b.get("/alerts?status=dead").await;
     assert_eq!(outbox.status, 200);
+    assert!(!outbox.body.contains("retry-all"), "nothing dead to retry");
+    // Retrying: a forged POST is refused; nothing dead is nothing retried; an unknown
+    // row is 404, on the page and on the API.
+    let forged = b.post("/alerts/outbox/retry", &[]).await;
+    assert_eq!(forged.status, 403);
+    let none = b.post("/alerts/outbox/retry", &[("csrf", &csrf)]).await;
+    assert_eq!(none.status, 200, "{}", none.body);
+    assert!(
+        none.body.contains("No notification was dead."),
+        "{}",
+        none.body
+    );
+    let missing = b
+        .post("/alerts/outbox/no-such-row/retry", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let (st, r) = s.api(Method::POST, "/alerts/outbox/retry", None).await;
+    assert_eq!((st, r), (202, json!({"retried": 0})));
+    let (st, p) = s
+        .api(Method::POST, "/alerts/outbox/no-such-row/retry", None)
+        .await;
+    assert_eq!(st, 404, "{p}");
 
     // Managed: listed, its versions, and "renew now" makes version 2.
     let list = b.get("/managed").await;
@@ -531,6 +460,42 @@ async fn alerts_and_managed_pages_without_javascript() {
         "two versions listed"
     );
 
+    // A renewal the profile now refuses is among the overview's recent failures.
+    let (st, p) = s
+        .api(
+            Method::POST,
+            "/profiles",
+            Some(
+                json!({"name": "narrow", "ca": "intermediate", "allowed_dns_names": [".ok.test"]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{p}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "shrinking", "profile": "narrow", "dns_names": ["x.ok.test"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (st, p) = s
+        .api(
+            Method::PUT,
+            "/profiles/narrow",
+            Some(json!({"name": "narrow", "allowed_dns_names": [".other.test"]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    let (st, r) = s.api(Method::POST, "/managed/shrinking/renew", None).await;
+    assert!(st >= 400, "{r}");
+    let overview = b.get("/").await;
+    let failures = &overview.body[overview.body.find("Recent failures").unwrap()..];
+    let renewal = &failures[failures
+        .find("class=\"renewal-failure\"")
+        .unwrap_or_else(|| panic!("a renewal failure in {failures}"))..];
+    assert!(renewal[..renewal.find("</li>").unwrap()].contains("shrinking"));
+
     // A viewer reads both lists' pages it may, without the actions.
     let (_, viewer) = s
         .api(
@@ -545,9 +510,67 @@ async fn alerts_and_managed_pages_without_javascript() {
         303
     );
     assert_eq!(v.get("/alerts").await.status, 403);
+    let vcsrf = v.get("/").await.csrf();
+    assert_eq!(
+        v.post("/alerts/outbox/retry", &[("csrf", &vcsrf)])
+            .await
+            .status,
+        403
+    );
+    let (st, _) = s
+        .api_as(
+            viewer["token"].as_str().unwrap(),
+            Method::POST,
+            "/alerts/outbox/retry",
+            None,
+        )
+        .await;
+    assert_eq!(st, 403);
     let vd = v.get(&format!("/managed/{mid}")).await;
     assert_eq!(vd.status, 200);
     assert!(!vd.body.contains("renew-now") && !vd.body.contains("sync-now"));
+}
+
+#[tokio::test]
+async fn ca_key_storage_without_a_token() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+    let h = b.get("/hierarchy").await;
+    assert!(h.body.contains("name=\"key_storage\""), "{}", h.body);
+    assert!(
+        !h.body.contains("value=\"pkcs11\""),
+        "no token is offered without [hsm]"
+    );
+    assert!(h.body.contains("software (sealed)"), "{}", h.body);
+    let csrf = h.csrf();
+    let form = |storage: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "hsm-int".to_string()),
+            ("kind", "intermediate".to_string()),
+            ("parent", "root".to_string()),
+            ("common_name", "HSM Intermediate".to_string()),
+            ("key_storage", storage.to_string()),
+        ]
+    };
+    for (storage, why) in [
+        ("pkcs11", "no PKCS#11 token is configured"),
+        ("floppy", "neither"),
+    ] {
+        let f = form(storage);
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let p = b.post("/hierarchy", &pairs).await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(p.body.contains(why), "{}", p.body);
+    }
+    let (_, cas) = s.api(Method::GET, "/cas", None).await;
+    assert!(!cas.to_string().contains("hsm-int"), "nothing half-made");
+    let f = form("sealed");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post("/hierarchy", &pairs).await.status, 303);
+    let (_, ca) = s.api(Method::GET, "/cas/hsm-int", None).await;
+    assert_eq!(ca["key_storage"], "sealed", "{ca}");
 }
 
 #[tokio::test]
@@ -612,10 +635,78 @@ async fn acme_and_est_pages_without_javascript() {
         .await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 
-    // EST: a one-time credential, its password shown once; disabling it.
+    // No account yet.
+    assert!(list.body.contains("No ACME account yet."), "{}", list.body);
+
+    // EST: a label through the form; the service's refusals shown next to the form, with
+    // the status the API would answer, and nothing stored.
     let est = b.get("/enrollment/est").await;
     assert_eq!(est.status, 200);
     let csrf = est.csrf();
+    let forged = b
+        .post(
+            "/enrollment/est/labels",
+            &[("label", "forged"), ("profile", "default")],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    for (label, profile, status, why) in [
+        ("bad label!", "default", 400, "label must be"),
+        ("cacerts", "default", 400, "EST operation"),
+        ("plant-a", "no-such-profile", 400, "no-such-profile"),
+    ] {
+        let p = b
+            .post(
+                "/enrollment/est/labels",
+                &[("csrf", &csrf), ("label", label), ("profile", profile)],
+            )
+            .await;
+        assert_eq!(p.status, status, "{label}: {}", p.body);
+        assert!(
+            p.body.contains("id=\"label-error\"") && p.body.contains(why),
+            "{label}: {}",
+            p.body
+        );
+    }
+    let made = b
+        .post(
+            "/enrollment/est/labels",
+            &[
+                ("csrf", &csrf),
+                ("label", "plant-b"),
+                ("profile", "default"),
+                ("require_channel_binding", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let again = b
+        .post(
+            "/enrollment/est/labels",
+            &[
+                ("csrf", &csrf),
+                ("label", "plant-b"),
+                ("profile", "default"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let (_, labels) = s.api(Method::GET, "/est/labels", None).await;
+    let labels = labels.as_array().unwrap();
+    assert_eq!(
+        labels.len(),
+        1,
+        "only the accepted label is stored: {labels:?}"
+    );
+    assert_eq!(labels[0]["label"], "plant-b");
+    assert_eq!(labels[0]["profile"], "default");
+    assert_eq!(labels[0]["require_channel_binding"], true);
+    let (_, audit) = s
+        .api(Method::GET, "/audit?action=est_label.create", None)
+        .await;
+    assert!(audit.to_string().contains("plant-b"), "{audit}");
+
+    // EST: a one-time credential, its password shown once; disabling it.
     let made = b
         .post(
             "/enrollment/est",
@@ -651,6 +742,113 @@ async fn acme_and_est_pages_without_javascript() {
         .await;
     assert_eq!(off.status, 303, "{}", off.body);
     assert!(b.get("/enrollment/est").await.body.contains("disabled "));
+}
+
+/// The account ids of an ACME page's account rows, in order.
+fn account_ids(html: &str) -> Vec<String> {
+    html.split("<a href=\"/enrollment/acme/accounts/")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+        .collect()
+}
+
+async fn enrollment_lists_page_by_page(db: Db) {
+    let s = TestServer::start_with(
+        db,
+        &[("CERTKEEPER_ACME__NEW_ACCOUNTS_PER_IP_PER_HOUR", "100")],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(s.server_ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let mut made = Vec::new();
+    for _ in 0..53 {
+        let mut a = acme_support::Acme::new(http.clone(), &s.url("/acme/directory")).await;
+        a.register().await;
+        made.push(a);
+    }
+    // The newest account places two orders.
+    let newest = made.last().unwrap();
+    for name in ["a.orders.dash.test", "b.orders.dash.test"] {
+        let r = newest.new_order(&[("dns", name)]).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let newest_id = newest.kid.as_deref().unwrap().rsplit('/').next().unwrap();
+
+    let mut b = Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+    let first = b.get("/enrollment/acme").await;
+    let ids = account_ids(&first.body);
+    assert_eq!(ids.len(), 50, "{ids:?}");
+    assert_eq!(ids[0], newest_id, "newest first");
+    let row = &first.body[first.body.find("<td class=\"orders\">").unwrap()..];
+    assert!(row.starts_with("<td class=\"orders\">2<"), "{row:.40}");
+    let second = b.get(&next_page(&first.body)).await;
+    let rest = account_ids(&second.body);
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    assert!(!second.body.contains("next-page"));
+    let mut all: Vec<&String> = ids.iter().chain(&rest).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 53, "every account once");
+    assert_eq!(
+        b.get("/enrollment/acme?cursor=not-a-cursor").await.status,
+        400
+    );
+
+    // The account's page lists its orders, newest first.
+    let acc = b
+        .get(&format!("/enrollment/acme/accounts/{newest_id}"))
+        .await;
+    assert_eq!(acc.status, 200, "{}", acc.body);
+    let a = acc.body.find("dns:b.orders.dash.test").expect("order b");
+    let bb = acc.body.find("dns:a.orders.dash.test").expect("order a");
+    assert!(a < bb, "newest order first");
+    assert_eq!(acc.body.matches("<td class=\"status\">pending<").count(), 2);
+    assert_eq!(
+        b.get("/enrollment/acme/accounts/no-such-account")
+            .await
+            .status,
+        404
+    );
+
+    // EST credentials: 50 a page, newest first.
+    for i in 0..52 {
+        let (st, c) = s
+            .api(
+                Method::POST,
+                "/est/credentials",
+                Some(json!({"username": format!("dev-{i:02}")})),
+            )
+            .await;
+        assert_eq!(st, 201, "{c}");
+    }
+    let users = |html: &str| -> Vec<String> {
+        let table = &html[html.find("id=\"est-credentials\"").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        table
+            .split("<tr><td>")
+            .skip(1)
+            .map(|r| r[..r.find('<').unwrap()].to_string())
+            .collect()
+    };
+    let first = b.get("/enrollment/est").await;
+    let names = users(&first.body);
+    assert_eq!(names.len(), 50, "{names:?}");
+    assert_eq!(names[0], "dev-51");
+    let rest = users(&b.get(&next_page(&first.body)).await.body);
+    assert_eq!(rest, ["dev-01", "dev-00"]);
+}
+
+#[tokio::test]
+async fn enrollment_lists_page_by_page_sqlite() {
+    enrollment_lists_page_by_page(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn enrollment_lists_page_by_page_postgres() {
+    enrollment_lists_page_by_page(Db::Postgres).await;
 }
 
 /// The common names of the certificate rows of a certificates page, in order.
@@ -851,6 +1049,7 @@ impl Driver {
         Browser {
             driver: self,
             url: format!("{}/session/{id}", self.base),
+            shots: screenshots(),
         }
     }
 }
@@ -859,6 +1058,8 @@ impl Driver {
 struct Browser<'a> {
     driver: &'a Driver,
     url: String,
+    /// Where its screenshots go.
+    shots: PathBuf,
 }
 
 impl Browser<'_> {
@@ -986,9 +1187,8 @@ impl Browser<'_> {
         let png = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
             .unwrap();
-        let dir = screenshots();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        std::fs::create_dir_all(&self.shots).unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 
     async fn close(self) {
@@ -1012,12 +1212,60 @@ fn pem_blocks(text: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn dashboard_in_chromium() {
-    let s = TestServer::start(Db::Sqlite).await;
+/// An ACME account made by a real client (`instant-acme`) with an order for 127.0.0.1,
+/// validated over http-01 and finalized; returns the account's URL and the certificate
+/// (PEM chain).
+async fn acme_client_order(s: &TestServer, http01: &Http01) -> (String, String) {
+    let root = s.write("dash-acme-ca.pem", &s.server_ca_pem);
+    let (account, _creds) = Account::builder_with_root(&root)
+        .unwrap()
+        .create(
+            &NewAccount {
+                contact: &["mailto:dash-acme@example.com"],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            s.url("/acme/directory"),
+            None,
+        )
+        .await
+        .expect("an ACME account");
+    let ids = [Identifier::Ip("127.0.0.1".parse().unwrap())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.unwrap();
+        let mut ch = authz.challenge(ChallengeType::Http01).expect("http-01");
+        http01.put(&ch.token, ch.key_authorization().as_str());
+        ch.set_ready().await.unwrap();
+    }
+    let status = order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    assert_eq!(status, OrderStatus::Ready);
+    order.finalize_csr(&csr(&["127.0.0.1"])).await.unwrap();
+    let pem = order
+        .poll_certificate(&RetryPolicy::default())
+        .await
+        .unwrap();
+    (account.id().to_string(), pem)
+}
+
+/// The Chromium walk on `db`; its screenshots go to `target/dashboard-screenshots/<db>/`.
+async fn dashboard_in_chromium(db: Db) {
+    let http01 = Http01::start().await;
+    let h = http01.port.to_string();
+    // One delivery attempt, so a refused notification is dead at once.
+    let s = TestServer::start_with(
+        db,
+        &[
+            ("CERTKEEPER_ACME__HTTP01_PORT", h.as_str()),
+            ("CERTKEEPER_ALERTS__MAX_ATTEMPTS", "1"),
+        ],
+    )
+    .await;
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let b = driver.session(profile.path()).await;
+    let mut b = driver.session(profile.path()).await;
+    b.shots = screenshots().join(format!("{db:?}").to_lowercase());
 
     // Signed out, the dashboard sends the browser to the sign-in form.
     b.go(&s.url("/")).await;
@@ -1217,6 +1465,180 @@ async fn dashboard_in_chromium() {
     b.wait_text("#audit", &id).await;
     b.screenshot("audit").await;
 
+    // ACME: an account made by a real client, listed with its contact and order count;
+    // its page lists the order, valid, with a link to the certificate.
+    let (account_url, chain) = acme_client_order(&s, &http01).await;
+    let account_id = account_url.rsplit('/').next().unwrap().to_string();
+    b.go(&s.url("/enrollment/acme")).await;
+    b.wait_text("#acme-accounts", &account_id).await;
+    let row = b.text("#acme-accounts tbody tr").await;
+    assert!(
+        row.contains("mailto:dash-acme@example.com") && row.contains("valid"),
+        "{row}"
+    );
+    assert_eq!(b.text("#acme-accounts td.orders").await, "1");
+    b.screenshot("acme-accounts").await;
+    b.click(&format!("#acme-accounts a[href$='{account_id}']"))
+        .await;
+    b.wait_text("#acme-orders", "ip:127.0.0.1").await;
+    assert_eq!(b.text("#acme-orders td.status").await, "valid");
+    b.screenshot("acme-account").await;
+    b.click("#acme-orders a.certificate").await;
+    b.wait_text("#state", "valid").await;
+    let url = b.current_url().await;
+    let cert_id = url.rsplit('/').next().unwrap();
+    let shown = s
+        .client
+        .get(s.url(&format!("/api/v1/certificates/{cert_id}/pem")))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        pem_blocks(&shown).first(),
+        pem_blocks(&chain).first(),
+        "the order's certificate is the one the client got"
+    );
+
+    // EST: a label made through the form (a bad one refused with the service's message),
+    // a credential for it, and an enrollment under it.
+    b.go(&s.url("/enrollment/est")).await;
+    b.type_into("#create-label input[name=label]", "simpleenroll")
+        .await;
+    b.click("#create-label-submit").await;
+    b.wait_text("#label-error", "EST operation").await;
+    b.screenshot("est-label-refused").await;
+    b.type_into("#create-label input[name=label]", "dash-devices")
+        .await;
+    b.click("#create-label select[name=profile] option[value=default]")
+        .await;
+    b.click("#create-label-submit").await;
+    b.wait_text("#est-labels", "dash-devices").await;
+    let (_, labels) = s.api(Method::GET, "/est/labels", None).await;
+    assert!(
+        labels
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["label"] == "dash-devices" && l["profile"] == "default"),
+        "{labels}"
+    );
+    b.type_into("#create-credential input[name=username]", "dash-device")
+        .await;
+    b.click("#create-credential select[name=label] option[value=dash-devices]")
+        .await;
+    b.click("#create-credential-submit").await;
+    let password = b.text("#est-password").await;
+    let est = certkeeper_cli::est::EstClient::new(
+        &format!("https://localhost:{}", s.est_port),
+        Some("dash-devices"),
+        Some(s.server_ca_pem.as_bytes()),
+        None,
+    )
+    .unwrap();
+    let enrolled = est
+        .simpleenroll(
+            &csr(&["device.dash.test"]),
+            Some(certkeeper_cli::est::Basic {
+                username: "dash-device",
+                password: password.trim(),
+            }),
+        )
+        .await
+        .expect("an EST enrollment under the new label");
+    let (_, parsed) = x509_parser::parse_x509_certificate(&enrolled).unwrap();
+    assert!(format!("{:?}", parsed.subject_alternative_name()).contains("device.dash.test"));
+
+    // A push to a destination that refuses the connection fails: the overview shows it,
+    // and its alert to a receiver that refuses is dead; retried once the receiver
+    // accepts, it is delivered.
+    let accept = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let hook = receiver(accept.clone(), accepted.clone()).await;
+    let (st, ch) = s
+        .api(
+            Method::POST,
+            "/alerts/channels",
+            Some(json!({"name": "flaky-hook", "kind": "webhook", "url": hook})),
+        )
+        .await;
+    assert_eq!(st, 201, "{ch}");
+    let (st, rule) = s
+        .api(
+            Method::POST,
+            "/alerts/rules",
+            Some(json!({"name": "sync-watch", "channels": ["flaky-hook"], "events": ["sync.failed"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{rule}");
+    let closed = free_port();
+    let (st, d) = s
+        .api(
+            Method::POST,
+            "/destinations",
+            Some(json!({"name": "cf-down", "kind": "cloudflare",
+                "config": {"zone_id": "023e105f4ecef8ad9ca31a8372d0c353",
+                           "api_url": format!("https://127.0.0.1:{closed}/client/v4")},
+                "credentials": {"api_token": "dash-token"}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d}");
+    let (st, m) = s
+        .api(
+            Method::POST,
+            "/managed",
+            Some(json!({"name": "pushed", "profile": "default",
+                "dns_names": ["pushed.dash.test"], "destinations": ["cf-down"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let (_, m) = s.api(Method::POST, "/managed/pushed/sync", None).await;
+    assert!(
+        m["bindings"][0]["failures"].as_i64().unwrap_or(0) >= 1,
+        "{m}"
+    );
+    b.go(&s.url("/")).await;
+    b.wait_text("li.sync-failure", "cf-down").await;
+    assert!(b.text("li.sync-failure").await.contains("pushed"));
+    b.screenshot("overview-sync-failure").await;
+    let dead = outbox_until(&s, "dead", 1).await;
+    let dead_id = dead[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(dead[0]["event_type"], "io.certkeeper.sync.failed", "{dead}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    b.go(&s.url("/alerts?status=dead")).await;
+    b.find(&format!("#outbox-{dead_id} button.retry")).await;
+    b.screenshot("alerts-dead").await;
+    accept.store(true, Ordering::SeqCst);
+    b.click(&format!("#outbox-{dead_id} button.retry")).await;
+    b.wait_text("#retry-outcome", "1 notification is queued again")
+        .await;
+    let delivered = outbox_until(&s, "delivered", 1).await;
+    assert!(
+        delivered
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == dead_id.as_str()),
+        "{delivered}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+    let (st, p) = s
+        .api(
+            Method::POST,
+            &format!("/alerts/outbox/{dead_id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409, "a delivered notification is not retried: {p}");
+    b.go(&s.url("/alerts?status=dead")).await;
+    b.find("#outbox").await;
+    assert!(b.find_all("button.retry").await.is_empty());
+    b.go(&s.url("/audit?action=alert_outbox.retry")).await;
+    b.wait_text("#audit", &dead_id).await;
+
     // The other admin pages render in the browser too.
     for (path, shown, name) in [
         ("/discovery", "#scans", "discovery"),
@@ -1255,12 +1677,44 @@ async fn dashboard_in_chromium() {
     b.go(&s.url("/hierarchy")).await;
     b.find("#hierarchy").await;
     assert!(b.find_all("#create-ca").await.is_empty());
+    assert!(b.find_all("select[name=key_storage]").await.is_empty());
+    // None of the admin actions: the pages that hold them are refused.
+    for path in [
+        "/alerts?status=dead",
+        "/enrollment/est",
+        "/enrollment/acme",
+        &format!("/enrollment/acme/accounts/{account_id}"),
+    ] {
+        b.go(&s.url(path)).await;
+        b.wait_text("h1", "403").await;
+        for button in [
+            "button.retry",
+            "#retry-all",
+            "#create-label",
+            "#acme-accounts",
+        ] {
+            assert!(b.find_all(button).await.is_empty(), "{button} on {path}");
+        }
+    }
+    b.screenshot("alerts-viewer").await;
+    b.go(&s.url("/")).await;
     b.click("#sign-out").await;
     b.find("#token").await;
 
+    let shots_dir = b.shots.clone();
     b.close().await;
-    let shots: Vec<_> = std::fs::read_dir(screenshots()).unwrap().collect();
+    let shots: Vec<_> = std::fs::read_dir(shots_dir).unwrap().collect();
     assert!(shots.len() >= 12, "screenshots were saved");
+}
+
+#[tokio::test]
+async fn dashboard_in_chromium_sqlite() {
+    dashboard_in_chromium(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dashboard_in_chromium_postgres() {
+    dashboard_in_chromium(Db::Postgres).await;
 }
 
 /// A self-signed certificate for `name` and its key, for a local TLS listener.

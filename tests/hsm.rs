@@ -3,7 +3,8 @@
 //! in the token, certificates issued through the REST API and checked with `openssl verify`,
 //! a revocation seen in a CRL (`openssl crl -verify`) and over OCSP (`openssl ocsp`), the
 //! keys inspected with `pkcs11-tool` (OpenSC), a restart that still signs, and a start with
-//! the module, the token or a key missing refused with an error that names it.
+//! the module, the token or a key missing refused with an error that names it; the
+//! dashboard's create-CA form making a CA whose key is in the token.
 
 mod common;
 
@@ -593,5 +594,56 @@ async fn pkcs11_storage_is_refused_where_it_cannot_be() {
         1,
         "{}",
         hsm.list("privkey")
+    );
+}
+
+/// The dashboard's create-CA form offers the token when `[hsm]` is set; a CA made there
+/// keeps its key in the token, and the hierarchy page says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_creates_a_ca_in_the_token() {
+    let hsm = SoftHsm::new();
+    let s = TestServer::start_with(Db::Sqlite, &refs(&hsm.env())).await;
+    let mut b = common::plain::Plain::new(&s);
+    assert_eq!(b.sign_in(&s.token).await.status, 303);
+    let page = b.get("/hierarchy").await;
+    assert!(
+        page.body.contains("<option value=\"pkcs11\">"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let made = b
+        .post(
+            "/hierarchy",
+            &[
+                ("csrf", &csrf),
+                ("name", "dash-hsm-int"),
+                ("kind", "intermediate"),
+                ("parent", "root"),
+                ("common_name", "Dashboard HSM Intermediate"),
+                ("key_algorithm", "ecdsa-p256"),
+                ("key_storage", "pkcs11"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let (status, ca) = s.api(Method::GET, "/cas/dash-hsm-int", None).await;
+    assert_eq!(status, 200, "{ca}");
+    assert_eq!(ca["key_storage"], "pkcs11", "{ca}");
+    assert_eq!(
+        hsm.list("privkey").matches("Private Key Object").count(),
+        1,
+        "the key is in the token"
+    );
+    let page = b.get("/hierarchy").await;
+    let row = &page.body[page
+        .body
+        .find(&format!("id=\"ca-{}\"", ca["id"].as_str().unwrap()))
+        .expect("the CA's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("in the PKCS#11 token"), "{row}");
+    assert!(
+        page.body.contains("software (sealed)"),
+        "the bootstrap CAs are sealed in software"
     );
 }

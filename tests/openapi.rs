@@ -1449,6 +1449,18 @@ async fn documented_schemas_match_real_answers() {
         .json("get", outbox, &format!("{outbox}?limit=10"), None, 200)
         .await;
     assert!(rows.is_array(), "{rows}");
+    let retry = "/api/v1/alerts/outbox/retry";
+    let retried = c.json("post", retry, retry, None, 202).await;
+    assert_eq!(retried, json!({"retried": 0}));
+    let one = "/api/v1/alerts/outbox/{id}/retry";
+    c.json(
+        "post",
+        one,
+        "/api/v1/alerts/outbox/no-such-row/retry",
+        None,
+        404,
+    )
+    .await;
 
     // A host agent: a managed certificate, an agent token given it, the current version with
     // its key, a report, and where it is deployed.

@@ -32,6 +32,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_rules, create_rule))
         .routes(routes!(get_rule, delete_rule))
         .routes(routes!(list_outbox))
+        .routes(routes!(retry_outbox_row))
+        .routes(routes!(retry_dead_outbox))
         .routes(routes!(sweep))
         .routes(routes!(get_tags, set_tags))
 }
@@ -487,9 +489,72 @@ async fn list_outbox(
     let rows = state
         .services
         .alerts
-        .outbox(q.status.as_deref(), q.limit.unwrap_or(100))
+        .outbox(q.status.as_deref(), None, q.limit.unwrap_or(100))
         .await?;
     Ok(Json(rows.iter().map(OutboxView::from).collect()))
+}
+
+/// How many dead notifications went back to the outbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertOutboxRetried)]
+struct Retried {
+    /// Rows put back to pending; the delivery job sends them in the background.
+    #[schema(minimum = 0)]
+    retried: u64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/alerts/outbox/{id}/retry",
+    operation_id = "retryAlertOutboxRow",
+    tag = "Alerts",
+    summary = "Retry a dead notification",
+    description = "Puts a dead outbox row back to pending, due now, with its attempts counted afresh, and wakes the delivery job, which sends it in the background (watch `GET /alerts/outbox`). Audited. Admin token.",
+    params(
+        ("id" = String, Path, description = "The outbox row's id."),
+    ),
+    responses(
+        (status = 202, description = "Queued again.", content((Retried = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 404, description = "No such outbox row.", content((schemas::Problem = "application/problem+json"))),
+        (status = 409, description = "The row is not dead (pending or delivered).", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn retry_outbox_row(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let retried = state
+        .services
+        .alerts
+        .retry_dead(Some(&id), &auth.actor)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(Retried { retried })).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/alerts/outbox/retry",
+    operation_id = "retryDeadAlertOutbox",
+    tag = "Alerts",
+    summary = "Retry every dead notification",
+    description = "Puts every dead outbox row back to pending, due now, with its attempts counted afresh, and wakes the delivery job. `retried` is 0 when none was dead. Audited. Admin token.",
+    responses(
+        (status = 202, description = "Queued again.", content((Retried = "application/json"))),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, description = "The token is not an admin token.", content((schemas::Problem = "application/problem+json"))),
+        (status = 500, response = responses::InternalError),
+    )
+)]
+async fn retry_dead_outbox(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+) -> Result<Response, Error> {
+    let retried = state.services.alerts.retry_dead(None, &auth.actor).await?;
+    Ok((StatusCode::ACCEPTED, Json(Retried { retried })).into_response())
 }
 
 /// What `POST /alerts/sweep` did.

@@ -1,4 +1,5 @@
-//! ACME administration: external account binding keys and renewal windows (RFC 9773).
+//! ACME administration: accounts and their orders (read only), external account binding
+//! keys and renewal windows (RFC 9773).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::services::pki::{Actor, Pki};
 use crate::services::ports::{AcmeAdminStore, CaStore, CertificateStore};
-use crate::store::{AcmeEabKey, AcmePruned, new_id};
+use crate::store::{AcmeAccount, AcmeAccountSummary, AcmeEabKey, AcmeOrder, AcmePruned, new_id};
 
 /// A renewal window as recorded: one certificate's, or every certificate of a CA.
 #[derive(Debug, Clone)]
@@ -98,6 +99,36 @@ impl AcmeService {
         Ok(self.store().acme_eab_list().await?)
     }
 
+    /// A page of ACME accounts, newest first, each with its order count: up to `limit`
+    /// (1 to 1000) after the keyset position `after` (the previous page's last
+    /// `(created_at, id)`).
+    pub async fn accounts(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<AcmeAccountSummary>, Error> {
+        check_limit(limit)?;
+        Ok(self.store().acme_account_page(after, limit).await?)
+    }
+
+    /// An ACME account and a page of its orders, newest first: up to `limit` (1 to 1000)
+    /// after the keyset position `after`.
+    pub async fn account_orders(
+        &self,
+        id: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<(AcmeAccount, Vec<AcmeOrder>), Error> {
+        check_limit(limit)?;
+        let account = self
+            .store()
+            .acme_account(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no ACME account {id:?}")))?;
+        let orders = self.store().acme_account_orders(id, after, limit).await?;
+        Ok((account, orders))
+    }
+
     /// Move the renewal window of one certificate, or of every certificate a CA issued
     /// (exactly one of `ca` and `certificate`), so that ACME clients renew early.
     pub async fn move_renewal_window(
@@ -147,5 +178,14 @@ impl AcmeService {
             start,
             end,
         })
+    }
+}
+
+/// A page size must be 1 to 1000.
+fn check_limit(limit: i64) -> Result<(), Error> {
+    if (1..=1000).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest("limit must be between 1 and 1000".into()))
     }
 }

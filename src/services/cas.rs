@@ -91,6 +91,11 @@ impl CaService {
         self.pki.links_for(ca_id)
     }
 
+    /// Whether new CAs may keep their keys in a PKCS#11 token (`[hsm]` is configured).
+    pub fn token_storage(&self) -> bool {
+        self.pki.has_token()
+    }
+
     /// Every CA.
     pub async fn list(&self) -> Result<Vec<CaRecord>, Error> {
         Ok(self.store().list_cas().await?)

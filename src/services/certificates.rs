@@ -38,14 +38,16 @@ pub fn encode_cursor(c: &CertRecord) -> String {
 /// `by_expiry`) soonest end first.
 pub fn encode_cursor_in(c: &CertRecord, by_expiry: bool) -> String {
     let key = if by_expiry { c.not_after } else { c.created_at };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}.{}",
-        key.unix_timestamp(),
-        c.id
-    ))
+    encode_keyset(key.unix_timestamp(), &c.id)
 }
 
-/// The (sort key, id) a cursor from [`encode_cursor_in`] holds.
+/// An opaque keyset cursor for the position `(at, id)` of any list sorted by a time and
+/// an id; [`decode_cursor`] reads it back.
+pub fn encode_keyset(at: i64, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{at}.{id}"))
+}
+
+/// The (sort key, id) a cursor from [`encode_cursor_in`] or [`encode_keyset`] holds.
 pub fn decode_cursor(s: &str) -> Result<(i64, String), Error> {
     let bad = || Error::BadRequest("malformed cursor".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::error::Error;
+use crate::services::acme::AcmeService;
 use crate::services::alerts::Alerts;
 use crate::services::cas::CaService;
 use crate::services::certificates::{CertPage, CertificateService, Search};
@@ -20,9 +21,9 @@ use crate::services::managed::{Deployments, Managed, ManagedDetail};
 use crate::services::pki::{Actor, Pki};
 use crate::services::profiles::ProfileService;
 use crate::store::{
-    CaRecord, CertCounts, CertRecord, ChannelRecord, EstCredential, EstLabel, InventoryCertificate,
-    InventoryEndpoint, ManagedRecord, OutboxRecord, ProfileRecord, RuleRecord, ScanRecord,
-    ScheduleRecord,
+    AcmeAccountSummary, AcmeEabKey, CaRecord, CertCounts, CertRecord, ChannelRecord, EstCredential,
+    EstLabel, FailedPush, InventoryCertificate, InventoryEndpoint, ManagedRecord, OutboxRecord,
+    ProfileRecord, RuleRecord, ScanRecord, ScheduleRecord,
 };
 
 /// How many recent failures of each kind the overview shows.
@@ -37,6 +38,8 @@ pub struct Overview {
     pub cas: Vec<CaRecord>,
     /// Managed certificates whose last renewal failed.
     pub failed_renewals: Vec<ManagedRecord>,
+    /// Pushes to destinations whose last attempt failed.
+    pub failed_syncs: Vec<FailedPush>,
     /// Alert notifications that will not be retried.
     pub dead_alerts: Vec<OutboxRecord>,
     /// The most recent discovery scan.
@@ -82,6 +85,26 @@ pub struct AlertsPage {
     pub outbox: Vec<OutboxRecord>,
 }
 
+/// The EST page.
+#[derive(Debug, Clone)]
+pub struct EstPage {
+    /// Every label.
+    pub labels: Vec<EstLabel>,
+    /// A page of credentials, newest first (without passwords).
+    pub credentials: Vec<EstCredential>,
+    /// Every profile (what a new label may enroll under).
+    pub profiles: Vec<ProfileRecord>,
+}
+
+/// The ACME page: the EAB keys and a page of accounts.
+#[derive(Debug, Clone)]
+pub struct AcmePage {
+    /// Every EAB key.
+    pub eab_keys: Vec<AcmeEabKey>,
+    /// A page of accounts, newest first, with their order counts.
+    pub accounts: Vec<AcmeAccountSummary>,
+}
+
 /// A certificate's page.
 #[derive(Debug, Clone)]
 pub struct CertificateDetail {
@@ -112,6 +135,8 @@ pub struct Sources {
     pub discovery: DiscoveryService,
     /// EST.
     pub est: EstService,
+    /// ACME administration.
+    pub acme: AcmeService,
 }
 
 /// Gathers what each dashboard page shows from the services that own it.
@@ -125,6 +150,7 @@ pub struct DashboardService {
     alerts: Arc<Alerts>,
     discovery: DiscoveryService,
     est: EstService,
+    acme: AcmeService,
 }
 
 impl DashboardService {
@@ -138,6 +164,7 @@ impl DashboardService {
             alerts,
             discovery,
             est,
+            acme,
         } = from;
         DashboardService {
             pki,
@@ -148,6 +175,7 @@ impl DashboardService {
             alerts,
             discovery,
             est,
+            acme,
         }
     }
 
@@ -155,17 +183,11 @@ impl DashboardService {
     pub async fn overview(&self) -> Result<Overview, Error> {
         let counts = self.certificates.counts().await?;
         let cas = self.cas.list().await?;
-        let mut failed_renewals: Vec<ManagedRecord> = self
-            .managed
-            .list()
-            .await?
-            .into_iter()
-            .filter(|m| m.last_error.is_some())
-            .collect();
-        failed_renewals.truncate(RECENT_FAILURES);
+        let failed_renewals = self.managed.failed_renewals(RECENT_FAILURES as i64).await?;
+        let failed_syncs = self.managed.failed_pushes(RECENT_FAILURES as i64).await?;
         let dead_alerts = self
             .alerts
-            .outbox(Some("dead"), RECENT_FAILURES as i64)
+            .outbox(Some("dead"), None, RECENT_FAILURES as i64)
             .await?;
         let last_scan = self.discovery.list_scans(1).await?.into_iter().next();
         let next_scan = self
@@ -179,6 +201,7 @@ impl DashboardService {
             counts,
             cas,
             failed_renewals,
+            failed_syncs,
             dead_alerts,
             last_scan,
             next_scan,
@@ -230,10 +253,16 @@ impl DashboardService {
         Ok(out)
     }
 
-    /// Channels, rules and up to `limit` outbox rows of `status` (every status when none).
-    pub async fn alerts(&self, status: Option<&str>, limit: i64) -> Result<AlertsPage, Error> {
+    /// Channels, rules and up to `limit` outbox rows of `status` (every status when none)
+    /// after the keyset position `after`.
+    pub async fn alerts(
+        &self,
+        status: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<AlertsPage, Error> {
         Ok(AlertsPage {
-            outbox: self.alerts.outbox(status, limit).await?,
+            outbox: self.alerts.outbox(status, after, limit).await?,
             channels: self.alerts.list_channels().await?,
             rules: self.alerts.list_rules().await?,
         })
@@ -300,9 +329,23 @@ impl DashboardService {
             .1)
     }
 
-    /// Every EST label and every EST credential (without passwords).
-    pub async fn est(&self) -> Result<(Vec<EstLabel>, Vec<EstCredential>), Error> {
-        Ok((self.est.labels().await?, self.est.credentials().await?))
+    /// The EAB keys and a page of ACME accounts (up to `limit` after the keyset position
+    /// `after`).
+    pub async fn acme(&self, after: Option<(i64, String)>, limit: i64) -> Result<AcmePage, Error> {
+        Ok(AcmePage {
+            accounts: self.acme.accounts(after, limit).await?,
+            eab_keys: self.acme.eab_keys().await?,
+        })
+    }
+
+    /// Every EST label, a page of EST credentials (without passwords; up to `limit` after
+    /// the keyset position `after`), and the profiles a new label may enroll under.
+    pub async fn est(&self, after: Option<(i64, String)>, limit: i64) -> Result<EstPage, Error> {
+        Ok(EstPage {
+            labels: self.est.labels().await?,
+            credentials: self.est.credential_page(after, limit).await?,
+            profiles: self.profiles.list().await?,
+        })
     }
 
     /// A discovery scan and its results.

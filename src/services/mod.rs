@@ -112,6 +112,7 @@ impl Services {
         let alerts = Arc::new(alerts::Alerts::new(pki.clone()));
         let discovery = discovery::DiscoveryService::new(pki.clone(), jobs.clone());
         let est = est::EstService::new(pki.clone());
+        let acme = acme::AcmeService::new(pki.clone());
         Services {
             dashboard: dashboard::DashboardService::new(
                 pki.clone(),
@@ -123,6 +124,7 @@ impl Services {
                     alerts: alerts.clone(),
                     discovery: discovery.clone(),
                     est: est.clone(),
+                    acme: acme.clone(),
                 },
             ),
             cas,
@@ -132,7 +134,7 @@ impl Services {
             sessions: sessions::SessionService::new(pki.clone()),
             audit: audit::AuditService::new(pki.clone()),
             est,
-            acme: acme::AcmeService::new(pki.clone()),
+            acme,
             issuers: issuers::IssuerService::new(pki.clone()),
             managed,
             alerts,

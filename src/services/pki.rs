@@ -151,6 +151,12 @@ impl Pki {
         self
     }
 
+    /// Whether a PKCS#11 token is configured (`[hsm]`), so that new CAs may keep their
+    /// keys in it.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// The PKCS#11 token, or why there is none.
     fn token(&self) -> Result<&Token, Error> {
         self.token.as_ref().ok_or_else(|| {

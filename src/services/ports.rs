@@ -7,8 +7,9 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::store::{
-    AcmeEabKey, AcmePruned, AuditEvent, AuditFilter, AuditRecord, CaRecord, CertCounts, CertFilter,
-    CertRecord, EstCredential, EstLabel, ProfileRecord, Store, StoreError, TokenRecord,
+    AcmeAccount, AcmeAccountSummary, AcmeEabKey, AcmeOrder, AcmePruned, AuditEvent, AuditFilter,
+    AuditRecord, CaRecord, CertCounts, CertFilter, CertRecord, EstCredential, EstLabel,
+    ProfileRecord, Store, StoreError, TokenRecord,
 };
 
 /// API tokens.
@@ -194,6 +195,12 @@ pub trait EstStore: AuditStore {
     fn list_est_credentials(
         &self,
     ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send;
+    /// A page of credentials, newest first, after the keyset position `after`.
+    fn est_credential_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send;
     /// Revoke an active credential.
     fn revoke_est_credential(
         &self,
@@ -256,6 +263,13 @@ impl EstStore for Store {
         &self,
     ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send {
         Store::list_est_credentials(self)
+    }
+    fn est_credential_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<EstCredential>, StoreError>> + Send {
+        Store::est_credential_page(self, after, limit)
     }
     fn revoke_est_credential(
         &self,
@@ -369,6 +383,25 @@ pub trait AcmeAdminStore: CertificateStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every EAB key, newest first.
     fn acme_eab_list(&self) -> impl Future<Output = Result<Vec<AcmeEabKey>, StoreError>> + Send;
+    /// A page of accounts, newest first, with their order counts, after the keyset
+    /// position `after`.
+    fn acme_account_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<AcmeAccountSummary>, StoreError>> + Send;
+    /// An account by id.
+    fn acme_account(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<AcmeAccount>, StoreError>> + Send;
+    /// A page of an account's orders, newest first, after the keyset position `after`.
+    fn acme_account_orders(
+        &self,
+        account_id: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<AcmeOrder>, StoreError>> + Send;
     /// Move the suggested renewal window of a CA's or a certificate's certificates.
     #[allow(clippy::too_many_arguments)]
     fn acme_renewal_override_insert(
@@ -401,6 +434,27 @@ impl AcmeAdminStore for Store {
     }
     fn acme_eab_list(&self) -> impl Future<Output = Result<Vec<AcmeEabKey>, StoreError>> + Send {
         Store::acme_eab_list(self)
+    }
+    fn acme_account_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<AcmeAccountSummary>, StoreError>> + Send {
+        Store::acme_account_page(self, after, limit)
+    }
+    fn acme_account(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<AcmeAccount>, StoreError>> + Send {
+        Store::acme_account(self, id)
+    }
+    fn acme_account_orders(
+        &self,
+        account_id: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<AcmeOrder>, StoreError>> + Send {
+        Store::acme_account_orders(self, account_id, after, limit)
     }
     fn acme_renewal_override_insert(
         &self,

@@ -140,6 +140,15 @@ fn row_eab(r: &AnyRow) -> Result<AcmeEabKey, StoreError> {
     })
 }
 
+/// An ACME account as the dashboard lists it.
+#[derive(Debug, Clone)]
+pub struct AcmeAccountSummary {
+    /// The account.
+    pub account: AcmeAccount,
+    /// How many orders it placed (still kept: expired ones are pruned).
+    pub orders: i64,
+}
+
 const ACCOUNT_COLS: &str = "id, profile, thumbprint, jwk, status, contact, created_at";
 const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at";
 const AUTHZ_COLS: &str = "id, account_id, id_type, id_value, status, expires_at";
@@ -404,6 +413,85 @@ impl Store {
         let order = row_order_at(first, "o_")?;
         let authzs = rows.iter().map(row_authz).collect::<Result<_, _>>()?;
         Ok(Some((order, authzs)))
+    }
+
+    /// A page of ACME accounts, newest first, each with how many orders it placed:
+    /// `limit` accounts after the keyset position `after` (the previous page's last
+    /// `(created_at, id)`).
+    pub async fn acme_account_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<AcmeAccountSummary>, StoreError> {
+        let cols = qualified("a", ACCOUNT_COLS);
+        let count = "(SELECT COUNT(*) FROM acme_orders o WHERE o.account_id = a.id) AS orders";
+        let rows = match after {
+            Some((at, id)) => {
+                sqlx::query(&format!(
+                    "SELECT {cols}, {count} FROM acme_accounts a
+                     WHERE a.created_at < $1 OR (a.created_at = $1 AND a.id < $2)
+                     ORDER BY a.created_at DESC, a.id DESC LIMIT $3"
+                ))
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {cols}, {count} FROM acme_accounts a
+                     ORDER BY a.created_at DESC, a.id DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(AcmeAccountSummary {
+                    account: row_account(r)?,
+                    orders: r.try_get("orders")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A page of an account's orders, newest first: `limit` orders after the keyset
+    /// position `after` (the previous page's last `(created_at, id)`).
+    pub async fn acme_account_orders(
+        &self,
+        account_id: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<AcmeOrder>, StoreError> {
+        let rows = match after {
+            Some((at, id)) => {
+                sqlx::query(&format!(
+                    "SELECT {ORDER_COLS} FROM acme_orders
+                     WHERE account_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))
+                     ORDER BY created_at DESC, id DESC LIMIT $4"
+                ))
+                .bind(account_id)
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ORDER_COLS} FROM acme_orders WHERE account_id = $1
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                ))
+                .bind(account_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(row_order).collect()
     }
 
     /// The ids of an account's orders, oldest first.

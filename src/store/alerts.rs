@@ -703,34 +703,110 @@ impl Store {
         Ok(())
     }
 
-    /// Outbox rows, newest first, optionally by status.
+    /// Up to `limit` outbox rows, newest first, optionally by status.
     pub async fn list_outbox(
         &self,
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = match status {
-            Some(s) => {
-                sqlx::query(&format!(
-                "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
-                     WHERE o.status = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
-            ))
-                .bind(s)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
-                     ORDER BY o.created_at DESC, o.id DESC LIMIT $1"
-            ))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        self.list_outbox_page(status, None, limit).await
+    }
+
+    /// Outbox rows, newest first, optionally by status: `limit` rows after the keyset
+    /// position `after` (the previous page's last `(created_at, id)`).
+    pub async fn list_outbox_page(
+        &self,
+        status: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(s) = status {
+            args.push(Arg::Text(s.to_string()));
+            conds.push(format!("o.status = ${}", args.len()));
+        }
+        if let Some((at, id)) = after {
+            args.push(Arg::Int(at));
+            let n = args.len();
+            args.push(Arg::Text(id));
+            conds.push(format!(
+                "(o.created_at < ${n} OR (o.created_at = ${n} AND o.id < ${}))",
+                n + 1
+            ));
+        }
+        args.push(Arg::Int(limit));
+        let sql = format!(
+            "SELECT {OUTBOX_COLS} FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+             {} ORDER BY o.created_at DESC, o.id DESC LIMIT ${}",
+            if conds.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conds.join(" AND "))
+            },
+            args.len()
+        );
+        let mut q = sqlx::query(&sql);
+        for a in args {
+            q = match a {
+                Arg::Text(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(row_to_outbox).collect()
+    }
+
+    /// Put dead outbox rows back to pending, due at `now`, their attempts counted afresh:
+    /// the row `id`, or every dead row when `id` is none. The audit event, with the number
+    /// of rows (`retried`) added to its detail, is written in the same transaction. Returns
+    /// that number; a row `id` that is missing is `NotFound`, one that is not dead a
+    /// `Conflict`, and nothing changes.
+    pub async fn outbox_retry(
+        &self,
+        id: Option<&str>,
+        audit: &AuditEvent,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let set = "UPDATE alert_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1,
+                   lease_until = 0, lease_token = NULL WHERE status = 'dead'";
+        let done = match id {
+            Some(id) => {
+                sqlx::query(&format!("{set} AND id = $2"))
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            None => sqlx::query(set).bind(now).execute(&mut *tx).await?,
+        };
+        let n = done.rows_affected();
+        if let (Some(id), 0) = (id, n) {
+            let row = sqlx::query("SELECT status FROM alert_outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match row {
+                None => StoreError::NotFound(format!("outbox row {id:?}")),
+                Some(r) => StoreError::Conflict(format!(
+                    "outbox row {id:?} is {}: only a dead notification is retried",
+                    r.try_get::<String, _>("status")?
+                )),
+            });
+        }
+        if n > 0 {
+            let mut ev = audit.clone();
+            match &mut ev.detail {
+                serde_json::Value::Object(m) => {
+                    m.insert("retried".into(), n.into());
+                }
+                other => *other = serde_json::json!({ "retried": n }),
+            }
+            ev.write(&mut *tx, now).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// The event behind an outbox row.

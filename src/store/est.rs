@@ -244,6 +244,39 @@ impl Store {
         .await
     }
 
+    /// A page of EST credentials, newest first: `limit` after the keyset position `after`
+    /// (the previous page's last `(created_at, id)`).
+    pub async fn est_credential_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<EstCredential>, StoreError> {
+        let rows = match after {
+            Some((at, id)) => {
+                sqlx::query(&format!(
+                    "SELECT {CRED_COLS} FROM est_credentials
+                     WHERE created_at < $1 OR (created_at = $1 AND id < $2)
+                     ORDER BY created_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {CRED_COLS} FROM est_credentials
+                     ORDER BY created_at DESC, id DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(row_to_credential).collect()
+    }
+
     /// Revoke an EST credential.
     pub async fn revoke_est_credential(
         &self,

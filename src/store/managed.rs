@@ -219,6 +219,17 @@ fn row_to_binding(r: &AnyRow) -> Result<BindingRecord, StoreError> {
     })
 }
 
+/// A push to a destination whose last attempt failed.
+#[derive(Debug, Clone)]
+pub struct FailedPush {
+    /// The binding, with its last error and failures in a row.
+    pub binding: BindingRecord,
+    /// The managed certificate's name.
+    pub managed_name: String,
+    /// The destination's name.
+    pub destination_name: String,
+}
+
 /// A lifecycle event of a managed certificate.
 #[derive(Debug, Clone)]
 pub struct ManagedEvent {
@@ -282,6 +293,18 @@ impl Store {
             "managed certificate",
         )
         .await
+    }
+
+    /// Up to `limit` managed certificates whose last renewal failed, most failures first.
+    pub async fn failed_renewals(&self, limit: i64) -> Result<Vec<ManagedRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MANAGED_COLS} FROM managed_certificates WHERE renewal_failures > 0
+             ORDER BY renewal_failures DESC, name LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_managed).collect()
     }
 
     /// Every managed certificate, by name.
@@ -759,6 +782,35 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound("no such binding".into()))?;
         row_to_binding(&row)
+    }
+
+    /// Up to `limit` bindings whose last push failed, most recent first, with the names of
+    /// their managed certificate and destination.
+    pub async fn failed_pushes(&self, limit: i64) -> Result<Vec<FailedPush>, StoreError> {
+        let cols: Vec<String> = BINDING_COLS
+            .split(',')
+            .map(|c| format!("b.{}", c.trim()))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {}, m.name AS managed_name, d.name AS destination_name
+             FROM sync_bindings b
+             JOIN managed_certificates m ON m.id = b.managed_id
+             JOIN sync_destinations d ON d.id = b.destination_id
+             WHERE b.failures > 0 ORDER BY b.updated_at DESC LIMIT $1",
+            cols.join(", ")
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FailedPush {
+                    binding: row_to_binding(r)?,
+                    managed_name: r.try_get("managed_name")?,
+                    destination_name: r.try_get("destination_name")?,
+                })
+            })
+            .collect()
     }
 
     /// Bindings behind their certificate's current version, due and not leased.

@@ -35,8 +35,8 @@ use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 
 pub use acme::{
-    AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder, NewAcmeAuthz,
-    eab_seal_context,
+    AcmeAccount, AcmeAccountSummary, AcmeAuthz, AcmeChallenge, AcmeDb, AcmeEabKey, AcmeOrder,
+    NewAcmeAuthz, eab_seal_context,
 };
 pub use acme_prune::AcmePruned;
 pub use alerts::{
@@ -56,8 +56,8 @@ pub use discovery::{
 pub use est::{EstCredential, EstLabel};
 pub use issuers::IssuerRecord;
 pub use managed::{
-    BindingRecord, DestinationRecord, ManagedEvent, ManagedRecord, ManagedRequest, RenewalInfoDue,
-    UpstreamWindow, VersionRecord,
+    BindingRecord, DestinationRecord, FailedPush, ManagedEvent, ManagedRecord, ManagedRequest,
+    RenewalInfoDue, UpstreamWindow, VersionRecord,
 };
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};

@@ -1,5 +1,6 @@
 //! Alerts (admins only): channels with "send test", rules, and the outbox of
-//! notifications by status.
+//! notifications by status, a page at a time, where a dead notification (or every dead
+//! one) can be sent again.
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -7,24 +8,29 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{CsrfOnly, WebError, check_csrf, csrf_field, page, when_unix};
+use super::layout::{
+    CsrfOnly, WebError, check_csrf, csrf_field, cursor_of, next_page, page, paged, when_unix,
+};
 use super::session::Signed;
 use crate::server::AppState;
 use crate::services::alerts::Outcome;
 
-/// Outbox rows shown.
-const OUTBOX_ROWS: i64 = 100;
+/// Outbox rows a page.
+const OUTBOX_ROWS: usize = 50;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/alerts", get(alerts))
         .route("/alerts/channels/{id}/test", post(test_channel))
+        .route("/alerts/outbox/retry", post(retry_all))
+        .route("/alerts/outbox/{id}/retry", post(retry_one))
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct OutboxQuery {
     status: String,
+    cursor: String,
 }
 
 async fn alerts(
@@ -37,7 +43,12 @@ async fn alerts(
         "" => None,
         st => Some(st),
     };
-    let a = state.services.dashboard.alerts(status, OUTBOX_ROWS).await?;
+    let a = state
+        .services
+        .dashboard
+        .alerts(status, cursor_of(&q.cursor)?, OUTBOX_ROWS as i64 + 1)
+        .await?;
+    let (outbox, cursor) = paged(a.outbox, OUTBOX_ROWS, |o| (o.created_at, o.id.as_str()));
     let body = html! {
         h2 { "Channels" }
         table #channels {
@@ -85,21 +96,36 @@ async fn alerts(
             }
             button type="submit" { "Show" }
         }
+        @if q.status == "dead" && !outbox.is_empty() {
+            form method="post" action="/alerts/outbox/retry" #retry-all data-confirm="Send every dead notification again?" {
+                (csrf_field(&s))
+                button type="submit" #retry-all-submit { "Retry all dead" }
+            }
+        }
         table #outbox {
-            thead { tr { th { "Created" } th { "Event" } th { "Channel" } th { "Status" } th { "Attempts" } th { "Last error" } } }
+            thead { tr { th { "Created" } th { "Event" } th { "Channel" } th { "Status" } th { "Attempts" } th { "Last error" } th {} } }
             tbody {
-                @for o in &a.outbox {
-                    tr {
+                @for o in &outbox {
+                    tr id=(format!("outbox-{}", o.id)) {
                         td { (when_unix(o.created_at)) }
                         td { (o.event_type) }
                         td { (a.channels.iter().find(|c| c.id == o.channel_id).map(|c| c.name.as_str()).unwrap_or(o.channel_id.as_str())) }
-                        td { (o.status) }
+                        td.status { (o.status) }
                         td { (o.attempts) }
                         td.bad { (o.last_error.as_deref().unwrap_or("")) }
+                        td {
+                            @if o.status == "dead" {
+                                form method="post" action=(format!("/alerts/outbox/{}/retry", o.id)) {
+                                    (csrf_field(&s))
+                                    button type="submit" .retry { "Retry" }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+        (next_page("/alerts", &[("status", &q.status)], cursor.as_deref()))
     };
     Ok(page(&s, "Alerts", "/alerts", body))
 }
@@ -132,4 +158,50 @@ async fn test_channel(
         p { a href="/alerts" { "Back to the alerts" } }
     };
     Ok(page(&s, "Send test", "/alerts", body))
+}
+
+async fn retry_one(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Markup, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let n = state
+        .services
+        .alerts
+        .retry_dead(Some(&id), &s.caller.actor)
+        .await?;
+    Ok(retried(&s, n))
+}
+
+async fn retry_all(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Markup, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let n = state
+        .services
+        .alerts
+        .retry_dead(None, &s.caller.actor)
+        .await?;
+    Ok(retried(&s, n))
+}
+
+/// The page that answers a retry.
+fn retried(s: &crate::services::sessions::Session, n: u64) -> Markup {
+    let body = html! {
+        p #retry-outcome {
+            @match n {
+                0 => "No notification was dead.",
+                1 => "1 notification is queued again for delivery.",
+                n => { (n) " notifications are queued again for delivery." }
+            }
+        }
+        p { a href="/alerts" { "Back to the alerts" } }
+    };
+    page(s, "Retry notifications", "/alerts", body)
 }

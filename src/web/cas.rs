@@ -1,5 +1,6 @@
-//! The CA hierarchy: every root with the CAs below it; create a root or an intermediate;
-//! download certificates and CRLs (from the public endpoints).
+//! The CA hierarchy: every root with the CAs below it and where its key is kept; create a
+//! root or an intermediate (its key sealed in software or, with `[hsm]`, in the PKCS#11
+//! token); download certificates and CRLs (from the public endpoints).
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -14,6 +15,7 @@ use super::session::Signed;
 use crate::error::Error;
 use crate::server::AppState;
 use crate::services::cas::{CaKind, NewCa};
+use crate::services::pki::KeyStorage;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -25,6 +27,7 @@ pub(super) fn router() -> Router<AppState> {
 async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<Response, WebError> {
     let nodes = state.services.dashboard.hierarchy().await?;
     let now = state.pki.now();
+    let hsm = state.services.cas.token_storage();
     let body = html! {
         table #hierarchy {
             thead { tr {
@@ -40,9 +43,13 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                             strong { (ca.name) } " " span.muted { (ca.kind) }
                         }
                         td.subject { (ca.subject) }
-                        td {
+                        td.key {
                             (ca.key_algorithm)
-                            @if ca.key_ref.is_some() { " " span.muted { "in PKCS#11 token" } }
+                            @if ca.key_ref.is_some() {
+                                br; span.muted.key-storage { "in the PKCS#11 token" }
+                            } @else if !ca.key_sealed.is_empty() {
+                                br; span.muted.key-storage { "software (sealed)" }
+                            }
                         }
                         td {
                             @if let (Some(a), Some(b)) = (ca.not_before, ca.not_after) {
@@ -110,6 +117,12 @@ async fn hierarchy(State(state): State<AppState>, Signed(s): Signed) -> Result<R
                         }
                     }
                     label { "Validity (days)" input name="validity_days" type="number" min="1"; }
+                    label { "Key storage"
+                        select name="key_storage" {
+                            option value="sealed" { "Software, sealed under the master key" }
+                            @if hsm { option value="pkcs11" { "PKCS#11 token ([hsm])" } }
+                        }
+                    }
                     button type="submit" #create-ca-submit { "Create CA" }
                 }
             }
@@ -176,6 +189,8 @@ struct CreateCa {
     key_algorithm: String,
     #[serde(default)]
     validity_days: String,
+    #[serde(default)]
+    key_storage: String,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -205,6 +220,16 @@ async fn create(
         .map(|d| d.parse::<u32>())
         .transpose()
         .map_err(|_| Error::BadRequest("validity must be a whole number of days".into()))?;
+    let key_storage = match f.key_storage.trim() {
+        "" | "sealed" => KeyStorage::Sealed,
+        "pkcs11" => KeyStorage::Pkcs11,
+        other => {
+            return Err(Error::BadRequest(format!(
+                "key storage {other:?} is neither \"sealed\" nor \"pkcs11\""
+            ))
+            .into());
+        }
+    };
     let new = NewCa {
         name: f.name.trim().to_string(),
         kind,
@@ -216,7 +241,7 @@ async fn create(
         validity_days,
         path_len: None,
         name_constraints: None,
-        key_storage: Default::default(),
+        key_storage,
     };
     let created = state.services.cas.create(new, &s.caller.actor).await?;
     Ok(Redirect::to(&format!("/hierarchy#ca-{}", created.ca.id)).into_response())

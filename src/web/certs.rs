@@ -13,7 +13,7 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 use super::layout::{
-    WebError, check_csrf, csrf_field, is_admin, may_issue, may_issue_any, page, when,
+    WebError, check_csrf, csrf_field, is_admin, may_issue, may_issue_any, next_page, page, when,
 };
 use super::session::Signed;
 use crate::error::Error;
@@ -122,27 +122,24 @@ async fn list(
             .map(|c| c.name.clone())
             .unwrap_or_else(|| id.to_string())
     };
-    let next = if p.page.more {
-        p.page.items.last().map(|last| {
-            let mut u = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in [
-                ("by", &q.by),
-                ("q", &q.q),
-                ("status", &q.status),
-                ("profile", &q.profile),
-                ("ca", &q.ca),
-                ("sort", &q.sort),
-            ] {
-                if !v.is_empty() {
-                    u.append_pair(k, v);
-                }
-            }
-            u.append_pair("cursor", &encode_cursor_in(last, q.sort == "expiry"));
-            format!("/certificates?{}", u.finish())
-        })
-    } else {
-        None
-    };
+    let cursor = p
+        .page
+        .items
+        .last()
+        .filter(|_| p.page.more)
+        .map(|last| encode_cursor_in(last, q.sort == "expiry"));
+    let next = next_page(
+        "/certificates",
+        &[
+            ("by", &q.by),
+            ("q", &q.q),
+            ("status", &q.status),
+            ("profile", &q.profile),
+            ("ca", &q.ca),
+            ("sort", &q.sort),
+        ],
+        cursor.as_deref(),
+    );
     let issuable: Vec<&str> = p
         .profiles
         .iter()
@@ -199,7 +196,7 @@ async fn list(
             }
         }
         @if p.page.items.is_empty() { p.muted { "No certificate matches." } }
-        @if let Some(n) = next { p { a href=(n) rel="next" #next-page { "Next page" } } }
+        (next)
         @if may_issue_any(&s) && !issuable.is_empty() {
             section #issue {
                 h2 { "Issue a certificate" }

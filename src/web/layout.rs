@@ -207,3 +207,45 @@ pub(super) fn bar_chart(bars: &[(&str, i64)]) -> Markup {
         }
     }
 }
+
+/// A page of a keyset-paged list read with one row more than `size`: the first `size`
+/// rows and, when more follow, the cursor that continues after the last of them (`key`
+/// gives a row's sort time and id).
+pub(super) fn paged<T>(
+    mut rows: Vec<T>,
+    size: usize,
+    key: impl Fn(&T) -> (i64, &str),
+) -> (Vec<T>, Option<String>) {
+    if rows.len() <= size {
+        return (rows, None);
+    }
+    rows.truncate(size);
+    let cursor = rows.last().map(|r| {
+        let (at, id) = key(r);
+        crate::services::certificates::encode_keyset(at, id)
+    });
+    (rows, cursor)
+}
+
+/// The "Next page" link of a paged list: `path` with the non-empty `pairs` and the
+/// `cursor`; nothing on the last page.
+pub(super) fn next_page(path: &str, pairs: &[(&str, &str)], cursor: Option<&str>) -> Markup {
+    let Some(cursor) = cursor else {
+        return html! {};
+    };
+    let mut u = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        u.append_pair(k, v);
+    }
+    u.append_pair("cursor", cursor);
+    html! { p { a href=(format!("{path}?{}", u.finish())) rel="next" #next-page { "Next page" } } }
+}
+
+/// The keyset position a `cursor` query parameter holds; none when it is empty.
+pub(super) fn cursor_of(s: &str) -> Result<Option<(i64, String)>, Error> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    crate::services::certificates::decode_cursor(t).map(Some)
+}

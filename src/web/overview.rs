@@ -1,5 +1,5 @@
-//! The overview: certificates by state, what expires soon, the CAs, recent failures and
-//! discovery scans.
+//! The overview: certificates by state, what expires soon, the CAs, recent failures
+//! (renewals, pushes to destinations, alert deliveries) and discovery scans.
 
 use axum::Router;
 use axum::extract::State;
@@ -57,16 +57,22 @@ async fn overview(State(state): State<AppState>, Signed(s): Signed) -> Result<Ma
         }
         section {
             h2 { "Recent failures" }
-            @if o.failed_renewals.is_empty() && o.dead_alerts.is_empty() {
+            @if o.failed_renewals.is_empty() && o.failed_syncs.is_empty() && o.dead_alerts.is_empty() {
                 p.muted { "No failed renewals, syncs or alert deliveries." }
             } @else {
                 ul.failures {
                     @for m in &o.failed_renewals {
-                        li { "Managed certificate " strong { (m.name) } ": "
+                        li.renewal-failure { "Managed certificate " strong { (m.name) } ": "
                             (m.last_error.as_deref().unwrap_or("")) " (" (m.renewal_failures) " failures)" }
                     }
+                    @for f in &o.failed_syncs {
+                        li.sync-failure { "Push of " a href=(format!("/managed/{}", f.binding.managed_id)) { strong { (f.managed_name) } }
+                            " to destination " strong { (f.destination_name) } " failed: "
+                            (f.binding.last_error.as_deref().unwrap_or("")) " (" (f.binding.failures) " in a row, "
+                            (when(f.binding.updated_at)) ")" }
+                    }
                     @for a in &o.dead_alerts {
-                        li { "Alert " (a.event_type) " to channel " (a.channel_id) " gave up after "
+                        li.alert-failure { "Alert " (a.event_type) " to channel " (a.channel_id) " gave up after "
                             (a.attempts) " attempts: " (a.last_error.as_deref().unwrap_or("")) }
                     }
                 }

@@ -1,9 +1,10 @@
-//! The enrollment protocols (admins only): ACME directories, EAB keys and renewal windows;
-//! EST labels and credentials. Secrets (EAB MAC keys, EST passwords) are shown once, on
-//! the page that answers their creation.
+//! The enrollment protocols (admins only): ACME directories, accounts (a page at a time)
+//! and each account's orders, EAB keys and renewal windows; EST labels (created here too)
+//! and credentials. Secrets (EAB MAC keys, EST passwords) are shown once, on the page that
+//! answers their creation.
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -11,22 +12,43 @@ use serde::Deserialize;
 use time::format_description::well_known::Iso8601;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::layout::{CsrfOnly, WebError, check_csrf, csrf_field, page, when, when_unix};
+use super::layout::with_status;
+use super::layout::{
+    CsrfOnly, WebError, check_csrf, csrf_field, cursor_of, next_page, page, paged, when, when_unix,
+};
 use super::session::Signed;
 use crate::error::Error;
+use crate::problem::HttpError;
 use crate::server::AppState;
+use crate::services::dashboard::EstPage;
 use crate::services::est::NewCredential;
+use crate::services::sessions::Session;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/enrollment/acme", get(acme))
+        .route("/enrollment/acme/accounts/{id}", get(account))
         .route("/enrollment/acme/eab", post(create_eab))
         .route("/enrollment/acme/renewal-window", post(move_window))
         .route("/enrollment/est", get(est).post(create_credential))
+        .route("/enrollment/est/labels", post(create_label))
         .route(
             "/enrollment/est/credentials/{id}/revoke",
             post(revoke_credential),
         )
+}
+
+/// ACME accounts, or an account's orders, a page.
+const ACME_ROWS: usize = 50;
+
+/// EST credentials a page.
+const EST_ROWS: usize = 50;
+
+/// Which page of a keyset-paged list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PageQuery {
+    cursor: String,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -34,9 +56,21 @@ fn opt(s: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-async fn acme(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup, WebError> {
+async fn acme(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Markup, WebError> {
     s.caller.require_admin()?;
-    let keys = state.services.acme.eab_keys().await?;
+    let a = state
+        .services
+        .dashboard
+        .acme(cursor_of(&q.cursor)?, ACME_ROWS as i64 + 1)
+        .await?;
+    let keys = a.eab_keys;
+    let (accounts, cursor) = paged(a.accounts, ACME_ROWS, |a| {
+        (a.account.created_at, a.account.id.as_str())
+    });
     let settings = &state.pki.settings().acme;
     let mut profiles = vec![settings.default_profile.clone()];
     profiles.extend(
@@ -64,6 +98,25 @@ async fn acme(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup
         } @else {
             p.muted { "The ACME server is off (acme.enabled)." }
         }
+        h2 { "Accounts" }
+        table #acme-accounts {
+            thead { tr { th { "Account" } th { "Directory" } th { "Status" } th { "Contact" } th { "Created" } th { "Orders" } } }
+            tbody {
+                @for a in &accounts {
+                    @let acc = &a.account;
+                    tr {
+                        td.mono { a href=(format!("/enrollment/acme/accounts/{}", acc.id)) { (acc.id) } }
+                        td { (acc.profile) }
+                        td { (acc.status) }
+                        td { (acc.contact.join(", ")) }
+                        td { (when_unix(acc.created_at)) }
+                        td.orders { (a.orders) }
+                    }
+                }
+            }
+        }
+        @if accounts.is_empty() && cursor_of(&q.cursor)?.is_none() { p.muted { "No ACME account yet." } }
+        (next_page("/enrollment/acme", &[], cursor.as_deref()))
         h2 { "External account binding keys" }
         table #eab-keys {
             thead { tr { th { "Name" } th { "Profile" } th { "Key id" } th { "Used by account" } th { "Created" } } }
@@ -99,6 +152,73 @@ async fn acme(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup
         }
     };
     Ok(page(&s, "ACME", "/enrollment/acme", body))
+}
+
+async fn account(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Markup, WebError> {
+    s.caller.require_admin()?;
+    let (acc, orders) = state
+        .services
+        .acme
+        .account_orders(&id, cursor_of(&q.cursor)?, ACME_ROWS as i64 + 1)
+        .await?;
+    let (orders, cursor) = paged(orders, ACME_ROWS, |o| (o.created_at, o.id.as_str()));
+    let now = state.pki.now().unix_timestamp();
+    let body = html! {
+        dl.facts #acme-account {
+            dt { "Account" } dd.mono { (acc.id) }
+            dt { "Directory" } dd { (acc.profile) }
+            dt { "Status" } dd #account-status { (acc.status) }
+            dt { "Contact" } dd { @if acc.contact.is_empty() { "none" } @else { (acc.contact.join(", ")) } }
+            dt { "Created" } dd { (when_unix(acc.created_at)) }
+            dt { "Key thumbprint" } dd.mono { (acc.thumbprint) }
+        }
+        h2 { "Orders" }
+        table #acme-orders {
+            thead { tr { th { "Created" } th { "Status" } th { "Identifiers" } th { "Expires" } th { "Certificate" } } }
+            tbody {
+                @for o in &orders {
+                    tr id=(format!("order-{}", o.id)) {
+                        td { (when_unix(o.created_at)) }
+                        td.status { (o.status) }
+                        td.identifiers { (identifiers(&o.identifiers)) }
+                        td {
+                            (when_unix(o.expires_at))
+                            @if o.expires_at < now && o.status != "valid" { " " span.muted { "(expired)" } }
+                        }
+                        td {
+                            @if let Some(c) = &o.certificate_id {
+                                a.certificate href=(format!("/certificates/{c}")) { "certificate" }
+                            } @else { "—" }
+                        }
+                    }
+                }
+            }
+        }
+        @if orders.is_empty() && cursor_of(&q.cursor)?.is_none() { p.muted { "No order (expired ones are pruned after acme.retention)." } }
+        (next_page(&format!("/enrollment/acme/accounts/{}", acc.id), &[], cursor.as_deref()))
+        p { a href="/enrollment/acme" { "Back to ACME" } }
+    };
+    Ok(page(&s, "ACME account", "/enrollment/acme", body))
+}
+
+/// An order's identifiers (stored as the JSON array the client sent) as `dns:a, ip:b`.
+fn identifiers(stored: &str) -> String {
+    match serde_json::from_str::<Vec<serde_json::Value>>(stored) {
+        Ok(ids) => ids
+            .iter()
+            .map(|i| match (i["type"].as_str(), i["value"].as_str()) {
+                (Some(t), Some(v)) => format!("{t}:{v}"),
+                _ => i.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(_) => stored.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -193,9 +313,40 @@ async fn move_window(
     Ok(page(&s, "Renewal window moved", "/enrollment/acme", body))
 }
 
-async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup, WebError> {
+async fn est(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Markup, WebError> {
     s.caller.require_admin()?;
-    let (labels, credentials) = state.services.dashboard.est().await?;
+    est_page(&state, &s, &q.cursor, None).await
+}
+
+/// A label refused by the service, with the form's values to show again.
+struct Refused<'a> {
+    message: String,
+    label: &'a str,
+}
+
+/// The EST page; `refused` shows why a label was not created, next to its form.
+async fn est_page(
+    state: &AppState,
+    s: &Session,
+    cursor: &str,
+    refused: Option<Refused<'_>>,
+) -> Result<Markup, WebError> {
+    let EstPage {
+        labels,
+        credentials,
+        profiles,
+    } = state
+        .services
+        .dashboard
+        .est(cursor_of(cursor)?, EST_ROWS as i64 + 1)
+        .await?;
+    let (credentials, next) = paged(credentials, EST_ROWS, |c| {
+        (c.created_at.unix_timestamp(), c.id.as_str())
+    });
     let body = html! {
         h2 { "Labels" }
         table #est-labels {
@@ -213,6 +364,19 @@ async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup,
             }
         }
         @if labels.is_empty() { p.muted { "No label: enrollment uses the bare path and the default EST profile." } }
+        h2 { "Create a label" }
+        @if let Some(r) = &refused { p.error role="alert" #label-error { (r.message) } }
+        form method="post" action="/enrollment/est/labels" #create-label {
+            (csrf_field(s))
+            label { "Label" input name="label" required maxlength="64" value=(refused.as_ref().map_or("", |r| r.label)); }
+            label { "Profile"
+                select name="profile" {
+                    @for p in &profiles { option value=(p.policy.name) { (p.policy.name) } }
+                }
+            }
+            label.check { input type="checkbox" name="require_channel_binding" value="true"; " Require channel binding (tls-unique in the CSR)" }
+            button type="submit" #create-label-submit { "Create label" }
+        }
         h2 { "Credentials" }
         table #est-credentials {
             thead { tr { th { "User name" } th { "Label" } th { "Uses left" } th { "Expires" } th { "State" } th {} } }
@@ -227,7 +391,7 @@ async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup,
                         td {
                             @if c.revoked_at.is_none() {
                                 form method="post" action=(format!("/enrollment/est/credentials/{}/revoke", c.id)) data-confirm="Disable this credential?" {
-                                    (csrf_field(&s))
+                                    (csrf_field(s))
                                     button.danger type="submit" { "Disable" }
                                 }
                             }
@@ -236,9 +400,10 @@ async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup,
                 }
             }
         }
+        (next_page("/enrollment/est", &[], next.as_deref()))
         h2 { "Create a credential" }
         form method="post" action="/enrollment/est" #create-credential {
-            (csrf_field(&s))
+            (csrf_field(s))
             label { "User name" input name="username" required; }
             label { "Label"
                 select name="label" {
@@ -251,7 +416,49 @@ async fn est(State(state): State<AppState>, Signed(s): Signed) -> Result<Markup,
             button type="submit" #create-credential-submit { "Create credential" }
         }
     };
-    Ok(page(&s, "EST", "/enrollment/est", body))
+    Ok(page(s, "EST", "/enrollment/est", body))
+}
+
+#[derive(Deserialize)]
+struct CreateLabel {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    profile: String,
+    #[serde(default)]
+    require_channel_binding: Option<String>,
+}
+
+async fn create_label(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Form(f): Form<CreateLabel>,
+) -> Result<Response, WebError> {
+    check_csrf(&s, &f.csrf)?;
+    s.caller.require_admin()?;
+    let label = f.label.trim();
+    let done = state
+        .services
+        .est
+        .create_label(
+            label.to_string(),
+            f.profile.trim(),
+            f.require_channel_binding.is_some(),
+            &s.caller.actor,
+        )
+        .await;
+    let refused = match done {
+        Ok(_) => return Ok(Redirect::to("/enrollment/est").into_response()),
+        Err(e @ (Error::BadRequest(_) | Error::Conflict(_) | Error::NotFound(_))) => e,
+        Err(e) => return Err(e.into()),
+    };
+    // Shown next to the form, with what was typed, so it can be corrected.
+    let message = refused.to_string();
+    let status = HttpError::from(refused).status();
+    let page = est_page(&state, &s, "", Some(Refused { message, label })).await?;
+    Ok(with_status(status, page))
 }
 
 #[derive(Deserialize)]

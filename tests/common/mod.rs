@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod plain;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +35,25 @@ pub async fn webhook_receiver() -> (WebhookLog, String) {
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     (log, url)
+}
+
+/// Wait until the alert outbox has `n` rows in `status` (hang guard: 60 s); returns them.
+pub async fn outbox_until(s: &TestServer, status: &str, n: usize) -> Value {
+    for _ in 0..600 {
+        let (st, rows) = s
+            .api(
+                reqwest::Method::GET,
+                &format!("/alerts/outbox?status={status}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{rows}");
+        if rows.as_array().unwrap().len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the outbox never had {n} {status} rows");
 }
 
 /// Which database the server runs on.

@@ -228,11 +228,13 @@ impl Alerts {
         Ok(())
     }
 
-    /// Up to `limit` (1 to 1000) outbox rows, of one status (`pending`, `delivered`,
-    /// `dead`) or all.
+    /// Up to `limit` (1 to 1000) outbox rows, newest first, of one status (`pending`,
+    /// `delivered`, `dead`) or all, after the keyset position `after` (the previous page's
+    /// last `(created_at, id)`).
     pub async fn outbox(
         &self,
         status: Option<&str>,
+        after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, Error> {
         if let Some(s) = status
@@ -245,7 +247,32 @@ impl Alerts {
         if !(1..=1000).contains(&limit) {
             return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
         }
-        Ok(self.pki.store().list_outbox(status, limit).await?)
+        Ok(self
+            .pki
+            .store()
+            .list_outbox_page(status, after, limit)
+            .await?)
+    }
+
+    /// Send dead notifications again: the outbox row `id`, or every dead row when `id` is
+    /// none, goes back to pending with its attempts counted afresh, and the delivery job is
+    /// woken to send it. Returns how many rows were put back. A row that is not dead is
+    /// refused (409).
+    pub async fn retry_dead(&self, id: Option<&str>, actor: &Actor) -> Result<u64, Error> {
+        let ev = actor.event("alert_outbox.retry", "alert_outbox");
+        let ev = match id {
+            Some(id) => ev.object(id),
+            None => ev.detail(json!({"all_dead": true})),
+        };
+        let n = self
+            .pki
+            .store()
+            .outbox_retry(id, &ev, self.pki.now().unix_timestamp())
+            .await?;
+        if n > 0 {
+            self.wake_delivery();
+        }
+        Ok(n)
     }
 
     /// Evaluate every rule now and queue what fired; the delivery job is woken to send

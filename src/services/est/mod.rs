@@ -270,6 +270,19 @@ impl EstService {
         Ok(self.store().list_est_credentials().await?)
     }
 
+    /// A page of credentials, newest first, without passwords: up to `limit` (1 to 1000)
+    /// after the keyset position `after` (the previous page's last `(created_at, id)`).
+    pub async fn credential_page(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<EstCredential>, Error> {
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::BadRequest("limit must be between 1 and 1000".into()));
+        }
+        Ok(self.store().est_credential_page(after, limit).await?)
+    }
+
     /// Revoke a credential.
     pub async fn revoke_credential(&self, id: &str, actor: &Actor) -> Result<(), Error> {
         let ev = actor

@@ -4,7 +4,8 @@
 use super::Managed;
 use crate::error::Error;
 use crate::store::{
-    BindingRecord, CertRecord, DestinationRecord, ManagedEvent, ManagedRecord, VersionRecord,
+    BindingRecord, CertRecord, DestinationRecord, FailedPush, ManagedEvent, ManagedRecord,
+    VersionRecord,
 };
 
 /// How many recent lifecycle events a detailed view carries.
@@ -52,6 +53,16 @@ impl Managed {
     /// Every managed certificate.
     pub async fn list(&self) -> Result<Vec<ManagedRecord>, Error> {
         Ok(self.pki.store().list_managed().await?)
+    }
+
+    /// Up to `limit` managed certificates whose last renewal failed, most failures first.
+    pub async fn failed_renewals(&self, limit: i64) -> Result<Vec<ManagedRecord>, Error> {
+        Ok(self.pki.store().failed_renewals(limit).await?)
+    }
+
+    /// Up to `limit` pushes to destinations whose last attempt failed, most recent first.
+    pub async fn failed_pushes(&self, limit: i64) -> Result<Vec<FailedPush>, Error> {
+        Ok(self.pki.store().failed_pushes(limit).await?)
     }
 
     /// `m` with its versions, bindings and recent events.
