@@ -19,7 +19,6 @@
 //! (up to 256 certificates) in one transaction. `--writers` sets how many can be waiting.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
