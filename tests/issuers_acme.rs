@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use acme_support::ChallSrv;
 use cloud::moto::Moto;
-use common::{Db, TestServer, cli, free_port, openssl, openssl_csr, p};
+use common::{Db, TestServer, cli, cli_json, free_port, openssl, openssl_csr, p};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -392,7 +392,7 @@ async fn scenario(db: Db) {
     // The same through the CLI: create (the EAB key would come from a file), list, show,
     // test, remove.
     let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
-    let out = cli(
+    let created = cli_json(
         &s,
         &[
             "--json",
@@ -407,12 +407,6 @@ async fn scenario(db: Db) {
             p(&bundle),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["contact"], json!(["mailto:cli@example.com"]));
     let out = cli(&s, &["issuer", "list"]);
     let table = String::from_utf8_lossy(&out.stdout);
@@ -836,7 +830,7 @@ async fn dns01_rfc2136(db: Db) {
     let settings = s.write("rfc2136.json", rfc2136.to_string());
     let secret = s.write("tsig.key", TSIG_SECRET);
     let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
-    let out = cli(
+    let issuer = cli_json(
         &s,
         &[
             "--json",
@@ -853,13 +847,6 @@ async fn dns01_rfc2136(db: Db) {
             p(&secret),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{} {}",
-        String::from_utf8_lossy(&out.stderr),
-        s.logs()
-    );
-    let issuer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(issuer["challenge"], "dns-01");
     assert_eq!(issuer["rfc2136"]["zone"], "example.test");
     assert!(!issuer.to_string().contains(TSIG_SECRET), "{issuer}");
@@ -1585,7 +1572,7 @@ async fn dns01_route53(db: Db) {
     let cfg = s.write("route53.json", found.to_string());
     let creds = s.write("route53-credentials.json", Moto::credentials().to_string());
     let bundle = s.write("pebble-tls-root.pem", &pebble.tls_root);
-    let out = cli(
+    let created = cli_json(
         &s,
         &[
             "--json",
@@ -1602,13 +1589,6 @@ async fn dns01_route53(db: Db) {
             p(&creds),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{} {}",
-        String::from_utf8_lossy(&out.stderr),
-        s.logs()
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["challenge"], "dns-01", "{created}");
     assert!(
         created["route53"].get("hosted_zone_id").is_none(),

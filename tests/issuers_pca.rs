@@ -23,7 +23,7 @@ use aws_sdk_acmpca::types::{
     CertificateAuthorityType, KeyAlgorithm, SigningAlgorithm, Validity, ValidityPeriodType,
 };
 use cloud::moto::Moto;
-use common::{Db, TestServer, cli, free_port, openssl, openssl_csr, p};
+use common::{Db, TestServer, cli, cli_json, free_port, openssl, openssl_csr, p};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -379,7 +379,7 @@ async fn scenario(db: Db) {
 
     // The same through the CLI: create (keys from a file), list, test, remove.
     let creds = s.write("aws.json", Moto::credentials().to_string());
-    let out = cli(
+    let created = cli_json(
         &s,
         &[
             "--json",
@@ -396,12 +396,6 @@ async fn scenario(db: Db) {
             p(&creds),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["ca_arn"], pca.arn, "{created}");
     let out = cli(&s, &["issuer", "list"]);
     let table = String::from_utf8_lossy(&out.stdout);

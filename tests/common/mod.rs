@@ -491,6 +491,19 @@ pub fn cli(s: &TestServer, args: &[&str]) -> std::process::Output {
         .expect("the client runs")
 }
 
+/// Run the client with `args` (which include `--json`), expect success, and answer what
+/// it printed as JSON; on failure, shows its stderr and the server's log.
+pub fn cli_json(s: &TestServer, args: &[&str]) -> serde_json::Value {
+    let out = cli(s, args);
+    assert!(
+        out.status.success(),
+        "certkeeper {args:?}: {} {}",
+        String::from_utf8_lossy(&out.stderr),
+        s.logs()
+    );
+    serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+}
+
 /// Run `certkeeper serve` on `data_dir` (free ports, plus `env`) expecting it to refuse to
 /// start; returns what it printed. Fails if it is still running after a minute.
 pub fn refused_start(data_dir: &Path, env: &[(&str, &str)]) -> String {
