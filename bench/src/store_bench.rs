@@ -15,8 +15,11 @@
 //! latency of one record. Finally it counts the rows to check that all of them landed.
 //!
 //! There is no separate batched call to compare: `insert_certificate` already queues into
-//! the store's group-commit writer (`src/store/writer.rs`), which writes whatever is waiting
-//! (up to 256 certificates) in one transaction. `--writers` sets how many can be waiting.
+//! the store's group-commit writer. On SQLite that is a thread of its own with prepared
+//! statements (`src/store/sqlite_writer.rs`), which writes whatever is waiting (up to 2,048
+//! certificates) in one transaction; on PostgreSQL a task sends up to 256 at a time as
+//! multi-row statements (`src/store/writer.rs`). `--writers` sets how many can be waiting,
+//! and so how large a batch can grow.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -91,18 +91,16 @@ impl AuditEvent {
         } else {
             Some(self.detail.to_string())
         };
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, object_type, object_id, source, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(at)
-        .bind(&self.actor)
-        .bind(&self.action)
-        .bind(&self.object_type)
-        .bind(&self.object_id)
-        .bind(&self.source)
-        .bind(detail)
-        .execute(exec)
-        .await?;
+        sqlx::query(super::writer::AUDIT_INSERT)
+            .bind(at)
+            .bind(&self.actor)
+            .bind(&self.action)
+            .bind(&self.object_type)
+            .bind(&self.object_id)
+            .bind(&self.source)
+            .bind(detail)
+            .execute(exec)
+            .await?;
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ pub(crate) mod nonces;
 mod profiles;
 pub mod reseal;
 pub mod snapshot;
+mod sqlite_writer;
 mod state;
 mod tokens;
 mod writer;
@@ -234,7 +235,8 @@ impl Store {
                 pool.clone()
             }
         };
-        let writer = writer::CertWriter::start(writes.clone(), engine);
+        let writer =
+            writer::CertWriter::start(writes.clone(), engine, sqlite_file(&settings.database.url))?;
         let nonces = nonces::NonceBatch::start(writes.clone(), engine, relaxed_flag.clone());
         Ok(Store {
             pool,
@@ -304,6 +306,7 @@ impl Store {
 
     /// Close every connection (at shutdown).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.writes.close().await;
         self.pool.close().await;
     }
@@ -341,6 +344,17 @@ impl Store {
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
         rows.iter().map(parse).collect()
     }
+}
+
+/// The database file of an SQLite URL; `None` for PostgreSQL and for a database in
+/// memory (which another connection could not open).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(opts.get_filename().to_path_buf())
 }
 
 /// Pool settings; on SQLite every connection gets the same pragmas.

@@ -3,21 +3,75 @@
 //! Every certificate must be on disk before it is returned. One commit per certificate
 //! would cap issuance at the disk's fsync rate, so concurrent issuances are queued here and
 //! written together in one transaction; each caller is answered only after that commit.
+//! On an SQLite file the writer is a thread with prepared statements
+//! ([`super::sqlite_writer`]); on PostgreSQL (and SQLite in memory) a task that sends each
+//! batch as three multi-row statements.
+
+use std::path::PathBuf;
 
 use sqlx::AnyPool;
 
 use super::batch::{BatchWrite, Batcher};
 use super::certs::NewCertificate;
+use super::sqlite_writer::SqliteCertWriter;
 use super::{AuditEvent, Engine, StoreError, ts};
 
-/// One certificate and its audit event, and the ACME order it completes, if any.
+/// The start of the statement that inserts new certificates; `status` (the 13th column)
+/// is always `valid`.
+macro_rules! cert_insert {
+    () => {
+        "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
+         key_algorithm, fingerprint, status, der, key_sealed, created_at, created_by) VALUES "
+    };
+}
+/// Rows of new certificates follow this (see [`placeholders`]).
+const CERT_INSERT: &str = cert_insert!();
+/// One new certificate, 16 values bound by position.
+pub(crate) const CERT_INSERT_ONE: &str = concat!(
+    cert_insert!(),
+    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'valid', ?13, ?14, ?15, ?16)"
+);
+/// One name of a certificate, for search.
+pub(crate) const NAME_INSERT: &str =
+    "INSERT INTO certificate_names (name, certificate_id) VALUES ($1, $2)";
+/// The certificate's audit event.
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log (at, actor, action, object_type, object_id, source, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// The ACME order finalized with the certificate becomes valid in the same commit; an
+/// order no longer `processing` (given up on as interrupted) is left as it is.
+pub(crate) const ORDER_COMPLETE: &str = "UPDATE acme_orders SET status = 'valid', error = NULL, certificate_id = $1 WHERE id = $2 AND status = 'processing'";
+
+/// One certificate and its audit event, and the ACME order it completes, if any, with
+/// everything the write needs that can be built without the database (names, their JSON,
+/// the audit detail): the caller builds it, on its own core, before queueing.
 pub(crate) struct Job {
-    cert: NewCertificate,
-    audit: AuditEvent,
-    acme_order: Option<String>,
+    pub(super) cert: NewCertificate,
+    /// Every name, sorted, once each (rows of `certificate_names`).
+    pub(super) names: Vec<String>,
+    /// The names as the JSON array stored in `certificates.sans`.
+    pub(super) sans: String,
+    pub(super) audit: AuditEvent,
+    /// The audit detail as stored (JSON), if any.
+    pub(super) detail: Option<String>,
+    pub(super) acme_order: Option<String>,
 }
 
-/// Writes certificate records in batches.
+impl Job {
+    fn new(cert: NewCertificate, audit: AuditEvent, acme_order: Option<String>) -> Job {
+        let names = cert.names();
+        let sans = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+        let detail = (!audit.detail.is_null()).then(|| audit.detail.to_string());
+        Job {
+            cert,
+            names,
+            sans,
+            audit,
+            detail,
+            acme_order,
+        }
+    }
+}
+
+/// Writes certificate records in batches through sqlx (PostgreSQL, and SQLite in memory).
 pub(crate) struct CertBatch {
     pool: AnyPool,
     engine: Engine,
@@ -35,13 +89,29 @@ impl BatchWrite for CertBatch {
     }
 }
 
-/// The handle that queues certificate records for the writer task.
+/// The handle that queues certificate records for the writer.
 #[derive(Clone, Debug)]
-pub(crate) struct CertWriter(Batcher<CertBatch>);
+pub(crate) enum CertWriter {
+    /// Multi-row statements through sqlx, from a task.
+    Batched(Batcher<CertBatch>),
+    /// Prepared statements on a thread and connection of its own (an SQLite file).
+    Sqlite(SqliteCertWriter),
+}
 
 impl CertWriter {
-    pub(crate) fn start(pool: AnyPool, engine: Engine) -> CertWriter {
-        CertWriter(Batcher::start(CertBatch { pool, engine }))
+    /// The writer for `pool`'s database: on an SQLite file (`sqlite_file`), a thread of
+    /// its own that takes `pool`, the store's writer pool, as its lock.
+    pub(crate) fn start(
+        pool: AnyPool,
+        engine: Engine,
+        sqlite_file: Option<PathBuf>,
+    ) -> Result<CertWriter, StoreError> {
+        Ok(match sqlite_file {
+            Some(path) if engine == Engine::Sqlite => {
+                CertWriter::Sqlite(SqliteCertWriter::start(path, pool)?)
+            }
+            _ => CertWriter::Batched(Batcher::start(CertBatch { pool, engine })),
+        })
     }
 
     /// Queue a certificate and its audit event (and the completion of its ACME order);
@@ -52,13 +122,18 @@ impl CertWriter {
         audit: AuditEvent,
         acme_order: Option<String>,
     ) -> Result<bool, StoreError> {
-        self.0
-            .submit(Job {
-                cert,
-                audit,
-                acme_order,
-            })
-            .await
+        let job = Job::new(cert, audit, acme_order);
+        match self {
+            CertWriter::Batched(b) => b.submit(job).await,
+            CertWriter::Sqlite(w) => w.submit(job).await,
+        }
+    }
+
+    /// Write what is queued and stop the writer's own connection, if it has one.
+    pub(crate) async fn close(&self) {
+        if let CertWriter::Sqlite(w) = self {
+            w.close().await;
+        }
     }
 }
 
@@ -102,13 +177,11 @@ pub(crate) fn placeholders(
 async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>, StoreError> {
     let mut tx = super::begin_write(pool, engine).await?;
     let sql = format!(
-        "INSERT INTO certificates (id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after,
-         key_algorithm, fingerprint, status, der, key_sealed, created_at, created_by) VALUES {}",
+        "{CERT_INSERT}{}",
         placeholders(engine, jobs.len(), 17, Some((12, "'valid'")))
     );
-    let names: Vec<Vec<String>> = jobs.iter().map(|j| j.cert.names()).collect();
     let mut q = sqlx::query(&sql);
-    for (job, names) in jobs.iter().zip(&names) {
+    for job in jobs {
         let c = &job.cert;
         q = q
             .bind(&c.id)
@@ -117,7 +190,7 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>
             .bind(&c.info.serial)
             .bind(&c.info.subject)
             .bind(&c.info.common_name)
-            .bind(serde_json::to_string(names).unwrap_or_else(|_| "[]".into()))
+            .bind(&job.sans)
             .bind(&c.info.issuer)
             .bind(ts(c.info.not_before))
             .bind(ts(c.info.not_after))
@@ -132,8 +205,7 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>
 
     let pairs: Vec<(&String, &String)> = jobs
         .iter()
-        .zip(&names)
-        .flat_map(|(j, ns)| ns.iter().map(move |n| (n, &j.cert.id)))
+        .flat_map(|j| j.names.iter().map(move |n| (n, &j.cert.id)))
         .collect();
     if !pairs.is_empty() {
         let sql = format!(
@@ -151,12 +223,10 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>
     let at: Vec<i64> = jobs.iter().map(|j| ts(j.cert.created_at)).collect();
     AuditEvent::write_many(&mut *tx, engine, &events, &at).await?;
 
-    // ACME orders finalized with these certificates become valid in the same commit; an
-    // order no longer `processing` (given up on as interrupted) is left as it is.
     let mut completed = vec![false; jobs.len()];
     for (job, done) in jobs.iter().zip(&mut completed) {
         if let Some(order) = &job.acme_order {
-            *done = sqlx::query("UPDATE acme_orders SET status = 'valid', error = NULL, certificate_id = $1 WHERE id = $2 AND status = 'processing'")
+            *done = sqlx::query(ORDER_COMPLETE)
                 .bind(&job.cert.id)
                 .bind(order)
                 .execute(&mut *tx)

@@ -1,0 +1,477 @@
+//! The SQLite certificate writer: a thread of its own with prepared statements.
+//!
+//! Every issuance ends in one durable write, and on SQLite writes happen one at a time, so
+//! this write bounds what any number of cores can issue. Through sqlx every statement is a
+//! hand-off to the connection's worker thread and is parsed again for each batch size;
+//! here one thread owns a connection of its own, drains the queue of waiting certificates
+//! (up to [`MAX_BATCH`]) and records them with cached prepared statements in one
+//! transaction, flushed to disk (`synchronous = FULL`) before anyone is answered: one
+//! hand-off and one fsync per batch.
+//!
+//! Everything that does not need the database (the names, their JSON, the audit detail) is
+//! built by the caller before the job is queued ([`Job`]).
+//!
+//! The store's other writes go through its single sqlx writer connection. To keep SQLite's
+//! lock uncontended (its busy handler sleeps in steps of up to 100 ms), this thread takes
+//! that connection from its pool for the length of each transaction, as a lock: writers in
+//! this process queue in order, and another process still meets `busy_timeout`.
+
+use std::path::PathBuf;
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use sqlx::AnyPool;
+use sqlx::error::{DatabaseError, ErrorKind};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use super::writer::{AUDIT_INSERT, CERT_INSERT_ONE, Job, NAME_INSERT, ORDER_COMPLETE};
+
+/// The most certificates in one transaction. Rows are bound one statement at a time, so
+/// there is no bound-value limit; this caps the memory a batch holds and the wait of the
+/// first caller in it.
+pub(crate) const MAX_BATCH: usize = 2048;
+
+/// A message to the writer thread.
+enum Msg {
+    /// Record a certificate; the answer says whether its ACME order was completed.
+    Write(Box<Job>, oneshot::Sender<Result<bool, StoreError>>),
+    /// Close the connection and stop; answered once closed.
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle that queues certificates for the writer thread.
+#[derive(Clone, Debug)]
+pub(crate) struct SqliteCertWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl SqliteCertWriter {
+    /// Open a connection to the database file at `path` and start the thread. `lock` is
+    /// the store's writer pool (one connection), held for each transaction.
+    pub(crate) fn start(path: PathBuf, lock: AnyPool) -> Result<SqliteCertWriter, StoreError> {
+        let conn = open(&path).map_err(db_error)?;
+        let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
+        let rt = Handle::current();
+        std::thread::Builder::new()
+            .name("certkeeper-sqlite-writer".into())
+            .spawn(move || run(conn, lock, rt, rx))
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        Ok(SqliteCertWriter { tx })
+    }
+
+    /// Queue one certificate and wait until it is committed.
+    pub(crate) async fn submit(&self, job: Job) -> Result<bool, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Write(Box::new(job), done))
+            .await
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
+        wait.await
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?
+    }
+
+    /// Finish what is queued, close the connection and stop the thread.
+    pub(crate) async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// The writer's connection: the same durability as the store's other connections.
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // WAL with FULL sync: a commit is on disk before anyone is answered.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -32768)?;
+    conn.set_prepared_statement_cache_capacity(8);
+    Ok(conn)
+}
+
+fn run(mut conn: Connection, lock: AnyPool, rt: Handle, mut rx: mpsc::Receiver<Msg>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    let mut closing = None;
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            Msg::Write(job, done) => {
+                jobs.push(*job);
+                waiting.push(done);
+            }
+            Msg::Close(done) => closing = Some(done),
+        }
+        while closing.is_none() && jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Write(job, done)) => {
+                    jobs.push(*job);
+                    waiting.push(done);
+                }
+                Ok(Msg::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !jobs.is_empty() {
+            write_and_answer(&mut conn, &lock, &rt, &mut jobs, &mut waiting);
+        }
+        if let Some(done) = closing {
+            rx.close();
+            // Whatever was queued before the close is still written.
+            while let Some(msg) = rx.blocking_recv() {
+                if let Msg::Write(job, done) = msg {
+                    jobs.push(*job);
+                    waiting.push(done);
+                    write_and_answer(&mut conn, &lock, &rt, &mut jobs, &mut waiting);
+                }
+            }
+            drop(conn);
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Write one batch under the store's write lock and answer each caller; if the batch
+/// fails, write each job on its own so that one bad job cannot fail the others.
+fn write_and_answer(
+    conn: &mut Connection,
+    lock: &AnyPool,
+    rt: &Handle,
+    jobs: &mut Vec<Job>,
+    waiting: &mut Vec<oneshot::Sender<Result<bool, StoreError>>>,
+) {
+    rt.block_on(async {
+        let guard = match lock.acquire().await {
+            Ok(g) => g,
+            Err(e) => {
+                let e = StoreError::from(e);
+                for done in waiting.drain(..) {
+                    let _ = done.send(Err(clone_error(&e)));
+                }
+                jobs.clear();
+                return;
+            }
+        };
+        match write(conn, jobs) {
+            Ok(outs) => {
+                for (done, out) in waiting.drain(..).zip(outs) {
+                    let _ = done.send(Ok(out));
+                }
+            }
+            Err(e) if jobs.len() == 1 => {
+                if let Some(done) = waiting.pop() {
+                    let _ = done.send(Err(db_error(e)));
+                }
+            }
+            Err(_) => {
+                for (job, done) in jobs.iter().zip(waiting.drain(..)) {
+                    let r = write(conn, std::slice::from_ref(job))
+                        .map(|outs| outs.first().copied().unwrap_or(false))
+                        .map_err(db_error);
+                    let _ = done.send(r);
+                }
+            }
+        }
+        jobs.clear();
+        // Released inside the runtime: the pool's release hook runs as a task.
+        drop(guard);
+    });
+}
+
+/// One transaction for every job; whether each job's ACME order was completed.
+fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<bool>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut completed = Vec::with_capacity(jobs.len());
+    {
+        let mut cert = tx.prepare_cached(CERT_INSERT_ONE)?;
+        let mut name = tx.prepare_cached(NAME_INSERT)?;
+        let mut audit = tx.prepare_cached(AUDIT_INSERT)?;
+        for job in jobs {
+            let c = &job.cert;
+            cert.execute(params![
+                c.id,
+                c.ca_id,
+                c.profile_name,
+                c.info.serial,
+                c.info.subject,
+                c.info.common_name,
+                job.sans,
+                c.info.issuer,
+                super::ts(c.info.not_before),
+                super::ts(c.info.not_after),
+                c.info.key_algorithm,
+                c.info.fingerprint_sha256,
+                c.der,
+                c.key_sealed,
+                super::ts(c.created_at),
+                c.created_by,
+            ])?;
+            for n in &job.names {
+                name.execute(params![n, c.id])?;
+            }
+            let a = &job.audit;
+            audit.execute(params![
+                super::ts(c.created_at),
+                a.actor,
+                a.action,
+                a.object_type,
+                a.object_id,
+                a.source,
+                job.detail,
+            ])?;
+            completed.push(match &job.acme_order {
+                Some(order) => {
+                    tx.prepare_cached(ORDER_COMPLETE)?
+                        .execute(params![c.id, order])?
+                        == 1
+                }
+                None => false,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(completed)
+}
+
+/// A failure of the writer's connection, as the store reports database failures: through
+/// sqlx's error type, so a broken uniqueness or foreign-key rule is a conflict as on
+/// every other path.
+#[derive(Debug)]
+struct WriterError {
+    message: String,
+    /// SQLite's extended result code, when SQLite failed.
+    extended: Option<std::ffi::c_int>,
+}
+
+impl std::fmt::Display for WriterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WriterError {}
+
+impl DatabaseError for WriterError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.extended
+            .map(|c| std::borrow::Cow::Owned(c.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use rusqlite::ffi;
+        match self.extended {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// The store's error for a failure of the writer's connection.
+fn db_error(e: rusqlite::Error) -> StoreError {
+    let extended = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+        _ => None,
+    };
+    StoreError::from(sqlx::Error::Database(Box::new(WriterError {
+        message: e.to_string(),
+        extended,
+    })))
+}
+
+/// The same failure for each caller of a batch (sqlx's error is not `Clone`).
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound(s) => StoreError::NotFound(s.clone()),
+        StoreError::Conflict(s) => StoreError::Conflict(s.clone()),
+        StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
+        StoreError::Db(sqlx::Error::PoolClosed) => StoreError::Db(sqlx::Error::PoolClosed),
+        StoreError::Db(sqlx::Error::PoolTimedOut) => StoreError::Db(sqlx::Error::PoolTimedOut),
+        StoreError::Db(other) => StoreError::Db(sqlx::Error::Protocol(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use sqlx::Row;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::store::{AuditEvent, NewCertificate, Store};
+
+    #[test]
+    fn constraint_failures_are_conflicts() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE certificates (fingerprint TEXT NOT NULL UNIQUE);
+             INSERT INTO certificates VALUES ('a');",
+        )
+        .unwrap();
+        let e = conn
+            .execute("INSERT INTO certificates VALUES ('a')", [])
+            .unwrap_err();
+        match db_error(e) {
+            StoreError::Conflict(what) => {
+                assert_eq!(what, "this certificate is already recorded")
+            }
+            other => panic!("not a conflict: {other:?}"),
+        }
+        let e = conn
+            .execute("INSERT INTO nowhere VALUES (1)", [])
+            .unwrap_err();
+        assert!(matches!(db_error(e), StoreError::Db(_)));
+    }
+
+    fn cert(i: usize, ca: &str, fingerprint: &str) -> NewCertificate {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        NewCertificate {
+            id: crate::store::new_id(),
+            ca_id: ca.into(),
+            profile_name: Some("default".into()),
+            info: certkeeper_ca::CertInfo {
+                subject: format!("CN=h{i}.example"),
+                common_name: Some(format!("h{i}.example")),
+                issuer: "CN=test CA".into(),
+                serial: format!("{i:040x}"),
+                not_before: now,
+                not_after: now + time::Duration::days(90),
+                dns_names: vec![format!("h{i}.example"), format!("www.h{i}.example")],
+                ip_addresses: vec![IpAddr::from([10, 0, 0, 1])],
+                key_algorithm: Some("ECDSA P-256".into()),
+                fingerprint_sha256: fingerprint.into(),
+                is_ca: false,
+                path_len: None,
+                self_signed: false,
+            },
+            der: vec![0x30, i as u8],
+            key_sealed: None,
+            created_by: "token:test".into(),
+            created_at: now,
+        }
+    }
+
+    async fn count(store: &Store, sql: &str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    }
+
+    /// Many concurrent records share transactions; a duplicate and a record naming a CA
+    /// that does not exist fail on their own with a conflict, and every other record of
+    /// their batches lands whole (row, names, audit event). After `close`, a record is
+    /// refused instead of waiting forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_records_land_and_one_bad_record_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load(dir.path(), None).unwrap();
+        let store = Store::connect(&settings).await.unwrap();
+        assert!(matches!(
+            store.writer,
+            super::super::writer::CertWriter::Sqlite(_)
+        ));
+        sqlx::query(
+            "INSERT INTO cas (id, name, kind, status, subject, key_algorithm, key_sealed, created_at)
+             VALUES ('ca1', 'ca1', 'root', 'active', 'CN=test CA', 'ECDSA P-256', x'00', 0)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        const N: usize = 600;
+        let mut tasks = Vec::new();
+        for i in 0..N + 2 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let c = match i {
+                    // The same fingerprint as certificate 0.
+                    N => cert(i, "ca1", &format!("{:064x}", 0)),
+                    _ if i == N + 1 => cert(i, "no-such-ca", "ff"),
+                    _ => cert(i, "ca1", &format!("{i:064x}")),
+                };
+                let id = c.id.clone();
+                let ev = AuditEvent::new("token:test", None, "certificate.issue", "certificate")
+                    .object(&id)
+                    .detail(serde_json::json!({ "n": i }));
+                (i, id, store.insert_certificate(c, ev, None).await)
+            }));
+        }
+        let mut landed = Vec::new();
+        let mut duplicate_refused = false;
+        for t in tasks {
+            let (i, id, r) = t.await.unwrap();
+            match (i, r) {
+                (i, Ok(false)) if i < N => landed.push(id),
+                (i, Err(StoreError::Conflict(what))) if i == N => {
+                    // Certificate 0 may have been written after its duplicate.
+                    assert_eq!(what, "this certificate is already recorded");
+                    duplicate_refused = true;
+                }
+                (0, Err(StoreError::Conflict(_))) => duplicate_refused = true,
+                (i, Ok(false)) if i == N => landed.push(id),
+                (i, Err(StoreError::Conflict(what))) if i == N + 1 => {
+                    assert!(what.contains("does not exist"), "{what}")
+                }
+                (i, r) => panic!("record {i}: {r:?}"),
+            }
+        }
+        assert!(duplicate_refused);
+        assert_eq!(landed.len(), N);
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM certificates").await,
+            N as i64
+        );
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM certificate_names").await,
+            3 * N as i64
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'certificate.issue'"
+            )
+            .await,
+            N as i64
+        );
+        let rec = store.get_certificate(&landed[17]).await.unwrap();
+        assert_eq!(rec.sans.len(), 3, "{:?}", rec.sans);
+        assert_eq!(rec.ca_id, "ca1");
+
+        store.close().await;
+        let late = store
+            .insert_certificate(
+                cert(N + 3, "ca1", "ee"),
+                AuditEvent::new("token:test", None, "certificate.issue", "certificate"),
+                None,
+            )
+            .await;
+        assert!(late.is_err(), "{late:?}");
+    }
+}
