@@ -89,3 +89,21 @@ on_exit() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 }
+
+# pinned CPUS COMMAND...: runs COMMAND on the CPUs in CPUS (a `taskset -c` list such as
+# `0` or `2-5`), or unpinned when CPUS is empty. Execs, so COMMAND keeps the caller's pid.
+pinned() {
+    local cpus="$1"
+    shift
+    if [[ -n "$cpus" ]]; then
+        command -v taskset >/dev/null || die "taskset is required to pin to CPUs $cpus"
+        exec taskset -c "$cpus" "$@"
+    fi
+    exec "$@"
+}
+
+# check_cpu_list NAME VALUE: dies unless VALUE is empty or a `taskset -c` CPU list.
+check_cpu_list() {
+    [[ -z "$2" || "$2" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] ||
+        die "$1 must be a CPU list such as 0 or 0-3,8, got '$2'"
+}

@@ -16,6 +16,11 @@
 #   BENCH_KEEP_WORKDIR    1 = keep the temp dir (configs, server logs)
 #   BENCH_TARGETS         which servers to run, default "certkeeper pebble"
 #   BENCH_CK_EXTRA_ENV    extra settings for certkeeper, "CERTKEEPER_X=v CERTKEEPER_Y=w"
+#   BENCH_SERVER_CPUS     CPUs for each ACME server (`taskset -c` list, e.g. 0); default unpinned
+#   BENCH_CLIENT_CPUS     CPUs for the load generator and the DNS server (e.g. 1)
+#
+# Each target's line also gives the server's CPU time per issuance over the measured
+# window (user + system, every thread, from /proc).
 set -euo pipefail
 
 ACCOUNTS="${BENCH_ACCOUNTS:-4}"
@@ -24,6 +29,8 @@ WARMUP="${BENCH_WARMUP:-5}"
 KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
 TARGETS=" ${BENCH_TARGETS:-certkeeper pebble} "
 STARTUP_TIMEOUT=60
+SERVER_CPUS="${BENCH_SERVER_CPUS:-}"
+CLIENT_CPUS="${BENCH_CLIENT_CPUS:-}"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -35,6 +42,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 for var in ACCOUNTS DURATION WARMUP; do
     [[ "${!var}" =~ ^[0-9]+$ ]] || die "BENCH_${var} must be a non-negative integer, got '${!var}'"
 done
+check_cpu_list BENCH_SERVER_CPUS "$SERVER_CPUS"
+check_cpu_list BENCH_CLIENT_CPUS "$CLIENT_CPUS"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certkeeper-acme-bench.XXXXXX")"
 CHALL_PID="" PEBBLE_PID="" CK_PID="" BENCH_PID=""
@@ -72,8 +81,8 @@ CK_HTTPS_PORT="${PORTS[5]}" CK_HTTP_PORT="${PORTS[6]}"
 # ------------------------------------------------------------------ DNS
 # Every A query is answered with 127.0.0.1 and AAAA with nothing, so each ordered name
 # leads both servers to the load generator's http-01 responder.
-pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -management "127.0.0.1:$CHALL_MGMT_PORT" \
-    -http01 "" -https01 "" -tlsalpn01 "" -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
+(pinned "$CLIENT_CPUS" pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -management "127.0.0.1:$CHALL_MGMT_PORT" \
+    -http01 "" -https01 "" -tlsalpn01 "" -defaultIPv4 127.0.0.1 -defaultIPv6 "") \
     >"$WORK/challtestsrv.log" 2>&1 &
 CHALL_PID=$!
 wait_until "$STARTUP_TIMEOUT" "$CHALL_PID" pebble-challtestsrv \
@@ -106,8 +115,9 @@ cat >"$PB/config.json" <<EOF
 EOF
 # No artificial validation delay, no deliberately rejected nonces, no authorization reuse
 # (every name is new anyway): Pebble at its fastest.
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
-    pebble -config "$PB/config.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$WORK/pebble.log" 2>&1 &
+(export PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0
+    pinned "$SERVER_CPUS" pebble -config "$PB/config.json" -dnsserver "127.0.0.1:$DNS_PORT") \
+    >"$WORK/pebble.log" 2>&1 &
 PEBBLE_PID=$!
 wait_until "$STARTUP_TIMEOUT" "$PEBBLE_PID" pebble \
     curl -sf --cacert "$PB/root.pem" "https://127.0.0.1:$PEBBLE_PORT/dir"
@@ -129,7 +139,7 @@ mkdir -m 700 "$CK_DATA"
     export CERTKEEPER_CA__DEFAULT_PROFILE_NAMES='[".bench.test", "bench.test"]'
     # shellcheck disable=SC2086 # space-separated NAME=value pairs
     [[ -z "${BENCH_CK_EXTRA_ENV:-}" ]] || export ${BENCH_CK_EXTRA_ENV}
-    exec "$CK_BIN" serve --data-dir "$CK_DATA"
+    pinned "$SERVER_CPUS" "$CK_BIN" serve --data-dir "$CK_DATA"
 ) >"$WORK/certkeeper.log" 2>&1 &
 CK_PID=$!
 wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper test -s "$CK_DATA/server-ca.pem"
@@ -143,13 +153,14 @@ log "pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null || echo '?'); $(n
 target_args=()
 [[ "$TARGETS" != *" certkeeper "* ]] || target_args+=(
     --certkeeper-directory "https://127.0.0.1:$CK_HTTPS_PORT/acme/directory"
-    --certkeeper-root "$CK_DATA/server-ca.pem")
+    --certkeeper-root "$CK_DATA/server-ca.pem" --certkeeper-pid "$CK_PID")
 [[ "$TARGETS" != *" pebble "* ]] || target_args+=(
-    --pebble-directory "https://127.0.0.1:$PEBBLE_PORT/dir" --pebble-root "$PB/root.pem")
-"$BENCH_BIN" "${target_args[@]}" \
+    --pebble-directory "https://127.0.0.1:$PEBBLE_PORT/dir" --pebble-root "$PB/root.pem"
+    --pebble-pid "$PEBBLE_PID")
+(pinned "$CLIENT_CPUS" "$BENCH_BIN" "${target_args[@]}" \
     --http01-listen "127.0.0.1:$HTTP01_PORT" \
     --accounts "$ACCOUNTS" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
-    "${json_args[@]}" &
+    "${json_args[@]}") &
 BENCH_PID=$!
 wait "$BENCH_PID" || die "load generator failed"
 BENCH_PID=""

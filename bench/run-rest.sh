@@ -14,6 +14,12 @@
 #   BENCH_KEEP_WORKDIR     1 = keep the temp dir (keys, configs, server logs)
 #   BENCH_STARTUP_TIMEOUT  seconds to wait for each server to come up (default 60)
 #   BENCH_BUILD_TIMEOUT    seconds allowed for `cargo build --release` (default 3600)
+#   BENCH_SERVER_CPUS      CPUs for each server in turn (`taskset -c` list, e.g. 0); default unpinned
+#   BENCH_CLIENT_CPUS      CPUs for the load generator (e.g. 1); default unpinned
+#
+# Each target's line also gives the server's CPU time per certificate over the measured
+# window (user + system, every thread, from /proc), so a pinned run shows the cost per
+# certificate beside the rate.
 set -euo pipefail
 
 CONCURRENCY="${BENCH_CONCURRENCY:-32}"
@@ -24,6 +30,8 @@ KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
 STARTUP_TIMEOUT="${BENCH_STARTUP_TIMEOUT:-60}"
 BUILD_TIMEOUT="${BENCH_BUILD_TIMEOUT:-3600}"
 REQUEST_TIMEOUT=30
+SERVER_CPUS="${BENCH_SERVER_CPUS:-}"
+CLIENT_CPUS="${BENCH_CLIENT_CPUS:-}"
 
 for var in CONCURRENCY DURATION WARMUP STARTUP_TIMEOUT BUILD_TIMEOUT; do
     if ! [[ "${!var}" =~ ^[0-9]+$ ]]; then
@@ -37,6 +45,8 @@ ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 BENCH_NAME=run-rest
 # shellcheck source=bench/lib.sh
 source "$SCRIPT_DIR/lib.sh"
+check_cpu_list BENCH_SERVER_CPUS "$SERVER_CPUS"
+check_cpu_list BENCH_CLIENT_CPUS "$CLIENT_CPUS"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certkeeper-bench.XXXXXX")"
@@ -108,7 +118,7 @@ log "creating cfssl CA (ECDSA P-256)"
 [[ -s "$CFSSL_DIR/ca.pem" && -s "$CFSSL_DIR/ca-key.pem" ]] || die "cfssl CA files missing"
 
 log "starting cfssl serve on 127.0.0.1:$CFSSL_PORT"
-(cd "$CFSSL_DIR" && exec cfssl serve -address 127.0.0.1 -port "$CFSSL_PORT" \
+(cd "$CFSSL_DIR" && pinned "$SERVER_CPUS" cfssl serve -address 127.0.0.1 -port "$CFSSL_PORT" \
     -ca ca.pem -ca-key ca-key.pem -config config.json) >"$WORK/cfssl.log" 2>&1 &
 CFSSL_PID=$!
 CFSSL_URL="http://127.0.0.1:$CFSSL_PORT"
@@ -131,7 +141,7 @@ if [[ "$SKIP_CERTKEEPER" != 1 ]]; then
         export CERTKEEPER_SERVER__HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
         # The generated default profile allows no names unless first start names some.
         export CERTKEEPER_CA__DEFAULT_PROFILE_NAMES='["bench.example.com"]'
-        exec "$CK_BIN" serve --data-dir "$CK_DATA"
+        pinned "$SERVER_CPUS" "$CK_BIN" serve --data-dir "$CK_DATA"
     ) >"$WORK/certkeeper.log" 2>&1 &
     CK_PID=$!
     wait_until "$STARTUP_TIMEOUT" "$CK_PID" certkeeper \
@@ -142,6 +152,7 @@ if [[ "$SKIP_CERTKEEPER" != 1 ]]; then
         --certkeeper-url "$CK_URL"
         --certkeeper-token-file "$CK_DATA/admin.token"
         --certkeeper-ca-file "$CK_DATA/server-ca.pem"
+        --certkeeper-pid "$CK_PID"
     )
 fi
 
@@ -153,17 +164,18 @@ fi
 # Per target: preflight + warm-up + window + in-flight requests draining.
 RUN_TIMEOUT=$((2 * (WARMUP + DURATION + 2 * REQUEST_TIMEOUT) + 60))
 log "cfssl: $(cfssl version 2>/dev/null | head -n 1 || echo unknown version); $(nproc) CPUs shared by client and server"
-log "running load generator: concurrency $CONCURRENCY, ${DURATION}s (+${WARMUP}s warm-up) per target"
+log "running load generator: concurrency $CONCURRENCY, ${DURATION}s (+${WARMUP}s warm-up) per target; server CPUs ${SERVER_CPUS:-all}, load generator CPUs ${CLIENT_CPUS:-all}"
 # Run in the background and `wait`, so a signal to this script is handled at
 # once (the EXIT trap then stops the load generator and both servers).
-timeout "$RUN_TIMEOUT" "$BENCH_BIN" \
+(pinned "$CLIENT_CPUS" timeout "$RUN_TIMEOUT" "$BENCH_BIN" \
     "${ck_args[@]}" \
     --cfssl-url "$CFSSL_URL" \
+    --cfssl-pid "$CFSSL_PID" \
     --concurrency "$CONCURRENCY" \
     --duration-secs "$DURATION" \
     --warmup-secs "$WARMUP" \
     --request-timeout-secs "$REQUEST_TIMEOUT" \
-    "${json_args[@]}" &
+    "${json_args[@]}") &
 BENCH_PID=$!
 wait "$BENCH_PID" || die "load generator failed"
 BENCH_PID=""

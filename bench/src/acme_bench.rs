@@ -23,7 +23,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish, ratio};
+use certkeeper_bench::{
+    ServerCpu, WorkerStats, cpu_per_op_us, error_chain, fmt_ms, percentile_ms, publish, ratio,
+};
 use clap::Parser;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
@@ -85,6 +87,15 @@ struct Args {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
+
+    /// Process id of the certkeeper server: its CPU time over the measured window is
+    /// reported per issuance.
+    #[arg(long)]
+    certkeeper_pid: Option<u32>,
+
+    /// Process id of Pebble, for the same report.
+    #[arg(long)]
+    pebble_pid: Option<u32>,
 }
 
 /// One server under test.
@@ -96,6 +107,8 @@ struct Target {
     directory: String,
     /// Root certificate trusted for the server's HTTPS.
     root: PathBuf,
+    /// The server's process, to sample its CPU time, if known.
+    pid: Option<u32>,
 }
 
 /// Key authorizations the responder serves, by token.
@@ -386,6 +399,9 @@ struct TargetReport {
     errors: u64,
     /// Issuances per second.
     issuances_per_sec: f64,
+    /// The server's CPU time (user + system, every thread) per issuance completed in the
+    /// measured window, in milliseconds, when its process id was given.
+    server_cpu_ms_per_issuance: Option<f64>,
     /// Median issuance latency, in milliseconds.
     p50_ms: Option<f64>,
     /// 99th percentile issuance latency, in milliseconds.
@@ -466,6 +482,12 @@ async fn run_target(target: Target, args: &Args, tokens: &Tokens) -> Result<Targ
     for (index, account) in (0u32..).zip(accounts) {
         workers.spawn(worker(run.clone(), account, index));
     }
+    // The server's CPU time is sampled at the window's start and end.
+    let mut cpu = ServerCpu::new(target.pid);
+    tokio::time::sleep_until(measure_start.into()).await;
+    cpu.start()?;
+    tokio::time::sleep_until(run.end.into()).await;
+    let server_cpu = cpu.finish()?;
     let mut total = WorkerStats::default();
     let mut phase_totals = Phases::default();
     let mut late = 0;
@@ -505,6 +527,8 @@ async fn run_target(target: Target, args: &Args, tokens: &Tokens) -> Result<Targ
         issued: total.successes,
         errors: total.errors,
         issuances_per_sec: total.successes as f64 / measured_secs,
+        server_cpu_ms_per_issuance: cpu_per_op_us(server_cpu, total.successes)
+            .map(|us| us / 1000.0),
         p50_ms: percentile_ms(&total.latencies, 50.0),
         p99_ms: percentile_ms(&total.latencies, 99.0),
         max_ms: total.latencies.last().map(|d| d.as_secs_f64() * 1000.0),
@@ -541,20 +565,22 @@ fn render_table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9}",
-        "target", "issued", "errors", "issuances/s", "p50 ms", "p99 ms", "max ms"
+        "{:<12} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>15}",
+        "target", "issued", "errors", "issuances/s", "p50 ms", "p99 ms", "max ms", "server CPU ms"
     );
     for r in &report.results {
         let _ = writeln!(
             out,
-            "{:<12} {:>8} {:>7} {:>12.1} {:>9} {:>9} {:>9}",
+            "{:<12} {:>8} {:>7} {:>12.1} {:>9} {:>9} {:>9} {:>15}",
             r.name,
             r.issued,
             r.errors,
             r.issuances_per_sec,
             fmt_ms(r.p50_ms),
             fmt_ms(r.p99_ms),
-            fmt_ms(r.max_ms)
+            fmt_ms(r.max_ms),
+            r.server_cpu_ms_per_issuance
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"))
         );
     }
     for r in &report.results {
@@ -607,6 +633,7 @@ async fn run(args: Args) -> Result<()> {
             name: "certkeeper",
             directory: directory.clone(),
             root: root.clone(),
+            pid: args.certkeeper_pid,
         });
     }
     if let (Some(directory), Some(root)) = (&args.pebble_directory, &args.pebble_root) {
@@ -614,6 +641,7 @@ async fn run(args: Args) -> Result<()> {
             name: "pebble",
             directory: directory.clone(),
             root: root.clone(),
+            pid: args.pebble_pid,
         });
     }
     if targets.is_empty() {

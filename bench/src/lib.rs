@@ -117,6 +117,84 @@ pub fn publish<R: serde::Serialize>(
     Ok(())
 }
 
+/// User plus system CPU time used so far by process `pid` (all of its threads), from
+/// `/proc/<pid>/stat` (Linux).
+pub fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| anyhow::anyhow!("reading /proc/{pid}/stat: {e}"))?;
+    parse_stat_cpu(&stat, clock_ticks_per_second())
+}
+
+/// The CPU time in one `/proc/<pid>/stat` line: fields 14 and 15 (`utime`, `stime`, in
+/// clock ticks), counted after the command name, which may itself hold spaces and `)`.
+fn parse_stat_cpu(stat: &str, ticks_per_second: u64) -> anyhow::Result<Duration> {
+    let after_name = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| anyhow::anyhow!("no command name in {stat:?}"))?;
+    // Field 3 (state) is the first after the name; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("field {} missing in {stat:?}", i + 3))
+    };
+    let ticks = tick(11)? + tick(12)?;
+    Ok(Duration::from_secs_f64(
+        ticks as f64 / ticks_per_second.max(1) as f64,
+    ))
+}
+
+/// The kernel's clock tick (`sysconf(_SC_CLK_TCK)`), 100 where it cannot be read.
+fn clock_ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or(100)
+}
+
+/// Samples a server's CPU time over a measured window: `start` at its beginning, `finish`
+/// at its end; `None` throughout when no process was named.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerCpu {
+    pid: Option<u32>,
+    at_start: Option<Duration>,
+}
+
+impl ServerCpu {
+    /// For process `pid`, if any.
+    pub fn new(pid: Option<u32>) -> ServerCpu {
+        ServerCpu {
+            pid,
+            at_start: None,
+        }
+    }
+
+    /// Take the first sample.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.pid {
+            self.at_start = Some(process_cpu(pid)?);
+        }
+        Ok(())
+    }
+
+    /// The CPU time used since [`ServerCpu::start`].
+    pub fn finish(&self) -> anyhow::Result<Option<Duration>> {
+        match (self.pid, self.at_start) {
+            (Some(pid), Some(t0)) => Ok(Some(process_cpu(pid)?.saturating_sub(t0))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Microseconds of `cpu` per operation, when both are known.
+pub fn cpu_per_op_us(cpu: Option<Duration>, ops: u64) -> Option<f64> {
+    cpu.filter(|_| ops > 0)
+        .map(|c| c.as_secs_f64() * 1e6 / ops as f64)
+}
+
 /// certkeeper booted in this process on a fresh data directory (SQLite there, or the
 /// PostgreSQL database at `database_url`) with a clock the benchmark can move. Keep the
 /// directory until the end.
@@ -155,6 +233,22 @@ mod tests {
         assert!(close(percentile_ms(&sorted, 99.0), 99.0));
         assert!(close(percentile_ms(&sorted[..1], 99.0), 1.0));
         assert_eq!(percentile_ms(&[], 50.0), None);
+    }
+
+    #[test]
+    fn stat_cpu_is_utime_plus_stime_after_the_name() {
+        // A command name with a space and a parenthesis; utime 250, stime 50 ticks.
+        let line = "4242 (cert keeper) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_stat_cpu(line, 100).unwrap(), Duration::from_secs(3));
+        assert!(parse_stat_cpu("4242 (short) S 1", 100).is_err());
+        assert_eq!(
+            cpu_per_op_us(Some(Duration::from_millis(3)), 1000),
+            Some(3.0)
+        );
+        assert_eq!(cpu_per_op_us(Some(Duration::from_millis(3)), 0), None);
+        assert_eq!(cpu_per_op_us(None, 10), None);
+        // This process has used some CPU.
+        assert!(process_cpu(std::process::id()).is_ok());
     }
 
     #[test]

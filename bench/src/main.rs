@@ -23,7 +23,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use certkeeper_bench::{WorkerStats, error_chain, fmt_ms, percentile_ms, publish, ratio};
+use certkeeper_bench::{
+    ServerCpu, WorkerStats, cpu_per_op_us, error_chain, fmt_ms, percentile_ms, publish, ratio,
+};
 
 /// DNS name requested in the benchmark CSR.
 const CSR_DNS_NAME: &str = "bench.example.com";
@@ -79,6 +81,15 @@ struct Args {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
+
+    /// Process id of the certkeeper server: its CPU time over the measured window is
+    /// reported per certificate.
+    #[arg(long)]
+    certkeeper_pid: Option<u32>,
+
+    /// Process id of `cfssl serve`, for the same report.
+    #[arg(long)]
+    cfssl_pid: Option<u32>,
 }
 
 /// Which API dialect a target speaks.
@@ -111,6 +122,8 @@ struct Target {
     auth: Option<HeaderValue>,
     /// Serialized JSON request body (identical for every request).
     body: Vec<u8>,
+    /// The server's process, to sample its CPU time, if known.
+    pid: Option<u32>,
 }
 
 impl Target {
@@ -128,6 +141,7 @@ impl Target {
             endpoint: join_url(base_url, "/api/v1/certificates"),
             auth: Some(auth),
             body,
+            pid: None,
         })
     }
 
@@ -141,6 +155,7 @@ impl Target {
             endpoint: join_url(base_url, "/api/v1/cfssl/sign"),
             auth: None,
             body,
+            pid: None,
         })
     }
 }
@@ -260,6 +275,9 @@ struct TargetReport {
     errors: u64,
     /// Successful issuances per second.
     certs_per_sec: f64,
+    /// The server's CPU time (user + system, every thread) per successful issuance over
+    /// the measured window, in microseconds, when its process id was given.
+    server_cpu_us_per_cert: Option<f64>,
     /// Median latency of successful issuances, in milliseconds.
     p50_ms: Option<f64>,
     /// 99th percentile latency of successful issuances, in milliseconds.
@@ -304,6 +322,12 @@ async fn run_target(
             end,
         ));
     }
+    // The server's CPU time is sampled at the window's start and end.
+    let mut cpu = ServerCpu::new(target.pid);
+    tokio::time::sleep_until(measure_start.into()).await;
+    cpu.start()?;
+    tokio::time::sleep_until(end.into()).await;
+    let server_cpu = cpu.finish()?;
     let mut total = WorkerStats::default();
     while let Some(joined) = workers.join_next().await {
         total.merge(joined.context("benchmark worker panicked")?);
@@ -319,6 +343,7 @@ async fn run_target(
         successes: total.successes,
         errors: total.errors,
         certs_per_sec: total.successes as f64 / measured_secs,
+        server_cpu_us_per_cert: cpu_per_op_us(server_cpu, total.successes),
         p50_ms: percentile_ms(&total.latencies, 50.0),
         p99_ms: percentile_ms(&total.latencies, 99.0),
         max_ms: total.latencies.last().map(|d| d.as_secs_f64() * 1000.0),
@@ -356,20 +381,22 @@ fn render_table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9}",
-        "target", "issued", "errors", "certs/s", "p50 ms", "p99 ms", "max ms"
+        "{:<12} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>16}",
+        "target", "issued", "errors", "certs/s", "p50 ms", "p99 ms", "max ms", "server µs/cert"
     );
     for r in &report.results {
         let _ = writeln!(
             out,
-            "{:<12} {:>10} {:>8} {:>10.1} {:>9} {:>9} {:>9}",
+            "{:<12} {:>10} {:>8} {:>10.1} {:>9} {:>9} {:>9} {:>16}",
             r.name,
             r.successes,
             r.errors,
             r.certs_per_sec,
             fmt_ms(r.p50_ms),
             fmt_ms(r.p99_ms),
-            fmt_ms(r.max_ms)
+            fmt_ms(r.max_ms),
+            r.server_cpu_us_per_cert
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"))
         );
     }
     match report.ratio_certkeeper_over_cfssl {
@@ -456,10 +483,14 @@ async fn run(args: Args) -> Result<()> {
         if token.is_empty() {
             bail!("token file {} is empty", token_file.display());
         }
-        targets.push(Target::certkeeper(url, token, &csr_pem)?);
+        let mut target = Target::certkeeper(url, token, &csr_pem)?;
+        target.pid = args.certkeeper_pid;
+        targets.push(target);
     }
     if let Some(url) = &args.cfssl_url {
-        targets.push(Target::cfssl(url, &csr_pem)?);
+        let mut target = Target::cfssl(url, &csr_pem)?;
+        target.pid = args.cfssl_pid;
+        targets.push(target);
     }
 
     let warmup = Duration::from_secs(args.warmup_secs);
