@@ -365,7 +365,9 @@ fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
     if engine == Engine::Postgres {
         return opts;
     }
-    opts.after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
+    // A connection to a local file cannot go stale: no ping before each use.
+    opts.test_before_acquire(false)
+        .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
 }
 
 /// What every SQLite connection is set up with.

@@ -5,8 +5,23 @@
 //! hand-off to the connection's worker thread and is parsed again for each batch size;
 //! here one thread owns a connection of its own, drains the queue of waiting certificates
 //! (up to [`MAX_BATCH`]) and records them with cached prepared statements in one
-//! transaction, flushed to disk (`synchronous = FULL`) before anyone is answered: one
-//! hand-off and one fsync per batch.
+//! transaction: one hand-off per batch.
+//!
+//! Nobody is answered before their records are on disk, but the writer does not wait for
+//! the disk itself. Its connection commits with `synchronous = NORMAL` (in WAL mode: the
+//! commit's frames are written to the WAL, not flushed), and a second thread, the flusher,
+//! then flushes the WAL file (`fdatasync`) and only then answers the batch's callers. A
+//! commit's frames are in the WAL file when the commit returns, so one flush that starts
+//! after it makes it durable: exactly what `synchronous = FULL` does inside the commit.
+//! Meanwhile the writer already records the next batch, so CPU and disk overlap, and one
+//! flush covers every batch committed while the previous flush ran. (SQLite itself still
+//! flushes the WAL before a checkpoint and the database after one, as in `FULL`.)
+//!
+//! Checkpoints (copying the WAL back into the database file, which ends in an fsync of
+//! the database) are also off the writer's path: its connection has automatic checkpoints
+//! off, and the flusher runs a `PASSIVE` checkpoint, which never blocks the writer, from a
+//! connection of its own after answering, at most every [`CHECKPOINT_EVERY`]. The store's
+//! other connections keep SQLite's automatic checkpoints.
 //!
 //! Everything that does not need the database (the names, their JSON, the audit detail) is
 //! built by the caller before the job is queued ([`Job`]).
@@ -32,6 +47,15 @@ use super::writer::{AUDIT_INSERT, CERT_INSERT_ONE, Job, NAME_INSERT, ORDER_COMPL
 /// first caller in it.
 pub(crate) const MAX_BATCH: usize = 2048;
 
+/// How often the flusher checkpoints the WAL into the database file, at most.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A committed batch waiting for the WAL flush: each caller with their answer.
+type Committed = Vec<(
+    oneshot::Sender<Result<bool, StoreError>>,
+    Result<bool, StoreError>,
+)>;
+
 /// A message to the writer thread.
 enum Msg {
     /// Record a certificate; the answer says whether its ACME order was completed.
@@ -51,11 +75,23 @@ impl SqliteCertWriter {
     /// the store's writer pool (one connection), held for each transaction.
     pub(crate) fn start(path: PathBuf, lock: AnyPool) -> Result<SqliteCertWriter, StoreError> {
         let conn = open(&path).map_err(db_error)?;
+        // The flusher's connection, for checkpoints only.
+        let checkpointer = open(&path).map_err(db_error)?;
+        let mut wal = path.into_os_string();
+        wal.push("-wal");
         let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
+        // A few batches may wait for the flush; beyond that the writer waits for it.
+        let (to_flusher, flusher_rx) = std::sync::mpsc::sync_channel(4);
         let rt = Handle::current();
+        let flusher = std::thread::Builder::new()
+            .name("certkeeper-sqlite-flusher".into())
+            .spawn(move || {
+                flush_and_answer(WalFile::new(wal.into()), flusher_rx, Some(checkpointer))
+            })
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         std::thread::Builder::new()
             .name("certkeeper-sqlite-writer".into())
-            .spawn(move || run(conn, lock, rt, rx))
+            .spawn(move || run(conn, lock, rt, rx, to_flusher, flusher))
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         Ok(SqliteCertWriter { tx })
     }
@@ -85,14 +121,23 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // WAL with FULL sync: a commit is on disk before anyone is answered.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Commits are flushed by the flusher thread before anyone is answered (see above).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The flusher checkpoints (see above).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "cache_size", -32768)?;
     conn.set_prepared_statement_cache_capacity(8);
     Ok(conn)
 }
 
-fn run(mut conn: Connection, lock: AnyPool, rt: Handle, mut rx: mpsc::Receiver<Msg>) {
+fn run(
+    mut conn: Connection,
+    lock: AnyPool,
+    rt: Handle,
+    mut rx: mpsc::Receiver<Msg>,
+    flusher: std::sync::mpsc::SyncSender<Committed>,
+    flusher_thread: std::thread::JoinHandle<()>,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
@@ -115,7 +160,7 @@ fn run(mut conn: Connection, lock: AnyPool, rt: Handle, mut rx: mpsc::Receiver<M
             }
         }
         if !jobs.is_empty() {
-            write_and_answer(&mut conn, &lock, &rt, &mut jobs, &mut waiting);
+            write_batch(&mut conn, &lock, &rt, &mut jobs, &mut waiting, &flusher);
         }
         if let Some(done) = closing {
             rx.close();
@@ -124,9 +169,12 @@ fn run(mut conn: Connection, lock: AnyPool, rt: Handle, mut rx: mpsc::Receiver<M
                 if let Msg::Write(job, done) = msg {
                     jobs.push(*job);
                     waiting.push(done);
-                    write_and_answer(&mut conn, &lock, &rt, &mut jobs, &mut waiting);
+                    write_batch(&mut conn, &lock, &rt, &mut jobs, &mut waiting, &flusher);
                 }
             }
+            // The flusher answers what it holds, then stops.
+            drop(flusher);
+            let _ = flusher_thread.join();
             drop(conn);
             let _ = done.send(());
             return;
@@ -134,51 +182,130 @@ fn run(mut conn: Connection, lock: AnyPool, rt: Handle, mut rx: mpsc::Receiver<M
     }
 }
 
-/// Write one batch under the store's write lock and answer each caller; if the batch
-/// fails, write each job on its own so that one bad job cannot fail the others.
-fn write_and_answer(
+/// The flusher: flush the WAL once for every committed batch waiting (in order), then
+/// answer their callers; on a failed flush, every one of them gets the error.
+fn flush_and_answer(
+    mut wal: WalFile,
+    rx: std::sync::mpsc::Receiver<Committed>,
+    checkpointer: Option<Connection>,
+) {
+    let mut last_checkpoint = std::time::Instant::now();
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        let flushed = wal.flush();
+        for (done, answer) in batches.into_iter().flatten() {
+            let answer = match (&flushed, answer) {
+                (Ok(()), a) => a,
+                (Err(e), Ok(_)) => Err(StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("flushing the write-ahead log: {e}"),
+                )))),
+                (Err(_), Err(e)) => Err(e),
+            };
+            let _ = done.send(answer);
+        }
+        if let Some(conn) = &checkpointer {
+            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                last_checkpoint = std::time::Instant::now();
+                // PASSIVE: copies what no reader still needs; it never waits for the writer.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+                }
+            }
+        }
+    }
+}
+
+/// The database's WAL file, opened once and again if it was replaced.
+struct WalFile {
+    path: PathBuf,
+    open: Option<(std::fs::File, u64)>,
+}
+
+impl WalFile {
+    fn new(path: PathBuf) -> WalFile {
+        WalFile { path, open: None }
+    }
+
+    /// `fdatasync` the WAL file: every commit that returned before this call is durable
+    /// once it returns.
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(&self.path)?.ino();
+        match &self.open {
+            Some((_, open_ino)) if *open_ino == ino => {}
+            _ => {
+                let file = std::fs::OpenOptions::new().read(true).open(&self.path)?;
+                let opened = file.metadata()?.ino();
+                self.open = Some((file, opened));
+            }
+        }
+        match &self.open {
+            Some((file, _)) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Write one batch under the store's write lock and hand each caller's answer to the
+/// flusher; if the batch fails, write each job on its own so that one bad job cannot fail
+/// the others. A caller whose write failed is answered at once.
+fn write_batch(
     conn: &mut Connection,
     lock: &AnyPool,
     rt: &Handle,
     jobs: &mut Vec<Job>,
     waiting: &mut Vec<oneshot::Sender<Result<bool, StoreError>>>,
+    flusher: &std::sync::mpsc::SyncSender<Committed>,
 ) {
-    rt.block_on(async {
+    let committed: Committed = rt.block_on(async {
         let guard = match lock.acquire().await {
             Ok(g) => g,
             Err(e) => {
                 let e = StoreError::from(e);
-                for done in waiting.drain(..) {
-                    let _ = done.send(Err(clone_error(&e)));
-                }
                 jobs.clear();
-                return;
+                return waiting
+                    .drain(..)
+                    .map(|done| (done, Err(clone_error(&e))))
+                    .collect();
             }
         };
-        match write(conn, jobs) {
-            Ok(outs) => {
-                for (done, out) in waiting.drain(..).zip(outs) {
-                    let _ = done.send(Ok(out));
-                }
-            }
-            Err(e) if jobs.len() == 1 => {
-                if let Some(done) = waiting.pop() {
-                    let _ = done.send(Err(db_error(e)));
-                }
-            }
-            Err(_) => {
-                for (job, done) in jobs.iter().zip(waiting.drain(..)) {
+        let committed: Committed = match write(conn, jobs) {
+            Ok(outs) => waiting.drain(..).zip(outs.into_iter().map(Ok)).collect(),
+            Err(e) if jobs.len() == 1 => waiting
+                .pop()
+                .map(|d| (d, Err(db_error(e))))
+                .into_iter()
+                .collect(),
+            Err(_) => jobs
+                .iter()
+                .zip(waiting.drain(..))
+                .map(|(job, done)| {
                     let r = write(conn, std::slice::from_ref(job))
                         .map(|outs| outs.first().copied().unwrap_or(false))
                         .map_err(db_error);
-                    let _ = done.send(r);
-                }
-            }
-        }
+                    (done, r)
+                })
+                .collect(),
+        };
         jobs.clear();
         // Released inside the runtime: the pool's release hook runs as a task.
         drop(guard);
+        committed
     });
+    if committed.iter().all(|(_, r)| r.is_err()) {
+        for (done, r) in committed {
+            let _ = done.send(r);
+        }
+    } else if let Err(std::sync::mpsc::SendError(committed)) = flusher.send(committed) {
+        // The flusher is gone (it only stops after the writer): nothing is known durable.
+        for (done, _) in committed {
+            let _ = done.send(Err(StoreError::Db(sqlx::Error::PoolClosed)));
+        }
+    }
 }
 
 /// One transaction for every job; whether each job's ACME order was completed.
@@ -346,6 +473,50 @@ mod tests {
             .execute("INSERT INTO nowhere VALUES (1)", [])
             .unwrap_err();
         assert!(matches!(db_error(e), StoreError::Db(_)));
+    }
+
+    /// The WAL file is reopened when replaced; a failed flush fails every caller of the
+    /// batches it covered, and a caller whose write failed keeps their own error.
+    #[test]
+    fn wal_flush_reopens_a_replaced_file_and_a_failed_flush_fails_its_callers() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db-wal");
+        std::fs::write(&path, b"one").unwrap();
+        let mut wal = WalFile::new(path.clone());
+        wal.flush().unwrap();
+        let first = wal.open.as_ref().unwrap().1;
+        std::fs::rename(&path, dir.path().join("old")).unwrap();
+        std::fs::write(&path, b"two").unwrap();
+        wal.flush().unwrap();
+        let second = wal.open.as_ref().unwrap().1;
+        assert_ne!(first, second);
+        assert_eq!(second, std::fs::metadata(&path).unwrap().ino());
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (ok_done, ok_wait) = oneshot::channel();
+        let (bad_done, bad_wait) = oneshot::channel();
+        tx.send(vec![
+            (ok_done, Ok(true)),
+            (bad_done, Err(StoreError::Conflict("mine".into()))),
+        ])
+        .unwrap();
+        drop(tx);
+        // No WAL file here: the flush fails.
+        flush_and_answer(WalFile::new(dir.path().join("missing-wal")), rx, None);
+        match ok_wait.blocking_recv().unwrap() {
+            Err(StoreError::Db(sqlx::Error::Io(e))) => {
+                assert!(
+                    e.to_string().contains("flushing the write-ahead log"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            bad_wait.blocking_recv().unwrap(),
+            Err(StoreError::Conflict(m)) if m == "mine"
+        ));
     }
 
     fn cert(i: usize, ca: &str, fingerprint: &str) -> NewCertificate {
