@@ -207,13 +207,13 @@ fn flush_and_answer(
             };
             let _ = done.send(answer);
         }
-        if let Some(conn) = &checkpointer {
-            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                last_checkpoint = std::time::Instant::now();
-                // PASSIVE: copies what no reader still needs; it never waits for the writer.
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
-                }
+        if let Some(conn) = &checkpointer
+            && last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+        {
+            last_checkpoint = std::time::Instant::now();
+            // PASSIVE: copies what no reader still needs; it never waits for the writer.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
             }
         }
     }
