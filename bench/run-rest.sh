@@ -14,6 +14,8 @@
 #   BENCH_KEEP_WORKDIR     1 = keep the temp dir (keys, configs, server logs)
 #   BENCH_STARTUP_TIMEOUT  seconds to wait for each server to come up (default 60)
 #   BENCH_BUILD_TIMEOUT    seconds allowed for `cargo build --release` (default 3600)
+#   BENCH_CERTKEEPER_BIN   certkeeper binary to run instead of this tree's release build
+#                          (to compare two builds in the same conditions)
 #   BENCH_SERVER_CPUS      CPUs for each server in turn (`taskset -c` list, e.g. 0); default unpinned
 #   BENCH_CLIENT_CPUS      CPUs for the load generator (e.g. 1); default unpinned
 #
@@ -84,7 +86,7 @@ log "building release binaries (${packages[*]})"
 (cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release "${packages[@]}") >&2 ||
     die "cargo build failed"
 BENCH_BIN="$TARGET_DIR/release/certkeeper-bench"
-CK_BIN="$TARGET_DIR/release/certkeeper"
+CK_BIN="${BENCH_CERTKEEPER_BIN:-$TARGET_DIR/release/certkeeper}"
 [[ -x "$BENCH_BIN" ]] || die "missing $BENCH_BIN"
 
 mapfile -t PORTS < <(free_ports 3)
