@@ -47,12 +47,17 @@ impl AuditEvent {
         self
     }
 
-    /// Several events in one statement (`at[i]` is the time of `events[i]`).
+    /// The detail as stored: JSON text, or nothing when there is none.
+    pub(crate) fn stored_detail(&self) -> Option<String> {
+        (!self.detail.is_null()).then(|| self.detail.to_string())
+    }
+
+    /// Several events in one statement: each with its time and its detail as stored
+    /// ([`AuditEvent::stored_detail`], built by the caller).
     pub(crate) async fn write_many<'e, E: Executor<'e, Database = Any>>(
         exec: E,
         engine: super::Engine,
-        events: &[&AuditEvent],
-        at: &[i64],
+        events: &[(&AuditEvent, i64, Option<&str>)],
     ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -62,20 +67,15 @@ impl AuditEvent {
             super::writer::placeholders(engine, events.len(), 7, None)
         );
         let mut q = sqlx::query(&sql);
-        for (ev, t) in events.iter().zip(at) {
-            let detail = if ev.detail.is_null() {
-                None
-            } else {
-                Some(ev.detail.to_string())
-            };
+        for (ev, at, detail) in events {
             q = q
-                .bind(*t)
+                .bind(*at)
                 .bind(&ev.actor)
                 .bind(&ev.action)
                 .bind(&ev.object_type)
                 .bind(&ev.object_id)
                 .bind(&ev.source)
-                .bind(detail);
+                .bind(*detail);
         }
         q.execute(exec).await?;
         Ok(())
@@ -86,11 +86,6 @@ impl AuditEvent {
         exec: E,
         at: i64,
     ) -> Result<(), StoreError> {
-        let detail = if self.detail.is_null() {
-            None
-        } else {
-            Some(self.detail.to_string())
-        };
         sqlx::query(super::writer::AUDIT_INSERT)
             .bind(at)
             .bind(&self.actor)
@@ -98,7 +93,7 @@ impl AuditEvent {
             .bind(&self.object_type)
             .bind(&self.object_id)
             .bind(&self.source)
-            .bind(detail)
+            .bind(self.stored_detail())
             .execute(exec)
             .await?;
         Ok(())

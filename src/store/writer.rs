@@ -59,7 +59,7 @@ impl Job {
     fn new(cert: NewCertificate, audit: AuditEvent, acme_order: Option<String>) -> Job {
         let names = cert.names();
         let sans = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
-        let detail = (!audit.detail.is_null()).then(|| audit.detail.to_string());
+        let detail = audit.stored_detail();
         Job {
             cert,
             names,
@@ -219,9 +219,11 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>
         q.execute(&mut *tx).await?;
     }
 
-    let events: Vec<&AuditEvent> = jobs.iter().map(|j| &j.audit).collect();
-    let at: Vec<i64> = jobs.iter().map(|j| ts(j.cert.created_at)).collect();
-    AuditEvent::write_many(&mut *tx, engine, &events, &at).await?;
+    let events: Vec<(&AuditEvent, i64, Option<&str>)> = jobs
+        .iter()
+        .map(|j| (&j.audit, ts(j.cert.created_at), j.detail.as_deref()))
+        .collect();
+    AuditEvent::write_many(&mut *tx, engine, &events).await?;
 
     let mut completed = vec![false; jobs.len()];
     for (job, done) in jobs.iter().zip(&mut completed) {
