@@ -473,11 +473,16 @@ async fn webhook_receiver() -> (Arc<Mutex<Vec<serde_json::Value>>>, String) {
 
 /// The expiry of job `name`'s lease in the first server's database, if one was taken.
 fn lease_expiry(first: &TestServer, name: &str) -> Option<i64> {
+    lease_row(first, name).map(|(_, expires)| expires)
+}
+
+/// Who holds the job lease `name`, and until when (Unix seconds).
+fn lease_row(first: &TestServer, name: &str) -> Option<(String, i64)> {
     let out = Command::new("psql")
         .args([
             first.database_url.as_deref().unwrap(),
             "-tAc",
-            &format!("SELECT expires_at FROM job_leases WHERE name = '{name}'"),
+            &format!("SELECT owner, expires_at FROM job_leases WHERE name = '{name}'"),
         ])
         .output()
         .expect("psql runs");
@@ -486,7 +491,9 @@ fn lease_expiry(first: &TestServer, name: &str) -> Option<i64> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    let row = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (owner, expires) = row.split_once('|')?;
+    Some((owner.to_string(), expires.parse().ok()?))
 }
 
 /// Three replicas each running the alert sweep (every 10 s) and delivery (every second):
@@ -711,16 +718,27 @@ async fn response_head(sock: &mut tokio::net::TcpStream) -> String {
 async fn sigterm_refuses_new_connections_and_closes_keep_alive_ones_after_their_response() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut first = TestServer::start(Db::Postgres).await;
-    // The replica is the only server: it holds every job lease.
+    // The replica is the only server: it holds every job lease once the first server's
+    // have gone (handed back at its exit, or lapsed if it had to be killed).
+    let first_owner = lease_row(&first, "crl-refresh").map(|(owner, _)| owner);
     first.stop();
     let mut replica = Replica::new(&first, &[("CERTKEEPER_SERVER__SHUTDOWN_GRACE", "1m")]);
     replica.start(&first.client).await;
     let addr = ("127.0.0.1", replica.http_port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while lease_expiry(&first, "crl-refresh").is_none() {
-        assert!(Instant::now() < deadline, "the replica took no job lease");
+    // Hang guard: a lapsing lease (90 s) and the replica's next tick (60 s).
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let replica_owner = loop {
+        match lease_row(&first, "crl-refresh") {
+            Some((owner, _)) if Some(&owner) != first_owner.as_ref() => break owner,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica took no job lease: {}",
+            replica.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
 
     // An idle keep-alive connection: one request answered, kept open.
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -772,6 +790,12 @@ async fn sigterm_refuses_new_connections_and_closes_keep_alive_ones_after_their_
     replica.exited().await;
     // Its job leases were handed back: another replica takes the jobs at its next tick.
     for job in ["crl-refresh", "alert-sweep"] {
-        assert_eq!(lease_expiry(&first, job), None, "{job} still leased");
+        let held = lease_row(&first, job).map(|(owner, _)| owner);
+        assert_ne!(
+            held.as_ref(),
+            Some(&replica_owner),
+            "{job} still leased: {}",
+            replica.logs()
+        );
     }
 }

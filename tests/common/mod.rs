@@ -296,14 +296,16 @@ impl TestServer {
         Ok(())
     }
 
-    /// Stop the process with SIGTERM and wait for it.
+    /// Stop the process with SIGTERM and wait for it (killed if it is still running after
+    /// the longest graceful exit: the default 20 s grace, the jobs' 3 s to hand back
+    /// their leases and 5 s to close the database, with room to spare).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
+            let deadline = Instant::now() + Duration::from_secs(40);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
