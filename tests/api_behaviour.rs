@@ -1777,6 +1777,12 @@ async fn scenario_search(db: Db) {
     assert_eq!(ids(&q("san=10.0.0.9".into()).await), vec![id(2)]);
     assert_eq!(set(&q("san=*.example.com".into()).await), all);
     assert_eq!(set(&q("san=.example.com".into()).await), all);
+    assert_eq!(set(&q("san=*.COM".into()).await), all, "any depth below");
+    assert!(
+        ids(&q("san=*.ample.com".into()).await).is_empty(),
+        "a domain search matches whole labels"
+    );
+    assert!(ids(&q("san=*.a.example.com".into()).await).is_empty());
     assert!(ids(&q("san=example.com".into()).await).is_empty());
     assert!(ids(&q("san=z.example.com".into()).await).is_empty());
 

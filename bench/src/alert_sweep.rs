@@ -43,7 +43,7 @@ const DAY: i64 = 86_400;
 async fn main() -> Result<()> {
     let args = Args::parse();
     let (_dir, clock, booted) =
-        certkeeper_bench::boot_in_process(args.database_url.as_deref()).await?;
+        certkeeper_bench::boot_in_process(args.database_url.as_deref(), "").await?;
     let pki = booted.pki.clone();
     let store = pki.store_for_tests();
     let now = pki.now().unix_timestamp();

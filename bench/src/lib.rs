@@ -197,9 +197,11 @@ pub fn cpu_per_op_us(cpu: Option<Duration>, ops: u64) -> Option<f64> {
 
 /// certkeeper booted in this process on a fresh data directory (SQLite there, or the
 /// PostgreSQL database at `database_url`) with a clock the benchmark can move. Keep the
-/// directory until the end.
+/// directory until the end. `config` is more of `certkeeper.toml` (whole tables, after
+/// `[database]`).
 pub async fn boot_in_process(
     database_url: Option<&str>,
+    config: &str,
 ) -> anyhow::Result<(
     tempfile::TempDir,
     std::sync::Arc<certkeeper_ca::ManualClock>,
@@ -207,11 +209,13 @@ pub async fn boot_in_process(
 )> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir()?;
+    let mut toml = String::new();
     if let Some(url) = database_url {
-        std::fs::write(
-            dir.path().join("certkeeper.toml"),
-            format!("[database]\nurl = {url:?}\n"),
-        )?;
+        toml.push_str(&format!("[database]\nurl = {url:?}\n"));
+    }
+    toml.push_str(config);
+    if !toml.is_empty() {
+        std::fs::write(dir.path().join("certkeeper.toml"), toml)?;
     }
     let settings = std::sync::Arc::new(certkeeper::config::Settings::load(dir.path(), None)?);
     let clock = std::sync::Arc::new(certkeeper_ca::ManualClock::new(

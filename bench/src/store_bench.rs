@@ -65,7 +65,7 @@ type Record = (NewCertificate, AuditEvent);
 async fn main() -> Result<()> {
     let args = Args::parse();
     let (_dir, _clock, booted) =
-        certkeeper_bench::boot_in_process(args.database_url.as_deref()).await?;
+        certkeeper_bench::boot_in_process(args.database_url.as_deref(), "").await?;
     let pki = booted.pki.clone();
     let store = pki.store_for_tests().clone();
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::certs::{Arg, names_matching};
 use super::writer::placeholders;
 use super::{AuditEvent, Engine, Store, StoreError, new_id};
 
@@ -174,11 +175,6 @@ pub struct Claimed {
     pub event: NewEvent,
 }
 
-enum Arg {
-    Text(String),
-    Int(i64),
-}
-
 fn json_col<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<T, StoreError> {
     let s: String = r.try_get(col)?;
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
@@ -247,21 +243,8 @@ fn selector_sql(sel: &Selector, args: &mut Vec<Arg>) -> Vec<String> {
         conds.push(format!("i.profile_name = ${n}"));
     }
     if let Some(san) = &sel.san {
-        let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
-        if let Some(base) = san.strip_prefix("*.").or_else(|| san.strip_prefix('.')) {
-            let n = next(
-                Arg::Text(format!("%.{}", base.replace(['%', '_'], ""))),
-                args,
-            );
-            conds.push(format!(
-                "i.certificate_id IN (SELECT certificate_id FROM certificate_names WHERE name LIKE ${n})"
-            ));
-        } else {
-            let n = next(Arg::Text(san), args);
-            conds.push(format!(
-                "i.certificate_id IN (SELECT certificate_id FROM certificate_names WHERE name = ${n})"
-            ));
-        }
+        let ids = names_matching(san, |a| next(a, args));
+        conds.push(format!("i.certificate_id IN ({ids})"));
     }
     if !sel.tags.is_empty() {
         let ns: Vec<String> = sel

@@ -152,9 +152,39 @@ pub struct CertFilter {
     pub limit: i64,
 }
 
-enum Arg {
+/// A value bound to a built query, by position.
+pub(super) enum Arg {
     Text(String),
     Int(i64),
+}
+
+/// `name` as stored in `certificate_names.name_reversed`: lower case, its characters in
+/// reverse order, so the names below a domain share a prefix (`*.example.com` is every
+/// name from `moc.elpmaxe.` up to, not including, `moc.elpmaxe/`) and an index finds
+/// them.
+pub(crate) fn reversed_name(name: &str) -> String {
+    name.to_ascii_lowercase().chars().rev().collect()
+}
+
+/// A subquery of the ids of certificates with a name matching `san`: that name exactly,
+/// or with `*.` or `.` before it, any name below it. Its values are bound through `bind`,
+/// which returns each one's position.
+pub(super) fn names_matching(san: &str, mut bind: impl FnMut(Arg) -> usize) -> String {
+    let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
+    match san.strip_prefix("*.").or_else(|| san.strip_prefix('.')) {
+        Some(base) => {
+            let below = reversed_name(base);
+            let from = bind(Arg::Text(format!("{below}.")));
+            let to = bind(Arg::Text(format!("{below}/")));
+            format!(
+                "SELECT certificate_id FROM certificate_names WHERE name_reversed >= ${from} AND name_reversed < ${to}"
+            )
+        }
+        None => {
+            let n = bind(Arg::Text(san));
+            format!("SELECT certificate_id FROM certificate_names WHERE name = ${n}")
+        }
+    }
 }
 
 /// Certificates by state, and valid ones by how soon they end.
@@ -298,31 +328,11 @@ impl Store {
             None => {}
         }
         if let Some(san) = &f.san {
-            let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
-            if let Some(base) = san.strip_prefix("*.").or_else(|| san.strip_prefix('.')) {
-                let pattern = format!("%.{}", base.replace(['%', '_'], ""));
-                push(
-                    &mut conds,
-                    &mut args,
-                    |n| {
-                        format!(
-                            "id IN (SELECT certificate_id FROM certificate_names WHERE name LIKE ${n})"
-                        )
-                    },
-                    Arg::Text(pattern),
-                );
-            } else {
-                push(
-                    &mut conds,
-                    &mut args,
-                    |n| {
-                        format!(
-                            "id IN (SELECT certificate_id FROM certificate_names WHERE name = ${n})"
-                        )
-                    },
-                    Arg::Text(san),
-                );
-            }
+            let ids = names_matching(san, |a| {
+                args.push(a);
+                args.len()
+            });
+            conds.push(format!("id IN ({ids})"));
         }
         if let Some(t) = f.expiring_before {
             push(
@@ -501,4 +511,85 @@ pub(super) async fn revocations_for_ca(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Engine, migrator};
+
+    #[test]
+    fn a_domain_search_is_the_range_of_its_reversed_names() {
+        assert_eq!(reversed_name("www.Example.COM"), "moc.elpmaxe.www");
+        let mut bound = Vec::new();
+        let sql = names_matching(" *.Example.com. ", |a| {
+            bound.push(match a {
+                Arg::Text(t) => t,
+                Arg::Int(i) => i.to_string(),
+            });
+            bound.len()
+        });
+        assert!(
+            sql.contains("name_reversed >= $1 AND name_reversed < $2"),
+            "{sql}"
+        );
+        assert_eq!(bound, ["moc.elpmaxe.", "moc.elpmaxe/"]);
+        // Inside the range: every name below the domain, and nothing else.
+        let (from, to) = (&bound[0], &bound[1]);
+        let within = |n: &str| {
+            let r = reversed_name(n);
+            &r >= from && &r < to
+        };
+        assert!(within("a.example.com") && within("x.y.example.com"));
+        assert!(!within("example.com") && !within("badexample.com"));
+        assert!(!within("example.com.evil") && !within("a.example.co"));
+    }
+
+    /// Names recorded before `name_reversed` existed get it from the migration that adds
+    /// it, so a domain search finds them too.
+    #[tokio::test]
+    async fn the_migration_reverses_names_already_stored() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "PRAGMA foreign_keys = OFF").await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut before = migrator(Engine::Sqlite);
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 26)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO certificate_names (name, certificate_id) VALUES ('www.Example.com', 'c1'), ('10.0.0.1', 'c2')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        migrator(Engine::Sqlite).run(&pool).await.unwrap();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, name_reversed FROM certificate_names ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("10.0.0.1".to_string(), "1.0.0.01".to_string()),
+                ("www.Example.com".to_string(), "moc.elpmaxe.www".to_string()),
+            ]
+        );
+    }
 }

@@ -336,8 +336,8 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<bool>> {
                 super::ts(c.created_at),
                 c.created_by,
             ])?;
-            for n in &job.names {
-                name.execute(params![n, c.id])?;
+            for (n, reversed) in &job.names {
+                name.execute(params![n, c.id, reversed])?;
             }
             let a = &job.audit;
             audit.execute(params![

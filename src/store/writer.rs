@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use sqlx::AnyPool;
 
 use super::batch::{BatchWrite, Batcher};
-use super::certs::NewCertificate;
+use super::certs::{NewCertificate, reversed_name};
 use super::sqlite_writer::SqliteCertWriter;
 use super::{AuditEvent, Engine, StoreError, ts};
 
@@ -33,7 +33,10 @@ pub(crate) const CERT_INSERT_ONE: &str = concat!(
 );
 /// One name of a certificate, for search.
 pub(crate) const NAME_INSERT: &str =
-    "INSERT INTO certificate_names (name, certificate_id) VALUES ($1, $2)";
+    "INSERT INTO certificate_names (name, certificate_id, name_reversed) VALUES ($1, $2, $3)";
+/// Most rows of `certificate_names` in one statement: 3 values each, well under SQLite's
+/// 32766 and PostgreSQL's 65535 bound values.
+const NAME_ROWS: usize = 4096;
 /// The certificate's audit event.
 pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log (at, actor, action, object_type, object_id, source, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 /// The ACME order finalized with the certificate becomes valid in the same commit; an
@@ -45,8 +48,9 @@ pub(crate) const ORDER_COMPLETE: &str = "UPDATE acme_orders SET status = 'valid'
 /// the audit detail): the caller builds it, on its own core, before queueing.
 pub(crate) struct Job {
     pub(super) cert: NewCertificate,
-    /// Every name, sorted, once each (rows of `certificate_names`).
-    pub(super) names: Vec<String>,
+    /// Every name, sorted, once each, and its [`reversed_name`] (rows of
+    /// `certificate_names`).
+    pub(super) names: Vec<(String, String)>,
     /// The names as the JSON array stored in `certificates.sans`.
     pub(super) sans: String,
     pub(super) audit: AuditEvent,
@@ -59,6 +63,13 @@ impl Job {
     fn new(cert: NewCertificate, audit: AuditEvent, acme_order: Option<String>) -> Job {
         let names = cert.names();
         let sans = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+        let names = names
+            .into_iter()
+            .map(|n| {
+                let r = reversed_name(&n);
+                (n, r)
+            })
+            .collect();
         let detail = audit.stored_detail();
         Job {
             cert,
@@ -203,18 +214,20 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>
     }
     q.execute(&mut *tx).await?;
 
-    let pairs: Vec<(&String, &String)> = jobs
+    let rows: Vec<(&String, &String, &String)> = jobs
         .iter()
-        .flat_map(|j| j.names.iter().map(move |n| (n, &j.cert.id)))
+        .flat_map(|j| j.names.iter().map(move |(n, r)| (n, &j.cert.id, r)))
         .collect();
-    if !pairs.is_empty() {
+    // Statements of at most NAME_ROWS rows (3 values each), however many names the
+    // certificates carry.
+    for chunk in rows.chunks(NAME_ROWS) {
         let sql = format!(
-            "INSERT INTO certificate_names (name, certificate_id) VALUES {}",
-            placeholders(engine, pairs.len(), 2, None)
+            "INSERT INTO certificate_names (name, certificate_id, name_reversed) VALUES {}",
+            placeholders(engine, chunk.len(), 3, None)
         );
         let mut q = sqlx::query(&sql);
-        for (name, id) in pairs {
-            q = q.bind(name).bind(id);
+        for (name, id, reversed) in chunk {
+            q = q.bind(*name).bind(*id).bind(*reversed);
         }
         q.execute(&mut *tx).await?;
     }
