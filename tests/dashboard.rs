@@ -922,6 +922,32 @@ async fn certificates_page_by_page_and_sorted(db: Db) {
         ]
     );
     assert_eq!(b.get("/certificates?sort=sideways").await.status, 400);
+
+    // The expiring ones (ending within 30 days) come soonest first unless asked otherwise.
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/certificates/generate",
+            Some(
+                json!({"profile": "default", "dns_names": ["late.dash.test"],
+                "common_name": "late.dash.test", "validity_days": 29}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let expiring = b.get("/certificates?status=expiring").await;
+    let names = row_names(&expiring.body);
+    assert_eq!(
+        names[..3],
+        ["p54.dash.test", "p53.dash.test", "p52.dash.test"]
+    );
+    assert!(names.contains(&"late.dash.test".to_string()), "{names:?}");
+    assert!(
+        expiring.body.contains(r#"<option value="expiry" selected"#),
+        "the form shows the order"
+    );
+    let newest = b.get("/certificates?status=expiring&sort=newest").await;
+    assert_eq!(row_names(&newest.body)[0], "late.dash.test");
 }
 
 #[tokio::test]

@@ -47,7 +47,8 @@ struct ListQuery {
     status: String,
     profile: String,
     ca: String,
-    /// `newest` (default) or `expiry` (soonest end first).
+    /// `newest` or `expiry` (soonest end first); by default `expiry` for the expiring
+    /// certificates and `newest` otherwise.
     sort: String,
     cursor: String,
 }
@@ -70,17 +71,25 @@ fn state_of(c: &CertRecord, now: OffsetDateTime) -> &'static str {
     }
 }
 
+/// Whether the list is in order of expiry (soonest first) rather than newest first. The
+/// expiring certificates come soonest first unless asked otherwise: that is what the list
+/// is for, and the expiry index then gives the page directly, however many there are.
+fn by_expiry(q: &ListQuery) -> Result<bool, Error> {
+    match q.sort.as_str() {
+        "" => Ok(q.status == "expiring"),
+        "newest" => Ok(false),
+        "expiry" => Ok(true),
+        other => Err(Error::BadRequest(format!("cannot sort by {other:?}"))),
+    }
+}
+
 fn search_of(q: &ListQuery, now: OffsetDateTime) -> Result<Search, Error> {
     let mut search = Search {
         ca: opt(&q.ca),
         profile: opt(&q.profile),
         limit: Some(PAGE_SIZE),
         after: opt(&q.cursor).as_deref().map(decode_cursor).transpose()?,
-        by_expiry: match q.sort.as_str() {
-            "" | "newest" => false,
-            "expiry" => true,
-            other => return Err(Error::BadRequest(format!("cannot sort by {other:?}"))),
-        },
+        by_expiry: by_expiry(q)?,
         ..Search::default()
     };
     if let Some(text) = opt(&q.q) {
@@ -113,6 +122,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Markup, WebError> {
     let search = search_of(&q, state.pki.now())?;
+    let expiry_first = search.by_expiry;
     let p = state.services.dashboard.certificates(search).await?;
     let now = p.page.now;
     let ca_name = |id: &str| {
@@ -127,7 +137,7 @@ async fn list(
         .items
         .last()
         .filter(|_| p.page.more)
-        .map(|last| encode_cursor_in(last, q.sort == "expiry"));
+        .map(|last| encode_cursor_in(last, expiry_first));
     let next = next_page(
         "/certificates",
         &[
@@ -174,8 +184,8 @@ async fn list(
                 }
             }
             select name="sort" {
-                option value="newest" { "newest first" }
-                option value="expiry" selected=[selected(q.sort == "expiry")] { "soonest end first" }
+                option value="newest" selected=[selected(!expiry_first)] { "newest first" }
+                option value="expiry" selected=[selected(expiry_first)] { "soonest end first" }
             }
             button type="submit" #search-submit { "Search" }
         }
