@@ -5,7 +5,8 @@
 //! given with `--database-url`), fills `certificates` with `--certificates` rows and their
 //! names (set-based INSERTs of `--chunk` rows each, so a 10,000,000-row fill is streamed
 //! in bounded transactions; serials and fingerprints in random order as real ones are,
-//! expiry spread over the next 400 days, names under 1,000 domains, up to 99,999,999 rows) and the discovery
+//! expiry spread over the next 400 days, names under domains of 100 each, so a domain
+//! search finds as many at any size; up to 99,999,999 rows) and the discovery
 //! inventory with `--endpoints` endpoints, each serving its own certificate, signs in with
 //! the admin token, then requests each page `--runs` times through the HTTPS application
 //! (routing, session, services, store, rendering; no TLS or network) and prints the
@@ -114,7 +115,7 @@ async fn main() -> Result<()> {
             "lpad(to_hex((n * 48271) % 2147483647), 8, '0') || lpad(to_hex(n), 56, '0')",
         ),
     };
-    // Names `h<8 digits>.d<3 digits>.example` and the same reversed, as the store keeps them
+    // Names `h<8 digits>.d<6 digits>.example` (100 a domain) and the same reversed, as the store keeps them
     // for domain searches (digits reversed by arithmetic: neither engine's SQL needs a
     // string function for it).
     let padded = |expr: &str, digits: usize| match store.engine() {
@@ -136,11 +137,11 @@ async fn main() -> Result<()> {
     let name = format!(
         "'h' || {} || '.d' || {} || '.example'",
         padded("n", 8),
-        padded("n % 1000", 3)
+        padded("n / 100", 6)
     );
     let name_reversed = format!(
         "'elpmaxe.' || {} || 'd.' || {} || 'h'",
-        reversed_digits("n % 1000", 3),
+        reversed_digits("n / 100", 6),
         reversed_digits("n", 8)
     );
     let cols = "id, ca_id, profile_name, serial, subject, common_name, sans, issuer, not_before, not_after, fingerprint, status, der, created_at, created_by";
@@ -201,9 +202,9 @@ async fn main() -> Result<()> {
     .await
     .context("filling endpoints")?;
     sqlx::query("ANALYZE").execute(store.pool()).await?;
-    // The fill's reversed names are what the store would write: a domain holds its share.
-    let k = (args.certificates / 2) % 1000;
-    let below: String = format!(".d{k:03}.example").chars().rev().collect();
+    // The fill's reversed names are what the store would write: a domain holds its 100.
+    let k = (args.certificates / 2) / 100;
+    let below: String = format!(".d{k:06}.example").chars().rev().collect();
     let (found,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM certificate_names WHERE name_reversed >= $1 AND name_reversed < $2",
     )
@@ -211,12 +212,11 @@ async fn main() -> Result<()> {
     .bind(format!("{}/", below.trim_end_matches('.')))
     .fetch_one(store.pool())
     .await?;
-    // n in 1..=N with n % 1000 == k.
-    let n = args.certificates;
-    let expected = n / 1000 + i64::from(k != 0 && n % 1000 >= k);
+    // n in 1..=N with n / 100 == k.
+    let expected = args.certificates.min(k * 100 + 99) - (k * 100).max(1) + 1;
     anyhow::ensure!(
         found == expected,
-        "{found} names under .d{k:03}.example, expected {expected}"
+        "{found} names under .d{k:06}.example, expected {expected}"
     );
     println!(
         "engine {:?}: {} certificates, {} endpoints inserted in {:.1} s",
@@ -239,7 +239,7 @@ async fn main() -> Result<()> {
     let app = https_app(&state);
     let mid = args.certificates / 2;
     let row = format!("/certificates/b{mid}\"");
-    let domain = format!(".d{:03}.example", mid % 1000);
+    let domain = format!(".d{:06}.example", mid / 100);
     // Each page, and what a search must find (the row it looked for).
     let pages: Vec<(String, Option<&str>)> = vec![
         ("/".into(), None),
