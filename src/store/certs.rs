@@ -40,6 +40,33 @@ impl NewCertificate {
     }
 }
 
+/// Adds `$4` certificates of CA `$1` in state `$2` ending in hour `$3` to their tally
+/// (`certificate_tallies`; a negative count takes them away).
+pub(crate) const TALLY_ADD: &str = "INSERT INTO certificate_tallies (ca_id, status, expiry_hour, count) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (ca_id, status, expiry_hour) DO UPDATE SET count = certificate_tallies.count + excluded.count";
+
+/// Seconds in the tallies' buckets.
+const TALLY_SECONDS: i64 = 3600;
+
+/// The hour a certificate ending at `not_after` (Unix seconds, after 1970) is tallied in:
+/// the SQL's `not_after / 3600`.
+pub(crate) fn expiry_hour(not_after: i64) -> i64 {
+    not_after / TALLY_SECONDS
+}
+
+/// How many of `certs` (all valid) each tally gains: (CA, hour) → count, in key order, so
+/// that writers on PostgreSQL lock tally rows in one order and cannot deadlock.
+pub(crate) fn new_tallies<'a>(
+    certs: impl Iterator<Item = &'a NewCertificate>,
+) -> std::collections::BTreeMap<(&'a str, i64), i64> {
+    let mut t = std::collections::BTreeMap::new();
+    for c in certs {
+        *t.entry((c.ca_id.as_str(), expiry_hour(ts(c.info.not_after))))
+            .or_insert(0) += 1;
+    }
+    t
+}
+
 /// A stored certificate.
 #[derive(Debug, Clone)]
 pub struct CertRecord {
@@ -379,45 +406,79 @@ impl Store {
     }
 
     /// How many certificates are in each state at `now`, and how many valid ones end
-    /// within 7, 30 and 90 days of it.
+    /// within 7, 30 and 90 days of it. Read from the tallies by hour of expiry, plus the
+    /// certificates ending in the hours that `now` and the windows' ends fall in, in one
+    /// statement (one snapshot).
     pub async fn certificate_counts(&self, now: OffsetDateTime) -> Result<CertCounts, StoreError> {
         let day = 86_400;
         let n = ts(now);
-        let row = sqlx::query(
+        let bounds = [n, n + 7 * day, n + 30 * day, n + 90 * day];
+        // Valid certificates ending before bound `b` ($b: the bound, its hour's start,
+        // its hour): those of the tallies' earlier hours, and those of its hour before it.
+        let before = |b: usize| {
+            let (at, start, hour) = (3 * b + 1, 3 * b + 2, 3 * b + 3);
+            format!(
+                "(SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM certificate_tallies WHERE status = 'valid' AND expiry_hour < ${hour}) + \
+                 (SELECT COUNT(*) FROM certificates WHERE status = 'valid' AND not_after >= ${start} AND not_after < ${at})"
+            )
+        };
+        let sql = format!(
             "SELECT \
-               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after < $1 THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $2 THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $3 THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $4 THEN 1 ELSE 0 END), 0) \
-             FROM certificates",
-        )
-        .bind(n)
-        .bind(n + 7 * day)
-        .bind(n + 30 * day)
-        .bind(n + 90 * day)
-        .fetch_one(&self.pool)
-        .await?;
+               (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM certificate_tallies WHERE status = 'valid'), \
+               (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM certificate_tallies WHERE status = 'revoked'), \
+               {}, {}, {}, {}",
+            before(0),
+            before(1),
+            before(2),
+            before(3)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in bounds {
+            let hour = expiry_hour(b);
+            q = q.bind(b).bind(hour * TALLY_SECONDS).bind(hour);
+        }
+        let row = q.fetch_one(&self.pool).await?;
         let get = |i: usize| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(i)?) };
+        let (valid, revoked) = (get(0)?, get(1)?);
+        let before = [get(2)?, get(3)?, get(4)?, get(5)?];
         Ok(CertCounts {
-            valid: get(0)?,
-            expired: get(1)?,
-            revoked: get(2)?,
-            expiring_7: get(3)?,
-            expiring_30: get(4)?,
-            expiring_90: get(5)?,
+            valid: valid - before[0],
+            expired: before[0],
+            revoked,
+            expiring_7: before[1] - before[0],
+            expiring_30: before[2] - before[0],
+            expiring_90: before[3] - before[0],
         })
     }
 
     /// How many certificates each CA has issued, by CA id.
     pub async fn issued_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT ca_id, COUNT(*) FROM certificates GROUP BY ca_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT ca_id, CAST(SUM(count) AS BIGINT) FROM certificate_tallies GROUP BY ca_id HAVING SUM(count) > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
             .collect()
+    }
+
+    /// Count every certificate into `certificate_tallies` again, for stores filled
+    /// without the store's writes (benchmarks' set-based fills).
+    pub async fn recount_certificate_tallies(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM certificate_tallies")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO certificate_tallies (ca_id, status, expiry_hour, count) \
+             SELECT ca_id, status, not_after / 3600, COUNT(*) FROM certificates \
+             GROUP BY ca_id, status, not_after / 3600",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Revoke a valid certificate, in one transaction with its revocation row and audit event.
@@ -463,8 +524,21 @@ impl Store {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
+        let cert = row_to_cert(&row)?;
+        // From the valid tally to the revoked one ('revoked' first: the order every writer
+        // takes tally rows in).
+        let hour = expiry_hour(ts(cert.not_after));
+        for (status, count) in [("revoked", 1i64), ("valid", -1)] {
+            sqlx::query(TALLY_ADD)
+                .bind(&cert.ca_id)
+                .bind(status)
+                .bind(hour)
+                .bind(count)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        row_to_cert(&row)
+        Ok(cert)
     }
 
     /// The status of a serial under a CA: `None` if the CA never issued it, else (status,
@@ -543,6 +617,96 @@ mod tests {
         assert!(within("a.example.com") && within("x.y.example.com"));
         assert!(!within("example.com") && !within("badexample.com"));
         assert!(!within("example.com.evil") && !within("a.example.co"));
+    }
+
+    /// The counts from the tallies equal the counts over every certificate, with
+    /// certificates ending on each side of `now` and of each window's end, in the hour
+    /// `now` falls in, and after revocations; `recount_certificate_tallies` gives the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counts_from_tallies_match_counting_every_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::load(dir.path(), None).unwrap();
+        let store = Store::connect(&settings).await.unwrap();
+        for ca in ["ca1", "ca2"] {
+            sqlx::query(&format!(
+                "INSERT INTO cas (id, name, kind, status, subject, key_algorithm, key_sealed, created_at)
+                 VALUES ('{ca}', '{ca}', 'root', 'active', 'CN={ca}', 'ECDSA P-256', x'00', 0)"
+            ))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        // Half past an hour.
+        let now = OffsetDateTime::from_unix_timestamp(1_800_001_800).unwrap();
+        let day = 86_400;
+        let mut offsets = vec![-400 * day, -7200, -1801, -1800, -1, 0, 1, 1799, 1800, 5000];
+        for d in [7, 30, 90] {
+            offsets.extend([d * day - 1, d * day, d * day + 1, d * day + 1800]);
+        }
+        offsets.push(400 * day);
+        let mut ids = Vec::new();
+        for (i, off) in offsets.iter().enumerate() {
+            let mut c = crate::store::sqlite_writer::tests::cert(
+                i,
+                if i % 3 == 0 { "ca2" } else { "ca1" },
+                &format!("{i:064x}"),
+            );
+            c.info.not_after = now + time::Duration::seconds(*off);
+            ids.push(c.id.clone());
+            let ev = AuditEvent::new("token:test", None, "certificate.issue", "certificate")
+                .object(&c.id);
+            store.insert_certificate(c, ev, None).await.unwrap();
+        }
+        let counted = |store: Store| async move {
+            let n = ts(now);
+            let row = sqlx::query(
+                "SELECT \
+                   SUM(CASE WHEN status = 'valid' AND not_after >= $1 THEN 1 ELSE 0 END), \
+                   SUM(CASE WHEN status = 'valid' AND not_after < $1 THEN 1 ELSE 0 END), \
+                   SUM(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END), \
+                   SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $2 THEN 1 ELSE 0 END), \
+                   SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $3 THEN 1 ELSE 0 END), \
+                   SUM(CASE WHEN status = 'valid' AND not_after >= $1 AND not_after < $4 THEN 1 ELSE 0 END) \
+                 FROM certificates",
+            )
+            .bind(n)
+            .bind(n + 7 * day)
+            .bind(n + 30 * day)
+            .bind(n + 90 * day)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            let g = |i: usize| row.get::<i64, _>(i);
+            CertCounts {
+                valid: g(0),
+                expired: g(1),
+                revoked: g(2),
+                expiring_7: g(3),
+                expiring_30: g(4),
+                expiring_90: g(5),
+            }
+        };
+        let counts = store.certificate_counts(now).await.unwrap();
+        assert_eq!(counts, counted(store.clone()).await);
+        assert_eq!(counts.expired, 5, "{counts:?}");
+        // Revoked: one in the hour `now` falls in, one long past, one inside 7 days.
+        for i in [3, 0, 10] {
+            let ev = AuditEvent::new("token:test", None, "certificate.revoke", "certificate");
+            store
+                .revoke_certificate(&ids[i], 1, "test", &ev, now)
+                .await
+                .unwrap();
+        }
+        let counts = store.certificate_counts(now).await.unwrap();
+        assert_eq!(counts, counted(store.clone()).await);
+        assert_eq!(counts.revoked, 3);
+        let issued = store.issued_counts().await.unwrap();
+        let total: i64 = issued.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, offsets.len() as i64, "{issued:?}");
+        // The same tallies again from the certificates themselves.
+        store.recount_certificate_tallies().await.unwrap();
+        assert_eq!(store.certificate_counts(now).await.unwrap(), counts);
+        assert_eq!(store.issued_counts().await.unwrap(), issued);
     }
 
     /// Names recorded before `name_reversed` existed get it from the migration that adds

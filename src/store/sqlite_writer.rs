@@ -40,6 +40,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use super::certs::{TALLY_ADD, new_tallies};
 use super::writer::{AUDIT_INSERT, CERT_INSERT_ONE, Job, NAME_INSERT, ORDER_COMPLETE};
 
 /// The most certificates in one transaction. Rows are bound one statement at a time, so
@@ -358,6 +359,10 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<bool>> {
                 None => false,
             });
         }
+        let mut tally = tx.prepare_cached(TALLY_ADD)?;
+        for ((ca, hour), count) in new_tallies(jobs.iter().map(|j| &j.cert)) {
+            tally.execute(params![ca, "valid", hour, count])?;
+        }
     }
     tx.commit()?;
     Ok(completed)
@@ -442,7 +447,7 @@ fn clone_error(e: &StoreError) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::IpAddr;
 
     use sqlx::Row;
@@ -519,7 +524,7 @@ mod tests {
         ));
     }
 
-    fn cert(i: usize, ca: &str, fingerprint: &str) -> NewCertificate {
+    pub(in crate::store) fn cert(i: usize, ca: &str, fingerprint: &str) -> NewCertificate {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         NewCertificate {
             id: crate::store::new_id(),
@@ -622,6 +627,11 @@ mod tests {
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM certificate_names").await,
             3 * N as i64
+        );
+        // Failed batches took their tallies back with them.
+        assert_eq!(
+            count(&store, "SELECT SUM(count) FROM certificate_tallies").await,
+            N as i64
         );
         assert_eq!(
             count(

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use sqlx::AnyPool;
 
 use super::batch::{BatchWrite, Batcher};
-use super::certs::{NewCertificate, reversed_name};
+use super::certs::{NewCertificate, TALLY_ADD, new_tallies, reversed_name};
 use super::sqlite_writer::SqliteCertWriter;
 use super::{AuditEvent, Engine, StoreError, ts};
 
@@ -230,6 +230,16 @@ async fn write(pool: &AnyPool, engine: Engine, jobs: &[Job]) -> Result<Vec<bool>
             q = q.bind(*name).bind(*id).bind(*reversed);
         }
         q.execute(&mut *tx).await?;
+    }
+
+    for ((ca, hour), count) in new_tallies(jobs.iter().map(|j| &j.cert)) {
+        sqlx::query(TALLY_ADD)
+            .bind(ca)
+            .bind("valid")
+            .bind(hour)
+            .bind(count)
+            .execute(&mut *tx)
+            .await?;
     }
 
     let events: Vec<(&AuditEvent, i64, Option<&str>)> = jobs
