@@ -16,6 +16,9 @@
 #   BENCH_NMAP_SCRIPT_TIMEOUT  nmap --script-timeout (default 60s: with less, nmap's
 #                        ssl-cert gives up on hosts while thousands are in flight)
 #   BENCH_KEEP_WORKDIR   1 = keep the temp dir (outputs of both scanners)
+#   BENCH_SCANNER_CPUS   CPU list (`taskset -c`) for each scanner in turn (default: unpinned)
+#   BENCH_LISTENER_CPUS  CPU list for the TLS listeners (default: unpinned); give the two
+#                        disjoint lists so that both scanners meet the same listeners
 set -euo pipefail
 
 SPARSE_NET="${BENCH_SPARSE_NET:-127.20.0.0/16}"
@@ -25,6 +28,8 @@ CONCURRENCY="${BENCH_CONCURRENCY:-1024}"
 TIMEOUT="${BENCH_TIMEOUT:-3}"
 NMAP_SCRIPT_TIMEOUT="${BENCH_NMAP_SCRIPT_TIMEOUT:-60s}"
 KEEP_WORKDIR="${BENCH_KEEP_WORKDIR:-0}"
+SCANNER_CPUS="${BENCH_SCANNER_CPUS:-}"
+LISTENER_CPUS="${BENCH_LISTENER_CPUS:-}"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -46,6 +51,12 @@ cleanup() {
     exit "$status"
 }
 on_exit cleanup
+check_cpu_list BENCH_SCANNER_CPUS "$SCANNER_CPUS"
+check_cpu_list BENCH_LISTENER_CPUS "$LISTENER_CPUS"
+command -v taskset >/dev/null || [[ -z "$SCANNER_CPUS$LISTENER_CPUS" ]] || die "taskset is required to pin"
+# Each scanner runs under this prefix (empty: unpinned).
+SCAN_PIN=()
+[[ -z "$SCANNER_CPUS" ]] || SCAN_PIN=(taskset -c "$SCANNER_CPUS")
 
 for tool in python3 timeout /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool is required"
@@ -61,8 +72,8 @@ LISTENERS="$TARGET_DIR/release/tls-listeners"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
 start_listeners() { # NAME NET EVERY COUNT
-    "$LISTENERS" --net "$2" --every "$3" --count "$4" --port "$PORT" \
-        --ready-file "$WORK/$1.addrs" 2>"$WORK/$1.listeners.log" &
+    (pinned "$LISTENER_CPUS" "$LISTENERS" --net "$2" --every "$3" --count "$4" --port "$PORT" \
+        --ready-file "$WORK/$1.addrs" 2>"$WORK/$1.listeners.log") &
     LISTENER_PIDS+=($!)
     local i
     for ((i = 0; i < 600; i++)); do
@@ -84,11 +95,11 @@ run_case() { # NAME NET
     local endpoints
     endpoints="$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network('$net').num_addresses)")"
     log "$name: certkeeper scan $net --ports $PORT"
-    /usr/bin/time -v -o "$WORK/$name.ck.time" timeout 3600 "$CK" --data-dir "$WORK/no-data" --json \
+    /usr/bin/time -v -o "$WORK/$name.ck.time" "${SCAN_PIN[@]}" timeout 3600 "$CK" --data-dir "$WORK/no-data" --json \
         scan "$net" --ports "$PORT" --concurrency "$CONCURRENCY" --timeout "$TIMEOUT" \
         >"$WORK/$name.ck.jsonl" 2>"$WORK/$name.ck.err" || die "certkeeper scan failed: $(tail -5 "$WORK/$name.ck.err")"
     log "$name: nmap -Pn -n -p $PORT --script ssl-cert $net"
-    /usr/bin/time -v -o "$WORK/$name.nmap.time" timeout 7200 nmap -Pn -n -p "$PORT" \
+    /usr/bin/time -v -o "$WORK/$name.nmap.time" "${SCAN_PIN[@]}" timeout 7200 nmap -Pn -n -p "$PORT" \
         --script ssl-cert --script-timeout "$NMAP_SCRIPT_TIMEOUT" -oX "$WORK/$name.nmap.xml" "$net" \
         >"$WORK/$name.nmap.out" 2>&1 || die "nmap failed: $(tail -5 "$WORK/$name.nmap.out")"
     python3 - "$name" "$endpoints" "$WORK" <<'EOF'
@@ -133,7 +144,7 @@ EOF
 
 start_listeners sparse "$SPARSE_NET" "$SPARSE_EVERY" 100000
 start_listeners dense "$DENSE_NET" 1 100000
-log "$(wc -l <"$WORK/sparse.addrs") sparse and $(wc -l <"$WORK/dense.addrs") dense listeners on port $PORT; $(nproc) CPUs; $(nmap --version | head -n 1)"
+log "$(wc -l <"$WORK/sparse.addrs") sparse and $(wc -l <"$WORK/dense.addrs") dense listeners on port $PORT; $(nproc) CPUs; scanners on CPUs ${SCANNER_CPUS:-any}, listeners on ${LISTENER_CPUS:-any}; $(nmap --version | head -n 1)"
 
 echo "| case | scanner | endpoints | certificates found | seconds | endpoints/s | peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|"
