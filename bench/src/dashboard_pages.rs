@@ -304,7 +304,7 @@ async fn main() -> Result<()> {
         }
         times.sort();
         println!(
-            "| `{path}` | {:.1} | {:.1} |",
+            "| `{path}` | {:.2} | {:.2} |",
             times[times.len() / 2].as_secs_f64() * 1000.0,
             times[times.len() - 1].as_secs_f64() * 1000.0
         );
