@@ -185,10 +185,10 @@ pub(super) enum Arg {
     Int(i64),
 }
 
-/// `name` as stored in `certificate_names.name_reversed`: lower case, its characters in
-/// reverse order, so the names below a domain share a prefix (`*.example.com` is every
-/// name from `moc.elpmaxe.` up to, not including, `moc.elpmaxe/`) and an index finds
-/// them.
+/// `name` as stored in `certificate_names.name_reversed`, the table's key: lower case, its
+/// characters in reverse order, so the names below a domain share a prefix
+/// (`*.example.com` is every name from `moc.elpmaxe.` up to, not including,
+/// `moc.elpmaxe/`) and the key finds them.
 pub(crate) fn reversed_name(name: &str) -> String {
     name.to_ascii_lowercase().chars().rev().collect()
 }
@@ -208,8 +208,8 @@ pub(super) fn names_matching(san: &str, mut bind: impl FnMut(Arg) -> usize) -> S
             )
         }
         None => {
-            let n = bind(Arg::Text(san));
-            format!("SELECT certificate_id FROM certificate_names WHERE name = ${n}")
+            let n = bind(Arg::Text(reversed_name(&san)));
+            format!("SELECT certificate_id FROM certificate_names WHERE name_reversed = ${n}")
         }
     }
 }
@@ -608,6 +608,16 @@ mod tests {
             "{sql}"
         );
         assert_eq!(bound, ["moc.elpmaxe.", "moc.elpmaxe/"]);
+        let mut exact = Vec::new();
+        let sql = names_matching("WWW.example.com.", |a| {
+            exact.push(match a {
+                Arg::Text(t) => t,
+                Arg::Int(i) => i.to_string(),
+            });
+            exact.len()
+        });
+        assert!(sql.ends_with("WHERE name_reversed = $1"), "{sql}");
+        assert_eq!(exact, ["moc.elpmaxe.www"]);
         // Inside the range: every name below the domain, and nothing else.
         let (from, to) = (&bound[0], &bound[1]);
         let within = |n: &str| {
