@@ -90,6 +90,8 @@ pub struct Pki {
     chains: TtlCache<String, Vec<Vec<u8>>>,
     tokens: moka::sync::Cache<String, TokenRecord>,
     alert_rules: TtlCache<String, Arc<Vec<crate::store::RuleRecord>>>,
+    /// Profile `ca_id`s known, for a moment, to name no external issuer.
+    not_issuers: TtlCache<String, ()>,
     ocsp_renewal: tokio::sync::Mutex<()>,
     token: Option<Token>,
 }
@@ -140,6 +142,7 @@ impl Pki {
                 .time_to_live(HOT_ROW_TTL)
                 .build(),
             alert_rules: TtlCache::new(HOT_ROW_TTL),
+            not_issuers: TtlCache::new(HOT_ROW_TTL),
             ocsp_renewal: tokio::sync::Mutex::new(()),
             token: None,
         }
@@ -196,6 +199,33 @@ impl Pki {
     /// Forget cached profiles after a change.
     pub fn invalidate_profiles(&self) {
         self.profiles.clear();
+    }
+
+    /// The external issuer that `id` (a profile's `ca_id`) names, or `None` when it names
+    /// one of this server's CAs. Every issuance asks, so that `None` is remembered for a
+    /// moment (as profiles are); an issuer's record is always read afresh, since its
+    /// account state changes.
+    pub async fn external_issuer(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::store::IssuerRecord>, crate::store::StoreError> {
+        let key = id.to_string();
+        if self.not_issuers.get(&key).is_some() {
+            return Ok(None);
+        }
+        match self.store.get_issuer(id).await {
+            Ok(rec) => Ok(Some(rec)),
+            Err(crate::store::StoreError::NotFound(_)) => {
+                self.not_issuers.put(key, ());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forget which ids name no external issuer, after an issuer is added.
+    pub fn invalidate_issuers(&self) {
+        self.not_issuers.clear();
     }
 
     /// The token with this hash, cached for a moment when it exists. A miss is never cached

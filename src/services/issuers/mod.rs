@@ -610,6 +610,7 @@ impl IssuerService {
             .object(&rec.id)
             .detail(detail);
         self.pki.store().insert_issuer(&ca, &rec, &ev).await?;
+        self.pki.invalidate_issuers();
         IssuerView::of(&rec)
     }
 
@@ -939,11 +940,7 @@ impl IssuerService {
 
     /// The external issuer a profile names, if it names one.
     async fn external(&self, profile: &ProfileRecord) -> Result<Option<IssuerRecord>, Error> {
-        match self.pki.store().get_issuer(&profile.ca_id).await {
-            Ok(rec) => Ok(Some(rec)),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.pki.external_issuer(&profile.ca_id).await?)
     }
 
     /// The profile's approval of `request` for the upstream `rec`.
