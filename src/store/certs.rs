@@ -592,30 +592,29 @@ mod tests {
     use super::*;
     use crate::store::{Engine, migrator};
 
-    #[test]
-    fn a_domain_search_is_the_range_of_its_reversed_names() {
-        assert_eq!(reversed_name("www.Example.COM"), "moc.elpmaxe.www");
+    /// The subquery `names_matching` builds for `san`, and the values it binds.
+    fn matching(san: &str) -> (String, Vec<String>) {
         let mut bound = Vec::new();
-        let sql = names_matching(" *.Example.com. ", |a| {
+        let sql = names_matching(san, |a| {
             bound.push(match a {
                 Arg::Text(t) => t,
                 Arg::Int(i) => i.to_string(),
             });
             bound.len()
         });
+        (sql, bound)
+    }
+
+    #[test]
+    fn a_domain_search_is_the_range_of_its_reversed_names() {
+        assert_eq!(reversed_name("www.Example.COM"), "moc.elpmaxe.www");
+        let (sql, bound) = matching(" *.Example.com. ");
         assert!(
             sql.contains("name_reversed >= $1 AND name_reversed < $2"),
             "{sql}"
         );
         assert_eq!(bound, ["moc.elpmaxe.", "moc.elpmaxe/"]);
-        let mut exact = Vec::new();
-        let sql = names_matching("WWW.example.com.", |a| {
-            exact.push(match a {
-                Arg::Text(t) => t,
-                Arg::Int(i) => i.to_string(),
-            });
-            exact.len()
-        });
+        let (sql, exact) = matching("WWW.example.com.");
         assert!(sql.ends_with("WHERE name_reversed = $1"), "{sql}");
         assert_eq!(exact, ["moc.elpmaxe.www"]);
         // Inside the range: every name below the domain, and nothing else.
