@@ -14,6 +14,7 @@ use certkeeper_ca::{Clock, MasterKey};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::script::{Outcome, Script, Stmt};
 use super::writer::placeholders;
 use super::{AuditEvent, Store, StoreError};
 use crate::cache::TtlCache;
@@ -318,64 +319,61 @@ impl Store {
         reused: &[String],
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write_relaxed().await?;
-        sqlx::query("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $10, $8)")
-            .bind(&o.id)
-            .bind(&o.account_id)
-            .bind(&o.status)
-            .bind(&o.identifiers)
-            .bind(o.not_before)
-            .bind(o.not_after)
-            .bind(o.expires_at)
-            .bind(o.created_at)
-            .bind(&o.replaces)
-            .bind(&o.replaced_id)
-            .execute(&mut *tx)
-            .await?;
+        let mut script = Script::relaxed().then(
+            Stmt::new("INSERT INTO acme_orders (id, account_id, status, identifiers, not_before, not_after, expires_at, error, certificate_id, replaces, replaced_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $9, $10, $8)")
+                .bind(&o.id)
+                .bind(&o.account_id)
+                .bind(&o.status)
+                .bind(&o.identifiers)
+                .bind(o.not_before)
+                .bind(o.not_after)
+                .bind(o.expires_at)
+                .bind(o.created_at)
+                .bind(&o.replaces)
+                .bind(&o.replaced_id),
+        );
         for n in new {
             let a = &n.authz;
-            sqlx::query("INSERT INTO acme_authorizations (id, account_id, id_type, id_value, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(&a.id)
-                .bind(&a.account_id)
-                .bind(&a.id_type)
-                .bind(&a.id_value)
-                .bind(&a.status)
-                .bind(a.expires_at)
-                .bind(o.created_at)
-                .execute(&mut *tx)
-                .await?;
+            script = script.then(
+                Stmt::new("INSERT INTO acme_authorizations (id, account_id, id_type, id_value, status, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&a.id)
+                    .bind(&a.account_id)
+                    .bind(&a.id_type)
+                    .bind(&a.id_value)
+                    .bind(&a.status)
+                    .bind(a.expires_at)
+                    .bind(o.created_at),
+            );
             if !n.challenges.is_empty() {
                 // One statement for all of the authorization's challenges.
-                let sql = format!(
+                let mut stmt = Stmt::new(format!(
                     "INSERT INTO acme_challenges (id, authz_id, type, token, status) VALUES {}",
                     placeholders(self.engine, n.challenges.len(), 5, None)
-                );
-                let mut q = sqlx::query(&sql);
+                ));
                 for c in &n.challenges {
-                    q = q
+                    stmt = stmt
                         .bind(&c.id)
                         .bind(&a.id)
                         .bind(&c.kind)
                         .bind(&c.token)
                         .bind(&c.status);
                 }
-                q.execute(&mut *tx).await?;
+                script = script.then(stmt);
             }
         }
         let links: Vec<&String> = new.iter().map(|n| &n.authz.id).chain(reused).collect();
         if !links.is_empty() {
-            let sql = format!(
+            let mut stmt = Stmt::new(format!(
                 "INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES {}",
                 placeholders(self.engine, links.len(), 2, None)
-            );
-            let mut q = sqlx::query(&sql);
+            ));
             for authz in links {
-                q = q.bind(&o.id).bind(authz);
+                stmt = stmt.bind(&o.id).bind(authz);
             }
-            q.execute(&mut *tx).await?;
+            script = script.then(stmt);
         }
-        audit.write(&mut *tx, o.created_at).await?;
-        tx.commit().await?;
+        self.run_script(script.then(audit.stmt(o.created_at)))
+            .await?;
         Ok(())
     }
 
@@ -534,18 +532,17 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // Relaxed, and one statement so no transaction around it: if a power failure loses
-        // it, the order is simply ready again; the certificate's durable commit flushes it
-        // otherwise.
-        let mut conn = self.relaxed_writer().await?;
-        let done = sqlx::query(
-            "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        // Relaxed: if a power failure loses it, the order is simply ready again; the
+        // certificate's durable commit flushes it otherwise.
+        let script = Script::relaxed().then(
+            Stmt::new(
+                "UPDATE acme_orders SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .guard(),
+        );
+        Ok(self.run_script(script).await?.done())
     }
 
     /// End as invalid, with `error`, every order that started processing before `before`
@@ -661,19 +658,18 @@ impl Store {
         authz_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // One statement (the authorization must still be pending too), so no transaction
-        // around it.
-        let mut conn = self.relaxed_writer().await?;
-        let done = sqlx::query(
-            "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'
+        // The authorization must still be pending too.
+        let script = Script::relaxed().then(
+            Stmt::new(
+                "UPDATE acme_challenges SET status = 'processing', processing_since = $1 WHERE id = $2 AND status = 'pending'
              AND (SELECT status FROM acme_authorizations WHERE id = $3) = 'pending'",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(authz_id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
+            )
+            .bind(now)
+            .bind(id)
+            .bind(authz_id)
+            .guard(),
+        );
+        Ok(self.run_script(script).await?.done())
     }
 
     /// Record a validation outcome on the challenge and its authorization. Only the first
@@ -692,29 +688,26 @@ impl Store {
         } else {
             ("invalid", "invalid")
         };
-        let mut tx = self.begin_write_relaxed().await?;
-        let done = sqlx::query(
-            "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3, processing_since = NULL WHERE id = $4 AND status = 'processing'",
-        )
-        .bind(status)
-        .bind(error)
-        .bind(error.is_none().then_some(now))
-        .bind(&c.id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE acme_authorizations SET status = $1 WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(authz_status)
-        .bind(&c.authz_id)
-        .execute(&mut *tx)
-        .await?;
-        audit.write(&mut *tx, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let script = Script::relaxed()
+            .then(
+                Stmt::new(
+                    "UPDATE acme_challenges SET status = $1, error = $2, validated_at = $3, processing_since = NULL WHERE id = $4 AND status = 'processing'",
+                )
+                .bind(status)
+                .bind(error)
+                .bind(error.is_none().then_some(now))
+                .bind(&c.id)
+                .guard(),
+            )
+            .then(
+                Stmt::new(
+                    "UPDATE acme_authorizations SET status = $1 WHERE id = $2 AND status = 'pending'",
+                )
+                .bind(authz_status)
+                .bind(&c.authz_id),
+            )
+            .then(audit.stmt(now));
+        Ok(self.run_script(script).await?.done())
     }
 
     /// Challenges `processing` since before `started_before` (their validation should have
@@ -819,12 +812,18 @@ impl Store {
         bucket: &str,
         window_start: i64,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query("INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (bucket, window_start) DO UPDATE SET count = acme_rate_limits.count + 1 RETURNING count")
-            .bind(bucket)
-            .bind(window_start)
-            .fetch_one(&self.writes)
-            .await?;
-        Ok(row.try_get("count")?)
+        let script = Script::durable().then(
+            Stmt::new("INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (bucket, window_start) DO UPDATE SET count = acme_rate_limits.count + 1 RETURNING count")
+                .bind(bucket)
+                .bind(window_start)
+                .returning(),
+        );
+        match self.run_script(script).await? {
+            Outcome::Done(Some(count)) => Ok(count),
+            _ => Err(StoreError::Corrupt(
+                "the rate-limit count returned nothing".into(),
+            )),
+        }
     }
 
     /// The id of a recorded certificate by its SHA-256 fingerprint.

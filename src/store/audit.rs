@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{Any, Executor, Row};
 
+use super::script::Stmt;
 use super::{Store, StoreError, from_ts};
 
 /// An event to record alongside a mutation, in the same transaction.
@@ -81,12 +82,9 @@ impl AuditEvent {
         Ok(())
     }
 
-    pub(crate) async fn write<'e, E: Executor<'e, Database = Any>>(
-        &self,
-        exec: E,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(super::writer::AUDIT_INSERT)
+    /// This event's insert, recorded at `at`, as a statement of a [`super::script::Script`].
+    pub(crate) fn stmt(&self, at: i64) -> Stmt {
+        Stmt::new(super::writer::AUDIT_INSERT)
             .bind(at)
             .bind(&self.actor)
             .bind(&self.action)
@@ -94,8 +92,14 @@ impl AuditEvent {
             .bind(&self.object_id)
             .bind(&self.source)
             .bind(self.stored_detail())
-            .execute(exec)
-            .await?;
+    }
+
+    pub(crate) async fn write<'e, E: Executor<'e, Database = Any>>(
+        &self,
+        exec: E,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.stmt(at).query().execute(exec).await?;
         Ok(())
     }
 }

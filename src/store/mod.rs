@@ -21,6 +21,7 @@ mod managed;
 pub(crate) mod nonces;
 mod profiles;
 pub mod reseal;
+mod script;
 pub mod snapshot;
 mod sqlite_writer;
 mod state;
@@ -302,6 +303,27 @@ impl Store {
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
         relaxed(&self.writes, self.engine, &self.relaxed).await
+    }
+
+    /// Run a short write (see [`script`]): on an SQLite file in the writer thread's next
+    /// transaction; elsewhere as a transaction of its own on the writer pool.
+    pub(crate) async fn run_script(
+        &self,
+        script: script::Script,
+    ) -> Result<script::Outcome, StoreError> {
+        if let writer::CertWriter::Sqlite(w) = &self.writer {
+            return w.run_script(script).await;
+        }
+        let mut tx = if script.relaxed {
+            self.begin_write_relaxed().await?
+        } else {
+            self.begin_write().await?
+        };
+        let outcome = script.run_sqlx(&mut tx).await?;
+        if outcome.done() {
+            tx.commit().await?;
+        }
+        Ok(outcome)
     }
 
     /// Close every connection (at shutdown).

@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
 use super::certs::{TALLY_ADD, new_tallies};
+use super::script::{Outcome, Script};
 use super::writer::{AUDIT_INSERT, CERT_INSERT_ONE, Job, NAME_INSERT, ORDER_COMPLETE};
 
 /// The most certificates in one transaction. Rows are bound one statement at a time, so
@@ -51,18 +52,88 @@ pub(crate) const MAX_BATCH: usize = 2048;
 /// How often the flusher checkpoints the WAL into the database file, at most.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The answer one caller waits for.
+pub(crate) enum Reply {
+    /// A certificate's: whether its ACME order was completed.
+    Cert(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
+    /// A [`Script`]'s.
+    Script(ScriptDone, Result<Outcome, StoreError>),
+}
+
+impl Reply {
+    fn is_err(&self) -> bool {
+        match self {
+            Reply::Cert(_, r) => r.is_err(),
+            Reply::Script(_, r) => r.is_err(),
+        }
+    }
+
+    /// Answer with what was written, or with `failed` instead if the write was not.
+    fn send(self, failed: Option<&dyn Fn() -> StoreError>) {
+        match self {
+            Reply::Cert(done, r) => {
+                let _ = done.send(match (r, failed) {
+                    (Ok(_), Some(f)) => Err(f()),
+                    (r, _) => r,
+                });
+            }
+            Reply::Script(done, r) => {
+                let _ = done.send(match (r, failed) {
+                    (Ok(_), Some(f)) => Err(f()),
+                    (r, _) => r,
+                });
+            }
+        }
+    }
+}
+
 /// A committed batch waiting for the WAL flush: each caller with their answer.
-type Committed = Vec<(
-    oneshot::Sender<Result<bool, StoreError>>,
-    Result<bool, StoreError>,
-)>;
+type Committed = Vec<Reply>;
 
 /// A message to the writer thread.
 enum Msg {
     /// Record a certificate; the answer says whether its ACME order was completed.
     Write(Box<Job>, oneshot::Sender<Result<bool, StoreError>>),
+    /// Run a short write.
+    Script(Box<Script>, ScriptDone),
     /// Close the connection and stop; answered once closed.
     Close(oneshot::Sender<()>),
+}
+
+/// Where a script's caller waits for its outcome.
+type ScriptDone = oneshot::Sender<Result<Outcome, StoreError>>;
+
+/// What the writer thread has taken from its queue for the next transaction.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    cert_waiting: Vec<oneshot::Sender<Result<bool, StoreError>>>,
+    scripts: Vec<(Box<Script>, ScriptDone)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.jobs.len() + self.scripts.len()
+    }
+
+    /// Take `msg`; a close is returned, not taken.
+    fn take(&mut self, msg: Msg) -> Option<oneshot::Sender<()>> {
+        match msg {
+            Msg::Write(job, done) => {
+                self.jobs.push(*job);
+                self.cert_waiting.push(done);
+                None
+            }
+            Msg::Script(script, done) => {
+                self.scripts.push((script, done));
+                None
+            }
+            Msg::Close(done) => Some(done),
+        }
+    }
 }
 
 /// The handle that queues certificates for the writer thread.
@@ -99,9 +170,23 @@ impl SqliteCertWriter {
 
     /// Queue one certificate and wait until it is committed.
     pub(crate) async fn submit(&self, job: Job) -> Result<bool, StoreError> {
+        self.ask(|done| Msg::Write(Box::new(job), done)).await
+    }
+
+    /// Queue a short write and wait until it is committed (and, unless it is relaxed,
+    /// flushed).
+    pub(crate) async fn run_script(&self, script: Script) -> Result<Outcome, StoreError> {
+        self.ask(|done| Msg::Script(Box::new(script), done)).await
+    }
+
+    /// Queue the message `msg` makes with the caller's reply channel; wait for the reply.
+    async fn ask<T>(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Msg,
+    ) -> Result<T, StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Msg::Write(Box::new(job), done))
+            .send(msg(done))
             .await
             .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
         wait.await
@@ -127,7 +212,8 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     // The flusher checkpoints (see above).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "cache_size", -32768)?;
-    conn.set_prepared_statement_cache_capacity(8);
+    // The certificate statements and the scripts' (a few dozen distinct texts).
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -139,38 +225,24 @@ fn run(
     flusher: std::sync::mpsc::SyncSender<Committed>,
     flusher_thread: std::thread::JoinHandle<()>,
 ) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut waiting = Vec::with_capacity(MAX_BATCH);
-    let mut closing = None;
+    let mut batch = Batch::default();
     while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            Msg::Write(job, done) => {
-                jobs.push(*job);
-                waiting.push(done);
-            }
-            Msg::Close(done) => closing = Some(done),
-        }
-        while closing.is_none() && jobs.len() < MAX_BATCH {
+        let mut closing = batch.take(msg);
+        while closing.is_none() && batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(Msg::Write(job, done)) => {
-                    jobs.push(*job);
-                    waiting.push(done);
-                }
-                Ok(Msg::Close(done)) => closing = Some(done),
+                Ok(msg) => closing = batch.take(msg),
                 Err(_) => break,
             }
         }
-        if !jobs.is_empty() {
-            write_batch(&mut conn, &lock, &rt, &mut jobs, &mut waiting, &flusher);
+        if batch.len() > 0 {
+            write_batch(&mut conn, &lock, &rt, &mut batch, &flusher);
         }
         if let Some(done) = closing {
             rx.close();
             // Whatever was queued before the close is still written.
             while let Some(msg) = rx.blocking_recv() {
-                if let Msg::Write(job, done) = msg {
-                    jobs.push(*job);
-                    waiting.push(done);
-                    write_batch(&mut conn, &lock, &rt, &mut jobs, &mut waiting, &flusher);
+                if batch.take(msg).is_none() {
+                    write_batch(&mut conn, &lock, &rt, &mut batch, &flusher);
                 }
             }
             // The flusher answers what it holds, then stops.
@@ -197,16 +269,17 @@ fn flush_and_answer(
             batches.push(more);
         }
         let flushed = wal.flush();
-        for (done, answer) in batches.into_iter().flatten() {
-            let answer = match (&flushed, answer) {
-                (Ok(()), a) => a,
-                (Err(e), Ok(_)) => Err(StoreError::Db(sqlx::Error::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("flushing the write-ahead log: {e}"),
-                )))),
-                (Err(_), Err(e)) => Err(e),
-            };
-            let _ = done.send(answer);
+        let failed = |e: &std::io::Error| {
+            StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("flushing the write-ahead log: {e}"),
+            )))
+        };
+        for reply in batches.into_iter().flatten() {
+            match &flushed {
+                Ok(()) => reply.send(None),
+                Err(e) => reply.send(Some(&|| failed(e))),
+            }
         }
         if let Some(conn) = &checkpointer
             && last_checkpoint.elapsed() >= CHECKPOINT_EVERY
@@ -251,120 +324,174 @@ impl WalFile {
     }
 }
 
-/// Write one batch under the store's write lock and hand each caller's answer to the
-/// flusher; if the batch fails, write each job on its own so that one bad job cannot fail
-/// the others. A caller whose write failed is answered at once.
+/// Write one batch under the store's write lock, in one transaction, and hand each
+/// caller's answer to the flusher (relaxed scripts are answered at once). Each script runs
+/// under a savepoint of its own, and so do the certificates, so that one failing cannot
+/// undo the others; if the certificates fail together, each is written on its own. A
+/// caller whose write failed is answered at once.
 fn write_batch(
     conn: &mut Connection,
     lock: &AnyPool,
     rt: &Handle,
-    jobs: &mut Vec<Job>,
-    waiting: &mut Vec<oneshot::Sender<Result<bool, StoreError>>>,
+    batch: &mut Batch,
     flusher: &std::sync::mpsc::SyncSender<Committed>,
 ) {
-    let committed: Committed = rt.block_on(async {
-        let guard = match lock.acquire().await {
-            Ok(g) => g,
-            Err(e) => {
-                let e = StoreError::from(e);
-                jobs.clear();
-                return waiting
-                    .drain(..)
-                    .map(|done| (done, Err(clone_error(&e))))
-                    .collect();
-            }
-        };
-        let committed: Committed = match write(conn, jobs) {
-            Ok(outs) => waiting.drain(..).zip(outs.into_iter().map(Ok)).collect(),
-            Err(e) if jobs.len() == 1 => waiting
-                .pop()
-                .map(|d| (d, Err(db_error(e))))
-                .into_iter()
-                .collect(),
-            Err(_) => jobs
-                .iter()
-                .zip(waiting.drain(..))
-                .map(|(job, done)| {
-                    let r = write(conn, std::slice::from_ref(job))
-                        .map(|outs| outs.first().copied().unwrap_or(false))
-                        .map_err(db_error);
-                    (done, r)
-                })
-                .collect(),
-        };
-        jobs.clear();
+    let outcome = rt.block_on(async {
+        let guard = lock.acquire().await.map_err(StoreError::from)?;
+        let written = write(conn, &batch.jobs, &batch.scripts).map_err(db_error);
         // Released inside the runtime: the pool's release hook runs as a task.
         drop(guard);
-        committed
+        written
     });
-    if committed.iter().all(|(_, r)| r.is_err()) {
-        for (done, r) in committed {
+    let Batch {
+        jobs,
+        cert_waiting,
+        scripts,
+    } = batch;
+    jobs.clear();
+    let (certs, script_outs) = match outcome {
+        Ok(written) => written,
+        Err(e) => {
+            for done in cert_waiting.drain(..) {
+                let _ = done.send(Err(clone_error(&e)));
+            }
+            for (_, done) in scripts.drain(..) {
+                let _ = done.send(Err(clone_error(&e)));
+            }
+            return;
+        }
+    };
+    let mut committed: Committed = Vec::with_capacity(certs.len() + script_outs.len());
+    committed.extend(
+        cert_waiting
+            .drain(..)
+            .zip(certs)
+            .map(|(done, r)| Reply::Cert(done, r)),
+    );
+    for ((script, done), r) in scripts.drain(..).zip(script_outs) {
+        if script.relaxed || r.is_err() {
             let _ = done.send(r);
+        } else {
+            committed.push(Reply::Script(done, r));
+        }
+    }
+    if committed.iter().all(Reply::is_err) {
+        for reply in committed {
+            reply.send(None);
         }
     } else if let Err(std::sync::mpsc::SendError(committed)) = flusher.send(committed) {
         // The flusher is gone (it only stops after the writer): nothing is known durable.
-        for (done, _) in committed {
-            let _ = done.send(Err(StoreError::Db(sqlx::Error::PoolClosed)));
+        for reply in committed {
+            reply.send(Some(&|| StoreError::Db(sqlx::Error::PoolClosed)));
         }
     }
 }
 
-/// One transaction for every job; whether each job's ACME order was completed.
-fn write(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<bool>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut completed = Vec::with_capacity(jobs.len());
-    {
-        let mut cert = tx.prepare_cached(CERT_INSERT_ONE)?;
-        let mut name = tx.prepare_cached(NAME_INSERT)?;
-        let mut audit = tx.prepare_cached(AUDIT_INSERT)?;
-        for job in jobs {
-            let c = &job.cert;
-            cert.execute(params![
-                c.id,
-                c.ca_id,
-                c.profile_name,
-                c.info.serial,
-                c.info.subject,
-                c.info.common_name,
-                job.sans,
-                c.info.issuer,
-                super::ts(c.info.not_before),
-                super::ts(c.info.not_after),
-                c.info.key_algorithm,
-                c.info.fingerprint_sha256,
-                c.der,
-                c.key_sealed,
-                super::ts(c.created_at),
-                c.created_by,
-            ])?;
-            for (n, reversed) in &job.names {
-                name.execute(params![n, c.id, reversed])?;
+/// What one transaction wrote: for each certificate whether its ACME order was completed,
+/// for each script how it ended (or why each failed).
+type Written = (
+    Vec<Result<bool, StoreError>>,
+    Vec<Result<Outcome, StoreError>>,
+);
+
+/// One transaction for every script and every certificate.
+fn write(
+    conn: &mut Connection,
+    jobs: &[Job],
+    scripts: &[(Box<Script>, ScriptDone)],
+) -> rusqlite::Result<Written> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut script_outs = Vec::with_capacity(scripts.len());
+    for (script, _) in scripts {
+        let sp = tx.savepoint()?;
+        // Dropping a savepoint rolls it back: a refused or failed script leaves nothing.
+        script_outs.push(match script.run_rusqlite(&sp) {
+            Ok(Outcome::Refused) => Ok(Outcome::Refused),
+            Ok(done) => sp.commit().map(|()| done).map_err(db_error),
+            Err(e) => Err(db_error(e)),
+        });
+    }
+    let mut certs = Vec::with_capacity(jobs.len());
+    if !jobs.is_empty() {
+        let sp = tx.savepoint()?;
+        match insert_certs(&sp, jobs) {
+            Ok(completed) => {
+                sp.commit()?;
+                certs.extend(completed.into_iter().map(Ok));
             }
-            let a = &job.audit;
-            audit.execute(params![
-                super::ts(c.created_at),
-                a.actor,
-                a.action,
-                a.object_type,
-                a.object_id,
-                a.source,
-                job.detail,
-            ])?;
-            completed.push(match &job.acme_order {
-                Some(order) => {
-                    tx.prepare_cached(ORDER_COMPLETE)?
-                        .execute(params![c.id, order])?
-                        == 1
+            Err(e) if jobs.len() == 1 => certs.push(Err(db_error(e))),
+            Err(_) => {
+                drop(sp);
+                for job in jobs {
+                    let sp = tx.savepoint()?;
+                    certs.push(match insert_certs(&sp, std::slice::from_ref(job)) {
+                        Ok(completed) => sp
+                            .commit()
+                            .map(|()| completed.first().copied().unwrap_or(false))
+                            .map_err(db_error),
+                        Err(e) => Err(db_error(e)),
+                    });
                 }
-                None => false,
-            });
-        }
-        let mut tally = tx.prepare_cached(TALLY_ADD)?;
-        for ((ca, hour), count) in new_tallies(jobs.iter().map(|j| &j.cert)) {
-            tally.execute(params![ca, "valid", hour, count])?;
+            }
         }
     }
     tx.commit()?;
+    Ok((certs, script_outs))
+}
+
+/// Insert each certificate with its names, audit event and tallies; whether each job's
+/// ACME order was completed.
+fn insert_certs(tx: &Connection, jobs: &[Job]) -> rusqlite::Result<Vec<bool>> {
+    let mut completed = Vec::with_capacity(jobs.len());
+    let mut cert = tx.prepare_cached(CERT_INSERT_ONE)?;
+    let mut name = tx.prepare_cached(NAME_INSERT)?;
+    let mut audit = tx.prepare_cached(AUDIT_INSERT)?;
+    for job in jobs {
+        let c = &job.cert;
+        cert.execute(params![
+            c.id,
+            c.ca_id,
+            c.profile_name,
+            c.info.serial,
+            c.info.subject,
+            c.info.common_name,
+            job.sans,
+            c.info.issuer,
+            super::ts(c.info.not_before),
+            super::ts(c.info.not_after),
+            c.info.key_algorithm,
+            c.info.fingerprint_sha256,
+            c.der,
+            c.key_sealed,
+            super::ts(c.created_at),
+            c.created_by,
+        ])?;
+        for (n, reversed) in &job.names {
+            name.execute(params![n, c.id, reversed])?;
+        }
+        let a = &job.audit;
+        audit.execute(params![
+            super::ts(c.created_at),
+            a.actor,
+            a.action,
+            a.object_type,
+            a.object_id,
+            a.source,
+            job.detail,
+        ])?;
+        completed.push(match &job.acme_order {
+            Some(order) => {
+                tx.prepare_cached(ORDER_COMPLETE)?
+                    .execute(params![c.id, order])?
+                    == 1
+            }
+            None => false,
+        });
+    }
+    let mut tally = tx.prepare_cached(TALLY_ADD)?;
+    for ((ca, hour), count) in new_tallies(jobs.iter().map(|j| &j.cert)) {
+        tally.execute(params![ca, "valid", hour, count])?;
+    }
     Ok(completed)
 }
 
@@ -502,8 +629,8 @@ pub(super) mod tests {
         let (ok_done, ok_wait) = oneshot::channel();
         let (bad_done, bad_wait) = oneshot::channel();
         tx.send(vec![
-            (ok_done, Ok(true)),
-            (bad_done, Err(StoreError::Conflict("mine".into()))),
+            Reply::Cert(ok_done, Ok(true)),
+            Reply::Cert(bad_done, Err(StoreError::Conflict("mine".into()))),
         ])
         .unwrap();
         drop(tx);
@@ -522,6 +649,97 @@ pub(super) mod tests {
             bad_wait.blocking_recv().unwrap(),
             Err(StoreError::Conflict(m)) if m == "mine"
         ));
+    }
+
+    /// Scripts share the certificates' transaction, each under its own savepoint: one
+    /// refused by its guard leaves nothing of what it did before, one that fails gets its
+    /// own error, and neither disturbs the certificates or the scripts beside them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scripts_in_a_batch_stand_or_fall_alone() {
+        use crate::store::script::{Outcome, Script, Stmt};
+        let (_dir, store) = store_with_ca().await;
+        let count = |bucket: &str| {
+            Script::durable().then(
+                Stmt::new("INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (bucket, window_start) DO UPDATE SET count = acme_rate_limits.count + 1 RETURNING count")
+                    .bind(bucket)
+                    .bind(0)
+                    .returning(),
+            )
+        };
+        let refused = Script::relaxed()
+            .then(
+                Stmt::new(
+                    "INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, 0, 7)",
+                )
+                .bind("undone"),
+            )
+            .then(
+                Stmt::new("UPDATE cas SET status = 'retired' WHERE id = $1")
+                    .bind("nowhere")
+                    .guard(),
+            );
+        let failing = Script::relaxed()
+            .then(
+                Stmt::new(
+                    "INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, 0, 1)",
+                )
+                .bind("dup"),
+            )
+            .then(
+                Stmt::new(
+                    "INSERT INTO acme_rate_limits (bucket, window_start, count) VALUES ($1, 0, 1)",
+                )
+                .bind("dup"),
+            );
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200usize {
+            let store = store.clone();
+            let (refused, failing, count) = (refused.clone(), failing.clone(), count("shared"));
+            tasks.spawn(async move {
+                match i % 4 {
+                    0 => {
+                        let c = cert(i, "ca1", &format!("{i:064x}"));
+                        let ev =
+                            AuditEvent::new("token:test", None, "certificate.issue", "certificate");
+                        assert!(!store.insert_certificate(c, ev, None).await.unwrap());
+                        None
+                    }
+                    1 => {
+                        assert_eq!(store.run_script(refused).await.unwrap(), Outcome::Refused);
+                        None
+                    }
+                    2 => {
+                        let e = store.run_script(failing).await.unwrap_err();
+                        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+                        None
+                    }
+                    _ => match store.run_script(count).await.unwrap() {
+                        Outcome::Done(Some(n)) => Some(n),
+                        other => panic!("{other:?}"),
+                    },
+                }
+            });
+        }
+        let mut counts = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            counts.extend(r.unwrap());
+        }
+        // Every count saw the ones before it: 1, 2, ... 50, each once.
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=50).collect::<Vec<i64>>());
+        assert_eq!(
+            count_rows(&store, "SELECT COUNT(*) FROM certificates").await,
+            50
+        );
+        assert_eq!(
+            count_rows(
+                &store,
+                "SELECT COUNT(*) FROM acme_rate_limits WHERE bucket IN ('undone', 'dup')"
+            )
+            .await,
+            0
+        );
+        store.close().await;
     }
 
     pub(in crate::store) fn cert(i: usize, ca: &str, fingerprint: &str) -> NewCertificate {
@@ -552,20 +770,9 @@ pub(super) mod tests {
         }
     }
 
-    async fn count(store: &Store, sql: &str) -> i64 {
-        sqlx::query(sql)
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
-            .get::<i64, _>(0)
-    }
-
-    /// Many concurrent records share transactions; a duplicate and a record naming a CA
-    /// that does not exist fail on their own with a conflict, and every other record of
-    /// their batches lands whole (row, names, audit event). After `close`, a record is
-    /// refused instead of waiting forever.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_records_land_and_one_bad_record_fails_alone() {
+    /// A store on a fresh SQLite file (its writer a thread of its own) with one CA,
+    /// `ca1`, for certificates to name.
+    async fn store_with_ca() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings::load(dir.path(), None).unwrap();
         let store = Store::connect(&settings).await.unwrap();
@@ -580,6 +787,24 @@ pub(super) mod tests {
         .execute(store.pool())
         .await
         .unwrap();
+        (dir, store)
+    }
+
+    async fn count_rows(store: &Store, sql: &str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    }
+
+    /// Many concurrent records share transactions; a duplicate and a record naming a CA
+    /// that does not exist fail on their own with a conflict, and every other record of
+    /// their batches lands whole (row, names, audit event). After `close`, a record is
+    /// refused instead of waiting forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_records_land_and_one_bad_record_fails_alone() {
+        let (_dir, store) = store_with_ca().await;
 
         const N: usize = 600;
         let mut tasks = Vec::new();
@@ -621,20 +846,20 @@ pub(super) mod tests {
         assert!(duplicate_refused);
         assert_eq!(landed.len(), N);
         assert_eq!(
-            count(&store, "SELECT COUNT(*) FROM certificates").await,
+            count_rows(&store, "SELECT COUNT(*) FROM certificates").await,
             N as i64
         );
         assert_eq!(
-            count(&store, "SELECT COUNT(*) FROM certificate_names").await,
+            count_rows(&store, "SELECT COUNT(*) FROM certificate_names").await,
             3 * N as i64
         );
         // Failed batches took their tallies back with them.
         assert_eq!(
-            count(&store, "SELECT SUM(count) FROM certificate_tallies").await,
+            count_rows(&store, "SELECT SUM(count) FROM certificate_tallies").await,
             N as i64
         );
         assert_eq!(
-            count(
+            count_rows(
                 &store,
                 "SELECT COUNT(*) FROM audit_log WHERE action = 'certificate.issue'"
             )
