@@ -406,6 +406,33 @@ async fn bounded<T>(
     }
 }
 
+/// The problem type of a refused nonce.
+const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
+/// How many more times a call whose nonce was refused is made once the client's own
+/// retries (two, each with the nonce of the refusal) are spent.
+const BAD_NONCE_ROUNDS: usize = 2;
+
+/// Make `call` again when the CA refused its nonce even after the client's own retries:
+/// a CA may refuse any share of good nonces (RFC 8555 §6.5; Pebble refuses 5 % by
+/// default), and a request refused for its nonce was not acted on, so repeating it is
+/// safe. For one-shot calls that no later attempt of the scheduler repeats.
+async fn again_on_bad_nonce<T, F>(mut call: impl FnMut() -> F) -> Result<T, instant_acme::Error>
+where
+    F: Future<Output = Result<T, instant_acme::Error>>,
+{
+    let mut rounds = 0;
+    loop {
+        match call().await {
+            Err(instant_acme::Error::Api(p))
+                if rounds < BAD_NONCE_ROUNDS && p.r#type.as_deref() == Some(BAD_NONCE) =>
+            {
+                rounds += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 impl UpstreamCa for AcmeUpstream {
     fn issue<'a>(
         &'a self,
@@ -460,7 +487,7 @@ impl UpstreamCa for AcmeUpstream {
             bounded(
                 CALL_TIMEOUT,
                 "checking the account",
-                account.update_contacts(&contact),
+                again_on_bad_nonce(|| account.update_contacts(&contact)),
             )
             .await?;
             let mut found = json!({
