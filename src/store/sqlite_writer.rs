@@ -26,6 +26,10 @@
 //! Everything that does not need the database (the names, their JSON, the audit detail) is
 //! built by the caller before the job is queued ([`Job`]).
 //!
+//! The ACME protocol's short writes ([`Script`]s) join the same batches, each under a
+//! savepoint of its own; relaxed ones are answered at the commit, durable ones after the
+//! flush like certificates.
+//!
 //! The store's other writes go through its single sqlx writer connection. To keep SQLite's
 //! lock uncontended (its busy handler sleeps in steps of up to 100 ms), this thread takes
 //! that connection from its pool for the length of each transaction, as a lock: writers in
