@@ -26,10 +26,15 @@ fn counter(jobs: &Jobs, every: Every) -> Arc<AtomicUsize> {
 #[tokio::test]
 async fn runs_at_once_then_on_its_interval_until_shutdown() {
     let jobs = Jobs::new();
-    let runs = counter(&jobs, Every::new("tick", Duration::from_millis(20)));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let runs = counter(&jobs, Every::new("tick", Duration::from_millis(200)));
+    // The first run comes at once: long before the first interval ends (waited for in
+    // steps, so a loaded machine that is slow to schedule it still sees it).
+    let started = std::time::Instant::now();
+    while runs.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_millis(150) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the first run is at once");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(runs.load(Ordering::SeqCst) >= 3, "runs on its interval");
     jobs.shutdown().await;
     let after = runs.load(Ordering::SeqCst);
