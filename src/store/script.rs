@@ -237,12 +237,12 @@ impl Script {
 /// Bind `args` to a sqlx query, in order.
 fn bind_sqlx<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    args: &[Val],
+    args: &'q [Val],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
     for v in args {
         q = match v {
             Val::Int(i) => q.bind(*i),
-            Val::Text(t) => q.bind(t.clone()),
+            Val::Text(t) => q.bind(t.as_deref()),
         };
     }
     q

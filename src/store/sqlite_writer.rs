@@ -77,19 +77,19 @@ impl Reply {
 
     /// Answer with what was written, or with `failed` instead if the write was not.
     fn send(self, failed: Option<&dyn Fn() -> StoreError>) {
+        fn answer<T>(
+            done: oneshot::Sender<Result<T, StoreError>>,
+            r: Result<T, StoreError>,
+            failed: Option<&dyn Fn() -> StoreError>,
+        ) {
+            let _ = done.send(match (r, failed) {
+                (Ok(_), Some(f)) => Err(f()),
+                (r, _) => r,
+            });
+        }
         match self {
-            Reply::Cert(done, r) => {
-                let _ = done.send(match (r, failed) {
-                    (Ok(_), Some(f)) => Err(f()),
-                    (r, _) => r,
-                });
-            }
-            Reply::Script(done, r) => {
-                let _ = done.send(match (r, failed) {
-                    (Ok(_), Some(f)) => Err(f()),
-                    (r, _) => r,
-                });
-            }
+            Reply::Cert(done, r) => answer(done, r, failed),
+            Reply::Script(done, r) => answer(done, r, failed),
         }
     }
 }

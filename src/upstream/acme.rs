@@ -406,8 +406,6 @@ async fn bounded<T>(
     }
 }
 
-/// The problem type of a refused nonce.
-const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 /// How many more times a call whose nonce was refused is made once the client's own
 /// retries (two, each with the nonce of the refusal) are spent.
 const BAD_NONCE_ROUNDS: usize = 2;
@@ -424,7 +422,8 @@ where
     loop {
         match call().await {
             Err(instant_acme::Error::Api(p))
-                if rounds < BAD_NONCE_ROUNDS && p.r#type.as_deref() == Some(BAD_NONCE) =>
+                if rounds < BAD_NONCE_ROUNDS
+                    && p.r#type.as_deref() == Some(acme_chains::BAD_NONCE) =>
             {
                 rounds += 1;
             }

@@ -19,6 +19,8 @@ use crate::services::issuers::port::UpstreamFailure;
 
 /// Longest wait for one request.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// The problem type of a refused nonce (RFC 8555 §6.5).
+pub(super) const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 /// Most alternates looked at.
 const MAX_ALTERNATES: usize = 8;
 /// Largest chain accepted, in bytes.
@@ -158,7 +160,7 @@ impl ChainFetcher {
             }
             let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             match (problem["type"].as_str(), next_nonce) {
-                (Some("urn:ietf:params:acme:error:badNonce"), Some(n)) => nonce = n,
+                (Some(t), Some(n)) if t == BAD_NONCE => nonce = n,
                 _ => {
                     return Err(UpstreamFailure {
                         message: format!("alternate chains: the upstream answered {status}"),
