@@ -399,53 +399,80 @@ type Written = (
 );
 
 /// One transaction for every script and every certificate.
+///
+/// The certificates go first, straight into the transaction: a savepoint around them
+/// would make SQLite copy the original of every page they change into its statement
+/// journal (a temporary file once it passes 64 KiB), and a full batch changes thousands
+/// of pages. Should one of them fail, the transaction is rolled back and the batch
+/// written again in [`write_apart`], each certificate and script under a savepoint of its
+/// own, so that one failing cannot undo the others.
 fn write(
     conn: &mut Connection,
     jobs: &[Job],
     scripts: &[(Box<Script>, ScriptDone)],
 ) -> rusqlite::Result<Written> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut script_outs = Vec::with_capacity(scripts.len());
+    let certs = match insert_certs(&tx, jobs) {
+        Ok(completed) => completed.into_iter().map(Ok).collect(),
+        Err(_) => {
+            drop(tx);
+            return write_apart(conn, jobs, scripts);
+        }
+    };
+    let script_outs = run_scripts(&mut tx, scripts)?;
+    tx.commit()?;
+    Ok((certs, script_outs))
+}
+
+/// The batch again after a certificate failed: each certificate under a savepoint of its
+/// own, then the scripts.
+fn write_apart(
+    conn: &mut Connection,
+    jobs: &[Job],
+    scripts: &[(Box<Script>, ScriptDone)],
+) -> rusqlite::Result<Written> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut certs = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let sp = tx.savepoint()?;
+        certs.push(match insert_certs(&sp, std::slice::from_ref(job)) {
+            Ok(completed) => sp
+                .commit()
+                .map(|()| completed.first().copied().unwrap_or(false))
+                .map_err(db_error),
+            Err(e) => Err(db_error(e)),
+        });
+    }
+    let script_outs = run_scripts(&mut tx, scripts)?;
+    tx.commit()?;
+    Ok((certs, script_outs))
+}
+
+/// Run each script under a savepoint of its own: one refused by its guard, or failing,
+/// leaves nothing of what it did and disturbs nothing else.
+fn run_scripts(
+    tx: &mut rusqlite::Transaction<'_>,
+    scripts: &[(Box<Script>, ScriptDone)],
+) -> rusqlite::Result<Vec<Result<Outcome, StoreError>>> {
+    let mut outs = Vec::with_capacity(scripts.len());
     for (script, _) in scripts {
         let sp = tx.savepoint()?;
-        // Dropping a savepoint rolls it back: a refused or failed script leaves nothing.
-        script_outs.push(match script.run_rusqlite(&sp) {
+        // Dropping a savepoint rolls it back.
+        outs.push(match script.run_rusqlite(&sp) {
             Ok(Outcome::Refused) => Ok(Outcome::Refused),
             Ok(done) => sp.commit().map(|()| done).map_err(db_error),
             Err(e) => Err(db_error(e)),
         });
     }
-    let mut certs = Vec::with_capacity(jobs.len());
-    if !jobs.is_empty() {
-        let sp = tx.savepoint()?;
-        match insert_certs(&sp, jobs) {
-            Ok(completed) => {
-                sp.commit()?;
-                certs.extend(completed.into_iter().map(Ok));
-            }
-            Err(e) if jobs.len() == 1 => certs.push(Err(db_error(e))),
-            Err(_) => {
-                drop(sp);
-                for job in jobs {
-                    let sp = tx.savepoint()?;
-                    certs.push(match insert_certs(&sp, std::slice::from_ref(job)) {
-                        Ok(completed) => sp
-                            .commit()
-                            .map(|()| completed.first().copied().unwrap_or(false))
-                            .map_err(db_error),
-                        Err(e) => Err(db_error(e)),
-                    });
-                }
-            }
-        }
-    }
-    tx.commit()?;
-    Ok((certs, script_outs))
+    Ok(outs)
 }
 
 /// Insert each certificate with its names, audit event and tallies; whether each job's
 /// ACME order was completed.
 fn insert_certs(tx: &Connection, jobs: &[Job]) -> rusqlite::Result<Vec<bool>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut completed = Vec::with_capacity(jobs.len());
     let mut cert = tx.prepare_cached(CERT_INSERT_ONE)?;
     let mut name = tx.prepare_cached(NAME_INSERT)?;
@@ -702,10 +729,24 @@ pub(super) mod tests {
             tasks.spawn(async move {
                 match i % 4 {
                     0 => {
-                        let c = cert(i, "ca1", &format!("{i:064x}"));
+                        // Every fifth certificate repeats one fingerprint: all but the first
+                        // of them fail, so batches are written again certificate by
+                        // certificate, beside the scripts.
+                        let fingerprint = if i % 20 == 0 {
+                            "dup".to_string()
+                        } else {
+                            format!("{i:064x}")
+                        };
+                        let c = cert(i, "ca1", &fingerprint);
                         let ev =
                             AuditEvent::new("token:test", None, "certificate.issue", "certificate");
-                        assert!(!store.insert_certificate(c, ev, None).await.unwrap());
+                        match store.insert_certificate(c, ev, None).await {
+                            Ok(completed) => assert!(!completed),
+                            Err(e) => {
+                                assert!(i % 20 == 0, "{e:?}");
+                                assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+                            }
+                        }
                         None
                     }
                     1 => {
@@ -731,9 +772,18 @@ pub(super) mod tests {
         // Every count saw the ones before it: 1, 2, ... 50, each once.
         counts.sort_unstable();
         assert_eq!(counts, (1..=50).collect::<Vec<i64>>());
+        // 50 certificates, 10 of them with the one fingerprint: 41 recorded.
         assert_eq!(
             count_rows(&store, "SELECT COUNT(*) FROM certificates").await,
-            50
+            41
+        );
+        assert_eq!(
+            count_rows(
+                &store,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'certificate.issue'"
+            )
+            .await,
+            41
         );
         assert_eq!(
             count_rows(
