@@ -23,6 +23,13 @@
 //! connection of its own after answering, at most every [`CHECKPOINT_EVERY`]. The store's
 //! other connections keep SQLite's automatic checkpoints.
 //!
+//! SQLite starts writing the WAL from its beginning again only when a write transaction
+//! begins after a checkpoint has copied every frame back; under a sustained load the
+//! writer always has the next batch going by the time the flusher's checkpoint ends, so
+//! the WAL would grow for as long as the load lasts. When the flusher finds it longer than
+//! [`WAL_RESTART_FRAMES`], the writer checkpoints the rest itself before its next
+//! transaction, which then starts the WAL over (the file is cut back to that length).
+//!
 //! Everything that does not need the database (the names, their JSON, the audit detail) is
 //! built by the caller before the job is queued ([`Job`]).
 //!
@@ -55,6 +62,10 @@ pub(crate) const MAX_BATCH: usize = 2048;
 
 /// How often the flusher checkpoints the WAL into the database file, at most.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// WAL frames (of one page each) past which the writer makes the WAL start over: 64 MiB
+/// with 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// The answer one caller waits for.
 pub(crate) enum Reply {
@@ -150,24 +161,36 @@ impl SqliteCertWriter {
     /// Open a connection to the database file at `path` and start the thread. `lock` is
     /// the store's writer pool (one connection), held for each transaction.
     pub(crate) fn start(path: PathBuf, lock: AnyPool) -> Result<SqliteCertWriter, StoreError> {
-        let conn = open(&path).map_err(db_error)?;
+        let conn = open(&path, WAL_RESTART_FRAMES).map_err(db_error)?;
         // The flusher's connection, for checkpoints only.
-        let checkpointer = open(&path).map_err(db_error)?;
+        let checkpointer = open(&path, WAL_RESTART_FRAMES).map_err(db_error)?;
         let mut wal = path.into_os_string();
         wal.push("-wal");
         let (tx, rx) = mpsc::channel(2 * MAX_BATCH);
         // A few batches may wait for the flush; beyond that the writer waits for it.
         let (to_flusher, flusher_rx) = std::sync::mpsc::sync_channel(4);
         let rt = Handle::current();
+        let wal_long = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpoints = Checkpoints {
+            conn: checkpointer,
+            wal_long: wal_long.clone(),
+            restart_frames: WAL_RESTART_FRAMES,
+        };
         let flusher = std::thread::Builder::new()
             .name("certkeeper-sqlite-flusher".into())
             .spawn(move || {
-                flush_and_answer(WalFile::new(wal.into()), flusher_rx, Some(checkpointer))
+                flush_and_answer(WalFile::new(wal.into()), flusher_rx, Some(checkpoints))
             })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        let writer = Writer {
+            conn,
+            lock,
+            rt,
+            wal_long,
+        };
         std::thread::Builder::new()
             .name("certkeeper-sqlite-writer".into())
-            .spawn(move || run(conn, lock, rt, rx, to_flusher, flusher))
+            .spawn(move || run(writer, rx, to_flusher, flusher))
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         Ok(SqliteCertWriter { tx })
     }
@@ -207,7 +230,8 @@ impl SqliteCertWriter {
 }
 
 /// The writer's connection: the same durability as the store's other connections.
-fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+/// `wal_frames`: the length the WAL file is cut back to when it starts over.
+fn open(path: &std::path::Path, wal_frames: i64) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -215,16 +239,48 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // The flusher checkpoints (see above).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A WAL that grew past this is cut back to it when it starts over.
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    conn.pragma_update(None, "journal_size_limit", wal_frames * page_size)?;
     conn.pragma_update(None, "cache_size", -32768)?;
     // The certificate statements and the scripts' (a few dozen distinct texts).
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
-fn run(
-    mut conn: Connection,
+/// The writer thread's connection and what it works with.
+struct Writer {
+    conn: Connection,
+    /// The store's writer pool (one connection), held for each transaction.
     lock: AnyPool,
     rt: Handle,
+    /// Set by the flusher when its checkpoint found the WAL longer than
+    /// [`WAL_RESTART_FRAMES`].
+    wal_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Writer {
+    /// Write one batch (see [`write_batch`]), first letting the WAL start over if it grew
+    /// long.
+    fn write(&mut self, batch: &mut Batch, flusher: &std::sync::mpsc::SyncSender<Committed>) {
+        finish_long_wal(&self.conn, &self.wal_long);
+        write_batch(&mut self.conn, &self.lock, &self.rt, batch, flusher);
+    }
+}
+
+/// If the flusher found the WAL long, copy back what its last checkpoint left: once
+/// nothing is left, the writer's next transaction writes the WAL from its beginning
+/// (unless a reader still reads from it; then the flusher asks again).
+fn finish_long_wal(conn: &Connection, wal_long: &std::sync::atomic::AtomicBool) {
+    if wal_long.swap(false, std::sync::atomic::Ordering::Relaxed)
+        && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    {
+        tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+    }
+}
+
+fn run(
+    mut writer: Writer,
     mut rx: mpsc::Receiver<Msg>,
     flusher: std::sync::mpsc::SyncSender<Committed>,
     flusher_thread: std::thread::JoinHandle<()>,
@@ -239,20 +295,20 @@ fn run(
             }
         }
         if batch.len() > 0 {
-            write_batch(&mut conn, &lock, &rt, &mut batch, &flusher);
+            writer.write(&mut batch, &flusher);
         }
         if let Some(done) = closing {
             rx.close();
             // Whatever was queued before the close is still written.
             while let Some(msg) = rx.blocking_recv() {
                 if batch.take(msg).is_none() {
-                    write_batch(&mut conn, &lock, &rt, &mut batch, &flusher);
+                    writer.write(&mut batch, &flusher);
                 }
             }
             // The flusher answers what it holds, then stops.
             drop(flusher);
             let _ = flusher_thread.join();
-            drop(conn);
+            drop(writer);
             let _ = done.send(());
             return;
         }
@@ -264,7 +320,7 @@ fn run(
 fn flush_and_answer(
     mut wal: WalFile,
     rx: std::sync::mpsc::Receiver<Committed>,
-    checkpointer: Option<Connection>,
+    checkpoints: Option<Checkpoints>,
 ) {
     let mut last_checkpoint = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
@@ -285,14 +341,39 @@ fn flush_and_answer(
                 Err(e) => reply.send(Some(&|| failed(e))),
             }
         }
-        if let Some(conn) = &checkpointer
+        if let Some(checkpoints) = &checkpoints
             && last_checkpoint.elapsed() >= CHECKPOINT_EVERY
         {
             last_checkpoint = std::time::Instant::now();
-            // PASSIVE: copies what no reader still needs; it never waits for the writer.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
-            }
+            checkpoints.run();
+        }
+    }
+}
+
+/// The flusher's checkpoints: its own connection, and where it tells the writer that the
+/// WAL grew long.
+struct Checkpoints {
+    conn: Connection,
+    wal_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// [`WAL_RESTART_FRAMES`], but for tests.
+    restart_frames: i64,
+}
+
+impl Checkpoints {
+    /// A `PASSIVE` checkpoint: it copies what no reader still needs and never waits for the
+    /// writer. If the WAL is longer than `restart_frames` the writer is asked to let it
+    /// start over.
+    fn run(&self) {
+        // (busy, frames in the WAL, frames copied back)
+        let frames = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        match frames {
+            Ok(frames) if frames > self.restart_frames => self
+                .wal_long
+                .store(true, std::sync::atomic::Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpointing the write-ahead log failed"),
         }
     }
 }
@@ -680,6 +761,76 @@ pub(super) mod tests {
             bad_wait.blocking_recv().unwrap(),
             Err(StoreError::Conflict(m)) if m == "mine"
         ));
+    }
+
+    /// The WAL starts over even when a write always follows the flusher's checkpoint
+    /// before it is complete (a load that never pauses): the flusher finds it long, the
+    /// writer copies back the rest, and its next transaction cuts the file back.
+    #[test]
+    fn a_long_wal_starts_over_at_the_writers_next_transaction() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let wal_len = || {
+            std::fs::metadata(dir.path().join("wal.db-wal"))
+                .unwrap()
+                .len()
+        };
+        let limit = 16;
+        let writer = open(&path, limit).unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (b BLOB);")
+            .unwrap();
+        let write = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t VALUES (zeroblob(3000))", [])
+                    .unwrap();
+            }
+        };
+        write(64);
+        // A reader keeps its snapshot while the flusher checkpoints and the writer goes
+        // on, as under load: the WAL cannot start over, so the write is appended.
+        let reader = open(&path, limit).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        let wal_long = std::sync::Arc::new(AtomicBool::new(false));
+        let checkpoints = Checkpoints {
+            conn: open(&path, limit).unwrap(),
+            wal_long: wal_long.clone(),
+            restart_frames: limit,
+        };
+        checkpoints.run();
+        assert!(
+            wal_long.load(Ordering::Relaxed),
+            "64 frames are over the limit"
+        );
+        write(1);
+        reader.execute_batch("COMMIT").unwrap();
+        // Without the writer's help, the WAL keeps growing: the checkpoint is never
+        // complete when the next transaction starts.
+        let before = wal_len();
+        write(1);
+        assert!(wal_len() > before);
+        assert!(wal_len() > (limit as u64) * 4096);
+        // With it: the rest is copied back, and the next transaction starts the WAL over
+        // and cuts the file back to the limit.
+        finish_long_wal(&writer, &wal_long);
+        assert!(!wal_long.load(Ordering::Relaxed));
+        write(1);
+        assert!(
+            wal_len() <= (limit as u64) * (4096 + 24) + 32,
+            "WAL of {} bytes",
+            wal_len()
+        );
+        assert_eq!(
+            writer
+                .query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            67
+        );
     }
 
     /// Scripts share the certificates' transaction, each under its own savepoint: one
