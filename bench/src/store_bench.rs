@@ -34,6 +34,11 @@ use clap::Parser;
 use nix::sys::resource::{UsageWho, getrusage};
 use rcgen::PublicKeyData;
 
+/// The server's allocator (`src/main.rs`), so that the store's work costs here what it
+/// costs in the server.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Command-line options.
 #[derive(Debug, Parser)]
 #[command(
