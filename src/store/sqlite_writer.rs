@@ -410,10 +410,9 @@ impl WalFile {
 }
 
 /// Write one batch under the store's write lock, in one transaction, and hand each
-/// caller's answer to the flusher (relaxed scripts are answered at once). Each script runs
-/// under a savepoint of its own, and so do the certificates, so that one failing cannot
-/// undo the others; if the certificates fail together, each is written on its own. A
-/// caller whose write failed is answered at once.
+/// caller's answer to the flusher (relaxed scripts are answered at once). One failing
+/// write cannot undo the others (see [`write`]). A caller whose write failed is answered
+/// at once.
 fn write_batch(
     conn: &mut Connection,
     lock: &AnyPool,
