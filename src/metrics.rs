@@ -54,6 +54,8 @@ pub struct Metrics {
     managed_events: GaugeFamily,
     scans: GaugeFamily,
     last_scan: Gauge,
+    store_batches: Counter,
+    store_writes: Counter,
 }
 
 impl Default for Metrics {
@@ -171,6 +173,16 @@ impl Metrics {
             Unit::Seconds,
             last_scan.clone(),
         );
+        let store_batches = counter(
+            &mut r,
+            "store_write_batches",
+            "Transactions this process's group-commit writer ran.",
+        );
+        let store_writes = counter(
+            &mut r,
+            "store_batched_writes",
+            "Writes those transactions held (certificate records; on SQLite also ACME state changes): divided by the batches, the mean batch.",
+        );
         let build = Family::<Labels, Gauge>::default();
         build
             .get_or_create(&labels([("version", env!("CARGO_PKG_VERSION"))]))
@@ -195,6 +207,8 @@ impl Metrics {
             managed_events,
             scans,
             last_scan,
+            store_batches,
+            store_writes,
         }
     }
 
@@ -265,6 +279,13 @@ impl Metrics {
                 .set(*n);
         }
         self.last_scan.set(g.last_scan_seconds.unwrap_or(0));
+        // The writer's counts only grow: bring the counters up to them.
+        for (c, now) in [
+            (&self.store_batches, g.writer.batches),
+            (&self.store_writes, g.writer.writes),
+        ] {
+            c.inc_by(now.saturating_sub(c.get()));
+        }
     }
 
     /// Encode every metric as OpenMetrics text.

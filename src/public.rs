@@ -250,7 +250,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     operation_id = "metrics",
     tag = "Public",
     summary = "Prometheus metrics",
-    description = "Counters, histograms and gauges in the OpenMetrics text format (`Content-Type: application/openmetrics-text; version=1.0.0`), which Prometheus reads: certificates issued and revoked, OCSP requests, HTTP responses by class and latency by front end, and from the database at each scrape the earliest certificate expiry and counts expiring within 7, 30 and 90 days per CA and profile, CA expiry, the alert outbox by status, ACME orders and challenges by status, managed-certificate events by kind, discovery scans, and `certkeeper_build_info`. No authentication.",
+    description = "Counters, histograms and gauges in the OpenMetrics text format (`Content-Type: application/openmetrics-text; version=1.0.0`), which Prometheus reads: certificates issued and revoked, OCSP requests, HTTP responses by class and latency by front end, and from the database at each scrape the earliest certificate expiry and counts expiring within 7, 30 and 90 days per CA and profile, CA expiry, the alert outbox by status, ACME orders and challenges by status, managed-certificate events by kind, discovery scans, the store writer's transactions and the writes they held (their ratio: the mean group-commit batch), and `certkeeper_build_info`. No authentication.",
     security(()),
     responses(
         (status = 200, description = "The metrics.", content((String = "application/openmetrics-text"))),

@@ -42,7 +42,10 @@ async fn scrape(s: &TestServer) -> String {
 async fn scenario(db: Db) {
     let s = TestServer::start(db).await;
     // The server's own HTTPS certificate may already be counted.
-    let issued_before = value(&scrape(&s).await, "certkeeper_certificates_issued_total");
+    let before = scrape(&s).await;
+    let issued_before = value(&before, "certkeeper_certificates_issued_total");
+    let batches_before = value(&before, "certkeeper_store_write_batches_total");
+    let writes_before = value(&before, "certkeeper_store_batched_writes_total");
     let (_, default) = s.api(Method::GET, "/profiles/default", None).await;
     let ca_id = default["ca"].as_str().unwrap().to_string();
     let (_, ca) = s.api(Method::GET, &format!("/cas/{ca_id}"), None).await;
@@ -121,6 +124,14 @@ async fn scenario(db: Db) {
         4.0
     );
     assert_eq!(value(&text, "certkeeper_certificates_revoked_total"), 1.0);
+    // The four certificates went through the group-commit writer, one request after the
+    // other: four writes, in one to four transactions.
+    assert_eq!(
+        value(&text, "certkeeper_store_batched_writes_total") - writes_before,
+        4.0
+    );
+    let batches = value(&text, "certkeeper_store_write_batches_total") - batches_before;
+    assert!((1.0..=4.0).contains(&batches), "{batches} batches");
     assert_eq!(
         value(
             &text,

@@ -40,6 +40,8 @@ pub struct Gauges {
     pub scans: Vec<(String, i64)>,
     /// How long the last finished scan ran, in seconds.
     pub last_scan_seconds: Option<i64>,
+    /// What this process's group-commit writer has committed (not from the database).
+    pub writer: super::WriterCounts,
 }
 
 /// Windows the certificate counts are kept for, in days.
@@ -119,6 +121,7 @@ impl Store {
             managed_events,
             scans,
             last_scan_seconds,
+            writer: self.writer.counts(),
         })
     }
 }

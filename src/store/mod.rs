@@ -63,6 +63,7 @@ pub use managed::{
 };
 pub use profiles::ProfileRecord;
 pub use tokens::{Role, TokenRecord};
+pub use writer::WriterCounts;
 
 use crate::config::{Settings, redact_url};
 

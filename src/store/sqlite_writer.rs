@@ -53,7 +53,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::StoreError;
 use super::certs::{TALLY_ADD, new_tallies};
 use super::script::{Outcome, Script};
-use super::writer::{AUDIT_INSERT, CERT_INSERT_ONE, Job, NAME_INSERT, ORDER_COMPLETE};
+use super::writer::{
+    AUDIT_INSERT, CERT_INSERT_ONE, Job, NAME_INSERT, ORDER_COMPLETE, WriteCounters,
+};
 
 /// The most certificates in one transaction. Rows are bound one statement at a time, so
 /// there is no bound-value limit; this caps the memory a batch holds and the wait of the
@@ -155,6 +157,7 @@ impl Batch {
 #[derive(Clone, Debug)]
 pub(crate) struct SqliteCertWriter {
     tx: mpsc::Sender<Msg>,
+    counters: std::sync::Arc<WriteCounters>,
 }
 
 impl SqliteCertWriter {
@@ -182,17 +185,24 @@ impl SqliteCertWriter {
                 flush_and_answer(WalFile::new(wal.into()), flusher_rx, Some(checkpoints))
             })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        let counters = std::sync::Arc::new(WriteCounters::default());
         let writer = Writer {
             conn,
             lock,
             rt,
             wal_long,
+            counters: counters.clone(),
         };
         std::thread::Builder::new()
             .name("certkeeper-sqlite-writer".into())
             .spawn(move || run(writer, rx, to_flusher, flusher))
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        Ok(SqliteCertWriter { tx })
+        Ok(SqliteCertWriter { tx, counters })
+    }
+
+    /// What the writer thread has committed so far.
+    pub(crate) fn counters(&self) -> &WriteCounters {
+        &self.counters
     }
 
     /// Queue one certificate and wait until it is committed.
@@ -257,6 +267,7 @@ struct Writer {
     /// Set by the flusher when its checkpoint found the WAL longer than
     /// [`WAL_RESTART_FRAMES`].
     wal_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    counters: std::sync::Arc<WriteCounters>,
 }
 
 impl Writer {
@@ -264,6 +275,7 @@ impl Writer {
     /// long.
     fn write(&mut self, batch: &mut Batch, flusher: &std::sync::mpsc::SyncSender<Committed>) {
         finish_long_wal(&self.conn, &self.wal_long);
+        self.counters.batch(batch.len());
         write_batch(&mut self.conn, &self.lock, &self.rt, batch, flusher);
     }
 }

@@ -8,6 +8,8 @@
 //! batch as three multi-row statements.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::AnyPool;
 
@@ -82,10 +84,45 @@ impl Job {
     }
 }
 
+/// How much the store's group-commit writer has committed since the process started:
+/// the writes divided by the transactions is the mean batch, which says how much of each
+/// commit's fixed cost (a flush, the pages every transaction rewrites) one write pays.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriterCounts {
+    /// Transactions the writer ran (a failed one included).
+    pub batches: u64,
+    /// Writes those transactions held: certificate records and, on an SQLite file, ACME
+    /// state changes.
+    pub writes: u64,
+}
+
+/// [`WriterCounts`] as the writer updates them.
+#[derive(Debug, Default)]
+pub(crate) struct WriteCounters {
+    batches: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl WriteCounters {
+    /// Count one transaction of `writes` writes.
+    pub(crate) fn batch(&self, writes: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> WriterCounts {
+        WriterCounts {
+            batches: self.batches.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Writes certificate records in batches through sqlx (PostgreSQL, and SQLite in memory).
 pub(crate) struct CertBatch {
     pool: AnyPool,
     engine: Engine,
+    counters: Arc<WriteCounters>,
 }
 
 impl BatchWrite for CertBatch {
@@ -96,6 +133,7 @@ impl BatchWrite for CertBatch {
     const MAX_BATCH: usize = 256;
 
     async fn write(&self, jobs: &[Job]) -> Result<Vec<bool>, StoreError> {
+        self.counters.batch(jobs.len());
         write(&self.pool, self.engine, jobs).await
     }
 }
@@ -104,7 +142,7 @@ impl BatchWrite for CertBatch {
 #[derive(Clone, Debug)]
 pub(crate) enum CertWriter {
     /// Multi-row statements through sqlx, from a task.
-    Batched(Batcher<CertBatch>),
+    Batched(Batcher<CertBatch>, Arc<WriteCounters>),
     /// Prepared statements on a thread and connection of its own (an SQLite file).
     Sqlite(SqliteCertWriter),
 }
@@ -121,8 +159,24 @@ impl CertWriter {
             Some(path) if engine == Engine::Sqlite => {
                 CertWriter::Sqlite(SqliteCertWriter::start(path, pool)?)
             }
-            _ => CertWriter::Batched(Batcher::start(CertBatch { pool, engine })),
+            _ => {
+                let counters = Arc::new(WriteCounters::default());
+                let batch = CertBatch {
+                    pool,
+                    engine,
+                    counters: counters.clone(),
+                };
+                CertWriter::Batched(Batcher::start(batch), counters)
+            }
         })
+    }
+
+    /// What the writer has committed so far.
+    pub(crate) fn counts(&self) -> WriterCounts {
+        match self {
+            CertWriter::Batched(_, counters) => counters.get(),
+            CertWriter::Sqlite(w) => w.counters().get(),
+        }
     }
 
     /// Queue a certificate and its audit event (and the completion of its ACME order);
@@ -135,7 +189,7 @@ impl CertWriter {
     ) -> Result<bool, StoreError> {
         let job = Job::new(cert, audit, acme_order);
         match self {
-            CertWriter::Batched(b) => b.submit(job).await,
+            CertWriter::Batched(b, _) => b.submit(job).await,
             CertWriter::Sqlite(w) => w.submit(job).await,
         }
     }
