@@ -16,6 +16,8 @@
 #   BENCH_KEEP_WORKDIR    1 = keep the temp dir (configs, server logs)
 #   BENCH_TARGETS         which servers to run, default "certkeeper pebble"
 #   BENCH_CK_EXTRA_ENV    extra settings for certkeeper, "CERTKEEPER_X=v CERTKEEPER_Y=w"
+#   BENCH_CERTKEEPER_BIN  certkeeper binary to run instead of this tree's release build
+#                         (to compare two builds in the same conditions)
 #   BENCH_SERVER_CPUS     CPUs for each ACME server (`taskset -c` list, e.g. 0); default unpinned
 #   BENCH_CLIENT_CPUS     CPUs for the load generator and the DNS server (e.g. 1)
 #
@@ -70,7 +72,8 @@ fi
 log "building release binaries"
 (cd "$ROOT" && timeout 3600 cargo build --release -p certkeeper -p certkeeper-bench) >&2 ||
     die "cargo build failed"
-CK_BIN="$TARGET_DIR/release/certkeeper"
+CK_BIN="${BENCH_CERTKEEPER_BIN:-$TARGET_DIR/release/certkeeper}"
+[[ -x "$CK_BIN" ]] || die "no certkeeper binary at $CK_BIN"
 BENCH_BIN="$TARGET_DIR/release/acme-bench"
 
 mapfile -t PORTS < <(free_ports 7)
