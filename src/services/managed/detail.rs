@@ -36,7 +36,7 @@ pub struct BindingDetail {
 pub struct ManagedDetail {
     /// The certificate.
     pub record: ManagedRecord,
-    /// Every version, oldest first.
+    /// Every version, newest first.
     pub versions: Vec<VersionDetail>,
     /// Every binding.
     pub bindings: Vec<BindingDetail>,
