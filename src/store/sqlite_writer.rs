@@ -284,10 +284,21 @@ impl Writer {
 /// nothing is left, the writer's next transaction writes the WAL from its beginning
 /// (unless a reader still reads from it; then the flusher asks again).
 fn finish_long_wal(conn: &Connection, wal_long: &std::sync::atomic::AtomicBool) {
-    if wal_long.swap(false, std::sync::atomic::Ordering::Relaxed)
-        && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-    {
-        tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+    if wal_long.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        checkpoint(conn);
+    }
+}
+
+/// A `PASSIVE` checkpoint: it copies back what no reader still needs and never waits for
+/// the writer. Returns the frames in the WAL; a failure is logged (the next one retries).
+fn checkpoint(conn: &Connection) -> Option<i64> {
+    // (busy, frames in the WAL, frames copied back)
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+        Ok(frames) => Some(frames),
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+            None
+        }
     }
 }
 
@@ -372,20 +383,12 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// A `PASSIVE` checkpoint: it copies what no reader still needs and never waits for the
-    /// writer. If the WAL is longer than `restart_frames` the writer is asked to let it
-    /// start over.
+    /// A [`checkpoint`]; if the WAL is longer than `restart_frames` the writer is asked to
+    /// let it start over.
     fn run(&self) {
-        // (busy, frames in the WAL, frames copied back)
-        let frames = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
-        match frames {
-            Ok(frames) if frames > self.restart_frames => self
-                .wal_long
-                .store(true, std::sync::atomic::Ordering::Relaxed),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "checkpointing the write-ahead log failed"),
+        if checkpoint(&self.conn).is_some_and(|frames| frames > self.restart_frames) {
+            self.wal_long
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
