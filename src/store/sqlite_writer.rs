@@ -41,6 +41,14 @@
 //! lock uncontended (its busy handler sleeps in steps of up to 100 ms), this thread takes
 //! that connection from its pool for the length of each transaction, as a lock: writers in
 //! this process queue in order, and another process still meets `busy_timeout`.
+//!
+//! Both threads run under Linux's `SCHED_BATCH` policy (same share of the CPU, no
+//! wake-up preemption): when the request threads and the writer share a core, a request
+//! that queues a write no longer hands the core to the writer at once for a batch of one;
+//! the writer runs when the request threads wait or their slice ends, and finds the writes
+//! queued meanwhile. On a pinned core this doubled the mean batch at 32 REST clients and
+//! cut the CPU per certificate (BENCHMARKS.md). Where the writer has a core of its own it
+//! changes nothing.
 
 use std::path::PathBuf;
 
@@ -182,6 +190,7 @@ impl SqliteCertWriter {
         let flusher = std::thread::Builder::new()
             .name("certkeeper-sqlite-flusher".into())
             .spawn(move || {
+                run_as_batch_work();
                 flush_and_answer(WalFile::new(wal.into()), flusher_rx, Some(checkpoints))
             })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
@@ -195,7 +204,10 @@ impl SqliteCertWriter {
         };
         std::thread::Builder::new()
             .name("certkeeper-sqlite-writer".into())
-            .spawn(move || run(writer, rx, to_flusher, flusher))
+            .spawn(move || {
+                run_as_batch_work();
+                run(writer, rx, to_flusher, flusher)
+            })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         Ok(SqliteCertWriter { tx, counters })
     }
@@ -235,6 +247,25 @@ impl SqliteCertWriter {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// Put the calling thread under `SCHED_BATCH` at nice 0 (see the module's documentation).
+/// Where that is refused, or on other systems, the thread keeps its policy.
+fn run_as_batch_work() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue,
+            ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
+        };
+        if let Err(e) = set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Os(ThreadPriorityOsValue::default()),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+        ) {
+            tracing::debug!(error = ?e, "the SQLite writer threads keep their scheduling policy");
         }
     }
 }
@@ -1007,6 +1038,50 @@ pub(super) mod tests {
         .await
         .unwrap();
         (dir, store)
+    }
+
+    /// The writer and flusher threads run under `SCHED_BATCH` (policy 3 in
+    /// `/proc/<pid>/task/<tid>/stat`), so a request that queues a write does not preempt
+    /// the request threads (module documentation). Other tests' stores start such threads
+    /// too; one just started may not have switched yet, so this waits, boundedly, until
+    /// every one has.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_threads_run_as_batch_work() {
+        let (_dir, store) = store_with_ca().await;
+        let policies = || {
+            let mut found = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let path = task.path();
+                let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+                if !comm.starts_with("certkeeper-sqli") {
+                    continue;
+                }
+                let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                    continue; // the thread ended meanwhile
+                };
+                // Fields after the command's closing parenthesis start at field 3;
+                // the policy is field 41.
+                let after = &stat[stat.rfind(')').unwrap() + 1..];
+                let policy: u32 = after.split_whitespace().nth(38).unwrap().parse().unwrap();
+                found.push((comm.trim().to_string(), policy));
+            }
+            found
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let found = policies();
+            assert!(found.len() >= 2, "the writer and the flusher: {found:?}");
+            if found.iter().all(|(_, policy)| *policy == 3) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "threads not under SCHED_BATCH: {found:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store.close().await;
     }
 
     async fn count_rows(store: &Store, sql: &str) -> i64 {
