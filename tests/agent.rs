@@ -110,6 +110,23 @@ impl Nginx {
         }
     }
 
+    /// How many processes the master runs now: its one worker, and after a reload the
+    /// old worker too until it has finished (`/proc/<pid>/stat`'s fourth field is the
+    /// parent's pid).
+    fn workers(&self) -> usize {
+        let master = self.child.id().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                stat.rfind(')').is_some_and(|i| {
+                    stat[i + 1..].split_whitespace().nth(1) == Some(master.as_str())
+                })
+            })
+            .count()
+    }
+
     /// The reload command the agent runs.
     fn reload_command(&self) -> Vec<String> {
         [
@@ -172,17 +189,22 @@ fn served_fingerprint(dir: &Path, addr: IpAddr, port: u16) -> Option<String> {
     )
 }
 
-/// Wait until s_client sees `fingerprint` (nginx reloads asynchronously; hang guard 60 s).
-async fn wait_served(dir: &Path, addr: IpAddr, port: u16, fingerprint: &str) {
+/// Wait until s_client sees `fingerprint` and the workers of the configuration before
+/// have exited (nginx reloads asynchronously: until an old worker has exited, a new
+/// connection may still reach it and get the old certificate; hang guard 60 s).
+async fn wait_served(nginx: &Nginx, dir: &Path, addr: IpAddr, port: u16, fingerprint: &str) {
     let mut last = None;
     for _ in 0..300 {
         last = served_fingerprint(dir, addr, port);
-        if last.as_deref() == Some(fingerprint) {
+        if last.as_deref() == Some(fingerprint) && nginx.workers() == 1 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("nginx never served {fingerprint} (last seen: {last:?})");
+    panic!(
+        "nginx never served {fingerprint} from its only worker (last seen: {last:?}, {} workers)",
+        nginx.workers()
+    );
 }
 
 /// Run `certkeeper agent --once --config <config>`; returns (success, stderr).
@@ -533,7 +555,7 @@ async fn scenario(db: Db) {
         .api_as(&agent, Method::GET, "/agent/certificates/web", None)
         .await;
     let fp1 = got["fingerprint"].as_str().unwrap().to_string();
-    wait_served(&dir, addr, port, &fp1).await;
+    wait_served(&nginx, &dir, addr, port, &fp1).await;
     let mode = |n: &str| {
         std::fs::metadata(files.join(n))
             .unwrap()
@@ -662,7 +684,7 @@ async fn scenario(db: Db) {
     assert_eq!(got["version"], 2);
     let fp2 = got["fingerprint"].as_str().unwrap().to_string();
     assert_ne!(fp1, fp2);
-    wait_served(&dir, addr, port, &fp2).await;
+    wait_served(&nginx, &dir, addr, port, &fp2).await;
     scan(&s, addr, port).await;
     let d = deployments(&s).await;
     assert_eq!(d["stale"], json!([]), "{d}");
