@@ -92,6 +92,7 @@ struct RawServer {
     max_connections_per_ip: usize,
     #[serde(with = "duration")]
     shutdown_grace: Duration,
+    batch_scheduling: bool,
 }
 
 impl Default for RawServer {
@@ -112,6 +113,7 @@ impl Default for RawServer {
             max_connections: 10_000,
             max_connections_per_ip: 256,
             shutdown_grace: SECOND * 20,
+            batch_scheduling: true,
         }
     }
 }
@@ -418,6 +420,8 @@ pub struct ServerSettings {
     /// On SIGTERM: how long requests in flight (and job runs under way) may take to finish
     /// once the listeners stopped accepting; connections still open then are closed.
     pub shutdown_grace: Duration,
+    /// Linux: run the server's threads under `SCHED_BATCH` (see [`crate::sched`]).
+    pub batch_scheduling: bool,
 }
 
 impl ServerSettings {
@@ -962,6 +966,7 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             Duration::ZERO,
             HOUR,
         )?,
+        batch_scheduling: raw.batch_scheduling,
     })
 }
 
@@ -1334,6 +1339,9 @@ mod tests {
         );
         assert_eq!(s.server.header_read_timeout, SECOND * 10);
         assert_eq!(s.server.max_connections_per_ip, 256);
+        assert!(s.server.batch_scheduling);
+        let off = load_toml("[server]\nbatch_scheduling = false\n").unwrap();
+        assert!(!off.server.batch_scheduling);
         assert_eq!(s.acme.max_concurrent_validations, 200);
         assert_eq!(s.acme.max_pending_authorizations_per_account, 300);
         assert_eq!(s.acme.retention, DAY * 30);

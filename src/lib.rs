@@ -28,6 +28,7 @@ pub mod master_key;
 pub mod metrics;
 pub mod problem;
 pub mod public;
+pub mod sched;
 pub mod server;
 pub mod services;
 pub mod store;

@@ -137,12 +137,25 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let settings = match cli.command {
+        Command::Serve | Command::Init => Some(Arc::new(Settings::load(
+            &cli.data_dir,
+            cli.config.as_deref(),
+        )?)),
+        _ => None,
+    };
+    if matches!(cli.command, Command::Serve)
+        && settings.as_ref().is_some_and(|s| s.server.batch_scheduling)
+    {
+        // Before any other thread starts, so that every one inherits it.
+        certkeeper::sched::run_as_batch_work();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
         Command::Serve | Command::Init => {
-            let settings = Arc::new(Settings::load(&cli.data_dir, cli.config.as_deref())?);
+            let settings = settings.expect("loaded above for serve and init");
             init_logging(&settings);
             rt.block_on(async {
                 let clock: Arc<dyn certkeeper_ca::Clock> = Arc::new(certkeeper_ca::SystemClock);

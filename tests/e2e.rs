@@ -25,6 +25,31 @@ async fn issue_csr(s: &TestServer, name: &str, sans: &str) -> serde_json::Value 
     body
 }
 
+/// Every thread of `certkeeper serve` (tokio's workers, sqlx's connection threads, the
+/// SQLite writer) runs under `SCHED_BATCH`, policy 3 in `/proc/<pid>/task/<tid>/stat`:
+/// the main thread takes it before starting the others, which inherit it.
+fn every_thread_runs_as_batch_work(s: &TestServer) {
+    let pid = s.pid().expect("the server runs");
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (head, fields) = stat.split_at(stat.rfind(')').unwrap() + 1);
+        // Fields after the command's closing parenthesis start at field 3; the policy is 41.
+        let policy: u32 = fields.split_whitespace().nth(38).unwrap().parse().unwrap();
+        threads.push((head.to_string(), policy));
+    }
+    assert!(threads.len() > 2, "{threads:?}");
+    assert!(
+        threads.iter().all(|(_, policy)| *policy == 3),
+        "threads not under SCHED_BATCH: {threads:?}"
+    );
+}
+
 async fn issue_verify_revoke_crl_ocsp(db: Db) {
     let s = TestServer::start(db).await;
     let good = issue_csr(&s, "good", "DNS:app.example.com,IP:10.1.2.3").await;
@@ -38,6 +63,7 @@ async fn issue_verify_revoke_crl_ocsp(db: Db) {
     let good_p = s.write("good.pem", good["certificate"].as_str().unwrap());
     let bad_p = s.write("bad.pem", bad["certificate"].as_str().unwrap());
     assert_eq!(good["root"].as_str().unwrap(), s.root_pem);
+    every_thread_runs_as_batch_work(&s);
 
     // The chain verifies to the root, for the names asked for.
     let (ok, out) = openssl(&[

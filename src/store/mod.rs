@@ -237,8 +237,12 @@ impl Store {
                 pool.clone()
             }
         };
-        let writer =
-            writer::CertWriter::start(writes.clone(), engine, sqlite_file(&settings.database.url))?;
+        let writer = writer::CertWriter::start(
+            writes.clone(),
+            engine,
+            sqlite_file(&settings.database.url),
+            settings.server.batch_scheduling,
+        )?;
         let nonces = nonces::NonceBatch::start(writes.clone(), engine, relaxed_flag.clone());
         Ok(Store {
             pool,

@@ -42,13 +42,11 @@
 //! that connection from its pool for the length of each transaction, as a lock: writers in
 //! this process queue in order, and another process still meets `busy_timeout`.
 //!
-//! Both threads run under Linux's `SCHED_BATCH` policy (same share of the CPU, no
-//! wake-up preemption): when the request threads and the writer share a core, a request
-//! that queues a write no longer hands the core to the writer at once for a batch of one;
-//! the writer runs when the request threads wait or their slice ends, and finds the writes
-//! queued meanwhile. On a pinned core this doubled the mean batch at 32 REST clients and
-//! cut the CPU per certificate (BENCHMARKS.md). Where the writer has a core of its own it
-//! changes nothing.
+//! Both threads run under Linux's `SCHED_BATCH` policy ([`crate::sched`]; unless
+//! `server.batch_scheduling` is off): when the
+//! request threads and the writer share a core, a request that queues a write does not
+//! hand the core to the writer at once for a batch of one; the writer runs when the
+//! request threads wait or their slice ends, and finds the writes queued meanwhile.
 
 use std::path::PathBuf;
 
@@ -171,7 +169,12 @@ pub(crate) struct SqliteCertWriter {
 impl SqliteCertWriter {
     /// Open a connection to the database file at `path` and start the thread. `lock` is
     /// the store's writer pool (one connection), held for each transaction.
-    pub(crate) fn start(path: PathBuf, lock: AnyPool) -> Result<SqliteCertWriter, StoreError> {
+    /// `batch_scheduling`: run both threads under `SCHED_BATCH`.
+    pub(crate) fn start(
+        path: PathBuf,
+        lock: AnyPool,
+        batch_scheduling: bool,
+    ) -> Result<SqliteCertWriter, StoreError> {
         let conn = open(&path, WAL_RESTART_FRAMES).map_err(db_error)?;
         // The flusher's connection, for checkpoints only.
         let checkpointer = open(&path, WAL_RESTART_FRAMES).map_err(db_error)?;
@@ -190,7 +193,9 @@ impl SqliteCertWriter {
         let flusher = std::thread::Builder::new()
             .name("certkeeper-sqlite-flusher".into())
             .spawn(move || {
-                run_as_batch_work();
+                if batch_scheduling {
+                    crate::sched::run_as_batch_work();
+                }
                 flush_and_answer(WalFile::new(wal.into()), flusher_rx, Some(checkpoints))
             })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
@@ -205,7 +210,9 @@ impl SqliteCertWriter {
         std::thread::Builder::new()
             .name("certkeeper-sqlite-writer".into())
             .spawn(move || {
-                run_as_batch_work();
+                if batch_scheduling {
+                    crate::sched::run_as_batch_work();
+                }
                 run(writer, rx, to_flusher, flusher)
             })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
@@ -247,25 +254,6 @@ impl SqliteCertWriter {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
             let _ = wait.await;
-        }
-    }
-}
-
-/// Put the calling thread under `SCHED_BATCH` at nice 0 (see the module's documentation).
-/// Where that is refused, or on other systems, the thread keeps its policy.
-fn run_as_batch_work() {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::{
-            NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue,
-            ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
-        };
-        if let Err(e) = set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Os(ThreadPriorityOsValue::default()),
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
-        ) {
-            tracing::debug!(error = ?e, "the SQLite writer threads keep their scheduling policy");
         }
     }
 }

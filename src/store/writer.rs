@@ -149,15 +149,17 @@ pub(crate) enum CertWriter {
 
 impl CertWriter {
     /// The writer for `pool`'s database: on an SQLite file (`sqlite_file`), a thread of
-    /// its own that takes `pool`, the store's writer pool, as its lock.
+    /// its own that takes `pool`, the store's writer pool, as its lock (under
+    /// `SCHED_BATCH` when `batch_scheduling`).
     pub(crate) fn start(
         pool: AnyPool,
         engine: Engine,
         sqlite_file: Option<PathBuf>,
+        batch_scheduling: bool,
     ) -> Result<CertWriter, StoreError> {
         Ok(match sqlite_file {
             Some(path) if engine == Engine::Sqlite => {
-                CertWriter::Sqlite(SqliteCertWriter::start(path, pool)?)
+                CertWriter::Sqlite(SqliteCertWriter::start(path, pool, batch_scheduling)?)
             }
             _ => {
                 let counters = Arc::new(WriteCounters::default());
