@@ -9,7 +9,7 @@
 //! but a wake-up never preempts the running thread: the woken thread runs when the
 //! running one waits or its time slice ends, and by then more work has queued for it.
 //! On one pinned core this doubled the writer's batches and cut the CPU per REST
-//! certificate by 15 % and per ACME issuance by about 12 % (BENCHMARKS.md). Where threads
+//! certificate by 15 % and per ACME issuance by about 10 % (BENCHMARKS.md). Where threads
 //! have cores of their own nothing changes; against other processes on a busy core the
 //! server's wake-ups wait for the end of their time slice (a few milliseconds at most).
 //!
