@@ -267,8 +267,12 @@ impl TestServer {
                 let server_ca =
                     std::fs::read_to_string(self.data_dir.join("server-ca.pem")).unwrap();
                 if let Ok(cert) = reqwest::Certificate::from_pem(server_ca.as_bytes()) {
+                    // Idle connections are dropped before the server's own idle close
+                    // (`server.header_read_timeout`, 10 s), so a request after a pause
+                    // never goes out on a connection the server is closing.
                     let client = reqwest::Client::builder()
                         .tls_certs_only([cert])
+                        .pool_idle_timeout(Duration::from_secs(5))
                         .build()
                         .unwrap();
                     if let Ok(r) = client.get(self.url("/readyz")).send().await
