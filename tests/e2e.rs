@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use base64::Engine;
+use certkeeper::sched::Scheduling;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
@@ -26,7 +27,7 @@ async fn issue_csr(s: &TestServer, name: &str, sans: &str) -> serde_json::Value 
 }
 
 /// Every thread of `certkeeper serve` (tokio's workers, sqlx's connection threads, the
-/// SQLite writer) runs under `SCHED_BATCH`, policy 3 in `/proc/<pid>/task/<tid>/stat`:
+/// SQLite writer) runs under `SCHED_BATCH`, as `/proc/<pid>/task/<tid>/stat` shows:
 /// the main thread takes it before starting the others, which inherit it.
 fn every_thread_runs_as_batch_work(s: &TestServer) {
     let pid = s.pid().expect("the server runs");
@@ -38,15 +39,16 @@ fn every_thread_runs_as_batch_work(s: &TestServer) {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue; // the thread ended meanwhile
         };
-        let (head, fields) = stat.split_at(stat.rfind(')').unwrap() + 1);
-        // Fields after the command's closing parenthesis start at field 3; the policy is 41.
-        let policy: u32 = fields.split_whitespace().nth(38).unwrap().parse().unwrap();
-        threads.push((head.to_string(), policy));
+        let policy = Scheduling::from_stat(&stat).unwrap().policy;
+        threads.push((stat[..stat.rfind(')').unwrap() + 1].to_string(), policy));
     }
     assert!(threads.len() > 2, "{threads:?}");
+    // A server started under another policy or nice value keeps it (as this test's own
+    // process passes them on); from the default, every thread takes SCHED_BATCH.
+    let expected = Scheduling::current().unwrap().under_batch_work().policy;
     assert!(
-        threads.iter().all(|(_, policy)| *policy == 3),
-        "threads not under SCHED_BATCH: {threads:?}"
+        threads.iter().all(|(_, policy)| *policy == expected),
+        "threads not under policy {expected}: {threads:?}"
     );
 }
 

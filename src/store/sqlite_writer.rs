@@ -1028,8 +1028,8 @@ pub(super) mod tests {
         (dir, store)
     }
 
-    /// The writer and flusher threads run under `SCHED_BATCH` (policy 3 in
-    /// `/proc/<pid>/task/<tid>/stat`), so a request that queues a write does not preempt
+    /// The writer and flusher threads run under `SCHED_BATCH` (as
+    /// `/proc/<pid>/task/<tid>/stat` shows), so a request that queues a write does not preempt
     /// the request threads (module documentation). Other tests' stores start such threads
     /// too; one just started may not have switched yet, so this waits, boundedly, until
     /// every one has.
@@ -1048,24 +1048,25 @@ pub(super) mod tests {
                 let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
                     continue; // the thread ended meanwhile
                 };
-                // Fields after the command's closing parenthesis start at field 3;
-                // the policy is field 41.
-                let after = &stat[stat.rfind(')').unwrap() + 1..];
-                let policy: u32 = after.split_whitespace().nth(38).unwrap().parse().unwrap();
+                let policy = crate::sched::Scheduling::from_stat(&stat).unwrap().policy;
                 found.push((comm.trim().to_string(), policy));
             }
             found
         };
+        // Under another policy or nice value than the default (the tests were started
+        // so), the threads keep what they inherit.
+        use crate::sched::Scheduling;
+        let expected = Scheduling::current().unwrap().under_batch_work().policy;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let found = policies();
             assert!(found.len() >= 2, "the writer and the flusher: {found:?}");
-            if found.iter().all(|(_, policy)| *policy == 3) {
+            if found.iter().all(|(_, policy)| *policy == expected) {
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "threads not under SCHED_BATCH: {found:?}"
+                "threads not under policy {expected}: {found:?}"
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
