@@ -2,7 +2,8 @@
 //! (with external account binding), orders answered by http-01 or dns-01, finalization
 //! with our CSR,
 //! and the certificate with its chain. Every call to the upstream is bounded in time;
-//! `badNonce` answers are retried by the client and order polling honours `Retry-After`.
+//! `badNonce` answers are retried (by the client, then again here for every signed request)
+//! and order polling honours `Retry-After`.
 
 use std::time::Duration;
 
@@ -24,6 +25,32 @@ use crate::upstream::cloudflare::CloudflareConfig;
 use crate::upstream::propagation::wait_visible;
 use crate::upstream::rfc2136::Rfc2136Config;
 use crate::upstream::route53::Route53Config;
+
+/// How many more times a call whose nonce was refused is made once the client's own
+/// retries (two, each with the nonce of the refusal) are spent.
+const BAD_NONCE_ROUNDS: usize = 2;
+
+/// Make the upstream call `$call` (an expression of a future) again when the CA refused
+/// its nonce even after the client's own retries: a CA may refuse any share of good nonces
+/// (RFC 8555 §6.5; Pebble refuses 5 % by default), and a request refused for its nonce was
+/// not acted on, so repeating it is safe. A macro rather than a function so that the call
+/// may borrow the order mutably each round.
+macro_rules! again_on_bad_nonce {
+    ($call:expr) => {{
+        let mut rounds = 0;
+        loop {
+            match $call.await {
+                Err(instant_acme::Error::Api(p))
+                    if rounds < BAD_NONCE_ROUNDS
+                        && p.r#type.as_deref() == Some(acme_chains::BAD_NONCE) =>
+                {
+                    rounds += 1;
+                }
+                r => break r,
+            }
+        }
+    }};
+}
 
 /// Longest wait for one account call (directory, registration, check).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,20 +130,22 @@ impl AcmeConfig {
     ) -> Result<(String, String), UpstreamFailure> {
         let contact: Vec<&str> = self.contact.iter().map(String::as_str).collect();
         let eab = eab.map(|(kid, key)| ExternalAccountKey::new(kid.to_string(), key));
-        let builder = self.builder(RetrySlot::default())?;
-        let (account, creds) = bounded(
-            CALL_TIMEOUT,
-            "registering the account",
-            builder.create(
-                &NewAccount {
-                    contact: &contact,
-                    terms_of_service_agreed: true,
-                    only_return_existing: false,
-                },
+        let new = NewAccount {
+            contact: &contact,
+            terms_of_service_agreed: true,
+            only_return_existing: false,
+        };
+        let mut builders = Vec::with_capacity(BAD_NONCE_ROUNDS + 1);
+        for _ in 0..=BAD_NONCE_ROUNDS {
+            builders.push(self.builder(RetrySlot::default())?);
+        }
+        let (account, creds) = bounded(CALL_TIMEOUT, "registering the account", async {
+            again_on_bad_nonce!(builders.pop().expect("one builder per round").create(
+                &new,
                 self.directory_url.clone(),
                 eab.as_ref(),
-            ),
-        )
+            ))
+        })
         .await?;
         let json = serde_json::to_string(&creds)
             .map_err(|e| UpstreamFailure::plain(format!("account credentials: {e}")))?;
@@ -216,70 +245,92 @@ impl AcmeUpstream {
             new = new.replaces(id);
         }
         let csr_der = order.csr_der;
-        let mut order = account.new_order(&new).await.map_err(failure)?;
+        let mut order = again_on_bad_nonce!(account.new_order(&new)).map_err(failure)?;
         *order_url = Some(order.url().to_string());
-        let mut authzs = order.authorizations();
-        while let Some(authz) = authzs.next().await {
-            let mut authz = authz.map_err(failure)?;
-            match authz.status {
-                AuthorizationStatus::Valid => continue,
-                AuthorizationStatus::Pending => {}
-                other => {
-                    return Err(UpstreamFailure::plain(format!(
-                        "authorization for {} is {other:?}",
-                        authz.identifier()
-                    )));
+        // A fetch of an authorization refused for its nonce ends a pass over them: the
+        // next pass fetches it again and skips those already answered.
+        let mut answered = std::collections::HashSet::new();
+        let mut refused = 0;
+        'passes: loop {
+            let mut authzs = order.authorizations();
+            while let Some(authz) = authzs.next().await {
+                let mut authz = match authz {
+                    Ok(authz) => authz,
+                    Err(instant_acme::Error::Api(p))
+                        if refused < BAD_NONCE_ROUNDS
+                            && p.r#type.as_deref() == Some(acme_chains::BAD_NONCE) =>
+                    {
+                        refused += 1;
+                        continue 'passes;
+                    }
+                    Err(e) => return Err(failure(e)),
+                };
+                if !answered.insert(authz.identifier().to_string()) {
+                    continue;
                 }
+                match authz.status {
+                    AuthorizationStatus::Valid => continue,
+                    AuthorizationStatus::Pending => {}
+                    other => {
+                        return Err(UpstreamFailure::plain(format!(
+                            "authorization for {} is {other:?}",
+                            authz.identifier()
+                        )));
+                    }
+                }
+                let name = authz.identifier().to_string();
+                let base = match authz.identifier().identifier {
+                    Identifier::Dns(n) => n.clone(),
+                    other => {
+                        return Err(UpstreamFailure::plain(format!(
+                            "unexpected identifier {other:?}"
+                        )));
+                    }
+                };
+                let kind = match dns {
+                    Some(_) => ChallengeType::Dns01,
+                    None => ChallengeType::Http01,
+                };
+                let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+                    UpstreamFailure::plain(format!(
+                        "the upstream offers no {kind:?} challenge for {name}"
+                    ))
+                })?;
+                match dns {
+                    Some(dns) => {
+                        let record = format!("_acme-challenge.{base}.");
+                        let value = challenge.key_authorization().dns_value();
+                        dns.set_txt(&record, &value).await?;
+                        records.push((record.clone(), value.clone()));
+                        let servers = dns.authoritative(&record).await?;
+                        wait_visible(&servers, &record, &value, PROPAGATION_TIMEOUT).await?;
+                    }
+                    None => {
+                        let token = challenge.token.clone();
+                        board
+                            .publish(&token, challenge.key_authorization().as_str())
+                            .await
+                            .map_err(|e| {
+                                UpstreamFailure::plain(format!(
+                                    "publishing the http-01 answer: {e}"
+                                ))
+                            })?;
+                        published.push(token);
+                    }
+                }
+                again_on_bad_nonce!(challenge.set_ready()).map_err(failure)?;
             }
-            let name = authz.identifier().to_string();
-            let base = match authz.identifier().identifier {
-                Identifier::Dns(n) => n.clone(),
-                other => {
-                    return Err(UpstreamFailure::plain(format!(
-                        "unexpected identifier {other:?}"
-                    )));
-                }
-            };
-            let kind = match dns {
-                Some(_) => ChallengeType::Dns01,
-                None => ChallengeType::Http01,
-            };
-            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
-                UpstreamFailure::plain(format!(
-                    "the upstream offers no {kind:?} challenge for {name}"
-                ))
-            })?;
-            match dns {
-                Some(dns) => {
-                    let record = format!("_acme-challenge.{base}.");
-                    let value = challenge.key_authorization().dns_value();
-                    dns.set_txt(&record, &value).await?;
-                    records.push((record.clone(), value.clone()));
-                    let servers = dns.authoritative(&record).await?;
-                    wait_visible(&servers, &record, &value, PROPAGATION_TIMEOUT).await?;
-                }
-                None => {
-                    let token = challenge.token.clone();
-                    board
-                        .publish(&token, challenge.key_authorization().as_str())
-                        .await
-                        .map_err(|e| {
-                            UpstreamFailure::plain(format!("publishing the http-01 answer: {e}"))
-                        })?;
-                    published.push(token);
-                }
-            }
-            challenge.set_ready().await.map_err(failure)?;
+            break;
         }
         let retries = RetryPolicy::new()
             .initial_delay(Duration::from_millis(500))
             .timeout(VALIDATION_TIMEOUT);
-        let status = order.poll_ready(&retries).await.map_err(failure)?;
+        let status = again_on_bad_nonce!(order.poll_ready(&retries)).map_err(failure)?;
         if status != OrderStatus::Ready {
             return Err(invalid_order(&mut order).await);
         }
-        order.finalize_csr(csr_der).await.map_err(failure)?;
-        let pem = order.poll_certificate(&retries).await.map_err(failure)?;
+        again_on_bad_nonce!(order.finalize_csr(csr_der)).map_err(failure)?;
+        let pem = again_on_bad_nonce!(order.poll_certificate(&retries)).map_err(failure)?;
         let Some(preferred) = &self.config.preferred_chain else {
             return Ok(pem);
         };
@@ -406,32 +457,6 @@ async fn bounded<T>(
     }
 }
 
-/// How many more times a call whose nonce was refused is made once the client's own
-/// retries (two, each with the nonce of the refusal) are spent.
-const BAD_NONCE_ROUNDS: usize = 2;
-
-/// Make `call` again when the CA refused its nonce even after the client's own retries:
-/// a CA may refuse any share of good nonces (RFC 8555 §6.5; Pebble refuses 5 % by
-/// default), and a request refused for its nonce was not acted on, so repeating it is
-/// safe. For one-shot calls that no later attempt of the scheduler repeats.
-async fn again_on_bad_nonce<T, F>(mut call: impl FnMut() -> F) -> Result<T, instant_acme::Error>
-where
-    F: Future<Output = Result<T, instant_acme::Error>>,
-{
-    let mut rounds = 0;
-    loop {
-        match call().await {
-            Err(instant_acme::Error::Api(p))
-                if rounds < BAD_NONCE_ROUNDS
-                    && p.r#type.as_deref() == Some(acme_chains::BAD_NONCE) =>
-            {
-                rounds += 1;
-            }
-            r => return r,
-        }
-    }
-}
-
 impl UpstreamCa for AcmeUpstream {
     fn issue<'a>(
         &'a self,
@@ -483,11 +508,9 @@ impl UpstreamCa for AcmeUpstream {
             // Setting the contacts to what they are is a signed request to the account
             // URL: it fails unless the account exists and is valid.
             let contact: Vec<&str> = self.config.contact.iter().map(String::as_str).collect();
-            bounded(
-                CALL_TIMEOUT,
-                "checking the account",
-                again_on_bad_nonce(|| account.update_contacts(&contact)),
-            )
+            bounded(CALL_TIMEOUT, "checking the account", async {
+                again_on_bad_nonce!(account.update_contacts(&contact))
+            })
             .await?;
             let mut found = json!({
                 "account_url": account.id(),
@@ -536,11 +559,9 @@ impl UpstreamCa for AcmeUpstream {
     fn rollover_key(&self) -> BoxFuture<'_, Result<String, UpstreamFailure>> {
         Box::pin(async move {
             let mut account = self.account().await?;
-            let creds = bounded(
-                CALL_TIMEOUT,
-                "rolling the account key over",
-                account.update_key(),
-            )
+            let creds = bounded(CALL_TIMEOUT, "rolling the account key over", async {
+                again_on_bad_nonce!(account.update_key())
+            })
             .await?;
             serde_json::to_string(&creds)
                 .map_err(|e| UpstreamFailure::plain(format!("account credentials: {e}")))
@@ -571,14 +592,13 @@ impl UpstreamCa for AcmeUpstream {
             let account = self.account().await?;
             let der = rustls::pki_types::CertificateDer::from(cert_der);
             // RFC 8555 section 7.6, signed with the account key that ordered it.
-            bounded(
-                CALL_TIMEOUT,
-                "revoking the certificate",
-                account.revoke(&RevocationRequest {
-                    certificate: &der,
-                    reason: Some(reason),
-                }),
-            )
+            let request = RevocationRequest {
+                certificate: &der,
+                reason: Some(reason),
+            };
+            bounded(CALL_TIMEOUT, "revoking the certificate", async {
+                again_on_bad_nonce!(account.revoke(&request))
+            })
             .await
         })
     }
@@ -586,11 +606,9 @@ impl UpstreamCa for AcmeUpstream {
     fn deactivate(&self) -> BoxFuture<'_, Result<(), UpstreamFailure>> {
         Box::pin(async move {
             let account = self.account().await?;
-            bounded(
-                CALL_TIMEOUT,
-                "deactivating the account",
-                account.deactivate(),
-            )
+            bounded(CALL_TIMEOUT, "deactivating the account", async {
+                again_on_bad_nonce!(account.clone().deactivate())
+            })
             .await
         })
     }
