@@ -14,6 +14,7 @@ use certkeeper_ca::{Clock, MasterKey};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::certs::SERIAL_IN_ANY_CA;
 use super::script::{Outcome, Script, Stmt};
 use super::writer::placeholders;
 use super::{AuditEvent, Store, StoreError};
@@ -843,10 +844,8 @@ impl Store {
         &self,
         serial: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM certificates WHERE serial = $1")
-            .bind(serial)
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = format!("SELECT id FROM certificates WHERE {SERIAL_IN_ANY_CA}serial = $1");
+        let rows = sqlx::query(&sql).bind(serial).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| r.try_get("id").map_err(Into::into))
             .collect()

@@ -8,6 +8,11 @@ use certkeeper_ca::CertInfo;
 
 use super::{AuditEvent, Store, StoreError, from_ts, ts};
 
+/// The start of a condition on a serial number that reaches it through the
+/// `(ca_id, serial)` index when no CA is named: one lookup per CA instead of a scan of
+/// every certificate.
+pub(crate) const SERIAL_IN_ANY_CA: &str = "ca_id IN (SELECT id FROM cas) AND ";
+
 /// A certificate to record. It is durably stored before anyone sees it.
 #[derive(Debug, Clone)]
 pub struct NewCertificate {
@@ -311,10 +316,17 @@ impl Store {
             );
         }
         if let Some(s) = &f.serial {
+            // Without a CA, every CA's range of the (ca_id, serial) key is looked up: a
+            // serial alone is not a key of any index, and would scan the table.
+            let by_ca = if f.ca_id.is_some() {
+                ""
+            } else {
+                SERIAL_IN_ANY_CA
+            };
             push(
                 &mut conds,
                 &mut args,
-                |n| format!("serial = ${n}"),
+                |n| format!("{by_ca}serial = ${n}"),
                 Arg::Text(s.to_ascii_lowercase()),
             );
         }
@@ -626,6 +638,43 @@ mod tests {
         assert!(within("a.example.com") && within("x.y.example.com"));
         assert!(!within("example.com") && !within("badexample.com"));
         assert!(!within("example.com.evil") && !within("a.example.co"));
+    }
+
+    /// A serial without its CA is found through the `(ca_id, serial)` index, one lookup
+    /// per CA: the serial alone would scan every certificate (the ACME renewal
+    /// information of RFC 9773 names a certificate by serial and key identifier, and is
+    /// asked for without authentication).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_serial_without_its_ca_is_looked_up_not_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::load(dir.path(), None).unwrap();
+        let store = Store::connect(&settings).await.unwrap();
+        let plan = |sql: String| {
+            let store = store.clone();
+            async move {
+                let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .bind("0a")
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<String, _>("detail"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        let scanned = plan("SELECT id FROM certificates WHERE serial = $1".into()).await;
+        assert!(scanned.contains("SCAN certificates"), "{scanned}");
+        let looked_up = plan(format!(
+            "SELECT id FROM certificates WHERE {SERIAL_IN_ANY_CA}serial = $1"
+        ))
+        .await;
+        assert!(
+            looked_up.contains("SEARCH certificates USING INDEX")
+                && looked_up.contains("ca_id=? AND serial=?")
+                && !looked_up.contains("SCAN certificates"),
+            "{looked_up}"
+        );
     }
 
     /// The counts from the tallies equal the counts over every certificate, with
