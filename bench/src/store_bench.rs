@@ -66,8 +66,17 @@ const ACTOR: &str = "token:store-bench";
 /// One certificate as issuance hands it to the store.
 type Record = (NewCertificate, AuditEvent);
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // The scheduling policy `certkeeper serve` takes (`src/sched.rs`), before any thread
+    // starts, so that every thread of the benchmark inherits it as the server's do.
+    certkeeper::sched::run_as_batch_work();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<()> {
     let args = Args::parse();
     let (_dir, _clock, booted) =
         certkeeper_bench::boot_in_process(args.database_url.as_deref(), "").await?;
