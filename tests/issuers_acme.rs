@@ -254,6 +254,42 @@ async fn managed(s: &TestServer, name: &str) -> Value {
     m
 }
 
+/// Revoke certificate `id` (superseded) through the API: forwarded to Pebble, which
+/// held it valid before and revoked after, and recorded here.
+async fn revoke_upstream(s: &TestServer, pebble: &Pebble, id: &str) {
+    let (_, before) = s
+        .api(Method::GET, &format!("/certificates/{id}"), None)
+        .await;
+    assert_eq!(pebble.cert_status(&serial(&before)), "Valid");
+    let (st, c) = s
+        .api(
+            Method::POST,
+            &format!("/certificates/{id}/revoke"),
+            Some(json!({"reason": 4})),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["status"], "revoked", "{c}");
+    assert_eq!(pebble.cert_status(&serial(&c)), "Revoked");
+}
+
+/// Delete the ACME issuer `name`: its account is deactivated at the CA first, which the
+/// audit event records.
+async fn delete_deactivating(s: &TestServer, name: &str) {
+    let (st, p) = s
+        .api(Method::DELETE, &format!("/issuers/{name}"), None)
+        .await;
+    assert_eq!(st, 204, "{p}");
+    let (_, audit) = s
+        .api(Method::GET, "/audit?action=issuer.delete", None)
+        .await;
+    assert_eq!(audit["items"][0]["detail"]["name"], name, "{audit}");
+    assert_eq!(
+        audit["items"][0]["detail"]["account_deactivated"], true,
+        "{audit}"
+    );
+}
+
 /// A version's serial, as hex without separators.
 fn serial(v: &Value) -> String {
     v["serial"]
@@ -630,20 +666,7 @@ async fn scenario(db: Db) {
 
     // Revocation is forwarded to Pebble (revokeCert, signed by the account that ordered
     // it), then recorded here; Pebble's management API shows it revoked.
-    let (_, before) = s
-        .api(Method::GET, &format!("/certificates/{first}"), None)
-        .await;
-    assert_eq!(pebble.cert_status(&serial(&before)), "Valid");
-    let (st, c) = s
-        .api(
-            Method::POST,
-            &format!("/certificates/{first}/revoke"),
-            Some(json!({"reason": 4})),
-        )
-        .await;
-    assert_eq!(st, 200, "{c}");
-    assert_eq!(c["status"], "revoked", "{c}");
-    assert_eq!(pebble.cert_status(&serial(&c)), "Revoked");
+    revoke_upstream(&s, &pebble, &first).await;
 
     // The upstream's answer is held to the profile too: a 90-day certificate is refused
     // under a profile that allows 30 days (recorded, retried later), and not kept.
@@ -698,17 +721,9 @@ async fn scenario(db: Db) {
             .await;
         assert_eq!(st, 204);
     }
-    let (st, p) = s.api(Method::DELETE, "/issuers/pebble", None).await;
-    assert_eq!(st, 204, "{p}");
+    delete_deactivating(&s, "pebble").await;
     let (st, _) = s.api(Method::GET, "/issuers/pebble", None).await;
     assert_eq!(st, 200, "the certificates it issued keep its CA row");
-    let (_, audit) = s
-        .api(Method::GET, "/audit?action=issuer.delete", None)
-        .await;
-    assert_eq!(
-        audit["items"][0]["detail"]["account_deactivated"], true,
-        "{audit}"
-    );
 }
 
 /// TSIG secret of the test zone's update key (base64 of 32 bytes).
@@ -1356,24 +1371,8 @@ async fn a_ca_refusing_many_nonces() {
         "renewed at once: {r}\n{}",
         s.logs()
     );
-    let (st, c) = s
-        .api(
-            Method::POST,
-            &format!("/certificates/{first}/revoke"),
-            Some(json!({"reason": 4})),
-        )
-        .await;
-    assert_eq!(st, 200, "{c}");
-    assert_eq!(pebble.cert_status(&serial(&c)), "Revoked");
-    let (st, gone) = s.api(Method::DELETE, "/issuers/refusing-1", None).await;
-    assert_eq!(st, 204, "{gone}");
-    let (_, audit) = s
-        .api(Method::GET, "/audit?action=issuer.delete", None)
-        .await;
-    assert_eq!(
-        audit["items"][0]["detail"]["account_deactivated"], true,
-        "{audit}"
-    );
+    revoke_upstream(&s, &pebble, &first).await;
+    delete_deactivating(&s, "refusing-1").await;
 }
 
 /// The value of the TXT record at the challenge name that was there before (a domain
