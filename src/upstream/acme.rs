@@ -40,16 +40,16 @@ macro_rules! again_on_bad_nonce {
         let mut rounds = 0;
         loop {
             match $call.await {
-                Err(instant_acme::Error::Api(p))
-                    if rounds < BAD_NONCE_ROUNDS
-                        && p.r#type.as_deref() == Some(acme_chains::BAD_NONCE) =>
-                {
-                    rounds += 1;
-                }
+                Err(e) if rounds < BAD_NONCE_ROUNDS && is_bad_nonce(&e) => rounds += 1,
                 r => break r,
             }
         }
     }};
+}
+
+/// Whether the CA refused the request for its nonce (`badNonce`).
+fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some(acme_chains::BAD_NONCE))
 }
 
 /// Longest wait for one account call (directory, registration, check).
@@ -135,10 +135,10 @@ impl AcmeConfig {
             terms_of_service_agreed: true,
             only_return_existing: false,
         };
-        let mut builders = Vec::with_capacity(BAD_NONCE_ROUNDS + 1);
-        for _ in 0..=BAD_NONCE_ROUNDS {
-            builders.push(self.builder(RetrySlot::default())?);
-        }
+        // `create` consumes its builder: one for each round.
+        let mut builders = (0..=BAD_NONCE_ROUNDS)
+            .map(|_| self.builder(RetrySlot::default()))
+            .collect::<Result<Vec<_>, _>>()?;
         let (account, creds) = bounded(CALL_TIMEOUT, "registering the account", async {
             again_on_bad_nonce!(builders.pop().expect("one builder per round").create(
                 &new,
@@ -256,16 +256,13 @@ impl AcmeUpstream {
             while let Some(authz) = authzs.next().await {
                 let mut authz = match authz {
                     Ok(authz) => authz,
-                    Err(instant_acme::Error::Api(p))
-                        if refused < BAD_NONCE_ROUNDS
-                            && p.r#type.as_deref() == Some(acme_chains::BAD_NONCE) =>
-                    {
+                    Err(e) if refused < BAD_NONCE_ROUNDS && is_bad_nonce(&e) => {
                         refused += 1;
                         continue 'passes;
                     }
                     Err(e) => return Err(failure(e)),
                 };
-                if !answered.insert(authz.identifier().to_string()) {
+                if !answered.insert(authz.url().to_string()) {
                     continue;
                 }
                 match authz.status {
