@@ -20,6 +20,19 @@ apt_install() {
         die "apt-get install $* failed"
 }
 
+# build_release CARGO_ARGS...: `cargo build --release CARGO_ARGS` in the workspace ($ROOT),
+# unless BENCH_NO_BUILD=1: then the release binaries already in the target directory are
+# used as they are (a machine without a Rust toolchain, binaries copied there).
+build_release() {
+    if [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
+        log "BENCH_NO_BUILD=1: using the binaries already in ${TARGET_DIR:-target}/release"
+        return 0
+    fi
+    log "building release binaries ($*)"
+    (cd "$ROOT" && timeout "${BENCH_BUILD_TIMEOUT:-3600}" cargo build --release "$@") >&2 ||
+        die "cargo build failed"
+}
+
 # stop_pid PID NAME: SIGTERM, up to 10 s grace, then SIGKILL.
 stop_pid() {
     local pid="$1" name="$2" i

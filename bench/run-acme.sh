@@ -16,6 +16,7 @@
 #   BENCH_KEEP_WORKDIR    1 = keep the temp dir (configs, server logs)
 #   BENCH_TARGETS         which servers to run, default "certkeeper pebble"
 #   BENCH_CK_EXTRA_ENV    extra settings for certkeeper, "CERTKEEPER_X=v CERTKEEPER_Y=w"
+#   BENCH_NO_BUILD        1 = no `cargo build`: use the binaries already in target/release
 #   BENCH_CERTKEEPER_BIN  certkeeper binary to run instead of this tree's release build
 #                         (to compare two builds in the same conditions)
 #   BENCH_SERVER_CPUS     CPUs for each ACME server (`taskset -c` list, e.g. 0); default unpinned
@@ -69,9 +70,7 @@ if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null
     apt_install pebble
 fi
 
-log "building release binaries"
-(cd "$ROOT" && timeout 3600 cargo build --release -p certkeeper -p certkeeper-bench) >&2 ||
-    die "cargo build failed"
+build_release -p certkeeper -p certkeeper-bench
 CK_BIN="${BENCH_CERTKEEPER_BIN:-$TARGET_DIR/release/certkeeper}"
 [[ -x "$CK_BIN" ]] || die "no certkeeper binary at $CK_BIN"
 BENCH_BIN="$TARGET_DIR/release/acme-bench"

@@ -14,6 +14,8 @@
 #   BENCH_KEEP_WORKDIR     1 = keep the temp dir (keys, configs, server logs)
 #   BENCH_STARTUP_TIMEOUT  seconds to wait for each server to come up (default 60)
 #   BENCH_BUILD_TIMEOUT    seconds allowed for `cargo build --release` (default 3600)
+#   BENCH_NO_BUILD         1 = no `cargo build`: use the binaries already in target/release
+#   BENCH_CK_EXTRA_ENV     extra settings for certkeeper, "CERTKEEPER_X=v CERTKEEPER_Y=w"
 #   BENCH_CERTKEEPER_BIN   certkeeper binary to run instead of this tree's release build
 #                          (to compare two builds in the same conditions)
 #   BENCH_SERVER_CPUS      CPUs for each server in turn (`taskset -c` list, e.g. 0); default unpinned
@@ -82,9 +84,7 @@ if [[ "$SKIP_CERTKEEPER" == 1 ]]; then
 else
     packages=(-p certkeeper -p certkeeper-bench)
 fi
-log "building release binaries (${packages[*]})"
-(cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release "${packages[@]}") >&2 ||
-    die "cargo build failed"
+build_release "${packages[@]}"
 BENCH_BIN="$TARGET_DIR/release/certkeeper-bench"
 CK_BIN="${BENCH_CERTKEEPER_BIN:-$TARGET_DIR/release/certkeeper}"
 [[ -x "$BENCH_BIN" ]] || die "missing $BENCH_BIN"
@@ -143,6 +143,8 @@ if [[ "$SKIP_CERTKEEPER" != 1 ]]; then
         export CERTKEEPER_SERVER__HTTP_LISTEN="127.0.0.1:$CK_HTTP_PORT"
         # The generated default profile allows no names unless first start names some.
         export CERTKEEPER_CA__DEFAULT_PROFILE_NAMES='["bench.example.com"]'
+        # shellcheck disable=SC2086 # space-separated NAME=value pairs
+        [[ -z "${BENCH_CK_EXTRA_ENV:-}" ]] || export ${BENCH_CK_EXTRA_ENV}
         pinned "$SERVER_CPUS" "$CK_BIN" serve --data-dir "$CK_DATA"
     ) >"$WORK/certkeeper.log" 2>&1 &
     CK_PID=$!

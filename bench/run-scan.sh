@@ -63,9 +63,7 @@ for tool in python3 timeout /usr/bin/time; do
 done
 command -v nmap >/dev/null || apt_install nmap
 
-log "building release binaries"
-(cd "$ROOT" && timeout 3600 cargo build --release -p certkeeper -p certkeeper-bench) >&2 ||
-    die "cargo build failed"
+build_release -p certkeeper -p certkeeper-bench
 CK="$TARGET_DIR/release/certkeeper"
 LISTENERS="$TARGET_DIR/release/tls-listeners"
 
