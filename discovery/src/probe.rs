@@ -106,8 +106,18 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// The client configuration probes share: TLS 1.2 and 1.3, the aws-lc-rs provider, the
 /// recording verifier.
+///
+/// Probes offer the classical key-exchange groups only (X25519, P-256, P-384), not the
+/// post-quantum hybrid X25519MLKEM768 the provider would put first: the group does not
+/// change which certificate a server presents, every TLS 1.2 or 1.3 server speaks one of
+/// them, and the hybrid's ML-KEM work (key generation here, encapsulation on the scanned
+/// server) was a sixth of a dense scan's CPU.
 pub fn client_config() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    use rustls::crypto::aws_lc_rs::kx_group;
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    });
     let mut schemes = provider
         .signature_verification_algorithms
         .supported_schemes();
