@@ -219,7 +219,15 @@ fn main() -> anyhow::Result<()> {
                     ClientArgs::resolve(&cli.data_dir, &cli.conn).context("client settings")?;
                 rt.block_on(client::scan_remote(client_args, &args))
             } else {
-                rt.block_on(certkeeper_cli::scan::run_local(args, &cli.data_dir))
+                // On a worker of the runtime, beside the probes: each result then passes
+                // between tasks on the same threads instead of waking the main thread.
+                let data_dir = cli.data_dir.clone();
+                rt.block_on(async move {
+                    tokio::spawn(
+                        async move { certkeeper_cli::scan::run_local(args, &data_dir).await },
+                    )
+                    .await?
+                })
             }
         }
         Command::Client(cmd) => {

@@ -165,7 +165,8 @@ pub async fn run_local(args: ScanArgs, data_dir: &std::path::Path) -> anyhow::Re
         );
         bar
     });
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Not a `StdoutLock`: the scan runs as a task that may move between threads.
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut rows = Vec::new();
     if args.csv {
         writeln!(out, "{}", CSV_COLUMNS.join(","))?;
