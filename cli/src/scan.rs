@@ -147,14 +147,14 @@ pub async fn run_local(args: ScanArgs, data_dir: &std::path::Path) -> anyhow::Re
             }
         }
     };
-    let ctx = AnalysisContext {
+    let ctx = Arc::new(AnalysisContext {
         now: time::OffsetDateTime::now_utc().unix_timestamp(),
         alert_window: i64::from(args.alert_days) * 86_400,
         our_cas,
         trust_anchors: Vec::new(),
-    };
+    });
     let total = plan.len();
-    let (mut rx, progress) = certkeeper_discovery::scan(Arc::new(plan), options)?;
+    let (mut rx, progress) = certkeeper_discovery::observe(Arc::new(plan), options, ctx)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
@@ -171,8 +171,7 @@ pub async fn run_local(args: ScanArgs, data_dir: &std::path::Path) -> anyhow::Re
     if args.csv {
         writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     }
-    while let Some(report) = rx.recv().await {
-        let obs = Observation::from_report(report, &ctx);
+    while let Some(obs) = rx.recv().await {
         if let Some(b) = &bar {
             b.set_position(progress.done());
             b.set_message(progress.handshakes().to_string());

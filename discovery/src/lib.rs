@@ -11,7 +11,9 @@
 //!   memory; [`ScanPlan::check_allowed`] enforces an allowlist.
 //! - [`scan`] with [`ScanOptions`] (global and per-host concurrency, a connection-rate
 //!   budget, per-step timeouts in [`ProbeConfig`], bounded reads and chain length) sends one
-//!   [`ProbeReport`] per endpoint on a channel and exposes [`Progress`] counters.
+//!   [`ProbeReport`] per endpoint on a channel and exposes [`Progress`] counters;
+//!   [`observe`] sends each as an [`Observation`] instead, analysed by the task that probed
+//!   it.
 //! - [`analyze_chain`] turns a chain into [`CertificateInfo`]s and [`Finding`]s, given the
 //!   time, the alert window and the caller's own CA certificates in an [`AnalysisContext`];
 //!   [`Observation`] is one endpoint's result in a serialisable form.
@@ -63,7 +65,7 @@ pub use analysis::{
 pub use error::{Error, ProbeError};
 pub use observation::Observation;
 pub use probe::{Handshake, ProbeConfig, client_config, probe};
-pub use scanner::{ProbeReport, Progress, ScanOptions, scan};
+pub use scanner::{ProbeReport, Progress, ScanOptions, observe, scan};
 pub use spec::ScanSpec;
 pub use starttls::StartTls;
 pub use targets::{DEFAULT_PORTS, Endpoint, PortSet, ScanPlan, SniMode, Target, parse_target_list};

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::analysis::AnalysisContext;
 use crate::error::{Error, ProbeError};
+use crate::observation::Observation;
 use crate::probe::{Handshake, ProbeConfig, client_config, probe};
 use crate::targets::{Endpoint, ScanPlan};
 
@@ -122,7 +124,34 @@ pub fn scan(
     plan: Arc<ScanPlan>,
     options: ScanOptions,
 ) -> Result<(mpsc::Receiver<ProbeReport>, Arc<Progress>), Error> {
+    scan_with(plan, options, |report| report)
+}
+
+/// [`scan`], each result analysed into an [`Observation`] by the task that probed it, so
+/// the analysis (parsing the chain, checking a self-signed certificate's signature) runs on
+/// every worker of the runtime instead of in the one task that reads the channel.
+pub fn observe(
+    plan: Arc<ScanPlan>,
+    options: ScanOptions,
+    ctx: Arc<AnalysisContext>,
+) -> Result<(mpsc::Receiver<Observation>, Arc<Progress>), Error> {
+    scan_with(plan, options, move |report| {
+        Observation::from_report(report, &ctx)
+    })
+}
+
+/// The scanner: `finish` turns each probe's report into what the channel carries.
+fn scan_with<T, F>(
+    plan: Arc<ScanPlan>,
+    options: ScanOptions,
+    finish: F,
+) -> Result<(mpsc::Receiver<T>, Arc<Progress>), Error>
+where
+    T: Send + 'static,
+    F: Fn(ProbeReport) -> T + Send + Sync + 'static,
+{
     options.check()?;
+    let finish = Arc::new(finish);
     let progress = Arc::new(Progress {
         total: plan.len(),
         ..Progress::default()
@@ -148,8 +177,13 @@ pub fn scan(
             if let Some(p) = pacer.as_mut() {
                 p.tick().await;
             }
-            let (tx, tls, hosts, progress) =
-                (tx.clone(), tls.clone(), hosts.clone(), progress.clone());
+            let (tx, tls, hosts, progress, finish) = (
+                tx.clone(),
+                tls.clone(),
+                hosts.clone(),
+                progress.clone(),
+                finish.clone(),
+            );
             let probe_config = options.probe.clone();
             let per_host = options.per_host;
             tokio::spawn(async move {
@@ -164,7 +198,7 @@ pub fn scan(
                     progress.handshakes.fetch_add(1, Ordering::Relaxed);
                 }
                 progress.done.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(ProbeReport { endpoint, outcome }).await;
+                let _ = tx.send(finish(ProbeReport { endpoint, outcome })).await;
                 drop(permit);
             });
         }

@@ -127,12 +127,12 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
         .into_iter()
         .filter_map(|c| c.cert_der)
         .collect();
-    let ctx = AnalysisContext {
+    let ctx = Arc::new(AnalysisContext {
         now: pki.now().unix_timestamp(),
         alert_window: settings.alert_window.as_secs() as i64,
         our_cas,
         trust_anchors: Vec::new(),
-    };
+    });
     let options = ScanOptions {
         concurrency: settings.concurrency,
         per_host: 16,
@@ -145,7 +145,7 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
         },
     };
     let plan = Arc::new(plan);
-    let (mut rx, progress) = certkeeper_discovery::scan(plan.clone(), options)
+    let (mut rx, progress) = certkeeper_discovery::observe(plan.clone(), options, ctx)
         .map_err(|e| Error::BadRequest(e.to_string()))?;
     let mut batch = Recorder::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -153,8 +153,7 @@ async fn execute_inner(pki: &Arc<Pki>, id: &str, plan: ScanPlan) -> Result<(), E
     loop {
         tokio::select! {
             r = rx.recv() => match r {
-                Some(report) => {
-                    let obs = Observation::from_report(report, &ctx);
+                Some(obs) => {
                     if obs.answered() {
                         batch.pending.push(obs);
                     }
