@@ -109,8 +109,8 @@ impl ServerCertVerifier for RecordingVerifier {
 ///
 /// Probes offer the classical key-exchange groups only (X25519, P-256, P-384), not the
 /// post-quantum hybrid X25519MLKEM768 the provider would put first: the group does not
-/// change which certificate a server presents, every TLS 1.2 or 1.3 server speaks one of
-/// them, and the hybrid's ML-KEM work (key generation here, encapsulation on the scanned
+/// change which certificate a server presents, servers that do ECDHE support at least one
+/// of these in practice, and the hybrid's ML-KEM work (key generation here, encapsulation on the scanned
 /// server) was a sixth of a dense scan's CPU.
 pub fn client_config() -> Arc<ClientConfig> {
     use rustls::crypto::aws_lc_rs::kx_group;
